@@ -1,0 +1,190 @@
+"""The ``fgdm`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fgdm.data.pt import DataFormatError
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from fgdm.data.sources import SynthManifest, open_corpus
+    from fgdm.data.synth.corpus import SynthCorpus, read_phoenix_csv, write_pt
+    from fgdm.data.vocab import Vocabulary
+
+    out = Path(args.out)
+    sizes = {"train": args.num_train, "dev": args.num_dev, "test": args.num_test}
+    csv_files = _csv_splits(args.glosses) if args.glosses else {}
+    manifest = SynthManifest(
+        seed=args.seed,
+        sizes={k: v for k, v in sizes.items() if k not in csv_files},
+        csv={k: str(Path(v).resolve()) for k, v in csv_files.items()},
+    )
+    if csv_files:  # with CSVs, the --num-* options cap how many rows of each split are rendered
+        manifest.sizes = {}
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rendered = 0
+    for split in manifest.splits():
+        if split in csv_files:
+            rows = read_phoenix_csv(csv_files[split])
+            cap = sizes.get(split)
+            corpus = SynthCorpus(0, split, seed=args.seed, rows=rows[:cap] if cap is not None else rows)
+        else:
+            corpus = manifest.corpus(split, out)
+        if args.lazy:
+            continue
+        write_pt(corpus, out, progress=not args.quiet)
+        rendered += len(corpus)
+    if args.lazy:
+        manifest.save(out)
+    train = open_corpus(out, "train") if "train" in manifest.splits() else None
+    if train is not None:
+        Vocabulary.from_corpus(train.gloss_sequences()).save(out / "src_vocab.txt")
+    elapsed = time.perf_counter() - t0
+    summary = {"out": str(out), "splits": manifest.splits(), "lazy": args.lazy, "seed": args.seed}
+    if rendered:
+        summary |= {
+            "rendered_sequences": rendered,
+            "seconds": round(elapsed, 2),
+            "sequences_per_second": round(rendered / elapsed, 1),
+        }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _csv_splits(path: str) -> dict[str, Path]:
+    p = Path(path)
+    if p.is_dir():
+        found = {s: sorted(p.glob(f"*{s}*.csv")) for s in ("train", "dev", "test")}
+        files = {s: f[0] for s, f in found.items() if f}
+        if not files:
+            raise DataFormatError(p, None, "no *train*.csv, *dev*.csv or *test*.csv in this directory")
+        return files
+    split = next((s for s in ("train", "dev", "test") if s in p.name), "train")
+    return {split: p}
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from fgdm.data.sources import data_splits, open_corpus
+    from fgdm.data.stats import corpus_statistics
+
+    directory = Path(args.dir)
+    splits = args.split or data_splits(directory)
+    if not splits:
+        raise DataFormatError(directory, None, "no splits found (expected {split}.skels files or synth.json)")
+    report: dict = {"path": str(directory), "splits": {}}
+    vocab: set[str] = set()
+    for split in splits:
+        corpus = open_corpus(directory, split, skip_frames=args.skip_frames)
+        report["splits"][split] = corpus_statistics(corpus, progress=not args.quiet, name=split)
+        glosses = {g for seq in corpus.gloss_sequences() for g in seq}
+        if split == "train":
+            vocab = glosses
+        elif vocab:
+            report["splits"][split]["gloss_types_unseen_in_train"] = len(glosses - vocab)
+    report["gloss_vocabulary"] = len(vocab) if vocab else None
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from fgdm.render import save_animation
+
+    sequences, titles = [], []
+    for spec in args.inputs:
+        pose, title = _load_for_render(spec, args.split, args.index)
+        sequences.append(pose)
+        titles.append(title)
+    path = save_animation(args.out, sequences, titles if not args.no_titles else None, fps=args.fps)
+    print(f"wrote {path} ({max(len(s) for s in sequences)} frames, {len(sequences)} panel(s))")
+    return 0
+
+
+def _load_for_render(spec: str, split: str, index: int) -> tuple[np.ndarray, str]:
+    from fgdm.data.io import load_any
+    from fgdm.data.sources import open_corpus
+
+    path = Path(spec)
+    if path.is_dir():
+        corpus = open_corpus(path, split)
+        if not 0 <= index < len(corpus):
+            raise SystemExit(
+                f"fgdm render: --index {index} out of range ({len(corpus)} sequences in {split})"
+            )
+        sample = corpus[index]
+        return sample.pose, " ".join(sample.glosses)[:60]
+    if not path.exists():
+        raise DataFormatError(path, None, "file not found")
+    return load_any(path), path.name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fgdm", description="Focal-General Diffusion Model for sign language production"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate the synthetic sign language as a data directory")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument(
+        "--glosses",
+        help="PHOENIX-style CSV (id|signer|annotation|translation), or a directory of "
+        "*train*/*dev*/*test*.csv, rendered instead of grammar sentences",
+    )
+    p.add_argument(
+        "--num-train", type=int, default=1000, help="train sentences (default 1000; with --glosses: cap)"
+    )
+    p.add_argument("--num-dev", type=int, default=100, help="dev sentences (default 100)")
+    p.add_argument("--num-test", type=int, default=100, help="test sentences (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="one seed is one sign language (default 0)")
+    p.add_argument(
+        "--lazy",
+        action="store_true",
+        help="write only a manifest (synth.json); samples are rendered on demand by index",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("data", help="inspect data directories")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    for name in ("check", "stats"):
+        q = dsub.add_parser(name, help="validate every split and print statistics as JSON")
+        q.add_argument("dir", help="a PT-format directory or a synthetic manifest directory")
+        q.add_argument("--split", action="append", help="only this split (repeatable)")
+        q.add_argument("--skip-frames", type=int, default=1, help="keep every k-th frame")
+        q.add_argument("--quiet", action="store_true", help="no progress bars")
+        q.set_defaults(func=_cmd_data_check)
+
+    p = sub.add_parser("render", help="render sequences to GIF or MP4 (several inputs: side by side)")
+    p.add_argument(
+        "inputs", nargs="+", help=".npy or .pose files, or data directories (with --split/--index)"
+    )
+    p.add_argument("--out", required=True, help="output .gif or .mp4")
+    p.add_argument("--split", default="test", help="split of a data directory input (default test)")
+    p.add_argument("--index", type=int, default=0, help="sequence index in a data directory input")
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--no-titles", action="store_true")
+    p.set_defaults(func=_cmd_render)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (DataFormatError, ValueError, KeyError) as err:
+        print(f"fgdm {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Corpora: indexable collections of sign-language samples, from PT files or rendered on the fly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from fgdm.data.pt import PTSplit, read_split
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sequence.
+
+    Attributes:
+        glosses: gloss tokens (L,).
+        pose: (S, J, 3) float32 skeleton sequence.
+        text: spoken-language translation.
+        name: a stable identifier (the PT ``.files`` line).
+    """
+
+    glosses: tuple[str, ...]
+    pose: np.ndarray
+    text: str
+    name: str
+
+
+@runtime_checkable
+class Corpus(Protocol):
+    """What datasets, training and evaluation need from a source of samples."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Sample: ...
+
+    def gloss_sequences(self) -> list[tuple[str, ...]]:
+        """Gloss tokens of every sample, without loading poses."""
+        ...
+
+    def frame_counts(self) -> np.ndarray:
+        """(N,) frame count of every sample, for length bucketing, without rendering poses."""
+        ...
+
+
+class PTCorpus:
+    """A split of a Progressive-Transformers data directory, held in memory."""
+
+    def __init__(self, split: PTSplit) -> None:
+        self.split = split
+
+    @classmethod
+    def read(cls, directory: Path | str, split: str, skip_frames: int = 1) -> PTCorpus:
+        return cls(read_split(directory, split, skip_frames=skip_frames))
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> Sample:
+        s = self.split
+        return Sample(tuple(s.glosses[index]), s.poses[index], s.texts[index], s.names[index])
+
+    def gloss_sequences(self) -> list[tuple[str, ...]]:
+        return [tuple(g) for g in self.split.glosses]
+
+    def frame_counts(self) -> np.ndarray:
+        return np.array([len(p) for p in self.split.poses], dtype=np.int64)
+
+    def texts(self) -> list[str]:
+        return list(self.split.texts)

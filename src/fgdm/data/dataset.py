@@ -1,0 +1,166 @@
+"""Torch dataset over a corpus, padding collate with masks, and length-bucketed batching."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from fgdm.data.corpus import Corpus
+from fgdm.data.vocab import Vocabulary, warn_unknown
+
+
+@dataclass
+class Batch:
+    """A padded batch. Masks are True on valid (non-padded) positions.
+
+    Attributes:
+        gloss: (B, L) long, padded with the vocabulary's ``<pad>`` id.
+        gloss_mask: (B, L) bool.
+        pose: (B, S, J, 3) float, zero on padded frames.
+        frame_mask: (B, S) bool.
+        texts, names: per sample.
+        index: (B,) long, the samples' corpus indices.
+    """
+
+    gloss: torch.Tensor
+    gloss_mask: torch.Tensor
+    pose: torch.Tensor
+    frame_mask: torch.Tensor
+    texts: list[str]
+    names: list[str]
+    index: torch.Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(
+            self.gloss.to(device), self.gloss_mask.to(device), self.pose.to(device),
+            self.frame_mask.to(device), self.texts, self.names, self.index.to(device),
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return self.gloss.shape[0]
+
+
+class PoseDataset(Dataset):
+    """Samples of a corpus as tensors: ``gloss`` (L,) long, ``pose`` (S, J, 3) float.
+
+    Unknown glosses map to ``<unk>``; one warning counts them when the dataset is built.
+    """
+
+    def __init__(self, corpus: Corpus, vocab: Vocabulary) -> None:
+        self.corpus, self.vocab = corpus, vocab
+        unknown: Counter[str] = Counter()
+        self.gloss_ids = [vocab.encode(g, unknown) for g in corpus.gloss_sequences()]
+        warn_unknown(unknown, "glosses")
+        self.unknown = unknown
+        self._lengths: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.corpus)
+
+    def frame_counts(self) -> np.ndarray:
+        if self._lengths is None:
+            self._lengths = self.corpus.frame_counts()
+        return self._lengths
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.corpus[index]
+        return {
+            "gloss": torch.tensor(self.gloss_ids[index], dtype=torch.long),
+            "pose": torch.from_numpy(np.ascontiguousarray(sample.pose, dtype=np.float32)),
+            "text": sample.text,
+            "name": sample.name,
+            "index": index,
+        }
+
+
+class Collate:
+    """Pads a list of dataset items into a :class:`Batch`."""
+
+    def __init__(self, pad_index: int = Vocabulary.pad_index) -> None:
+        self.pad_index = pad_index
+
+    def __call__(self, items: list[dict]) -> Batch:
+        B = len(items)
+        L = max(len(it["gloss"]) for it in items)
+        S = max(len(it["pose"]) for it in items)
+        J = items[0]["pose"].shape[1]
+        gloss = torch.full((B, L), self.pad_index, dtype=torch.long)
+        gloss_mask = torch.zeros(B, L, dtype=torch.bool)
+        pose = torch.zeros(B, S, J, 3)
+        frame_mask = torch.zeros(B, S, dtype=torch.bool)
+        for b, it in enumerate(items):
+            n, s = len(it["gloss"]), len(it["pose"])
+            gloss[b, :n], gloss_mask[b, :n] = it["gloss"], True
+            pose[b, :s], frame_mask[b, :s] = it["pose"], True
+        return Batch(
+            gloss, gloss_mask, pose, frame_mask, [it["text"] for it in items], [it["name"] for it in items],
+            torch.tensor([it["index"] for it in items], dtype=torch.long),
+        )  # fmt: skip
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar length, so padding stays small.
+
+    Indices are shuffled, cut into pools of ``pool`` batches, sorted by length inside a pool and
+    cut into batches; the batch order is shuffled again. With ``num_replicas > 1`` each rank gets
+    every ``num_replicas``-th batch (equal counts on every rank), for distributed training.
+    Deterministic for a given ``seed`` and epoch (:meth:`set_epoch`).
+    """
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        pool: int = 50,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.pool, self.seed, self.epoch = pool, seed, 0
+        self.num_replicas, self.rank = num_replicas, rank
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        n = len(self.lengths)
+        rng = np.random.default_rng((self.seed, self.epoch))
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        batches = []
+        chunk = self.batch_size * self.pool
+        for start in range(0, n, chunk):
+            part = order[start : start + chunk]
+            part = part[np.argsort(self.lengths[part], kind="stable")]
+            batches += [part[i : i + self.batch_size].tolist() for i in range(0, len(part), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.num_replicas > 1:
+            per_rank = (
+                len(batches) // self.num_replicas
+                if self.drop_last
+                else math.ceil(len(batches) / self.num_replicas)
+            )
+            total = per_rank * self.num_replicas
+            batches = (batches * math.ceil(total / max(len(batches), 1)))[:total] if batches else []
+            batches = batches[self.rank :: self.num_replicas]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())

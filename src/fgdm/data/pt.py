@@ -1,0 +1,186 @@
+"""Reader and writer for the Progressive-Transformers (PT) data format (SPEC §2.1).
+
+A PT data directory holds ``{split}.skels``, ``{split}.gloss``, ``{split}.text`` and ``{split}.files``;
+line i of each describes sequence i. A ``.skels`` line holds T frames of 151 space-separated floats:
+J = 50 joints × (x, y, z), joint after joint, then a frame counter i/T.
+
+The reader validates everything and raises :class:`DataFormatError` naming the file, the 1-based
+line and the problem. It never drops, pads or repairs data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fgdm.skeleton import PT50
+
+SUFFIXES: tuple[str, ...] = ("skels", "gloss", "text", "files")
+DECIMALS = 5
+
+
+class DataFormatError(ValueError):
+    """Invalid input data; the message names the file, the 1-based line and the problem."""
+
+    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
+        self.path, self.line, self.problem = Path(path), line, problem
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass
+class PTSplit:
+    """One split of a PT directory, held in memory.
+
+    Attributes:
+        poses: one (S, J, 3) float32 array per sequence.
+        glosses: gloss tokens per sequence.
+        texts: spoken-language sentence per sequence.
+        names: sequence names (the ``.files`` lines).
+    """
+
+    poses: list[np.ndarray]
+    glosses: list[list[str]]
+    texts: list[str]
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.poses)
+
+    def __post_init__(self) -> None:
+        n = len(self.poses)
+        for field, values in (("glosses", self.glosses), ("texts", self.texts), ("names", self.names)):
+            if len(values) != n:
+                raise ValueError(f"{field} has {len(values)} entries but there are {n} poses")
+
+
+def _lines(path: Path) -> list[str]:
+    """The lines of a text file without their terminators (a final newline adds no line)."""
+    if not path.is_file():
+        raise DataFormatError(path, None, "file not found (a PT split needs .skels, .gloss, .text, .files)")
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.num_joints) -> np.ndarray:
+    """Parses one ``.skels`` line into a (T, J, 3) float32 array, validating it fully."""
+    width = num_joints * 3 + 1
+    tokens = line.split()
+    if not tokens:
+        raise DataFormatError(path, lineno, "empty line: a sequence needs at least one frame")
+    if len(tokens) % width:
+        raise DataFormatError(
+            path,
+            lineno,
+            f"{len(tokens)} values is not a multiple of {width} ({num_joints} joints × 3 + counter); "
+            f"{len(tokens) // width} whole frames and {len(tokens) % width} values left over",
+        )
+    try:
+        values = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        bad = next(i for i, tok in enumerate(tokens) if not _is_float(tok))
+        raise DataFormatError(
+            path, lineno, f"value {bad + 1} ({tokens[bad]!r}, frame {bad // width + 1}) is not a number"
+        ) from None
+    frames = values.reshape(-1, width)
+    finite = np.isfinite(frames)
+    if not finite.all():
+        f, c = np.argwhere(~finite)[0]
+        what = "counter" if c == width - 1 else f"joint {c // 3} coordinate {'xyz'[c % 3]}"
+        raise DataFormatError(path, lineno, f"frame {f + 1}, {what} is {tokens[f * width + c]} (not finite)")
+    counter = frames[:, -1]
+    steps = np.diff(counter)
+    if (steps <= 0).any():
+        f = int(np.argmax(steps <= 0)) + 1
+        raise DataFormatError(
+            path,
+            lineno,
+            f"frame {f + 1}: counter {counter[f]:g} does not increase (previous {counter[f - 1]:g})",
+        )
+    return frames[:, :-1].reshape(-1, num_joints, 3).astype(np.float32)
+
+
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def format_skels_line(pose: np.ndarray) -> str:
+    """Formats a (T, J, 3) array as one ``.skels`` line (5 decimals, counter i/T)."""
+    T = pose.shape[0]
+    frames = np.concatenate(
+        [pose.reshape(T, -1).astype(np.float64), (np.arange(T, dtype=np.float64) / T)[:, None]], axis=1
+    )
+    return " ".join(f"{v:.{DECIMALS}f}" for v in frames.ravel())
+
+
+def read_split(
+    directory: Path | str, split: str, skip_frames: int = 1, num_joints: int = PT50.num_joints
+) -> PTSplit:
+    """Reads ``directory/{split}.{skels,gloss,text,files}``.
+
+    Args:
+        skip_frames: keep every k-th frame (k = 1 keeps all), as the anchors' ``skip_frames``.
+
+    Raises:
+        DataFormatError: on any missing file or malformed line, naming the file and line.
+    """
+    if skip_frames < 1:
+        raise ValueError(f"skip_frames must be ≥ 1, got {skip_frames}")
+    directory = Path(directory)
+    paths = {s: directory / f"{split}.{s}" for s in SUFFIXES}
+    lines = {s: _lines(p) for s, p in paths.items()}
+    counts = {s: len(v) for s, v in lines.items()}
+    if len(set(counts.values())) > 1:
+        detail = ", ".join(f"{paths[s].name} {n}" for s, n in counts.items())
+        raise DataFormatError(directory, None, f"files of split {split!r} differ in line count: {detail}")
+    glosses = []
+    for i, line in enumerate(lines["gloss"], start=1):
+        tokens = line.split()
+        if not tokens:
+            raise DataFormatError(paths["gloss"], i, "empty gloss line")
+        glosses.append(tokens)
+    poses = [
+        parse_skels_line(line, paths["skels"], i, num_joints)[::skip_frames]
+        for i, line in enumerate(lines["skels"], start=1)
+    ]
+    return PTSplit(poses=poses, glosses=glosses, texts=lines["text"], names=lines["files"])
+
+
+def write_split(directory: Path | str, split: str, data: PTSplit) -> None:
+    """Writes a split in the PT format (creating the directory)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, values in (
+        ("gloss", (" ".join(g) for g in data.glosses)),
+        ("text", data.texts),
+        ("files", data.names),
+    ):
+        _write_lines(directory / f"{split}.{name}", values)
+    _write_lines(directory / f"{split}.skels", (format_skels_line(p) for p in data.poses))
+
+
+def _write_lines(path: Path, lines: Sequence[str] | object) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for line in lines:  # type: ignore[attr-defined]
+            if "\n" in line:
+                raise ValueError(f"{path}: a value contains a newline: {line[:40]!r}")
+            f.write(line + "\n")
+    tmp.replace(path)
+
+
+def available_splits(directory: Path | str) -> list[str]:
+    """Splits present in a PT directory (those with a ``.skels`` file), train/dev/test first."""
+    found = sorted(p.stem for p in Path(directory).glob("*.skels"))
+    order = {"train": 0, "dev": 1, "test": 2}
+    return sorted(found, key=lambda s: (order.get(s, 3), s))

@@ -1,0 +1,65 @@
+"""Corpus statistics, as printed by ``fgdm data check``."""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fgdm.data.corpus import Corpus
+from fgdm.skeleton import PT50, Skeleton
+
+
+def mean_speed(pose: np.ndarray, joints: range | list[int]) -> float:
+    """Mean per-frame displacement (Euclidean) of ``joints`` over a (S, J, 3) sequence; 0 for one frame."""
+    if len(pose) < 2:
+        return 0.0
+    return float(np.linalg.norm(np.diff(pose[:, list(joints)], axis=0), axis=-1).mean())
+
+
+def corpus_statistics(
+    corpus: Corpus, skeleton: Skeleton = PT50, progress: bool = False, name: str = ""
+) -> dict:
+    """Statistics of one split: sizes, frame counts, value ranges, speeds (means over sequences)."""
+    n = len(corpus)
+    frames, glosses, speeds_body, speeds_hands, shoulders = [], [], [], [], []
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    neck_max = 0.0
+    body, hands = skeleton.part("body"), skeleton.hands
+    names = skeleton.names
+    ls, rs, neck = names.index("left_shoulder"), names.index("right_shoulder"), skeleton.root
+    vocab: set[str] = set()
+    for i in tqdm(range(n), desc=f"check {name}".strip(), disable=not progress):
+        s = corpus[i]
+        frames.append(len(s.pose))
+        glosses.append(len(s.glosses))
+        vocab.update(s.glosses)
+        flat = s.pose.reshape(-1, 3)
+        lo, hi = np.minimum(lo, flat.min(0)), np.maximum(hi, flat.max(0))
+        speeds_body.append(mean_speed(s.pose, body))
+        speeds_hands.append(mean_speed(s.pose, hands))
+        shoulders.append(np.linalg.norm(s.pose[:, ls] - s.pose[:, rs], axis=-1))
+        neck_max = max(neck_max, float(np.abs(s.pose[:, neck]).max()))
+    sw = np.concatenate(shoulders) if shoulders else np.zeros(1)
+    return {
+        "sequences": n,
+        "frames": {
+            "min": int(min(frames)),
+            "median": float(np.median(frames)),
+            "max": int(max(frames)),
+            "total": int(sum(frames)),
+        },
+        "glosses_per_sequence": {
+            "min": int(min(glosses)),
+            "mean": round(float(np.mean(glosses)), 3),
+            "max": int(max(glosses)),
+        },
+        "joints": skeleton.num_joints,
+        "gloss_types": len(vocab),
+        "value_range": {ax: [round(float(lo[k]), 5), round(float(hi[k]), 5)] for k, ax in enumerate("xyz")},
+        "mean_speed": {
+            "body": round(float(np.mean(speeds_body)), 5),
+            "hands": round(float(np.mean(speeds_hands)), 5),
+        },
+        "shoulder_width": {"mean": round(float(sw.mean()), 5), "std": round(float(sw.std()), 5)},
+        "neck_max_abs": round(neck_max, 6),
+    }

@@ -1,0 +1,167 @@
+"""Synthetic corpora rendered deterministically by index, from the grammar or a PHOENIX-style CSV.
+
+Nothing is stored but sentences: sample i of a split is rendered on demand from
+``(seed, split, i)``, so a full PHOENIX14T-sized corpus costs no disk and any sample can be
+reproduced alone. :func:`write_pt` writes PT files when files are wanted.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fgdm.data.corpus import Sample
+from fgdm.data.pt import DataFormatError, PTSplit, write_split
+from fgdm.data.synth.grammar import Sentence, WeatherGrammar
+from fgdm.data.synth.lexicon import Lexicon, stable_rng
+from fgdm.data.synth.signer import SignAnimator, Signer
+
+NUM_SIGNERS = 9  # as PHOENIX14T
+DEFAULT_SIZES = {"train": 7096, "dev": 519, "test": 642}
+
+
+@dataclass(frozen=True)
+class CSVRow:
+    """One PHOENIX-style annotation row."""
+
+    name: str
+    signer: str
+    glosses: tuple[str, ...]
+    text: str
+
+
+def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
+    """Reads ``id|signer|annotation|translation`` rows (PHOENIX14T's ``*.corpus.csv``).
+
+    The header names the columns; extra columns are allowed. Errors name the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(path, None, "file not found")
+    rows = []
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        need = ("name", "signer", "orth", "translation")
+        aliases = {"id": "name", "annotation": "orth", "speaker": "signer"}
+        if header is None:
+            raise DataFormatError(path, 1, "empty file (expected a header id|signer|annotation|translation)")
+        cols = [aliases.get(h.strip(), h.strip()) for h in header]
+        missing = [c for c in need if c not in cols]
+        if missing:
+            raise DataFormatError(
+                path,
+                1,
+                f"header {'|'.join(header)!r} lacks {missing} (expected id|signer|annotation|translation)",
+            )
+        idx = {c: cols.index(c) for c in need}
+        for lineno, fields in enumerate(reader, start=2):
+            if not fields:
+                continue
+            if len(fields) < len(cols):
+                raise DataFormatError(path, lineno, f"{len(fields)} fields, the header has {len(cols)}")
+            glosses = tuple(fields[idx["orth"]].split())
+            if not glosses:
+                raise DataFormatError(path, lineno, "empty annotation (no glosses)")
+            rows.append(
+                CSVRow(
+                    fields[idx["name"]], fields[idx["signer"]], glosses, fields[idx["translation"]].strip()
+                )
+            )
+    if not rows:
+        raise DataFormatError(path, None, "no rows after the header")
+    return rows
+
+
+class SynthCorpus:
+    """A split of the synthetic sign language, rendered on demand.
+
+    Args:
+        size: number of sentences (ignored when ``rows`` are given).
+        split: the split name; different splits draw different sentences.
+        seed: one seed is one sign language (lexicon) and one corpus.
+        rows: render these PHOENIX-style rows instead of grammar sentences ("phoenix-synth").
+    """
+
+    def __init__(
+        self, size: int, split: str = "train", seed: int = 0, rows: Sequence[CSVRow] | None = None
+    ) -> None:
+        self.split, self.seed = split, seed
+        self.lexicon = Lexicon(seed)
+        self.animator = SignAnimator(self.lexicon)
+        self.grammar = WeatherGrammar()
+        self.rows = list(rows) if rows is not None else None
+        self.size = len(self.rows) if self.rows is not None else size
+        self._sentences: list[tuple[Sentence, str, str]] | None = None
+        self._signers = [Signer.sample(stable_rng(seed, "signer", k)) for k in range(NUM_SIGNERS)]
+
+    @classmethod
+    def from_csv(cls, path: Path | str, split: str, seed: int = 0) -> SynthCorpus:
+        return cls(0, split=split, seed=seed, rows=read_phoenix_csv(path))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def sentence(self, index: int) -> tuple[Sentence, str, str]:
+        """(sentence, signer id, name) of sample ``index``."""
+        if not 0 <= index < self.size:
+            raise IndexError(f"index {index} out of range for {self.size} samples")
+        if self.rows is not None:
+            row = self.rows[index]
+            return Sentence(row.glosses, row.text), row.signer, row.name
+        rng = stable_rng(self.seed, self.split, "sentence", index)
+        sentence = self.grammar.sample(rng)
+        signer = f"Signer{int(rng.integers(NUM_SIGNERS)) + 1:02d}"
+        return sentence, signer, f"{self.split}/synth-{index:05d}"
+
+    def _signer(self, signer_id: str) -> Signer:
+        digits = "".join(ch for ch in signer_id if ch.isdigit())
+        k = (int(digits) - 1) if digits else int(stable_rng(signer_id).integers(NUM_SIGNERS))
+        return self._signers[k % NUM_SIGNERS]
+
+    def _motion_rng(self, index: int) -> np.random.Generator:
+        return stable_rng(self.seed, self.split, "motion", index)
+
+    def __getitem__(self, index: int) -> Sample:
+        sentence, signer_id, name = self.sentence(index)
+        pose = self.animator.animate(list(sentence.glosses), self._signer(signer_id), self._motion_rng(index))
+        return Sample(sentence.glosses, pose, sentence.text, name)
+
+    def gloss_sequences(self) -> list[tuple[str, ...]]:
+        return [self.sentence(i)[0].glosses for i in range(self.size)]
+
+    def texts(self) -> list[str]:
+        return [self.sentence(i)[0].text for i in range(self.size)]
+
+    def frame_counts(self) -> np.ndarray:
+        counts = []
+        for i in range(self.size):
+            sentence, signer_id, _ = self.sentence(i)
+            counts.append(
+                self.animator.frame_count(
+                    list(sentence.glosses), self._signer(signer_id), self._motion_rng(i)
+                )
+            )
+        return np.array(counts, dtype=np.int64)
+
+
+def write_pt(corpus: SynthCorpus, directory: Path | str, progress: bool = True) -> None:
+    """Renders every sample of ``corpus`` and writes them as PT files ``directory/{split}.*``."""
+    samples = [
+        corpus[i] for i in tqdm(range(len(corpus)), desc=f"render {corpus.split}", disable=not progress)
+    ]
+    write_split(
+        directory,
+        corpus.split,
+        PTSplit(
+            poses=[s.pose for s in samples],
+            glosses=[list(s.glosses) for s in samples],
+            texts=[s.text for s in samples],
+            names=[s.name for s in samples],
+        ),
+    )

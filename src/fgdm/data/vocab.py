@@ -1,0 +1,115 @@
+"""Token vocabularies for glosses and for spoken-language text (joeynmt conventions)."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+UNK, PAD, BOS, EOS = "<unk>", "<pad>", "<s>", "</s>"
+SPECIALS: tuple[str, ...] = (UNK, PAD, BOS, EOS)
+
+
+class UnknownTokenWarning(UserWarning):
+    """Tokens outside the vocabulary were mapped to ``<unk>``."""
+
+
+class Vocabulary:
+    """A list of tokens whose first four entries are ``<unk> <pad> <s> </s>``."""
+
+    def __init__(self, tokens: Iterable[str]) -> None:
+        itos = list(tokens)
+        if tuple(itos[:4]) != SPECIALS:
+            raise ValueError(f"a vocabulary starts with {' '.join(SPECIALS)}, got {' '.join(itos[:4])}")
+        seen: set[str] = set()
+        duplicates = [t for t in itos if t in seen or seen.add(t)]  # type: ignore[func-returns-value]
+        if duplicates:
+            raise ValueError(f"duplicate vocabulary entries: {duplicates[:10]}")
+        self.itos: list[str] = itos
+        self.stoi: dict[str, int] = {t: i for i, t in enumerate(itos)}
+
+    unk_index, pad_index, bos_index, eos_index = 0, 1, 2, 3
+
+    @classmethod
+    def from_corpus(cls, sentences: Iterable[Sequence[str]], min_freq: int = 1) -> Vocabulary:
+        """Builds a vocabulary from tokenised sentences: most frequent first, ties alphabetical."""
+        counts = Counter(tok for sent in sentences for tok in sent)
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_freq and t not in SPECIALS),
+            key=lambda t: (-counts[t], t),
+        )
+        return cls([*SPECIALS, *kept])
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> Vocabulary:
+        """Reads one token a line (e.g. PHOENIX14T's ``src_vocab.txt``)."""
+        path = Path(path)
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        for i, line in enumerate(lines, start=1):
+            if not line or " " in line:
+                raise ValueError(f"{path}:{i}: a vocabulary line holds exactly one token, got {line!r}")
+        try:
+            return cls(lines)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+
+    def save(self, path: Path | str) -> None:
+        Path(path).write_text("".join(t + "\n" for t in self.itos), encoding="utf-8")
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.stoi
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.itos == other.itos
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.itos))
+
+    def encode(self, tokens: Sequence[str], unknown: Counter[str] | None = None) -> list[int]:
+        """Maps tokens to ids; unknown tokens become ``<unk>`` and are counted into ``unknown``."""
+        ids = []
+        for tok in tokens:
+            idx = self.stoi.get(tok)
+            if idx is None:
+                idx = self.unk_index
+                if unknown is not None:
+                    unknown[tok] += 1
+            ids.append(idx)
+        return ids
+
+    def encode_all(self, sentences: Iterable[Sequence[str]], what: str = "glosses") -> list[list[int]]:
+        """Encodes many sentences and warns once, with counts, about unknown tokens."""
+        unknown: Counter[str] = Counter()
+        encoded = [self.encode(s, unknown) for s in sentences]
+        warn_unknown(unknown, what)
+        return encoded
+
+    def decode(self, ids: Iterable[int], strip: bool = True) -> list[str]:
+        """Maps ids back to tokens, stopping at ``</s>`` and dropping ``<pad>``/``<s>`` when ``strip``."""
+        out = []
+        for i in ids:
+            tok = self.itos[int(i)]
+            if strip and tok == EOS:
+                break
+            if strip and tok in (PAD, BOS):
+                continue
+            out.append(tok)
+        return out
+
+
+def warn_unknown(unknown: Counter[str], what: str = "glosses") -> None:
+    """Warns once about tokens mapped to ``<unk>``, naming the most frequent."""
+    if not unknown:
+        return
+    shown = ", ".join(f"{t} ({c})" for t, c in unknown.most_common(10))
+    more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+    warnings.warn(
+        f"{sum(unknown.values())} {what} ({len(unknown)} types) are not in the vocabulary and map to "
+        f"<unk>: {shown}{more}",
+        UnknownTokenWarning,
+        stacklevel=3,
+    )

@@ -1,0 +1,149 @@
+"""Rendering skeleton sequences to GIF and MP4, alone or side by side.
+
+Frames are drawn with Pillow from the skeleton's bones (fast: no plotting library per frame).
+The PT convention mirrors x against the image; we un-mirror it so the signer faces the viewer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from fgdm.skeleton import FINGERS, JOINTS_PER_FINGER, PT50, Skeleton
+
+_BODY = (70, 70, 80)
+_FINGER_COLOURS = ((230, 80, 60), (240, 160, 40), (60, 170, 90), (50, 130, 220), (150, 80, 200))
+_BACKGROUND = (250, 250, 247)
+
+
+def _bone_colours(skeleton: Skeleton) -> list[tuple[int, int, int]]:
+    """One colour per bone: the body dark, each finger its own colour (both hands alike)."""
+    colours = []
+    hand_starts = {skeleton.part(p).start for p in ("left_hand", "right_hand")}
+    for child, _ in skeleton.bones:
+        start = next((s for s in hand_starts if s <= child < s + 1 + len(FINGERS) * JOINTS_PER_FINGER), None)
+        if start is None or child == start:
+            colours.append(_BODY)
+        else:
+            colours.append(_FINGER_COLOURS[(child - start - 1) // JOINTS_PER_FINGER])
+    return colours
+
+
+class Renderer:
+    """Draws (J, 3) poses into RGB frames.
+
+    Args:
+        size: panel width and height in pixels.
+        extent: half the visible width in pose units around ``centre``.
+        centre: the (x, y) pose point drawn at the middle of the panel.
+    """
+
+    def __init__(
+        self,
+        skeleton: Skeleton = PT50,
+        size: int = 320,
+        extent: float = 0.6,
+        centre: tuple[float, float] = (0.0, 0.12),
+    ) -> None:
+        self.skeleton, self.size, self.extent, self.centre = skeleton, size, extent, centre
+        self._bones = np.asarray(skeleton.bones)
+        self._colours = _bone_colours(skeleton)
+        self._hand_bone = np.array([c >= skeleton.hands.start for c, _ in skeleton.bones])
+        self._font = ImageFont.load_default()
+
+    def to_pixels(self, pose: np.ndarray) -> np.ndarray:
+        """(J, 3) pose → (J, 2) pixel coordinates (x un-mirrored, y down)."""
+        scale = self.size / (2 * self.extent)
+        px = (-(pose[:, 0] - self.centre[0])) * scale + self.size / 2
+        py = (pose[:, 1] - self.centre[1]) * scale + self.size / 2
+        return np.stack([px, py], axis=1)
+
+    def frame(self, pose: np.ndarray, title: str | None = None) -> np.ndarray:
+        """One (H, W, 3) uint8 image of a (J, 3) pose."""
+        img = Image.new("RGB", (self.size, self.size), _BACKGROUND)
+        draw = ImageDraw.Draw(img)
+        pts = self.to_pixels(np.asarray(pose, dtype=np.float64))
+        if not np.isfinite(pts).all():
+            draw.text((8, self.size // 2), "non-finite pose", fill=(200, 0, 0), font=self._font)
+        else:
+            head = self.skeleton.names.index("head") if "head" in self.skeleton.names else None
+            if head is not None:
+                r = 0.075 * self.size / (2 * self.extent)
+                x, y = pts[head]
+                draw.ellipse((x - r, y - r * 1.2, x + r, y + r * 1.2), outline=_BODY, width=2)
+            body_w = max(2, self.size // 80)
+            for (c, p), colour, is_hand in zip(self._bones, self._colours, self._hand_bone, strict=True):
+                draw.line([tuple(pts[c]), tuple(pts[p])], fill=colour, width=1 if is_hand else body_w)
+                if is_hand:
+                    draw.line([tuple(pts[c]), tuple(pts[p])], fill=colour, width=2)
+        if title:
+            draw.text((6, 4), title, fill=(30, 30, 30), font=self._font)
+        return np.asarray(img)
+
+    def frames(
+        self, sequences: Sequence[np.ndarray], titles: Sequence[str] | None = None
+    ) -> list[np.ndarray]:
+        """Frames showing several (S_k, J, 3) sequences side by side; shorter ones hold their last pose."""
+        if not sequences:
+            raise ValueError("nothing to render")
+        titles = list(titles) if titles is not None else [None] * len(sequences)
+        if len(titles) != len(sequences):
+            raise ValueError(f"{len(titles)} titles for {len(sequences)} sequences")
+        S = max(len(s) for s in sequences)
+        out = []
+        for i in range(S):
+            panels = [
+                self.frame(seq[min(i, len(seq) - 1)], t) for seq, t in zip(sequences, titles, strict=True)
+            ]
+            out.append(np.concatenate(panels, axis=1))
+        return out
+
+
+def save_animation(
+    path: Path | str,
+    sequences: np.ndarray | Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    fps: int = 25,
+    renderer: Renderer | None = None,
+) -> Path:
+    """Writes a GIF or MP4 (by extension) of one (S, J, 3) sequence or several side by side."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    if isinstance(sequences, np.ndarray) and sequences.ndim == 3:
+        sequences = [sequences]
+    for k, seq in enumerate(sequences):
+        if seq.ndim != 3 or seq.shape[-1] != 3:
+            raise ValueError(f"sequence {k} has shape {seq.shape}, expected (S, J, 3)")
+    frames = (renderer or Renderer()).frames(list(sequences), titles)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".gif":
+        iio.imwrite(path, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
+    elif suffix == ".mp4":
+        iio.imwrite(path, np.stack(frames), extension=".mp4", fps=fps, codec="libx264", macro_block_size=8)
+    else:
+        raise ValueError(f"{path}: unsupported animation format {suffix!r} (use .gif or .mp4)")
+    return path
+
+
+def save_contact_sheet(
+    path: Path | str, sequence: np.ndarray, columns: int = 6, title: str | None = None
+) -> Path:
+    """A PNG of evenly spaced frames of one sequence, for reports and quick looks."""
+    renderer = Renderer(size=200)
+    idx = np.linspace(0, len(sequence) - 1, columns).round().astype(int)
+    strip = np.concatenate([renderer.frame(sequence[i], f"frame {i}") for i in idx], axis=1)
+    img = Image.fromarray(strip)
+    if title:
+        canvas = Image.new("RGB", (img.width, img.height + 18), _BACKGROUND)
+        canvas.paste(img, (0, 18))
+        ImageDraw.Draw(canvas).text((6, 3), title, fill=(0, 0, 0), font=ImageFont.load_default())
+        img = canvas
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path

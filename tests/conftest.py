@@ -1,0 +1,21 @@
+"""Shared fixtures: tiny, seeded synthetic data written to temporary directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fgdm.data.synth.corpus import SynthCorpus, write_pt
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic PT directory (train 24, dev 6, test 6) with a gloss vocabulary."""
+    from fgdm.data.vocab import Vocabulary
+
+    out = tmp_path_factory.mktemp("synth")
+    for split, n in (("train", 24), ("dev", 6), ("test", 6)):
+        write_pt(SynthCorpus(n, split, seed=3), out, progress=False)
+    Vocabulary.from_corpus(SynthCorpus(24, "train", seed=3).gloss_sequences()).save(out / "src_vocab.txt")
+    return out

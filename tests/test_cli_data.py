@@ -1,0 +1,43 @@
+import json
+
+import imageio.v3 as iio
+
+from fgdm.cli import main
+
+
+def test_synth_check_render_end_to_end(tmp_path, capsys):
+    out = tmp_path / "data"
+    assert (
+        main(["synth", "--out", str(out), "--num-train", "6", "--num-dev", "2", "--num-test", "2", "--quiet"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["rendered_sequences"] == 10
+    assert (out / "src_vocab.txt").read_text().startswith("<unk>\n<pad>\n<s>\n</s>\n")
+    assert main(["data", "check", str(out), "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["splits"]["train"]["sequences"] == 6 and report["splits"]["test"]["joints"] == 50
+    assert report["splits"]["dev"]["neck_max_abs"] == 0.0
+    assert main(["render", str(out), "--split", "dev", "--index", "1", "--out", str(tmp_path / "a.gif")]) == 0
+    assert iio.imread(tmp_path / "a.gif").shape[0] > 10
+
+
+def test_lazy_manifest_renders_the_same_samples(tmp_path, capsys):
+    from fgdm.data.sources import open_corpus
+
+    assert main(["synth", "--out", str(tmp_path / "lazy"), "--lazy", "--num-train", "7096", "--quiet"]) == 0
+    assert sum(f.stat().st_size for f in (tmp_path / "lazy").iterdir()) < 200_000  # no gigabytes of text
+    corpus = open_corpus(tmp_path / "lazy", "train")
+    assert len(corpus) == 7096 and corpus[7095].pose.shape[1:] == (50, 3)
+
+
+def test_data_check_reports_invalid_data_with_exit_status_1(tmp_path, capsys):
+    out = tmp_path / "data"
+    main(["synth", "--out", str(out), "--num-train", "3", "--num-dev", "1", "--num-test", "1", "--quiet"])
+    skels = out / "train.skels"
+    lines = skels.read_text().split("\n")
+    lines[1] = lines[1] + " 1.0"
+    skels.write_text("\n".join(lines))
+    capsys.readouterr()
+    assert main(["data", "check", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "train.skels:2:" in err and "not a multiple of 151" in err

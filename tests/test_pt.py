@@ -1,0 +1,66 @@
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fgdm.data.pt import DataFormatError, read_split, write_split
+
+
+def test_round_trip_reproduces_files_byte_for_byte(synth_dir: Path, tmp_path: Path):
+    data = read_split(synth_dir, "dev")
+    write_split(tmp_path, "dev", data)
+    for suffix in ("skels", "gloss", "text", "files"):
+        assert (tmp_path / f"dev.{suffix}").read_bytes() == (synth_dir / f"dev.{suffix}").read_bytes()
+
+
+def test_reader_shapes_and_skip_frames(synth_dir: Path):
+    full = read_split(synth_dir, "dev")
+    half = read_split(synth_dir, "dev", skip_frames=2)
+    assert all(p.shape[1:] == (50, 3) and p.dtype == np.float32 for p in full.poses)
+    for a, b in zip(full.poses, half.poses, strict=True):
+        np.testing.assert_array_equal(a[::2], b)
+
+
+def _set_token(line: str, i: int, value: str) -> str:
+    tokens = line.split()
+    tokens[i] = value
+    return " ".join(tokens)
+
+
+def _corrupt(src: Path, dst: Path, suffix: str, line: int, fn) -> None:
+    shutil.copytree(src, dst)
+    path = dst / f"dev.{suffix}"
+    lines = path.read_text().split("\n")
+    lines[line - 1] = fn(lines[line - 1])
+    path.write_text("\n".join(lines))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "fn", "message"),
+    [
+        ("skels", lambda s: s + " 0.5", "not a multiple of 151"),
+        ("skels", lambda s: _set_token(s, 10, "abc"), "value 11 ('abc', frame 1) is not a number"),
+        ("skels", lambda s: _set_token(s, 160, "inf"), "frame 2, joint 3 coordinate x is inf"),
+        ("skels", lambda s: " ".join(s.split()[:151] * 2), "counter"),
+        ("skels", lambda s: "", "empty line"),
+        ("gloss", lambda s: "   ", "empty gloss line"),
+    ],
+)
+def test_malformed_lines_name_file_line_and_problem(synth_dir, tmp_path, suffix, fn, message):
+    _corrupt(synth_dir, tmp_path / "d", suffix, 3, fn)
+    with pytest.raises(DataFormatError) as err:
+        read_split(tmp_path / "d", "dev")
+    assert err.value.path.name == f"dev.{suffix}" and err.value.line == 3
+    assert message in str(err.value) and f"dev.{suffix}:3:" in str(err.value)
+
+
+def test_differing_line_counts_and_missing_files(synth_dir, tmp_path):
+    shutil.copytree(synth_dir, tmp_path / "d")
+    text = tmp_path / "d" / "dev.text"
+    text.write_text("\n".join(text.read_text().split("\n")[:-2]) + "\n")
+    with pytest.raises(DataFormatError, match=r"differ in line count: .*dev.text 5"):
+        read_split(tmp_path / "d", "dev")
+    (tmp_path / "d" / "dev.files").unlink()
+    with pytest.raises(DataFormatError, match=r"dev.files: file not found"):
+        read_split(tmp_path / "d", "dev")

@@ -1,0 +1,107 @@
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from fgdm.data.pt import DataFormatError
+from fgdm.data.stats import mean_speed
+from fgdm.data.synth.corpus import SynthCorpus, read_phoenix_csv
+from fgdm.data.synth.lexicon import HANDSHAPES, Handedness, Lexicon
+from fgdm.data.synth.signer import SignAnimator, Signer
+from fgdm.skeleton import PT50
+
+
+@pytest.fixture(scope="module")
+def samples():
+    corpus = SynthCorpus(40, "train", seed=0)
+    return [corpus[i] for i in range(len(corpus))]
+
+
+def test_pt_conventions(samples):
+    for s in samples:
+        assert s.pose.dtype == np.float32 and s.pose.shape[1:] == (50, 3)
+        assert np.abs(s.pose[:, 1]).max() == 0.0  # neck at the origin
+        width = np.linalg.norm(s.pose[:, 2] - s.pose[:, 5], axis=-1)
+        assert np.all(np.abs(width / 0.334 - 1) < 0.05)
+        assert s.pose[:, 0, 1].max() < -0.1  # head above the neck: y points down
+        assert s.pose[:, 2, 0].mean() > 0.1 > -0.1 > s.pose[:, 5, 0].mean()  # x mirrored as in PT
+
+
+def test_bone_lengths_are_constant_within_a_sequence(samples):
+    P = PT50.parent_array()
+    for s in samples[:10]:
+        lengths = np.linalg.norm(s.pose - s.pose[:, P], axis=-1)
+        assert lengths.std(axis=0).max() < 1e-4
+
+
+def test_statistics_are_phoenix_like(samples):
+    frames = [len(s.pose) for s in samples]
+    assert 90 <= np.median(frames) <= 170  # PHOENIX14T: median 130
+    assert 5 <= np.mean([len(s.glosses) for s in samples]) <= 11  # PHOENIX14T: mean 7.8
+    body = np.mean([mean_speed(s.pose, PT50.part("body")) for s in samples])
+    hands = np.mean([mean_speed(s.pose, PT50.hands) for s in samples])
+    assert 0.006 <= body <= 0.013  # PHOENIX14T sample: 0.0086
+    assert 0.015 <= hands <= 0.03  # PHOENIX14T sample: 0.0225
+
+
+def test_handshape_is_visible_only_in_the_fingers():
+    lexicon = Lexicon(seed=0)
+    animator = SignAnimator(lexicon)
+    sign = replace(lexicon("REGEN"), handedness=Handedness.ONE)
+    twin = replace(sign, handshape=next(h for h in HANDSHAPES if h != sign.handshape))
+    a = animator.animate([sign], Signer(), np.random.default_rng(1))
+    b = animator.animate([twin], Signer(), np.random.default_rng(1))
+    assert a.shape == b.shape
+    right = PT50.part("right_hand")
+    fingers = np.array([j for j in right if j != right.start])
+    others = np.setdiff1d(np.arange(50), fingers)
+    np.testing.assert_array_equal(a[:, others], b[:, others])  # body, wrists, hand roots, other hand
+    assert np.abs(a[:, fingers] - b[:, fingers]).max() > 0.02
+
+
+def test_lexicon_has_minimal_pairs_and_is_deterministic():
+    lex = Lexicon(seed=0)
+    glosses = [f"G{i}" for i in range(200)]
+    by_family: dict[int, list] = {}
+    for g in glosses:
+        by_family.setdefault(lex.family(g), []).append(lex(g))
+    pairs = sum(
+        1
+        for signs in by_family.values()
+        for a in signs
+        for b in signs
+        if a.gloss < b.gloss
+        and a.handshape != b.handshape
+        and (a.location, a.movement) == (b.location, b.movement)
+    )
+    assert pairs >= 50
+    assert Lexicon(seed=0)("REGEN") == lex("REGEN")
+    assert Lexicon(seed=1)("REGEN") != lex("REGEN")
+
+
+def test_determinism_by_seed():
+    a, b, c = SynthCorpus(3, "dev", seed=5), SynthCorpus(3, "dev", seed=5), SynthCorpus(3, "dev", seed=6)
+    for i in range(3):
+        np.testing.assert_array_equal(a[i].pose, b[i].pose)
+        assert a[i].glosses == b[i].glosses and a[i].text == b[i].text
+    assert any(a[i].glosses != c[i].glosses or a[i].pose.shape != c[i].pose.shape for i in range(3))
+    np.testing.assert_array_equal(a[2].pose, SynthCorpus(3, "dev", seed=5)[2].pose)  # by index, alone
+
+
+def test_frame_counts_match_rendering():
+    corpus = SynthCorpus(5, "test", seed=2)
+    assert corpus.frame_counts().tolist() == [len(corpus[i].pose) for i in range(5)]
+
+
+def test_phoenix_csv_rows_are_rendered(tmp_path):
+    csv = tmp_path / "PHOENIX-2014-T.dev.corpus.csv"
+    csv.write_text(
+        "name|video|start|end|speaker|orth|translation\n"
+        "a-1|x|-1|-1|Signer03|JETZT WETTER MORGEN|und nun das wetter\n"
+        "a-2|x|-1|-1|Signer03|REGEN NORD|im norden regen\n"
+    )
+    corpus = SynthCorpus.from_csv(tmp_path / "PHOENIX-2014-T.dev.corpus.csv", "dev")
+    assert len(corpus) == 2 and corpus[1].glosses == ("REGEN", "NORD") and corpus[0].name == "a-1"
+    csv.write_text("id|signer|annotation|translation\nb|Signer01||leer\n")
+    with pytest.raises(DataFormatError, match=r"corpus.csv:2: empty annotation"):
+        read_phoenix_csv(csv)

@@ -1,0 +1,33 @@
+import pytest
+
+from fgdm.data.vocab import UnknownTokenWarning, Vocabulary
+
+
+def test_built_from_corpus_by_frequency_then_alphabet():
+    v = Vocabulary.from_corpus([["B", "A", "C"], ["C", "B"], ["C"]])
+    assert v.itos == ["<unk>", "<pad>", "<s>", "</s>", "C", "B", "A"]
+    assert v.encode(["A", "C"]) == [6, 4]
+
+
+def test_unknown_glosses_map_to_unk_with_a_counted_warning():
+    v = Vocabulary.from_corpus([["A", "B"]])
+    with pytest.warns(UnknownTokenWarning, match=r"3 glosses \(2 types\).*X \(2\)"):
+        ids = v.encode_all([["A", "X"], ["X", "Y"]])
+    assert ids == [[v.stoi["A"], 0], [0, 0]]
+
+
+def test_read_and_write_src_vocab(tmp_path):
+    v = Vocabulary.from_corpus([["REGEN", "SONNE"]])
+    v.save(tmp_path / "src_vocab.txt")
+    assert Vocabulary.from_file(tmp_path / "src_vocab.txt") == v
+    (tmp_path / "bad.txt").write_text("<pad>\n<unk>\n<s>\n</s>\nA\n")
+    with pytest.raises(ValueError, match="starts with <unk> <pad>"):
+        Vocabulary.from_file(tmp_path / "bad.txt")
+    (tmp_path / "bad2.txt").write_text("<unk>\n<pad>\n<s>\n</s>\nA B\n")
+    with pytest.raises(ValueError, match=r"bad2.txt:5"):
+        Vocabulary.from_file(tmp_path / "bad2.txt")
+
+
+def test_decode_stops_at_eos():
+    v = Vocabulary.from_corpus([["a", "b"]])
+    assert v.decode([2, v.stoi["a"], 1, v.stoi["b"], 3, v.stoi["a"]]) == ["a", "b"]
