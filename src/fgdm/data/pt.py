@@ -120,7 +120,8 @@ def format_skels_line(pose: np.ndarray) -> str:
     frames = np.concatenate(
         [pose.reshape(T, -1).astype(np.float64), (np.arange(T, dtype=np.float64) / T)[:, None]], axis=1
     )
-    return " ".join(f"{v:.{DECIMALS}f}" for v in frames.ravel())
+    values = frames.ravel().tolist()
+    return " ".join([f"%.{DECIMALS}f"] * len(values)) % tuple(values)
 
 
 def read_split(
