@@ -7,10 +7,7 @@ from fgdm.cli import main
 
 def test_synth_check_render_end_to_end(tmp_path, capsys):
     out = tmp_path / "data"
-    assert (
-        main(["synth", "--out", str(out), "--num-train", "6", "--num-dev", "2", "--num-test", "2", "--quiet"])
-        == 0
-    )
+    assert main(["synth", "--out", str(out), "--num-train", "6", "--num-dev", "2", "--num-test", "2", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["rendered_sequences"] == 10
     assert (out / "src_vocab.txt").read_text().startswith("<unk>\n<pad>\n<s>\n</s>\n")
     assert main(["data", "check", str(out), "--quiet"]) == 0

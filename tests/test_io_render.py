@@ -19,9 +19,7 @@ def test_pose_file_round_trip_with_pose_format(tmp_path, pose):
     p = Pose.read(path.read_bytes())
     assert [c.name for c in p.header.components] == ["BODY", "LEFT_HAND", "RIGHT_HAND"]
     assert [len(c.points) for c in p.header.components] == [8, 21, 21]
-    assert (
-        sum(len(c.limbs) for c in p.header.components) == 49 - 2
-    )  # the wrist→hand-root bones cross components
+    assert sum(len(c.limbs) for c in p.header.components) == 49 - 2  # the wrist→hand-root bones cross components
     assert p.body.fps == 25 and p.body.data.shape == (30, 1, 50, 3)
     assert (p.body.confidence == 1).all()
     np.testing.assert_allclose(load_any(path), pose, atol=1e-6)

@@ -70,9 +70,7 @@ def test_lexicon_has_minimal_pairs_and_is_deterministic():
         for signs in by_family.values()
         for a in signs
         for b in signs
-        if a.gloss < b.gloss
-        and a.handshape != b.handshape
-        and (a.location, a.movement) == (b.location, b.movement)
+        if a.gloss < b.gloss and a.handshape != b.handshape and (a.location, a.movement) == (b.location, b.movement)
     )
     assert pairs >= 50
     assert Lexicon(seed=0)("REGEN") == lex("REGEN")

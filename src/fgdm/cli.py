@@ -116,14 +116,36 @@ def _load_for_render(spec: str, split: str, index: int) -> tuple[np.ndarray, str
     if path.is_dir():
         corpus = open_corpus(path, split)
         if not 0 <= index < len(corpus):
-            raise SystemExit(
-                f"fgdm render: --index {index} out of range ({len(corpus)} sequences in {split})"
-            )
+            raise SystemExit(f"fgdm render: --index {index} out of range ({len(corpus)} sequences in {split})")
         sample = corpus[index]
         return sample.pose, " ".join(sample.glosses)[:60]
     if not path.exists():
         raise DataFormatError(path, None, "file not found")
     return load_any(path), path.name
+
+
+def _cmd_model_summary(args: argparse.Namespace) -> int:
+    from fgdm.config import load_config
+    from fgdm.model import build_model
+    from fgdm.model.summary import denoiser_macs, parameter_counts
+
+    cfg = load_config(args.config, args.set)
+    model = build_model(cfg, args.vocab_size)
+    macs = denoiser_macs(model, args.batch, args.frames, args.glosses)
+    summary = {
+        "config": args.config,
+        "vocab_size": args.vocab_size,
+        "parameters": parameter_counts(model),
+        "denoiser_call": {
+            "batch": args.batch,
+            "frames": args.frames,
+            "glosses": args.glosses,
+            "macs": macs,
+            "gmacs": round(macs / 1e9, 3),
+        },
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,9 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="PHOENIX-style CSV (id|signer|annotation|translation), or a directory of "
         "*train*/*dev*/*test*.csv, rendered instead of grammar sentences",
     )
-    p.add_argument(
-        "--num-train", type=int, default=1000, help="train sentences (default 1000; with --glosses: cap)"
-    )
+    p.add_argument("--num-train", type=int, default=1000, help="train sentences (default 1000; with --glosses: cap)")
     p.add_argument("--num-dev", type=int, default=100, help="dev sentences (default 100)")
     p.add_argument("--num-test", type=int, default=100, help="test sentences (default 100)")
     p.add_argument("--seed", type=int, default=0, help="one seed is one sign language (default 0)")
@@ -164,15 +184,24 @@ def build_parser() -> argparse.ArgumentParser:
         q.set_defaults(func=_cmd_data_check)
 
     p = sub.add_parser("render", help="render sequences to GIF or MP4 (several inputs: side by side)")
-    p.add_argument(
-        "inputs", nargs="+", help=".npy or .pose files, or data directories (with --split/--index)"
-    )
+    p.add_argument("inputs", nargs="+", help=".npy or .pose files, or data directories (with --split/--index)")
     p.add_argument("--out", required=True, help="output .gif or .mp4")
     p.add_argument("--split", default="test", help="split of a data directory input (default test)")
     p.add_argument("--index", type=int, default=0, help="sequence index in a data directory input")
     p.add_argument("--fps", type=int, default=25)
     p.add_argument("--no-titles", action="store_true")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("model", help="inspect models")
+    msub = p.add_subparsers(dest="model_command", required=True)
+    q = msub.add_parser("summary", help="parameter counts per component and MACs of one denoiser call (JSON)")
+    q.add_argument("config", help="a YAML config, e.g. configs/paper.yaml")
+    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    q.add_argument("--vocab-size", type=int, default=1089, help="gloss vocabulary size (PHOENIX14T: 1089)")
+    q.add_argument("--batch", type=int, default=1)
+    q.add_argument("--frames", type=int, default=130)
+    q.add_argument("--glosses", type=int, default=8)
+    q.set_defaults(func=_cmd_model_summary)
     return parser
 
 

@@ -83,9 +83,7 @@ class Renderer:
             draw.text((6, 4), title, fill=(30, 30, 30), font=self._font)
         return np.asarray(img)
 
-    def frames(
-        self, sequences: Sequence[np.ndarray], titles: Sequence[str] | None = None
-    ) -> list[np.ndarray]:
+    def frames(self, sequences: Sequence[np.ndarray], titles: Sequence[str] | None = None) -> list[np.ndarray]:
         """Frames showing several (S_k, J, 3) sequences side by side; shorter ones hold their last pose."""
         if not sequences:
             raise ValueError("nothing to render")
@@ -95,9 +93,7 @@ class Renderer:
         S = max(len(s) for s in sequences)
         out = []
         for i in range(S):
-            panels = [
-                self.frame(seq[min(i, len(seq) - 1)], t) for seq, t in zip(sequences, titles, strict=True)
-            ]
+            panels = [self.frame(seq[min(i, len(seq) - 1)], t) for seq, t in zip(sequences, titles, strict=True)]
             out.append(np.concatenate(panels, axis=1))
         return out
 
@@ -130,9 +126,7 @@ def save_animation(
     return path
 
 
-def save_contact_sheet(
-    path: Path | str, sequence: np.ndarray, columns: int = 6, title: str | None = None
-) -> Path:
+def save_contact_sheet(path: Path | str, sequence: np.ndarray, columns: int = 6, title: str | None = None) -> Path:
     """A PNG of evenly spaced frames of one sequence, for reports and quick looks."""
     renderer = Renderer(size=200)
     idx = np.linspace(0, len(sequence) - 1, columns).round().astype(int)

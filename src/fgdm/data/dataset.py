@@ -150,9 +150,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches = [batches[i] for i in rng.permutation(len(batches))]
         if self.num_replicas > 1:
             per_rank = (
-                len(batches) // self.num_replicas
-                if self.drop_last
-                else math.ceil(len(batches) / self.num_replicas)
+                len(batches) // self.num_replicas if self.drop_last else math.ceil(len(batches) / self.num_replicas)
             )
             total = per_rank * self.num_replicas
             batches = (batches * math.ceil(total / max(len(batches), 1)))[:total] if batches else []

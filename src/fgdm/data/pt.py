@@ -124,9 +124,7 @@ def format_skels_line(pose: np.ndarray) -> str:
     return " ".join([f"%.{DECIMALS}f"] * len(values)) % tuple(values)
 
 
-def read_split(
-    directory: Path | str, split: str, skip_frames: int = 1, num_joints: int = PT50.num_joints
-) -> PTSplit:
+def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_joints: int = PT50.num_joints) -> PTSplit:
     """Reads ``directory/{split}.{skels,gloss,text,files}``.
 
     Args:

@@ -48,9 +48,7 @@ class SynthManifest:
             raise DataFormatError(path, None, f"invalid synthetic manifest: {err}") from None
 
     def splits(self) -> list[str]:
-        return sorted(
-            set(self.sizes) | set(self.csv), key=lambda s: ({"train": 0, "dev": 1, "test": 2}.get(s, 3), s)
-        )
+        return sorted(set(self.sizes) | set(self.csv), key=lambda s: ({"train": 0, "dev": 1, "test": 2}.get(s, 3), s))
 
     def corpus(self, split: str, base: Path) -> SynthCorpus:
         if split in self.csv:

@@ -16,9 +16,7 @@ def mean_speed(pose: np.ndarray, joints: range | list[int]) -> float:
     return float(np.linalg.norm(np.diff(pose[:, list(joints)], axis=0), axis=-1).mean())
 
 
-def corpus_statistics(
-    corpus: Corpus, skeleton: Skeleton = PT50, progress: bool = False, name: str = ""
-) -> dict:
+def corpus_statistics(corpus: Corpus, skeleton: Skeleton = PT50, progress: bool = False, name: str = "") -> dict:
     """Statistics of one split: sizes, frame counts, value ranges, speeds (means over sequences)."""
     n = len(corpus)
     frames, glosses, speeds_body, speeds_hands, shoulders = [], [], [], [], []

@@ -68,11 +68,7 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
             glosses = tuple(fields[idx["orth"]].split())
             if not glosses:
                 raise DataFormatError(path, lineno, "empty annotation (no glosses)")
-            rows.append(
-                CSVRow(
-                    fields[idx["name"]], fields[idx["signer"]], glosses, fields[idx["translation"]].strip()
-                )
-            )
+            rows.append(CSVRow(fields[idx["name"]], fields[idx["signer"]], glosses, fields[idx["translation"]].strip()))
     if not rows:
         raise DataFormatError(path, None, "no rows after the header")
     return rows
@@ -88,9 +84,7 @@ class SynthCorpus:
         rows: render these PHOENIX-style rows instead of grammar sentences ("phoenix-synth").
     """
 
-    def __init__(
-        self, size: int, split: str = "train", seed: int = 0, rows: Sequence[CSVRow] | None = None
-    ) -> None:
+    def __init__(self, size: int, split: str = "train", seed: int = 0, rows: Sequence[CSVRow] | None = None) -> None:
         self.split, self.seed = split, seed
         self.lexicon = Lexicon(seed)
         self.animator = SignAnimator(self.lexicon)
@@ -143,18 +137,14 @@ class SynthCorpus:
         for i in range(self.size):
             sentence, signer_id, _ = self.sentence(i)
             counts.append(
-                self.animator.frame_count(
-                    list(sentence.glosses), self._signer(signer_id), self._motion_rng(i)
-                )
+                self.animator.frame_count(list(sentence.glosses), self._signer(signer_id), self._motion_rng(i))
             )
         return np.array(counts, dtype=np.int64)
 
 
 def write_pt(corpus: SynthCorpus, directory: Path | str, progress: bool = True) -> None:
     """Renders every sample of ``corpus`` and writes them as PT files ``directory/{split}.*``."""
-    samples = [
-        corpus[i] for i in tqdm(range(len(corpus)), desc=f"render {corpus.split}", disable=not progress)
-    ]
+    samples = [corpus[i] for i in tqdm(range(len(corpus)), desc=f"render {corpus.split}", disable=not progress)]
     write_split(
         directory,
         corpus.split,

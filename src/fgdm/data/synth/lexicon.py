@@ -66,17 +66,13 @@ HANDSHAPES: tuple[Handshape, ...] = (
     Handshape("I", (_FIST, _FIST, _FIST, _STRAIGHT), (0.0,) * 4, _THUMB_OVER),
     Handshape("bent-B", ((1.0, 0.0),) * 4, (0.0,) * 4, _THUMB_IN),
     Handshape("claw", ((0.15, 0.85),) * 4, _FAN, (0.9, 0.3, 0.6)),
-    Handshape(
-        "F", ((0.6, 0.75), _STRAIGHT, _STRAIGHT, _STRAIGHT), (0.0, 0.05, -0.05, -0.15), (0.7, 0.9, 0.55)
-    ),
+    Handshape("F", ((0.6, 0.75), _STRAIGHT, _STRAIGHT, _STRAIGHT), (0.0, 0.05, -0.05, -0.15), (0.7, 0.9, 0.55)),
     Handshape("3", (_STRAIGHT, _STRAIGHT, _FIST, _FIST), (0.2, -0.1, 0.0, 0.0), _THUMB_OUT),
     Handshape("X", ((0.2, 1.0), _FIST, _FIST, _FIST), (0.0,) * 4, _THUMB_OVER),
 )
 """Seventeen handshapes, named after their common sign-language letters."""
 
-REST_HANDSHAPE = Handshape(
-    "rest", ((0.25, 0.3), (0.3, 0.35), (0.35, 0.4), (0.4, 0.45)), (0.0,) * 4, (0.3, 0.3, 0.2)
-)
+REST_HANDSHAPE = Handshape("rest", ((0.25, 0.3), (0.3, 0.35), (0.35, 0.4), (0.4, 0.45)), (0.0,) * 4, (0.3, 0.3, 0.2))
 
 # Locations of the dominant (right) wrist, relative to the neck, in the PT frame: +x is the
 # signer's right, y points down, z towards the camera. Mirrored in x for the left hand.
@@ -187,9 +183,7 @@ class Lexicon:
             orientation=str(fam.choice(list(ORIENTATIONS))),
             location=location,
             movement=movement,
-            direction=tuple(
-                _DIRECTIONS[int(fam.integers(len(_DIRECTIONS)))] * (1 if fam.random() < 0.5 else -1)
-            ),
+            direction=tuple(_DIRECTIONS[int(fam.integers(len(_DIRECTIONS)))] * (1 if fam.random() < 0.5 else -1)),
             size=float(fam.uniform(0.05, 0.10) * own.uniform(0.9, 1.1)),
             repeats=int(fam.integers(2, 4)),
             handedness=handedness,

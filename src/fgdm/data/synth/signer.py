@@ -31,9 +31,7 @@ from fgdm.skeleton import PT50, Skeleton
 _HAND_ROOT = 0.022  # wrist → hand root, along the finger direction
 _PALM = np.array([0.074, 0.071, 0.067, 0.063])  # hand root → knuckle, index..pinky, along u
 _ACROSS = np.array([0.024, 0.006, -0.011, -0.026])  # knuckle offsets towards the thumb side
-_PHALANGES = np.array(
-    [[0.040, 0.023, 0.018], [0.044, 0.026, 0.019], [0.041, 0.024, 0.018], [0.033, 0.018, 0.015]]
-)
+_PHALANGES = np.array([[0.040, 0.023, 0.018], [0.044, 0.026, 0.019], [0.041, 0.024, 0.018], [0.033, 0.018, 0.015]])
 _THUMB = np.array([0.040, 0.037, 0.030, 0.024])  # root → CMC, then the three thumb bones
 _MAX_FLEX = np.array([np.pi / 2, np.radians(100), np.radians(70)])  # MCP, PIP, DIP
 
@@ -170,9 +168,7 @@ def _sign_tracks(sign: Sign, signer: Signer, rng: np.random.Generator) -> tuple[
             loc_other = loc.copy()
             loc_other[0] = max(loc[0], 0.07)  # two hands need room between them
             dom.pos = loc_other + off
-            other = _Track(
-                (loc_other + mirror_off) * _MIRROR, np.tile(_mirror_quat(quat), (n, 1)), shape.copy()
-            )
+            other = _Track((loc_other + mirror_off) * _MIRROR, np.tile(_mirror_quat(quat), (n, 1)), shape.copy())
         case Handedness.BASE:
             base = np.array([0.04, max(loc[1] + 0.08, 0.14), 0.22])
             base_quat = _frame_quat(np.array([0.0, 0.0, 1.0]), np.array([0.0, -1.0, 0.0]))
@@ -203,9 +199,7 @@ def _two_bone_ik(
     return shoulder + x * e + r * bend, wrist
 
 
-def _hand_joints(
-    wrist: np.ndarray, quat: np.ndarray, shape: np.ndarray, side: float, scale: float
-) -> np.ndarray:
+def _hand_joints(wrist: np.ndarray, quat: np.ndarray, shape: np.ndarray, side: float, scale: float) -> np.ndarray:
     """Forward kinematics of a 21-joint hand: (n, 21, 3) from wrist (n, 3), quat (n, 4), shape (n, 15).
 
     ``side`` is +1 for the right hand and −1 for the left (the thumb side t = side · u × n).
@@ -265,9 +259,7 @@ class SignAnimator:
         self._left = [index[f"left_{j}"] for j in ("shoulder", "elbow", "wrist")]
         self._right_hand, self._left_hand = skeleton.part("right_hand"), skeleton.part("left_hand")
 
-    def plan(
-        self, glosses: Sequence[str | Sign], signer: Signer, rng: np.random.Generator
-    ) -> tuple[_Track, _Track]:
+    def plan(self, glosses: Sequence[str | Sign], signer: Signer, rng: np.random.Generator) -> tuple[_Track, _Track]:
         """Dominant (right) and non-dominant (left) hand tracks for a whole sentence."""
         rest_r = _Track.hold(_REST_WRIST, _REST_QUAT, REST_HANDSHAPE.vector(), 1)
         rest_l = _Track.hold(_REST_WRIST * _MIRROR, _mirror_quat(_REST_QUAT), REST_HANDSHAPE.vector(), 1)

@@ -1,0 +1,108 @@
+"""Gaussian diffusion with a cosine schedule and a DDIM sampler (SPEC §6).
+
+The diffusion process never builds or owns the network: :meth:`Diffusion.sample` takes the
+denoiser (any callable returning an x_0 prediction) as an argument, so EMA weights or a guidance
+wrapper can be swapped in. The network predicts x_0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from fgdm.config import DiffusionConfig
+
+# x0_fn(x_t, t) -> x̂_0, with the conditioning already bound by the caller.
+X0Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cosine_alphas_cumprod(timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """ᾱ_t for t = 0 … T−1 of the cosine schedule (Nichol & Dhariwal), β clipped at ``max_beta``."""
+
+    def f(t: float) -> float:
+        return math.cos((t / timesteps + s) / (1 + s) * math.pi / 2) ** 2
+
+    betas = torch.tensor([min(1 - f(t + 1) / f(t), max_beta) for t in range(timesteps)], dtype=torch.float64)
+    return torch.cumprod(1 - betas, dim=0)
+
+
+@dataclass
+class SamplingStep:
+    """One step of the sampler: the timestep, the current x_t and the model's x_0 prediction."""
+
+    t: int
+    x_t: torch.Tensor
+    x0: torch.Tensor
+
+
+class Diffusion:
+    """The forward process q(x_t | x_0) and DDIM sampling over a few steps."""
+
+    def __init__(self, cfg: DiffusionConfig) -> None:
+        self.cfg = cfg
+        self.timesteps = cfg.timesteps
+        self.alphas_cumprod = cosine_alphas_cumprod(cfg.timesteps, cfg.cosine_s)  # float64 (T,)
+
+    def _abar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        a = self.alphas_cumprod.to(like.device)[t].to(like.dtype)
+        return a.view(-1, *([1] * (like.dim() - 1)))
+
+    def sample_timesteps(self, batch: int, device: torch.device, generator: torch.Generator | None = None):
+        """t uniform in {0, …, T−1}, one per sequence: (B,) long."""
+        return torch.randint(0, self.timesteps, (batch,), device=device, generator=generator)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε."""
+        a = self._abar(t, x0)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    def sampling_timesteps(self, steps: int | None = None) -> list[int]:
+        """I evenly spaced timesteps from T−1 down: 999, 799, 599, 399, 199 for T = 1000, I = 5."""
+        steps = steps or self.cfg.sampling_steps
+        stride = self.timesteps // steps
+        return [self.timesteps - 1 - i * stride for i in range(steps)]
+
+    def sample_steps(
+        self,
+        x0_fn: X0Predictor,
+        shape: tuple[int, ...],
+        mask: torch.Tensor | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> Iterator[SamplingStep]:
+        """DDIM from pure noise, yielding every step; the last step's ``x0`` is the sample.
+
+        Args:
+            x0_fn: the denoiser with its conditioning bound, ``(x_t, t) -> x̂_0``.
+            shape: (B, S, J, 3).
+            mask: (B, S) bool, True on valid frames; padded frames are kept at zero.
+            generator: seeds the initial noise and the η-noise (the same seed gives the same poses).
+        """
+        eta = self.cfg.eta if eta is None else eta
+        keep = mask[..., None, None].to(dtype) if mask is not None else 1.0
+        x = torch.randn(shape, generator=generator, device=device, dtype=dtype) * keep
+        ts = self.sampling_timesteps(steps)
+        B = shape[0]
+        for i, t in enumerate(ts):
+            t_batch = torch.full((B,), t, device=device, dtype=torch.long)
+            x0 = x0_fn(x, t_batch) * keep
+            yield SamplingStep(t, x, x0)
+            if i + 1 == len(ts):
+                break
+            a_t = float(self.alphas_cumprod[t])
+            a_next = float(self.alphas_cumprod[ts[i + 1]])
+            eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
+            sigma = eta * math.sqrt((1 - a_next) / (1 - a_t)) * math.sqrt(1 - a_t / a_next)
+            noise = torch.randn(shape, generator=generator, device=device, dtype=dtype) if sigma > 0 else 0.0
+            x = (math.sqrt(a_next) * x0 + math.sqrt(max(1 - a_next - sigma**2, 0.0)) * eps + sigma * noise) * keep
+
+    def sample(self, x0_fn: X0Predictor, shape: tuple[int, ...], **kwargs) -> torch.Tensor:
+        """The final x_0 prediction of :meth:`sample_steps`: (B, S, J, 3)."""
+        *_, last = self.sample_steps(x0_fn, shape, **kwargs)
+        return last.x0

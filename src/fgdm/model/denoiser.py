@@ -1,0 +1,100 @@
+"""The FGDM denoiser (SPEC §4): predicts x_0 from a noisy sequence x_t, the timestep and the glosses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fgdm.config import ModelConfig
+from fgdm.model.embeddings import TimestepEmbedding
+from fgdm.model.focal import FocalStage
+from fgdm.model.general import FrameToGeneral, GeneralStage, OutputLayer
+from fgdm.model.gloss_encoder import GlossEncoder
+from fgdm.model.iconicity import ID_FEATURES, IconicityDisentanglement
+from fgdm.skeleton import Skeleton
+
+
+@dataclass
+class DenoiserOutput:
+    """x0: (B, S, J, 3) predicted clean poses; features: (B, S, D_g) General-stage output X^go."""
+
+    x0: torch.Tensor
+    features: torch.Tensor
+
+
+class LengthHead(nn.Module):
+    """Predicts the log frame count from the mean-pooled gloss encoding: (B, L, D_g) → (B,)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(width, width // 4), nn.ReLU(), nn.Linear(width // 4, 1))
+
+    def forward(self, encoding: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:
+        m = gloss_mask[..., None].to(encoding.dtype)
+        pooled = (encoding * m).sum(1) / m.sum(1).clamp_min(1.0)
+        # log S ≈ log(number of glosses) + a learned rate: start from ~16 frames a gloss
+        return self.mlp(pooled).squeeze(-1) + torch.log(gloss_mask.sum(1).float().clamp_min(1.0) * 16.0)
+
+
+class Denoiser(nn.Module):
+    """Gloss encoder → ID → (Focal stage) → F2G → General stage → output layer.
+
+    Shape:
+        x_t (B, S, J, 3), t (B,), gloss (B, L), gloss_mask (B, L), frame_mask (B, S) → DenoiserOutput.
+    Masks are True on valid positions. Padded frames of x_t are ignored: they change no valid output.
+    """
+
+    def __init__(self, skeleton: Skeleton, vocab_size: int, cfg: ModelConfig, pad_index: int = 1) -> None:
+        super().__init__()
+        self.cfg = cfg
+        J, D = skeleton.num_joints, cfg.width
+        self.gloss_encoder = GlossEncoder(vocab_size, D, cfg.gloss_encoder, pad_index)
+        self.timestep = TimestepEmbedding(D)
+        self.iconicity = IconicityDisentanglement(skeleton)
+        if cfg.focal.enabled:
+            prior = torch.as_tensor(skeleton.partition_adjacency())
+            self.embed = nn.Linear(ID_FEATURES, cfg.focal.width)  # per joint: 7 → D_f
+            self.focal = FocalStage(prior, D, cfg.focal)
+            self.f2g = FrameToGeneral(J, cfg.focal.width, D)
+        else:  # General-only baseline: ID(x_t) flattened → Linear → D_g
+            self.embed, self.focal = None, None
+            self.f2g = FrameToGeneral(J, ID_FEATURES, D)
+        self.general = GeneralStage(D, cfg.general)
+        self.output = OutputLayer(D, J)
+        self.length_head = LengthHead(D) if cfg.length_head else None
+
+    def encode_glosses(self, gloss: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:
+        """The timestep-free gloss encoding (B, L, D_g); computed once per sampling run."""
+        return self.gloss_encoder(gloss, gloss_mask)
+
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        gloss: torch.Tensor,
+        gloss_mask: torch.Tensor,
+        frame_mask: torch.Tensor,
+        encoding: torch.Tensor | None = None,
+    ) -> DenoiserOutput:
+        if encoding is None:
+            encoding = self.encode_glosses(gloss, gloss_mask)
+        cond = encoding + self.timestep(t)[:, None, :]  # G: (B, L, D_g)
+        keep = frame_mask[..., None, None].to(x_t.dtype)
+        h = self.iconicity(x_t * keep)  # (B, S, J, 7)
+        if self.focal is not None:
+            h = self.embed(h) * keep  # (B, S, J, D_f)
+            h = self.focal(h, cond, frame_mask, gloss_mask)
+        h = self.f2g(h)  # (B, S, D_g)
+        features = self.general(h, cond, frame_mask, gloss_mask)  # X^go
+        x0 = self.output(features) * keep
+        return DenoiserOutput(x0=x0, features=features)
+
+    def predict_length(self, gloss: torch.Tensor, gloss_mask: torch.Tensor, encoding: torch.Tensor | None = None):
+        """Predicted frame count (B,) as a float; needs ``model.length_head``."""
+        if self.length_head is None:
+            raise RuntimeError("this model has no length head (model.length_head: false)")
+        if encoding is None:
+            encoding = self.encode_glosses(gloss, gloss_mask)
+        return torch.exp(self.length_head(encoding, gloss_mask))

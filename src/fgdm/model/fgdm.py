@@ -1,0 +1,132 @@
+"""FGDM: the denoiser, its training-only SCG branch, the diffusion process and the losses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fgdm.config import Config
+from fgdm.diffusion import Diffusion
+from fgdm.losses import BoneLoss, joint_loss, length_loss
+from fgdm.model.denoiser import Denoiser
+from fgdm.model.scg import SCGBranch
+from fgdm.skeleton import PT50, Skeleton
+
+
+@dataclass
+class LossTerms:
+    """The total loss and its parts (scalars); ``scg`` and ``length`` are 0 when disabled."""
+
+    total: torch.Tensor
+    joint: torch.Tensor
+    bone: torch.Tensor
+    scg: torch.Tensor
+    length: torch.Tensor
+
+    def detached(self) -> dict[str, float]:
+        return {k: float(v.detach()) for k, v in self.__dict__.items()}
+
+
+class FGDM(nn.Module):
+    """L = L_joint + λ·L_bone + γ·L_SCG (+ a small length-head term).
+
+    Args:
+        denoiser: the x_0 predictor.
+        scg: the SCG branch, or None (``model.scg.enabled: false``, or an inference-only build).
+    """
+
+    def __init__(self, cfg: Config, denoiser: Denoiser, scg: SCGBranch | None, skeleton: Skeleton = PT50) -> None:
+        super().__init__()
+        self.cfg, self.skeleton = cfg, skeleton
+        self.denoiser = denoiser
+        self.scg = scg
+        self.diffusion = Diffusion(cfg.diffusion)
+        self.bone_loss = BoneLoss(skeleton, cfg.training.bone_mode)
+
+    def loss(
+        self,
+        pose: torch.Tensor,
+        frame_mask: torch.Tensor,
+        gloss: torch.Tensor,
+        gloss_mask: torch.Tensor,
+        generator: torch.Generator | None = None,
+        t: torch.Tensor | None = None,
+    ) -> LossTerms:
+        """Training loss of one batch: pose (B, S, J, 3), masks True on valid positions."""
+        B = pose.shape[0]
+        keep = frame_mask[..., None, None].to(pose.dtype)
+        x0 = pose * keep
+        if t is None:
+            t = self.diffusion.sample_timesteps(B, pose.device, generator)
+        noise = torch.randn(x0.shape, generator=generator, device=pose.device, dtype=pose.dtype)
+        x_t = self.diffusion.q_sample(x0, t, noise) * keep  # padded frames are zero in x_t
+        encoding = self.denoiser.encode_glosses(gloss, gloss_mask)
+        out = self.denoiser(x_t, t, gloss, gloss_mask, frame_mask, encoding=encoding)
+        l_joint = joint_loss(out.x0, x0, frame_mask)
+        l_bone = self.bone_loss(out.x0, x0, frame_mask)
+        total = l_joint + self.cfg.training.bone_weight * l_bone
+        zero = pose.new_zeros(())
+        l_scg = zero
+        if self.scg is not None:
+            l_scg = self.scg.loss(out.features, frame_mask, gloss, gloss_mask, t)
+            total = total + self.cfg.model.scg.weight * l_scg
+        l_len = zero
+        if self.denoiser.length_head is not None:
+            l_len = length_loss(self.denoiser.length_head(encoding, gloss_mask), frame_mask.sum(1))
+            total = total + self.cfg.training.length_weight * l_len
+        return LossTerms(total, l_joint, l_bone, l_scg, l_len)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        gloss: torch.Tensor,
+        gloss_mask: torch.Tensor,
+        frames: torch.Tensor,
+        steps: int | None = None,
+        eta: float | None = None,
+        generator: torch.Generator | None = None,
+        denoiser: nn.Module | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples poses for (B, L) glosses and (B,) frame counts.
+
+        Returns (B, S, J, 3) poses (zero past each length) and the (B, S) frame mask.
+        ``denoiser`` replaces the model's own (e.g. EMA weights).
+        """
+        net = denoiser if denoiser is not None else self.denoiser
+        frames = frames.to(gloss.device).long().clamp_min(1)
+        S = int(frames.max())
+        frame_mask = torch.arange(S, device=gloss.device)[None] < frames[:, None]
+        encoding = net.encode_glosses(gloss, gloss_mask)  # once, not per step
+
+        def x0_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return net(x_t, t, gloss, gloss_mask, frame_mask, encoding=encoding).x0
+
+        shape = (gloss.shape[0], S, self.skeleton.num_joints, 3)
+        dtype = next(net.parameters()).dtype
+        x0 = self.diffusion.sample(
+            x0_fn,
+            shape,
+            mask=frame_mask,
+            steps=steps,
+            eta=eta,
+            generator=generator,
+            device=gloss.device,
+            dtype=dtype,
+        )
+        return x0, frame_mask
+
+    @torch.no_grad()
+    def predict_frames(self, gloss: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:
+        """Frame counts (B,) from the length head, rounded, at least 1."""
+        return self.denoiser.predict_length(gloss, gloss_mask).round().clamp_min(1).long()
+
+
+def build_model(cfg: Config, vocab_size: int, skeleton: Skeleton = PT50, with_scg: bool = True) -> FGDM:
+    """Builds FGDM from a config; the SCG branch only when enabled and ``with_scg`` (training)."""
+    denoiser = Denoiser(skeleton, vocab_size, cfg.model)
+    scg = None
+    if cfg.model.scg.enabled and with_scg:
+        scg = SCGBranch(cfg.model.width, vocab_size, cfg.model.scg, cfg.diffusion.timesteps)
+    return FGDM(cfg, denoiser, scg, skeleton)

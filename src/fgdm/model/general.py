@@ -1,0 +1,67 @@
+"""The General stage (SPEC §4.4–4.6): F2G transform, Transformer decoder over frames, output layer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fgdm.config import GeneralConfig
+from fgdm.model.embeddings import PositionalEncoding
+
+
+class FrameToGeneral(nn.Module):
+    """F2G: (B, S, J, C_in) → flatten J·C_in → Linear → (B, S, D_g) + sinusoidal frame positions."""
+
+    def __init__(self, joints: int, channels: int, width: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(joints * channels, width)
+        self.pos = PositionalEncoding(width)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        B, S = h.shape[:2]
+        return self.pos(self.proj(h.reshape(B, S, -1)))
+
+
+class GeneralStage(nn.Module):
+    """L2 Transformer decoder layers: self-attention over frames, cross-attention to the glosses.
+
+    Shape: h (B, S, D_g), cond (B, L, D_g), frame_mask (B, S), gloss_mask (B, L) → (B, S, D_g).
+    """
+
+    def __init__(self, width: int, cfg: GeneralConfig) -> None:
+        super().__init__()
+        self.causal = cfg.attention == "causal"
+        layer = nn.TransformerDecoderLayer(
+            width, cfg.heads, cfg.ff, cfg.dropout, activation="relu", batch_first=True, norm_first=True
+        )
+        self.layers = nn.TransformerDecoder(layer, cfg.layers)
+
+    def forward(
+        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+    ) -> torch.Tensor:
+        S = h.shape[1]
+        causal = None
+        if self.causal:  # boolean like the padding mask: True = may not attend
+            causal = torch.ones(S, S, dtype=torch.bool, device=h.device).triu(1)
+        out = self.layers(
+            h,
+            cond,
+            tgt_mask=causal,
+            tgt_is_causal=self.causal,
+            tgt_key_padding_mask=~frame_mask,
+            memory_key_padding_mask=~gloss_mask,
+        )
+        return out * frame_mask[..., None]
+
+
+class OutputLayer(nn.Module):
+    """LayerNorm → Linear(D_g, J·3): (B, S, D_g) → (B, S, J, 3)."""
+
+    def __init__(self, width: int, joints: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.proj = nn.Linear(width, joints * 3)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        B, S, _ = h.shape
+        return self.proj(self.norm(h)).view(B, S, -1, 3)

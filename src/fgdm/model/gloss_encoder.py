@@ -1,0 +1,27 @@
+"""Gloss encoder (SPEC §4.1): embedding + sinusoidal positions → Transformer encoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fgdm.config import GlossEncoderConfig
+from fgdm.model.embeddings import PositionalEncoding
+
+
+class GlossEncoder(nn.Module):
+    """(B, L) gloss ids and (B, L) mask (True = valid) → (B, L, D_g)."""
+
+    def __init__(self, vocab_size: int, width: int, cfg: GlossEncoderConfig, pad_index: int = 1) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, width, padding_idx=pad_index)
+        self.pos = PositionalEncoding(width)
+        layer = nn.TransformerEncoderLayer(
+            width, cfg.heads, cfg.ff, cfg.dropout, activation="relu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, norm=nn.LayerNorm(width), enable_nested_tensor=False)
+
+    def forward(self, gloss: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:
+        h = self.pos(self.embed(gloss))  # (B, L, D_g)
+        h = self.encoder(h, src_key_padding_mask=~gloss_mask)
+        return h * gloss_mask[..., None]

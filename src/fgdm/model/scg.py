@@ -1,0 +1,107 @@
+"""Semantic Consistent Guidance (SPEC §5): a CTC gloss recogniser on the General-stage output.
+
+X^go (B, S, D_g) → V2S adapter → LSD (2 × Conv1d → BatchNorm → ReLU → MaxPool(2), lengths tracked)
+→ GSD (BiLSTM, packed by length) → classifier (V + 1 classes, blank 0) → CTC against the glosses,
+weighted per sample by w(t) = exp(−α t / T). Training only: never built or run at inference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from fgdm.config import SCGConfig
+
+
+class MaskedBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm over (B, C, S) whose training statistics use valid positions only."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if not self.training:
+            return super().forward(x) * mask[:, None]
+        m = mask[:, None].to(x.dtype)  # (B, 1, S)
+        n = m.sum().clamp_min(1.0)
+        mean = (x * m).sum(dim=(0, 2)) / n  # (C,)
+        var = (((x - mean[None, :, None]) ** 2) * m).sum(dim=(0, 2)) / n
+        with torch.no_grad():
+            unbiased = var * n / (n - 1).clamp_min(1.0)
+            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
+            self.num_batches_tracked += 1
+        y = (x - mean[None, :, None]) / torch.sqrt(var[None, :, None] + self.eps)
+        return (y * self.weight[None, :, None] + self.bias[None, :, None]) * m
+
+
+def ctc_weight(t: torch.Tensor, timesteps: int, alpha: float) -> torch.Tensor:
+    """w(t) = exp(−α t / T): strong guidance near clean poses, weak under heavy noise."""
+    return torch.exp(-alpha * t.float() / timesteps)
+
+
+class SCGBranch(nn.Module):
+    """The semantic decoder and its CTC loss.
+
+    Args:
+        width: D_g, the General-stage width.
+        num_glosses: V, the gloss vocabulary size; classes are V + 1 with the CTC blank at 0.
+    """
+
+    def __init__(self, width: int, num_glosses: int, cfg: SCGConfig, timesteps: int) -> None:
+        super().__init__()
+        self.cfg, self.timesteps = cfg, timesteps
+        hidden = width // cfg.adapter_ratio
+        self.adapter = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, width))  # V2S
+        pad = cfg.conv_kernel // 2
+        self.convs = nn.ModuleList(
+            [nn.Conv1d(width, cfg.conv_width, cfg.conv_kernel, padding=pad),
+             nn.Conv1d(cfg.conv_width, cfg.conv_width, cfg.conv_kernel, padding=pad)]
+        )  # fmt: skip
+        self.norms = nn.ModuleList([MaskedBatchNorm1d(cfg.conv_width) for _ in self.convs])
+        self.lstm = nn.LSTM(
+            cfg.conv_width, cfg.lstm_hidden, num_layers=cfg.lstm_layers, batch_first=True, bidirectional=True
+        )
+        self.classifier = nn.Linear(2 * cfg.lstm_hidden, num_glosses + 1)
+
+    def forward(self, features: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gloss log-probabilities (B, S', V + 1) and output lengths (B,), S' = ⌈⌈S/2⌉/2⌉."""
+        lengths = frame_mask.sum(1)
+        h = self.adapter(features) * frame_mask[..., None]  # (B, S, D_g)
+        h = h.transpose(1, 2)  # (B, D_g, S)
+        mask = frame_mask
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            h = torch.relu(norm(conv(h * mask[:, None]), mask))  # (B, C, S)
+            # ceil-mode pooling: a sequence of any length keeps at least one step
+            h = nn.functional.max_pool1d(h, 2, ceil_mode=True)
+            lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
+            mask = torch.arange(h.shape[-1], device=h.device)[None] < lengths[:, None]
+        packed = pack_padded_sequence(
+            h.transpose(1, 2), lengths.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=h.shape[-1])  # (B, S', 2H)
+        return torch.log_softmax(self.classifier(out).float(), dim=-1), lengths
+
+    def loss(
+        self,
+        features: torch.Tensor,
+        frame_mask: torch.Tensor,
+        gloss: torch.Tensor,
+        gloss_mask: torch.Tensor,
+        t: torch.Tensor,
+    ) -> torch.Tensor:
+        """Σ_b w(t_b) · CTC_b / |G_b|, averaged over the batch; unalignable samples contribute 0."""
+        log_probs, lengths = self(features, frame_mask)
+        targets = (gloss + 1).masked_fill(~gloss_mask, 0)  # class 0 is the blank
+        target_lengths = gloss_mask.sum(1)
+        per_sample = nn.functional.ctc_loss(
+            log_probs.transpose(0, 1), targets, lengths, target_lengths,
+            blank=0, reduction="none", zero_infinity=True,
+        )  # fmt: skip
+        per_sample = per_sample / target_lengths.clamp_min(1)
+        return (ctc_weight(t, self.timesteps, self.cfg.alpha) * per_sample).mean()
+
+    @staticmethod
+    def output_length(frames: int) -> int:
+        return math.ceil(math.ceil(frames / 2) / 2)
