@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -148,6 +149,116 @@ def _cmd_model_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from fgdm.config import load_config
+    from fgdm.training import train
+
+    cfg = load_config(args.config, args.set)
+    result = train(cfg, resume=args.resume, progress=not args.quiet)
+    if not result.is_global_zero:  # one summary, from the first process
+        return 0
+    print(json.dumps({
+        "output_dir": str(result.output_dir),
+        "last_checkpoint": str(result.last_checkpoint),
+        "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
+        "steps": result.steps,
+        "dev_dtw": result.dev_dtw,
+        "train_sequences_per_second": round(result.sequences_per_second, 2),
+    }, indent=2))  # fmt: skip
+    return 0
+
+
+def _parse_length(text: str) -> str | int:
+    if text in ("gt", "predicted"):
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--length takes gt, predicted or a frame count, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--length must be ≥ 1 frame, got {n}")
+    return n
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from fgdm.data.pt import PTSplit, write_split
+    from fgdm.training import build_corpus, generate_poses, load_for_sampling
+
+    loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema)
+    out = Path(args.out)
+    if args.gloss is not None:
+        if args.length == "gt":
+            raise ValueError("--length gt needs ground truth: use --data/--split, or give --length predicted or N")
+        tokens = args.gloss.split()
+        if not tokens:
+            raise ValueError("--gloss is empty")
+        ids = loaded.vocab.encode_all([tokens])
+        frames = None if args.length == "predicted" else [args.length]
+        (pose,) = generate_poses(loaded, ids, frames, steps=args.steps, seed=args.seed)
+        _write_single(out, pose, " ".join(tokens))
+        print(f"wrote {out} ({len(pose)} frames)")
+        return 0
+    if args.data is not None:
+        from fgdm.data.sources import open_corpus
+
+        corpus = open_corpus(args.data, args.split, skip_frames=loaded.cfg.data.skip_frames)
+    else:  # the data the checkpoint was trained on (e.g. the embedded synthetic language)
+        corpus = build_corpus(loaded.cfg, args.split)
+    n = len(corpus) if args.limit is None else min(args.limit, len(corpus))
+    samples = [corpus[i] for i in range(n)]
+    ids = loaded.vocab.encode_all([s.glosses for s in samples])
+    if args.length == "gt":
+        frames = [len(s.pose) for s in samples]
+    elif args.length == "predicted":
+        frames = None
+    else:
+        frames = [args.length] * n
+    poses = generate_poses(
+        loaded, ids, frames, steps=args.steps, seed=args.seed, batch_size=args.batch_size, progress=not args.quiet
+    )
+    if out.suffix:
+        raise ValueError(f"{out}: with --data/--split the output is a directory (PT files), not a {out.suffix} file")
+    write_split(
+        out,
+        args.split,
+        PTSplit(
+            poses=poses,
+            glosses=[list(s.glosses) for s in samples],
+            texts=[s.text for s in samples],
+            names=[s.name for s in samples],
+        ),
+    )
+    rendered = []
+    for i in range(min(args.render, n)):
+        from fgdm.render import save_animation
+
+        path = out / f"{args.split}_{i:04d}.gif"
+        save_animation(
+            path,
+            [poses[i], samples[i].pose],
+            ["generated", "ground truth"],
+            fps=round(25 / loaded.cfg.data.skip_frames),
+        )
+        rendered.append(str(path))
+    print(json.dumps({"out": str(out), "split": args.split, "sequences": n, "rendered": rendered}, indent=2))
+    return 0
+
+
+def _write_single(out: Path, pose: np.ndarray, title: str) -> None:
+    from fgdm.data.io import save_npy, save_pose
+    from fgdm.render import save_animation
+
+    suffix = out.suffix.lower()
+    if suffix == ".npy":
+        save_npy(out, pose)
+    elif suffix == ".pose":
+        save_pose(out, pose)
+    elif suffix in (".gif", ".mp4"):
+        save_animation(out, pose, [title[:60]])
+    else:
+        raise ValueError(f"{out}: unsupported output {suffix!r} (use .npy, .pose, .gif or .mp4)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fgdm", description="Focal-General Diffusion Model for sign language production"
@@ -192,10 +303,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-titles", action="store_true")
     p.set_defaults(func=_cmd_render)
 
+    p = sub.add_parser("train", help="train FGDM (PyTorch Lightning)")
+    p.add_argument(
+        "config",
+        nargs="+",
+        help="YAML configs, later ones override (e.g. configs/synth.yaml configs/ablations/focal_only.yaml)",
+    )
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--resume", action="store_true", help="continue from training.output_dir/checkpoints/last.ckpt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("generate", help="sample poses from a trained checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--gloss", help='one gloss sequence, e.g. "MORGEN NORD REGEN"')
+    src.add_argument("--split", help="a split of --data (default: the checkpoint's own training data)")
+    p.add_argument("--data", help="a PT-format or synthetic-manifest directory (with --split)")
+    p.add_argument("--length", type=_parse_length, default="gt", help="gt | predicted | N frames (default gt)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the config's, 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--limit", type=int, default=None, help="only the first N sequences of the split")
+    p.add_argument("--render", type=int, default=0, help="also render the first N as generated-vs-truth GIFs")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-ema", action="store_true", help="sample with the raw weights even if EMA weights exist")
+    p.add_argument("--out", required=True, help="a .npy/.pose/.gif/.mp4 file (--gloss) or a directory (--split)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_generate)
+
     p = sub.add_parser("model", help="inspect models")
     msub = p.add_subparsers(dest="model_command", required=True)
     q = msub.add_parser("summary", help="parameter counts per component and MACs of one denoiser call (JSON)")
-    q.add_argument("config", help="a YAML config, e.g. configs/paper.yaml")
+    q.add_argument("config", nargs="+", help="YAML configs, later ones override (e.g. configs/paper.yaml)")
     q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     q.add_argument("--vocab-size", type=int, default=1089, help="gloss vocabulary size (PHOENIX14T: 1089)")
     q.add_argument("--batch", type=int, default=1)
@@ -205,12 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
+    return f"fgdm: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataFormatError, ValueError, KeyError) as err:
+    except (DataFormatError, ValueError, KeyError, FileNotFoundError) as err:
         print(f"fgdm {args.command}: error: {err}", file=sys.stderr)
         return 1
 

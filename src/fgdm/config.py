@@ -31,7 +31,6 @@ class DataConfig:
     synth_train: int = 1000
     synth_dev: int = 100
     synth_test: int = 100
-    max_frames: int | None = None  # crop longer training sequences (None: keep all)
 
 
 @dataclass(frozen=True)
@@ -202,6 +201,11 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str):  # PyYAML (YAML 1.1) reads 3e-4 as a string; accept what float() reads
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
@@ -254,21 +258,41 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def load_config(path: Path | str | None = None, overrides: list[str] | None = None) -> Config:
-    """Loads a YAML config file (or the defaults) and applies ``--set`` overrides."""
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config is a mapping of sections")
+    return raw
+
+
+def _merge(base: dict, top: dict) -> dict:
+    """Deep merge: keys of ``top`` win; sections merge recursively."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(paths: Path | str | list[Path | str] | None = None, overrides: list[str] | None = None) -> Config:
+    """Loads YAML config files (later ones override earlier ones), then ``--set`` overrides.
+
+    Layering lets an ablation file (``configs/ablations/*.yaml``) apply to any base config.
+    """
+    if paths is None:
+        paths = []
+    elif isinstance(paths, str | Path):
+        paths = [paths]
     raw: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: invalid YAML: {err}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: a config is a mapping of sections")
+    for path in map(Path, paths):
+        raw = _merge(raw, _read_yaml(path))
     apply_overrides(raw, list(overrides or []))
+    where = " + ".join(str(p) for p in paths)
     try:
         return from_dict(raw)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}" if path else str(err)) from None
+        raise ConfigError(f"{where}: {err}" if where else str(err)) from None

@@ -70,3 +70,25 @@ class PTCorpus:
 
     def texts(self) -> list[str]:
         return list(self.split.texts)
+
+
+class Subsampled:
+    """Every k-th frame of another corpus (the anchors' ``skip_frames``)."""
+
+    def __init__(self, corpus: Corpus, k: int) -> None:
+        if k < 1:
+            raise ValueError(f"skip_frames must be ≥ 1, got {k}")
+        self.corpus, self.k = corpus, k
+
+    def __len__(self) -> int:
+        return len(self.corpus)
+
+    def __getitem__(self, index: int) -> Sample:
+        s = self.corpus[index]
+        return Sample(s.glosses, s.pose[:: self.k], s.text, s.name)
+
+    def gloss_sequences(self) -> list[tuple[str, ...]]:
+        return self.corpus.gloss_sequences()
+
+    def frame_counts(self) -> np.ndarray:
+        return (self.corpus.frame_counts() + self.k - 1) // self.k

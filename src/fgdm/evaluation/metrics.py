@@ -1,0 +1,156 @@
+"""Evaluation metrics as pure functions (SPEC §8).
+
+- BLEU-n: corpus BLEU with sacrebleu, whitespace tokens (``tokenize="none"``), no smoothing
+  (``smooth_method="floor"`` with value 0), cumulative n = 1 … 4, × 100.
+- ROUGE-L: longest-common-subsequence F-measure with β = 1.2, per sentence, averaged, × 100.
+- WER: corpus-level word error rate, (S + D + I) / N × 100, with the counts.
+- FID: Fréchet distance between Gaussians fitted to two feature sets (one row per sequence).
+- Diversity: mean Euclidean distance between features of randomly paired sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """Cumulative corpus BLEU-1 … BLEU-4 (× 100) of whitespace-tokenised sentences."""
+    from sacrebleu.metrics import BLEU
+
+    _same_length(hypotheses, references)
+    out = {}
+    for n in range(1, 5):
+        metric = BLEU(tokenize="none", max_ngram_order=n, smooth_method="floor", smooth_value=0.0,
+                      effective_order=False)  # fmt: skip
+        out[f"bleu{n}"] = float(metric.corpus_score(list(hypotheses), [list(references)]).score)
+    return out
+
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token lists."""
+    if not a or not b:
+        return 0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b, start=1):
+            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l_sentence(hypothesis: str, reference: str, beta: float = 1.2) -> float:
+    """ROUGE-L F-measure of one sentence pair, in [0, 1]: (1 + β²) P R / (R + β² P)."""
+    h, r = hypothesis.split(), reference.split()
+    lcs = lcs_length(h, r)
+    if lcs == 0:
+        return 0.0
+    p, rec = lcs / len(h), lcs / len(r)
+    return (1 + beta**2) * p * rec / (rec + beta**2 * p)
+
+
+def rouge_l(hypotheses: Sequence[str], references: Sequence[str], beta: float = 1.2) -> float:
+    """Mean sentence ROUGE-L F (β = 1.2) × 100."""
+    _same_length(hypotheses, references)
+    if not hypotheses:
+        return float("nan")
+    return 100.0 * float(np.mean([rouge_l_sentence(h, r, beta) for h, r in zip(hypotheses, references, strict=True)]))
+
+
+@dataclass(frozen=True)
+class WERResult:
+    wer: float  # × 100
+    substitutions: int
+    deletions: int
+    insertions: int
+    reference_words: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def edit_counts(hypothesis: Sequence[str], reference: Sequence[str]) -> tuple[int, int, int]:
+    """(substitutions, deletions, insertions) of a minimum-edit alignment of hypothesis to reference.
+
+    Among alignments of minimal total cost, ties prefer substitutions over deletions over insertions.
+    """
+    n, m = len(reference), len(hypothesis)
+    # cost[i][j]: edits between reference[:i] and hypothesis[:j]; ops track (S, D, I)
+    cost = [[(0, 0, 0, 0)] * (m + 1) for _ in range(n + 1)]
+    for i in range(1, n + 1):
+        cost[i][0] = (i, 0, i, 0)
+    for j in range(1, m + 1):
+        cost[0][j] = (j, 0, 0, j)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            if reference[i - 1] == hypothesis[j - 1]:
+                cost[i][j] = cost[i - 1][j - 1]
+                continue
+            c, s, d, ins = cost[i - 1][j - 1]
+            sub = (c + 1, s + 1, d, ins)
+            c, s, d, ins = cost[i - 1][j]
+            dele = (c + 1, s, d + 1, ins)
+            c, s, d, ins = cost[i][j - 1]
+            inse = (c + 1, s, d, ins + 1)
+            cost[i][j] = min(sub, dele, inse, key=lambda t: t[0])
+    _, s, d, ins = cost[n][m]
+    return s, d, ins
+
+
+def wer(hypotheses: Sequence[str], references: Sequence[str]) -> WERResult:
+    """Corpus-level word error rate: total edits over total reference words, × 100."""
+    _same_length(hypotheses, references)
+    S = D = I = N = 0
+    for h, r in zip(hypotheses, references, strict=True):
+        s, d, i = edit_counts(h.split(), r.split())
+        S, D, I, N = S + s, D + d, I + i, N + len(r.split())
+    return WERResult(100.0 * (S + D + I) / max(N, 1), S, D, I, N)
+
+
+def text_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """BLEU-1 … 4, ROUGE-L and WER in one dictionary (all × 100)."""
+    return {**bleu(hypotheses, references), "rouge_l": rouge_l(hypotheses, references),
+            "wer": wer(hypotheses, references).wer}  # fmt: skip
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to (N_a, D) and (N_b, D) feature sets.
+
+    ‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½), the FID formula; 0 for identical sets.
+    """
+    from scipy import linalg
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sets must be (N, D) with the same D, got {a.shape} and {b.shape}")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("FID needs at least two sequences per set")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    if not np.isfinite(covmean).all():  # near-singular product: regularise as the reference FID code does
+        eps = np.eye(a.shape[1]) * 1e-6
+        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    covmean = np.real(covmean)
+    value = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
+    return max(value, 0.0)
+
+
+def diversity(features: np.ndarray, pairs: int = 300, seed: int = 0) -> float:
+    """Mean distance between features of random pairs of distinct sequences (higher = more varied)."""
+    features = np.asarray(features, dtype=np.float64)
+    n = len(features)
+    if n < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, pairs)
+    j = (i + rng.integers(1, n, pairs)) % n  # never the same sequence
+    return float(np.linalg.norm(features[i] - features[j], axis=1).mean())
+
+
+def _same_length(hypotheses: Sequence[str], references: Sequence[str]) -> None:
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")

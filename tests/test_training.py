@@ -1,0 +1,116 @@
+"""Training, checkpoints and generation through the command line, on the tiny config."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fgdm.cli import main
+from fgdm.training import AtomicCheckpointIO
+
+TINY = "configs/tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", TINY, "--set", f"training.output_dir={out}", "--quiet"]) == 0
+    return out
+
+
+def test_a_tiny_run_writes_checkpoints_and_a_metrics_csv(trained, capsys):
+    assert (trained / "checkpoints" / "last.ckpt").is_file() and (trained / "checkpoints" / "best.ckpt").is_file()
+    rows = list(csv.DictReader((trained / "logs" / "version_0" / "metrics.csv").open()))
+    assert any(r.get("train/loss") for r in rows) and any(r.get("dev/dtw") for r in rows)
+    ckpt = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 20 and ckpt["hyper_parameters"]["config"]["model"]["width"] == 32
+    assert ckpt["hyper_parameters"]["vocab"][:4] == ["<unk>", "<pad>", "<s>", "</s>"]
+    # no giant buffers: the file is about parameters + Adam's two moments (+ the EMA copy if any)
+    params = sum(v.numel() for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    size = (trained / "checkpoints" / "last.ckpt").stat().st_size
+    assert size < 4 * params * 4 + 200_000
+
+
+def test_resume_continues_the_step_count(trained, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    capsys.readouterr()
+    args = ["train", TINY, "--set", f"training.output_dir={run}", "--set", "training.max_steps=25", "--resume"]
+    assert main([*args, "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 25
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 25 and "plateau" in ckpt and ckpt["optimizer_states"]
+
+
+def test_resume_without_a_checkpoint_fails_clearly(tmp_path, capsys):
+    assert main(["train", TINY, "--set", f"training.output_dir={tmp_path}", "--resume", "--quiet"]) == 1
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_generation_is_finite_seeded_and_exports_pose(trained, tmp_path):
+    ckpt = str(trained / "checkpoints" / "last.ckpt")
+    common = ["generate", "--checkpoint", ckpt, "--split", "test", "--limit", "3", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "a"), "--seed", "1"]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--seed", "1"]) == 0
+    assert main([*common, "--out", str(tmp_path / "c"), "--seed", "2"]) == 0
+    a, b, c = ((tmp_path / d / "test.skels").read_bytes() for d in "abc")
+    assert a == b and a != c
+    from fgdm.data.pt import read_split
+
+    gen = read_split(tmp_path / "a", "test")
+    assert len(gen) == 3 and all(p.shape[1:] == (50, 3) and np.isfinite(p).all() for p in gen.poses)
+
+    from pose_format import Pose
+
+    out = tmp_path / "one.pose"
+    assert main(["generate", "--checkpoint", ckpt, "--gloss", "REGEN NORD", "--length", "17", "--out", str(out)]) == 0
+    pose = Pose.read(out.read_bytes())
+    assert pose.body.data.shape == (17, 1, 50, 3) and pose.body.fps == 25
+    assert main(["generate", "--checkpoint", ckpt, "--gloss", "REGEN", "--length", "predicted",
+                 "--out", str(tmp_path / "p.npy")]) == 0  # fmt: skip
+    assert np.load(tmp_path / "p.npy").shape[1:] == (50, 3)
+
+
+def test_unknown_glosses_are_named_in_a_warning(trained, tmp_path, capsys):
+    ckpt = str(trained / "checkpoints" / "last.ckpt")
+    with pytest.warns(UserWarning, match="NICHTDA"):
+        main(["generate", "--checkpoint", ckpt, "--gloss", "REGEN NICHTDA", "--length", "5",
+              "--out", str(tmp_path / "x.npy")])  # fmt: skip
+
+
+def test_checkpoints_are_written_atomically(tmp_path):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": 1}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("crash while saving")
+
+    with pytest.raises(RuntimeError, match="crash while saving"):
+        io.save_checkpoint({"step": 2, "bad": Unpicklable()}, path)
+    assert torch.load(path, weights_only=False) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left behind
+
+
+def test_two_process_ddp_on_cpu_completes(tmp_path):
+    cmd = [
+        sys.executable, "-m", "fgdm.cli", "train", TINY, "--quiet",
+        "--set", f"training.output_dir={tmp_path}", "--set", "training.devices=2",
+        "--set", "training.strategy=ddp", "--set", "training.accelerator=cpu",
+        "--set", "training.max_steps=4", "--set", "training.val_every=2",
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=Path.cwd())
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout[done.stdout.index("{") :])
+    assert summary["steps"] == 4 and done.stdout.count('"steps"') == 1  # one summary, from rank 0
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
