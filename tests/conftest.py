@@ -19,3 +19,13 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         write_pt(SynthCorpus(n, split, seed=3), out, progress=False)
     Vocabulary.from_corpus(SynthCorpus(24, "train", seed=3).gloss_sequences()).save(out / "src_vocab.txt")
     return out
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny FGDM trained for 20 steps through the command line (configs/tiny.yaml)."""
+    from fgdm.cli import main
+
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "configs/tiny.yaml", "--set", f"training.output_dir={out}", "--quiet"]) == 0
+    return out

@@ -17,13 +17,6 @@ from fgdm.training import AtomicCheckpointIO
 TINY = "configs/tiny.yaml"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    assert main(["train", TINY, "--set", f"training.output_dir={out}", "--quiet"]) == 0
-    return out
-
-
 def test_a_tiny_run_writes_checkpoints_and_a_metrics_csv(trained, capsys):
     assert (trained / "checkpoints" / "last.ckpt").is_file() and (trained / "checkpoints" / "best.ckpt").is_file()
     rows = list(csv.DictReader((trained / "logs" / "version_0" / "metrics.csv").open()))

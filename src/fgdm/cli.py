@@ -332,6 +332,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_generate)
 
+    p = sub.add_parser("backtranslator", help="the back-translation evaluator")
+    bsub = p.add_subparsers(dest="bt_command", required=True)
+    q = bsub.add_parser("train", help="train it on ground-truth poses (frozen afterwards)")
+    q.add_argument("config", nargs="+", help="YAML configs, e.g. configs/backtranslator.yaml")
+    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    q.add_argument("--resume", action="store_true")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_cmd_bt_train)
+
+    p = sub.add_parser("evaluate", help="score a model (and baselines, other systems) under the paper's protocol")
+    p.add_argument("--backtranslator", required=True, help="a back-translator checkpoint")
+    p.add_argument("--checkpoint", help="an FGDM checkpoint to sample from")
+    p.add_argument("--data", help="PT or synthetic-manifest directory (default: the back-translator's data)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--length", type=_parse_length, default="gt", help="gt | predicted | N")
+    p.add_argument("--hyp", action="append", help="poses of another system: a PT directory or a folder of .npy")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None, help="only the first N sequences")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="report path without suffix: writes .json and .md")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("score", help="BLEU-1..4, ROUGE-L and WER of two line-aligned text files (JSON)")
+    p.add_argument("--hyp", required=True)
+    p.add_argument("--ref", required=True)
+    p.set_defaults(func=_cmd_score)
+
     p = sub.add_parser("model", help="inspect models")
     msub = p.add_subparsers(dest="model_command", required=True)
     q = msub.add_parser("summary", help="parameter counts per component and MACs of one denoiser call (JSON)")
@@ -343,6 +373,97 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--glosses", type=int, default=8)
     q.set_defaults(func=_cmd_model_summary)
     return parser
+
+
+def _cmd_bt_train(args: argparse.Namespace) -> int:
+    from fgdm.config import BackTranslatorConfig, load_config
+    from fgdm.evaluation.bt_training import train_backtranslator
+
+    cfg = load_config(args.config, args.set, schema=BackTranslatorConfig)
+    result = train_backtranslator(cfg, resume=args.resume, progress=not args.quiet)
+    if result.is_global_zero:
+        print(json.dumps({"output_dir": str(result.output_dir), "last_checkpoint": str(result.last_checkpoint),
+                          "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
+                          "steps": result.steps, "dev_wer": result.dev_dtw}, indent=2))  # fmt: skip
+    return 0
+
+
+def _load_hyp(path: Path, split: str, n: int) -> list[np.ndarray]:
+    """Poses of another system: a PT directory holding ``{split}.skels``, or a directory of .npy/.pose files."""
+    from fgdm.data.io import load_any
+    from fgdm.data.pt import parse_skels_line
+
+    if (path / f"{split}.skels").is_file():
+        skels = path / f"{split}.skels"
+        lines = skels.read_text(encoding="utf-8").splitlines()
+        poses = [parse_skels_line(line, skels, i) for i, line in enumerate(lines, start=1)]
+    else:
+        files = sorted([*path.glob("*.npy"), *path.glob("*.pose")])
+        if not files:
+            raise DataFormatError(path, None, f"no {split}.skels and no .npy/.pose files to score")
+        poses = [load_any(f) for f in files]
+    if len(poses) != n:
+        raise DataFormatError(path, None, f"{len(poses)} sequences, but the {split} split has {n}")
+    return poses
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from fgdm.evaluation.bt_training import load_backtranslator
+    from fgdm.evaluation.evaluate import System, evaluate_systems, markdown_table, mean_pose, write_report
+    from fgdm.training import build_corpus, generate_poses, load_for_sampling
+
+    bt = load_backtranslator(args.backtranslator, device=args.device)
+    skip = bt.cfg.data.skip_frames
+    if args.data is not None:
+        from fgdm.data.sources import open_corpus
+
+        corpus, train = open_corpus(args.data, args.split, skip), open_corpus(args.data, "train", skip)
+    else:  # the data the back-translator was trained on
+        corpus, train = build_corpus(bt.cfg, args.split), build_corpus(bt.cfg, "train")
+    n = len(corpus) if args.limit is None else min(args.limit, len(corpus))
+    samples = [corpus[i] for i in tqdm_range(n, "load " + args.split, args.quiet)]
+    systems = []
+    if args.checkpoint:
+        loaded = load_for_sampling(args.checkpoint, device=args.device)
+        if loaded.cfg.data.skip_frames != skip:
+            raise ValueError(f"the checkpoint samples at skip_frames={loaded.cfg.data.skip_frames}, the "
+                             f"back-translator was trained at {skip}: they must match")  # fmt: skip
+        ids = loaded.vocab.encode_all([s.glosses for s in samples])
+        frames = {"gt": [len(s.pose) for s in samples], "predicted": None}.get(args.length, [args.length] * n)
+        poses = generate_poses(loaded, ids, frames, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
+                               progress=not args.quiet)  # fmt: skip
+        systems.append(System(f"FGDM ({Path(args.checkpoint).name}, step {loaded.step})", poses))
+    mean = mean_pose(train)
+    systems.append(System("mean pose", [np.repeat(mean[None], len(s.pose), axis=0) for s in samples]))
+    for hyp in args.hyp or []:
+        systems.append(System(Path(hyp).name, _load_hyp(Path(hyp), args.split, n)))
+    report = evaluate_systems(bt, samples, systems, batch_size=args.batch_size, progress=not args.quiet)
+    report["meta"] = {"split": args.split, "checkpoint": args.checkpoint, "backtranslator": args.backtranslator,
+                      "data": args.data or "the back-translator's training data", "length": args.length,
+                      "steps": args.steps, "seed": args.seed}  # fmt: skip
+    json_path, md_path = write_report(report, args.out)
+    print(markdown_table(report))
+    print(f"\nwrote {json_path} and {md_path}")
+    return 0
+
+
+def tqdm_range(n: int, desc: str, quiet: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(range(n), desc=desc, disable=quiet)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from fgdm.evaluation.metrics import bleu, rouge_l, wer
+
+    hyp = Path(args.hyp).read_text(encoding="utf-8").splitlines()
+    ref = Path(args.ref).read_text(encoding="utf-8").splitlines()
+    if len(hyp) != len(ref):
+        raise ValueError(f"{args.hyp} has {len(hyp)} lines but {args.ref} has {len(ref)}")
+    w = wer(hyp, ref)
+    print(json.dumps({**{k: round(v, 4) for k, v in bleu(hyp, ref).items()}, "rouge_l": round(rouge_l(hyp, ref), 4),
+                      "wer": round(w.wer, 4), "wer_counts": w.as_dict(), "sentences": len(hyp)}, indent=2))  # fmt: skip
+    return 0
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:

@@ -117,6 +117,10 @@ class DiffusionConfig:
     cosine_s: float = 0.008
     sampling_steps: int = 5  # I
     eta: float = 1.0
+    # Poses are multiplied by this before diffusion and predictions divided after, so the data's
+    # spread (PT coordinates: std ≈ 0.2) can be matched to the unit noise. 1.0 = raw coordinates,
+    # as the released code. Losses are always measured in pose units.
+    data_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,41 @@ class TestingConfig:
     fixed_length: int = 130
     batch_size: int = 32
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class BackTranslatorModelConfig:
+    width: int = 256
+    encoder_layers: int = 3
+    decoder_layers: int = 2
+    heads: int = 4
+    ff: int = 1024
+    dropout: float = 0.1
+    frame_stride: int = 2  # a strided convolution shortens the pose sequence before the encoder
+    ctc_weight: float = 1.0  # gloss recognition (CTC) loss weight
+    translation_weight: float = 1.0  # text cross-entropy weight
+    label_smoothing: float = 0.1
+    beam: int = 4
+    length_penalty: float = 1.0  # beam scores are divided by length ** this
+    max_output_length: int = 40
+
+
+@dataclass(frozen=True)
+class BackTranslatorConfig:
+    """The evaluator: trained on ground-truth poses only, then frozen (SPEC §8)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/backtranslator"))
+    model: BackTranslatorModelConfig = field(default_factory=BackTranslatorModelConfig)
+    testing: TestingConfig = field(default_factory=TestingConfig)
+
+    def __post_init__(self) -> None:
+        m = self.model
+        if m.width % m.heads:
+            raise ConfigError(f"model.heads: model.width {m.width} is not divisible by {m.heads} heads")
+        for key in ("width", "encoder_layers", "decoder_layers", "frame_stride", "beam", "max_output_length"):
+            if getattr(m, key) < 1:
+                raise ConfigError(f"model.{key}: must be ≥ 1, got {getattr(m, key)}")
 
 
 @dataclass(frozen=True)
@@ -163,6 +202,8 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(f"{key}: model.width {width} is not divisible by {heads} heads")
     if cfg.diffusion.sampling_steps > cfg.diffusion.timesteps:
         raise ConfigError("diffusion.sampling_steps: more sampling steps than diffusion timesteps")
+    if cfg.diffusion.data_scale <= 0:
+        raise ConfigError(f"diffusion.data_scale: must be > 0, got {cfg.diffusion.data_scale}")
     if not 0.0 <= cfg.diffusion.eta <= 1.0:
         raise ConfigError(f"diffusion.eta: must be in [0, 1], got {cfg.diffusion.eta}")
 
@@ -233,12 +274,15 @@ def _build(cls: type, raw: dict, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
-def from_dict(raw: dict | None) -> Config:
-    """Builds and validates a :class:`Config` from nested dictionaries (missing keys take defaults)."""
-    return _build(Config, raw or {})
+def from_dict(raw: dict | None, schema: type = Config) -> Any:
+    """Builds and validates a config (a :class:`Config` by default) from nested dictionaries.
+
+    Missing keys take their defaults.
+    """
+    return _build(schema, raw or {})
 
 
-def to_dict(cfg: Config) -> dict:
+def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
@@ -278,7 +322,9 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
-def load_config(paths: Path | str | list[Path | str] | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(
+    paths: Path | str | list[Path | str] | None = None, overrides: list[str] | None = None, schema: type = Config
+) -> Any:
     """Loads YAML config files (later ones override earlier ones), then ``--set`` overrides.
 
     Layering lets an ablation file (``configs/ablations/*.yaml``) apply to any base config.
@@ -293,6 +339,6 @@ def load_config(paths: Path | str | list[Path | str] | None = None, overrides: l
     apply_overrides(raw, list(overrides or []))
     where = " + ".join(str(p) for p in paths)
     try:
-        return from_dict(raw)
+        return from_dict(raw, schema)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}" if where else str(err)) from None

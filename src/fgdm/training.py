@@ -25,7 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from torchmetrics import MeanMetric
 
-from fgdm.config import Config, from_dict, to_dict
+from fgdm.config import Config, TrainingConfig, from_dict, to_dict
 from fgdm.data.corpus import Corpus, Subsampled
 from fgdm.data.dataset import Batch, BucketBatchSampler, Collate, PoseDataset
 from fgdm.data.sources import open_corpus
@@ -112,13 +112,57 @@ class FGDMDataModule(L.LightningDataModule):
         return self._loader("dev", False, self.cfg.testing.batch_size)
 
 
-class LitFGDM(L.LightningModule):
+class PlateauModule(L.LightningModule):
+    """Adam with a plateau scheduler stepped on a validation metric, stopping at a minimum learning rate.
+
+    The scheduler is stepped by hand after each validation; its state travels in the checkpoint.
+    Subclasses set ``self.training_cfg`` and call :meth:`after_validation` with the monitored value.
+    """
+
+    training_cfg: TrainingConfig
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._pending_plateau_state: dict | None = None
+
+    def after_validation(self, value: float) -> None:
+        if self.trainer.sanity_checking or self.plateau is None:
+            return
+        self.plateau.step(value)
+        lr = self.optimizers().param_groups[0]["lr"]
+        self.log("lr", lr)
+        if lr < self.training_cfg.min_lr:
+            self.trainer.should_stop = True
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        t = self.training_cfg
+        opt = torch.optim.Adam(self.parameters(), lr=t.lr)
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=t.scheduler_factor, patience=t.scheduler_patience
+        )
+        if self._pending_plateau_state is not None:
+            self.plateau.load_state_dict(self._pending_plateau_state)
+        return opt
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.plateau is not None:
+            checkpoint["plateau"] = self.plateau.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_plateau_state = checkpoint.get("plateau")
+        if self.plateau is not None and self._pending_plateau_state is not None:
+            self.plateau.load_state_dict(self._pending_plateau_state)
+
+
+class LitFGDM(PlateauModule):
     """FGDM in Lightning. The checkpoint carries the resolved config and the gloss vocabulary."""
 
     def __init__(self, config: dict, vocab: list[str]) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.cfg = from_dict(config)
+        self.training_cfg = self.cfg.training
         self.vocab = Vocabulary(vocab)
         self.model: FGDM = build_model(self.cfg, len(self.vocab))
         decay = self.cfg.training.ema_decay
@@ -128,8 +172,6 @@ class LitFGDM(L.LightningModule):
             else None
         )
         self.val_dtw = MeanMetric()
-        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
-        self._pending_plateau_state: dict | None = None
 
     # -- training -------------------------------------------------------------------------
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -168,34 +210,7 @@ class LitFGDM(L.LightningModule):
         dtw = self.val_dtw.compute()
         self.val_dtw.reset()
         self.log("dev/dtw", dtw, prog_bar=True, sync_dist=False)
-        if self.trainer.sanity_checking or self.plateau is None:
-            return
-        self.plateau.step(float(dtw))
-        lr = self.optimizers().param_groups[0]["lr"]
-        self.log("lr", lr)
-        if lr < self.cfg.training.min_lr:
-            self.trainer.should_stop = True
-
-    # -- optimisation and checkpoints -----------------------------------------------------
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        t = self.cfg.training
-        opt = torch.optim.Adam(self.model.parameters(), lr=t.lr)
-        # Stepped by hand after each validation (on dev DTW); its state travels in the checkpoint.
-        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=t.scheduler_factor, patience=t.scheduler_patience
-        )
-        if self._pending_plateau_state is not None:
-            self.plateau.load_state_dict(self._pending_plateau_state)
-        return opt
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.plateau is not None:
-            checkpoint["plateau"] = self.plateau.state_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._pending_plateau_state = checkpoint.get("plateau")
-        if self.plateau is not None and self._pending_plateau_state is not None:
-            self.plateau.load_state_dict(self._pending_plateau_state)
+        self.after_validation(float(dtw))
 
 
 class Throughput(Callback):
@@ -218,29 +233,36 @@ class TrainResult:
     last_checkpoint: Path
     best_checkpoint: Path | None
     steps: int
-    dev_dtw: float | None
+    dev_dtw: float | None  # the monitored dev metric (dev/dtw for FGDM, dev/wer for the back-translator)
     sequences_per_second: float  # of this process
     is_global_zero: bool
-
-
-def checkpoint_dir(cfg: Config) -> Path:
-    return Path(cfg.training.output_dir) / "checkpoints"
+    monitor: str = "dev/dtw"
 
 
 def train(cfg: Config, resume: bool = False, progress: bool = True) -> TrainResult:
     """Trains FGDM as configured; with ``resume``, continues from ``output_dir/checkpoints/last.ckpt``."""
-    t = cfg.training
-    out = Path(t.output_dir)
-    ckpt_dir = checkpoint_dir(cfg)
-    last = ckpt_dir / "last.ckpt"
-    if resume and not last.is_file():
-        raise FileNotFoundError(f"{last}: nothing to resume (no last checkpoint in training.output_dir)")
-    L.seed_everything(t.seed, workers=True, verbose=False)
-    vocab = None
-    if resume:  # the vocabulary is part of the model: take it from the checkpoint
-        vocab = Vocabulary(torch.load(last, map_location="cpu", weights_only=False)["hyper_parameters"]["vocab"])
-    data = FGDMDataModule(cfg, vocab)
+    data = FGDMDataModule(cfg, _resumed_vocab(cfg.training, resume))
     module = LitFGDM(to_dict(cfg), data.vocab.itos)
+    return fit(module, data, cfg, monitor="dev/dtw", resume=resume, progress=progress)
+
+
+def _resumed_vocab(t: TrainingConfig, resume: bool) -> Vocabulary | None:
+    """On resume the gloss vocabulary is part of the model: take it from the last checkpoint."""
+    last = Path(t.output_dir) / "checkpoints" / "last.ckpt"
+    if not resume:
+        return None
+    if not last.is_file():
+        raise FileNotFoundError(f"{last}: nothing to resume (no last checkpoint in training.output_dir)")
+    return Vocabulary(torch.load(last, map_location="cpu", weights_only=False)["hyper_parameters"]["vocab"])
+
+
+def fit(module: L.LightningModule, data: FGDMDataModule, cfg: Any, monitor: str, resume: bool, progress: bool):
+    """Runs Lightning on a module: CSV (and TensorBoard) logs, last/best checkpoints, atomic saves."""
+    t: TrainingConfig = cfg.training
+    out = Path(t.output_dir)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    L.seed_everything(t.seed, workers=True, verbose=False)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
     data.vocab.save(out / "gloss_vocab.txt")
@@ -253,7 +275,7 @@ def train(cfg: Config, resume: bool = False, progress: bool = True) -> TrainResu
     except ImportError:
         pass
     best = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor="dev/dtw", mode="min", save_top_k=1, save_last=True,
+        dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1, save_last=True,
         auto_insert_metric_name=False, enable_version_counter=False,
     )  # fmt: skip
     throughput = Throughput()
@@ -281,16 +303,16 @@ def train(cfg: Config, resume: bool = False, progress: bool = True) -> TrainResu
     )
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     trainer.save_checkpoint(last)  # the final state, also when training ended between validations
-    dtw = trainer.callback_metrics.get("dev/dtw")
-    best_path = Path(best.best_model_path) if best.best_model_path else None
+    value = trainer.callback_metrics.get(monitor)
     return TrainResult(
         output_dir=out,
         last_checkpoint=last,
-        best_checkpoint=best_path,
+        best_checkpoint=Path(best.best_model_path) if best.best_model_path else None,
         steps=trainer.global_step,
-        dev_dtw=float(dtw) if dtw is not None else None,
+        dev_dtw=float(value) if value is not None else None,
         sequences_per_second=throughput.sequences / max(throughput.seconds, 1e-9),
         is_global_zero=trainer.is_global_zero,
+        monitor=monitor,
     )
 
 

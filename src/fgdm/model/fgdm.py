@@ -61,11 +61,13 @@ class FGDM(nn.Module):
         if t is None:
             t = self.diffusion.sample_timesteps(B, pose.device, generator)
         noise = torch.randn(x0.shape, generator=generator, device=pose.device, dtype=pose.dtype)
-        x_t = self.diffusion.q_sample(x0, t, noise) * keep  # padded frames are zero in x_t
+        scale = self.cfg.diffusion.data_scale
+        x_t = self.diffusion.q_sample(x0 * scale, t, noise) * keep  # padded frames are zero in x_t
         encoding = self.denoiser.encode_glosses(gloss, gloss_mask)
         out = self.denoiser(x_t, t, gloss, gloss_mask, frame_mask, encoding=encoding)
-        l_joint = joint_loss(out.x0, x0, frame_mask)
-        l_bone = self.bone_loss(out.x0, x0, frame_mask)
+        pred = out.x0 / scale  # losses in pose units
+        l_joint = joint_loss(pred, x0, frame_mask)
+        l_bone = self.bone_loss(pred, x0, frame_mask)
         total = l_joint + self.cfg.training.bone_weight * l_bone
         zero = pose.new_zeros(())
         l_scg = zero
@@ -115,7 +117,7 @@ class FGDM(nn.Module):
             device=gloss.device,
             dtype=dtype,
         )
-        return x0, frame_mask
+        return x0 / self.cfg.diffusion.data_scale, frame_mask
 
     @torch.no_grad()
     def predict_frames(self, gloss: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:

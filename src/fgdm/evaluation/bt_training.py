@@ -1,0 +1,111 @@
+"""Training and loading the back-translation evaluator (on ground-truth poses only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fgdm.config import BackTranslatorConfig, from_dict, to_dict
+from fgdm.data.dataset import Batch
+from fgdm.data.vocab import Vocabulary
+from fgdm.evaluation.backtranslator import BackTranslator, tokenize_text
+from fgdm.evaluation.metrics import bleu, wer
+from fgdm.training import FGDMDataModule, PlateauModule, TrainResult, _resumed_vocab, fit
+
+
+def encode_texts(texts: list[str], vocab: Vocabulary, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(B, T) ``<s> words </s>`` ids padded with ``<pad>``."""
+    rows = [[vocab.bos_index, *vocab.encode(tokenize_text(t)), vocab.eos_index] for t in texts]
+    out = torch.full((len(rows), max(map(len, rows))), vocab.pad_index, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r)
+    return out.to(device)
+
+
+class LitBackTranslator(PlateauModule):
+    """The evaluator in Lightning; the checkpoint carries its config and both vocabularies."""
+
+    def __init__(self, config: dict, gloss_vocab: list[str], text_vocab: list[str]) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg: BackTranslatorConfig = from_dict(config, BackTranslatorConfig)
+        self.training_cfg = self.cfg.training
+        self.gloss_vocab, self.text_vocab = Vocabulary(gloss_vocab), Vocabulary(text_vocab)
+        self.model = BackTranslator(len(self.gloss_vocab), len(self.text_vocab), self.cfg.model)
+        self._val: dict[str, list[str]] = {"gloss_hyp": [], "gloss_ref": [], "text_hyp": [], "text_ref": []}
+
+    def _step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        words = encode_texts(batch.texts, self.text_vocab, batch.pose.device)
+        return self.model.loss(batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, words)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        total, ctc, ce = self._step(batch)
+        B = len(batch)
+        self.log("train/loss", total, prog_bar=True, batch_size=B)
+        self.log("train/ctc", ctc, batch_size=B)
+        self.log("train/translation", ce, batch_size=B)
+        return total
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        total, _, _ = self._step(batch)
+        self.log("dev/loss", total, batch_size=len(batch), sync_dist=True)
+        memory, mask = self.model.encode(batch.pose, batch.frame_mask)
+        glosses = self.model.ctc_greedy(self.model.gloss_log_probs(memory), mask)
+        texts = self.model.translate(memory, mask, beam=1)  # greedy while training; beam at evaluation
+        v = self._val
+        v["gloss_hyp"] += [" ".join(self.gloss_vocab.decode(g)) for g in glosses]
+        v["gloss_ref"] += [" ".join(self.gloss_vocab.decode(g.tolist())) for g in batch.gloss]
+        v["text_hyp"] += [" ".join(self.text_vocab.decode(t)) for t in texts]
+        v["text_ref"] += [" ".join(tokenize_text(t)) for t in batch.texts]
+
+    def on_validation_epoch_end(self) -> None:
+        v = self._val
+        w = wer(v["gloss_hyp"], v["gloss_ref"]).wer
+        b4 = bleu(v["text_hyp"], v["text_ref"])["bleu4"]
+        for key in v:
+            v[key] = []
+        self.log("dev/wer", w, prog_bar=True)
+        self.log("dev/bleu4", b4, prog_bar=True)
+        self.after_validation(w)
+
+
+def train_backtranslator(cfg: BackTranslatorConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Trains the evaluator on ground-truth poses; the best checkpoint is the one with the lowest dev WER."""
+    data = FGDMDataModule(cfg, _resumed_vocab(cfg.training, resume))
+    texts = [tokenize_text(data.corpora["train"][i].text) for i in range(len(data.corpora["train"]))]
+    text_vocab = Vocabulary.from_corpus(texts)
+    if resume:
+        last = Path(cfg.training.output_dir) / "checkpoints" / "last.ckpt"
+        text_vocab = Vocabulary(
+            torch.load(last, map_location="cpu", weights_only=False)["hyper_parameters"]["text_vocab"]
+        )
+    module = LitBackTranslator(to_dict(cfg), data.vocab.itos, text_vocab.itos)
+    return fit(module, data, cfg, monitor="dev/wer", resume=resume, progress=progress)
+
+
+@dataclass
+class LoadedBackTranslator:
+    model: BackTranslator
+    cfg: BackTranslatorConfig
+    gloss_vocab: Vocabulary
+    text_vocab: Vocabulary
+
+
+def load_backtranslator(path: Path | str, device: str | torch.device = "cpu") -> LoadedBackTranslator:
+    """The frozen evaluator from its checkpoint (eval mode, no gradients)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: back-translator checkpoint not found")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        hp = ckpt["hyper_parameters"]
+        cfg = from_dict(hp["config"], BackTranslatorConfig)
+        gv, tv = Vocabulary(hp["gloss_vocab"]), Vocabulary(hp["text_vocab"])
+    except KeyError as err:
+        raise ValueError(f"{path}: not a back-translator checkpoint (missing {err})") from None
+    model = BackTranslator(len(gv), len(tv), cfg.model)
+    model.load_state_dict({k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")})
+    model.eval().requires_grad_(False).to(device)
+    return LoadedBackTranslator(model, cfg, gv, tv)

@@ -1,0 +1,157 @@
+"""The evaluation protocol (SPEC §8): back-translation, DTW-MJE, FID, diversity; JSON and Markdown reports.
+
+Rows: ground truth (the ceiling), the model, the trivial mean-pose baseline (DTW-MJE rewards static
+average motion, so a model must beat it), and optionally poses made by another system.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fgdm.data.corpus import Corpus, Sample
+from fgdm.evaluation.backtranslator import tokenize_text
+from fgdm.evaluation.bt_training import LoadedBackTranslator
+from fgdm.evaluation.dtw import dtw_mje_parts
+from fgdm.evaluation.metrics import bleu, diversity, frechet_distance, rouge_l, wer
+
+DEFINITIONS = {
+    "BLEU-n": "corpus BLEU (sacrebleu, tokenize=none, no smoothing), cumulative n-grams, × 100, of the "
+    "back-translator's beam-search translation against the reference text (lower-cased, punctuation split)",
+    "ROUGE": "ROUGE-L: longest-common-subsequence F-measure with β = 1.2, per sentence, averaged, × 100",
+    "WER": "corpus word error rate (S + D + I) / N × 100 of the back-translator's CTC gloss recognition "
+    "(best path) against the reference glosses",
+    "DTW-MJE": "dynamic time warping with an L1 frame cost (summed over the joints' coordinates), the path "
+    "total divided by the reference length, averaged over sequences; 'all' = 50 joints, 'body' = joints "
+    "0–7, 'hands' = joints 8–49",
+    "FID": "Fréchet distance between Gaussians fitted to the back-translator's pose-encoder features "
+    "(mean over time, one vector per sequence) of the ground-truth and of the system's test sequences",
+    "diversity": "mean Euclidean distance between the encoder features of 300 random pairs of distinct sequences",
+}
+
+
+@dataclass
+class System:
+    name: str
+    poses: list[np.ndarray]
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(start + size, n)
+
+
+@torch.no_grad()
+def back_translate(
+    bt: LoadedBackTranslator, poses: Sequence[np.ndarray], batch_size: int = 32, progress: bool = False, desc: str = ""
+) -> tuple[list[str], list[str], np.ndarray]:
+    """(gloss strings, text strings, (N, D) features) for a list of (S_i, J, 3) sequences."""
+    model = bt.model
+    device = next(model.parameters()).device
+    glosses, texts, feats = [], [], []
+    order = np.argsort([len(p) for p in poses], kind="stable")  # similar lengths together
+    results: dict[int, tuple[str, str, np.ndarray]] = {}
+    for start, end in tqdm(list(_batches(len(poses), batch_size)), desc=desc, disable=not progress):
+        idx = order[start:end]
+        S = max(len(poses[i]) for i in idx)
+        x = torch.zeros(len(idx), S, *poses[idx[0]].shape[1:])
+        mask = torch.zeros(len(idx), S, dtype=torch.bool)
+        for b, i in enumerate(idx):
+            x[b, : len(poses[i])] = torch.from_numpy(np.asarray(poses[i], dtype=np.float32))
+            mask[b, : len(poses[i])] = True
+        memory, mmask = model.encode(x.to(device), mask.to(device))
+        g = model.ctc_greedy(model.gloss_log_probs(memory), mmask)
+        t = model.translate(memory, mmask)
+        f = model.pool(memory, mmask).float().cpu().numpy()
+        for b, i in enumerate(idx):
+            results[int(i)] = (" ".join(bt.gloss_vocab.decode(g[b])), " ".join(bt.text_vocab.decode(t[b])), f[b])
+    for i in range(len(poses)):
+        glosses.append(results[i][0])
+        texts.append(results[i][1])
+        feats.append(results[i][2])
+    return glosses, texts, np.stack(feats)
+
+
+def mean_pose(train: Corpus, limit: int | None = 2000) -> np.ndarray:
+    """The training set's mean pose (J, 3), over all frames of (at most ``limit``) sequences."""
+    n = len(train) if limit is None else min(limit, len(train))
+    total, frames = None, 0
+    for i in range(n):
+        p = train[i].pose.astype(np.float64)
+        total = p.sum(0) if total is None else total + p.sum(0)
+        frames += len(p)
+    return (total / max(frames, 1)).astype(np.float32)
+
+
+def evaluate_systems(
+    bt: LoadedBackTranslator,
+    samples: Sequence[Sample],
+    systems: Sequence[System],
+    batch_size: int = 32,
+    progress: bool = False,
+) -> dict:
+    """Scores every system against the samples' ground truth under one protocol."""
+    refs_gloss = [" ".join(s.glosses) for s in samples]
+    refs_text = [" ".join(tokenize_text(s.text)) for s in samples]
+    gt_poses = [s.pose for s in samples]
+    _, _, gt_feats = back_translate(bt, gt_poses, batch_size, progress, "back-translate ground truth")
+    rows = []
+    for system in [System("ground truth", gt_poses), *systems]:
+        if len(system.poses) != len(samples):
+            raise ValueError(f"{system.name}: {len(system.poses)} sequences for {len(samples)} references")
+        glosses, texts, feats = back_translate(bt, system.poses, batch_size, progress, f"back-translate {system.name}")
+        w = wer(glosses, refs_gloss)
+        row = {
+            "system": system.name,
+            **{k: round(v, 2) for k, v in bleu(texts, refs_text).items()},
+            "rouge_l": round(rouge_l(texts, refs_text), 2),
+            "wer": round(w.wer, 2),
+            "wer_counts": {"sub": w.substitutions, "del": w.deletions, "ins": w.insertions, "ref": w.reference_words},
+            "dtw_mje": {k: round(v, 4) for k, v in dtw_mje_parts(system.poses, gt_poses).items()},
+            "fid": round(frechet_distance(gt_feats, feats), 4),
+            "diversity": round(diversity(feats), 4),
+            "examples": [
+                {"reference": refs_text[i], "translation": texts[i], "glosses": glosses[i]}
+                for i in range(min(3, len(samples)))
+            ],
+        }
+        rows.append(row)
+    return {"sequences": len(samples), "definitions": DEFINITIONS, "rows": rows}
+
+
+def markdown_table(report: dict) -> str:
+    head = "| system | BLEU-1 | BLEU-4 | ROUGE | WER | DTW-MJE | DTW body | DTW hands | FID | diversity |"
+    lines = [head, "|" + "---|" * 10]
+    for r in report["rows"]:
+        d = r["dtw_mje"]
+        lines.append(
+            f"| {r['system']} | {r['bleu1']:.2f} | {r['bleu4']:.2f} | {r['rouge_l']:.2f} | {r['wer']:.2f} | "
+            f"{d['all']:.3f} | {d['body']:.3f} | {d['hands']:.3f} | {r['fid']:.3f} | {r['diversity']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(report: dict, out: Path | str) -> tuple[Path, Path]:
+    """Writes ``out.json`` and ``out.md`` (``out`` without suffix, or a directory ending in /)."""
+    out = Path(out)
+    base = out / "report" if out.is_dir() else out.with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
+    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    meta = report.get("meta", {})
+    lines = [f"# fgdm evaluation — {meta.get('split', '')} split, {report['sequences']} sequences", ""]
+    for key in ("checkpoint", "backtranslator", "data", "length", "steps", "seed"):
+        if key in meta:
+            lines.append(f"- {key}: `{meta[key]}`")
+    lines += ["", markdown_table(report), "", "Ground truth is the back-translator's ceiling; 'mean pose' is the",
+              "training set's mean pose held for the ground-truth length (a model must beat it on DTW-MJE).", "",
+              "## Definitions", ""]  # fmt: skip
+    lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
+    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return json_path, md_path

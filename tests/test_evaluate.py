@@ -1,0 +1,91 @@
+"""The back-translator and the evaluation report, end to end on tiny models."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fgdm.cli import main
+from fgdm.config import BackTranslatorConfig, load_config
+from fgdm.data.vocab import Vocabulary
+from fgdm.evaluation.backtranslator import BackTranslator, tokenize_text
+
+TINY_BT = [
+    "--set", "data.synth_train=32", "--set", "data.synth_dev=8", "--set", "data.synth_test=8",
+    "--set", "data.skip_frames=3", "--set", "model.width=32", "--set", "model.ff=64",
+    "--set", "model.encoder_layers=1", "--set", "model.decoder_layers=1",
+    "--set", "training.max_steps=12", "--set", "training.val_every=6", "--set", "training.val_batches=1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def backtranslator(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bt")
+    args = ["backtranslator", "train", "configs/backtranslator.yaml", *TINY_BT, "--set", f"training.output_dir={out}"]
+    assert main([*args, "--quiet"]) == 0
+    return out / "checkpoints" / "last.ckpt"
+
+
+def test_tokenisation_splits_punctuation_and_lowercases():
+    assert tokenize_text("Na ja, ich bin Gehörloser.") == ["na", "ja", ",", "ich", "bin", "gehörloser", "."]
+
+
+def test_beam_search_returns_the_greedy_path_with_beam_1_and_stops_at_eos():
+    cfg = load_config("configs/backtranslator.yaml", ["model.width=16", "model.ff=32", "model.max_output_length=6"],
+                      schema=BackTranslatorConfig)  # fmt: skip
+    torch.manual_seed(0)
+    model = BackTranslator(10, 12, cfg.model).eval()
+    pose = torch.randn(2, 9, 50, 3)
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    memory, mmask = model.encode(pose, mask)
+    greedy = model.translate(memory, mmask, beam=1)
+    tokens = torch.full((2, 1), Vocabulary.bos_index)
+    for _ in range(6):  # greedy decoding written out
+        nxt = model.word_logits(memory, mmask, tokens)[:, -1].argmax(-1, keepdim=True)
+        tokens = torch.cat([tokens, nxt], 1)
+    for b in range(2):
+        expected = []
+        for w in tokens[b, 1:].tolist():
+            if w in (Vocabulary.eos_index, Vocabulary.pad_index):
+                break
+            expected.append(w)
+        assert greedy[b] == expected
+    assert all(len(t) <= 6 for t in model.translate(memory, mmask, beam=3))
+
+
+def test_ctc_greedy_collapses_repeats_and_blanks():
+    lp = torch.full((1, 6, 4), -10.0)
+    for t, c in enumerate([0, 2, 2, 0, 2, 3]):
+        lp[0, t, c] = 0.0
+    assert BackTranslator.ctc_greedy(lp, torch.ones(1, 6, dtype=torch.bool)) == [[1, 1, 2]]
+
+
+def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, backtranslator, tmp_path, capsys):
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    hyp = tmp_path / "other"
+    assert main(["generate", "--checkpoint", str(ckpt), "--split", "test", "--limit", "5", "--seed", "3",
+                 "--out", str(hyp), "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    out = tmp_path / "report"
+    args = ["evaluate", "--backtranslator", str(backtranslator), "--checkpoint", str(ckpt), "--split", "test",
+            "--limit", "5", "--hyp", str(hyp), "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    names = [r["system"] for r in report["rows"]]
+    assert names[0] == "ground truth" and names[-2:] == ["mean pose", "other"] and names[1].startswith("FGDM")
+    gt, model, mean, other = report["rows"]
+    assert gt["dtw_mje"]["all"] == 0.0 and gt["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert mean["dtw_mje"]["all"] > 0 and np.isfinite(model["fid"])
+    assert other["dtw_mje"] == model["dtw_mje"] or other["dtw_mje"]["all"] > 0  # scored under one protocol
+    md = (tmp_path / "report.md").read_text()
+    assert "| ground truth |" in md and "## Definitions" in md and "β = 1.2" in md
+
+
+def test_evaluate_rejects_a_hypothesis_with_the_wrong_count(trained, backtranslator, tmp_path, capsys):
+    (tmp_path / "hyp").mkdir()
+    np.save(tmp_path / "hyp" / "a.npy", np.zeros((5, 50, 3), dtype=np.float32))
+    args = ["evaluate", "--backtranslator", str(backtranslator), "--split", "test", "--limit", "3",
+            "--hyp", str(tmp_path / "hyp"), "--out", str(tmp_path / "r"), "--quiet"]  # fmt: skip
+    assert main(args) == 1
+    assert "1 sequences, but the test split has 3" in capsys.readouterr().err

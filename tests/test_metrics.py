@@ -1,0 +1,102 @@
+"""Metrics against values worked out by hand (SPEC §8)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fgdm.evaluation.dtw import dtw_cost, dtw_mje, dtw_mje_parts
+from fgdm.evaluation.metrics import bleu, diversity, edit_counts, frechet_distance, rouge_l, rouge_l_sentence, wer
+
+
+def test_bleu_on_tiny_corpora_by_hand():
+    assert bleu(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(
+        {"bleu1": 100.0, "bleu2": 100.0, "bleu3": 100.0, "bleu4": 100.0}
+    )
+    s = bleu(["a b c d"], ["a b c e"])  # precisions 3/4, 2/3, 1/2, 0/1; no brevity penalty
+    assert s["bleu1"] == pytest.approx(75.0)
+    assert s["bleu2"] == pytest.approx(100 * math.sqrt(3 / 4 * 2 / 3))
+    assert s["bleu3"] == pytest.approx(100 * (3 / 4 * 2 / 3 * 1 / 2) ** (1 / 3))
+    assert s["bleu4"] == 0.0  # no smoothing
+    assert bleu(["a b"], ["a b c d"])["bleu1"] == pytest.approx(100 * math.exp(1 - 4 / 2))  # brevity penalty
+    # corpus level: n-gram counts are pooled over sentences before the ratio
+    assert bleu(["a b", "c x"], ["a b", "c d"])["bleu1"] == pytest.approx(75.0)
+
+
+def test_bleu_tokenizes_on_whitespace_only():
+    assert bleu(["wetter, morgen"], ["wetter , morgen"])["bleu1"] < 100
+
+
+def test_rouge_l_with_beta_1_2():
+    # LCS("a b c d", "a c d e f") = 3: P = 3/4, R = 3/5
+    p, r, b2 = 3 / 4, 3 / 5, 1.2**2
+    assert rouge_l_sentence("a b c d", "a c d e f") == pytest.approx((1 + b2) * p * r / (r + b2 * p))
+    assert rouge_l(["a b c d", "x"], ["a c d e f", "y"]) == pytest.approx(50 * (1 + b2) * p * r / (r + b2 * p))
+    assert rouge_l(["same words"], ["same words"]) == pytest.approx(100.0)
+
+
+def test_wer_counts_substitutions_deletions_insertions():
+    assert edit_counts(["a", "x", "c", "d", "e"], ["a", "b", "c", "d"]) == (1, 0, 1)
+    assert edit_counts(["a", "c"], ["a", "b", "c", "d"]) == (0, 2, 0)
+    assert edit_counts([], ["a", "b"]) == (0, 2, 0)
+    r = wer(["a x c d e", "a c"], ["a b c d", "a b c d"])  # corpus level: 4 edits over 8 words
+    assert r.wer == pytest.approx(50.0) and (r.substitutions, r.deletions, r.insertions) == (1, 2, 1)
+    assert wer(["a b"], ["a b"]).wer == 0.0
+
+
+def _walk(S=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.cumsum(rng.normal(0, 0.3, (S, 50, 3)), axis=0).astype(np.float32)
+
+
+def test_dtw_of_a_sequence_with_itself_and_a_time_warped_copy():
+    x = _walk()
+    assert dtw_mje(x, x) == 0.0
+    warped = np.repeat(x, [1 + (i % 3 == 0) for i in range(len(x))], axis=0)  # every third frame held twice
+    assert dtw_mje(warped, x) == pytest.approx(0.0, abs=1e-9)
+    delayed = np.concatenate([x[:1].repeat(5, 0), x[:-5]])  # the same motion 5 frames late
+    assert dtw_mje(delayed, x) < 0.2 * dtw_mje(x[::-1], x)
+
+
+def test_dtw_against_a_shifted_copy_is_the_shift():
+    x = _walk()
+    delta = 0.01  # every coordinate moved by delta: L1 frame cost 150 · delta on the diagonal
+    assert dtw_mje(x + delta, x) == pytest.approx(150 * delta, rel=1e-5)
+    parts = dtw_mje_parts([x + delta], [x])
+    assert parts["body"] == pytest.approx(8 * 3 * delta, rel=1e-5)
+    assert parts["hands"] == pytest.approx(42 * 3 * delta, rel=1e-5)
+
+
+def test_dtw_cost_small_matrix_by_hand():
+    cost = np.array([[1.0, 2.0, 9.0], [9.0, 1.0, 9.0], [9.0, 9.0, 1.0]])
+    assert dtw_cost(cost) == 3.0
+    assert dtw_cost(np.array([[1.0, 1.0, 1.0]])) == 3.0
+
+
+def test_fid_of_identical_and_shifted_feature_sets():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 8))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shift = np.arange(8) * 0.1
+    assert frechet_distance(a, a + shift) == pytest.approx(float((shift**2).sum()), rel=1e-6)
+    with pytest.raises(ValueError, match="same D"):
+        frechet_distance(a, a[:, :4])
+
+
+def test_diversity_is_zero_for_identical_and_grows_with_spread():
+    same = np.ones((10, 4))
+    rng = np.random.default_rng(0)
+    assert diversity(same) == 0.0
+    assert diversity(rng.normal(size=(50, 4)) * 2) > diversity(rng.normal(size=(50, 4)))
+
+
+def test_score_command(tmp_path, capsys):
+    from fgdm.cli import main
+
+    (tmp_path / "hyp.txt").write_text("a b c d\nx y\n")
+    (tmp_path / "ref.txt").write_text("a b c e\nx y\n")
+    assert main(["score", "--hyp", str(tmp_path / "hyp.txt"), "--ref", str(tmp_path / "ref.txt")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["wer"] == pytest.approx(100 / 6, abs=1e-4) and out["bleu1"] == pytest.approx(100 * 5 / 6, abs=1e-4)
+    assert set(out) >= {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "wer"}
