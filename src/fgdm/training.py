@@ -34,8 +34,6 @@ from fgdm.data.vocab import Vocabulary
 from fgdm.evaluation.dtw import dtw_mje
 from fgdm.model import FGDM, build_model
 
-SPLITS = ("train", "dev", "test")
-
 
 def build_corpus(cfg: Config, split: str) -> Corpus:
     """The corpus of one split: ``data.path`` (PT files or a synth manifest), else the embedded synthetic data."""
@@ -241,12 +239,12 @@ class TrainResult:
 
 def train(cfg: Config, resume: bool = False, progress: bool = True) -> TrainResult:
     """Trains FGDM as configured; with ``resume``, continues from ``output_dir/checkpoints/last.ckpt``."""
-    data = FGDMDataModule(cfg, _resumed_vocab(cfg.training, resume))
+    data = FGDMDataModule(cfg, resumed_vocab(cfg.training, resume))
     module = LitFGDM(to_dict(cfg), data.vocab.itos)
     return fit(module, data, cfg, monitor="dev/dtw", resume=resume, progress=progress)
 
 
-def _resumed_vocab(t: TrainingConfig, resume: bool) -> Vocabulary | None:
+def resumed_vocab(t: TrainingConfig, resume: bool) -> Vocabulary | None:
     """On resume the gloss vocabulary is part of the model: take it from the last checkpoint."""
     last = Path(t.output_dir) / "checkpoints" / "last.ckpt"
     if not resume:

@@ -12,7 +12,7 @@ from fgdm.data.dataset import Batch
 from fgdm.data.vocab import Vocabulary
 from fgdm.evaluation.backtranslator import BackTranslator, tokenize_text
 from fgdm.evaluation.metrics import bleu, wer
-from fgdm.training import FGDMDataModule, PlateauModule, TrainResult, _resumed_vocab, fit
+from fgdm.training import FGDMDataModule, PlateauModule, TrainResult, fit, resumed_vocab
 
 
 def encode_texts(texts: list[str], vocab: Vocabulary, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -73,7 +73,7 @@ class LitBackTranslator(PlateauModule):
 
 def train_backtranslator(cfg: BackTranslatorConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     """Trains the evaluator on ground-truth poses; the best checkpoint is the one with the lowest dev WER."""
-    data = FGDMDataModule(cfg, _resumed_vocab(cfg.training, resume))
+    data = FGDMDataModule(cfg, resumed_vocab(cfg.training, resume))
     texts = [tokenize_text(data.corpora["train"][i].text) for i in range(len(data.corpora["train"]))]
     text_vocab = Vocabulary.from_corpus(texts)
     if resume:

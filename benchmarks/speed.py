@@ -1,0 +1,133 @@
+"""Speed and memory of the paper-size FGDM on this machine (issue: benchmarks/speed).
+
+    python benchmarks/speed.py --quick            # the headline figures as one JSON object (< 2 minutes)
+    python benchmarks/speed.py --config configs/paper.yaml --batch 8 --frames 130 --glosses 8 --repeats 7
+
+Measures, at B = 8, S = 130, L = 8 by default: the median time of one training step (forward,
+backward, Adam; SCG on), the median time of 5-step DDIM sampling, the peak resident memory of the
+process, and the checkpoint size (parameters + Adam state). With --floor it also counts the FLOPs of
+a training step and of sampling (torch's FlopCounterMode) and divides them by this machine's measured
+fp32 matmul rate: the time a perfect implementation would need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fgdm.config import load_config
+from fgdm.model import build_model
+
+
+def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
+    """Measured fp32 matmul throughput in GFLOP/s (median of ``repeats``)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", nargs="+", default=["configs/paper.yaml"])
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--frames", type=int, default=130)
+    ap.add_argument("--glosses", type=int, default=8)
+    ap.add_argument("--vocab-size", type=int, default=1089)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="the four headline figures only, 3 repeats")
+    ap.add_argument("--floor", action="store_true", help="also count FLOPs and compute the floor")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    if args.quick:
+        args.repeats = 3
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    cfg = load_config(args.config, args.set)
+    model = build_model(cfg, args.vocab_size).to(device)
+    B, S, L = args.batch, args.frames, args.glosses
+    pose = torch.randn(B, S, 50, 3, device=device) * 0.2
+    frame_mask = torch.ones(B, S, dtype=torch.bool, device=device)
+    gloss = torch.randint(4, args.vocab_size, (B, L), device=device)
+    gloss_mask = torch.ones(B, L, dtype=torch.bool, device=device)
+    frames = torch.full((B,), S, device=device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.training.lr)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def step() -> None:
+        terms = model.loss(pose, frame_mask, gloss, gloss_mask)
+        opt.zero_grad(set_to_none=True)
+        terms.total.backward()
+        opt.step()
+
+    def sample() -> None:
+        model.generate(gloss, gloss_mask, frames)
+
+    def timed(fn) -> list[float]:
+        fn()  # warm-up
+        sync()
+        out = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            out.append(time.perf_counter() - t0)
+        return out
+
+    model.train()
+    train = timed(step)
+    model.eval()
+    with torch.no_grad():
+        samp = timed(sample)
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict()}, buffer)
+    result = {
+        "train_step_s": round(statistics.median(train), 3),
+        "sample_s": round(statistics.median(samp), 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "checkpoint_mb": round(buffer.getbuffer().nbytes / 2**20, 1),
+    }
+    if device.type == "cuda":
+        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    if not args.quick:
+        result |= {
+            "config": args.config, "overrides": args.set, "batch": B, "frames": S, "glosses": L,
+            "threads": torch.get_num_threads(), "device": str(device),
+            "train_step_all_s": [round(x, 3) for x in train], "sample_all_s": [round(x, 3) for x in samp],
+        }  # fmt: skip
+    if args.floor:
+        model.train()
+        with FlopCounterMode(display=False) as fc:
+            step()
+        step_flops = fc.get_total_flops()
+        model.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            sample()
+        sample_flops = fc.get_total_flops()
+        rate = matmul_rate() if device.type == "cpu" else float("nan")
+        result |= {
+            "train_step_gflop": round(step_flops / 1e9, 2), "sample_gflop": round(sample_flops / 1e9, 2),
+            "matmul_gflops_per_s": round(rate, 1),
+            "train_step_floor_s": round(step_flops / 1e9 / rate, 3),
+            "sample_floor_s": round(sample_flops / 1e9 / rate, 3),
+        }  # fmt: skip
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
