@@ -77,6 +77,10 @@ class FocalConfig:
     semantic_mask: bool = True  # M
     topology: bool = True  # A_b
     tcn_kernel: int = 9
+    # Execution only (results are identical): ASGCN works through about this many frames (B·s) at a
+    # time so its (2n+1)·J·J maps stay in cache, recomputing each chunk in the backward pass.
+    # 0 = all frames at once (more memory; may suit GPUs).
+    chunk_frames: int = 64
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from fgdm.config import FocalConfig
 
@@ -36,6 +37,7 @@ class ASGCN(nn.Module):
         self.K, self.J, self.width = K, J, width
         self.n = cfg.neighbors
         self.topology, self.contextual, self.semantic = cfg.topology, cfg.contextual, cfg.semantic_mask
+        self.chunk_frames = cfg.chunk_frames
         if not (self.topology or self.contextual):
             raise ValueError("ASGCN needs the topology prior or the contextual correlation (or both)")
         self.transform = nn.Linear(width, K * width)  # W_k for all partitions at once
@@ -56,63 +58,133 @@ class ASGCN(nn.Module):
             self.separation_weight = nn.Parameter(torch.zeros(K))
             self.separation_bias = nn.Parameter(torch.zeros(K))
 
-    def contextual_adjacency(self, h: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
-        """A_a: (B, S, K, J, J).
+    def _prepare(
+        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        """The per-frame inputs of the adjacency and the messages, all far smaller than A itself.
+
+        Returns q (B, S, J, D), the key windows (B, S, 2n+1, D, J) (a view), their validity
+        (B, S, 2n+1), the gloss weights w (B, S, L), the prototype masks (B, L, J, J) and the
+        transformed features W_k H (B, S, K, J, D); parts that are switched off are None.
+        """
+        B, S, J, D = h.shape
+        q = k_win = valid = w = prototypes = None
+        if self.contextual:
+            q, k, valid = self._context_inputs(h, frame_mask)
+            k_win = self._windows(k, S)
+        if self.semantic:
+            w, prototypes = self._semantic_inputs(h, cond, gloss_mask)
+        x = self.transform(h).view(B, S, J, self.K, D).transpose(2, 3)  # W_k H: (B, S, K, J(u), D)
+        return q, k_win, valid, w, prototypes, x
+
+    def _context_inputs(self, h: torch.Tensor, frame_mask: torch.Tensor, extra: int = 0) -> tuple[torch.Tensor, ...]:
+        """q (B, S, J, D), zero-padded keys (B, n + S + n + extra, J, D) and offset validity (B, S, 2n+1)."""
+        W, D = 2 * self.n + 1, h.shape[-1]
+        q = self.query(h) * (1.0 / math.sqrt(D))  # the score scale folded into the small tensor
+        k = nn.functional.pad(self.key(h), (0, 0, 0, 0, self.n, self.n + extra))  # zero outside the sequence
+        valid = nn.functional.pad(frame_mask, (self.n, self.n)).to(h.dtype).unfold(1, W, 1)
+        return q, k, valid
+
+    def _windows(self, k: torch.Tensor, frames: int) -> torch.Tensor:
+        """Key windows (B, s, 2n+1, D, J) of ``frames`` frames from padded keys (B, s + 2n (+ extra), J, D)."""
+        return k.unfold(1, 2 * self.n + 1, 1)[:, :frames].permute(0, 1, 4, 3, 2)
+
+    def _semantic_inputs(self, h: torch.Tensor, cond: torch.Tensor, gloss_mask: torch.Tensor):
+        B, _, J, _ = h.shape
+        prototypes = self.mask_generator(cond).view(B, -1, J, J)  # P_l = MG(G_l)
+        desc = self.descriptor(h.mean(dim=2))  # frame descriptor in gloss space: (B, S, D_g)
+        scores = torch.einsum("bsd,bld->bsl", desc, cond) / math.sqrt(cond.shape[-1])
+        w = torch.softmax(scores.masked_fill(~gloss_mask[:, None, :], float("-inf")), dim=-1)  # over valid glosses
+        return w, prototypes
+
+    def _contextual(self, q: torch.Tensor, k_win: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """A_a (B, s, K, J, J) for a slice of frames.
 
         C^i_m[u, v] = σ(q_i[u] · k_{i+m}[v] / √D_f) for m = −n … n; offsets that fall outside the
         sequence or on padded frames are excluded by zeroing their aggregation weight for that frame,
         so the (2n+1) maps are aggregated by one batched matmul without a masking pass.
         """
-        B, S, J, D = h.shape
-        W = 2 * self.n + 1
-        q = self.query(h) * (1.0 / math.sqrt(D))  # the score scale folded into the small tensor
-        k = nn.functional.pad(self.key(h), (0, 0, 0, 0, self.n, self.n))  # (B, S + 2n, J, D)
-        k_win = k.unfold(1, W, 1).permute(0, 1, 4, 3, 2)  # (B, S, 2n+1, D, J): frames i − n … i + n
+        B, s, W = valid.shape
+        J = q.shape[2]
         # in place on the fresh matmul output: one large allocation fewer (matmul's backward needs no output)
-        c = torch.matmul(q[:, :, None], k_win).sigmoid_()  # (B, S, 2n+1, J, J)
-        valid = nn.functional.pad(frame_mask, (self.n, self.n)).to(h.dtype).unfold(1, W, 1)  # (B, S, 2n+1)
-        w = self.aggregate.weight[None, None] * valid[:, :, None, :]  # (B, S, K, 2n+1), W_Agg per frame
-        a = torch.matmul(w.reshape(B * S, self.K, W), c.reshape(B * S, W, J * J))  # (B·S, K, J·J)
-        return a.view(B, S, self.K, J, J).add_(self.aggregate.bias.view(1, 1, -1, 1, 1))
+        c = torch.matmul(q[:, :, None], k_win).sigmoid_()  # (B, s, 2n+1, J, J)
+        w = self.aggregate.weight[None, None] * valid[:, :, None, :]  # (B, s, K, 2n+1): W_Agg per frame
+        a = torch.matmul(w.reshape(B * s, self.K, W), c.reshape(B * s, W, J * J))  # (B·s, K, J·J)
+        return a.view(B, s, self.K, J, J).add_(self.aggregate.bias.view(1, 1, -1, 1, 1))
 
-    def semantic_mask(self, h: torch.Tensor, cond: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:
-        """M: (B, S, K, J, J) in [0, 2]."""
-        B, _, J, _ = h.shape
-        prototypes = self.mask_generator(cond).view(B, -1, J, J)  # (B, L, J, J)
-        desc = self.descriptor(h.mean(dim=2))  # (B, S, D_g)
-        scores = torch.einsum("bsd,bld->bsl", desc, cond) / math.sqrt(cond.shape[-1])
-        scores = scores.masked_fill(~gloss_mask[:, None, :], float("-inf"))
-        w = torch.softmax(scores, dim=-1)  # (B, S, L) over valid glosses
-        mixed = torch.einsum("bsl,bluv->bsuv", w, prototypes)  # M̄: (B, S, J, J)
-        w, b = self.separation_weight.view(1, 1, -1, 1, 1), self.separation_bias.view(1, 1, -1, 1, 1)
-        return torch.addcmul(b, mixed[:, :, None], w).sigmoid_().mul(2.0)
+    def _semantic(self, w: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+        """M (B, s, K, J, J) in [0, 2] for a slice of frames: 2·σ(W_s Σ_l w_l P_l)."""
+        mixed = torch.einsum("bsl,bluv->bsuv", w, prototypes)  # M̄: (B, s, J, J)
+        ws, bs = self.separation_weight.view(1, 1, -1, 1, 1), self.separation_bias.view(1, 1, -1, 1, 1)
+        return torch.addcmul(bs, mixed[:, :, None], ws).sigmoid_().mul(2.0)
 
-    def adjacency(
-        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """The fused per-frame adjacency (B, S, K, J, J) — or (1, 1, K, J, J) when it is frame-independent."""
+    def _adjacency(self, q, k_win, valid, w, prototypes) -> torch.Tensor:
+        """(A_b + A_a) ⊙ M for a slice of frames: (B, s, K, J, J), or (1, 1, K, J, J) if frame-independent."""
         prior = (self.prior + self.prior_offset)[None, None] if self.topology else None
         if self.contextual:
-            A = self.contextual_adjacency(h, frame_mask)
+            A = self._contextual(q, k_win, valid)
             if prior is not None:
                 A = A.add_(prior)  # in place on the fresh A_a
         else:
             A = prior
         if self.semantic:
-            A = A * self.semantic_mask(h, cond, gloss_mask)
+            A = A * self._semantic(w, prototypes)
         return A
+
+    def _messages(self, q, k_win, valid, w, prototypes, x) -> torch.Tensor:
+        """Σ_k A_k @ (W_k H) for a slice of frames: (B, s, J(v), D)."""
+        A = self._adjacency(q, k_win, valid, w, prototypes)
+        if A.shape[0] == 1 and A.shape[1] == 1:  # shared adjacency: one matmul over all frames
+            return torch.einsum("kvu,bskud->bsvd", A[0, 0], x)
+        # strided per-partition matmuls, no permuted copy of the large A
+        parts = [torch.matmul(a, xk) for a, xk in zip(A.unbind(2), x.unbind(2), strict=True)]
+        return torch.stack(parts).sum(0)
+
+    # Public views of the equations, over whole sequences (for inspection and tests).
+    def contextual_adjacency(self, h: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        """A_a: (B, S, K, J, J)."""
+        q, k, valid = self._context_inputs(h, frame_mask)
+        return self._contextual(q, self._windows(k, h.shape[1]), valid)
+
+    def semantic_mask(self, h: torch.Tensor, cond: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:
+        """M: (B, S, K, J, J) in [0, 2]."""
+        return self._semantic(*self._semantic_inputs(h, cond, gloss_mask))
+
+    def adjacency(
+        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The fused per-frame adjacency (B, S, K, J, J) — or (1, 1, K, J, J) when it is frame-independent."""
+        return self._adjacency(*self._prepare(h, cond, frame_mask, gloss_mask)[:5])
 
     def forward(
         self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> torch.Tensor:
-        B, S, J, D = h.shape
-        A = self.adjacency(h, cond, frame_mask, gloss_mask)
-        x = self.transform(h).view(B, S, J, self.K, D).transpose(2, 3)  # W_k H: (B, S, K, J(u), D)
-        if A.shape[0] == 1 and A.shape[1] == 1:  # shared adjacency: one matmul over all frames
-            return torch.einsum("kvu,bskud->bsvd", A[0, 0], x)
-        # Σ_k A_k @ (W_k H): strided per-partition matmuls, no permuted copy of the large A
-        parts = [torch.matmul(a, xk) for a, xk in zip(A.unbind(2), x.unbind(2), strict=True)]
-        return torch.stack(parts).sum(0)  # (B, S, J(v), D)
+        B, S = h.shape[:2]
+        step = S if self.chunk_frames <= 0 else max(1, self.chunk_frames // B)
+        if step >= S or not (self.contextual or self.semantic):
+            return self._messages(*self._prepare(h, cond, frame_mask, gloss_mask))
+        # Frame chunks keep the (chunk, 2n+1, J, J) intermediates small enough to stay in cache; under
+        # autograd each chunk is recomputed in the backward pass instead of being stored. Same results.
+        # Chunks are views made by split/unfold/unbind, whose backward is one concatenation, not a
+        # zero-filled full-size gradient per chunk as plain slicing would give.
+        chunks = -(-S // step)
+        x = self.transform(h).view(B, S, -1, self.K, h.shape[-1]).transpose(2, 3)  # W_k H: (B, S, K, J, D)
+        per_chunk: list[list] = [[None] * 4 + [None, xc] for xc in x.split(step, dim=1)]
+        if self.contextual:
+            q, k, valid = self._context_inputs(h, frame_mask, extra=chunks * step - S)
+            blocks = k.unfold(1, step + 2 * self.n, step).unbind(1)  # (B, J, D, step + 2n) each, overlapping
+            for c, (qc, kc, vc) in enumerate(zip(q.split(step, 1), blocks, valid.split(step, 1), strict=True)):
+                per_chunk[c][0:3] = qc, self._windows(kc.permute(0, 3, 1, 2), qc.shape[1]), vc
+        if self.semantic:
+            w, prototypes = self._semantic_inputs(h, cond, gloss_mask)
+            for c, wc in enumerate(w.split(step, 1)):
+                per_chunk[c][3:5] = wc, prototypes
+        run = (
+            (lambda *a: checkpoint(self._messages, *a, use_reentrant=False))
+            if torch.is_grad_enabled()
+            else self._messages
+        )
+        return torch.cat([run(*args) for args in per_chunk], dim=1)
 
 
 class TemporalConv(nn.Module):
