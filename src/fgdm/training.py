@@ -251,7 +251,7 @@ def resumed_vocab(t: TrainingConfig, resume: bool) -> Vocabulary | None:
         return None
     if not last.is_file():
         raise FileNotFoundError(f"{last}: nothing to resume (no last checkpoint in training.output_dir)")
-    return Vocabulary(torch.load(last, map_location="cpu", weights_only=False)["hyper_parameters"]["vocab"])
+    return Vocabulary(read_checkpoint(last)["hyper_parameters"]["vocab"])
 
 
 def fit(module: L.LightningModule, data: FGDMDataModule, cfg: Any, monitor: str, resume: bool, progress: bool):
@@ -327,12 +327,20 @@ class LoadedModel:
     step: int
 
 
-def load_for_sampling(path: Path | str, device: str | torch.device = "cpu", use_ema: bool = True) -> LoadedModel:
-    """Rebuilds the generator from a checkpoint's stored config; EMA weights when present and ``use_ema``."""
+def read_checkpoint(path: Path | str, what: str = "checkpoint") -> dict[str, Any]:
+    """A Lightning checkpoint written by fgdm, on the CPU; clear errors for a missing or foreign file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+        raise FileNotFoundError(f"{path}: {what} not found")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not an fgdm {what} (no stored config and weights)")
+    return ckpt
+
+
+def load_for_sampling(path: Path | str, device: str | torch.device = "cpu", use_ema: bool = True) -> LoadedModel:
+    """Rebuilds the generator from a checkpoint's stored config; EMA weights when present and ``use_ema``."""
+    ckpt = read_checkpoint(path)
     try:
         hp = ckpt["hyper_parameters"]
         cfg, vocab = from_dict(hp["config"]), Vocabulary(hp["vocab"])

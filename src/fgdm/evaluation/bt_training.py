@@ -12,7 +12,7 @@ from fgdm.data.dataset import Batch
 from fgdm.data.vocab import Vocabulary
 from fgdm.evaluation.backtranslator import BackTranslator, tokenize_text
 from fgdm.evaluation.metrics import bleu, wer
-from fgdm.training import FGDMDataModule, PlateauModule, TrainResult, fit, resumed_vocab
+from fgdm.training import FGDMDataModule, PlateauModule, TrainResult, fit, read_checkpoint, resumed_vocab
 
 
 def encode_texts(texts: list[str], vocab: Vocabulary, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -78,9 +78,7 @@ def train_backtranslator(cfg: BackTranslatorConfig, resume: bool = False, progre
     text_vocab = Vocabulary.from_corpus(texts)
     if resume:
         last = Path(cfg.training.output_dir) / "checkpoints" / "last.ckpt"
-        text_vocab = Vocabulary(
-            torch.load(last, map_location="cpu", weights_only=False)["hyper_parameters"]["text_vocab"]
-        )
+        text_vocab = Vocabulary(read_checkpoint(last)["hyper_parameters"]["text_vocab"])
     module = LitBackTranslator(to_dict(cfg), data.vocab.itos, text_vocab.itos)
     return fit(module, data, cfg, monitor="dev/wer", resume=resume, progress=progress)
 
@@ -95,10 +93,7 @@ class LoadedBackTranslator:
 
 def load_backtranslator(path: Path | str, device: str | torch.device = "cpu") -> LoadedBackTranslator:
     """The frozen evaluator from its checkpoint (eval mode, no gradients)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: back-translator checkpoint not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(path, "back-translator checkpoint")
     try:
         hp = ckpt["hyper_parameters"]
         cfg = from_dict(hp["config"], BackTranslatorConfig)
