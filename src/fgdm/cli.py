@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 import warnings
@@ -474,6 +475,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "quiet", False) and args.command in ("train", "backtranslator"):
+        import lightning  # noqa: F401  (it sets its loggers' levels on import: quiet them afterwards)
+
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except (DataFormatError, ValueError, KeyError, FileNotFoundError) as err:

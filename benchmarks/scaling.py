@@ -1,0 +1,68 @@
+"""How cost grows: training-step time and peak memory of the paper-size FGDM over S and B.
+
+    python benchmarks/scaling.py [--frames 32 64 130 256 512] [--batches 1 8 32] [--out benchmarks/results]
+
+Each point runs `benchmarks/speed.py --quick` in its own process (so each peak RSS is its own) and the
+results go to scaling.json and scaling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, nargs="+", default=[32, 64, 130, 256, 512])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per point")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    speed = Path(__file__).with_name("speed.py")
+    points = []
+    for B in args.batches:
+        for S in args.frames:
+            cmd = [sys.executable, str(speed), "--quick", "--batch", str(B), "--frames", str(S)]
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=True)
+                point = {"batch": B, "frames": S, **json.loads(done.stdout)}
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+                point = {"batch": B, "frames": S, "error": type(err).__name__}
+            print(json.dumps(point), flush=True)
+            points.append(point)
+            (out / "scaling.json").write_text(json.dumps(points, indent=2) + "\n")
+    plot(points, out / "scaling.png")
+
+
+def plot(points: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
+    for B in sorted({p["batch"] for p in points}):
+        ok = [p for p in points if p["batch"] == B and "error" not in p]
+        S = [p["frames"] for p in ok]
+        ax_t.plot(S, [p["train_step_s"] for p in ok], "o-", label=f"B = {B}")
+        ax_m.plot(S, [p["peak_rss_mb"] / 1024 for p in ok], "o-", label=f"B = {B}")
+    for ax, title, unit in ((ax_t, "training step", "seconds"), (ax_m, "peak resident memory", "GB")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("frames S")
+        ax.set_ylabel(unit)
+        ax.set_title(f"paper-size FGDM: {title}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
