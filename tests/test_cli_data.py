@@ -38,3 +38,19 @@ def test_data_check_reports_invalid_data_with_exit_status_1(tmp_path, capsys):
     assert main(["data", "check", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "train.skels:2:" in err and "not a multiple of 151" in err
+
+
+def test_csv_splits_keep_every_row_unless_capped_in_both_modes(tmp_path, capsys):
+    from fgdm.data.sources import open_corpus
+
+    csv = tmp_path / "x.train.corpus.csv"
+    rows = [f"s{i}|Signer01|REGEN NORD|im norden regen" for i in range(3)]
+    csv.write_text("id|signer|annotation|translation\n" + "\n".join(rows) + "\n")
+    assert main(["synth", "--out", str(tmp_path / "all"), "--glosses", str(csv), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["rendered_sequences"] == 3  # no silent default cap
+    for lazy in ([], ["--lazy"]):
+        out = tmp_path / f"cap{len(lazy)}"
+        assert main(["synth", "--out", str(out), "--glosses", str(csv), "--num-train", "2", "--quiet", *lazy]) == 0
+        capsys.readouterr()
+        corpus = open_corpus(out, "train")
+        assert len(corpus) == 2 and corpus[1].name == "s1"

@@ -18,29 +18,22 @@ from fgdm.data.pt import DataFormatError
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from fgdm.data.sources import SynthManifest, open_corpus
-    from fgdm.data.synth.corpus import SynthCorpus, read_phoenix_csv, write_pt
+    from fgdm.data.synth.corpus import write_pt
     from fgdm.data.vocab import Vocabulary
 
     out = Path(args.out)
-    sizes = {"train": args.num_train, "dev": args.num_dev, "test": args.num_test}
+    given = {"train": args.num_train, "dev": args.num_dev, "test": args.num_test}
     csv_files = _csv_splits(args.glosses) if args.glosses else {}
-    manifest = SynthManifest(
-        seed=args.seed,
-        sizes={k: v for k, v in sizes.items() if k not in csv_files},
-        csv={k: str(Path(v).resolve()) for k, v in csv_files.items()},
-    )
-    if csv_files:  # with CSVs, the --num-* options cap how many rows of each split are rendered
-        manifest.sizes = {}
+    if csv_files:  # every row of each CSV, unless a --num-* option caps that split
+        sizes = {k: v for k, v in given.items() if k in csv_files and v is not None}
+    else:
+        sizes = {k: v if v is not None else DEFAULT_GRAMMAR_SIZES[k] for k, v in given.items()}
+    manifest = SynthManifest(seed=args.seed, sizes=sizes, csv={k: str(Path(v).resolve()) for k, v in csv_files.items()})
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rendered = 0
     for split in manifest.splits():
-        if split in csv_files:
-            rows = read_phoenix_csv(csv_files[split])
-            cap = sizes.get(split)
-            corpus = SynthCorpus(0, split, seed=args.seed, rows=rows[:cap] if cap is not None else rows)
-        else:
-            corpus = manifest.corpus(split, out)
+        corpus = manifest.corpus(split, out)
         if args.lazy:
             continue
         write_pt(corpus, out, progress=not args.quiet)
@@ -60,6 +53,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         }
     print(json.dumps(summary, indent=2))
     return 0
+
+
+DEFAULT_GRAMMAR_SIZES = {"train": 1000, "dev": 100, "test": 100}
 
 
 def _csv_splits(path: str) -> dict[str, Path]:
@@ -273,9 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="PHOENIX-style CSV (id|signer|annotation|translation), or a directory of "
         "*train*/*dev*/*test*.csv, rendered instead of grammar sentences",
     )
-    p.add_argument("--num-train", type=int, default=1000, help="train sentences (default 1000; with --glosses: cap)")
-    p.add_argument("--num-dev", type=int, default=100, help="dev sentences (default 100)")
-    p.add_argument("--num-test", type=int, default=100, help="test sentences (default 100)")
+    p.add_argument(
+        "--num-train",
+        type=int,
+        default=None,
+        help="train sentences (default 1000; with --glosses: rows to keep, default all)",
+    )
+    p.add_argument("--num-dev", type=int, default=None, help="dev sentences (default 100)")
+    p.add_argument("--num-test", type=int, default=None, help="test sentences (default 100)")
     p.add_argument("--seed", type=int, default=0, help="one seed is one sign language (default 0)")
     p.add_argument(
         "--lazy",

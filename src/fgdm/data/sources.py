@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fgdm.data.corpus import Corpus, PTCorpus
 from fgdm.data.pt import DataFormatError, available_splits
-from fgdm.data.synth.corpus import DEFAULT_SIZES, SynthCorpus
+from fgdm.data.synth.corpus import DEFAULT_SIZES, SynthCorpus, read_phoenix_csv
 
 MANIFEST = "synth.json"
 
@@ -19,7 +19,8 @@ class SynthManifest:
 
     Attributes:
         seed: the sign-language and corpus seed.
-        sizes: sentences per split (grammar sentences).
+        sizes: sentences per split (grammar sentences); for a CSV split, the number of its first rows
+            to keep (absent: all rows).
         csv: per split, a PHOENIX-style CSV whose rows are rendered instead (paths relative to the
             manifest or absolute).
     """
@@ -53,7 +54,9 @@ class SynthManifest:
     def corpus(self, split: str, base: Path) -> SynthCorpus:
         if split in self.csv:
             csv = Path(self.csv[split])
-            return SynthCorpus.from_csv(csv if csv.is_absolute() else base / csv, split, seed=self.seed)
+            rows = read_phoenix_csv(csv if csv.is_absolute() else base / csv)
+            cap = self.sizes.get(split)
+            return SynthCorpus(0, split, seed=self.seed, rows=rows[:cap] if cap is not None else rows)
         if split not in self.sizes:
             raise KeyError(f"split {split!r} not in the manifest; splits are {self.splits()}")
         return SynthCorpus(self.sizes[split], split, seed=self.seed)
