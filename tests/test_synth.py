@@ -91,6 +91,18 @@ def test_frame_counts_match_rendering():
     assert corpus.frame_counts().tolist() == [len(corpus[i].pose) for i in range(5)]
 
 
+def test_frame_counts_cache_is_reused_only_for_the_same_sentences(tmp_path):
+    cache = tmp_path / ".frames-test.npz"
+    counts = SynthCorpus(5, "test", seed=2, frames_cache=cache).frame_counts()
+    assert cache.is_file()
+    np.savez(cache, key=np.load(cache)["key"], counts=counts + 1000)  # a tampered cache with the right key is read
+    assert (SynthCorpus(5, "test", seed=2, frames_cache=cache).frame_counts() == counts + 1000).all()
+    other = SynthCorpus(5, "test", seed=3, frames_cache=cache).frame_counts()  # other sentences: planned again
+    assert other.tolist() == [len(SynthCorpus(5, "test", seed=3)[i].pose) for i in range(5)]
+    cache.write_bytes(b"not numpy")  # unreadable: planned again, not an error
+    assert (SynthCorpus(5, "test", seed=2, frames_cache=cache).frame_counts() == counts).all()
+
+
 def test_phoenix_csv_rows_are_rendered(tmp_path):
     csv = tmp_path / "PHOENIX-2014-T.dev.corpus.csv"
     csv.write_text(

@@ -56,10 +56,11 @@ class SynthManifest:
             csv = Path(self.csv[split])
             rows = read_phoenix_csv(csv if csv.is_absolute() else base / csv)
             cap = self.sizes.get(split)
-            return SynthCorpus(0, split, seed=self.seed, rows=rows[:cap] if cap is not None else rows)
+            rows = rows[:cap] if cap is not None else rows
+            return SynthCorpus(0, split, seed=self.seed, rows=rows, frames_cache=base / f".frames-{split}.npz")
         if split not in self.sizes:
             raise KeyError(f"split {split!r} not in the manifest; splits are {self.splits()}")
-        return SynthCorpus(self.sizes[split], split, seed=self.seed)
+        return SynthCorpus(self.sizes[split], split, seed=self.seed, frames_cache=base / f".frames-{split}.npz")
 
 
 def data_splits(directory: Path | str) -> list[str]:

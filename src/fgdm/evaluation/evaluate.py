@@ -89,6 +89,46 @@ def mean_pose(train: Corpus, limit: int | None = 2000) -> np.ndarray:
     return (total / max(frames, 1)).astype(np.float32)
 
 
+@dataclass
+class Reference:
+    """What every system is scored against: the test samples and the ground truth's encoder features."""
+
+    samples: Sequence[Sample]
+    gloss: list[str]
+    text: list[str]
+    features: np.ndarray
+
+    @classmethod
+    def build(cls, bt: LoadedBackTranslator, samples: Sequence[Sample], batch_size: int = 32, progress: bool = False):
+        _, _, feats = back_translate(bt, [s.pose for s in samples], batch_size, progress, "back-translate ground truth")
+        gloss = [" ".join(s.glosses) for s in samples]
+        return cls(samples, gloss, [" ".join(tokenize_text(s.text)) for s in samples], feats)
+
+
+def score_system(
+    bt: LoadedBackTranslator, ref: Reference, system: System, batch_size: int = 32, progress: bool = False
+) -> dict:
+    """One report row: back-translation scores, DTW-MJE, FID and diversity of ``system`` against ``ref``."""
+    if len(system.poses) != len(ref.samples):
+        raise ValueError(f"{system.name}: {len(system.poses)} sequences for {len(ref.samples)} references")
+    glosses, texts, feats = back_translate(bt, system.poses, batch_size, progress, f"back-translate {system.name}")
+    w = wer(glosses, ref.gloss)
+    return {
+        "system": system.name,
+        **{k: round(v, 2) for k, v in bleu(texts, ref.text).items()},
+        "rouge_l": round(rouge_l(texts, ref.text), 2),
+        "wer": round(w.wer, 2),
+        "wer_counts": {"sub": w.substitutions, "del": w.deletions, "ins": w.insertions, "ref": w.reference_words},
+        "dtw_mje": {k: round(v, 4) for k, v in dtw_mje_parts(system.poses, [s.pose for s in ref.samples]).items()},
+        "fid": round(frechet_distance(ref.features, feats), 4),
+        "diversity": round(diversity(feats), 4),
+        "examples": [
+            {"reference": ref.text[i], "translation": texts[i], "glosses": glosses[i]}
+            for i in range(min(3, len(ref.samples)))
+        ],
+    }
+
+
 def evaluate_systems(
     bt: LoadedBackTranslator,
     samples: Sequence[Sample],
@@ -96,32 +136,10 @@ def evaluate_systems(
     batch_size: int = 32,
     progress: bool = False,
 ) -> dict:
-    """Scores every system against the samples' ground truth under one protocol."""
-    refs_gloss = [" ".join(s.glosses) for s in samples]
-    refs_text = [" ".join(tokenize_text(s.text)) for s in samples]
-    gt_poses = [s.pose for s in samples]
-    _, _, gt_feats = back_translate(bt, gt_poses, batch_size, progress, "back-translate ground truth")
-    rows = []
-    for system in [System("ground truth", gt_poses), *systems]:
-        if len(system.poses) != len(samples):
-            raise ValueError(f"{system.name}: {len(system.poses)} sequences for {len(samples)} references")
-        glosses, texts, feats = back_translate(bt, system.poses, batch_size, progress, f"back-translate {system.name}")
-        w = wer(glosses, refs_gloss)
-        row = {
-            "system": system.name,
-            **{k: round(v, 2) for k, v in bleu(texts, refs_text).items()},
-            "rouge_l": round(rouge_l(texts, refs_text), 2),
-            "wer": round(w.wer, 2),
-            "wer_counts": {"sub": w.substitutions, "del": w.deletions, "ins": w.insertions, "ref": w.reference_words},
-            "dtw_mje": {k: round(v, 4) for k, v in dtw_mje_parts(system.poses, gt_poses).items()},
-            "fid": round(frechet_distance(gt_feats, feats), 4),
-            "diversity": round(diversity(feats), 4),
-            "examples": [
-                {"reference": refs_text[i], "translation": texts[i], "glosses": glosses[i]}
-                for i in range(min(3, len(samples)))
-            ],
-        }
-        rows.append(row)
+    """Scores every system against the samples' ground truth under one protocol (ground truth first)."""
+    ref = Reference.build(bt, samples, batch_size, progress)
+    gt = System("ground truth", [s.pose for s in samples])
+    rows = [score_system(bt, ref, system, batch_size, progress) for system in [gt, *systems]]
     return {"sequences": len(samples), "definitions": DEFINITIONS, "rows": rows}
 
 

@@ -8,6 +8,7 @@ reproduced alone. :func:`write_pt` writes PT files when files are wanted.
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from fgdm.data.synth.signer import SignAnimator, Signer
 
 NUM_SIGNERS = 9  # as PHOENIX14T
 DEFAULT_SIZES = {"train": 7096, "dev": 519, "test": 642}
+RENDERER_VERSION = 1  # raise when rendering changes what a sentence looks like (invalidates frame caches)
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,20 @@ class SynthCorpus:
         split: the split name; different splits draw different sentences.
         seed: one seed is one sign language (lexicon) and one corpus.
         rows: render these PHOENIX-style rows instead of grammar sentences ("phoenix-synth").
+        frames_cache: a file where :meth:`frame_counts` keeps its result (planning every sentence of a
+            PHOENIX-sized split takes about a minute); reused only if it was made for the same sentences.
     """
 
-    def __init__(self, size: int, split: str = "train", seed: int = 0, rows: Sequence[CSVRow] | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        split: str = "train",
+        seed: int = 0,
+        rows: Sequence[CSVRow] | None = None,
+        frames_cache: Path | str | None = None,
+    ) -> None:
         self.split, self.seed = split, seed
+        self.frames_cache = Path(frames_cache) if frames_cache is not None else None
         self.lexicon = Lexicon(seed)
         self.animator = SignAnimator(self.lexicon)
         self.grammar = WeatherGrammar()
@@ -132,14 +144,38 @@ class SynthCorpus:
     def texts(self) -> list[str]:
         return [self.sentence(i)[0].text for i in range(self.size)]
 
+    def fingerprint(self) -> str:
+        """A digest of what this split renders: seed, split, renderer version and every sentence."""
+        digest = hashlib.sha256(f"{RENDERER_VERSION}|{self.seed}|{self.split}|{self.size}".encode())
+        for i in range(self.size):
+            sentence, signer_id, _ = self.sentence(i)
+            digest.update(f"|{signer_id}|{' '.join(sentence.glosses)}".encode())
+        return digest.hexdigest()
+
     def frame_counts(self) -> np.ndarray:
+        key = self.fingerprint() if self.frames_cache is not None else ""
+        if self.frames_cache is not None and self.frames_cache.is_file():
+            try:
+                with np.load(self.frames_cache) as cached:
+                    if str(cached["key"]) == key and len(cached["counts"]) == self.size:
+                        return cached["counts"].astype(np.int64)
+            except (OSError, ValueError, KeyError):
+                pass  # unreadable or foreign: plan again and overwrite
         counts = []
         for i in range(self.size):
             sentence, signer_id, _ = self.sentence(i)
             counts.append(
                 self.animator.frame_count(list(sentence.glosses), self._signer(signer_id), self._motion_rng(i))
             )
-        return np.array(counts, dtype=np.int64)
+        result = np.array(counts, dtype=np.int64)
+        if self.frames_cache is not None:
+            try:  # written whole or not at all; a read-only data directory just goes without the cache
+                tmp = self.frames_cache.with_name(self.frames_cache.name + ".tmp.npz")
+                np.savez(tmp, key=np.array(key), counts=result)
+                tmp.replace(self.frames_cache)
+            except OSError:
+                pass
+        return result
 
 
 def write_pt(corpus: SynthCorpus, directory: Path | str, progress: bool = True) -> None:

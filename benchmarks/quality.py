@@ -1,0 +1,330 @@
+"""The paper's ablations, reproduced at a fixed CPU budget per run (issue: benchmarks/quality).
+
+    python benchmarks/quality.py run phoenix-synth --source PHOENIX14T_ANNOTATIONS_DIR
+    python benchmarks/quality.py run dgs-pt --source DGS_PT_DIR
+    python benchmarks/quality.py report
+
+Datasets:
+    phoenix-synth  the real PHOENIX14T gloss streams and German translations (the annotation CSVs), rendered
+                   by the synthetic lexicon; scored on the test split (642) with a back-translator trained on
+                   its ground truth: BLEU, ROUGE, WER, DTW-MJE, FID.
+    dgs-pt         real DGS motion in PT format; scored on dev (30, the only held-out split) with DTW-MJE and
+                   FID (features of a back-translator trained on its ground truth; its vocabulary is too
+                   sparse for gloss or text scores to mean anything).
+
+Every run trains `configs/synth.yaml` + `configs/ablations/ROW.yaml` for the same fixed budget
+(--steps at batch 16; 300 by default) and samples the evaluation split with ground-truth lengths, 5 DDIM
+steps, seed 0, EMA weights. A run writes one JSON under benchmarks/results/quality/DATASET/ and is skipped
+when that file exists, so the set runs in parts (--rows, --seeds) and resumes after an interruption.
+`report` turns the JSONs into results/quality.md (one table per dataset, mean ± half the range over
+seeds) and results/quality.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "quality"
+
+# (config under configs/ablations, label, seeds in the default set)
+ROWS = [
+    ("general_only", "General only", (0, 1)),
+    ("focal_only", "+Focal", (0, 1)),
+    ("scg_only", "+SCG", (0, 1)),
+    ("full", "+Focal +SCG (full)", (0, 1)),
+    ("no_contextual", "+Focal w/o A_a", (0,)),
+    ("no_semantic_mask", "+Focal w/o M", (0,)),
+    ("no_topology", "+Focal w/o A_b", (0,)),
+]
+LABELS = {name: label for name, label, _ in ROWS}
+DATASETS = {
+    # evaluation split, back-translator steps, metrics in the table
+    "phoenix-synth": {"split": "test", "bt_steps": 2000, "text_scores": True},
+    "dgs-pt": {"split": "dev", "bt_steps": 600, "text_scores": False},
+}
+
+
+def _fgdm(args: list[str], log: Path) -> float:
+    """Runs the fgdm CLI in its own process, output to ``log``; seconds taken. Raises with the log's tail."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with log.open("w") as f:
+        done = subprocess.run([sys.executable, "-m", "fgdm.cli", *args], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    if done.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise SystemExit(f"fgdm {' '.join(args[:2])} failed (log {log}):\n{tail}")
+    return time.perf_counter() - t0
+
+
+def prepare(dataset: str, source: Path, work: Path) -> Path:
+    """The data directory training reads: a lazy manifest for phoenix-synth, the PT directory for dgs-pt."""
+    if not source.is_dir():
+        raise SystemExit(f"{source}: not a directory")
+    if dataset == "dgs-pt":
+        return source.resolve()
+    data = work / "data"
+    if not (data / "synth.json").is_file():
+        args = ["synth", "--out", str(data), "--lazy", "--glosses", str(source.resolve()), "--quiet"]
+        _fgdm(args, work / "synth.log")
+    return data
+
+
+def backtranslator(dataset: str, data: Path, work: Path, steps: int | None = None) -> Path:
+    """Trains (once) the frozen evaluator on the dataset's ground truth; its best dev-WER checkpoint."""
+    out = work / "backtranslator"
+    best, last = out / "checkpoints" / "best.ckpt", out / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        steps = steps or DATASETS[dataset]["bt_steps"]
+        print(f"[{dataset}] training the back-translator on ground truth ({steps} steps)", flush=True)
+        seconds = _fgdm(
+            ["backtranslator", "train", "configs/backtranslator.yaml", "--set", f"data.path={data}",
+             "--set", f"training.output_dir={out}", "--set", f"training.max_steps={steps}", "--quiet"],
+            work / "backtranslator.log",
+        )  # fmt: skip
+        print(f"[{dataset}] back-translator trained in {seconds / 60:.1f} min", flush=True)
+    return best if best.is_file() else last  # no best when training ended before its first validation
+
+
+class Evaluator:
+    """The frozen back-translator, the evaluation split and the ground truth's features, loaded once."""
+
+    def __init__(self, dataset: str, data: Path, bt_path: Path) -> None:
+        from fgdm.data.sources import open_corpus
+        from fgdm.evaluation.bt_training import load_backtranslator
+        from fgdm.evaluation.evaluate import Reference
+
+        self.bt = load_backtranslator(bt_path)
+        self.skip = self.bt.cfg.data.skip_frames
+        self.split = DATASETS[dataset]["split"]
+        corpus = open_corpus(data, self.split, self.skip)
+        self.samples = [corpus[i] for i in range(len(corpus))]
+        self.ref = Reference.build(self.bt, self.samples)
+        self.data = data
+
+    def score(self, name: str, poses: list) -> dict:
+        from fgdm.evaluation.evaluate import System, score_system
+
+        row = score_system(self.bt, self.ref, System(name, poses))
+        row.pop("examples")
+        return row
+
+    def reference_rows(self) -> list[dict]:
+        """Ground truth (the ceiling) and the training set's mean pose (the floor a model must beat)."""
+        import numpy as np
+
+        from fgdm.data.sources import open_corpus
+        from fgdm.evaluation.evaluate import mean_pose
+
+        mean = mean_pose(open_corpus(self.data, "train", self.skip))
+        return [
+            self.score("ground truth", [s.pose for s in self.samples]),
+            self.score("mean pose", [np.repeat(mean[None], len(s.pose), axis=0) for s in self.samples]),
+        ]
+
+
+def run(args: argparse.Namespace) -> None:
+    dataset, work = args.dataset, Path(args.work).resolve() / args.dataset
+    results = RESULTS / dataset
+    results.mkdir(parents=True, exist_ok=True)
+    data = prepare(dataset, Path(args.source), work)
+    bt_path = backtranslator(dataset, data, work, args.bt_steps)
+    evaluator = None
+    if not (results / "reference.json").is_file():
+        evaluator = Evaluator(dataset, data, bt_path)
+        rows = evaluator.reference_rows()
+        (results / "reference.json").write_text(json.dumps({"split": evaluator.split, "rows": rows}, indent=2) + "\n")
+    chosen = args.rows.split(",") if args.rows else [name for name, _, _ in ROWS]
+    for name in chosen:
+        if name not in LABELS:
+            raise SystemExit(f"unknown row {name!r}; rows are {', '.join(LABELS)}")
+        seeds = args.seeds if args.seeds is not None else next(s for n, _, s in ROWS if n == name)
+        for seed in seeds:
+            out = results / f"{name}-seed{seed}.json"
+            if out.is_file():
+                print(f"[{dataset}] {name} seed {seed}: done already ({out.name})", flush=True)
+                continue
+            run_dir = work / f"{name}-seed{seed}"
+            print(f"[{dataset}] {name} seed {seed}: training {args.steps} steps", flush=True)
+            seconds = _fgdm(
+                ["train", "configs/synth.yaml", f"configs/ablations/{name}.yaml", "--set", f"data.path={data}",
+                 "--set", f"training.output_dir={run_dir}", "--set", f"training.seed={seed}",
+                 "--set", f"training.max_steps={args.steps}", "--set", f"training.val_every={args.steps}", "--quiet"],
+                run_dir.with_suffix(".log"),
+            )  # fmt: skip
+            evaluator = evaluator or Evaluator(dataset, data, bt_path)
+            row = evaluate_run(evaluator, run_dir / "checkpoints" / "last.ckpt", name)
+            row |= {"row": name, "seed": seed, "steps": args.steps, "train_minutes": round(seconds / 60, 2)}
+            out.write_text(json.dumps(row, indent=2) + "\n")
+            print(f"[{dataset}] {name} seed {seed}: {seconds / 60:.1f} min, WER {row['wer']:.2f}, "
+                  f"DTW-MJE {row['dtw_mje']['all']:.3f}, FID {row['fid']:.2f}", flush=True)  # fmt: skip
+
+
+def evaluate_run(evaluator: Evaluator, checkpoint: Path, name: str) -> dict:
+    from fgdm.training import generate_poses, load_for_sampling
+
+    loaded = load_for_sampling(checkpoint)
+    if loaded.cfg.data.skip_frames != evaluator.skip:
+        raise SystemExit(f"{checkpoint}: skip_frames {loaded.cfg.data.skip_frames} ≠ the evaluator's {evaluator.skip}")
+    ids = loaded.vocab.encode_all([s.glosses for s in evaluator.samples])
+    poses = generate_poses(loaded, ids, [len(s.pose) for s in evaluator.samples], seed=0)
+    return evaluator.score(LABELS[name], poses)
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+
+def _stat(values: list[float]) -> tuple[float, float]:
+    return sum(values) / len(values), (max(values) - min(values)) / 2
+
+
+def _cell(values: list[float], digits: int) -> str:
+    mean, spread = _stat(values)
+    return f"{mean:.{digits}f}" + (f" ± {spread:.{digits}f}" if len(values) > 1 else "")
+
+
+TEXT_COLUMNS = [("BLEU-1", "bleu1", 2), ("BLEU-4", "bleu4", 2), ("ROUGE", "rouge_l", 2), ("WER", "wer", 2)]
+DTW_COLUMNS = [("DTW-MJE", "dtw_all", 3), ("DTW body", "dtw_body", 3), ("DTW hands", "dtw_hands", 3)]
+COLUMNS = {True: [*TEXT_COLUMNS, DTW_COLUMNS[0], ("FID", "fid", 2)], False: [*DTW_COLUMNS, ("FID", "fid", 2)]}
+
+
+def _flat(row: dict) -> dict:
+    return {**row, **{f"dtw_{k}": v for k, v in row["dtw_mje"].items()}}
+
+
+def load_results(dataset: str) -> tuple[list[dict], dict[str, list[dict]]]:
+    folder = RESULTS / dataset
+    ref = json.loads((folder / "reference.json").read_text()) if (folder / "reference.json").is_file() else None
+    runs: dict[str, list[dict]] = {}
+    for name, _, _ in ROWS:
+        for path in sorted(folder.glob(f"{name}-seed*.json")):
+            runs.setdefault(name, []).append(_flat(json.loads(path.read_text())))
+    return ([_flat(r) for r in ref["rows"]] if ref else []), runs
+
+
+def table(dataset: str) -> list[str]:
+    refs, runs = load_results(dataset)
+    cols = COLUMNS[DATASETS[dataset]["text_scores"]]
+    lines = ["| system | seeds | " + " | ".join(c[0] for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for r in refs:
+        lines.append(f"| {r['system']} | – | " + " | ".join(f"{r[key]:.{d}f}" for _, key, d in cols) + " |")
+    for name, got in runs.items():
+        cells = [_cell([r[key] for r in got], d) for _, key, d in cols]
+        lines.append(f"| {LABELS[name]} | {len(got)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def comparisons(dataset: str) -> list[str]:
+    """The paper's claims, checked on the means of this dataset's runs."""
+    _, runs = load_results(dataset)
+    keys = ("bleu1", "wer", "dtw_all", "fid")
+    mean = {name: {k: _stat([r[k] for r in got])[0] for k in keys} for name, got in runs.items()}
+    text = DATASETS[dataset]["text_scores"]
+    out = []
+
+    def claim(what: str, a: str, b: str, key: str, lower: bool) -> None:
+        if a in mean and b in mean:
+            x, y = mean[a][key], mean[b][key]
+            holds = y < x if lower else y > x
+            out.append(f"- {what}: {LABELS[a]} {x:.2f} → {LABELS[b]} {y:.2f} — {'holds' if holds else 'does not hold'}")
+
+    if text:
+        claim("Focal raises BLEU-1 over General-only", "general_only", "focal_only", "bleu1", lower=False)
+        claim("Focal lowers WER over General-only", "general_only", "focal_only", "wer", lower=True)
+        claim("SCG lowers WER (General-only → +SCG)", "general_only", "scg_only", "wer", lower=True)
+        claim("SCG lowers WER (+Focal → full)", "focal_only", "full", "wer", lower=True)
+    claim("Focal lowers DTW-MJE over General-only", "general_only", "focal_only", "dtw_all", lower=True)
+    claim("Focal lowers FID over General-only", "general_only", "focal_only", "fid", lower=True)
+    key = "wer" if text else "dtw_all"
+    drops = {n: mean[n][key] - mean["focal_only"][key] for n in ("no_contextual", "no_semantic_mask", "no_topology")
+             if n in mean and "focal_only" in mean}  # fmt: skip
+    if drops:
+        worst = max(drops, key=drops.get)
+        listing = ", ".join(f"{LABELS[n]} {d:+.2f}" for n, d in drops.items())
+        verdict = "holds" if worst == "no_contextual" else f"does not hold: the largest change is {LABELS[worst]}"
+        metric = "WER" if text else "DTW-MJE"
+        out.append(f"- A_a matters most in ASGCN ({metric} change from +Focal: {listing}) — {verdict}")
+    return out
+
+
+def plot(path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("phoenix-synth", "wer", "WER (%) ↓"),
+        ("phoenix-synth", "bleu1", "BLEU-1 ↑"),
+        ("phoenix-synth", "dtw_all", "DTW-MJE ↓"),
+        ("dgs-pt", "dtw_all", "DTW-MJE ↓"),
+        ("dgs-pt", "fid", "FID ↓"),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.2))
+    for ax, (dataset, key, title) in zip(axes, panels, strict=True):
+        refs, runs = load_results(dataset)
+        names = list(runs)
+        for x, name in enumerate(names):
+            values = [r[key] for r in runs[name]]
+            ax.bar(x, sum(values) / len(values), color="tab:orange" if name == "full" else "tab:blue", alpha=0.7)
+            ax.scatter([x] * len(values), values, color="black", s=12, zorder=3)
+        for r, style in zip(refs, ("-", ":"), strict=False):
+            ax.axhline(r[key], color="grey", linestyle=style, linewidth=1, label=r["system"])
+        ax.set_xticks(range(len(names)), [LABELS[n] for n in names], rotation=60, ha="right", fontsize=8)
+        ax.set_title(f"{dataset}: {title}", fontsize=10)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def report(args: argparse.Namespace) -> None:
+    lines = ["# Quality: the paper's ablations at a fixed CPU budget", "",
+             "Generated by `python benchmarks/quality.py report` from the run files in `results/quality/`;",
+             "how the runs were made: `benchmarks/README.md`. Mean ± half the range over seeds; bars in",
+             "`quality.png` are means, dots single runs.", ""]  # fmt: skip
+    for dataset, spec in DATASETS.items():
+        refs, runs = load_results(dataset)
+        if not refs and not runs:
+            continue
+        budget = sorted({(r["steps"], round(r["train_minutes"], 1)) for got in runs.values() for r in got})
+        minutes = [m for _, m in budget]
+        lines += [f"## {dataset} — {spec['split']} split", ""]
+        if budget:
+            lines += [f"Budget per run: {budget[0][0]} steps at batch 16; training took "
+                      f"{min(minutes):.1f}–{max(minutes):.1f} min on this machine.", ""]  # fmt: skip
+        lines += [*table(dataset), "", "The paper's findings, checked on the means:", "", *comparisons(dataset), ""]
+    out = RESULTS.parent / "quality.md"
+    out.write_text("\n".join(lines))
+    plot(RESULTS.parent / "quality.png")
+    print(out.read_text())
+
+
+def main() -> None:
+    global RESULTS
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train and score ablation rows on one dataset (skips finished runs)")
+    r.add_argument("dataset", choices=list(DATASETS))
+    r.add_argument("--source", required=True, help="PHOENIX14T annotation CSV directory, or the dgs-pt PT directory")
+    r.add_argument("--rows", help=f"comma-separated subset of {', '.join(LABELS)} (default: all)")
+    r.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 0 1 for the main rows, 0 for the others)")
+    r.add_argument("--steps", type=int, default=300, help="training steps per run, batch 16 (default 300)")
+    r.add_argument("--work", default="runs/quality", help="checkpoints and logs (default runs/quality)")
+    r.add_argument("--bt-steps", type=int, help="back-translator steps (default 2000 phoenix-synth, 600 dgs-pt)")
+    r.set_defaults(func=run)
+    p = sub.add_parser("report", help="tables and plot from the finished runs")
+    p.set_defaults(func=report)
+    for q in (r, p):
+        q.add_argument("--results", default=str(RESULTS), help="run files (default benchmarks/results/quality)")
+    args = ap.parse_args()
+    RESULTS = Path(args.results).resolve()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
