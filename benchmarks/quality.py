@@ -224,6 +224,8 @@ def comparisons(dataset: str) -> list[str]:
     _, runs = load_results(dataset)
     keys = ("bleu1", "wer", "dtw_all", "fid")
     mean = {name: {k: _stat([r[k] for r in got])[0] for k in keys} for name, got in runs.items()}
+    # the seed-to-seed noise of a metric: the largest half-range among the rows with several seeds
+    noise = {k: max([_stat([r[k] for r in got])[1] for got in runs.values() if len(got) > 1] or [0.0]) for k in keys}
     text = DATASETS[dataset]["text_scores"]
     out = []
 
@@ -231,7 +233,11 @@ def comparisons(dataset: str) -> list[str]:
         if a in mean and b in mean:
             x, y = mean[a][key], mean[b][key]
             holds = y < x if lower else y > x
-            out.append(f"- {what}: {LABELS[a]} {x:.2f} → {LABELS[b]} {y:.2f} — {'holds' if holds else 'does not hold'}")
+            within = abs(y - x) <= 2 * noise[key]
+            note = f" (a difference within twice the seed spread, {2 * noise[key]:.2f}: not resolved)" if within else ""
+            out.append(
+                f"- {what}: {LABELS[a]} {x:.2f} → {LABELS[b]} {y:.2f} — {'holds' if holds else 'does not hold'}{note}"
+            )
 
     if text:
         claim("Focal raises BLEU-1 over General-only", "general_only", "focal_only", "bleu1", lower=False)
@@ -247,8 +253,13 @@ def comparisons(dataset: str) -> list[str]:
         worst = max(drops, key=drops.get)
         listing = ", ".join(f"{LABELS[n]} {d:+.2f}" for n, d in drops.items())
         verdict = "holds" if worst == "no_contextual" else f"does not hold: the largest change is {LABELS[worst]}"
+        if abs(drops[worst]) <= 2 * noise[key]:
+            verdict += " (every change within twice the seed spread: not resolved)"
         metric = "WER" if text else "DTW-MJE"
-        out.append(f"- A_a matters most in ASGCN ({metric} change from +Focal: {listing}) — {verdict}")
+        out.append(
+            f"- A_a matters most in ASGCN ({metric} change from +Focal: {listing}; seed spread "
+            f"±{noise[key]:.2f}) — {verdict}"
+        )
     return out
 
 
