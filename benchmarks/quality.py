@@ -107,10 +107,10 @@ class Evaluator:
         self.ref = Reference.build(self.bt, self.samples)
         self.data = data
 
-    def score(self, name: str, poses: list) -> dict:
+    def score(self, name: str, poses: list, translated=None) -> dict:
         from fgdm.evaluation.evaluate import System, score_system
 
-        row = score_system(self.bt, self.ref, System(name, poses))
+        row = score_system(self.bt, self.ref, System(name, poses), translated=translated)
         row.pop("examples")
         return row
 
@@ -123,7 +123,7 @@ class Evaluator:
 
         mean = mean_pose(open_corpus(self.data, "train", self.skip))
         return [
-            self.score("ground truth", [s.pose for s in self.samples]),
+            self.score("ground truth", [s.pose for s in self.samples], translated=self.ref.translated),
             self.score("mean pose", [np.repeat(mean[None], len(s.pose), axis=0) for s in self.samples]),
         ]
 

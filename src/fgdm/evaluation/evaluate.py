@@ -91,27 +91,42 @@ def mean_pose(train: Corpus, limit: int | None = 2000) -> np.ndarray:
 
 @dataclass
 class Reference:
-    """What every system is scored against: the test samples and the ground truth's encoder features."""
+    """What every system is scored against: the test samples, their reference glosses and text, and the
+    back-translation of the ground-truth poses (its features are FID's reference)."""
 
     samples: Sequence[Sample]
     gloss: list[str]
     text: list[str]
-    features: np.ndarray
+    translated: tuple[list[str], list[str], np.ndarray]  # back_translate of the ground truth
+
+    @property
+    def features(self) -> np.ndarray:
+        return self.translated[2]
 
     @classmethod
     def build(cls, bt: LoadedBackTranslator, samples: Sequence[Sample], batch_size: int = 32, progress: bool = False):
-        _, _, feats = back_translate(bt, [s.pose for s in samples], batch_size, progress, "back-translate ground truth")
+        out = back_translate(bt, [s.pose for s in samples], batch_size, progress, "back-translate ground truth")
         gloss = [" ".join(s.glosses) for s in samples]
-        return cls(samples, gloss, [" ".join(tokenize_text(s.text)) for s in samples], feats)
+        return cls(samples, gloss, [" ".join(tokenize_text(s.text)) for s in samples], out)
 
 
 def score_system(
-    bt: LoadedBackTranslator, ref: Reference, system: System, batch_size: int = 32, progress: bool = False
+    bt: LoadedBackTranslator,
+    ref: Reference,
+    system: System,
+    batch_size: int = 32,
+    progress: bool = False,
+    translated: tuple[list[str], list[str], np.ndarray] | None = None,
 ) -> dict:
-    """One report row: back-translation scores, DTW-MJE, FID and diversity of ``system`` against ``ref``."""
+    """One report row: back-translation scores, DTW-MJE, FID and diversity of ``system`` against ``ref``.
+
+    ``translated``: the system's back-translation when it is already known (the ground truth's is in ``ref``).
+    """
     if len(system.poses) != len(ref.samples):
         raise ValueError(f"{system.name}: {len(system.poses)} sequences for {len(ref.samples)} references")
-    glosses, texts, feats = back_translate(bt, system.poses, batch_size, progress, f"back-translate {system.name}")
+    if translated is None:
+        translated = back_translate(bt, system.poses, batch_size, progress, f"back-translate {system.name}")
+    glosses, texts, feats = translated
     w = wer(glosses, ref.gloss)
     return {
         "system": system.name,
@@ -139,7 +154,8 @@ def evaluate_systems(
     """Scores every system against the samples' ground truth under one protocol (ground truth first)."""
     ref = Reference.build(bt, samples, batch_size, progress)
     gt = System("ground truth", [s.pose for s in samples])
-    rows = [score_system(bt, ref, system, batch_size, progress) for system in [gt, *systems]]
+    rows = [score_system(bt, ref, gt, translated=ref.translated)]
+    rows += [score_system(bt, ref, system, batch_size, progress) for system in systems]
     return {"sequences": len(samples), "definitions": DEFINITIONS, "rows": rows}
 
 
