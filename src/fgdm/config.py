@@ -81,6 +81,10 @@ class FocalConfig:
     # time so its (2n+1)·J·J maps stay in cache, recomputing each chunk in the backward pass.
     # 0 = all frames at once (more memory; may suit GPUs).
     chunk_frames: int = 64
+    # Execution only: "auto" runs ASGCN as one fused C kernel (fgdm/model/kernels/asgcn.c, compiled on first
+    # use) for float32 on the CPU when a C compiler is present, else the PyTorch path; "c" insists on the
+    # kernel, "torch" never uses it. The kernel computes the same equations (equivalence tests).
+    kernel: Literal["auto", "c", "torch"] = "auto"
 
 
 @dataclass(frozen=True)

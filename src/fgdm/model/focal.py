@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from fgdm.config import FocalConfig
+from fgdm.model import kernels
 
 
 class ASGCN(nn.Module):
@@ -38,6 +39,7 @@ class ASGCN(nn.Module):
         self.n = cfg.neighbors
         self.topology, self.contextual, self.semantic = cfg.topology, cfg.contextual, cfg.semantic_mask
         self.chunk_frames = cfg.chunk_frames
+        self.kernel = cfg.kernel  # execution only: "auto" | "c" | "torch"
         if not (self.topology or self.contextual):
             raise ValueError("ASGCN needs the topology prior or the contextual correlation (or both)")
         self.transform = nn.Linear(width, K * width)  # W_k for all partitions at once
@@ -156,9 +158,42 @@ class ASGCN(nn.Module):
         """The fused per-frame adjacency (B, S, K, J, J) — or (1, 1, K, J, J) when it is frame-independent."""
         return self._adjacency(*self._prepare(h, cond, frame_mask, gloss_mask)[:5])
 
+    def uses_kernel(self, h: torch.Tensor) -> bool:
+        """Whether forward runs the fused C kernel for this input (see ``model.focal.kernel``)."""
+        if self.kernel == "torch" or not (self.contextual or self.semantic):  # frame-independent A: one einsum
+            return False
+        fits = h.device.type == "cpu" and h.dtype == torch.float32
+        if self.kernel == "c":
+            if not fits:
+                raise RuntimeError(f"model.focal.kernel=c needs float32 CPU tensors, got {h.dtype} on {h.device}")
+            if not kernels.available():
+                raise RuntimeError(f"model.focal.kernel=c: {kernels.unavailable_reason()}")
+            return True
+        return fits and kernels.available()
+
+    def _fused(
+        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The same equations through the fused kernel: no (B, S, K, J, J) tensor is ever built."""
+        B, S, J, D = h.shape
+        args: dict[str, torch.Tensor] = {}
+        if self.contextual:
+            q, k, valid = self._context_inputs(h, frame_mask)
+            agg = self.aggregate
+            args |= {"q": q, "kt": k.transpose(-1, -2), "valid": valid, "wagg": agg.weight, "bagg": agg.bias}
+        if self.topology:
+            args["prior"] = self.prior + self.prior_offset
+        if self.semantic:
+            w, prototypes = self._semantic_inputs(h, cond, gloss_mask)
+            args |= {"g": w, "proto": prototypes, "sw": self.separation_weight, "sb": self.separation_bias}
+        x = self.transform(h).view(B, S, J, self.K, D)  # W_k H with the partitions after the joints
+        return kernels.fused_asgcn(x, **args)
+
     def forward(
         self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> torch.Tensor:
+        if self.uses_kernel(h):
+            return self._fused(h, cond, frame_mask, gloss_mask)
         B, S = h.shape[:2]
         step = S if self.chunk_frames <= 0 else max(1, self.chunk_frames // B)
         if step >= S or not (self.contextual or self.semantic):
