@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fgdm.config import load_config
 from fgdm.model import build_model
+from fgdm.runtime import keep_freed_memory
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--floor", action="store_true", help="also count FLOPs and compute the floor")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    keep_freed_memory()  # as the fgdm command does
     if args.quick:
         args.repeats = 3
     torch.manual_seed(0)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fgdm.data.pt import DataFormatError
+from fgdm.runtime import keep_freed_memory
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -474,6 +475,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning
+    keep_freed_memory()  # large tensors reuse freed pages instead of faulting fresh ones in (fgdm.runtime)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "quiet", False) and args.command in ("train", "backtranslator"):

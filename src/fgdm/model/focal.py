@@ -178,16 +178,21 @@ class ASGCN(nn.Module):
         B, S, J, D = h.shape
         args: dict[str, torch.Tensor] = {}
         if self.contextual:
-            q, k, valid = self._context_inputs(h, frame_mask)
+            n, Jp = self.n, -(-J // 8) * 8
+            q = self.query(h) * (1.0 / math.sqrt(D))
+            # keys transposed per frame, zero outside the sequence and in the kernel's column padding: one copy
+            kt = nn.functional.pad(self.key(h).transpose(-1, -2), (0, Jp - J, 0, 0, n, n))
+            valid = nn.functional.pad(frame_mask, (n, n)).to(h.dtype).unfold(1, 2 * n + 1, 1)
             agg = self.aggregate
-            args |= {"q": q, "kt": k.transpose(-1, -2), "valid": valid, "wagg": agg.weight, "bagg": agg.bias}
+            args |= {"q": q, "kt": kt, "valid": valid, "wagg": agg.weight, "bagg": agg.bias}
         if self.topology:
             args["prior"] = self.prior + self.prior_offset
         if self.semantic:
             w, prototypes = self._semantic_inputs(h, cond, gloss_mask)
             args |= {"g": w, "proto": prototypes, "sw": self.separation_weight, "sb": self.separation_bias}
-        x = self.transform(h).view(B, S, J, self.K, D)  # W_k H with the partitions after the joints
-        return kernels.fused_asgcn(x, **args)
+        # W_k H with the partitions after the joints; the bias is added inside the kernel
+        x = nn.functional.linear(h, self.transform.weight).view(B, S, J, self.K, D)
+        return kernels.fused_asgcn(x, xb=self.transform.bias.view(self.K, D), **args)
 
     def forward(
         self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor

@@ -46,7 +46,7 @@ _error: str | None = None
 class _Args(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int64) for name in ("S", "J", "D", "K", "W", "L", "Jp", "Dp")] + [
         (name, ctypes.c_void_p)
-        for name in ("q", "kt", "kk", "valid", "wagg", "bagg", "prior", "g", "proto", "sw", "sb", "x")
+        for name in ("q", "kt", "kk", "valid", "wagg", "bagg", "prior", "g", "proto", "sw", "sb", "x", "xb")
     ]
 
 
@@ -158,34 +158,37 @@ def _round8(n: int) -> int:
 
 class _FusedASGCN(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, kt, valid, wagg, bagg, prior, g, proto, sw, sb, x):
+    def forward(ctx, q, kt, valid, wagg, bagg, prior, g, proto, sw, sb, x, xb):
         lib = _load()
         B, S, J, K, D = x.shape
         Jp, Dp = _round8(J), _round8(D)
         W = 0 if valid is None else valid.shape[-1]
         L = 0 if g is None else g.shape[-1]
+        kt_width = None if kt is None else kt.shape[-1]  # J, or already padded to Jp
         plain = [None if t is None else t.detach().contiguous() for t in (q, valid, wagg, bagg, g, sw, sb)]
         q, valid, wagg, bagg, g, sw, sb = plain
-        kt, prior, proto, x = _pad(kt, Jp), _pad(prior, Jp), _pad(proto, Jp), _pad(x, Dp)
-        inputs = (q, kt, None, valid, wagg, bagg, prior, g, proto, sw, sb, x)
+        kt, prior, proto, x, xb = _pad(kt, Jp), _pad(prior, Jp), _pad(proto, Jp), _pad(x, Dp), _pad(xb, Dp)
+        inputs = (q, kt, None, valid, wagg, bagg, prior, g, proto, sw, sb, x, xb)
         args = _Args(S, J, D, K, W, L, Jp, Dp, *map(_ptr, inputs))
         out = x.new_empty(B, S, J, Dp)
         _check(lib.asgcn_forward(ctypes.byref(args), B * S, _threads(B * S), out.data_ptr()))
         ctx.save_for_backward(*[t for t in inputs if t is not None])
         ctx.present = [t is not None for t in inputs]
         ctx.dims = (B, S, J, K, D, W, L, Jp, Dp)
+        ctx.kt_width = None if kt is None else kt_width
         return out[..., :D] if Dp > D else out
 
     @staticmethod
     def backward(ctx, grad):
         lib = _load()
         saved = iter(ctx.saved_tensors)
-        q, kt, _, valid, wagg, bagg, prior, g, proto, sw, sb, x = [next(saved) if p else None for p in ctx.present]
+        q, kt, _, valid, wagg, bagg, prior, g, proto, sw, sb, x, xb = [next(saved) if p else None for p in ctx.present]
         B, S, J, K, D, W, L, Jp, Dp = ctx.dims
         contextual, semantic = q is not None, g is not None
         kk = _pad(kt[..., :J].transpose(-1, -2), Dp) if contextual else None  # keys untransposed (B, S+2n, J, Dp)
         grad = _pad(grad, Dp)
-        args = _Args(S, J, D, K, W, L, Jp, Dp, *map(_ptr, (q, kt, kk, valid, wagg, bagg, prior, g, proto, sw, sb, x)))
+        inputs = (q, kt, kk, valid, wagg, bagg, prior, g, proto, sw, sb, x, xb)
+        args = _Args(S, J, D, K, W, L, Jp, Dp, *map(_ptr, inputs))
         T = _threads(B * S)
         dq = x.new_empty(B, S, J, Dp) if contextual else None
         dkwin = x.new_empty(B, S, W, D, Jp) if contextual else None
@@ -205,7 +208,7 @@ class _FusedASGCN(torch.autograd.Function):
             dkt = torch.zeros_like(kt)
             for m in range(W):  # each frame's window m reads padded key frame i + m
                 dkt[:, m : m + S] += dkwin[:, :, m]
-            dkt, dq = dkt[..., :J], dq[..., :D]
+            dkt, dq = dkt[..., : ctx.kt_width], dq[..., :D]
         dg = dproto = None
         if semantic:
             flat = dmbar[..., :J].reshape(B, S, J * J)
@@ -214,7 +217,8 @@ class _FusedASGCN(torch.autograd.Function):
         total = [None if t is None else t.sum(0) for t in (dwagg, dbagg, dprior, dsw, dsb)]
         if total[2] is not None:
             total[2] = total[2][..., :J]
-        return dq, dkt, None, total[0], total[1], total[2], dg, dproto, total[3], total[4], dx[..., :D]
+        dxb = dx.sum((0, 1, 2))[..., :D] if xb is not None else None
+        return dq, dkt, None, total[0], total[1], total[2], dg, dproto, total[3], total[4], dx[..., :D], dxb
 
 
 def fused_asgcn(
@@ -229,17 +233,21 @@ def fused_asgcn(
     proto: torch.Tensor | None = None,
     sw: torch.Tensor | None = None,
     sb: torch.Tensor | None = None,
+    xb: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Σ_k ((A_b + A_a) ⊙ M)_k x_k per frame, differentiable in every float input.
+    """Σ_k ((A_b + A_a) ⊙ M)_k (x_k + xb_k) per frame, differentiable in every float input.
 
-    Shapes: x (B, S, J, K, D) (W_k H with the partitions after the joints); contextual term (all or none):
-    q (B, S, J, D) scaled by 1/√D, kt (B, S + 2n, D, J) zero-padded keys, valid (B, S, 2n+1), wagg (K, 2n+1),
+    Shapes: x (B, S, J, K, D) (W_k H with the partitions after the joints) and xb (K, D) its bias or None;
+    contextual term (all or none): q (B, S, J, D) scaled by 1/√D, kt (B, S + 2n, D, J) zero-padded keys
+    (or already zero-padded to J rounded up to a multiple of 8), valid (B, S, 2n+1), wagg (K, 2n+1),
     bagg (K); prior (K, J, J) = A_b or None; semantic mask (all or none): g (B, S, L) gloss weights,
     proto (B, L, J, J), sw and sb (K). Returns (B, S, J, D). float32 CPU tensors only.
     """
     if _load() is None:
         raise RuntimeError(f"the fused ASGCN kernel is unavailable: {_error}")
-    tensors = [t for t in (x, q, kt, valid, wagg, bagg, prior, g, proto, sw, sb) if t is not None]
+    tensors = [t for t in (x, q, kt, valid, wagg, bagg, prior, g, proto, sw, sb, xb) if t is not None]
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         raise TypeError("the fused ASGCN kernel takes float32 CPU tensors only")
-    return _FusedASGCN.apply(q, kt, valid, wagg, bagg, prior, g, proto, sw, sb, x)
+    if kt is not None and kt.shape[-1] not in (x.shape[2], _round8(x.shape[2])):
+        raise ValueError(f"kt: last dimension {kt.shape[-1]} is neither J = {x.shape[2]} nor J padded to 8")
+    return _FusedASGCN.apply(q, kt, valid, wagg, bagg, prior, g, proto, sw, sb, x, xb)
