@@ -179,7 +179,7 @@ class ASGCN(nn.Module):
         args: dict[str, torch.Tensor] = {}
         if self.contextual:
             n, Jp = self.n, -(-J // 8) * 8
-            q = self.query(h) * (1.0 / math.sqrt(D))
+            q = nn.functional.linear(h, self.query.weight * (1.0 / math.sqrt(D)))  # the scale on the small weight
             # keys transposed per frame, zero outside the sequence and in the kernel's column padding: one copy
             kt = nn.functional.pad(self.key(h).transpose(-1, -2), (0, Jp - J, 0, 0, n, n))
             valid = nn.functional.pad(frame_mask, (n, n)).to(h.dtype).unfold(1, 2 * n + 1, 1)
@@ -251,10 +251,19 @@ class FocalBlock(nn.Module):
     def forward(
         self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> torch.Tensor:
-        keep = frame_mask[..., None, None].to(h.dtype)  # (B, S, 1, 1)
-        h = torch.relu(self.gcn_norm(self.gcn(h, cond, frame_mask, gloss_mask)) + h) * keep
-        h = torch.relu(self.tcn_norm(self.tcn(h)) + h) * keep  # zero pads never leak into valid frames
-        return h
+        # (B, S, 1, 1); None when every frame is valid (checked on the CPU only: on a GPU it would synchronise)
+        keep = None if h.device.type == "cpu" and bool(frame_mask.all()) else frame_mask[..., None, None].to(h.dtype)
+        h = self._residual(self.gcn_norm(self.gcn(h, cond, frame_mask, gloss_mask)), h, keep)
+        return self._residual(self.tcn_norm(self.tcn(h)), h, keep)  # zero pads never leak into valid frames
+
+    @staticmethod
+    def _residual(y: torch.Tensor, h: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        """ReLU(y + h) · keep, on y's fresh buffer where autograd allows (fewer passes over memory)."""
+        if torch.is_grad_enabled():
+            y = (y + h).relu_()  # relu's backward needs only its output
+            return y if keep is None else y * keep
+        y = y.add_(h).relu_()
+        return y if keep is None else y.mul_(keep)
 
 
 class FocalStage(nn.Module):

@@ -129,11 +129,16 @@ static inline float sigmoidf(float v) { return 1.0f / (1.0f + exp_approx(-v)); }
 static inline v8 select8(v8i mask, v8 yes, v8 no) { return (v8)((mask & (v8i)yes) | (~mask & (v8i)no)); }
 
 static inline v8 exp8(v8 x) {
+#ifdef __AVX__ /* clamp by min/max and n = round(x log2 e) by one conversion (the default rounding mode) */
+    x = __builtin_ia32_minps256(__builtin_ia32_maxps256(x, splat(-87.0f)), splat(88.0f));
+    const v8i n = __builtin_ia32_cvtps2dq256(x * 1.44269504088896341f);
+#else
     x = select8(x < splat(-87.0f), splat(-87.0f), x);
     x = select8(x > splat(88.0f), splat(88.0f), x);
     const v8 y = x * 1.44269504088896341f + 0.5f;
     v8i n = __builtin_convertvector(y, v8i);  /* truncation toward zero … */
     n += (v8i)(__builtin_convertvector(n, v8) > y); /* … then down to the floor (true is -1) */
+#endif
     const v8 nf = __builtin_convertvector(n, v8);
     const v8 r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
     v8 p = splat(1.9875691500e-4f);
