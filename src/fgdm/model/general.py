@@ -22,6 +22,14 @@ class FrameToGeneral(nn.Module):
         return self.pos(self.proj(h.reshape(B, S, -1)))
 
 
+def _padding(mask: torch.Tensor) -> torch.Tensor | None:
+    """The key padding mask (True = ignore), or None when nothing is padded: attention then skips the
+    masking pass. Checked on the CPU only (on a GPU the check would synchronise)."""
+    if mask.device.type == "cpu" and bool(mask.all()):
+        return None
+    return ~mask
+
+
 class GeneralStage(nn.Module):
     """L2 Transformer decoder layers: self-attention over frames, cross-attention to the glosses.
 
@@ -48,8 +56,8 @@ class GeneralStage(nn.Module):
             cond,
             tgt_mask=causal,
             tgt_is_causal=self.causal,
-            tgt_key_padding_mask=~frame_mask,
-            memory_key_padding_mask=~gloss_mask,
+            tgt_key_padding_mask=_padding(frame_mask),
+            memory_key_padding_mask=_padding(gloss_mask),
         )
         return out * frame_mask[..., None]
 
