@@ -75,11 +75,11 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def step() -> None:
+    def step() -> None:  # as fgdm's Lightning module: gradients freed right after the step
         terms = model.loss(pose, frame_mask, gloss, gloss_mask)
-        opt.zero_grad(set_to_none=True)
         terms.total.backward()
         opt.step()
+        opt.zero_grad(set_to_none=True)
 
     def sample() -> None:
         model.generate(gloss, gloss_mask, frames)

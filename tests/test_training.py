@@ -107,3 +107,27 @@ def test_two_process_ddp_on_cpu_completes(tmp_path):
     summary = json.loads(done.stdout[done.stdout.index("{") :])
     assert summary["steps"] == 4 and done.stdout.count('"steps"') == 1  # one summary, from rank 0
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_gradients_are_freed_right_after_the_optimizer_step():
+    """They would otherwise sit through the next forward pass and add their size to its peak memory."""
+    from fgdm.config import load_config, to_dict
+    from fgdm.training import LitFGDM
+
+    cfg = load_config([TINY], [])
+    module = LitFGDM(to_dict(cfg), ["<unk>", "<pad>", "<s>", "</s>", "A", "B", "C"])
+    opt = module.configure_optimizers()
+    g = torch.Generator().manual_seed(0)
+    pose = torch.randn(2, 6, 50, 3, generator=g) * 0.2
+    fm, gm = torch.ones(2, 6, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool)
+    gloss = torch.randint(4, 7, (2, 3), generator=g)
+    before = [p.detach().clone() for p in module.parameters()]
+
+    def closure():
+        loss = module.model.loss(pose, fm, gloss, gm).total
+        loss.backward()
+        return loss
+
+    module.optimizer_step(0, 0, opt, closure)
+    assert all(p.grad is None for p in module.parameters())
+    assert any(not torch.equal(a, p) for a, p in zip(before, module.parameters(), strict=True))

@@ -133,6 +133,13 @@ class PlateauModule(L.LightningModule):
         if lr < self.training_cfg.min_lr:
             self.trainer.should_stop = True
 
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # Nothing reads the gradients again before the next backward, but Lightning only clears them
+        # after the next forward: freed here, they stay out of that forward's peak memory (paper size:
+        # −160 MB of 1.55 GB on the CPU). The next backward starts from None as it would from zero.
+        optimizer.zero_grad(set_to_none=True)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         t = self.training_cfg
         opt = torch.optim.Adam(self.parameters(), lr=t.lr)
