@@ -1,6 +1,7 @@
 """How cost grows: training-step time and peak memory of the paper-size FGDM over S and B.
 
     python benchmarks/scaling.py [--frames 32 64 130 256 512] [--batches 1 8 32] [--out benchmarks/results]
+    python benchmarks/scaling.py --plot-only     # redraw scaling.png from scaling.json
 
 Each point runs `benchmarks/speed.py --quick` in its own process (so each peak RSS is its own) and the
 results go to scaling.json and scaling.png.
@@ -21,8 +22,12 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per point")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the plot from an existing scaling.json")
     args = ap.parse_args()
     out = Path(args.out)
+    if args.plot_only:
+        plot(json.loads((out / "scaling.json").read_text()), out / "scaling.png")
+        return
     out.mkdir(parents=True, exist_ok=True)
     speed = Path(__file__).with_name("speed.py")
     points = []
@@ -50,9 +55,10 @@ def plot(points: list[dict], path: Path) -> None:
     for B in sorted({p["batch"] for p in points}):
         ok = [p for p in points if p["batch"] == B and "error" not in p]
         S = [p["frames"] for p in ok]
-        ax_t.plot(S, [p["train_step_s"] for p in ok], "o-", label=f"B = {B}")
+        (line,) = ax_t.plot(S, [p["train_step_s"] for p in ok], "o-", label=f"B = {B}: training step")
+        ax_t.plot(S, [p["sample_s"] for p in ok], "s--", color=line.get_color(), label=f"B = {B}: 5-step sampling")
         ax_m.plot(S, [p["peak_rss_mb"] / 1024 for p in ok], "o-", label=f"B = {B}")
-    for ax, title, unit in ((ax_t, "training step", "seconds"), (ax_m, "peak resident memory", "GB")):
+    for ax, title, unit in ((ax_t, "time", "seconds"), (ax_m, "peak resident memory", "GB")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("frames S")

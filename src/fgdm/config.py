@@ -77,9 +77,9 @@ class FocalConfig:
     semantic_mask: bool = True  # M
     topology: bool = True  # A_b
     tcn_kernel: int = 9
-    # Execution only (results are identical): ASGCN works through about this many frames (B·s) at a
-    # time so its (2n+1)·J·J maps stay in cache, recomputing each chunk in the backward pass.
-    # 0 = all frames at once (more memory; may suit GPUs).
+    # Execution only (results are identical), PyTorch path: ASGCN works through about this many frames
+    # (B·s) at a time so its (2n+1)·J·J maps stay in cache, recomputing each chunk in the backward pass.
+    # 0 = all frames at once (more memory; may suit GPUs). The C kernel (below) goes frame by frame.
     chunk_frames: int = 64
     # Execution only: "auto" runs ASGCN as one fused C kernel (fgdm/model/kernels/asgcn.c, compiled on first
     # use) for float32 on the CPU when a C compiler is present, else the PyTorch path; "c" insists on the
