@@ -169,7 +169,10 @@ class ASGCN(nn.Module):
             if not kernels.available():
                 raise RuntimeError(f"model.focal.kernel=c: {kernels.unavailable_reason()}")
             return True
-        return fits and kernels.available()
+        if fits and not kernels.available():
+            kernels.warn_unavailable()
+            return False
+        return fits
 
     def _fused(
         self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import torch
@@ -41,6 +42,7 @@ FLAG_SETS = [
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _error: str | None = None
+_warned = False
 
 
 class _Args(ctypes.Structure):
@@ -129,6 +131,18 @@ def unavailable_reason() -> str | None:
     """Why the kernel cannot be used, or None."""
     _load()
     return _error
+
+
+def warn_unavailable() -> None:
+    """Says once per process that ASGCN falls back to its (slower) PyTorch path, and why."""
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(
+            f"the fused ASGCN kernel is unavailable ({_error}); ASGCN runs on its slower PyTorch path "
+            "(set model.focal.kernel=torch to choose it explicitly)",
+            stacklevel=3,
+        )
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:

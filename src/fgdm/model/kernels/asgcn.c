@@ -27,9 +27,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 typedef struct {
     int64_t S, J, D, K, W, L, Jp, Dp;
@@ -101,31 +98,9 @@ static void gemm(int64_t rows, int64_t T, int64_t nv, const float *A, int64_t as
     }
 }
 
-/* exp by range reduction, 2^n · p(r) with |r| ≤ ln2/2 and a degree-6 polynomial (the Cephes expf
- * coefficients, ~1 ulp on this range); branch-free so the compiler vectorises the loops that call it,
- * which a libm call would prevent. Inputs are clamped to the float range (σ saturates long before). */
-static inline float exp_approx(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x); /* not fminf/fmaxf: library calls here */
-    const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
-    const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } scale = {.i = ((int32_t)n + 127) << 23};
-    return p * scale.f;
-}
-
-static inline float sigmoidf(float v) { return 1.0f / (1.0f + exp_approx(-v)); }
-
-/* The same exp and σ on 8 lanes held in registers. */
-
+/* The exponential on 8 lanes: range reduction 2^n · p(r) with |r| ≤ ln2/2 and a degree-6 polynomial (the
+ * Cephes expf coefficients, ~1 ulp on this range), inputs clamped to the float range (σ saturates long
+ * before). Branch-free and on registers, where a libm call would keep every loop scalar. */
 static inline v8 select8(v8i mask, v8 yes, v8 no) { return (v8)((mask & (v8i)yes) | (~mask & (v8i)no)); }
 
 static inline v8 exp8(v8 x) {
