@@ -181,7 +181,7 @@ class ASGCN(nn.Module):
         B, S, J, D = h.shape
         args: dict[str, torch.Tensor] = {}
         if self.contextual:
-            n, Jp = self.n, -(-J // 8) * 8
+            n, Jp = self.n, kernels.padded_size(J)
             q = nn.functional.linear(h, self.query.weight * (1.0 / math.sqrt(D)))  # the scale on the small weight
             # keys transposed per frame, zero outside the sequence and in the kernel's column padding: one copy
             kt = nn.functional.pad(self.key(h).transpose(-1, -2), (0, Jp - J, 0, 0, n, n))

@@ -166,7 +166,8 @@ def _pad(t: torch.Tensor | None, size: int) -> torch.Tensor | None:
     return nn.functional.pad(t, (0, size - t.shape[-1])).contiguous() if t.shape[-1] < size else t.contiguous()
 
 
-def _round8(n: int) -> int:
+def padded_size(n: int) -> int:
+    """n rounded up to a multiple of 8, the kernel's vector width (its J and D are padded to this)."""
     return -(-n // 8) * 8
 
 
@@ -175,7 +176,7 @@ class _FusedASGCN(torch.autograd.Function):
     def forward(ctx, q, kt, valid, wagg, bagg, prior, g, proto, sw, sb, x, xb):
         lib = _load()
         B, S, J, K, D = x.shape
-        Jp, Dp = _round8(J), _round8(D)
+        Jp, Dp = padded_size(J), padded_size(D)
         W = 0 if valid is None else valid.shape[-1]
         L = 0 if g is None else g.shape[-1]
         kt_width = None if kt is None else kt.shape[-1]  # J, or already padded to Jp
@@ -262,6 +263,6 @@ def fused_asgcn(
     tensors = [t for t in (x, q, kt, valid, wagg, bagg, prior, g, proto, sw, sb, xb) if t is not None]
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         raise TypeError("the fused ASGCN kernel takes float32 CPU tensors only")
-    if kt is not None and kt.shape[-1] not in (x.shape[2], _round8(x.shape[2])):
+    if kt is not None and kt.shape[-1] not in (x.shape[2], padded_size(x.shape[2])):
         raise ValueError(f"kt: last dimension {kt.shape[-1]} is neither J = {x.shape[2]} nor J padded to 8")
     return _FusedASGCN.apply(q, kt, valid, wagg, bagg, prior, g, proto, sw, sb, x, xb)
