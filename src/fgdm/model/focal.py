@@ -22,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from fgdm.config import FocalConfig
 from fgdm.model import kernels
+from fgdm.model.masks import nothing_padded
 
 
 class ASGCN(nn.Module):
@@ -81,11 +82,16 @@ class ASGCN(nn.Module):
 
     def _context_inputs(self, h: torch.Tensor, frame_mask: torch.Tensor, extra: int = 0) -> tuple[torch.Tensor, ...]:
         """q (B, S, J, D), zero-padded keys (B, n + S + n + extra, J, D) and offset validity (B, S, 2n+1)."""
-        W, D = 2 * self.n + 1, h.shape[-1]
-        q = self.query(h) * (1.0 / math.sqrt(D))  # the score scale folded into the small tensor
         k = nn.functional.pad(self.key(h), (0, 0, 0, 0, self.n, self.n + extra))  # zero outside the sequence
-        valid = nn.functional.pad(frame_mask, (self.n, self.n)).to(h.dtype).unfold(1, W, 1)
-        return q, k, valid
+        return self._queries(h), k, self._validity(frame_mask, h.dtype)
+
+    def _queries(self, h: torch.Tensor) -> torch.Tensor:
+        """q / √D_f (B, S, J, D): the score scale folded into the small weight."""
+        return nn.functional.linear(h, self.query.weight * (1.0 / math.sqrt(h.shape[-1])))
+
+    def _validity(self, frame_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B, S, 2n+1): 1 where frame i's offset m lands on a valid frame, 0 outside the sequence or on padding."""
+        return nn.functional.pad(frame_mask, (self.n, self.n)).to(dtype).unfold(1, 2 * self.n + 1, 1)
 
     def _windows(self, k: torch.Tensor, frames: int) -> torch.Tensor:
         """Key windows (B, s, 2n+1, D, J) of ``frames`` frames from padded keys (B, s + 2n (+ extra), J, D)."""
@@ -182,12 +188,11 @@ class ASGCN(nn.Module):
         args: dict[str, torch.Tensor] = {}
         if self.contextual:
             n, Jp = self.n, kernels.padded_size(J)
-            q = nn.functional.linear(h, self.query.weight * (1.0 / math.sqrt(D)))  # the scale on the small weight
             # keys transposed per frame, zero outside the sequence and in the kernel's column padding: one copy
             kt = nn.functional.pad(self.key(h).transpose(-1, -2), (0, Jp - J, 0, 0, n, n))
-            valid = nn.functional.pad(frame_mask, (n, n)).to(h.dtype).unfold(1, 2 * n + 1, 1)
             agg = self.aggregate
-            args |= {"q": q, "kt": kt, "valid": valid, "wagg": agg.weight, "bagg": agg.bias}
+            args |= {"q": self._queries(h), "kt": kt, "valid": self._validity(frame_mask, h.dtype)}
+            args |= {"wagg": agg.weight, "bagg": agg.bias}
         if self.topology:
             args["prior"] = self.prior + self.prior_offset
         if self.semantic:
@@ -254,8 +259,7 @@ class FocalBlock(nn.Module):
     def forward(
         self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> torch.Tensor:
-        # (B, S, 1, 1); None when every frame is valid (checked on the CPU only: on a GPU it would synchronise)
-        keep = None if h.device.type == "cpu" and bool(frame_mask.all()) else frame_mask[..., None, None].to(h.dtype)
+        keep = None if nothing_padded(frame_mask) else frame_mask[..., None, None].to(h.dtype)  # (B, S, 1, 1)
         h = self._residual(self.gcn_norm(self.gcn(h, cond, frame_mask, gloss_mask)), h, keep)
         return self._residual(self.tcn_norm(self.tcn(h)), h, keep)  # zero pads never leak into valid frames
 

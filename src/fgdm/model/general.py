@@ -7,6 +7,7 @@ from torch import nn
 
 from fgdm.config import GeneralConfig
 from fgdm.model.embeddings import PositionalEncoding
+from fgdm.model.masks import nothing_padded
 
 
 class FrameToGeneral(nn.Module):
@@ -24,10 +25,8 @@ class FrameToGeneral(nn.Module):
 
 def _padding(mask: torch.Tensor) -> torch.Tensor | None:
     """The key padding mask (True = ignore), or None when nothing is padded: attention then skips the
-    masking pass. Checked on the CPU only (on a GPU the check would synchronise)."""
-    if mask.device.type == "cpu" and bool(mask.all()):
-        return None
-    return ~mask
+    masking pass."""
+    return None if nothing_padded(mask) else ~mask
 
 
 class GeneralStage(nn.Module):

@@ -72,17 +72,17 @@ def _cpu_signature() -> str:
 
 def _build(compiler: str) -> Path:
     """Compiles the library into the cache (or finds it there); falls back to portable flags if needed."""
-    source = SOURCE.read_bytes()
-    errors = []
+    source, cpu = SOURCE.read_bytes(), _cpu_signature().encode()
+    targets = []
     for compile_flags, link_flags in FLAG_SETS:
-        key = hashlib.sha256(
-            b"\0".join(
-                [source, " ".join(compile_flags + link_flags).encode(), _cpu_signature().encode(), compiler.encode()]
-            )
-        ).hexdigest()[:16]
-        target = _cache_dir() / f"asgcn-{key}.so"
+        flags = " ".join(compile_flags + link_flags).encode()
+        key = hashlib.sha256(b"\0".join([source, flags, cpu, compiler.encode()])).hexdigest()[:16]
+        targets.append(_cache_dir() / f"asgcn-{key}.so")
+    for target in targets:  # a build from an earlier run, even with fallback flags, is not attempted again
         if target.exists():
             return target
+    errors = []
+    for (compile_flags, link_flags), target in zip(FLAG_SETS, targets, strict=True):
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             obj, lib = Path(tmp) / "asgcn.o", Path(tmp) / "asgcn.so"
