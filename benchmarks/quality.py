@@ -94,14 +94,15 @@ def backtranslator(dataset: str, data: Path, work: Path, steps: int | None = Non
 class Evaluator:
     """The frozen back-translator, the evaluation split and the ground truth's features, loaded once."""
 
-    def __init__(self, dataset: str, data: Path, bt_path: Path) -> None:
+    def __init__(self, data: Path, bt_path: Path, split: str, device: str = "cpu") -> None:
         from fgdm.data.sources import open_corpus
         from fgdm.evaluation.bt_training import load_backtranslator
         from fgdm.evaluation.evaluate import Reference
 
         self.bt = load_backtranslator(bt_path)
+        self.bt.model.to(device)
         self.skip = self.bt.cfg.data.skip_frames
-        self.split = DATASETS[dataset]["split"]
+        self.split = split
         corpus = open_corpus(data, self.split, self.skip)
         self.samples = [corpus[i] for i in range(len(corpus))]
         self.ref = Reference.build(self.bt, self.samples)
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> None:
     bt_path = backtranslator(dataset, data, work, args.bt_steps)
     evaluator = None
     if not (results / "reference.json").is_file():
-        evaluator = Evaluator(dataset, data, bt_path)
+        evaluator = Evaluator(data, bt_path, DATASETS[dataset]["split"])
         rows = evaluator.reference_rows()
         (results / "reference.json").write_text(json.dumps({"split": evaluator.split, "rows": rows}, indent=2) + "\n")
     chosen = args.rows.split(",") if args.rows else [name for name, _, _ in ROWS]
@@ -157,7 +158,7 @@ def run(args: argparse.Namespace) -> None:
                  "--set", f"training.max_steps={args.steps}", "--set", f"training.val_every={args.steps}", "--quiet"],
                 run_dir.with_suffix(".log"),
             )  # fmt: skip
-            evaluator = evaluator or Evaluator(dataset, data, bt_path)
+            evaluator = evaluator or Evaluator(data, bt_path, DATASETS[dataset]["split"])
             row = evaluate_run(evaluator, run_dir / "checkpoints" / "last.ckpt", name)
             row |= {"row": name, "seed": seed, "steps": args.steps, "train_minutes": round(seconds / 60, 2)}
             out.write_text(json.dumps(row, indent=2) + "\n")
@@ -174,6 +175,32 @@ def evaluate_run(evaluator: Evaluator, checkpoint: Path, name: str) -> dict:
     ids = loaded.vocab.encode_all([s.glosses for s in evaluator.samples])
     poses = generate_poses(loaded, ids, [len(s.pose) for s in evaluator.samples], seed=0)
     return evaluator.score(LABELS[name], poses)
+
+
+def collect(args: argparse.Namespace) -> None:
+    """Turns learning curves named ``DATASET-ROW-sSEED`` (benchmarks/learning_curve.py, e.g. the GPU runs of
+    benchmarks/gpu_curves.sh) into run files: each curve's last point is that row's result at its budget."""
+    results = RESULTS / args.dataset
+    results.mkdir(parents=True, exist_ok=True)
+    for path in map(Path, args.curves):
+        doc = json.loads(path.read_text())
+        stem = doc["name"].removeprefix(f"{args.dataset}-")
+        row, _, seed = stem.rpartition("-s")
+        if row not in LABELS or not seed.isdigit() or not doc["points"]:
+            rows = ", ".join(LABELS)
+            raise SystemExit(f"{path}: not a finished curve named {args.dataset}-ROW-sSEED with ROW in {rows}")
+        last = doc["points"][-1]
+        out = {k: v for k, v in last.items() if k not in ("step", "train_seconds", "eval_seconds")}
+        out |= {"system": LABELS[row], "row": row, "seed": int(seed), "steps": last["step"],
+                "batch_size": doc["config"]["training"]["batch_size"],
+                "train_minutes": round(last["train_seconds"] / 60, 2), "machine": doc["machine"],
+                "curve": path.name}  # fmt: skip
+        (results / f"{row}-seed{seed}.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+        if doc["reference"]:
+            rows = [{k: v for k, v in r.items() if k != "examples"} for r in doc["reference"]]
+            ref = {"split": doc["split"], "rows": rows}
+            (results / "reference.json").write_text(json.dumps(ref, indent=2, ensure_ascii=False) + "\n")
+        print(f"[{args.dataset}] {row} seed {seed}: step {last['step']}, WER {last['wer']:.2f}")
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -210,12 +237,14 @@ def load_results(dataset: str) -> tuple[list[dict], dict[str, list[dict]]]:
 def table(dataset: str) -> list[str]:
     refs, runs = load_results(dataset)
     cols = COLUMNS[DATASETS[dataset]["text_scores"]]
-    lines = ["| system | seeds | " + " | ".join(c[0] for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    head = "| system | seeds | steps | " + " | ".join(c[0] for c in cols) + " |"
+    lines = [head, "|---|---|---|" + "---|" * len(cols)]
     for r in refs:
-        lines.append(f"| {r['system']} | – | " + " | ".join(f"{r[key]:.{d}f}" for _, key, d in cols) + " |")
+        lines.append(f"| {r['system']} | – | – | " + " | ".join(f"{r[key]:.{d}f}" for _, key, d in cols) + " |")
     for name, got in runs.items():
         cells = [_cell([r[key] for r in got], d) for _, key, d in cols]
-        lines.append(f"| {LABELS[name]} | {len(got)} | " + " | ".join(cells) + " |")
+        steps = "/".join(str(r["steps"]) for r in got)
+        lines.append(f"| {LABELS[name]} | {len(got)} | {steps} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -302,12 +331,15 @@ def report(args: argparse.Namespace) -> None:
         refs, runs = load_results(dataset)
         if not refs and not runs:
             continue
-        budget = sorted({(r["steps"], round(r["train_minutes"], 1)) for got in runs.values() for r in got})
-        minutes = [m for _, m in budget]
+        every = [r for got in runs.values() for r in got]
         lines += [f"## {dataset} — {spec['split']} split", ""]
-        if budget:
-            lines += [f"Budget per run: {budget[0][0]} steps at batch 16; training took "
-                      f"{min(minutes):.1f}–{max(minutes):.1f} min on this machine.", ""]  # fmt: skip
+        if every:
+            steps, minutes = [r["steps"] for r in every], [r["train_minutes"] for r in every]
+            batches = sorted({r.get("batch_size", 16) for r in every})
+            machines = sorted({r.get("machine", "this project's 2-core CPU") for r in every})
+            span = f"{min(steps)}" if min(steps) == max(steps) else f"{min(steps)}–{max(steps)} (per row below)"
+            lines += [f"Budget per run: {span} steps at batch {', '.join(map(str, batches))}; training took "
+                      f"{min(minutes):.1f}–{max(minutes):.1f} min ({'; '.join(machines)}).", ""]  # fmt: skip
         lines += [*table(dataset), "", "The paper's findings, checked on the means:", "", *comparisons(dataset), ""]
     out = RESULTS.parent / "quality.md"
     out.write_text("\n".join(lines))
@@ -328,9 +360,13 @@ def main() -> None:
     r.add_argument("--work", default="runs/quality", help="checkpoints and logs (default runs/quality)")
     r.add_argument("--bt-steps", type=int, help="back-translator steps (default 2000 phoenix-synth, 600 dgs-pt)")
     r.set_defaults(func=run)
+    c = sub.add_parser("collect", help="run files from learning curves named DATASET-ROW-sSEED (their last points)")
+    c.add_argument("dataset", choices=list(DATASETS))
+    c.add_argument("curves", nargs="+", help="curve JSONs written by benchmarks/learning_curve.py")
+    c.set_defaults(func=collect)
     p = sub.add_parser("report", help="tables and plot from the finished runs")
     p.set_defaults(func=report)
-    for q in (r, p):
+    for q in (r, c, p):
         q.add_argument("--results", default=str(RESULTS), help="run files (default benchmarks/results/quality)")
     args = ap.parse_args()
     RESULTS = Path(args.results).resolve()

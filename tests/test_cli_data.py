@@ -1,6 +1,7 @@
 import json
 
 import imageio.v3 as iio
+import pytest
 
 from fgdm.cli import main
 
@@ -54,3 +55,15 @@ def test_csv_splits_keep_every_row_unless_capped_in_both_modes(tmp_path, capsys)
         capsys.readouterr()
         corpus = open_corpus(out, "train")
         assert len(corpus) == 2 and corpus[1].name == "s1"
+
+
+def test_synth_renders_the_same_files_in_parallel(tmp_path, capsys):
+    args = ["synth", "--num-train", "6", "--num-dev", "2", "--num-test", "2", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    assert main([*args, "--out", str(tmp_path / "two"), "--workers", "2"]) == 0
+    for split in ("train", "dev", "test"):
+        for ext in ("skels", "gloss", "text", "files"):
+            name = f"{split}.{ext}"
+            assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path / "three"), "--workers", "0"])

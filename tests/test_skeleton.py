@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from fgdm.skeleton import PT50, SPEC_PARENTS
 
@@ -29,13 +30,13 @@ def test_hand_ranges_attach_to_their_wrists():
             assert [PT50.parents[first + k] for k in (1, 2, 3)] == [first, first + 1, first + 2]
 
 
-def test_partition_adjacency_subsets():
-    A = PT50.partition_adjacency()
+@pytest.mark.parametrize("normalise", ["receiving", "sending"])
+def test_partition_adjacency_subsets(normalise):
+    A = PT50.partition_adjacency(normalise)
     assert A.shape == (3, 50, 50) and A.dtype == np.float32
     hop1 = PT50.hop_distance() <= 1
     total = A.sum(0)
     assert ((total > 0) == hop1).all()  # support is exactly the one-hop graph with self loops
-    np.testing.assert_allclose(total.sum(0), 1.0, rtol=1e-6)  # column-normalised (A D^-1)
     assert (np.diag(A[0]) > 0).all() and np.count_nonzero(A[0]) == 50  # self loops only
     depth = PT50.depth()
     for k, closer in ((1, True), (2, False)):
@@ -44,3 +45,18 @@ def test_partition_adjacency_subsets():
     # every non-root joint has exactly one neighbour towards the root: its parent
     v, u = np.nonzero(A[1])
     assert sorted(zip(v.tolist(), u.tolist(), strict=True)) == sorted(PT50.bones)
+
+
+def test_the_prior_is_row_normalised_on_the_receiving_joint_by_default():
+    """The paper's D^-1 A: each joint's incoming weights sum to 1 and are 1/degree(receiver)."""
+    A = PT50.partition_adjacency().sum(0)  # (v, u)
+    np.testing.assert_allclose(A.sum(1), 1.0, rtol=1e-6)  # rows (receiving joints) sum to 1
+    degree = (PT50.hop_distance() <= 1).sum(1)  # with the self loop
+    v, u = np.nonzero(A)
+    np.testing.assert_allclose(A[v, u], 1.0 / degree[v], rtol=1e-6)
+    # hand root 8 has 6 neighbours and itself: each of them weighs 1/7 for it, and its own row
+    # differs from the column normalisation (where the weight depends on the sender)
+    assert A[8, 9] == pytest.approx(1 / 7) and A[9, 8] == pytest.approx(1 / 3)
+    S = PT50.partition_adjacency("sending").sum(0)
+    np.testing.assert_allclose(S.sum(0), 1.0, rtol=1e-6)  # columns (sending joints) sum to 1
+    assert S[9, 8] == pytest.approx(1 / 7)

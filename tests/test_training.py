@@ -48,6 +48,19 @@ def test_resume_without_a_checkpoint_fails_clearly(tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
 
 
+def test_generate_renders_animations_and_generated_vs_true_sheets(trained, tmp_path, capsys):
+    ckpt = str(trained / "checkpoints" / "last.ckpt")
+    out = tmp_path / "gen"
+    assert main(["generate", "--checkpoint", ckpt, "--split", "test", "--limit", "2", "--render", "1",
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    rendered = json.loads(capsys.readouterr().out)["rendered"]
+    assert [Path(p).name for p in rendered] == ["test_0000.gif", "test_0000.png"]
+    from PIL import Image
+
+    sheet = Image.open(out / "test_0000.png")
+    assert sheet.size == (6 * 200, 4 * 200 + 18)  # generated, true, and their hand close-ups; a title
+
+
 def test_generation_is_finite_seeded_and_exports_pose(trained, tmp_path):
     ckpt = str(trained / "checkpoints" / "last.ckpt")
     common = ["generate", "--checkpoint", ckpt, "--split", "test", "--limit", "3", "--quiet"]
@@ -107,6 +120,25 @@ def test_two_process_ddp_on_cpu_completes(tmp_path):
     summary = json.loads(done.stdout[done.stdout.index("{") :])
     assert summary["steps"] == 4 and done.stdout.count('"steps"') == 1  # one summary, from rank 0
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_the_learning_rate_warms_up_linearly_then_stays(monkeypatch):
+    import types
+
+    from fgdm.config import load_config, to_dict
+    from fgdm.training import LitFGDM
+
+    cfg = load_config([TINY], ["training.warmup_steps=4", "training.lr=0.01"])
+    module = LitFGDM(to_dict(cfg), ["<unk>", "<pad>", "<s>", "</s>", "A"])
+    opt = module.configure_optimizers()
+    fake = types.SimpleNamespace(global_step=0)
+    monkeypatch.setattr(type(module), "trainer", property(lambda self: fake))
+    seen = []
+    for step in range(6):
+        fake.global_step = step
+        module.optimizer_step(0, step, opt, lambda: None)
+        seen.append(opt.param_groups[0]["lr"])
+    assert seen == pytest.approx([0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01])
 
 
 def test_gradients_are_freed_right_after_the_optimizer_step():

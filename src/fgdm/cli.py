@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -37,7 +38,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         corpus = manifest.corpus(split, out)
         if args.lazy:
             continue
-        write_pt(corpus, out, progress=not args.quiet)
+        write_pt(corpus, out, progress=not args.quiet, workers=args.workers)
         rendered += len(corpus)
     if args.lazy:
         manifest.save(out)
@@ -152,7 +153,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from fgdm.training import train
 
     cfg = load_config(args.config, args.set)
-    result = train(cfg, resume=args.resume, progress=not args.quiet)
+    with contextlib.redirect_stdout(sys.stderr):  # progress bars on the terminal, stdout keeps the JSON
+        result = train(cfg, resume=args.resume, progress=not args.quiet)
     if not result.is_global_zero:  # one summary, from the first process
         return 0
     print(json.dumps({
@@ -166,16 +168,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {n}")
+    return n
+
+
 def _parse_length(text: str) -> str | int:
     if text in ("gt", "predicted"):
         return text
     try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--length takes gt, predicted or a frame count, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--length must be ≥ 1 frame, got {n}")
-    return n
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--length takes gt, predicted or a frame count ≥ 1, got {text!r}") from None
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -228,7 +237,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     )
     rendered = []
     for i in range(min(args.render, n)):
-        from fgdm.render import save_animation
+        from fgdm.render import save_animation, save_contact_sheet
 
         path = out / f"{args.split}_{i:04d}.gif"
         save_animation(
@@ -237,7 +246,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             ["generated", "ground truth"],
             fps=round(25 / loaded.cfg.data.skip_frames),
         )
-        rendered.append(str(path))
+        sheet = save_contact_sheet(
+            path.with_suffix(".png"), [poses[i], samples[i].pose], columns=6,
+            title=" ".join(samples[i].glosses), labels=["generated", "true"], closeups=True,
+        )  # fmt: skip
+        rendered += [str(path), str(sheet)]
     print(json.dumps({"out": str(out), "split": args.split, "sequences": n, "rendered": rendered}, indent=2))
     return 0
 
@@ -279,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-dev", type=int, default=None, help="dev sentences (default 100)")
     p.add_argument("--num-test", type=int, default=None, help="test sentences (default 100)")
     p.add_argument("--seed", type=int, default=0, help="one seed is one sign language (default 0)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="render in this many processes (default 1)")
     p.add_argument(
         "--lazy",
         action="store_true",
@@ -383,7 +397,8 @@ def _cmd_bt_train(args: argparse.Namespace) -> int:
     from fgdm.evaluation.bt_training import train_backtranslator
 
     cfg = load_config(args.config, args.set, schema=BackTranslatorConfig)
-    result = train_backtranslator(cfg, resume=args.resume, progress=not args.quiet)
+    with contextlib.redirect_stdout(sys.stderr):  # progress bars on the terminal, stdout keeps the JSON
+        result = train_backtranslator(cfg, resume=args.resume, progress=not args.quiet)
     if result.is_global_zero:
         print(json.dumps({"output_dir": str(result.output_dir), "last_checkpoint": str(result.last_checkpoint),
                           "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,

@@ -42,7 +42,12 @@ class TrainingConfig:
     clip_grad_norm: float = 5.0
     bone_weight: float = 0.1  # λ
     bone_mode: Literal["vector", "direction"] = "vector"
+    # Where L_joint is measured: "pose" = PT units (the paper); "model" = the diffusion representation
+    # (diffusion.standardise / hands_relative), where every coordinate has about unit spread.
+    joint_loss_space: Literal["pose", "model"] = "pose"
+    hand_weight: float = 1.0  # weight of the 42 hand joints against the 8 body joints in L_joint
     length_weight: float = 0.01
+    warmup_steps: int = 0  # linear learning-rate warm-up from 0 over this many optimizer steps
     scheduler_patience: int = 7
     scheduler_factor: float = 0.7
     min_lr: float = 1e-4
@@ -77,6 +82,10 @@ class FocalConfig:
     semantic_mask: bool = True  # M
     topology: bool = True  # A_b
     tcn_kernel: int = 9
+    # How A_b's one-hop adjacency is degree-normalised: "receiving" = D^-1 A, each joint averages its
+    # neighbourhood (the paper); "sending" = A D^-1, divided by the sender's degree (ST-GCN's code, the
+    # authors' release and fgdm 0.1).
+    prior_norm: Literal["receiving", "sending"] = "receiving"
     # Execution only (results are identical), PyTorch path: ASGCN works through about this many frames
     # (B·s) at a time so its (2n+1)·J·J maps stay in cache, recomputing each chunk in the backward pass.
     # 0 = all frames at once (more memory; may suit GPUs). The C kernel (below) goes frame by frame.
@@ -106,6 +115,9 @@ class SCGConfig:
     conv_kernel: int = 5
     lstm_hidden: int = 512  # per direction
     lstm_layers: int = 2
+    # The paper's L_SCG is w(t)·CTC per sample, averaged over the batch. True divides each sample's CTC
+    # by its gloss count as well (as fgdm 0.1 did), which shrinks the effective γ about 7.5-fold.
+    per_gloss: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,13 @@ class ModelConfig:
     general: GeneralConfig = field(default_factory=GeneralConfig)
     scg: SCGConfig = field(default_factory=SCGConfig)
     length_head: bool = True
+    # Progress through the sequence (i / S for frames, l / L for glosses, as Progressive Transformers'
+    # counter) added as sinusoidal features to both: alignment of frames to glosses is then easy to
+    # learn. Not in the paper (its frames carry absolute positions only).
+    counter: bool = False
+    # False: the length head learns from a detached gloss encoding, so its loss never trains the encoder
+    # the denoiser conditions on. True lets its gradient into the gloss encoder (as fgdm 0.1 did).
+    length_head_grad: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,10 +144,14 @@ class DiffusionConfig:
     cosine_s: float = 0.008
     sampling_steps: int = 5  # I
     eta: float = 1.0
-    # Poses are multiplied by this before diffusion and predictions divided after, so the data's
-    # spread (PT coordinates: std ≈ 0.2) can be matched to the unit noise. 1.0 = raw coordinates,
-    # as the released code. Losses are always measured in pose units.
+    # The representation diffusion works in (fgdm/representation.py): z = data_scale · (r(x) − μ) / σ.
+    # data_scale: one global factor (PT coordinates have std ≈ 0.2); 1.0 with the two switches off is
+    # raw coordinates, as the released code.
     data_scale: float = 1.0
+    # μ, σ: per-coordinate statistics of the training frames (motion diffusion models' normalisation).
+    standardise: bool = False
+    # r: hand joints relative to the wrist they hang from (finger shape apart from arm motion).
+    hands_relative: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,6 +233,10 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(f"{key}: model.width {width} is not divisible by {heads} heads")
     if cfg.diffusion.sampling_steps > cfg.diffusion.timesteps:
         raise ConfigError("diffusion.sampling_steps: more sampling steps than diffusion timesteps")
+    if cfg.training.hand_weight < 0:
+        raise ConfigError(f"training.hand_weight: must be ≥ 0, got {cfg.training.hand_weight}")
+    if cfg.training.warmup_steps < 0:
+        raise ConfigError(f"training.warmup_steps: must be ≥ 0, got {cfg.training.warmup_steps}")
     if cfg.diffusion.data_scale <= 0:
         raise ConfigError(f"diffusion.data_scale: must be > 0, got {cfg.diffusion.data_scale}")
     if not 0.0 <= cfg.diffusion.eta <= 1.0:

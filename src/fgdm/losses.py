@@ -9,11 +9,21 @@ import torch
 from fgdm.skeleton import Skeleton
 
 
-def joint_loss(pred: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
-    """Masked mean |x̂_0 − x_0| over valid frames, joints and coordinates. Shapes (B, S, J, 3), (B, S)."""
+def joint_loss(
+    pred: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor, joint_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Masked mean |x̂_0 − x_0| over valid frames, joints and coordinates. Shapes (B, S, J, 3), (B, S).
+
+    ``joint_weight`` (J,): a weighted mean over joints instead (weights need not sum to anything).
+    """
     m = frame_mask[..., None, None].to(pred.dtype)
-    denom = (m.sum() * pred.shape[-2] * pred.shape[-1]).clamp_min(1.0)
-    return ((pred - target).abs() * m).sum() / denom
+    err = (pred - target).abs() * m
+    if joint_weight is None:
+        denom = (m.sum() * pred.shape[-2] * pred.shape[-1]).clamp_min(1.0)
+        return err.sum() / denom
+    w = joint_weight.to(pred.dtype)
+    denom = (m.sum() * w.sum() * pred.shape[-1]).clamp_min(1e-12)
+    return (err.sum((0, 1, 3)) * w).sum() / denom
 
 
 class BoneLoss(torch.nn.Module):

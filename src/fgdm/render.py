@@ -61,8 +61,8 @@ class Renderer:
         py = (pose[:, 1] - self.centre[1]) * scale + self.size / 2
         return np.stack([px, py], axis=1)
 
-    def frame(self, pose: np.ndarray, title: str | None = None) -> np.ndarray:
-        """One (H, W, 3) uint8 image of a (J, 3) pose."""
+    def frame(self, pose: np.ndarray, title: str | None = None, only: range | None = None) -> np.ndarray:
+        """One (H, W, 3) uint8 image of a (J, 3) pose; ``only``: draw just the bones ending in these joints."""
         img = Image.new("RGB", (self.size, self.size), _BACKGROUND)
         draw = ImageDraw.Draw(img)
         pts = self.to_pixels(np.asarray(pose, dtype=np.float64))
@@ -70,12 +70,14 @@ class Renderer:
             draw.text((8, self.size // 2), "non-finite pose", fill=(200, 0, 0), font=self._font)
         else:
             head = self.skeleton.names.index("head") if "head" in self.skeleton.names else None
-            if head is not None:
+            if head is not None and only is None:
                 r = 0.075 * self.size / (2 * self.extent)
                 x, y = pts[head]
                 draw.ellipse((x - r, y - r * 1.2, x + r, y + r * 1.2), outline=_BODY, width=2)
             body_w = max(2, self.size // 80)
             for (c, p), colour, is_hand in zip(self._bones, self._colours, self._hand_bone, strict=True):
+                if only is not None and c not in only:
+                    continue
                 draw.line([tuple(pts[c]), tuple(pts[p])], fill=colour, width=1 if is_hand else body_w)
                 if is_hand:
                     draw.line([tuple(pts[c]), tuple(pts[p])], fill=colour, width=2)
@@ -126,12 +128,45 @@ def save_animation(
     return path
 
 
-def save_contact_sheet(path: Path | str, sequence: np.ndarray, columns: int = 6, title: str | None = None) -> Path:
-    """A PNG of evenly spaced frames of one sequence, for reports and quick looks."""
-    renderer = Renderer(size=200)
-    idx = np.linspace(0, len(sequence) - 1, columns).round().astype(int)
-    strip = np.concatenate([renderer.frame(sequence[i], f"frame {i}") for i in idx], axis=1)
-    img = Image.fromarray(strip)
+def active_hand(sequence: np.ndarray, skeleton: Skeleton = PT50) -> range:
+    """The hand (joint range) whose root travels furthest over an (S, J, 3) sequence."""
+    hands = [skeleton.part("left_hand"), skeleton.part("right_hand")]
+    travel = [np.linalg.norm(np.diff(sequence[:, h.start], axis=0), axis=-1).sum() for h in hands]
+    return hands[int(np.argmax(travel))]
+
+
+def save_contact_sheet(
+    path: Path | str,
+    sequence: np.ndarray | Sequence[np.ndarray],
+    columns: int = 6,
+    title: str | None = None,
+    labels: Sequence[str] | None = None,
+    size: int = 200,
+    closeups: bool = False,
+) -> Path:
+    """A PNG of evenly spaced frames of one sequence, or one row per sequence (e.g. generated above
+    ground truth, the same frame indices in each row), for reports and quick looks.
+
+    ``closeups`` adds a row per sequence with the most active hand of the last sequence, magnified
+    five times and centred on its root in every frame, so finger shapes can be compared.
+    """
+    sequences = [sequence] if isinstance(sequence, np.ndarray) and sequence.ndim == 3 else list(sequence)
+    labels = list(labels) if labels is not None else [""] * len(sequences)
+    if len(labels) != len(sequences):
+        raise ValueError(f"{len(labels)} labels for {len(sequences)} sequences")
+    renderer = Renderer(size=size)
+    idx = np.linspace(0, min(len(s) for s in sequences) - 1, columns).round().astype(int)
+    rows = [
+        np.concatenate([renderer.frame(seq[i], f"{label} {i}".strip() if label else f"frame {i}") for i in idx], axis=1)
+        for seq, label in zip(sequences, labels, strict=True)
+    ]
+    if closeups:
+        hand = active_hand(sequences[-1], renderer.skeleton)
+        zoom = Renderer(renderer.skeleton, size=size, extent=renderer.extent / 5, centre=(0.0, 0.0))
+        for seq, label in zip(sequences, labels, strict=True):
+            cells = [zoom.frame(seq[i] - seq[i, hand.start], f"{label} hand {i}".strip(), only=hand) for i in idx]
+            rows.append(np.concatenate(cells, axis=1))
+    img = Image.fromarray(np.concatenate(rows, axis=0))
     if title:
         canvas = Image.new("RGB", (img.width, img.height + 18), _BACKGROUND)
         canvas.paste(img, (0, 18))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 import numpy as np
 
@@ -102,21 +103,28 @@ class Skeleton:
         """(J,) hop distance of each joint from the root."""
         return self.hop_distance()[self.root]
 
-    def partition_adjacency(self) -> np.ndarray:
+    def partition_adjacency(self, normalise: Literal["receiving", "sending"] = "receiving") -> np.ndarray:
         """ST-GCN "spatial" partition of the one-hop graph into K_v = 3 subsets.
 
         Subset 0 holds each joint's self loop, subset 1 the neighbours closer to the root
         (centripetal), subset 2 those farther from it (centrifugal). The one-hop adjacency with
-        self loops is normalised by node degree (column normalisation, ``A D^-1``) before splitting,
-        so that the three subsets sum to the normalised hop-1 adjacency.
+        self loops is normalised by node degree before splitting, so that the three subsets sum to the
+        normalised hop-1 adjacency:
+
+        - ``receiving`` (the paper, SPEC §4.3): ``D^-1 A``, each row ``v`` divided by the receiving
+          joint's degree, so every joint takes a weighted mean of its neighbourhood (rows sum to 1);
+        - ``sending``: ``A D^-1``, each column divided by the sending joint's degree (ST-GCN's code and
+          the authors' release; a joint with many children, like a hand root, sends less to each).
 
         Shape: (K_v, J, J); entry ``[k, v, u]`` weights the message from joint ``u`` to joint ``v``.
         """
+        if normalise not in ("receiving", "sending"):
+            raise ValueError(f"normalise: {normalise!r} is not one of receiving, sending")
         J = self.num_joints
         hop = self.hop_distance()
         depth = self.depth()
         adj = (hop <= 1).astype(np.float64)
-        norm = adj / adj.sum(axis=0, keepdims=True)  # A D^-1
+        norm = adj / adj.sum(axis=1 if normalise == "receiving" else 0, keepdims=True)
         A = np.zeros((3, J, J), dtype=np.float64)
         v, u = np.nonzero(adj)
         for vi, ui in zip(v, u, strict=True):

@@ -134,6 +134,10 @@ class PlateauModule(L.LightningModule):
             self.trainer.should_stop = True
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        warmup = self.training_cfg.warmup_steps
+        if warmup and self.trainer.global_step < warmup:  # linear warm-up; the plateau scheduler owns the rate after
+            for group in optimizer.param_groups:
+                group["lr"] = self.training_cfg.lr * (self.trainer.global_step + 1) / warmup
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         # Nothing reads the gradients again before the next backward, but Lightning only clears them
         # after the next forward: freed here, they stay out of that forward's peak memory (paper size:
@@ -195,6 +199,15 @@ class LitFGDM(PlateauModule):
         """The weights used for sampling: the EMA copy when enabled."""
         return self.ema.module if self.ema is not None else self.model.denoiser
 
+    def sampling_model(self) -> LoadedModel:
+        """A copy of the generator for sampling now (EMA weights when enabled, no SCG branch, eval mode),
+        as :func:`load_for_sampling` would rebuild it from a checkpoint written at this step."""
+        model = build_model(self.cfg, len(self.vocab), with_scg=False)
+        model.denoiser.load_state_dict(self.sampling_denoiser().state_dict())
+        model.normalizer.load_state_dict(self.model.normalizer.state_dict())
+        model.to(self.device).eval()
+        return LoadedModel(model, self.cfg, self.vocab, int(self.global_step))
+
     # -- validation -----------------------------------------------------------------------
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         g = torch.Generator(device=batch.pose.device).manual_seed(self.cfg.testing.seed + batch_idx)
@@ -244,11 +257,23 @@ class TrainResult:
     monitor: str = "dev/dtw"
 
 
-def train(cfg: Config, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Trains FGDM as configured; with ``resume``, continues from ``output_dir/checkpoints/last.ckpt``."""
+def train(cfg: Config, resume: bool = False, progress: bool = True, callbacks: list[Callback] = ()) -> TrainResult:
+    """Trains FGDM as configured; with ``resume``, continues from ``output_dir/checkpoints/last.ckpt``.
+
+    ``callbacks``: extra Lightning callbacks (e.g. the learning-curve benchmark's evaluations).
+    """
     data = FGDMDataModule(cfg, resumed_vocab(cfg.training, resume))
     module = LitFGDM(to_dict(cfg), data.vocab.itos)
-    return fit(module, data, cfg, monitor="dev/dtw", resume=resume, progress=progress)
+    if cfg.diffusion.standardise and not resume:  # on resume μ and σ come back with the weights
+        module.model.normalizer.fit(pose_sample(data.corpora["train"]))
+    return fit(module, data, cfg, monitor="dev/dtw", resume=resume, progress=progress, callbacks=callbacks)
+
+
+def pose_sample(corpus: Corpus, limit: int = 1000):
+    """Up to ``limit`` training sequences spread evenly over the corpus: the poses statistics are taken from."""
+    n = len(corpus)
+    for i in np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(int)) if n else []:
+        yield corpus[int(i)].pose
 
 
 def resumed_vocab(t: TrainingConfig, resume: bool) -> Vocabulary | None:
@@ -261,7 +286,15 @@ def resumed_vocab(t: TrainingConfig, resume: bool) -> Vocabulary | None:
     return Vocabulary(read_checkpoint(last)["hyper_parameters"]["vocab"])
 
 
-def fit(module: L.LightningModule, data: FGDMDataModule, cfg: Any, monitor: str, resume: bool, progress: bool):
+def fit(
+    module: L.LightningModule,
+    data: FGDMDataModule,
+    cfg: Any,
+    monitor: str,
+    resume: bool,
+    progress: bool,
+    callbacks: list[Callback] = (),
+):
     """Runs Lightning on a module: CSV (and TensorBoard) logs, last/best checkpoints, atomic saves."""
     t: TrainingConfig = cfg.training
     out = Path(t.output_dir)
@@ -299,7 +332,7 @@ def fit(module: L.LightningModule, data: FGDMDataModule, cfg: Any, monitor: str,
         gradient_clip_val=t.clip_grad_norm,
         log_every_n_steps=t.log_every,
         logger=loggers,
-        callbacks=[best, throughput],
+        callbacks=[best, throughput, *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -358,6 +391,11 @@ def load_for_sampling(path: Path | str, device: str | torch.device = "cpu", use_
     prefix = "ema.module." if use_ema and any(k.startswith("ema.module.") for k in state) else "model.denoiser."
     denoiser_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     model.denoiser.load_state_dict(denoiser_state)
+    normalizer_state = {k[len("model.normalizer.") :]: v for k, v in state.items() if k.startswith("model.normalizer.")}
+    if normalizer_state:
+        model.normalizer.load_state_dict(normalizer_state)
+    elif cfg.diffusion.standardise:
+        raise ValueError(f"{path}: diffusion.standardise is on but the checkpoint has no pose statistics")
     model.eval().to(device)
     return LoadedModel(model, cfg, vocab, int(ckpt.get("global_step", 0)))
 
@@ -370,6 +408,7 @@ def generate_poses(
     seed: int = 0,
     batch_size: int = 32,
     progress: bool = False,
+    eta: float | None = None,
 ) -> list[np.ndarray]:
     """Samples one (S_i, J, 3) sequence per gloss-id list; ``frames=None`` uses the length head.
 
@@ -394,7 +433,7 @@ def generate_poses(
             if frames is None
             else torch.tensor(frames[start : start + len(chunk)])
         )
-        x0, _ = model.generate(gloss, gloss_mask, n.to(device), steps=steps, generator=generator)
+        x0, _ = model.generate(gloss, gloss_mask, n.to(device), steps=steps, eta=eta, generator=generator)
         x0 = x0.float().cpu().numpy()
         out += [x0[b, : int(n[b])] for b in range(len(chunk))]
     return out

@@ -26,6 +26,23 @@ def dtw_cost(cost: np.ndarray) -> float:
     return float(acc[n, m])
 
 
+def dtw_path(cost: np.ndarray) -> np.ndarray:
+    """The cheapest monotone alignment of :func:`dtw_cost` as (P, 2) index pairs (hyp, ref), start to end."""
+    n, m = cost.shape
+    acc = np.full((n + 1, m + 1), np.inf)
+    acc[0, 0] = 0.0
+    for d in range(2, n + m + 1):
+        i = np.arange(max(1, d - m), min(n, d - 1) + 1)
+        j = d - i
+        acc[i, j] = cost[i - 1, j - 1] + np.minimum(np.minimum(acc[i - 1, j], acc[i, j - 1]), acc[i - 1, j - 1])
+    i, j, path = n, m, []
+    while i > 0 and j > 0:
+        path.append((i - 1, j - 1))
+        step = int(np.argmin((acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])))
+        i, j = (i - 1, j - 1) if step == 0 else (i - 1, j) if step == 1 else (i, j - 1)
+    return np.asarray(path[::-1], dtype=np.int64).reshape(-1, 2)
+
+
 def frame_cost(hyp: np.ndarray, ref: np.ndarray, joints: Sequence[int] | range | None = None) -> np.ndarray:
     """(S_hyp, S_ref) L1 distance between frames, summed over the chosen joints' coordinates."""
     if joints is not None:

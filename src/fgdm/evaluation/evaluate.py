@@ -19,6 +19,7 @@ from fgdm.data.corpus import Corpus, Sample
 from fgdm.evaluation.backtranslator import tokenize_text
 from fgdm.evaluation.bt_training import LoadedBackTranslator
 from fgdm.evaluation.dtw import dtw_mje_parts
+from fgdm.evaluation.handshape import finger_length_ratio, handshape_agreement
 from fgdm.evaluation.metrics import bleu, diversity, frechet_distance, rouge_l, wer
 
 DEFINITIONS = {
@@ -33,6 +34,11 @@ DEFINITIONS = {
     "FID": "Fréchet distance between Gaussians fitted to the back-translator's pose-encoder features "
     "(mean over time, one vector per sequence) of the ground-truth and of the system's test sequences",
     "diversity": "mean Euclidean distance between the encoder features of 300 random pairs of distinct sequences",
+    "finger ratio": "summed length of the bones inside the hands over all frames, generated ÷ ground truth "
+    "(1 = fingers of the true length; collapsed fingers score far below)",
+    "handshape": "per hand and frame, each finger bent / curved / straight by its tip's distance from the hand "
+    "root over its chain length (< 0.45, < 0.83, else); % of DTW-aligned frame pairs whose hand has the same "
+    "five states, both hands averaged (ground truth: 100)",
 }
 
 
@@ -127,6 +133,7 @@ def score_system(
     if translated is None:
         translated = back_translate(bt, system.poses, batch_size, progress, f"back-translate {system.name}")
     glosses, texts, feats = translated
+    refs = [s.pose for s in ref.samples]
     w = wer(glosses, ref.gloss)
     return {
         "system": system.name,
@@ -134,8 +141,10 @@ def score_system(
         "rouge_l": round(rouge_l(texts, ref.text), 2),
         "wer": round(w.wer, 2),
         "wer_counts": {"sub": w.substitutions, "del": w.deletions, "ins": w.insertions, "ref": w.reference_words},
-        "dtw_mje": {k: round(v, 4) for k, v in dtw_mje_parts(system.poses, [s.pose for s in ref.samples]).items()},
+        "dtw_mje": {k: round(v, 4) for k, v in dtw_mje_parts(system.poses, refs).items()},
         "fid": round(frechet_distance(ref.features, feats), 4),
+        "finger_ratio": round(finger_length_ratio(system.poses, refs), 4),
+        "handshape": round(handshape_agreement(system.poses, refs), 2),
         "diversity": round(diversity(feats), 4),
         "examples": [
             {"reference": ref.text[i], "translation": texts[i], "glosses": glosses[i]}
@@ -160,13 +169,17 @@ def evaluate_systems(
 
 
 def markdown_table(report: dict) -> str:
-    head = "| system | BLEU-1 | BLEU-4 | ROUGE | WER | DTW-MJE | DTW body | DTW hands | FID | diversity |"
-    lines = [head, "|" + "---|" * 10]
+    head = (
+        "| system | BLEU-1 | BLEU-4 | ROUGE | WER | DTW-MJE | DTW body | DTW hands | finger ratio | handshape "
+        "| FID | diversity |"
+    )
+    lines = [head, "|" + "---|" * 12]
     for r in report["rows"]:
         d = r["dtw_mje"]
         lines.append(
             f"| {r['system']} | {r['bleu1']:.2f} | {r['bleu4']:.2f} | {r['rouge_l']:.2f} | {r['wer']:.2f} | "
-            f"{d['all']:.3f} | {d['body']:.3f} | {d['hands']:.3f} | {r['fid']:.3f} | {r['diversity']:.3f} |"
+            f"{d['all']:.3f} | {d['body']:.3f} | {d['hands']:.3f} | {r.get('finger_ratio', float('nan')):.3f} | "
+            f"{r.get('handshape', float('nan')):.1f} | {r['fid']:.3f} | {r['diversity']:.3f} |"
         )
     return "\n".join(lines)
 

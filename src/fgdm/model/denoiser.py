@@ -50,17 +50,17 @@ class Denoiser(nn.Module):
         super().__init__()
         self.cfg = cfg
         J, D = skeleton.num_joints, cfg.width
-        self.gloss_encoder = GlossEncoder(vocab_size, D, cfg.gloss_encoder, pad_index)
+        self.gloss_encoder = GlossEncoder(vocab_size, D, cfg.gloss_encoder, pad_index, counter=cfg.counter)
         self.timestep = TimestepEmbedding(D)
         self.iconicity = IconicityDisentanglement(skeleton)
         if cfg.focal.enabled:
-            prior = torch.as_tensor(skeleton.partition_adjacency())
+            prior = torch.as_tensor(skeleton.partition_adjacency(cfg.focal.prior_norm))
             self.embed = nn.Linear(ID_FEATURES, cfg.focal.width)  # per joint: 7 → D_f
             self.focal = FocalStage(prior, D, cfg.focal)
-            self.f2g = FrameToGeneral(J, cfg.focal.width, D)
+            self.f2g = FrameToGeneral(J, cfg.focal.width, D, counter=cfg.counter)
         else:  # General-only baseline: ID(x_t) flattened → Linear → D_g
             self.embed, self.focal = None, None
-            self.f2g = FrameToGeneral(J, ID_FEATURES, D)
+            self.f2g = FrameToGeneral(J, ID_FEATURES, D, counter=cfg.counter)
         self.general = GeneralStage(D, cfg.general)
         self.output = OutputLayer(D, J)
         self.length_head = LengthHead(D) if cfg.length_head else None
@@ -86,7 +86,7 @@ class Denoiser(nn.Module):
         if self.focal is not None:
             h = self.embed(h) * keep  # (B, S, J, D_f)
             h = self.focal(h, cond, frame_mask, gloss_mask)
-        h = self.f2g(h)  # (B, S, D_g)
+        h = self.f2g(h, frame_mask)  # (B, S, D_g)
         features = self.general(h, cond, frame_mask, gloss_mask)  # X^go
         x0 = self.output(features) * keep
         return DenoiserOutput(x0=x0, features=features)

@@ -31,6 +31,31 @@ class PositionalEncoding(nn.Module):
         return x + sinusoidal(pos, self.dim).to(x.dtype)
 
 
+def progress(mask: torch.Tensor) -> torch.Tensor:
+    """(B, N) validity → (B, N) progress (n + ½) / N_b through each sequence, in (0, 1); 0 on padding."""
+    count = mask.sum(1, keepdim=True).clamp_min(1).to(torch.float32)
+    index = torch.arange(mask.shape[1], device=mask.device, dtype=torch.float32)[None]
+    return ((index + 0.5) / count) * mask
+
+
+class ProgressEncoding(nn.Module):
+    """Adds sinusoidal features of the progress through the sequence (Progressive Transformers'
+    counter, i / S): (B, N, D), (B, N) mask → (B, N, D).
+
+    Frames and glosses both get it, so that cross-attention can match frame i of S to gloss l of L
+    by their positions relative to their own lengths, before it has learned any sign's duration.
+    Periods run from 2π/64 to 2π of the whole sequence.
+    """
+
+    def __init__(self, dim: int, resolution: float = 64.0) -> None:
+        super().__init__()
+        self.dim, self.resolution = dim, resolution
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        p = progress(mask) * self.resolution
+        return x + sinusoidal(p, self.dim, max_period=self.resolution).to(x.dtype) * mask[..., None]
+
+
 class TimestepEmbedding(nn.Module):
     """sinusoidal(D) → Linear(D, 2D) → GELU → Linear(2D, D); (B,) timesteps → (B, D)."""
 

@@ -12,6 +12,7 @@ from fgdm.diffusion import Diffusion
 from fgdm.losses import BoneLoss, joint_loss, length_loss
 from fgdm.model.denoiser import Denoiser
 from fgdm.model.scg import SCGBranch
+from fgdm.representation import PoseNormalizer
 from fgdm.skeleton import PT50, Skeleton
 
 
@@ -43,7 +44,11 @@ class FGDM(nn.Module):
         self.denoiser = denoiser
         self.scg = scg
         self.diffusion = Diffusion(cfg.diffusion)
+        self.normalizer = PoseNormalizer(cfg.diffusion, skeleton)
         self.bone_loss = BoneLoss(skeleton, cfg.training.bone_mode)
+        weight = torch.ones(skeleton.num_joints)
+        weight[list(skeleton.hands)] = cfg.training.hand_weight
+        self.register_buffer("joint_weight", weight, persistent=False)
 
     def loss(
         self,
@@ -58,15 +63,19 @@ class FGDM(nn.Module):
         B = pose.shape[0]
         keep = frame_mask[..., None, None].to(pose.dtype)
         x0 = pose * keep
+        z0 = self.normalizer.encode(x0) * keep  # the diffusion representation; padded frames zero
         if t is None:
             t = self.diffusion.sample_timesteps(B, pose.device, generator)
         noise = torch.randn(x0.shape, generator=generator, device=pose.device, dtype=pose.dtype)
-        scale = self.cfg.diffusion.data_scale
-        x_t = self.diffusion.q_sample(x0 * scale, t, noise) * keep  # padded frames are zero in x_t
+        x_t = self.diffusion.q_sample(z0, t, noise) * keep  # padded frames are zero in x_t
         encoding = self.denoiser.encode_glosses(gloss, gloss_mask)
         out = self.denoiser(x_t, t, gloss, gloss_mask, frame_mask, encoding=encoding)
-        pred = out.x0 / scale  # losses in pose units
-        l_joint = joint_loss(pred, x0, frame_mask)
+        pred = self.normalizer.decode(out.x0) * keep  # pose units
+        weight = self.joint_weight if self.cfg.training.hand_weight != 1.0 else None
+        if self.cfg.training.joint_loss_space == "model":
+            l_joint = joint_loss(out.x0, z0, frame_mask, weight)
+        else:
+            l_joint = joint_loss(pred, x0, frame_mask, weight)
         l_bone = self.bone_loss(pred, x0, frame_mask)
         total = l_joint + self.cfg.training.bone_weight * l_bone
         zero = pose.new_zeros(())
@@ -76,7 +85,9 @@ class FGDM(nn.Module):
             total = total + self.cfg.model.scg.weight * l_scg
         l_len = zero
         if self.denoiser.length_head is not None:
-            l_len = length_loss(self.denoiser.length_head(encoding, gloss_mask), frame_mask.sum(1))
+            # detached unless model.length_head_grad: the length loss then never trains the gloss encoder
+            enc = encoding if self.cfg.model.length_head_grad else encoding.detach()
+            l_len = length_loss(self.denoiser.length_head(enc, gloss_mask), frame_mask.sum(1))
             total = total + self.cfg.training.length_weight * l_len
         return LossTerms(total, l_joint, l_bone, l_scg, l_len)
 
@@ -117,7 +128,7 @@ class FGDM(nn.Module):
             device=gloss.device,
             dtype=dtype,
         )
-        return x0 / self.cfg.diffusion.data_scale, frame_mask
+        return self.normalizer.decode(x0) * frame_mask[..., None, None].to(x0.dtype), frame_mask
 
     @torch.no_grad()
     def predict_frames(self, gloss: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:

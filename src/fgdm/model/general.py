@@ -6,21 +6,27 @@ import torch
 from torch import nn
 
 from fgdm.config import GeneralConfig
-from fgdm.model.embeddings import PositionalEncoding
+from fgdm.model.embeddings import PositionalEncoding, ProgressEncoding
 from fgdm.model.masks import nothing_padded
 
 
 class FrameToGeneral(nn.Module):
     """F2G: (B, S, J, C_in) → flatten J·C_in → Linear → (B, S, D_g) + sinusoidal frame positions."""
 
-    def __init__(self, joints: int, channels: int, width: int) -> None:
+    def __init__(self, joints: int, channels: int, width: int, counter: bool = False) -> None:
         super().__init__()
         self.proj = nn.Linear(joints * channels, width)
         self.pos = PositionalEncoding(width)
+        self.counter = ProgressEncoding(width) if counter else None  # model.counter: + progress i / S
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         B, S = h.shape[:2]
-        return self.pos(self.proj(h.reshape(B, S, -1)))
+        out = self.pos(self.proj(h.reshape(B, S, -1)))
+        if self.counter is not None:
+            if frame_mask is None:
+                raise ValueError("the progress counter needs the frame mask")
+            out = self.counter(out, frame_mask)
+        return out
 
 
 def _padding(mask: torch.Tensor) -> torch.Tensor | None:

@@ -6,16 +6,19 @@ import torch
 from torch import nn
 
 from fgdm.config import GlossEncoderConfig
-from fgdm.model.embeddings import PositionalEncoding
+from fgdm.model.embeddings import PositionalEncoding, ProgressEncoding
 
 
 class GlossEncoder(nn.Module):
     """(B, L) gloss ids and (B, L) mask (True = valid) → (B, L, D_g)."""
 
-    def __init__(self, vocab_size: int, width: int, cfg: GlossEncoderConfig, pad_index: int = 1) -> None:
+    def __init__(
+        self, vocab_size: int, width: int, cfg: GlossEncoderConfig, pad_index: int = 1, counter: bool = False
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, width, padding_idx=pad_index)
         self.pos = PositionalEncoding(width)
+        self.counter = ProgressEncoding(width) if counter else None  # model.counter
         layer = nn.TransformerEncoderLayer(
             width, cfg.heads, cfg.ff, cfg.dropout, activation="relu", batch_first=True, norm_first=True
         )
@@ -23,5 +26,7 @@ class GlossEncoder(nn.Module):
 
     def forward(self, gloss: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:
         h = self.pos(self.embed(gloss))  # (B, L, D_g)
+        if self.counter is not None:
+            h = self.counter(h, gloss_mask)
         h = self.encoder(h, src_key_padding_mask=~gloss_mask)
         return h * gloss_mask[..., None]

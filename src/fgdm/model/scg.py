@@ -91,7 +91,10 @@ class SCGBranch(nn.Module):
         gloss_mask: torch.Tensor,
         t: torch.Tensor,
     ) -> torch.Tensor:
-        """Σ_b w(t_b) · CTC_b / |G_b|, averaged over the batch; unalignable samples contribute 0."""
+        """w(t_b) · CTC_b averaged over the batch (paper Eq. 17–18); unalignable samples contribute 0.
+
+        With ``scg.per_gloss`` each CTC_b is divided by its gloss count |G_b| as well.
+        """
         log_probs, lengths = self(features, frame_mask)
         targets = (gloss + 1).masked_fill(~gloss_mask, 0)  # class 0 is the blank
         target_lengths = gloss_mask.sum(1)
@@ -99,7 +102,8 @@ class SCGBranch(nn.Module):
             log_probs.transpose(0, 1), targets, lengths, target_lengths,
             blank=0, reduction="none", zero_infinity=True,
         )  # fmt: skip
-        per_sample = per_sample / target_lengths.clamp_min(1)
+        if self.cfg.per_gloss:
+            per_sample = per_sample / target_lengths.clamp_min(1)
         return (ctc_weight(t, self.timesteps, self.cfg.alpha) * per_sample).mean()
 
     @staticmethod

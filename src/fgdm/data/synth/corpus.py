@@ -178,9 +178,20 @@ class SynthCorpus:
         return result
 
 
-def write_pt(corpus: SynthCorpus, directory: Path | str, progress: bool = True) -> None:
-    """Renders every sample of ``corpus`` and writes them as PT files ``directory/{split}.*``."""
-    samples = [corpus[i] for i in tqdm(range(len(corpus)), desc=f"render {corpus.split}", disable=not progress)]
+def write_pt(corpus: SynthCorpus, directory: Path | str, progress: bool = True, workers: int = 1) -> None:
+    """Renders every sample of ``corpus`` and writes them as PT files ``directory/{split}.*``.
+
+    ``workers`` > 1 renders in that many processes (the same samples, in the same order).
+    """
+    indices = range(len(corpus))
+    bar = {"desc": f"render {corpus.split}", "disable": not progress, "total": len(corpus)}
+    if workers > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            samples = list(tqdm(pool.imap(corpus.__getitem__, indices, chunksize=16), **bar))
+    else:
+        samples = [corpus[i] for i in tqdm(indices, **bar)]
     write_split(
         directory,
         corpus.split,

@@ -1,0 +1,308 @@
+"""Learning curves: how many steps and seconds until the generated signing can be read.
+
+    python benchmarks/learning_curve.py run NAME --data DIR [--config A.yaml B.yaml] [--set key=value ...]
+        [--at 500,1000,1500,2000,3000] [--bt BT.ckpt | --bt-steps 1500] [--split test] [--max-minutes M]
+    python benchmarks/learning_curve.py report [NAME ...] [--title T] [--out learning_curves]
+
+`run` trains one config (configs/synth.yaml unless --config) on DIR and, at each step in --at, samples
+the evaluation split with the EMA weights (ground-truth lengths, the config's DDIM steps, seed 0) and
+scores it with a frozen back-translator: WER, BLEU-4, DTW-MJE (all joints, body, hands), the finger
+bone-length ratio and the handshape agreement (src/fgdm/evaluation/handshape.py). Training seconds
+exclude the evaluations. The back-translator is trained once on DIR's ground truth with
+configs/backtranslator.yaml (--bt-steps) under --work, unless --bt names one; ground truth (the
+ceiling) and the training set's mean pose (the floor) are scored with it too. One JSON per curve is
+written to --results (benchmarks/results/learning_curves/NAME.json) after every point, so an
+interrupted run keeps what it measured.
+
+`report` draws the named curves (default: all) into one table (Markdown) and one plot (PNG) beside
+the JSONs: WER, BLEU-4, DTW hands and finger ratio against steps, and WER against training minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "learning_curves"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, seed: int = 0):
+    """A Lightning callback that evaluates the EMA generator at the given steps (and when time is up).
+
+    ``evaluator()`` returns the back-translating evaluator (``quality.Evaluator``, loaded on first use).
+    """
+    from lightning.pytorch.callbacks import Callback
+
+    from fgdm.training import generate_poses
+
+    class Curve(Callback):
+        def __init__(self) -> None:
+            self.start = 0.0
+            self.paused = 0.0  # seconds spent evaluating, not training
+
+        def on_train_start(self, trainer, module) -> None:
+            self.start = time.perf_counter()
+
+        def training_seconds(self) -> float:
+            return time.perf_counter() - self.start - self.paused
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            step = trainer.global_step
+            out_of_time = max_seconds is not None and self.training_seconds() > max_seconds
+            if step not in at and not out_of_time:
+                return
+            seconds = self.training_seconds()
+            t0 = time.perf_counter()
+            ev = evaluator()
+            loaded = module.sampling_model()
+            ids = loaded.vocab.encode_all([s.glosses for s in ev.samples])
+            poses = generate_poses(loaded, ids, [len(s.pose) for s in ev.samples], seed=seed)
+            row = ev.score(f"step {step}", poses)
+            row |= {"step": step, "train_seconds": round(seconds, 1), "eval_seconds": 0.0}
+            row["eval_seconds"] = round(time.perf_counter() - t0, 1)
+            record(row)
+            module.train()
+            self.paused += time.perf_counter() - t0
+            if out_of_time or step >= max(at):
+                trainer.should_stop = True
+
+    return Curve()
+
+
+def _portable(config: dict) -> dict:
+    """The resolved config with this machine's directories cut to their names (data) or dropped (output)."""
+    config = json.loads(json.dumps(config))
+    if config["data"].get("path"):
+        config["data"]["path"] = Path(config["data"]["path"]).name
+    config["training"]["output_dir"] = Path(config["training"]["output_dir"]).name
+    return config
+
+
+def _flat(row: dict) -> dict:
+    return {**row, **{f"dtw_{k}": v for k, v in row["dtw_mje"].items()}}
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+    from quality import Evaluator, backtranslator
+
+    from fgdm.config import load_config, to_dict
+    from fgdm.runtime import keep_freed_memory
+    from fgdm.training import train
+
+    keep_freed_memory()
+    data = Path(args.data).resolve()
+    if not data.is_dir():
+        raise SystemExit(f"{data}: not a data directory")
+    work = Path(args.work).resolve()
+    at = sorted({int(s) for s in args.at.split(",")})
+    if not at or at[0] < 1:
+        raise SystemExit(f"--at: positive step counts, got {args.at!r}")
+    configs = args.config or [str(ROOT / "configs" / "synth.yaml")]
+    overrides = [
+        *args.set, f"data.path={data}", f"training.output_dir={work / args.name}", f"training.max_steps={at[-1]}",
+    ]  # fmt: skip
+    cfg = load_config(configs, overrides)
+    bt_path = Path(args.bt) if args.bt else backtranslator("curve", data, work / f"bt-{data.name}", args.bt_steps)
+    device = "cuda" if cfg.training.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+    results = Path(args.results).resolve()
+    results.mkdir(parents=True, exist_ok=True)
+    out = results / f"{args.name}.json"
+    doc = {
+        "name": args.name,
+        "configs": [
+            str(Path(c).resolve().relative_to(ROOT)) if ROOT in Path(c).resolve().parents else c for c in configs
+        ],
+        "overrides": args.set,
+        "data": data.name,
+        "split": args.split,
+        "sequences": None,
+        "backtranslator": bt_path.name,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {device}",
+        "config": _portable(to_dict(cfg)),
+        "reference": [],
+        "points": [],
+    }
+    loaded: list[Evaluator] = []
+
+    def evaluator() -> Evaluator:
+        """Loads the back-translator on first use, waiting up to --wait-bt minutes for it to be written."""
+        if not loaded:
+            deadline = time.monotonic() + 60 * args.wait_bt
+            while not bt_path.is_file() and time.monotonic() < deadline:
+                time.sleep(5)
+            ev = Evaluator(data, bt_path, args.split, device)
+            if ev.skip != cfg.data.skip_frames:
+                raise SystemExit(f"{bt_path}: skip_frames {ev.skip} ≠ the generator's {cfg.data.skip_frames}")
+            doc["sequences"], doc["reference"] = len(ev.samples), ev.reference_rows()
+            gt, mean = doc["reference"]
+            print(f"[{args.name}] ground truth WER {gt['wer']:.1f} BLEU-4 {gt['bleu4']:.1f}; mean pose WER "
+                  f"{mean['wer']:.1f}, DTW hands {mean['dtw_mje']['hands']:.2f}", flush=True)  # fmt: skip
+            loaded.append(ev)
+        return loaded[0]
+
+    if bt_path.is_file():
+        evaluator()  # fail before training, not after it, on a mismatched back-translator
+
+    def record(row: dict) -> None:
+        doc["points"].append(row)
+        out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        d = row["dtw_mje"]
+        print(f"[{args.name}] step {row['step']} ({row['train_seconds'] / 60:.1f} min): WER {row['wer']:.1f}, "
+              f"BLEU-4 {row['bleu4']:.1f}, DTW hands {d['hands']:.2f}, finger ratio {row['finger_ratio']:.3f}, "
+              f"handshape {row['handshape']:.1f}", flush=True)  # fmt: skip
+
+    max_seconds = args.max_minutes * 60 if args.max_minutes else None
+    train(cfg, progress=not args.quiet, callbacks=[curve_callback(evaluator, at, max_seconds, record)])
+    print(f"[{args.name}] wrote {out}")
+
+
+def sampling(args: argparse.Namespace) -> None:
+    """Scores one trained checkpoint under several sampling settings (DDIM steps × η)."""
+    import torch
+    from quality import Evaluator
+
+    from fgdm.training import generate_poses, load_for_sampling
+
+    loaded = load_for_sampling(args.checkpoint)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    loaded.model.to(device)
+    ev = Evaluator(Path(args.data).resolve(), Path(args.bt), args.split, device)
+    ids = loaded.vocab.encode_all([s.glosses for s in ev.samples])
+    rows = []
+    for steps in args.steps:
+        for eta in args.eta:
+            t0 = time.perf_counter()
+            poses = generate_poses(loaded, ids, [len(s.pose) for s in ev.samples], steps=steps, eta=eta, seed=0)
+            seconds = time.perf_counter() - t0
+            row = _flat(ev.score(f"{steps} steps, η {eta}", poses))
+            rows.append(row | {"steps": steps, "eta": eta, "sample_seconds": round(seconds, 1)})
+            print(f"steps {steps} η {eta}: WER {row['wer']:.1f} BLEU-4 {row['bleu4']:.1f} DTW hands "
+                  f"{row['dtw_hands']:.2f} finger ratio {row['finger_ratio']:.3f} handshape {row['handshape']:.1f} "
+                  f"({seconds:.1f} s)", flush=True)  # fmt: skip
+    out = Path(args.results).resolve() / f"{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"checkpoint_step": loaded.step, "split": args.split, "rows": rows}, indent=2) + "\n")
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+COLUMNS = [("WER", "wer", 1), ("BLEU-4", "bleu4", 1), ("DTW-MJE", "dtw_all", 2), ("DTW body", "dtw_body", 2),
+           ("DTW hands", "dtw_hands", 2), ("finger ratio", "finger_ratio", 3), ("handshape", "handshape", 1),
+           ("FID", "fid", 1)]  # fmt: skip
+
+
+def report(args: argparse.Namespace) -> None:
+    results = Path(args.results).resolve()
+    names = args.names or sorted(p.stem for p in results.glob("*.json"))
+    docs = [json.loads((results / f"{n}.json").read_text()) for n in names]
+    if not docs:
+        raise SystemExit(f"{results}: no curves")
+    command = f"python benchmarks/learning_curve.py report {' '.join(args.names or [])}".rstrip()
+    lines = [f"# {args.title}", "", f"Made by `{command}` from the JSONs beside this file; each curve's config, "
+             "overrides and machine are in its JSON.", ""]  # fmt: skip
+    steps = sorted({p["step"] for doc in docs for p in doc["points"]})
+    lines += ["## Summary: WER (BLEU-4) at each evaluated step", "",
+              "| curve | " + " | ".join(str(st) for st in steps) + " | first evaluated step with WER ≤ 50 (min) |",
+              "|---|" + "---|" * (len(steps) + 1)]  # fmt: skip
+    for doc in docs:
+        at = {p["step"]: p for p in doc["points"]}
+        cells = [f"{at[st]['wer']:.1f} ({at[st]['bleu4']:.1f})" if st in at else "–" for st in steps]
+        below = next((p for p in doc["points"] if p["wer"] <= 50.0), None)
+        first = f"{below['step']} ({below['train_seconds'] / 60:.1f})" if below else "not reached"
+        lines.append(f"| {doc['name']} | " + " | ".join(cells) + f" | {first} |")
+    lines.append("")
+    for doc in docs:
+        pts = [_flat(p) for p in doc["points"]]
+        refs = [_flat(r) for r in doc["reference"]]
+        sets = " ".join("--set " + o for o in doc["overrides"])
+        where = f"{doc['data']} {doc['split']} split ({doc['sequences']} sequences); {doc['machine']}"
+        lines += [f"## {doc['name']}", "", f"{' + '.join(doc['configs'])} {sets}; {where}.", ""]
+        lines += [
+            "| step | train min | " + " | ".join(c[0] for c in COLUMNS) + " |",
+            "|---|---|" + "---|" * len(COLUMNS),
+        ]
+        for r in refs:
+            lines.append(f"| {r['system']} | – | " + " | ".join(f"{r[k]:.{d}f}" for _, k, d in COLUMNS) + " |")
+        for p in pts:
+            cells = " | ".join(f"{p[k]:.{d}f}" for _, k, d in COLUMNS)
+            lines.append(f"| {p['step']} | {p['train_seconds'] / 60:.1f} | {cells} |")
+        lines.append("")
+    stem = results / args.out
+    stem.with_suffix(".md").write_text("\n".join(lines))
+    plot(docs, stem.with_suffix(".png"))
+    print(stem.with_suffix(".md").read_text())
+
+
+def plot(docs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("wer", "WER (%) ↓", "step"), ("bleu4", "BLEU-4 ↑", "step"), ("dtw_hands", "DTW-MJE hands ↓", "step"),
+              ("finger_ratio", "finger bone-length ratio", "step"), ("wer", "WER (%) ↓", "minutes")]  # fmt: skip
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4))
+    for ax, (key, title, x) in zip(axes, panels, strict=True):
+        for i, doc in enumerate(docs):
+            pts = [_flat(p) for p in doc["points"]]
+            xs = [p["step"] if x == "step" else p["train_seconds"] / 60 for p in pts]
+            ax.plot(xs, [p[key] for p in pts], marker="o", markersize=3, label=doc["name"], color=f"C{i}")
+        refs = [_flat(r) for r in docs[0]["reference"]]
+        for r, style in zip(refs, ("-", ":"), strict=False):
+            ax.axhline(r[key], color="grey", linestyle=style, linewidth=1, label=r["system"])
+        ax.set_xlabel("training steps" if x == "step" else "training minutes")
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train one config and evaluate it at chosen steps")
+    r.add_argument("name", help="the curve's name (its JSON file under --results)")
+    r.add_argument("--data", required=True, help="PT-format or synth-manifest directory to train and evaluate on")
+    r.add_argument("--config", nargs="+", help="config files, later ones override (default configs/synth.yaml)")
+    r.add_argument("--set", action="append", default=[], help="key=value override (repeatable)")
+    r.add_argument("--at", default="500,1000,1500,2000,3000", help="steps at which to evaluate, comma-separated")
+    r.add_argument("--split", default="test", help="evaluation split (default test)")
+    r.add_argument("--bt", help="a trained back-translator checkpoint (default: train one under --work)")
+    r.add_argument("--bt-steps", type=int, default=1500, help="steps when training the back-translator (1500)")
+    r.add_argument("--max-minutes", type=float, help="stop training after this many minutes (evaluating then)")
+    r.add_argument("--wait-bt", type=float, default=0.0, help="minutes to wait for a --bt still being trained")
+    r.add_argument("--work", default="runs/learning_curve", help="checkpoints, logs, back-translators")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=run)
+    q = sub.add_parser("sampling", help="score one checkpoint under several sampling settings")
+    q.add_argument("name", help="file stem of the JSON written under --results")
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--data", required=True)
+    q.add_argument("--bt", required=True, help="the frozen back-translator")
+    q.add_argument("--split", default="test")
+    q.add_argument("--steps", type=int, nargs="+", default=[5], help="DDIM steps to try (default 5)")
+    q.add_argument("--eta", type=float, nargs="+", default=[1.0, 0.0], help="η values to try (default 1 0)")
+    q.add_argument("--results", default=str(RESULTS))
+    q.set_defaults(func=sampling)
+    p = sub.add_parser("report", help="table and plot of finished curves")
+    p.add_argument("names", nargs="*", help="curves to include (default: all)")
+    p.add_argument("--title", default="Learning curves")
+    p.add_argument("--out", default="learning_curves", help="file stem for the .md and .png (default learning_curves)")
+    p.set_defaults(func=report)
+    for q in (r, p):
+        q.add_argument(
+            "--results", default=str(RESULTS), help="curve JSONs (default benchmarks/results/learning_curves)"
+        )
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
