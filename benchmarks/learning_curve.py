@@ -64,9 +64,8 @@ def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, 
             ids = loaded.vocab.encode_all([s.glosses for s in ev.samples])
             poses = generate_poses(loaded, ids, [len(s.pose) for s in ev.samples], seed=seed)
             row = ev.score(f"step {step}", poses)
-            row |= {"step": step, "train_seconds": round(seconds, 1), "eval_seconds": 0.0}
-            row["eval_seconds"] = round(time.perf_counter() - t0, 1)
-            record(row)
+            evaluated = time.perf_counter() - t0
+            record(row | {"step": step, "train_seconds": round(seconds, 1), "eval_seconds": round(evaluated, 1)})
             module.train()
             self.paused += time.perf_counter() - t0
             if out_of_time or step >= max(at):

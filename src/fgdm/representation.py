@@ -14,7 +14,8 @@ the representation decides how much of the signal each coordinate carries agains
 - ``data_scale``: one global factor on top.
 
 Everything is linear, so decoding is exact and losses can be taken in either space. μ and σ are
-buffers: they travel in the checkpoint with the weights.
+buffers: they travel in the checkpoint with the weights. The denoiser, its iconicity features
+included, sees z (noised), never PT units; samples are decoded before they leave ``FGDM.generate``.
 """
 
 from __future__ import annotations
