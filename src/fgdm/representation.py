@@ -32,14 +32,7 @@ from fgdm.skeleton import PT50, Skeleton
 
 def hand_anchors(skeleton: Skeleton) -> list[tuple[range, int]]:
     """(hand joints, the joint that hand hangs from) for each hand part: the parent of the part's root."""
-    anchors = []
-    for name in ("left_hand", "right_hand"):
-        joints = skeleton.part(name)
-        roots = [j for j in joints if skeleton.parents[j] not in joints]
-        if len(roots) != 1:
-            raise ValueError(f"{name}: expected one joint attached outside the hand, found {roots}")
-        anchors.append((joints, skeleton.parents[roots[0]]))
-    return anchors
+    return [(skeleton.part(n), skeleton.parents[skeleton.part_root(n)]) for n in ("left_hand", "right_hand")]
 
 
 class PoseNormalizer(nn.Module):

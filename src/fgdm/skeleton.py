@@ -73,6 +73,14 @@ class Skeleton:
                 return joints
         raise KeyError(f"unknown part {name!r}; parts are {[n for n, _ in self.parts]}")
 
+    def part_root(self, name: str) -> int:
+        """The one joint of a part whose parent lies outside it (a hand's root, attached to its wrist)."""
+        joints = self.part(name)
+        roots = [j for j in joints if self.parents[j] not in joints]
+        if len(roots) != 1:
+            raise ValueError(f"{name}: expected one joint attached outside the part, found {roots}")
+        return roots[0]
+
     @cached_property
     def hands(self) -> range:
         """All hand joints (both hands), assuming the two hands are contiguous after the body."""

@@ -9,10 +9,9 @@ import numpy as np
 from fgdm.skeleton import PT50, Skeleton
 
 
-def dtw_cost(cost: np.ndarray) -> float:
-    """Total cost of the cheapest monotone alignment path through a (S_hyp, S_ref) cost matrix.
+def _accumulated(cost: np.ndarray) -> np.ndarray:
+    """(S_hyp + 1, S_ref + 1) cheapest path costs to every cell; steps (1, 0), (0, 1), (1, 1).
 
-    Steps are (1, 0), (0, 1) and (1, 1); the path runs from (0, 0) to (S_hyp − 1, S_ref − 1).
     Computed by anti-diagonal sweeps (vectorised over each diagonal).
     """
     n, m = cost.shape
@@ -23,19 +22,21 @@ def dtw_cost(cost: np.ndarray) -> float:
         j = d - i
         best = np.minimum(np.minimum(acc[i - 1, j], acc[i, j - 1]), acc[i - 1, j - 1])
         acc[i, j] = cost[i - 1, j - 1] + best
-    return float(acc[n, m])
+    return acc
+
+
+def dtw_cost(cost: np.ndarray) -> float:
+    """Total cost of the cheapest monotone alignment path through a (S_hyp, S_ref) cost matrix.
+
+    Steps are (1, 0), (0, 1) and (1, 1); the path runs from (0, 0) to (S_hyp − 1, S_ref − 1).
+    """
+    return float(_accumulated(cost)[-1, -1])
 
 
 def dtw_path(cost: np.ndarray) -> np.ndarray:
     """The cheapest monotone alignment of :func:`dtw_cost` as (P, 2) index pairs (hyp, ref), start to end."""
-    n, m = cost.shape
-    acc = np.full((n + 1, m + 1), np.inf)
-    acc[0, 0] = 0.0
-    for d in range(2, n + m + 1):
-        i = np.arange(max(1, d - m), min(n, d - 1) + 1)
-        j = d - i
-        acc[i, j] = cost[i - 1, j - 1] + np.minimum(np.minimum(acc[i - 1, j], acc[i, j - 1]), acc[i - 1, j - 1])
-    i, j, path = n, m, []
+    acc = _accumulated(cost)
+    i, j, path = *cost.shape, []
     while i > 0 and j > 0:
         path.append((i - 1, j - 1))
         step = int(np.argmin((acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])))

@@ -35,8 +35,7 @@ def finger_chains(skeleton: Skeleton = PT50) -> np.ndarray:
     """(2 hands, 5 fingers, 5 joints): hand root then the finger's joints, root to tip."""
     chains = []
     for name in ("left_hand", "right_hand"):
-        joints = skeleton.part(name)
-        root = next(j for j in joints if skeleton.parents[j] not in joints)
+        root = skeleton.part_root(name)
         chains.append(
             [[root, *range(root + 1 + f * JOINTS_PER_FINGER, root + 1 + (f + 1) * JOINTS_PER_FINGER)]
              for f in range(len(FINGERS))]
