@@ -61,10 +61,10 @@ if [ "$MODE" = candidates ]; then
     run no-counter --set model.counter=false
     run no-standardise --set diffusion.standardise=false --set diffusion.data_scale=5.0
     run no-hands-relative --set diffusion.hands_relative=false
-    run loss-in-pose-units --set training.joint_loss_space=pose
+    run loss-in-pose-units --set loss.joint_space=pose
     run paper-departures --set model.focal.prior_norm=sending --set model.scg.per_gloss=true \
         --set model.length_head_grad=true
-    run hand-weight-2 --set training.hand_weight=2.0
+    run hand-weight-2 --set loss.hand_weight=2.0
     run lr-0.001 --set training.lr=0.001 --set training.warmup_steps=0
     run batch-32 --set training.batch_size=32
     run ema-0.999 --set training.ema_decay=0.999

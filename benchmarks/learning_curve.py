@@ -35,11 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, seed: int = 0):
     """A Lightning callback that evaluates the EMA generator at the given steps (and when time is up).
 
-    ``evaluator()`` returns the back-translating evaluator (``quality.Evaluator``, loaded on first use).
+    ``evaluator()`` returns the back-translating evaluator (``fgdm.evaluation.protocol.Evaluator``, loaded on
+    first use).
     """
     from lightning.pytorch.callbacks import Callback
 
-    from fgdm.training import generate_poses
+    from fgdm.evaluation.protocol import System
+    from fgdm.sampling import generate_for
 
     class Curve(Callback):
         def __init__(self) -> None:
@@ -61,9 +63,8 @@ def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, 
             t0 = time.perf_counter()
             ev = evaluator()
             loaded = module.sampling_model()
-            ids = loaded.vocab.encode_all([s.glosses for s in ev.samples])
-            poses = generate_poses(loaded, ids, [len(s.pose) for s in ev.samples], seed=seed)
-            row = ev.score(f"step {step}", poses)
+            poses = generate_for(loaded, ev.samples, seed=seed)
+            row = ev.score(System(f"step {step}", poses), examples=False)
             evaluated = time.perf_counter() - t0
             record(row | {"step": step, "train_seconds": round(seconds, 1), "eval_seconds": round(evaluated, 1)})
             module.train()
@@ -89,9 +90,10 @@ def _flat(row: dict) -> dict:
 
 def run(args: argparse.Namespace) -> None:
     import torch
-    from quality import Evaluator, backtranslator
+    from quality import backtranslator, open_evaluator
 
     from fgdm.config import load_config, to_dict
+    from fgdm.evaluation.protocol import Evaluator
     from fgdm.runtime import keep_freed_memory
     from fgdm.training import train
 
@@ -136,10 +138,10 @@ def run(args: argparse.Namespace) -> None:
             deadline = time.monotonic() + 60 * args.wait_bt
             while not bt_path.is_file() and time.monotonic() < deadline:
                 time.sleep(5)
-            ev = Evaluator(data, bt_path, args.split, device)
-            if ev.skip != cfg.data.skip_frames:
-                raise SystemExit(f"{bt_path}: skip_frames {ev.skip} ≠ the generator's {cfg.data.skip_frames}")
-            doc["sequences"], doc["reference"] = len(ev.samples), ev.reference_rows()
+            ev = open_evaluator(data, bt_path, args.split, device)
+            if ev.skip_frames != cfg.data.skip_frames:
+                raise SystemExit(f"{bt_path}: skip_frames {ev.skip_frames} ≠ the generator's {cfg.data.skip_frames}")
+            doc["sequences"], doc["reference"] = len(ev.samples), ev.reference_rows(examples=False)
             gt, mean = doc["reference"]
             print(f"[{args.name}] ground truth WER {gt['wer']:.1f} BLEU-4 {gt['bleu4']:.1f}; mean pose WER "
                   f"{mean['wer']:.1f}, DTW hands {mean['dtw_mje']['hands']:.2f}", flush=True)  # fmt: skip
@@ -165,22 +167,22 @@ def run(args: argparse.Namespace) -> None:
 def sampling(args: argparse.Namespace) -> None:
     """Scores one trained checkpoint under several sampling settings (DDIM steps × η)."""
     import torch
-    from quality import Evaluator
+    from quality import open_evaluator
 
-    from fgdm.training import generate_poses, load_for_sampling
+    from fgdm.evaluation.protocol import System
+    from fgdm.sampling import generate_for, load_for_sampling
 
     loaded = load_for_sampling(args.checkpoint)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     loaded.model.to(device)
-    ev = Evaluator(Path(args.data).resolve(), Path(args.bt), args.split, device)
-    ids = loaded.vocab.encode_all([s.glosses for s in ev.samples])
+    ev = open_evaluator(Path(args.data).resolve(), Path(args.bt), args.split, device)
     rows = []
     for steps in args.steps:
         for eta in args.eta:
             t0 = time.perf_counter()
-            poses = generate_poses(loaded, ids, [len(s.pose) for s in ev.samples], steps=steps, eta=eta, seed=0)
+            poses = generate_for(loaded, ev.samples, steps=steps, eta=eta, seed=0)
             seconds = time.perf_counter() - t0
-            row = _flat(ev.score(f"{steps} steps, η {eta}", poses))
+            row = _flat(ev.score(System(f"{steps} steps, η {eta}", poses), examples=False))
             rows.append(row | {"steps": steps, "eta": eta, "sample_seconds": round(seconds, 1)})
             print(f"steps {steps} η {eta}: WER {row['wer']:.1f} BLEU-4 {row['bleu4']:.1f} DTW hands "
                   f"{row['dtw_hands']:.2f} finger ratio {row['finger_ratio']:.3f} handshape {row['handshape']:.1f} "

@@ -91,42 +91,11 @@ def backtranslator(dataset: str, data: Path, work: Path, steps: int | None = Non
     return best if best.is_file() else last  # no best when training ended before its first validation
 
 
-class Evaluator:
-    """The frozen back-translator, the evaluation split and the ground truth's features, loaded once."""
+def open_evaluator(data: Path, bt_path: Path, split: str, device: str = "cpu"):
+    """The protocol's evaluator (fgdm.evaluation.protocol.Evaluator): back-translator and references, loaded once."""
+    from fgdm.evaluation.protocol import Evaluator
 
-    def __init__(self, data: Path, bt_path: Path, split: str, device: str = "cpu") -> None:
-        from fgdm.data.sources import open_corpus
-        from fgdm.evaluation.bt_training import load_backtranslator
-        from fgdm.evaluation.evaluate import Reference
-
-        self.bt = load_backtranslator(bt_path)
-        self.bt.model.to(device)
-        self.skip = self.bt.cfg.data.skip_frames
-        self.split = split
-        corpus = open_corpus(data, self.split, self.skip)
-        self.samples = [corpus[i] for i in range(len(corpus))]
-        self.ref = Reference.build(self.bt, self.samples)
-        self.data = data
-
-    def score(self, name: str, poses: list, translated=None) -> dict:
-        from fgdm.evaluation.evaluate import System, score_system
-
-        row = score_system(self.bt, self.ref, System(name, poses), translated=translated)
-        row.pop("examples")
-        return row
-
-    def reference_rows(self) -> list[dict]:
-        """Ground truth (the ceiling) and the training set's mean pose (the floor a model must beat)."""
-        import numpy as np
-
-        from fgdm.data.sources import open_corpus
-        from fgdm.evaluation.evaluate import mean_pose
-
-        mean = mean_pose(open_corpus(self.data, "train", self.skip))
-        return [
-            self.score("ground truth", [s.pose for s in self.samples], translated=self.ref.translated),
-            self.score("mean pose", [np.repeat(mean[None], len(s.pose), axis=0) for s in self.samples]),
-        ]
+    return Evaluator.open(bt_path, data, split, device=device)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -137,9 +106,10 @@ def run(args: argparse.Namespace) -> None:
     bt_path = backtranslator(dataset, data, work, args.bt_steps)
     evaluator = None
     if not (results / "reference.json").is_file():
-        evaluator = Evaluator(data, bt_path, DATASETS[dataset]["split"])
-        rows = evaluator.reference_rows()
-        (results / "reference.json").write_text(json.dumps({"split": evaluator.split, "rows": rows}, indent=2) + "\n")
+        evaluator = open_evaluator(data, bt_path, DATASETS[dataset]["split"])
+        rows = evaluator.reference_rows(examples=False)
+        split = DATASETS[dataset]["split"]
+        (results / "reference.json").write_text(json.dumps({"split": split, "rows": rows}, indent=2) + "\n")
     chosen = args.rows.split(",") if args.rows else [name for name, _, _ in ROWS]
     for name in chosen:
         if name not in LABELS:
@@ -158,7 +128,7 @@ def run(args: argparse.Namespace) -> None:
                  "--set", f"training.max_steps={args.steps}", "--set", f"training.val_every={args.steps}", "--quiet"],
                 run_dir.with_suffix(".log"),
             )  # fmt: skip
-            evaluator = evaluator or Evaluator(data, bt_path, DATASETS[dataset]["split"])
+            evaluator = evaluator or open_evaluator(data, bt_path, DATASETS[dataset]["split"])
             row = evaluate_run(evaluator, run_dir / "checkpoints" / "last.ckpt", name)
             row |= {"row": name, "seed": seed, "steps": args.steps, "train_minutes": round(seconds / 60, 2)}
             out.write_text(json.dumps(row, indent=2) + "\n")
@@ -166,15 +136,16 @@ def run(args: argparse.Namespace) -> None:
                   f"DTW-MJE {row['dtw_mje']['all']:.3f}, FID {row['fid']:.2f}", flush=True)  # fmt: skip
 
 
-def evaluate_run(evaluator: Evaluator, checkpoint: Path, name: str) -> dict:
-    from fgdm.training import generate_poses, load_for_sampling
+def evaluate_run(evaluator, checkpoint: Path, name: str) -> dict:
+    from fgdm.evaluation.protocol import System
+    from fgdm.sampling import generate_for, load_for_sampling
 
     loaded = load_for_sampling(checkpoint)
-    if loaded.cfg.data.skip_frames != evaluator.skip:
-        raise SystemExit(f"{checkpoint}: skip_frames {loaded.cfg.data.skip_frames} ≠ the evaluator's {evaluator.skip}")
-    ids = loaded.vocab.encode_all([s.glosses for s in evaluator.samples])
-    poses = generate_poses(loaded, ids, [len(s.pose) for s in evaluator.samples], seed=0)
-    return evaluator.score(LABELS[name], poses)
+    if loaded.cfg.data.skip_frames != evaluator.skip_frames:
+        raise SystemExit(f"{checkpoint}: skip_frames {loaded.cfg.data.skip_frames} ≠ the evaluator's "
+                         f"{evaluator.skip_frames}")  # fmt: skip
+    poses = generate_for(loaded, evaluator.samples, seed=0)
+    return evaluator.score(System(LABELS[name], poses), examples=False)
 
 
 def collect(args: argparse.Namespace) -> None:

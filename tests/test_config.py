@@ -27,6 +27,16 @@ def test_every_shipped_config_loads(path):
         (["model.focal.tcn_kernel=4"], "must be odd"),
         (["nonsense"], "--set expects key=value"),
         (["diffusion=3"], "diffusion: expected a section"),
+        (["training.strategy=ddp_everywhere"], "training.strategy: 'ddp_everywhere' is not one of auto, ddp"),
+        (["loss.bone_weight=-1"], "loss.bone_weight: must be ≥ 0"),
+        (
+            ["training.ema_decay=fast"],
+            "training.ema_decay: 'fast' does not fit float or null (training.ema_decay: expected a number, got 'fast')",
+        ),
+        (
+            ["training.bone_weight=0.2", "loss.bone_weight=0.3"],
+            "training.bone_weight (the old name of loss.bone_weight) and loss.bone_weight are both set",
+        ),
     ],
 )
 def test_bad_values_are_rejected_with_the_valid_choices(overrides, message):
@@ -60,3 +70,34 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
         elif a[k] != b[k]:
             out.append(prefix + k)
     return out
+
+
+def test_keys_of_older_versions_move_to_their_new_section():
+    old = {"training": {"bone_weight": 0.3, "joint_loss_space": "model", "hand_weight": 2.0, "length_weight": 0.5,
+                        "bone_mode": "direction", "lr": 0.01},
+           "model": {"scg": {"weight": 0.02, "alpha": 5.0}}}  # fmt: skip
+    cfg = from_dict(old)
+    assert cfg.loss.bone_weight == 0.3 and cfg.loss.joint_space == "model" and cfg.loss.hand_weight == 2.0
+    assert cfg.loss.length_weight == 0.5 and cfg.loss.bone_mode == "direction" and cfg.loss.scg_weight == 0.02
+    assert cfg.training.lr == 0.01 and cfg.model.scg.alpha == 5.0
+    assert old["training"]["bone_weight"] == 0.3  # the caller's dictionary is left as it was
+    # the back-translator never had these terms: an old back-translator checkpoint's keys are dropped
+    bt = from_dict({"training": {"bone_weight": 0.1, "lr": 0.002}}, BackTranslatorConfig)
+    assert bt.training.lr == 0.002
+
+
+def test_an_old_checkpoint_still_loads_for_sampling(trained, tmp_path):
+    import torch
+
+    from fgdm.sampling import load_for_sampling
+
+    ckpt = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    config = ckpt["hyper_parameters"]["config"]
+    loss = config.pop("loss")  # written as fgdm 0.2 did: the weights inside training and model.scg
+    config["training"] |= {"bone_weight": loss["bone_weight"], "joint_loss_space": loss["joint_space"],
+                           "hand_weight": loss["hand_weight"], "length_weight": loss["length_weight"],
+                           "bone_mode": loss["bone_mode"]}  # fmt: skip
+    config["model"]["scg"]["weight"] = loss["scg_weight"]
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    old, new = load_for_sampling(tmp_path / "old.ckpt"), load_for_sampling(trained / "checkpoints" / "last.ckpt")
+    assert old.cfg == new.cfg

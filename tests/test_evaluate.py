@@ -8,8 +8,8 @@ import torch
 
 from fgdm.cli import main
 from fgdm.config import BackTranslatorConfig, load_config
-from fgdm.data.vocab import Vocabulary
-from fgdm.evaluation.backtranslator import BackTranslator, tokenize_text
+from fgdm.data.vocab import Vocabulary, tokenize_text
+from fgdm.model.backtranslator import BackTranslator
 
 TINY_BT = [
     "--set", "data.synth_train=32", "--set", "data.synth_dev=8", "--set", "data.synth_test=8",
@@ -62,9 +62,14 @@ def test_ctc_greedy_collapses_repeats_and_blanks():
 
 
 def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, backtranslator, tmp_path, capsys):
+    from fgdm.data.pt import read_split
+    from fgdm.data.sources import build_corpus
+    from fgdm.evaluation.backtranslation import load_backtranslator
+    from fgdm.metrics import dtw_mje_parts
+
     ckpt = trained / "checkpoints" / "last.ckpt"
-    hyp = tmp_path / "other"
-    assert main(["generate", "--checkpoint", str(ckpt), "--split", "test", "--limit", "5", "--seed", "3",
+    hyp = tmp_path / "other"  # the same model, seed and lengths as evaluate's own sampling: the same poses
+    assert main(["generate", "--checkpoint", str(ckpt), "--split", "test", "--limit", "5", "--seed", "0",
                  "--out", str(hyp), "--quiet"]) == 0  # fmt: skip
     capsys.readouterr()
     out = tmp_path / "report"
@@ -72,12 +77,25 @@ def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, 
             "--limit", "5", "--hyp", str(hyp), "--out", str(out), "--quiet"]  # fmt: skip
     assert main(args) == 0
     report = json.loads((tmp_path / "report.json").read_text())
+    assert report["sequences"] == 5
     names = [r["system"] for r in report["rows"]]
     assert names[0] == "ground truth" and names[-2:] == ["mean pose", "other"] and names[1].startswith("FGDM")
     gt, model, mean, other = report["rows"]
-    assert gt["dtw_mje"]["all"] == 0.0 and gt["fid"] == pytest.approx(0.0, abs=1e-6)
-    assert mean["dtw_mje"]["all"] > 0 and np.isfinite(model["fid"])
-    assert other["dtw_mje"] == model["dtw_mje"] or other["dtw_mje"]["all"] > 0  # scored under one protocol
+    # ground truth is the ceiling: exact on every pose metric
+    assert gt["dtw_mje"] == {"all": 0.0, "body": 0.0, "hands": 0.0} and gt["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert gt["finger_ratio"] == 1.0 and gt["handshape"] == 100.0
+    # one protocol: the same poses given as a hypothesis directory score exactly as sampled in place
+    assert {k: v for k, v in other.items() if k != "system"} == {k: v for k, v in model.items() if k != "system"}
+    # and the DTW figures are those of the poses on disk against the references
+    bt = load_backtranslator(backtranslator)
+    test = build_corpus(bt.cfg.data, "test")
+    refs = [test[i].pose for i in range(5)]
+    hyps = read_split(hyp, "test").poses
+    expected = dtw_mje_parts(hyps, refs)
+    assert model["dtw_mje"] == {k: round(v, 4) for k, v in expected.items()}
+    # the mean pose: static, so off on every sequence, and its fingers are averaged shorter
+    assert mean["dtw_mje"]["all"] > 0 and mean["diversity"] < gt["diversity"] and mean["finger_ratio"] < 1.0
+    assert np.isfinite(model["fid"]) and model["fid"] > 0
     md = (tmp_path / "report.md").read_text()
     assert "| ground truth |" in md and "## Definitions" in md and "β = 1.2" in md
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from fgdm.data.synth.corpus import SynthCorpus
-from fgdm.evaluation.dtw import dtw_cost, dtw_path, frame_cost
-from fgdm.evaluation.handshape import (
+from fgdm.metrics.dtw import dtw_cost, dtw_path, frame_cost
+from fgdm.metrics.handshape import (
     finger_bones,
     finger_chains,
     finger_extension,

@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from fgdm.evaluation.dtw import dtw_cost, dtw_mje, dtw_mje_parts
-from fgdm.evaluation.metrics import bleu, diversity, edit_counts, frechet_distance, rouge_l, rouge_l_sentence, wer
+from fgdm.metrics.dtw import dtw_cost, dtw_mje, dtw_mje_parts
+from fgdm.metrics.features import diversity, frechet_distance
+from fgdm.metrics.text import bleu, edit_counts, rouge_l, rouge_l_sentence, wer
 
 
 def test_bleu_on_tiny_corpora_by_hand():

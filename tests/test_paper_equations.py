@@ -13,7 +13,7 @@ from fgdm.model.denoiser import DenoiserOutput
 from fgdm.model.scg import SCGBranch, ctc_weight
 from fgdm.representation import PoseNormalizer, hand_anchors
 from fgdm.skeleton import PT50
-from test_model import V, batch, tiny
+from helpers import V, batch, tiny
 
 # --- A_b: D^-1 A, row-normalised on the receiving joint ----------------------------------------
 
@@ -149,7 +149,7 @@ def test_a_perfect_denoiser_gives_zero_loss_and_exact_samples_in_every_represent
     for standardise, relative in ((True, True), (True, False), (False, True)):
         model = build_model(
             tiny(**{"diffusion.standardise": standardise, "diffusion.hands_relative": relative,
-                    "model.scg.enabled": False, "training.joint_loss_space": "model"}), V,
+                    "model.scg.enabled": False, "loss.joint_space": "model"}), V,
         ).eval()  # fmt: skip
         model.normalizer.fit([p[m].numpy() for p, m in zip(pose, fm, strict=True)])
         target = model.normalizer.encode(pose) * fm[..., None, None]

@@ -1,0 +1,40 @@
+"""fgdm: the Focal–General Diffusion Model for sign language production, from glosses to 3D skeletons.
+
+The public API (imported on first use, so ``import fgdm`` stays light):
+
+    from fgdm import load_for_sampling, generate_poses, evaluate
+    loaded = load_for_sampling("runs/synth/checkpoints/best.ckpt")
+    (pose,) = generate_poses(loaded, loaded.vocab.encode_all([["MORGEN", "NORD", "REGEN"]]), frames=None)
+
+- :func:`fgdm.sampling.load_for_sampling`, :func:`fgdm.sampling.generate_poses`: inference;
+- :func:`fgdm.evaluation.protocol.evaluate`: the evaluation protocol (back-translation, DTW, FID);
+- :func:`fgdm.data.io.save_sequence`: one sequence to ``.npy`` or ``.pose``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+try:
+    __version__ = version("fgdm")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+_API = {
+    "load_for_sampling": "fgdm.sampling",
+    "generate_poses": "fgdm.sampling",
+    "generate_for": "fgdm.sampling",
+    "LengthMode": "fgdm.sampling",
+    "evaluate": "fgdm.evaluation.protocol",
+    "save_sequence": "fgdm.data.io",
+    "load_config": "fgdm.config",
+}
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'fgdm' has no attribute {name!r}")

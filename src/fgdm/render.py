@@ -176,3 +176,20 @@ def save_contact_sheet(
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
     return path
+
+
+def save_comparison(
+    path: Path | str, generated: np.ndarray, truth: np.ndarray, title: str = "", fps: float = 25
+) -> tuple[Path, Path]:
+    """A generated-vs-true GIF at ``path`` and, beside it, a PNG contact sheet with hand close-ups."""
+    path = Path(path)
+    gif = save_animation(path, [generated, truth], ["generated", "ground truth"], fps=round(fps))
+    sheet = save_contact_sheet(
+        path.with_suffix(".png"),
+        [generated, truth],
+        columns=6,
+        title=title,
+        labels=["generated", "true"],
+        closeups=True,
+    )
+    return gif, sheet

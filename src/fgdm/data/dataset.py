@@ -1,10 +1,10 @@
-"""Torch dataset over a corpus, padding collate with masks, and length-bucketed batching."""
+"""Torch dataset over a corpus, padding (one :func:`pad_sequences` for every batch), length-bucketed batching."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +13,27 @@ from torch.utils.data import Dataset, Sampler
 
 from fgdm.data.corpus import Corpus, Sample
 from fgdm.data.vocab import Vocabulary, warn_unknown
+
+
+def pad_sequences(
+    sequences: Sequence[torch.Tensor | np.ndarray | Sequence[int]],
+    value: float | int = 0,
+    dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacks variable-length sequences along a new batch dimension, padded at the end with ``value``.
+
+    Shape: B sequences of (n_b, *F) → ((B, max n_b, *F) tensor, (B, max n_b) bool mask, True on real items).
+    Gloss or token ids are padded with the vocabulary's ``<pad>`` id, poses with zeros.
+    """
+    items = [torch.as_tensor(s, dtype=dtype) for s in sequences]
+    if not items:
+        raise ValueError("pad_sequences: no sequences")
+    lengths = [len(t) for t in items]
+    out = items[0].new_full((len(items), max(lengths), *items[0].shape[1:]), value)
+    mask = torch.zeros(len(items), max(lengths), dtype=torch.bool)
+    for b, (t, n) in enumerate(zip(items, lengths, strict=True)):
+        out[b, :n], mask[b, :n] = t, True
+    return out, mask
 
 
 @dataclass
@@ -92,18 +113,8 @@ class Collate:
         self.pad_index = pad_index
 
     def __call__(self, items: list[dict]) -> Batch:
-        B = len(items)
-        L = max(len(it["gloss"]) for it in items)
-        S = max(len(it["pose"]) for it in items)
-        J = items[0]["pose"].shape[1]
-        gloss = torch.full((B, L), self.pad_index, dtype=torch.long)
-        gloss_mask = torch.zeros(B, L, dtype=torch.bool)
-        pose = torch.zeros(B, S, J, 3)
-        frame_mask = torch.zeros(B, S, dtype=torch.bool)
-        for b, it in enumerate(items):
-            n, s = len(it["gloss"]), len(it["pose"])
-            gloss[b, :n], gloss_mask[b, :n] = it["gloss"], True
-            pose[b, :s], frame_mask[b, :s] = it["pose"], True
+        gloss, gloss_mask = pad_sequences([it["gloss"] for it in items], self.pad_index, torch.long)
+        pose, frame_mask = pad_sequences([it["pose"] for it in items], 0.0, torch.float32)
         return Batch(
             gloss, gloss_mask, pose, frame_mask, [it["text"] for it in items], [it["name"] for it in items],
             torch.tensor([it["index"] for it in items], dtype=torch.long),

@@ -1,4 +1,6 @@
-"""Pose file formats besides PT: ``.pose`` (pose-format) and ``.npy``.
+"""Pose files one sequence each: ``.pose`` (pose-format) and ``.npy``; and directories of another system's poses.
+
+PT directories (``{split}.skels`` …) are read and written by :mod:`fgdm.data.pt`.
 
 ``.pose`` files carry the skeleton as three components, BODY (8 points) and the two hands (21
 each), limbs from the skeleton's bones, confidence 1 and 25 fps (SPEC §2.2).
@@ -90,6 +92,45 @@ def _check(pose: np.ndarray, skeleton: Skeleton, where: str = "pose") -> np.ndar
     if not np.isfinite(pose).all():
         raise ValueError(f"{where}: contains NaN or infinite values")
     return pose
+
+
+def save_sequence(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps: float = FPS) -> Path:
+    """Writes one (S, J, 3) sequence as ``.npy`` or ``.pose``, by extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        return save_npy(path, pose, skeleton)
+    if suffix == ".pose":
+        return save_pose(path, pose, skeleton, fps)
+    raise ValueError(f"{path}: unsupported pose file {suffix!r} (use .npy or .pose)")
+
+
+def _natural_key(path: Path) -> tuple:
+    """File stems with their numbers compared as numbers: ``2`` before ``10``."""
+    import re
+
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.stem))
+
+
+def load_hypotheses(path: Path | str, split: str, count: int, skeleton: Skeleton = PT50) -> list[np.ndarray]:
+    """Another system's poses for ``split``: a PT directory holding ``{split}.skels``, or a directory of
+    ``.npy``/``.pose`` files taken in natural name order; there must be ``count`` sequences."""
+    from fgdm.data.pt import DataFormatError, parse_skels_line
+
+    path = Path(path)
+    if not path.is_dir():
+        raise DataFormatError(path, None, "hypothesis directory not found")
+    skels = path / f"{split}.skels"
+    if skels.is_file():
+        lines = skels.read_text(encoding="utf-8").splitlines()
+        poses = [parse_skels_line(line, skels, i, skeleton.num_joints) for i, line in enumerate(lines, start=1)]
+    else:
+        files = sorted([*path.glob("*.npy"), *path.glob("*.pose")], key=_natural_key)
+        if not files:
+            raise DataFormatError(path, None, f"no {split}.skels and no .npy/.pose files to score")
+        poses = [load_any(f, skeleton) for f in files]
+    if len(poses) != count:
+        raise DataFormatError(path, None, f"{len(poses)} sequences, but the {split} split has {count}")
+    return poses
 
 
 def load_any(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:

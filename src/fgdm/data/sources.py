@@ -1,4 +1,9 @@
-"""Opening a data directory: PT files, or a synthetic manifest rendered on the fly."""
+"""Where data comes from: a PT directory, a synthetic manifest rendered on the fly, or the embedded language.
+
+:func:`build_corpus` and :func:`build_vocab` turn a config's ``data`` section into a corpus and its
+gloss vocabulary; :func:`open_corpus` opens one split of a directory; :func:`csv_splits` finds the
+PHOENIX-style CSVs that ``fgdm synth --glosses`` renders.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fgdm.data.corpus import Corpus, PTCorpus
+from fgdm.config import SYNTH_SPLIT_SIZES, DataConfig
+from fgdm.data.corpus import Corpus, PTCorpus, Subsampled
 from fgdm.data.pt import DataFormatError, available_splits
-from fgdm.data.synth.corpus import DEFAULT_SIZES, SynthCorpus, read_phoenix_csv
+from fgdm.data.synth.corpus import SynthCorpus, read_phoenix_csv
+from fgdm.data.vocab import Vocabulary
+
+SPLITS = ("train", "dev", "test")
 
 MANIFEST = "synth.json"
 
@@ -26,7 +35,7 @@ class SynthManifest:
     """
 
     seed: int = 0
-    sizes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SIZES))
+    sizes: dict[str, int] = field(default_factory=lambda: dict(SYNTH_SPLIT_SIZES))
     csv: dict[str, str] = field(default_factory=dict)
 
     def save(self, directory: Path | str) -> Path:
@@ -78,3 +87,85 @@ def open_corpus(directory: Path | str, split: str, skip_frames: int = 1) -> Corp
     if (directory / MANIFEST).is_file():
         return SynthManifest.load(directory).corpus(split, directory)
     return PTCorpus.read(directory, split, skip_frames=skip_frames)
+
+
+def build_corpus(data: DataConfig, split: str) -> Corpus:
+    """The corpus of one split: ``data.path`` (PT files or a synth manifest), else the embedded synthetic data."""
+    if data.path is not None:
+        return open_corpus(data.path, split, skip_frames=data.skip_frames)
+    sizes = {"train": data.synth_train, "dev": data.synth_dev, "test": data.synth_test}
+    if split not in sizes:
+        raise KeyError(f"split {split!r}: the embedded synthetic data has {', '.join(SPLITS)}")
+    corpus: Corpus = SynthCorpus(sizes[split], split, seed=data.synth_seed)
+    return Subsampled(corpus, data.skip_frames) if data.skip_frames > 1 else corpus
+
+
+def build_vocab(data: DataConfig, train: Corpus) -> Vocabulary:
+    """The gloss vocabulary: ``data.vocab`` when given, else every gloss of the training split."""
+    if data.vocab is not None:
+        return Vocabulary.from_file(data.vocab)
+    return Vocabulary.from_corpus(train.gloss_sequences())
+
+
+def csv_splits(path: Path | str) -> dict[str, Path]:
+    """PHOENIX-style CSVs per split: one file (its split read from its name, else train), or a directory
+    holding ``*train*.csv``, ``*dev*.csv`` and/or ``*test*.csv``."""
+    p = Path(path)
+    if p.is_dir():
+        found = {s: sorted(p.glob(f"*{s}*.csv")) for s in SPLITS}
+        files = {s: f[0] for s, f in found.items() if f}
+        if not files:
+            raise DataFormatError(p, None, "no *train*.csv, *dev*.csv or *test*.csv in this directory")
+        return files
+    if not p.is_file():
+        raise DataFormatError(p, None, "gloss CSV not found")
+    split = next((s for s in SPLITS if s in p.name), "train")
+    return {split: p}
+
+
+def make_synth(
+    out: Path | str,
+    seed: int = 0,
+    sizes: dict[str, int | None] | None = None,
+    glosses: Path | str | None = None,
+    lazy: bool = False,
+    workers: int = 1,
+    progress: bool = False,
+) -> dict:
+    """Writes the synthetic sign language to ``out``: PT files per split, or with ``lazy`` only a manifest
+    (samples rendered on demand), plus the training glosses' vocabulary (``src_vocab.txt``).
+
+    ``sizes``: sentences per split (None entries: :data:`~fgdm.config.SYNTH_SPLIT_SIZES`). With ``glosses``
+    (a PHOENIX-style CSV or a directory of them) the CSV rows are rendered instead, all of them unless
+    ``sizes`` caps a split. Returns a summary.
+    """
+    import time
+
+    from fgdm.data.synth.corpus import write_pt
+
+    out = Path(out)
+    given = {k: (sizes or {}).get(k) for k in SPLITS}
+    csv_files = csv_splits(glosses) if glosses else {}
+    if csv_files:  # every row of each CSV, unless a size caps that split
+        chosen = {k: v for k, v in given.items() if k in csv_files and v is not None}
+    else:
+        chosen = {k: v if v is not None else SYNTH_SPLIT_SIZES[k] for k, v in given.items()}
+    manifest = SynthManifest(seed=seed, sizes=chosen, csv={k: str(Path(v).resolve()) for k, v in csv_files.items()})
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rendered = 0
+    for split in manifest.splits():
+        corpus = manifest.corpus(split, out)
+        if not lazy:
+            write_pt(corpus, out, progress=progress, workers=workers)
+            rendered += len(corpus)
+    if lazy:
+        manifest.save(out)
+    if "train" in manifest.splits():
+        Vocabulary.from_corpus(open_corpus(out, "train").gloss_sequences()).save(out / "src_vocab.txt")
+    elapsed = time.perf_counter() - t0
+    summary: dict = {"out": str(out), "splits": manifest.splits(), "lazy": lazy, "seed": seed}
+    if rendered:
+        summary |= {"rendered_sequences": rendered, "seconds": round(elapsed, 2),
+                    "sequences_per_second": round(rendered / elapsed, 1)}  # fmt: skip
+    return summary

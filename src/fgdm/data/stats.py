@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -61,3 +64,28 @@ def corpus_statistics(corpus: Corpus, skeleton: Skeleton = PT50, progress: bool 
         "shoulder_width": {"mean": round(float(sw.mean()), 5), "std": round(float(sw.std()), 5)},
         "neck_max_abs": round(neck_max, 6),
     }
+
+
+def check_directory(directory: Path | str, splits: Sequence[str] | None = None, skip_frames: int = 1,
+                    progress: bool = False) -> dict:  # fmt: skip
+    """Reads every split of a data directory (or the given ones), which validates each file, and returns
+    their statistics, the gloss vocabulary's size and, per split, the gloss types unseen in train."""
+    from fgdm.data.pt import DataFormatError
+    from fgdm.data.sources import data_splits, open_corpus
+
+    directory = Path(directory)
+    splits = list(splits or data_splits(directory))
+    if not splits:
+        raise DataFormatError(directory, None, "no splits found (expected {split}.skels files or synth.json)")
+    report: dict = {"path": str(directory), "splits": {}}
+    vocab: set[str] = set()
+    for split in splits:
+        corpus = open_corpus(directory, split, skip_frames=skip_frames)
+        report["splits"][split] = corpus_statistics(corpus, progress=progress, name=split)
+        glosses = {g for seq in corpus.gloss_sequences() for g in seq}
+        if split == "train":
+            vocab = glosses
+        elif vocab:
+            report["splits"][split]["gloss_types_unseen_in_train"] = len(glosses - vocab)
+    report["gloss_vocabulary"] = len(vocab) if vocab else None
+    return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -9,6 +10,12 @@ from pathlib import Path
 
 UNK, PAD, BOS, EOS = "<unk>", "<pad>", "<s>", "</s>"
 SPECIALS: tuple[str, ...] = (UNK, PAD, BOS, EOS)
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def tokenize_text(text: str) -> list[str]:
+    """Lower-cased words and punctuation marks as separate tokens (the BLEU/ROUGE tokenisation)."""
+    return _TOKEN.findall(text.lower())
 
 
 class UnknownTokenWarning(UserWarning):

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from fgdm.config import ModelConfig
+from fgdm.data.vocab import Vocabulary
 from fgdm.model.embeddings import TimestepEmbedding
 from fgdm.model.focal import FocalStage
 from fgdm.model.general import FrameToGeneral, GeneralStage, OutputLayer
@@ -46,7 +47,9 @@ class Denoiser(nn.Module):
     Masks are True on valid positions. Padded frames of x_t are ignored: they change no valid output.
     """
 
-    def __init__(self, skeleton: Skeleton, vocab_size: int, cfg: ModelConfig, pad_index: int = 1) -> None:
+    def __init__(
+        self, skeleton: Skeleton, vocab_size: int, cfg: ModelConfig, pad_index: int = Vocabulary.pad_index
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         J, D = skeleton.num_joints, cfg.width

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fgdm.config import Config
+from fgdm.config import Config, DiffusionConfig, LossConfig
 from fgdm.diffusion import Diffusion
 from fgdm.losses import BoneLoss, joint_loss, length_loss
 from fgdm.model.denoiser import Denoiser
@@ -31,23 +31,32 @@ class LossTerms:
 
 
 class FGDM(nn.Module):
-    """L = L_joint + λ·L_bone + γ·L_SCG (+ a small length-head term).
+    """L = L_joint + λ·L_bone + γ·L_SCG (+ a small length-head term), weights from ``loss``.
 
     Args:
         denoiser: the x_0 predictor.
         scg: the SCG branch, or None (``model.scg.enabled: false``, or an inference-only build).
+        diffusion: the forward process and sampler, and the pose representation it works in.
+        loss: the loss terms' weights and variants.
     """
 
-    def __init__(self, cfg: Config, denoiser: Denoiser, scg: SCGBranch | None, skeleton: Skeleton = PT50) -> None:
+    def __init__(
+        self,
+        denoiser: Denoiser,
+        scg: SCGBranch | None,
+        diffusion: DiffusionConfig,
+        loss: LossConfig,
+        skeleton: Skeleton = PT50,
+    ) -> None:
         super().__init__()
-        self.cfg, self.skeleton = cfg, skeleton
+        self.loss_cfg, self.skeleton = loss, skeleton
         self.denoiser = denoiser
         self.scg = scg
-        self.diffusion = Diffusion(cfg.diffusion)
-        self.normalizer = PoseNormalizer(cfg.diffusion, skeleton)
-        self.bone_loss = BoneLoss(skeleton, cfg.training.bone_mode)
+        self.diffusion = Diffusion(diffusion)
+        self.normalizer = PoseNormalizer(diffusion, skeleton)
+        self.bone_loss = BoneLoss(skeleton, loss.bone_mode)
         weight = torch.ones(skeleton.num_joints)
-        weight[list(skeleton.hands)] = cfg.training.hand_weight
+        weight[list(skeleton.hands)] = loss.hand_weight
         self.register_buffer("joint_weight", weight, persistent=False)
 
     def loss(
@@ -71,24 +80,25 @@ class FGDM(nn.Module):
         encoding = self.denoiser.encode_glosses(gloss, gloss_mask)
         out = self.denoiser(x_t, t, gloss, gloss_mask, frame_mask, encoding=encoding)
         pred = self.normalizer.decode(out.x0) * keep  # pose units
-        weight = self.joint_weight if self.cfg.training.hand_weight != 1.0 else None
-        if self.cfg.training.joint_loss_space == "model":
+        w = self.loss_cfg
+        weight = self.joint_weight if w.hand_weight != 1.0 else None
+        if w.joint_space == "model":
             l_joint = joint_loss(out.x0, z0, frame_mask, weight)
         else:
             l_joint = joint_loss(pred, x0, frame_mask, weight)
         l_bone = self.bone_loss(pred, x0, frame_mask)
-        total = l_joint + self.cfg.training.bone_weight * l_bone
+        total = l_joint + w.bone_weight * l_bone
         zero = pose.new_zeros(())
         l_scg = zero
         if self.scg is not None:
             l_scg = self.scg.loss(out.features, frame_mask, gloss, gloss_mask, t)
-            total = total + self.cfg.model.scg.weight * l_scg
+            total = total + w.scg_weight * l_scg
         l_len = zero
         if self.denoiser.length_head is not None:
             # detached unless model.length_head_grad: the length loss then never trains the gloss encoder
-            enc = encoding if self.cfg.model.length_head_grad else encoding.detach()
+            enc = encoding if self.denoiser.cfg.length_head_grad else encoding.detach()
             l_len = length_loss(self.denoiser.length_head(enc, gloss_mask), frame_mask.sum(1))
-            total = total + self.cfg.training.length_weight * l_len
+            total = total + w.length_weight * l_len
         return LossTerms(total, l_joint, l_bone, l_scg, l_len)
 
     @torch.no_grad()
@@ -142,4 +152,4 @@ def build_model(cfg: Config, vocab_size: int, skeleton: Skeleton = PT50, with_sc
     scg = None
     if cfg.model.scg.enabled and with_scg:
         scg = SCGBranch(cfg.model.width, vocab_size, cfg.model.scg, cfg.diffusion.timesteps)
-    return FGDM(cfg, denoiser, scg, skeleton)
+    return FGDM(denoiser, scg, cfg.diffusion, cfg.loss, skeleton)

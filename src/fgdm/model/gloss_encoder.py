@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from fgdm.config import GlossEncoderConfig
+from fgdm.data.vocab import Vocabulary
 from fgdm.model.embeddings import PositionalEncoding, ProgressEncoding
 
 
@@ -13,7 +14,12 @@ class GlossEncoder(nn.Module):
     """(B, L) gloss ids and (B, L) mask (True = valid) → (B, L, D_g)."""
 
     def __init__(
-        self, vocab_size: int, width: int, cfg: GlossEncoderConfig, pad_index: int = 1, counter: bool = False
+        self,
+        vocab_size: int,
+        width: int,
+        cfg: GlossEncoderConfig,
+        pad_index: int = Vocabulary.pad_index,
+        counter: bool = False,
     ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, width, padding_idx=pad_index)

@@ -42,3 +42,13 @@ def denoiser_macs(model: FGDM, batch: int = 1, frames: int = 130, glosses: int =
         d(x, t, gloss, gloss_mask, frame_mask)
     d.train(was_training)
     return counter.get_total_flops() // 2
+
+
+def model_summary(model: FGDM, batch: int = 1, frames: int = 130, glosses: int = 8) -> dict:
+    """Parameter counts and the MACs of one denoiser call on (batch, frames) poses and (batch, glosses) glosses."""
+    macs = denoiser_macs(model, batch, frames, glosses)
+    return {
+        "parameters": parameter_counts(model),
+        "denoiser_call": {"batch": batch, "frames": frames, "glosses": glosses, "macs": macs,
+                          "gmacs": round(macs / 1e9, 3)},
+    }  # fmt: skip

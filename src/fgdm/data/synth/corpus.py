@@ -23,7 +23,6 @@ from fgdm.data.synth.lexicon import Lexicon, stable_rng
 from fgdm.data.synth.signer import SignAnimator, Signer
 
 NUM_SIGNERS = 9  # as PHOENIX14T
-DEFAULT_SIZES = {"train": 7096, "dev": 519, "test": 642}
 RENDERER_VERSION = 1  # raise when rendering changes what a sentence looks like (invalidates frame caches)
 
 

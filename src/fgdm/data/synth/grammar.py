@@ -40,18 +40,20 @@ ADJECTIVES = [
     ("KRAEFTIG", "kräftig"), ("VEREINZELT", "vereinzelt"),
 ]  # fmt: skip
 _ENDING = {"m": "en", "f": "e", "n": "es", "p": "e"}
-NUMBERS = [
-    "NULL", "EINS", "ZWEI", "DREI", "VIER", "FUENF", "SECHS", "SIEBEN", "ACHT", "NEUN", "ZEHN", "ELF",
-    "ZWOELF", "DREIZEHN", "VIERZEHN", "FUENFZEHN", "SECHZEHN", "SIEBZEHN", "ACHTZEHN", "NEUNZEHN",
-    "ZWANZIG", "EINUNDZWANZIG", "ZWEIUNDZWANZIG", "DREIUNDZWANZIG", "VIERUNDZWANZIG", "FUENFUNDZWANZIG",
-    "SECHSUNDZWANZIG", "SIEBENUNDZWANZIG", "ACHTUNDZWANZIG", "NEUNUNDZWANZIG", "DREISSIG",
+# Numbers 0 … 30: (gloss, German word).
+_NUMBER_PAIRS = [
+    ("NULL", "null"), ("EINS", "eins"), ("ZWEI", "zwei"), ("DREI", "drei"), ("VIER", "vier"), ("FUENF", "fünf"),
+    ("SECHS", "sechs"), ("SIEBEN", "sieben"), ("ACHT", "acht"), ("NEUN", "neun"), ("ZEHN", "zehn"), ("ELF", "elf"),
+    ("ZWOELF", "zwölf"), ("DREIZEHN", "dreizehn"), ("VIERZEHN", "vierzehn"), ("FUENFZEHN", "fünfzehn"),
+    ("SECHZEHN", "sechzehn"), ("SIEBZEHN", "siebzehn"), ("ACHTZEHN", "achtzehn"), ("NEUNZEHN", "neunzehn"),
+    ("ZWANZIG", "zwanzig"), ("EINUNDZWANZIG", "einundzwanzig"), ("ZWEIUNDZWANZIG", "zweiundzwanzig"),
+    ("DREIUNDZWANZIG", "dreiundzwanzig"), ("VIERUNDZWANZIG", "vierundzwanzig"),
+    ("FUENFUNDZWANZIG", "fünfundzwanzig"), ("SECHSUNDZWANZIG", "sechsundzwanzig"),
+    ("SIEBENUNDZWANZIG", "siebenundzwanzig"), ("ACHTUNDZWANZIG", "achtundzwanzig"),
+    ("NEUNUNDZWANZIG", "neunundzwanzig"), ("DREISSIG", "dreißig"),
 ]  # fmt: skip
-_NUMBER_WORDS = [
-    "null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun", "zehn", "elf",
-    "zwölf", "dreizehn", "vierzehn", "fünfzehn", "sechzehn", "siebzehn", "achtzehn", "neunzehn",
-    "zwanzig", "einundzwanzig", "zweiundzwanzig", "dreiundzwanzig", "vierundzwanzig", "fünfundzwanzig",
-    "sechsundzwanzig", "siebenundzwanzig", "achtundzwanzig", "neunundzwanzig", "dreißig",
-]  # fmt: skip
+NUMBERS = [g for g, _ in _NUMBER_PAIRS]
+_NUMBER_WORDS = [w for _, w in _NUMBER_PAIRS]
 DIRECTIONS = [("NORD", "nord"), ("SUED", "süd"), ("OST", "ost"), ("WEST", "west")]
 WIND_STRENGTH = [
     ("SCHWACH", "schwacher"),

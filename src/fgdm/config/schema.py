@@ -1,21 +1,18 @@
-"""Configuration: commented YAML (joeynmt layout) loaded into frozen, validated dataclasses.
+"""The configuration schema: frozen dataclasses, one per section, with their defaults and range checks.
 
-Sections: ``data``, ``training``, ``model`` (with ``gloss_encoder``, ``focal``, ``general``, ``scg``),
-``diffusion``, ``testing``. Unknown keys and bad values are rejected with messages that list the
-valid choices; ``--set key=value`` overrides any key; the resolved config is stored with every
-checkpoint (:func:`to_dict`) and rebuilt from it (:func:`from_dict`).
+Sections: ``data``, ``training``, ``loss``, ``model`` (with ``gloss_encoder``, ``focal``, ``general``,
+``scg``), ``diffusion``, ``testing``; the back-translator has its own (:class:`BackTranslatorConfig`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
+# Sentences per split of the embedded synthetic language, wherever none are given (config, ``fgdm synth``).
+SYNTH_SPLIT_SIZES = {"train": 1000, "dev": 100, "test": 100}
+# Lightning's strategies that fgdm runs under (single process, and data-parallel across processes).
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "ddp_notebook", "fsdp")
 
 
 class ConfigError(ValueError):
@@ -28,9 +25,9 @@ class DataConfig:
     vocab: str | None = None  # gloss vocabulary file (src_vocab.txt); None: built from train
     skip_frames: int = 1
     synth_seed: int = 0
-    synth_train: int = 1000
-    synth_dev: int = 100
-    synth_test: int = 100
+    synth_train: int = SYNTH_SPLIT_SIZES["train"]
+    synth_dev: int = SYNTH_SPLIT_SIZES["dev"]
+    synth_test: int = SYNTH_SPLIT_SIZES["test"]
 
 
 @dataclass(frozen=True)
@@ -40,13 +37,6 @@ class TrainingConfig:
     batch_size: int = 64
     lr: float = 1e-3
     clip_grad_norm: float = 5.0
-    bone_weight: float = 0.1  # λ
-    bone_mode: Literal["vector", "direction"] = "vector"
-    # Where L_joint is measured: "pose" = PT units (the paper); "model" = the diffusion representation
-    # (diffusion.standardise / hands_relative), where every coordinate has about unit spread.
-    joint_loss_space: Literal["pose", "model"] = "pose"
-    hand_weight: float = 1.0  # weight of the 42 hand joints against the 8 body joints in L_joint
-    length_weight: float = 0.01
     warmup_steps: int = 0  # linear learning-rate warm-up from 0 over this many optimizer steps
     scheduler_patience: int = 7
     scheduler_factor: float = 0.7
@@ -58,17 +48,34 @@ class TrainingConfig:
     devices: int | str = 1
     num_nodes: int = 1
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    strategy: str = "auto"
+    strategy: Literal[STRATEGIES] = "auto"
     precision: Literal["32-true", "16-mixed", "bf16-mixed", "bf16-true", "64-true"] = "32-true"
     seed: int = 42
     num_workers: int = 0
 
 
 @dataclass(frozen=True)
+class LossConfig:
+    """L = L_joint + bone_weight·L_bone + scg_weight·L_SCG + length_weight·L_length (SPEC §6)."""
+
+    # Where L_joint is measured: "pose" = PT units (the paper); "model" = the diffusion representation
+    # (diffusion.standardise / hands_relative), where every coordinate has about unit spread.
+    joint_space: Literal["pose", "model"] = "pose"
+    hand_weight: float = 1.0  # weight of the 42 hand joints against the 8 body joints in L_joint
+    bone_weight: float = 0.1  # λ
+    bone_mode: Literal["vector", "direction"] = "vector"
+    # the terms of the parts a model may lack: the SCG branch (model.scg.enabled), the length head
+    scg_weight: float = 1e-4  # γ
+    length_weight: float = 0.01
+
+
+@dataclass(frozen=True)
 class GlossEncoderConfig:
+    """The Transformer encoder of the gloss sequence (its width is model.width, D_g)."""
+
     layers: int = 2
-    heads: int = 4
-    ff: int = 2048
+    heads: int = 4  # attention heads
+    ff: int = 2048  # feed-forward width
     dropout: float = 0.0
 
 
@@ -107,8 +114,7 @@ class GeneralConfig:
 
 @dataclass(frozen=True)
 class SCGConfig:
-    enabled: bool = True
-    weight: float = 1e-4  # γ
+    enabled: bool = True  # its weight γ is loss.scg_weight
     alpha: float = 10.0  # w(t) = exp(−α t / T)
     adapter_ratio: int = 4  # V2S bottleneck D_g / ratio
     conv_width: int = 1024
@@ -164,11 +170,13 @@ class TestingConfig:
 
 @dataclass(frozen=True)
 class BackTranslatorModelConfig:
-    width: int = 256
-    encoder_layers: int = 3
-    decoder_layers: int = 2
-    heads: int = 4
-    ff: int = 1024
+    """The evaluator's network: a pose encoder with a CTC gloss head and a text decoder (SPEC §8)."""
+
+    width: int = 256  # model width of encoder and decoder
+    encoder_layers: int = 3  # Transformer layers over the (strided) pose frames
+    decoder_layers: int = 2  # Transformer layers of the text decoder
+    heads: int = 4  # attention heads in both
+    ff: int = 1024  # feed-forward width in both
     dropout: float = 0.1
     frame_stride: int = 2  # a strided convolution shortens the pose sequence before the encoder
     ctc_weight: float = 1.0  # gloss recognition (CTC) loss weight
@@ -201,6 +209,7 @@ class BackTranslatorConfig:
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     testing: TestingConfig = field(default_factory=TestingConfig)
@@ -233,147 +242,12 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(f"{key}: model.width {width} is not divisible by {heads} heads")
     if cfg.diffusion.sampling_steps > cfg.diffusion.timesteps:
         raise ConfigError("diffusion.sampling_steps: more sampling steps than diffusion timesteps")
-    if cfg.training.hand_weight < 0:
-        raise ConfigError(f"training.hand_weight: must be ≥ 0, got {cfg.training.hand_weight}")
+    for key in ("hand_weight", "bone_weight", "scg_weight", "length_weight"):
+        if getattr(cfg.loss, key) < 0:
+            raise ConfigError(f"loss.{key}: must be ≥ 0, got {getattr(cfg.loss, key)}")
     if cfg.training.warmup_steps < 0:
         raise ConfigError(f"training.warmup_steps: must be ≥ 0, got {cfg.training.warmup_steps}")
     if cfg.diffusion.data_scale <= 0:
         raise ConfigError(f"diffusion.data_scale: must be > 0, got {cfg.diffusion.data_scale}")
     if not 0.0 <= cfg.diffusion.eta <= 1.0:
         raise ConfigError(f"diffusion.eta: must be in [0, 1], got {cfg.diffusion.eta}")
-
-
-def _convert(value: Any, hint: Any, key: str) -> Any:
-    """Checks/coerces ``value`` against a type hint, raising :class:`ConfigError` naming ``key``."""
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a section (mapping), got {value!r}")
-        return _build(hint, value, key)
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        if value not in choices:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg, key)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(f"{key}: {value!r} does not fit {_type_name(hint)}")
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, str):  # PyYAML (YAML 1.1) reads 3e-4 as a string; accept what float() reads
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {hint}")  # pragma: no cover
-
-
-def _type_name(hint: Any) -> str:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    names = [getattr(a, "__name__", str(a)) for a in args]
-    return " or ".join(names) + (" or null" if type(None) in typing.get_args(hint) else "")
-
-
-def _build(cls: type, raw: dict, prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in names:
-            where = f"{prefix}.{key}" if prefix else key
-            raise ConfigError(f"unknown key {where!r}; valid keys here: {', '.join(names)}")
-    kwargs = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in raw.items()}
-    return cls(**kwargs)
-
-
-def from_dict(raw: dict | None, schema: type = Config) -> Any:
-    """Builds and validates a config (a :class:`Config` by default) from nested dictionaries.
-
-    Missing keys take their defaults.
-    """
-    return _build(schema, raw or {})
-
-
-def to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Applies ``key.sub=value`` strings (values parsed as YAML) to a nested dictionary, in place."""
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        key, text = item.split("=", 1)
-        parts = key.strip().split(".")
-        node = raw
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {key}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
-    return raw
-
-
-def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config is a mapping of sections")
-    return raw
-
-
-def _merge(base: dict, top: dict) -> dict:
-    """Deep merge: keys of ``top`` win; sections merge recursively."""
-    out = dict(base)
-    for key, value in top.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def load_config(
-    paths: Path | str | list[Path | str] | None = None, overrides: list[str] | None = None, schema: type = Config
-) -> Any:
-    """Loads YAML config files (later ones override earlier ones), then ``--set`` overrides.
-
-    Layering lets an ablation file (``configs/ablations/*.yaml``) apply to any base config.
-    """
-    if paths is None:
-        paths = []
-    elif isinstance(paths, str | Path):
-        paths = [paths]
-    raw: dict = {}
-    for path in map(Path, paths):
-        raw = _merge(raw, _read_yaml(path))
-    apply_overrides(raw, list(overrides or []))
-    where = " + ".join(str(p) for p in paths)
-    try:
-        return from_dict(raw, schema)
-    except ConfigError as err:
-        raise ConfigError(f"{where}: {err}" if where else str(err)) from None

@@ -7,21 +7,13 @@ frozen and reused for every evaluation; its scores on ground truth are the ceili
 
 from __future__ import annotations
 
-import re
-
 import torch
 from torch import nn
 
 from fgdm.config import BackTranslatorModelConfig
 from fgdm.data.vocab import Vocabulary
 from fgdm.model.embeddings import PositionalEncoding
-
-_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def tokenize_text(text: str) -> list[str]:
-    """Lower-cased words and punctuation marks as separate tokens (the BLEU/ROUGE tokenisation)."""
-    return _TOKEN.findall(text.lower())
+from fgdm.skeleton import PT50
 
 
 class BackTranslator(nn.Module):
@@ -30,7 +22,9 @@ class BackTranslator(nn.Module):
     Shape: pose (B, S, J, 3) and frame_mask (B, S) → memory (B, S', D) with S' = ⌈S / stride⌉.
     """
 
-    def __init__(self, num_glosses: int, num_words: int, cfg: BackTranslatorModelConfig, joints: int = 50) -> None:
+    def __init__(
+        self, num_glosses: int, num_words: int, cfg: BackTranslatorModelConfig, joints: int = PT50.num_joints
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         D = cfg.width
@@ -77,14 +71,8 @@ class BackTranslator(nn.Module):
         )  # fmt: skip
         return self.word_head(h)
 
-    def loss(
-        self,
-        pose: torch.Tensor,
-        frame_mask: torch.Tensor,
-        gloss: torch.Tensor,
-        gloss_mask: torch.Tensor,
-        words: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def loss(self, pose: torch.Tensor, frame_mask: torch.Tensor, gloss: torch.Tensor, gloss_mask: torch.Tensor,
+             words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         """(total, CTC, translation) losses; ``words`` is (B, T) ``<s> w … </s>`` padded with ``<pad>``."""
         memory, mask = self.encode(pose, frame_mask)
         log_probs = self.gloss_log_probs(memory)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fgdm.evaluation.dtw import dtw_path, frame_cost
+from fgdm.metrics.dtw import dtw_path, frame_cost
 from fgdm.skeleton import FINGERS, JOINTS_PER_FINGER, PT50, Skeleton
 
 STATES = (0.45, 0.83)  # extension thresholds between bent, curved and straight

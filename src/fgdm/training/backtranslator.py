@@ -1,27 +1,25 @@
-"""Training and loading the back-translation evaluator (on ground-truth poses only)."""
+"""Training the back-translation evaluator, on ground-truth poses only (``fgdm backtranslator train``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from fgdm.checkpoint import read_checkpoint
 from fgdm.config import BackTranslatorConfig, from_dict, to_dict
-from fgdm.data.dataset import Batch
-from fgdm.data.vocab import Vocabulary
-from fgdm.evaluation.backtranslator import BackTranslator, tokenize_text
-from fgdm.evaluation.metrics import bleu, wer
-from fgdm.training import FGDMDataModule, PlateauModule, TrainResult, fit, read_checkpoint, resumed_vocab
+from fgdm.data.dataset import Batch, pad_sequences
+from fgdm.data.vocab import Vocabulary, tokenize_text
+from fgdm.metrics.text import bleu, wer
+from fgdm.model.backtranslator import BackTranslator
+from fgdm.training.data import PoseDataModule
+from fgdm.training.loop import PlateauModule, TrainResult, fit, resumed_vocab
 
 
 def encode_texts(texts: list[str], vocab: Vocabulary, device: torch.device | str = "cpu") -> torch.Tensor:
     """(B, T) ``<s> words </s>`` ids padded with ``<pad>``."""
     rows = [[vocab.bos_index, *vocab.encode(tokenize_text(t)), vocab.eos_index] for t in texts]
-    out = torch.full((len(rows), max(map(len, rows))), vocab.pad_index, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r)
-    return out.to(device)
+    return pad_sequences(rows, vocab.pad_index, torch.long)[0].to(device)
 
 
 class LitBackTranslator(PlateauModule):
@@ -73,34 +71,11 @@ class LitBackTranslator(PlateauModule):
 
 def train_backtranslator(cfg: BackTranslatorConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     """Trains the evaluator on ground-truth poses; the best checkpoint is the one with the lowest dev WER."""
-    data = FGDMDataModule(cfg, resumed_vocab(cfg.training, resume))
+    data = PoseDataModule(cfg.data, cfg.training, cfg.testing.batch_size, resumed_vocab(cfg.training, resume))
     texts = [tokenize_text(data.corpora["train"][i].text) for i in range(len(data.corpora["train"]))]
     text_vocab = Vocabulary.from_corpus(texts)
     if resume:
         last = Path(cfg.training.output_dir) / "checkpoints" / "last.ckpt"
         text_vocab = Vocabulary(read_checkpoint(last)["hyper_parameters"]["text_vocab"])
     module = LitBackTranslator(to_dict(cfg), data.vocab.itos, text_vocab.itos)
-    return fit(module, data, cfg, monitor="dev/wer", resume=resume, progress=progress)
-
-
-@dataclass
-class LoadedBackTranslator:
-    model: BackTranslator
-    cfg: BackTranslatorConfig
-    gloss_vocab: Vocabulary
-    text_vocab: Vocabulary
-
-
-def load_backtranslator(path: Path | str, device: str | torch.device = "cpu") -> LoadedBackTranslator:
-    """The frozen evaluator from its checkpoint (eval mode, no gradients)."""
-    ckpt = read_checkpoint(path, "back-translator checkpoint")
-    try:
-        hp = ckpt["hyper_parameters"]
-        cfg = from_dict(hp["config"], BackTranslatorConfig)
-        gv, tv = Vocabulary(hp["gloss_vocab"]), Vocabulary(hp["text_vocab"])
-    except KeyError as err:
-        raise ValueError(f"{path}: not a back-translator checkpoint (missing {err})") from None
-    model = BackTranslator(len(gv), len(tv), cfg.model)
-    model.load_state_dict({k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")})
-    model.eval().requires_grad_(False).to(device)
-    return LoadedBackTranslator(model, cfg, gv, tv)
+    return fit(module, data, cfg.training, to_dict(cfg), "dev/wer", resume, progress)

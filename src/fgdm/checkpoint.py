@@ -1,0 +1,24 @@
+"""Reading the checkpoints fgdm writes (Lightning's format: config, vocabularies and weights in one file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def read_checkpoint(path: Path | str, what: str = "checkpoint") -> dict[str, Any]:
+    """A checkpoint written by fgdm, on the CPU; clear errors for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not an fgdm {what} (no stored config and weights)")
+    return ckpt
+
+
+def substate(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of a state dict under ``prefix``, with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

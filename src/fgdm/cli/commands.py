@@ -1,0 +1,161 @@
+"""The commands of ``fgdm``: each reads its parsed arguments and makes one call into the library."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from fgdm.data.pt import DataFormatError
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from fgdm.data.sources import make_synth
+
+    sizes = {"train": args.num_train, "dev": args.num_dev, "test": args.num_test}
+    summary = make_synth(args.out, args.seed, sizes, args.glosses, args.lazy, args.workers, progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from fgdm.data.stats import check_directory
+
+    report = check_directory(args.dir, args.split, args.skip_frames, progress=not args.quiet)
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from fgdm.data.io import load_any
+    from fgdm.data.sources import open_corpus
+    from fgdm.render import save_animation
+
+    sequences, titles = [], []
+    for spec in map(Path, args.inputs):
+        if spec.is_dir():
+            corpus = open_corpus(spec, args.split)
+            if not 0 <= args.index < len(corpus):
+                raise ValueError(f"--index {args.index} out of range ({len(corpus)} sequences in {args.split})")
+            sample = corpus[args.index]
+            sequences.append(sample.pose)
+            titles.append(" ".join(sample.glosses)[:60])
+        elif not spec.exists():
+            raise DataFormatError(spec, None, "file not found")
+        else:
+            sequences.append(load_any(spec))
+            titles.append(spec.name)
+    path = save_animation(args.out, sequences, titles if not args.no_titles else None, fps=args.fps)
+    print(f"wrote {path} ({max(len(s) for s in sequences)} frames, {len(sequences)} panel(s))")
+    return 0
+
+
+def cmd_model_summary(args: argparse.Namespace) -> int:
+    from fgdm.config import load_config
+    from fgdm.model import build_model
+    from fgdm.model.summary import model_summary
+
+    model = build_model(load_config(args.config, args.set), args.vocab_size)
+    summary = model_summary(model, args.batch, args.frames, args.glosses)
+    print(json.dumps({"config": args.config, "vocab_size": args.vocab_size, **summary}, indent=2))
+    return 0
+
+
+def print_result(result, extra: dict | None = None) -> None:
+    if result.is_global_zero:  # one summary, from the first process
+        best = str(result.best_checkpoint) if result.best_checkpoint else None
+        print(json.dumps({"output_dir": str(result.output_dir), "last_checkpoint": str(result.last_checkpoint),
+                          "best_checkpoint": best, "steps": result.steps,
+                          result.monitor.replace("/", "_"): result.monitored, **(extra or {})}, indent=2))  # fmt: skip
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fgdm.config import load_config
+    from fgdm.training import train
+
+    cfg = load_config(args.config, args.set)
+    with contextlib.redirect_stdout(sys.stderr):  # progress bars on the terminal, stdout keeps the JSON
+        result = train(cfg, resume=args.resume, progress=not args.quiet)
+    print_result(result, {"train_sequences_per_second": round(result.sequences_per_second, 2)})
+    return 0
+
+
+def cmd_bt_train(args: argparse.Namespace) -> int:
+    from fgdm.config import BackTranslatorConfig, load_config
+    from fgdm.training import train_backtranslator
+
+    cfg = load_config(args.config, args.set, schema=BackTranslatorConfig)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = train_backtranslator(cfg, resume=args.resume, progress=not args.quiet)
+    print_result(result)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from fgdm.data.pt import PTSplit, write_split
+    from fgdm.data.sources import build_corpus, open_corpus
+    from fgdm.sampling import LengthMode, generate_for, generate_poses, load_for_sampling
+
+    loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema)
+    out = Path(args.out)
+    if args.gloss is not None:
+        tokens = args.gloss.split()
+        if not tokens:
+            raise ValueError("--gloss is empty")
+        frames = (args.length or LengthMode("predicted")).frame_counts(None, 1)
+        (pose,) = generate_poses(loaded, loaded.vocab.encode_all([tokens]), frames, steps=args.steps, seed=args.seed)
+        if out.suffix.lower() in (".gif", ".mp4"):
+            from fgdm.render import save_animation
+
+            save_animation(out, pose, [" ".join(tokens)[:60]], fps=round(loaded.fps))
+        else:
+            from fgdm.data.io import save_sequence
+
+            save_sequence(out, pose, fps=loaded.fps)
+        print(f"wrote {out} ({len(pose)} frames)")
+        return 0
+    if out.suffix:
+        raise ValueError(f"{out}: with --split the output is a directory (PT files), not a {out.suffix} file")
+    skip = loaded.cfg.data.skip_frames  # the data the checkpoint was trained on unless --data
+    corpus = open_corpus(args.data, args.split, skip) if args.data else build_corpus(loaded.cfg.data, args.split)
+    samples = [corpus[i] for i in range(len(corpus) if args.limit is None else min(args.limit, len(corpus)))]
+    poses = generate_for(loaded, samples, args.length or LengthMode("gt"), steps=args.steps, seed=args.seed,
+                         batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip
+    write_split(out, args.split, PTSplit(poses=poses, glosses=[list(s.glosses) for s in samples],
+                                         texts=[s.text for s in samples], names=[s.name for s in samples]))  # fmt: skip
+    rendered = []
+    for i in range(min(args.render, len(samples))):
+        from fgdm.render import save_comparison
+
+        paths = save_comparison(out / f"{args.split}_{i:04d}.gif", poses[i], samples[i].pose,
+                                " ".join(samples[i].glosses), loaded.fps)  # fmt: skip
+        rendered += [str(p) for p in paths]
+    print(json.dumps({"out": str(out), "split": args.split, "sequences": len(samples), "rendered": rendered}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fgdm.evaluation.protocol import evaluate
+    from fgdm.evaluation.report import markdown_table, write_report
+
+    report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
+                      args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet)  # fmt: skip
+    json_path, md_path = write_report(report, args.out)
+    print(markdown_table(report))
+    print(f"\nwrote {json_path} and {md_path}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from fgdm.metrics.text import bleu, rouge_l, wer
+
+    hyp = Path(args.hyp).read_text(encoding="utf-8").splitlines()
+    ref = Path(args.ref).read_text(encoding="utf-8").splitlines()
+    if len(hyp) != len(ref):
+        raise ValueError(f"{args.hyp} has {len(hyp)} lines but {args.ref} has {len(ref)}")
+    w = wer(hyp, ref)
+    print(json.dumps({**{k: round(v, 4) for k, v in bleu(hyp, ref).items()}, "rouge_l": round(rouge_l(hyp, ref), 4),
+                      "wer": round(w.wer, 4), "wer_counts": w.as_dict(), "sentences": len(hyp)}, indent=2))  # fmt: skip
+    return 0

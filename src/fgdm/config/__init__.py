@@ -1,0 +1,32 @@
+"""Configuration: commented YAML (joeynmt layout) loaded into frozen, validated dataclasses.
+
+:mod:`fgdm.config.schema` holds the sections and their defaults; :mod:`fgdm.config.loading` reads YAML,
+applies overrides and checks every value. Every key is documented beside its default in the schema.
+"""
+
+from fgdm.config.loading import MOVED, apply_overrides, from_dict, load_config, to_dict, upgrade
+from fgdm.config.schema import (
+    STRATEGIES,
+    SYNTH_SPLIT_SIZES,
+    BackTranslatorConfig,
+    BackTranslatorModelConfig,
+    Config,
+    ConfigError,
+    DataConfig,
+    DiffusionConfig,
+    FocalConfig,
+    GeneralConfig,
+    GlossEncoderConfig,
+    LossConfig,
+    ModelConfig,
+    SCGConfig,
+    TestingConfig,
+    TrainingConfig,
+)
+
+__all__ = [
+    "MOVED", "STRATEGIES", "SYNTH_SPLIT_SIZES", "BackTranslatorConfig", "BackTranslatorModelConfig", "Config",
+    "ConfigError", "DataConfig", "DiffusionConfig", "FocalConfig", "GeneralConfig", "GlossEncoderConfig",
+    "LossConfig", "ModelConfig", "SCGConfig", "TestingConfig", "TrainingConfig", "apply_overrides", "from_dict",
+    "load_config", "to_dict", "upgrade",
+]  # fmt: skip

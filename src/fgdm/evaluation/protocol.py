@@ -1,0 +1,238 @@
+"""The evaluation protocol (SPEC §8): every system scored against the same references, one row each.
+
+Rows: ground truth (the back-translator's ceiling), the model, the trivial mean-pose baseline (DTW-MJE
+rewards static average motion, so a model must beat it), and optionally poses made by another system.
+Each row: BLEU, ROUGE and WER of the back-translation, DTW-MJE (all, body, hands), FID and diversity
+of the pose-encoder features, the finger bone-length ratio and the handshape agreement.
+
+:class:`Evaluator` holds the frozen back-translator and the references, loaded once (``fgdm evaluate``
+and the benchmarks use it); :func:`evaluate` is the whole protocol in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fgdm.data.corpus import Corpus, Sample
+from fgdm.data.io import load_hypotheses
+from fgdm.data.sources import build_corpus, open_corpus
+from fgdm.data.vocab import tokenize_text
+from fgdm.evaluation.backtranslation import LoadedBackTranslator, back_translate, load_backtranslator
+from fgdm.evaluation.report import DEFINITIONS
+from fgdm.metrics import (
+    bleu,
+    diversity,
+    dtw_mje_parts,
+    finger_length_ratio,
+    frechet_distance,
+    handshape_agreement,
+    rouge_l,
+    wer,
+)
+from fgdm.sampling import LengthMode, generate_for, load_for_sampling
+
+Translation = tuple[list[str], list[str], np.ndarray]  # glosses, texts, (N, D) features: back_translate's
+
+
+@dataclass
+class System:
+    """A named set of generated sequences, one per reference sample, in the references' order."""
+
+    name: str
+    poses: list[np.ndarray]
+
+
+def mean_pose(train: Corpus, limit: int | None = 2000) -> np.ndarray:
+    """The training set's mean pose (J, 3), over all frames of (at most ``limit``) sequences."""
+    n = len(train) if limit is None else min(limit, len(train))
+    total, frames = None, 0
+    for i in range(n):
+        p = train[i].pose.astype(np.float64)
+        total = p.sum(0) if total is None else total + p.sum(0)
+        frames += len(p)
+    return (total / max(frames, 1)).astype(np.float32)
+
+
+@dataclass
+class Reference:
+    """What every system is scored against: the test samples, their reference glosses and text, and the
+    back-translation of the ground-truth poses (its features are FID's reference)."""
+
+    samples: Sequence[Sample]
+    gloss: list[str]
+    text: list[str]
+    translated: Translation  # back_translate of the ground truth
+
+    @property
+    def features(self) -> np.ndarray:
+        return self.translated[2]
+
+    @classmethod
+    def build(
+        cls, bt: LoadedBackTranslator, samples: Sequence[Sample], batch_size: int = 32, progress: bool = False
+    ) -> Reference:
+        out = back_translate(bt, [s.pose for s in samples], batch_size, progress, "back-translate ground truth")
+        gloss = [" ".join(s.glosses) for s in samples]
+        return cls(samples, gloss, [" ".join(tokenize_text(s.text)) for s in samples], out)
+
+
+def score_system(
+    bt: LoadedBackTranslator,
+    ref: Reference,
+    system: System,
+    batch_size: int = 32,
+    progress: bool = False,
+    translated: Translation | None = None,
+) -> dict:
+    """One report row: back-translation scores, DTW-MJE, FID and diversity of ``system`` against ``ref``.
+
+    ``translated``: the system's back-translation when it is already known (the ground truth's is in ``ref``).
+    """
+    if len(system.poses) != len(ref.samples):
+        raise ValueError(f"{system.name}: {len(system.poses)} sequences for {len(ref.samples)} references")
+    if translated is None:
+        translated = back_translate(bt, system.poses, batch_size, progress, f"back-translate {system.name}")
+    glosses, texts, feats = translated
+    refs = [s.pose for s in ref.samples]
+    w = wer(glosses, ref.gloss)
+    return {
+        "system": system.name,
+        **{k: round(v, 2) for k, v in bleu(texts, ref.text).items()},
+        "rouge_l": round(rouge_l(texts, ref.text), 2),
+        "wer": round(w.wer, 2),
+        "wer_counts": {"sub": w.substitutions, "del": w.deletions, "ins": w.insertions, "ref": w.reference_words},
+        "dtw_mje": {k: round(v, 4) for k, v in dtw_mje_parts(system.poses, refs).items()},
+        "fid": round(frechet_distance(ref.features, feats), 4),
+        "finger_ratio": round(finger_length_ratio(system.poses, refs), 4),
+        "handshape": round(handshape_agreement(system.poses, refs), 2),
+        "diversity": round(diversity(feats), 4),
+        "examples": [
+            {"reference": ref.text[i], "translation": texts[i], "glosses": glosses[i]}
+            for i in range(min(3, len(ref.samples)))
+        ],
+    }
+
+
+class Evaluator:
+    """The frozen back-translator, the evaluation samples and the ground truth's back-translation.
+
+    Args:
+        bt: the back-translator.
+        samples: the references (their poses are the ground truth row).
+        train: the training corpus, for the mean-pose row (None: no such row).
+    """
+
+    def __init__(
+        self,
+        bt: LoadedBackTranslator,
+        samples: Sequence[Sample],
+        train: Corpus | None = None,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> None:
+        if not samples:
+            raise ValueError("nothing to evaluate: the evaluation split is empty")
+        self.bt, self.samples, self.train = bt, list(samples), train
+        self.batch_size, self.progress = batch_size, progress
+        self.ref = Reference.build(bt, self.samples, batch_size, progress)
+
+    @classmethod
+    def open(
+        cls,
+        backtranslator: Path | str,
+        data: Path | str | None = None,
+        split: str = "test",
+        limit: int | None = None,
+        device: str = "cpu",
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> Evaluator:
+        """Loads the back-translator and ``split`` of ``data`` (default: the data it was trained on), read at
+        the back-translator's frame rate (``data.skip_frames``)."""
+        bt = load_backtranslator(backtranslator, device=device)
+        skip = bt.cfg.data.skip_frames
+        if data is not None:
+            corpus, train = open_corpus(data, split, skip), open_corpus(data, "train", skip)
+        else:
+            corpus, train = build_corpus(bt.cfg.data, split), build_corpus(bt.cfg.data, "train")
+        n = len(corpus) if limit is None else min(limit, len(corpus))
+        from tqdm.auto import tqdm
+
+        samples = [corpus[i] for i in tqdm(range(n), desc=f"load {split}", disable=not progress)]
+        return cls(bt, samples, train, batch_size, progress)
+
+    @property
+    def skip_frames(self) -> int:
+        return self.bt.cfg.data.skip_frames
+
+    def score(self, system: System, translated: Translation | None = None, examples: bool = True) -> dict:
+        """One report row for ``system``."""
+        row = score_system(self.bt, self.ref, system, self.batch_size, self.progress, translated)
+        if not examples:
+            row.pop("examples")
+        return row
+
+    def ground_truth(self) -> System:
+        return System("ground truth", [s.pose for s in self.samples])
+
+    def mean_pose(self) -> System:
+        """The training set's mean pose held for each reference's length."""
+        if self.train is None:
+            raise ValueError("the mean-pose row needs the training corpus")
+        mean = mean_pose(self.train)
+        return System("mean pose", [np.repeat(mean[None], len(s.pose), axis=0) for s in self.samples])
+
+    def reference_rows(self, examples: bool = True) -> list[dict]:
+        """Ground truth (the ceiling) and, with a training corpus, the mean pose (the floor a model must beat)."""
+        rows = [self.score(self.ground_truth(), self.ref.translated, examples)]
+        if self.train is not None:
+            rows.append(self.score(self.mean_pose(), examples=examples))
+        return rows
+
+    def report(self, systems: Sequence[System]) -> dict:
+        """Every system under one protocol, ground truth first."""
+        rows = [self.score(self.ground_truth(), self.ref.translated)]
+        rows += [self.score(system) for system in systems]
+        return {"sequences": len(self.samples), "definitions": DEFINITIONS, "rows": rows}
+
+
+def evaluate(
+    backtranslator: Path | str,
+    checkpoint: Path | str | None = None,
+    data: Path | str | None = None,
+    split: str = "test",
+    length: LengthMode | str = "gt",
+    hypotheses: Sequence[Path | str] = (),
+    steps: int | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict:
+    """The whole protocol: samples ``checkpoint`` (if given) on ``split`` and scores it beside ground truth,
+    the mean pose and the poses in each ``hypotheses`` directory (:func:`fgdm.data.io.load_hypotheses`), in
+    that order; the report dictionary
+    (:func:`fgdm.evaluation.report.write_report` writes it)."""
+    length = length if isinstance(length, LengthMode) else LengthMode.parse(length)
+    ev = Evaluator.open(backtranslator, data, split, limit, device, batch_size, progress)
+    systems = []
+    if checkpoint is not None:
+        loaded = load_for_sampling(checkpoint, device=device)
+        if loaded.cfg.data.skip_frames != ev.skip_frames:
+            raise ValueError(f"the checkpoint samples at skip_frames={loaded.cfg.data.skip_frames}, the "
+                             f"back-translator was trained at {ev.skip_frames}: they must match")  # fmt: skip
+        poses = generate_for(loaded, ev.samples, length, steps=steps, seed=seed, batch_size=batch_size,
+                             progress=progress)  # fmt: skip
+        systems.append(System(f"FGDM ({Path(checkpoint).name}, step {loaded.step})", poses))
+    others = [System(Path(h).name, load_hypotheses(h, split, len(ev.samples))) for h in hypotheses]
+    report = ev.report([*systems, ev.mean_pose(), *others])
+    report["meta"] = {"split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
+                      "backtranslator": str(backtranslator),
+                      "data": str(data) if data is not None else "the back-translator's training data",
+                      "length": str(length), "steps": steps, "seed": seed}  # fmt: skip
+    return report

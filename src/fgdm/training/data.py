@@ -1,0 +1,59 @@
+"""The data module both trainers share: glosses and poses of a corpus, batched by length."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from fgdm.config import DataConfig, TrainingConfig
+from fgdm.data.dataset import BucketBatchSampler, Collate, PoseDataset
+from fgdm.data.sources import build_corpus, build_vocab
+from fgdm.data.vocab import Vocabulary
+
+
+class PoseDataModule(L.LightningDataModule):
+    """Train/dev datasets of glosses and poses with length-bucketed, rank-aware batching (both trainers').
+
+    Args:
+        data: where the corpus comes from.
+        training: batch size, seed and loader workers.
+        eval_batch_size: the dev batches' size.
+        vocab: the gloss vocabulary (default: :func:`build_vocab` on the training split).
+    """
+
+    def __init__(
+        self, data: DataConfig, training: TrainingConfig, eval_batch_size: int, vocab: Vocabulary | None = None
+    ) -> None:
+        super().__init__()
+        self.data_cfg, self.training_cfg, self.eval_batch_size = data, training, eval_batch_size
+        self.corpora = {"train": build_corpus(data, "train")}
+        self.vocab = vocab or build_vocab(data, self.corpora["train"])
+        self.datasets: dict[str, PoseDataset] = {}
+
+    def dataset(self, split: str) -> PoseDataset:
+        if split not in self.datasets:
+            corpus = self.corpora.get(split) or build_corpus(self.data_cfg, split)
+            self.corpora[split] = corpus
+            self.datasets[split] = PoseDataset(corpus, self.vocab)
+        return self.datasets[split]
+
+    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
+        ds = self.dataset(split)
+        trainer = self._trainer if hasattr(self, "_trainer") else None
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = BucketBatchSampler(
+            ds.frame_counts(), batch_size, shuffle=shuffle, seed=self.training_cfg.seed, num_replicas=world, rank=rank
+        )
+        return DataLoader(
+            ds,
+            batch_sampler=sampler,
+            collate_fn=Collate(self.vocab.pad_index),
+            num_workers=self.training_cfg.num_workers,
+            persistent_workers=self.training_cfg.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True, self.training_cfg.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("dev", False, self.eval_batch_size)

@@ -1,0 +1,112 @@
+"""Training FGDM: the Lightning module, and :func:`train`, the ``fgdm train`` entry point.
+
+Validation samples the dev set with ground-truth lengths and logs DTW-MJE (``dev/dtw``), which drives
+the plateau scheduler, early stopping at a minimum learning rate, and the "best" checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torchmetrics import MeanMetric
+
+from fgdm.config import Config, from_dict, to_dict
+from fgdm.data.corpus import Corpus
+from fgdm.data.dataset import Batch
+from fgdm.data.vocab import Vocabulary
+from fgdm.metrics.dtw import dtw_mje
+from fgdm.model import FGDM, build_model
+from fgdm.sampling import LoadedModel
+from fgdm.training.data import PoseDataModule
+from fgdm.training.loop import PlateauModule, TrainResult, fit, resumed_vocab
+
+
+class LitFGDM(PlateauModule):
+    """FGDM in Lightning. The checkpoint carries the resolved config and the gloss vocabulary."""
+
+    def __init__(self, config: dict, vocab: list[str]) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = from_dict(config)
+        self.training_cfg = self.cfg.training
+        self.vocab = Vocabulary(vocab)
+        self.model: FGDM = build_model(self.cfg, len(self.vocab))
+        decay = self.cfg.training.ema_decay
+        self.ema = (
+            AveragedModel(self.model.denoiser, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+            if decay
+            else None
+        )
+        self.val_dtw = MeanMetric()
+
+    # -- training -------------------------------------------------------------------------
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        terms = self.model.loss(batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask)
+        B = len(batch)
+        self.log("train/loss", terms.total, prog_bar=True, batch_size=B)
+        for name in ("joint", "bone", "scg", "length"):
+            self.log(f"train/{name}", getattr(terms, name), batch_size=B)
+        return terms.total
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model.denoiser)
+
+    def sampling_denoiser(self) -> torch.nn.Module:
+        """The weights used for sampling: the EMA copy when enabled."""
+        return self.ema.module if self.ema is not None else self.model.denoiser
+
+    def sampling_model(self) -> LoadedModel:
+        """A copy of the generator for sampling now (EMA weights when enabled, no SCG branch, eval mode),
+        as :func:`load_for_sampling` would rebuild it from a checkpoint written at this step."""
+        model = build_model(self.cfg, len(self.vocab), with_scg=False)
+        model.denoiser.load_state_dict(self.sampling_denoiser().state_dict())
+        model.normalizer.load_state_dict(self.model.normalizer.state_dict())
+        model.to(self.device).eval()
+        return LoadedModel(model, self.cfg, self.vocab, int(self.global_step))
+
+    # -- validation -----------------------------------------------------------------------
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        g = torch.Generator(device=batch.pose.device).manual_seed(self.cfg.testing.seed + batch_idx)
+        terms = self.model.loss(batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, generator=g)
+        B = len(batch)
+        self.log("dev/loss", terms.total, batch_size=B, sync_dist=True)
+        for name in ("joint", "bone", "scg"):
+            self.log(f"dev/{name}", getattr(terms, name), batch_size=B, sync_dist=True)
+        frames = batch.frame_mask.sum(1)
+        x0, _ = self.model.generate(
+            batch.gloss, batch.gloss_mask, frames, generator=g, denoiser=self.sampling_denoiser()
+        )
+        hyp, ref = x0.float().cpu().numpy(), batch.pose.float().cpu().numpy()
+        for b, n in enumerate(frames.tolist()):
+            self.val_dtw.update(dtw_mje(hyp[b, :n], ref[b, :n]))
+
+    def on_validation_epoch_end(self) -> None:
+        dtw = self.val_dtw.compute()
+        self.val_dtw.reset()
+        self.log("dev/dtw", dtw, prog_bar=True, sync_dist=False)
+        self.after_validation(float(dtw))
+
+
+def train(cfg: Config, resume: bool = False, progress: bool = True, callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Trains FGDM as configured; with ``resume``, continues from ``output_dir/checkpoints/last.ckpt``.
+
+    ``callbacks``: extra Lightning callbacks (e.g. the learning-curve benchmark's evaluations).
+    """
+    data = PoseDataModule(cfg.data, cfg.training, cfg.testing.batch_size, resumed_vocab(cfg.training, resume))
+    module = LitFGDM(to_dict(cfg), data.vocab.itos)
+    if cfg.diffusion.standardise and not resume:  # on resume μ and σ come back with the weights
+        module.model.normalizer.fit(pose_sample(data.corpora["train"]))
+    return fit(module, data, cfg.training, to_dict(cfg), "dev/dtw", resume, progress, callbacks)
+
+
+def pose_sample(corpus: Corpus, limit: int = 1000):
+    """Up to ``limit`` training sequences spread evenly over the corpus: the poses statistics are taken from."""
+    n = len(corpus)
+    for i in np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(int)) if n else []:
+        yield corpus[int(i)].pose

@@ -1,0 +1,209 @@
+"""The training loop both trainers share, on PyTorch Lightning.
+
+Distribution, mixed precision, gradient clipping, progress bars and logging are Lightning's. This
+module adds Adam with warm-up and a plateau scheduler stepped on a dev metric (stopping at a minimum
+learning rate), atomic checkpoint writes, a throughput count, and :func:`fit`, which runs a module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from fgdm.checkpoint import read_checkpoint
+from fgdm.config import TrainingConfig
+from fgdm.data.dataset import Batch
+from fgdm.data.vocab import Vocabulary
+from fgdm.training.data import PoseDataModule
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to a temporary file, syncs it, then renames it over the target.
+
+    A crash while saving leaves the previous checkpoint intact, never a truncated one.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+class PlateauModule(L.LightningModule):
+    """Adam with a plateau scheduler stepped on a validation metric, stopping at a minimum learning rate.
+
+    The scheduler is stepped by hand after each validation; its state travels in the checkpoint.
+    Subclasses set ``self.training_cfg`` and call :meth:`after_validation` with the monitored value.
+    """
+
+    training_cfg: TrainingConfig
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._pending_plateau_state: dict | None = None
+
+    def after_validation(self, value: float) -> None:
+        if self.trainer.sanity_checking or self.plateau is None:
+            return
+        self.plateau.step(value)
+        lr = self.optimizers().param_groups[0]["lr"]
+        self.log("lr", lr)
+        if lr < self.training_cfg.min_lr:
+            self.trainer.should_stop = True
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        warmup = self.training_cfg.warmup_steps
+        if warmup and self.trainer.global_step < warmup:  # linear warm-up; the plateau scheduler owns the rate after
+            for group in optimizer.param_groups:
+                group["lr"] = self.training_cfg.lr * (self.trainer.global_step + 1) / warmup
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # Nothing reads the gradients again before the next backward, but Lightning only clears them
+        # after the next forward: freed here, they stay out of that forward's peak memory (paper size:
+        # −160 MB of 1.55 GB on the CPU). The next backward starts from None as it would from zero.
+        optimizer.zero_grad(set_to_none=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        t = self.training_cfg
+        opt = torch.optim.Adam(self.parameters(), lr=t.lr)
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=t.scheduler_factor, patience=t.scheduler_patience
+        )
+        if self._pending_plateau_state is not None:
+            self.plateau.load_state_dict(self._pending_plateau_state)
+        return opt
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.plateau is not None:
+            checkpoint["plateau"] = self.plateau.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_plateau_state = checkpoint.get("plateau")
+        if self.plateau is not None and self._pending_plateau_state is not None:
+            self.plateau.load_state_dict(self._pending_plateau_state)
+
+
+class Throughput(Callback):
+    """Counts training sequences and time, for a sequences-per-second figure."""
+
+    def __init__(self) -> None:
+        self.sequences, self.seconds, self._t0 = 0, 0.0, 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Batch, idx: int) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch: Batch, idx: int):
+        self.seconds += time.perf_counter() - self._t0
+        self.sequences += len(batch)
+
+
+@dataclass
+class TrainResult:
+    """What a training run left: its directory, checkpoints, steps and last dev metric."""
+
+    output_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    steps: int
+    monitor: str  # the dev metric that picks the best checkpoint (dev/dtw for FGDM, dev/wer for the back-translator)
+    monitored: float | None  # its last value
+    sequences_per_second: float  # of this process
+    is_global_zero: bool
+
+
+def resumed_vocab(t: TrainingConfig, resume: bool) -> Vocabulary | None:
+    """On resume the gloss vocabulary is part of the model: take it from the last checkpoint."""
+    last = Path(t.output_dir) / "checkpoints" / "last.ckpt"
+    if not resume:
+        return None
+    if not last.is_file():
+        raise FileNotFoundError(f"{last}: nothing to resume (no last checkpoint in training.output_dir)")
+    return Vocabulary(read_checkpoint(last)["hyper_parameters"]["vocab"])
+
+
+def fit(
+    module: L.LightningModule,
+    data: PoseDataModule,
+    t: TrainingConfig,
+    config: dict,
+    monitor: str,
+    resume: bool,
+    progress: bool,
+    callbacks: Sequence[Callback] = (),
+) -> TrainResult:
+    """Runs Lightning on a module as ``t`` says: CSV (and TensorBoard) logs, last/best checkpoints by
+    ``monitor`` (lower is better), atomic saves; ``config`` (the whole resolved config) goes to config.json."""
+    out = Path(t.output_dir)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    data.vocab.save(out / "gloss_vocab.txt")
+    loggers: list = [CSVLogger(str(out), name="logs")]
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(str(out), name="tensorboard"))
+    except ImportError:
+        pass
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1, save_last=True,
+        auto_insert_metric_name=False, enable_version_counter=False,
+    )  # fmt: skip
+    throughput = Throughput()
+    trainer = L.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        max_steps=t.max_steps,
+        max_epochs=-1,
+        val_check_interval=t.val_every,
+        check_val_every_n_epoch=None,
+        limit_val_batches=t.val_batches if t.val_batches is not None else 1.0,
+        num_sanity_val_steps=0,
+        gradient_clip_val=t.clip_grad_norm,
+        log_every_n_steps=t.log_every,
+        logger=loggers,
+        callbacks=[best, throughput, *callbacks],
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # BucketBatchSampler shards by rank itself
+        default_root_dir=str(out),
+    )
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+    trainer.save_checkpoint(last)  # the final state, also when training ended between validations
+    value = trainer.callback_metrics.get(monitor)
+    return TrainResult(
+        output_dir=out,
+        last_checkpoint=last,
+        best_checkpoint=Path(best.best_model_path) if best.best_model_path else None,
+        steps=trainer.global_step,
+        monitor=monitor,
+        monitored=float(value) if value is not None else None,
+        sequences_per_second=throughput.sequences / max(throughput.seconds, 1e-9),
+        is_global_zero=trainer.is_global_zero,
+    )

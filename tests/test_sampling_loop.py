@@ -1,0 +1,190 @@
+"""The DDIM sampling loop (SPEC §6, fgdm.diffusion.Diffusion.sample_steps), pinned to golden values.
+
+Part a) drives the loop with analytic x_0 predictors and compares every step with the DDIM update written
+out here in float64. Part b) pins the output of a tiny seeded model end to end (representation,
+network and loop), so any change to their numerics shows up.
+"""
+
+import math
+
+import pytest
+import torch
+
+from fgdm.config import load_config
+from fgdm.diffusion import Diffusion, cosine_alphas_cumprod
+from fgdm.model import build_model
+from helpers import V, activate, batch, tiny
+
+T, STEPS = 100, 5  # the tiny config's diffusion: timesteps 100, sampling_steps 5
+TIMESTEPS = [99, 79, 59, 39, 19]  # T − 1 − i · T / I
+
+
+# --- a) analytic predictors against the equations ------------------------------------------------------
+
+
+def affine_x0(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """A made-up denoiser that depends on both inputs: x̂_0 = x_t / 2 + t / 100."""
+    return 0.5 * x_t + t.to(x_t.dtype).view(-1, 1, 1, 1) / 100
+
+
+def ddim_by_hand(x0_fn, shape, mask, eta, seed):
+    """The sampler's trajectory from the DDIM update (Song et al. 2021, Eq. 12), in float64.
+
+    x_T ~ N(0, I); for each visited t with next t':
+        ε̂ = (x_t − √ᾱ_t x̂_0) / √(1 − ᾱ_t)
+        σ = η · √((1 − ᾱ_t') / (1 − ᾱ_t)) · √(1 − ᾱ_t / ᾱ_t')
+        x_t' = √ᾱ_t' x̂_0 + √(1 − ᾱ_t' − σ²) ε̂ + σ z,   z ~ N(0, I) (drawn only when σ > 0)
+    Padded frames are held at zero. The noise is drawn in float32 from the same seeded generator, in the
+    sampler's order: x_T first, then one z per step but the last.
+    """
+    abar = cosine_alphas_cumprod(T)  # float64
+    g = torch.Generator().manual_seed(seed)
+    keep = mask[..., None, None].double()
+    x = torch.randn(shape, generator=g).double() * keep
+    xs, x0s = [], []
+    for i, t in enumerate(TIMESTEPS):
+        x0 = x0_fn(x, torch.full((shape[0],), t)) * keep
+        xs.append(x)
+        x0s.append(x0)
+        if i + 1 == len(TIMESTEPS):
+            break
+        a, a_next = abar[t], abar[TIMESTEPS[i + 1]]
+        eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        sigma = eta * ((1 - a_next) / (1 - a)).sqrt() * (1 - a / a_next).sqrt()
+        z = torch.randn(shape, generator=g).double() if sigma > 0 else 0.0
+        x = (a_next.sqrt() * x0 + (1 - a_next - sigma**2).sqrt() * eps + sigma * z) * keep
+    return xs, x0s
+
+
+@pytest.mark.parametrize("eta", [1.0, 0.0])
+def test_every_step_follows_the_ddim_update(eta):
+    diff = Diffusion(tiny().diffusion)
+    shape = (2, 3, 4, 3)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    seen = []
+
+    def x0_fn(x_t, t):
+        assert t.shape == (2,) and t.dtype == torch.long and x_t.dtype == torch.float32
+        seen.append(t.tolist())
+        return affine_x0(x_t, t)
+
+    gen = torch.Generator().manual_seed(7)
+    steps = list(diff.sample_steps(x0_fn, shape, mask=mask, eta=eta, generator=gen))
+    assert [s.t for s in steps] == TIMESTEPS and seen == [[t, t] for t in TIMESTEPS]
+    xs, x0s = ddim_by_hand(affine_x0, shape, mask, eta, seed=7)
+    for step, x, x0 in zip(steps, xs, x0s, strict=True):
+        torch.testing.assert_close(step.x_t, x.float(), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(step.x0, x0.float(), rtol=1e-5, atol=1e-5)
+    assert (steps[-1].x0[1, 2] == 0).all() and (steps[-1].x_t[1, 2] == 0).all()  # the padded frame
+    sample = diff.sample(affine_x0, shape, mask=mask, eta=eta, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(sample, steps[-1].x0)
+
+
+def test_deterministic_ddim_with_a_constant_prediction_keeps_its_noise_estimate():
+    """η = 0 and x̂_0 ≡ c: the first step sets ε̂ = (z − √ᾱ_99 c) / √(1 − ᾱ_99) from the initial noise x_99 = z,
+    and every later x_t' = √ᾱ_t' c + √(1 − ᾱ_t') ε̂ gives back the same ε̂."""
+    diff = Diffusion(tiny().diffusion)
+    abar = cosine_alphas_cumprod(T).tolist()
+    c = torch.tensor([0.5, -1.0, 2.0]).expand(1, 2, 3, 3)
+    z = torch.randn(c.shape, generator=torch.Generator().manual_seed(1))
+    eps = (z - math.sqrt(abar[99]) * c) / math.sqrt(1 - abar[99])
+    steps = list(diff.sample_steps(lambda x_t, t: c, c.shape, eta=0.0, generator=torch.Generator().manual_seed(1)))
+    assert torch.equal(steps[0].x_t, z)
+    for step in steps[1:]:
+        a = abar[step.t]
+        torch.testing.assert_close(step.x_t, math.sqrt(a) * c + math.sqrt(1 - a) * eps, rtol=1e-5, atol=1e-5)
+    assert all(torch.equal(step.x0, c) for step in steps)
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_ddim_with_the_true_x0_recovers_it(eta):
+    diff = Diffusion(load_config("configs/paper.yaml").diffusion)
+    x0 = torch.randn(2, 7, 50, 3)
+    seen = []
+
+    def oracle(x_t, t):
+        seen.append(int(t[0]))
+        return x0
+
+    out = diff.sample(oracle, x0.shape, eta=eta, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, x0)
+    assert seen == [999, 799, 599, 399, 199]
+
+
+# --- b) a tiny seeded model end to end -------------------------------------------------------------
+
+
+def test_the_same_seed_gives_identical_samples():
+    model = build_model(tiny(), V, with_scg=False).eval()
+    _, fm, gloss, gm = batch()
+    frames = fm.sum(1)
+    a, mask = model.generate(gloss, gm, frames, generator=torch.Generator().manual_seed(3))
+    b, _ = model.generate(gloss, gm, frames, generator=torch.Generator().manual_seed(3))
+    c, _ = model.generate(gloss, gm, frames, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == (3, 12, 50, 3) and torch.equal(mask, fm) and (a[~mask] == 0).all()
+
+
+# (sequence, frame, joint) entries pinned below: first and last valid frames, body, wrist and hand joints
+ENTRIES = [(0, 0, 0), (0, 11, 7), (1, 7, 49), (2, 4, 8)]
+
+
+def golden_sample(eta: float) -> torch.Tensor:
+    """Poses (3, 12, 50, 3) from the tiny model (PyTorch ASGCN, no C kernel), seeded throughout."""
+    torch.manual_seed(0)
+    model = activate(build_model(tiny(**{"model.focal.kernel": "torch"}), V, with_scg=False)).eval()
+    _, fm, gloss, gm = batch()  # 12, 8 and 5 frames
+    sample, _ = model.generate(gloss, gm, fm.sum(1), eta=eta, generator=torch.Generator().manual_seed(3))
+    return sample
+
+
+def summary(sample: torch.Tensor) -> torch.Tensor:
+    """Per-sequence mean and mean absolute value over the valid frames (accumulated in float64, so the
+    summation order cannot matter at this tolerance), then the xyz of each of ENTRIES: 18 numbers."""
+    x = sample.double()
+    entries = torch.tensor([12, 8, 5], dtype=torch.float64) * 50 * 3
+    picked = torch.stack([x[e] for e in ENTRIES]).flatten()
+    return torch.cat([x.sum((1, 2, 3)) / entries, x.abs().sum((1, 2, 3)) / entries, picked])
+
+
+# Regenerate (only after a deliberate change to the loop, the representation or the network) with
+#     python tests/test_sampling_loop.py
+# and paste its output over GOLDEN. Rows: the three sequences' mean and mean |x|, then ENTRIES' xyz.
+# fmt: off
+GOLDEN = {
+    1.0: [
+        -0.094073283, -0.074149323, -0.09866944,  # mean
+        0.46243893, 0.46163194, 0.4515192,  # mean |x|
+        0.074991487, -0.33354628, 0.91282499,  # (0, 0, 0)
+        0.0018895995, -0.099315241, -0.1291253,  # (0, 11, 7)
+        0.27238187, 0.58251369, 0.3213166,  # (1, 7, 49)
+        -0.94383961, 0.43757483, -0.69164103,  # (2, 4, 8)
+    ],
+    0.0: [
+        -0.095041941, -0.06863559, -0.099854632,  # mean
+        0.46437095, 0.4610606, 0.45127743,  # mean |x|
+        0.049477819, -0.36756122, 0.98660493,  # (0, 0, 0)
+        -0.016116433, -0.077655293, -0.16673249,  # (0, 11, 7)
+        0.23596856, 0.56014574, 0.38223758,  # (1, 7, 49)
+        -0.9063397, 0.57925403, -0.69975781,  # (2, 4, 8)
+    ],
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("eta", [1.0, 0.0])
+def test_a_tiny_seeded_model_samples_the_golden_poses(eta):
+    sample = golden_sample(eta)
+    assert sample.shape == (3, 12, 50, 3) and sample.dtype == torch.float32
+    torch.testing.assert_close(summary(sample), torch.tensor(GOLDEN[eta], dtype=torch.float64), rtol=0, atol=1e-5)
+
+
+if __name__ == "__main__":
+    print("# fmt: off\nGOLDEN = {")
+    for eta in GOLDEN:
+        rows = summary(golden_sample(eta)).view(6, 3).tolist()
+        print(f"    {eta}: [")
+        for row, label in zip(rows, ["mean", "mean |x|", *map(str, ENTRIES)], strict=True):
+            print(f"        {', '.join(f'{v:.8g}' for v in row)},  # {label}")
+        print("    ],")
+    print("}\n# fmt: on")
