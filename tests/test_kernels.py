@@ -1,6 +1,12 @@
-"""The fused C kernel of ASGCN computes what the PyTorch path computes: outputs and every gradient."""
+"""The fused C kernel of ASGCN computes what the PyTorch path computes: outputs and every gradient.
 
+Both builds of it: the one tuned to this CPU (on x86 its AVX branch) and the portable one (the
+generic-vector branch a CPU without AVX runs). Its arguments are checked before any C runs.
+"""
+
+import dataclasses
 import os
+import re
 import subprocess
 import sys
 
@@ -12,6 +18,8 @@ from hypothesis import strategies as st
 from fgdm.config import FocalConfig
 from fgdm.model import kernels
 from fgdm.model.focal import ASGCN
+from fgdm.model.kernels import build
+from fgdm.model.kernels.asgcn import CONTEXTUAL, SEMANTIC, SHAPES
 from fgdm.skeleton import PT50
 
 if not kernels.available():  # only without a C compiler; CI has one
@@ -47,10 +55,15 @@ def inputs(B, S, J, D, L, Dg, seed=0):
 
 
 def run(gcn: ASGCN, kernel: str, h, cond, fm, gm, seed=3):
-    gcn.kernel = kernel
-    assert gcn.uses_kernel(h) == (kernel == "c")
+    """Output and gradients (h, cond, every parameter) by the PyTorch path ("torch"), the kernel ("c") or
+    the kernel's portable build ("portable")."""
     h, cond = h.clone().requires_grad_(True), cond.clone().requires_grad_(True)
-    out = gcn(h, cond, fm, gm)
+    if kernel == "portable":
+        out = kernels.fused_asgcn(gcn.kernel_args(h, cond, fm, gm), portable=True)
+    else:
+        gcn.kernel = kernel
+        assert gcn.uses_kernel(h) == (kernel == "c")
+        out = gcn(h, cond, fm, gm)
     upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed))
     params = [p for p in gcn.parameters()]
     grads = torch.autograd.grad(out, [h, cond, *params], upstream, allow_unused=True)
@@ -64,9 +77,9 @@ def assert_close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
     assert err <= 2e-5 * scale, f"{what}: max difference {err:.3g} at magnitude {scale:.3g}"
 
 
-def assert_same(gcn: ASGCN, h, cond, fm, gm) -> None:
+def assert_same(gcn: ASGCN, h, cond, fm, gm, kernel="c") -> None:
     out_t, grads_t = run(gcn, "torch", h, cond, fm, gm)
-    out_c, grads_c = run(gcn, "c", h, cond, fm, gm)
+    out_c, grads_c = run(gcn, kernel, h, cond, fm, gm)
     assert_close(out_t, out_c, "output")
     names = ["h", "cond", *(n for n, _ in gcn.named_parameters())]
     for name, a, b in zip(names, grads_t, grads_c, strict=True):
@@ -123,6 +136,111 @@ def test_kernel_is_chosen_only_where_it_applies():
         gcn.uses_kernel(h.double())
     fixed = ASGCN(prior, 8, 16, FocalConfig(width=8, contextual=False, semantic_mask=False))
     assert not fixed.uses_kernel(h)  # a frame-independent adjacency stays one einsum
+
+
+def test_execution_path_is_chosen_in_one_place():
+    prior = torch.as_tensor(PT50.partition_adjacency())
+    gcn = make_gcn(prior, 8, 16, chunk_frames=8)
+    h = torch.randn(2, 6, 50, 8)  # B = 2: chunks of 4 frames
+    assert gcn.execution_path(h) == "kernel"
+    gcn.kernel = "torch"
+    assert gcn.execution_path(h) == "chunks"
+    assert gcn.execution_path(h[:, :4]) == "frames"  # one chunk's worth
+    gcn.chunk_frames = 0
+    assert gcn.execution_path(h) == "frames"
+    fixed = make_gcn(prior, 8, 16, chunk_frames=8, contextual=False, semantic_mask=False)
+    assert fixed.execution_path(h) == "frames"  # a shared adjacency: one einsum over all frames
+
+
+# --- the portable build ------------------------------------------------------------------------
+
+
+def test_portable_build_is_separate_and_takes_the_generic_branch():
+    compiler = build.find_compiler()
+    assert build.build(compiler, portable=True) != build.build(compiler)  # cached side by side
+    assert build.load(portable=True).asgcn_uses_avx() == 0
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()) or "full")
+def test_portable_kernel_matches_pytorch(flags):
+    """J and D that are not multiples of 8, a window wider than the second sequence, padded glosses."""
+    gcn = make_gcn(random_prior(3, 13, seed=4), 10, 8, seed=4, neighbors=2, **flags)
+    assert_same(gcn, *inputs(B=2, S=7, J=13, D=10, L=3, Dg=8, seed=4), kernel="portable")
+
+
+def test_portable_kernel_matches_pytorch_where_sigmoid_saturates():
+    """Scores far beyond ±88, where exp8 clamps its input and σ rounds to 0 or 1."""
+    gcn = make_gcn(torch.as_tensor(PT50.partition_adjacency()), 8, 16, neighbors=2)
+    with torch.no_grad():
+        gcn.query.weight.mul_(100.0)
+        gcn.separation_weight.mul_(100.0)
+    assert_same(gcn, *inputs(B=2, S=5, J=50, D=8, L=3, Dg=16, seed=5), kernel="portable")
+
+
+# --- argument checks ---------------------------------------------------------------------------
+
+SIZES = {"B": 2, "S": 9, "J": 5, "K": 3, "D": 6, "n": 3, "L": 4}  # all different, so no mix-up goes unseen
+DEFINING = {"x": range(5), "wagg": [1], "g": [2]}  # the axes the sizes are read from (see ASGCNArgs.dims)
+
+
+def valid_args() -> kernels.ASGCNArgs:
+    B, S, J, K, D, n, L = SIZES.values()
+    gcn = make_gcn(random_prior(K, J, seed=6), D, 8, seed=6, neighbors=n)
+    args = gcn.kernel_args(*inputs(B, S, J, D, L, 8, seed=6))
+    assert args.check() == kernels.Dims(**SIZES)
+    return args
+
+
+def test_argument_shapes_are_documented_for_every_field():
+    assert list(SHAPES) == [f.name for f in dataclasses.fields(kernels.ASGCNArgs)]
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_a_wrong_shape_is_named(name):
+    """A dimension too many, or one axis one too long: ValueError naming the field and both shapes."""
+    args = valid_args()
+    shape = tuple(getattr(args, name).shape)
+    axes = [a for a in range(len(shape)) if a not in DEFINING.get(name, ())]
+    for bad in [(*shape, 1)] + [(*shape[:a], shape[a] + 1, *shape[a + 1 :]) for a in axes]:
+        wrong = dataclasses.replace(args, **{name: torch.zeros(bad)})
+        with pytest.raises(ValueError, match=rf"ASGCNArgs\.{name}: expected .*, got {re.escape(str(bad))}"):
+            wrong.check()
+        with pytest.raises(ValueError, match=rf"ASGCNArgs\.{name}: "):  # before any C runs
+            kernels.fused_asgcn(wrong)
+
+
+def test_a_wrong_size_where_sizes_are_read_is_caught_where_it_no_longer_fits():
+    args = valid_args()
+    for name, axes in DEFINING.items():
+        shape = tuple(getattr(args, name).shape)
+        for a in axes:
+            wrong = dataclasses.replace(args, **{name: torch.zeros(*shape[:a], shape[a] + 1, *shape[a + 1 :])})
+            with pytest.raises(ValueError, match=r"ASGCNArgs\.\w+: expected"):
+                wrong.check()
+
+
+def test_expected_shape_is_spelled_out():
+    args = valid_args()
+    expected = re.escape("ASGCNArgs.valid: expected (B, S, 2n+1) = (2, 9, 7), got (2, 9, 6)")
+    with pytest.raises(ValueError, match=expected):
+        dataclasses.replace(args, valid=torch.zeros(2, 9, 6)).check()
+    padded = dataclasses.replace(args, kt=args.kt[..., :5])  # kt: J columns, or J padded to 8
+    assert padded.check() == args.check()
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_a_wrong_dtype_or_device_is_named(name):
+    args = valid_args()
+    t = getattr(args, name)
+    for bad in (t.double(), t.to("meta"), t.numpy(force=True)):
+        with pytest.raises(TypeError, match=rf"ASGCNArgs\.{name}: the fused ASGCN kernel takes float32 CPU"):
+            dataclasses.replace(args, **{name: bad}).check()
+
+
+@pytest.mark.parametrize("name", CONTEXTUAL + SEMANTIC)
+def test_a_term_given_in_part_is_refused(name):
+    with pytest.raises(ValueError, match=rf"missing {name}$"):
+        dataclasses.replace(valid_args(), **{name: None}).check()
 
 
 def test_kernel_library_is_built_once_and_reused(tmp_path):

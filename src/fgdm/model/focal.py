@@ -9,12 +9,17 @@ ASGCN gives every frame i its own adjacency, per partition k:
   over the 2n+1 offsets by W_Agg, which is zero-initialised so training starts from the prior;
 - M^i: a gloss-driven semantic mask 2·σ(W_s M̄^i) ∈ [0, 2], exactly 1 at initialisation.
 
-All frames are computed at once; padded frames are excluded from the context and stay zero.
+Padded frames are excluded from the context and stay zero. Three implementations compute the same,
+chosen in one place, :meth:`ASGCN.execution_path`: the fused C kernel (``model/kernels``), PyTorch over
+all frames at once, and PyTorch in chunks of frames recomputed in the backward pass.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal
 
 import torch
 from torch import nn
@@ -23,6 +28,18 @@ from torch.utils.checkpoint import checkpoint
 from fgdm.config import FocalConfig
 from fgdm.model import kernels
 from fgdm.model.masks import nothing_padded
+
+
+@dataclass(eq=False)
+class ASGCNInputs:
+    """The PyTorch path's inputs for s frames, far smaller than A; parts switched off are None."""
+
+    x: torch.Tensor  # W_k H (B, s, K, J, D)
+    q: torch.Tensor | None = None  # the queries / √D_f (B, s, J, D)
+    keys: torch.Tensor | None = None  # each frame's key window (B, s, 2n+1, D, J), a view
+    valid: torch.Tensor | None = None  # (B, s, 2n+1): 1 where the offset lands on a valid frame
+    weights: torch.Tensor | None = None  # over the glosses (B, s, L)
+    prototypes: torch.Tensor | None = None  # (B, L, J, J)
 
 
 class ASGCN(nn.Module):
@@ -61,24 +78,108 @@ class ASGCN(nn.Module):
             self.separation_weight = nn.Parameter(torch.zeros(K))
             self.separation_bias = nn.Parameter(torch.zeros(K))
 
-    def _prepare(
+    def forward(
         self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
-    ) -> tuple[torch.Tensor | None, ...]:
-        """The per-frame inputs of the adjacency and the messages, all far smaller than A itself.
+    ) -> torch.Tensor:
+        path = self.execution_path(h)
+        if path == "kernel":
+            return kernels.fused_asgcn(self.kernel_args(h, cond, frame_mask, gloss_mask))
+        if path == "chunks":
+            return self._chunked(h, cond, frame_mask, gloss_mask)
+        return self._messages(self._inputs(h, cond, frame_mask, gloss_mask))
 
-        Returns q (B, S, J, D), the key windows (B, S, 2n+1, D, J) (a view), their validity
-        (B, S, 2n+1), the gloss weights w (B, S, L), the prototype masks (B, L, J, J) and the
-        transformed features W_k H (B, S, K, J, D); parts that are switched off are None.
-        """
+    # --- which implementation ------------------------------------------------------------------
+    def execution_path(self, h: torch.Tensor) -> Literal["kernel", "chunks", "frames"]:
+        """How forward computes this input, with the same results up to float rounding: "kernel", the fused C
+        kernel (see :meth:`uses_kernel`), builds no (B, S, K, J, J) tensor; "chunks", PyTorch ``chunk_frames``
+        (B·s) frames at a time, recomputed in backward; "frames", PyTorch all at once."""
+        if self.uses_kernel(h):
+            return "kernel"
+        return "chunks" if self._chunk_frames(h) < h.shape[1] else "frames"
+
+    def uses_kernel(self, h: torch.Tensor) -> bool:
+        """Whether forward runs the fused C kernel for this input (see ``model.focal.kernel``)."""
+        if self.kernel == "torch" or not (self.contextual or self.semantic):  # frame-independent A: one einsum
+            return False
+        fits = h.device.type == "cpu" and h.dtype == torch.float32
+        if self.kernel == "c":
+            if not fits:
+                raise RuntimeError(f"model.focal.kernel=c needs float32 CPU tensors, got {h.dtype} on {h.device}")
+            if not kernels.available():
+                raise RuntimeError(f"model.focal.kernel=c: {kernels.unavailable_reason()}")
+            return True
+        if fits and not kernels.available():
+            kernels.warn_unavailable()
+            return False
+        return fits
+
+    def _chunk_frames(self, h: torch.Tensor) -> int:
+        """Frames per chunk of the PyTorch path; S for all at once (a shared adjacency is one einsum anyway)."""
+        B, S = h.shape[:2]
+        if self.chunk_frames <= 0 or not (self.contextual or self.semantic):
+            return S
+        return max(1, self.chunk_frames // B)
+
+    # --- the fused kernel ----------------------------------------------------------------------
+    def kernel_args(
+        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+    ) -> kernels.ASGCNArgs:
+        """The fused kernel's arguments for this input, differentiable in h, cond and the parameters."""
         B, S, J, D = h.shape
-        q = k_win = valid = w = prototypes = None
+        args: dict[str, torch.Tensor | None] = {}
+        if self.contextual:
+            n, Jp = self.n, kernels.padded_size(J)
+            # keys transposed per frame, zero outside the sequence and in the kernel's column padding: one copy
+            args["kt"] = nn.functional.pad(self.key(h).transpose(-1, -2), (0, Jp - J, 0, 0, n, n))
+            args |= {"q": self._queries(h), "valid": self._validity(frame_mask, h.dtype)}
+            args |= {"wagg": self.aggregate.weight, "bagg": self.aggregate.bias}
+        args["prior"] = self.prior + self.prior_offset if self.topology else None
+        if self.semantic:
+            args["g"], args["proto"] = self._semantic_inputs(h, cond, gloss_mask)
+            args |= {"sw": self.separation_weight, "sb": self.separation_bias}
+        # W_k H with the partitions after the joints; the bias is added inside the kernel
+        x = nn.functional.linear(h, self.transform.weight).view(B, S, J, self.K, D)
+        return kernels.ASGCNArgs(x, xb=self.transform.bias.view(self.K, D), **args)
+
+    # --- the PyTorch path ----------------------------------------------------------------------
+    def _inputs(
+        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+    ) -> ASGCNInputs:
+        """All frames' inputs at once."""
+        q = keys = valid = w = prototypes = None
         if self.contextual:
             q, k, valid = self._context_inputs(h, frame_mask)
-            k_win = self._windows(k, S)
+            keys = self._windows(k, h.shape[1])
         if self.semantic:
             w, prototypes = self._semantic_inputs(h, cond, gloss_mask)
-        x = self.transform(h).view(B, S, J, self.K, D).transpose(2, 3)  # W_k H: (B, S, K, J(u), D)
-        return q, k_win, valid, w, prototypes, x
+        return ASGCNInputs(self._transformed(h), q, keys, valid, w, prototypes)
+
+    def _chunked(
+        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The messages in runs of frames; under autograd each is recomputed in backward, not stored.
+
+        Chunks are views made by split/unfold/unbind, whose backward is one concatenation, not a
+        zero-filled full-size gradient per chunk as plain slicing would give.
+        """
+        S, step = h.shape[1], self._chunk_frames(h)
+        chunks = [ASGCNInputs(x=xc) for xc in self._transformed(h).split(step, dim=1)]
+        if self.contextual:
+            q, k, valid = self._context_inputs(h, frame_mask, extra=len(chunks) * step - S)
+            blocks = k.unfold(1, step + 2 * self.n, step).unbind(1)  # (B, J, D, step + 2n) each, overlapping
+            for c, qc, kc, vc in zip(chunks, q.split(step, 1), blocks, valid.split(step, 1), strict=True):
+                c.q, c.keys, c.valid = qc, self._windows(kc.permute(0, 3, 1, 2), qc.shape[1]), vc
+        if self.semantic:
+            w, prototypes = self._semantic_inputs(h, cond, gloss_mask)
+            for c, wc in zip(chunks, w.split(step, 1), strict=True):
+                c.weights, c.prototypes = wc, prototypes
+        run = partial(checkpoint, self._messages, use_reentrant=False) if torch.is_grad_enabled() else self._messages
+        return torch.cat([run(c) for c in chunks], dim=1)
+
+    def _transformed(self, h: torch.Tensor) -> torch.Tensor:
+        """W_k H: (B, S, K, J, D)."""
+        B, S, J, D = h.shape
+        return self.transform(h).view(B, S, J, self.K, D).transpose(2, 3)
 
     def _context_inputs(self, h: torch.Tensor, frame_mask: torch.Tensor, extra: int = 0) -> tuple[torch.Tensor, ...]:
         """q (B, S, J, D), zero-padded keys (B, n + S + n + extra, J, D) and offset validity (B, S, 2n+1)."""
@@ -98,6 +199,7 @@ class ASGCN(nn.Module):
         return k.unfold(1, 2 * self.n + 1, 1)[:, :frames].permute(0, 1, 4, 3, 2)
 
     def _semantic_inputs(self, h: torch.Tensor, cond: torch.Tensor, gloss_mask: torch.Tensor):
+        """The gloss weights w (B, S, L) of each frame and the prototype masks (B, L, J, J)."""
         B, _, J, _ = h.shape
         prototypes = self.mask_generator(cond).view(B, -1, J, J)  # P_l = MG(G_l)
         desc = self.descriptor(h.mean(dim=2))  # frame descriptor in gloss space: (B, S, D_g)
@@ -126,29 +228,29 @@ class ASGCN(nn.Module):
         ws, bs = self.separation_weight.view(1, 1, -1, 1, 1), self.separation_bias.view(1, 1, -1, 1, 1)
         return torch.addcmul(bs, mixed[:, :, None], ws).sigmoid_().mul(2.0)
 
-    def _adjacency(self, q, k_win, valid, w, prototypes) -> torch.Tensor:
+    def _adjacency(self, inputs: ASGCNInputs) -> torch.Tensor:
         """(A_b + A_a) ⊙ M for a slice of frames: (B, s, K, J, J), or (1, 1, K, J, J) if frame-independent."""
         prior = (self.prior + self.prior_offset)[None, None] if self.topology else None
         if self.contextual:
-            A = self._contextual(q, k_win, valid)
+            A = self._contextual(inputs.q, inputs.keys, inputs.valid)
             if prior is not None:
                 A = A.add_(prior)  # in place on the fresh A_a
         else:
             A = prior
         if self.semantic:
-            A = A * self._semantic(w, prototypes)
+            A = A * self._semantic(inputs.weights, inputs.prototypes)
         return A
 
-    def _messages(self, q, k_win, valid, w, prototypes, x) -> torch.Tensor:
+    def _messages(self, inputs: ASGCNInputs) -> torch.Tensor:
         """Σ_k A_k @ (W_k H) for a slice of frames: (B, s, J(v), D)."""
-        A = self._adjacency(q, k_win, valid, w, prototypes)
+        A, x = self._adjacency(inputs), inputs.x
         if A.shape[0] == 1 and A.shape[1] == 1:  # shared adjacency: one matmul over all frames
             return torch.einsum("kvu,bskud->bsvd", A[0, 0], x)
         # strided per-partition matmuls, no permuted copy of the large A
         parts = [torch.matmul(a, xk) for a, xk in zip(A.unbind(2), x.unbind(2), strict=True)]
         return torch.stack(parts).sum(0)
 
-    # Public views of the equations, over whole sequences (for inspection and tests).
+    # --- public views of the equations over whole sequences (for inspection and tests) ---------
     def contextual_adjacency(self, h: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
         """A_a: (B, S, K, J, J)."""
         q, k, valid = self._context_inputs(h, frame_mask)
@@ -162,77 +264,7 @@ class ASGCN(nn.Module):
         self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> torch.Tensor:
         """The fused per-frame adjacency (B, S, K, J, J) — or (1, 1, K, J, J) when it is frame-independent."""
-        return self._adjacency(*self._prepare(h, cond, frame_mask, gloss_mask)[:5])
-
-    def uses_kernel(self, h: torch.Tensor) -> bool:
-        """Whether forward runs the fused C kernel for this input (see ``model.focal.kernel``)."""
-        if self.kernel == "torch" or not (self.contextual or self.semantic):  # frame-independent A: one einsum
-            return False
-        fits = h.device.type == "cpu" and h.dtype == torch.float32
-        if self.kernel == "c":
-            if not fits:
-                raise RuntimeError(f"model.focal.kernel=c needs float32 CPU tensors, got {h.dtype} on {h.device}")
-            if not kernels.available():
-                raise RuntimeError(f"model.focal.kernel=c: {kernels.unavailable_reason()}")
-            return True
-        if fits and not kernels.available():
-            kernels.warn_unavailable()
-            return False
-        return fits
-
-    def _fused(
-        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """The same equations through the fused kernel: no (B, S, K, J, J) tensor is ever built."""
-        B, S, J, D = h.shape
-        args: dict[str, torch.Tensor] = {}
-        if self.contextual:
-            n, Jp = self.n, kernels.padded_size(J)
-            # keys transposed per frame, zero outside the sequence and in the kernel's column padding: one copy
-            kt = nn.functional.pad(self.key(h).transpose(-1, -2), (0, Jp - J, 0, 0, n, n))
-            agg = self.aggregate
-            args |= {"q": self._queries(h), "kt": kt, "valid": self._validity(frame_mask, h.dtype)}
-            args |= {"wagg": agg.weight, "bagg": agg.bias}
-        if self.topology:
-            args["prior"] = self.prior + self.prior_offset
-        if self.semantic:
-            w, prototypes = self._semantic_inputs(h, cond, gloss_mask)
-            args |= {"g": w, "proto": prototypes, "sw": self.separation_weight, "sb": self.separation_bias}
-        # W_k H with the partitions after the joints; the bias is added inside the kernel
-        x = nn.functional.linear(h, self.transform.weight).view(B, S, J, self.K, D)
-        return kernels.fused_asgcn(x, xb=self.transform.bias.view(self.K, D), **args)
-
-    def forward(
-        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
-    ) -> torch.Tensor:
-        if self.uses_kernel(h):
-            return self._fused(h, cond, frame_mask, gloss_mask)
-        B, S = h.shape[:2]
-        step = S if self.chunk_frames <= 0 else max(1, self.chunk_frames // B)
-        if step >= S or not (self.contextual or self.semantic):
-            return self._messages(*self._prepare(h, cond, frame_mask, gloss_mask))
-        # Frame chunks keep the (chunk, 2n+1, J, J) intermediates small enough to stay in cache; under
-        # autograd each chunk is recomputed in the backward pass instead of being stored. Same results.
-        # Chunks are views made by split/unfold/unbind, whose backward is one concatenation, not a
-        # zero-filled full-size gradient per chunk as plain slicing would give.
-        chunks = -(-S // step)
-        x = self.transform(h).view(B, S, -1, self.K, h.shape[-1]).transpose(2, 3)  # W_k H: (B, S, K, J, D)
-        per_chunk: list[list] = [[None] * 4 + [None, xc] for xc in x.split(step, dim=1)]
-        if self.contextual:
-            q, k, valid = self._context_inputs(h, frame_mask, extra=chunks * step - S)
-            blocks = k.unfold(1, step + 2 * self.n, step).unbind(1)  # (B, J, D, step + 2n) each, overlapping
-            for c, (qc, kc, vc) in enumerate(zip(q.split(step, 1), blocks, valid.split(step, 1), strict=True)):
-                per_chunk[c][0:3] = qc, self._windows(kc.permute(0, 3, 1, 2), qc.shape[1]), vc
-        if self.semantic:
-            w, prototypes = self._semantic_inputs(h, cond, gloss_mask)
-            for c, wc in enumerate(w.split(step, 1)):
-                per_chunk[c][3:5] = wc, prototypes
-        run = (
-            (lambda *a: checkpoint(self._messages, *a, use_reentrant=False))
-            if torch.is_grad_enabled()
-            else self._messages
-        )
-        return torch.cat([run(*args) for args in per_chunk], dim=1)
+        return self._adjacency(self._inputs(h, cond, frame_mask, gloss_mask))
 
 
 class TemporalConv(nn.Module):

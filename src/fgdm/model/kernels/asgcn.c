@@ -373,3 +373,13 @@ int asgcn_backward(const asgcn_args *a, int64_t frames, int threads, const float
                               PART(dprior, K * N), PART(dsw, K), PART(dsb, K)))
 #undef PART
 }
+
+/* 1 when built for AVX (the __AVX__ branches above), 0 for the generic-vector branch: the tests check that
+ * the portable build really runs the latter. */
+int asgcn_uses_avx(void) {
+#ifdef __AVX__
+    return 1;
+#else
+    return 0;
+#endif
+}
