@@ -79,7 +79,7 @@ echo "[gpu] back-translators"
 evaluator() {
     local name=$1 data=$2 steps=$3 every=$4
     { fgdm backtranslator train configs/backtranslator.yaml --set data.path="$data" --set training.output_dir="$W/$name" \
-        --set training.max_steps="$steps" --set training.val_every="$every" --quiet \
+        --set training.max_steps="$steps" --set training.val_every="$every" --overwrite --quiet \
         && { cp "$W/$name/checkpoints/best.ckpt" "$W/$name.tmp" || cp "$W/$name/checkpoints/last.ckpt" "$W/$name.tmp"; } \
         && mv "$W/$name.tmp" "$W/$name.ckpt"; } \
         > "$OUT/logs/$name.log" 2>&1 &

@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> None:
               f"handshape {row['handshape']:.1f}", flush=True)  # fmt: skip
 
     max_seconds = args.max_minutes * 60 if args.max_minutes else None
-    train(cfg, progress=not args.quiet, callbacks=[curve_callback(evaluator, at, max_seconds, record)])
+    train(cfg, progress=not args.quiet, callbacks=[curve_callback(evaluator, at, max_seconds, record)], overwrite=True)
     print(f"[{args.name}] wrote {out}")
 
 

@@ -84,7 +84,7 @@ def backtranslator(dataset: str, data: Path, work: Path, steps: int | None = Non
         print(f"[{dataset}] training the back-translator on ground truth ({steps} steps)", flush=True)
         seconds = _fgdm(
             ["backtranslator", "train", "configs/backtranslator.yaml", "--set", f"data.path={data}",
-             "--set", f"training.output_dir={out}", "--set", f"training.max_steps={steps}", "--quiet"],
+             "--set", f"training.output_dir={out}", "--set", f"training.max_steps={steps}", "--overwrite", "--quiet"],
             work / "backtranslator.log",
         )  # fmt: skip
         print(f"[{dataset}] back-translator trained in {seconds / 60:.1f} min", flush=True)
@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> None:
             seconds = _fgdm(
                 ["train", "configs/synth.yaml", f"configs/ablations/{name}.yaml", "--set", f"data.path={data}",
                  "--set", f"training.output_dir={run_dir}", "--set", f"training.seed={seed}",
-                 "--set", f"training.max_steps={args.steps}", "--set", f"training.val_every={args.steps}", "--quiet"],
+                 "--set", f"training.max_steps={args.steps}", "--set", f"training.val_every={args.steps}",
+                 "--overwrite", "--quiet"],
                 run_dir.with_suffix(".log"),
             )  # fmt: skip
             evaluator = evaluator or open_evaluator(data, bt_path, DATASETS[dataset]["split"])

@@ -100,10 +100,12 @@ def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, 
     assert "| ground truth |" in md and "## Definitions" in md and "β = 1.2" in md
 
 
-def test_evaluate_rejects_a_hypothesis_with_the_wrong_count(trained, backtranslator, tmp_path, capsys):
+def test_evaluate_rejects_a_hypothesis_whose_names_do_not_match(trained, backtranslator, tmp_path, capsys):
     (tmp_path / "hyp").mkdir()
     np.save(tmp_path / "hyp" / "a.npy", np.zeros((5, 50, 3), dtype=np.float32))
     args = ["evaluate", "--backtranslator", str(backtranslator), "--split", "test", "--limit", "3",
             "--hyp", str(tmp_path / "hyp"), "--out", str(tmp_path / "r"), "--quiet"]  # fmt: skip
     assert main(args) == 1
-    assert "1 sequences, but the test split has 3" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("fgdm: error: ") and "names do not match the test split's: missing" in err
+    assert "(3 in all)" in err  # all three references lack a hypothesis; the extra "a" is allowed with --limit

@@ -64,3 +64,28 @@ def test_differing_line_counts_and_missing_files(synth_dir, tmp_path):
     (tmp_path / "d" / "dev.files").unlink()
     with pytest.raises(DataFormatError, match=r"dev.files: file not found"):
         read_split(tmp_path / "d", "dev")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_token(synth_dir, tmp_path):
+    for ext in ("skels", "gloss", "text", "files"):
+        shutil.copy(synth_dir / f"dev.{ext}", tmp_path / f"dev.{ext}")
+    for ext in ("gloss", "text"):
+        path = tmp_path / f"dev.{ext}"
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # as Windows editors save UTF-8
+    plain, marked = read_split(synth_dir, "dev"), read_split(tmp_path, "dev")
+    assert marked.glosses == plain.glosses and marked.texts == plain.texts
+    assert not marked.glosses[0][0].startswith("\ufeff")
+
+
+def test_absurd_magnitudes_and_bad_bytes_are_refused_with_file_and_line(synth_dir, tmp_path):
+    for ext in ("skels", "gloss", "text", "files"):
+        shutil.copy(synth_dir / f"dev.{ext}", tmp_path / f"dev.{ext}")
+    skels = tmp_path / "dev.skels"
+    lines = skels.read_text().split("\n")
+    lines[2] = "5000.0 " + lines[2].split(" ", 1)[1]
+    skels.write_text("\n".join(lines))
+    with pytest.raises(DataFormatError, match=r"dev.skels:3: frame 1, joint 0 coordinate x is 5000: beyond ±1000"):
+        read_split(tmp_path, "dev")
+    (tmp_path / "dev.gloss").write_bytes(b"REGEN\nNORD \xff\n")
+    with pytest.raises(DataFormatError, match=r"dev.gloss:2: not UTF-8 text"):
+        read_split(tmp_path, "dev")

@@ -13,7 +13,10 @@ def read_checkpoint(path: Path | str, what: str = "checkpoint") -> dict[str, Any
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: {what} not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated, corrupt or foreign file: pickle, zip and torch all raise their own
+        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not an fgdm {what} (no stored config and weights)")
     return ckpt

@@ -61,7 +61,10 @@ class Diffusion:
 
     def sampling_timesteps(self, steps: int | None = None) -> list[int]:
         """I evenly spaced timesteps from T−1 down: 999, 799, 599, 399, 199 for T = 1000, I = 5."""
-        steps = steps or self.cfg.sampling_steps
+        steps = self.cfg.sampling_steps if steps is None else steps
+        if not 1 <= steps <= self.timesteps:
+            raise ValueError(f"{steps} sampling steps: choose from 1 to at most {self.timesteps} (the diffusion's "
+                             "timesteps)")  # fmt: skip
         stride = self.timesteps // steps
         return [self.timesteps - 1 - i * stride for i in range(steps)]
 

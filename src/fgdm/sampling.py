@@ -24,6 +24,24 @@ from fgdm.data.dataset import pad_sequences
 from fgdm.data.vocab import Vocabulary
 from fgdm.model import FGDM, build_model
 
+MAX_FRAMES = 2000  # 80 s at 25 fps: longer requests are mistakes (attention memory grows with the square)
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; a clear error without CUDA."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: CUDA is not available on this machine (use --device cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
 
 @dataclass(frozen=True)
 class LengthMode:
@@ -34,8 +52,8 @@ class LengthMode:
     frames: int | None = None
 
     def __post_init__(self) -> None:
-        if (self.kind == "fixed") != (self.frames is not None) or (self.frames is not None and self.frames < 1):
-            raise ValueError(f"length: a fixed length needs a frame count ≥ 1, got {self.kind} {self.frames}")
+        if (self.kind == "fixed") != (self.frames is not None) or not 1 <= (self.frames or 1) <= MAX_FRAMES:
+            raise ValueError(f"length: a fixed length is a frame count from 1 to {MAX_FRAMES}, got {self.frames}")
 
     @classmethod
     def parse(cls, text: str | int) -> LengthMode:
@@ -45,7 +63,9 @@ class LengthMode:
         try:
             n = int(text)
         except ValueError:
-            raise ValueError(f"length: expected gt, predicted or a frame count ≥ 1, got {text!r}") from None
+            raise ValueError(
+                f"length: expected gt, predicted or a frame count from 1 to {MAX_FRAMES}, got {text!r}"
+            ) from None
         return cls("fixed", n)
 
     def frame_counts(self, samples: Sequence[Sample] | None = None, n: int | None = None) -> list[int] | None:
@@ -78,13 +98,16 @@ class LoadedModel:
 
 
 def load_for_sampling(path: Path | str, device: str | torch.device = "cpu", use_ema: bool = True) -> LoadedModel:
-    """Rebuilds the generator from a checkpoint's stored config; EMA weights when present and ``use_ema``."""
+    """Rebuilds the generator from a checkpoint's stored config; EMA weights when present and ``use_ema``.
+
+    ``device``: see :func:`resolve_device` (``auto`` picks CUDA when present)."""
     ckpt = read_checkpoint(path)
     try:
         hp = ckpt["hyper_parameters"]
         cfg, vocab = from_dict(hp["config"]), Vocabulary(hp["vocab"])
     except KeyError as err:
         raise ValueError(f"{path}: not an fgdm checkpoint (missing {err})") from None
+    device = resolve_device(device)
     model = build_model(cfg, len(vocab), with_scg=False)
     state = ckpt["state_dict"]
     prefix = "ema.module." if use_ema and any(k.startswith("ema.module.") for k in state) else "model.denoiser."
@@ -92,9 +115,14 @@ def load_for_sampling(path: Path | str, device: str | torch.device = "cpu", use_
         model.denoiser.load_state_dict(substate(state, prefix))
     except RuntimeError as err:
         raise ValueError(f"{path}: its weights do not fit its stored config ({str(err).splitlines()[0]})") from None
+    if not all(bool(t.isfinite().all()) for t in model.denoiser.state_dict().values() if t.is_floating_point()):
+        raise ValueError(f"{path}: its weights hold NaN or infinite values (a damaged file, or a diverged run)")
     normalizer_state = substate(state, "model.normalizer.")
     if normalizer_state:
         model.normalizer.load_state_dict(normalizer_state)
+        stats = model.normalizer
+        if not (bool(stats.mean.isfinite().all()) and bool(stats.std.isfinite().all()) and bool((stats.std > 0).all())):
+            raise ValueError(f"{path}: its pose statistics (mean, std) are not finite and positive")
     elif cfg.diffusion.standardise:
         raise ValueError(f"{path}: diffusion.standardise is on but the checkpoint has no pose statistics")
     model.eval().to(device)
@@ -117,6 +145,9 @@ def generate_poses(
     """
     from tqdm.auto import tqdm
 
+    if frames is not None and not all(1 <= f <= MAX_FRAMES for f in frames):
+        raise ValueError(f"frame counts go from 1 to {MAX_FRAMES}, got {min(frames)} … {max(frames)}")
+    loaded.model.diffusion.sampling_timesteps(steps)  # checks steps before any work
     model = loaded.model
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)

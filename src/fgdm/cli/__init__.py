@@ -1,19 +1,39 @@
 """The ``fgdm`` command line: :mod:`fgdm.cli.parser` reads the arguments, :mod:`fgdm.cli.commands` calls
-the library; here, the one place that turns expected failures into ``fgdm CMD: error: ...``."""
+the library; here, the one place that turns expected failures into one line, ``fgdm: error: ...``.
+
+Exit status: 0 done, 1 an expected failure (bad input, missing or corrupt file, no CUDA, a full disk,
+non-finite training), 2 a usage error (argparse), 130 interrupted (Ctrl-C). ``--debug`` prints the
+failure's traceback too.
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 
-from fgdm.data.pt import DataFormatError
 from fgdm.runtime import keep_freed_memory
+
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
     return f"fgdm: warning: {message}\n"
+
+
+def _describe(err: BaseException) -> str:
+    """The one line an expected failure prints."""
+    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and err.errno is not None:
+        where = f"{err.filename}: " if err.filename else ""
+        if err.errno == errno.ENOSPC:
+            return f"{where}{err.strerror}: free some space and run the command again"
+        return f"{where}{err.strerror}"
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    return str(err)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,6 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
-    except (DataFormatError, ValueError, KeyError, FileNotFoundError) as err:
-        print(f"fgdm {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        print("fgdm: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except (ValueError, KeyError, OSError, RuntimeError, ArithmeticError) as err:  # incl. DataFormatError, ConfigError
+        if args.debug:
+            traceback.print_exc()
+        print(f"fgdm: error: {_describe(err)}", file=sys.stderr)
         return 1

@@ -11,9 +11,19 @@ from pathlib import Path
 from fgdm.data.pt import DataFormatError
 
 
+def refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """Never replace what is there without ``--overwrite``."""
+    found = [str(p) for p in paths if p.exists()]
+    if found and not overwrite:
+        raise ValueError(f"{', '.join(found[:3])} exists already: choose another --out, or --overwrite to replace it")
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from fgdm.data.sources import make_synth
 
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise ValueError(f"{out} is not empty: choose a new directory, or --overwrite to write its splits again")
     sizes = {"train": args.num_train, "dev": args.num_dev, "test": args.num_test}
     summary = make_synth(args.out, args.seed, sizes, args.glosses, args.lazy, args.workers, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
@@ -47,6 +57,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         else:
             sequences.append(load_any(spec))
             titles.append(spec.name)
+    refuse_existing([Path(args.out)], args.overwrite)
     path = save_animation(args.out, sequences, titles if not args.no_titles else None, fps=args.fps)
     print(f"wrote {path} ({max(len(s) for s in sequences)} frames, {len(sequences)} panel(s))")
     return 0
@@ -77,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set)
     with contextlib.redirect_stdout(sys.stderr):  # progress bars on the terminal, stdout keeps the JSON
-        result = train(cfg, resume=args.resume, progress=not args.quiet)
+        result = train(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     print_result(result, {"train_sequences_per_second": round(result.sequences_per_second, 2)})
     return 0
 
@@ -88,7 +99,7 @@ def cmd_bt_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set, schema=BackTranslatorConfig)
     with contextlib.redirect_stdout(sys.stderr):
-        result = train_backtranslator(cfg, resume=args.resume, progress=not args.quiet)
+        result = train_backtranslator(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     print_result(result)
     return 0
 
@@ -105,6 +116,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if not tokens:
             raise ValueError("--gloss is empty")
         frames = (args.length or LengthMode("predicted")).frame_counts(None, 1)
+        refuse_existing([out], args.overwrite)
         (pose,) = generate_poses(loaded, loaded.vocab.encode_all([tokens]), frames, steps=args.steps, seed=args.seed)
         if out.suffix.lower() in (".gif", ".mp4"):
             from fgdm.render import save_animation
@@ -118,13 +130,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 0
     if out.suffix:
         raise ValueError(f"{out}: with --split the output is a directory (PT files), not a {out.suffix} file")
-    skip = loaded.cfg.data.skip_frames  # the data the checkpoint was trained on unless --data
+    data = args.data or loaded.cfg.data.path  # the data the checkpoint was trained on unless --data
+    if data is not None and out.is_dir() and out.resolve() == Path(data).resolve():
+        raise ValueError(f"{out} is the data directory: writing there would overwrite the data's own "
+                         f"{args.split}.skels; choose another --out")  # fmt: skip
+    refuse_existing([out / f"{args.split}.{ext}" for ext in ("skels", "gloss", "text", "files")], args.overwrite)
+    skip = loaded.cfg.data.skip_frames
     corpus = open_corpus(args.data, args.split, skip) if args.data else build_corpus(loaded.cfg.data, args.split)
     samples = [corpus[i] for i in range(len(corpus) if args.limit is None else min(args.limit, len(corpus)))]
     poses = generate_for(loaded, samples, args.length or LengthMode("gt"), steps=args.steps, seed=args.seed,
                          batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip
     write_split(out, args.split, PTSplit(poses=poses, glosses=[list(s.glosses) for s in samples],
                                          texts=[s.text for s in samples], names=[s.name for s in samples]))  # fmt: skip
+    (out / f"{args.split}.fps").write_text(f"{loaded.fps}\n")  # the frame rate it was sampled at (fgdm.data.io)
     rendered = []
     for i in range(min(args.render, len(samples))):
         from fgdm.render import save_comparison
@@ -140,6 +158,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from fgdm.evaluation.protocol import evaluate
     from fgdm.evaluation.report import markdown_table, write_report
 
+    base = Path(args.out) / "report" if Path(args.out).is_dir() else Path(args.out).with_suffix("")
+    refuse_existing([base.with_suffix(".json"), base.with_suffix(".md")], args.overwrite)
     report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
                       args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet)  # fmt: skip
     json_path, md_path = write_report(report, args.out)
@@ -151,8 +171,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from fgdm.metrics.text import bleu, rouge_l, wer
 
-    hyp = Path(args.hyp).read_text(encoding="utf-8").splitlines()
-    ref = Path(args.ref).read_text(encoding="utf-8").splitlines()
+    for path in (Path(args.hyp), Path(args.ref)):
+        if path.is_dir():
+            raise ValueError(f"{path}: is a directory, not a text file of sentences")
+    hyp = Path(args.hyp).read_text(encoding="utf-8-sig").splitlines()
+    ref = Path(args.ref).read_text(encoding="utf-8-sig").splitlines()
+    if not ref:
+        raise ValueError(f"{args.ref}: no sentences to score against")
     if len(hyp) != len(ref):
         raise ValueError(f"{args.hyp} has {len(hyp)} lines but {args.ref} has {len(ref)}")
     w = wer(hyp, ref)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fgdm.cli import commands
-from fgdm.sampling import LengthMode
+from fgdm.sampling import MAX_FRAMES, LengthMode
 
 
 def _positive_int(text: str) -> int:
@@ -18,41 +18,72 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _count(text: str) -> int:
+    """A whole number ≥ 0 (e.g. how many to render)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}")
+    return n
+
+
 def _length(text: str) -> LengthMode:
     try:
         return LengthMode.parse(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--length takes gt, predicted or a frame count ≥ 1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"takes gt, predicted or a frame count from 1 to at most {MAX_FRAMES}, got {text!r}"
+        ) from None
+
+
+def _configs(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("config", nargs="+", help=f"YAML configs, later ones override earlier ones (e.g. {example})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. training.max_steps=500 (repeatable)")  # fmt: skip
+
+
+def _trainer(sub, name: str, help: str, example: str, func) -> None:
+    """A training command: configs, overrides, resume or overwrite."""
+    p = sub.add_parser(name, help=help)
+    _configs(p, example)
+    p.add_argument("--resume", action="store_true", help="continue from training.output_dir/checkpoints/last.ckpt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh where training.output_dir holds checkpoints (they are replaced)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=func)
+
+
+def _sampling(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="DDIM sampling steps, at most diffusion.timesteps (default: the config's, 5)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="sequences sampled at once (default 32)")
+    p.add_argument("--limit", type=_positive_int, default=None, help="only the first N sequences of the split")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fgdm", description="Focal-General Diffusion Model for sign language production"
-    )
+    parser = argparse.ArgumentParser(prog="fgdm", description="Focal-General Diffusion Model for sign language "
+                                     "production: glosses to 3D skeleton sequences")  # fmt: skip
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="generate the synthetic sign language as a data directory")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument(
-        "--glosses",
-        help="PHOENIX-style CSV (id|signer|annotation|translation), or a directory of "
-        "*train*/*dev*/*test*.csv, rendered instead of grammar sentences",
-    )
-    p.add_argument(
-        "--num-train",
-        type=int,
-        default=None,
-        help="train sentences (default 1000; with --glosses: rows to keep, default all)",
-    )
-    p.add_argument("--num-dev", type=int, default=None, help="dev sentences (default 100)")
-    p.add_argument("--num-test", type=int, default=None, help="test sentences (default 100)")
+    p.add_argument("--out", required=True, help="output directory (new or empty, unless --overwrite)")
+    p.add_argument("--glosses", help="PHOENIX-style CSV (id|signer|annotation|translation), or a directory of "
+                   "*train*/*dev*/*test*.csv, rendered instead of grammar sentences")  # fmt: skip
+    p.add_argument("--num-train", type=_positive_int, default=None,
+                   help="train sentences (default 1000; with --glosses: rows to keep, default all)")  # fmt: skip
+    p.add_argument("--num-dev", type=_positive_int, default=None, help="dev sentences (default 100)")
+    p.add_argument("--num-test", type=_positive_int, default=None, help="test sentences (default 100)")
     p.add_argument("--seed", type=int, default=0, help="one seed is one sign language (default 0)")
     p.add_argument("--workers", type=_positive_int, default=1, help="render in this many processes (default 1)")
-    p.add_argument(
-        "--lazy",
-        action="store_true",
-        help="write only a manifest (synth.json); samples are rendered on demand by index",
-    )
+    p.add_argument("--lazy", action="store_true",
+                   help="write only a manifest (synth.json); samples are rendered on demand by index")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="write into a directory that is not empty")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=commands.cmd_synth)
 
@@ -62,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         q = dsub.add_parser(name, help="validate every split and print statistics as JSON")
         q.add_argument("dir", help="a PT-format directory or a synthetic manifest directory")
         q.add_argument("--split", action="append", help="only this split (repeatable)")
-        q.add_argument("--skip-frames", type=int, default=1, help="keep every k-th frame")
+        q.add_argument("--skip-frames", type=_positive_int, default=1, help="keep every k-th frame (default 1)")
         q.add_argument("--quiet", action="store_true", help="no progress bars")
         q.set_defaults(func=commands.cmd_data_check)
 
@@ -70,79 +101,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help=".npy or .pose files, or data directories (with --split/--index)")
     p.add_argument("--out", required=True, help="output .gif or .mp4")
     p.add_argument("--split", default="test", help="split of a data directory input (default test)")
-    p.add_argument("--index", type=int, default=0, help="sequence index in a data directory input")
-    p.add_argument("--fps", type=int, default=25)
-    p.add_argument("--no-titles", action="store_true")
+    p.add_argument("--index", type=int, default=0, help="sequence index in a data directory input (default 0)")
+    p.add_argument("--fps", type=_positive_int, default=25, help="frames per second (default 25)")
+    p.add_argument("--no-titles", action="store_true", help="no title above each panel")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=commands.cmd_render)
 
-    p = sub.add_parser("train", help="train FGDM (PyTorch Lightning)")
-    p.add_argument(
-        "config",
-        nargs="+",
-        help="YAML configs, later ones override (e.g. configs/synth.yaml configs/ablations/focal_only.yaml)",
-    )
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    p.add_argument("--resume", action="store_true", help="continue from training.output_dir/checkpoints/last.ckpt")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=commands.cmd_train)
+    _trainer(sub, "train", "train FGDM (PyTorch Lightning)", "configs/synth.yaml configs/ablations/focal_only.yaml",
+             commands.cmd_train)  # fmt: skip
 
     p = sub.add_parser("generate", help="sample poses from a trained checkpoint")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a training checkpoint (.ckpt)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--gloss", help='one gloss sequence, e.g. "MORGEN NORD REGEN"')
     src.add_argument("--split", help="a split of --data (default: the checkpoint's own training data)")
     p.add_argument("--data", help="a PT-format or synthetic-manifest directory (with --split)")
     p.add_argument("--length", type=_length, default=None,
                    help="gt | predicted | N frames (default: gt with --split, predicted with --gloss)")  # fmt: skip
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the config's, 5)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--limit", type=int, default=None, help="only the first N sequences of the split")
-    p.add_argument("--render", type=int, default=0, help="also render the first N as generated-vs-truth GIFs")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--render", type=_count, default=0, help="also render the first N as generated-vs-truth GIFs")
     p.add_argument("--no-ema", action="store_true", help="sample with the raw weights even if EMA weights exist")
     p.add_argument("--out", required=True, help="a .npy/.pose/.gif/.mp4 file (--gloss) or a directory (--split)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier output (never the data's own files)")
+    _sampling(p)
     p.set_defaults(func=commands.cmd_generate)
 
     p = sub.add_parser("backtranslator", help="the back-translation evaluator")
     bsub = p.add_subparsers(dest="bt_command", required=True)
-    q = bsub.add_parser("train", help="train it on ground-truth poses (frozen afterwards)")
-    q.add_argument("config", nargs="+", help="YAML configs, e.g. configs/backtranslator.yaml")
-    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    q.add_argument("--resume", action="store_true")
-    q.add_argument("--quiet", action="store_true")
-    q.set_defaults(func=commands.cmd_bt_train)
+    _trainer(bsub, "train", "train it on ground-truth poses (frozen afterwards)", "configs/backtranslator.yaml",
+             commands.cmd_bt_train)  # fmt: skip
 
     p = sub.add_parser("evaluate", help="score a model (and baselines, other systems) under the paper's protocol")
     p.add_argument("--backtranslator", required=True, help="a back-translator checkpoint")
     p.add_argument("--checkpoint", help="an FGDM checkpoint to sample from")
     p.add_argument("--data", help="PT or synthetic-manifest directory (default: the back-translator's data)")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="the split to score (default test)")
     p.add_argument("--length", type=_length, default=LengthMode("gt"), help="gt | predicted | N (default gt)")
-    p.add_argument("--hyp", action="append", help="poses of another system: a PT directory or a folder of .npy")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=None, help="only the first N sequences")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--hyp", action="append", help="poses of another system, matched to the split by name: a PT "
+                   "directory (.files) or a folder of .npy/.pose files named like the split (repeatable)")  # fmt: skip
     p.add_argument("--out", required=True, help="report path without suffix: writes .json and .md")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    _sampling(p)
     p.set_defaults(func=commands.cmd_evaluate)
 
     p = sub.add_parser("score", help="BLEU-1..4, ROUGE-L and WER of two line-aligned text files (JSON)")
-    p.add_argument("--hyp", required=True)
-    p.add_argument("--ref", required=True)
+    p.add_argument("--hyp", required=True, help="hypotheses, one sentence per line")
+    p.add_argument("--ref", required=True, help="references, one sentence per line")
     p.set_defaults(func=commands.cmd_score)
 
     p = sub.add_parser("model", help="inspect models")
     msub = p.add_subparsers(dest="model_command", required=True)
     q = msub.add_parser("summary", help="parameter counts per component and MACs of one denoiser call (JSON)")
-    q.add_argument("config", nargs="+", help="YAML configs, later ones override (e.g. configs/paper.yaml)")
-    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    q.add_argument("--vocab-size", type=int, default=1089, help="gloss vocabulary size (PHOENIX14T: 1089)")
-    q.add_argument("--batch", type=int, default=1)
-    q.add_argument("--frames", type=int, default=130)
-    q.add_argument("--glosses", type=int, default=8)
+    _configs(q, "configs/paper.yaml")
+    q.add_argument("--vocab-size", type=_positive_int, default=1089, help="gloss vocabulary size (PHOENIX14T: 1089)")
+    q.add_argument("--batch", type=_positive_int, default=1, help="sequences in the call (default 1)")
+    q.add_argument("--frames", type=_positive_int, default=130, help="frames per sequence (default 130)")
+    q.add_argument("--glosses", type=_positive_int, default=8, help="glosses per sequence (default 8)")
     q.set_defaults(func=commands.cmd_model_summary)
     return parser

@@ -53,6 +53,21 @@ class TrainingConfig:
     seed: int = 42
     num_workers: int = 0
 
+    def __post_init__(self) -> None:
+        for key in ("val_every", "log_every", "num_nodes"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"training.{key}: must be ≥ 1, got {getattr(self, key)}")
+        if isinstance(self.devices, int) and (self.devices == 0 or self.devices < -1):
+            raise ConfigError(f"training.devices: must be ≥ 1 (or -1 for all, or auto), got {self.devices}")
+        if self.val_batches is not None and self.val_batches < 1:
+            raise ConfigError(f"training.val_batches: must be ≥ 1 (or null for all), got {self.val_batches}")
+        if self.num_workers < 0:
+            raise ConfigError(f"training.num_workers: must be ≥ 0, got {self.num_workers}")
+        if not self.lr > 0:
+            raise ConfigError(f"training.lr: must be > 0, got {self.lr}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ConfigError(f"training.ema_decay: must be between 0 and 1 (or null), got {self.ema_decay}")
+
 
 @dataclass(frozen=True)
 class LossConfig:

@@ -3,15 +3,18 @@
 PT directories (``{split}.skels`` …) are read and written by :mod:`fgdm.data.pt`.
 
 ``.pose`` files carry the skeleton as three components, BODY (8 points) and the two hands (21
-each), limbs from the skeleton's bones, confidence 1 and 25 fps (SPEC §2.2).
+each), limbs from the skeleton's bones, confidence 1 and their frame rate (SPEC §2.2). Readers
+refuse what is not a pose: wrong shapes, NaN, infinities and coordinates beyond ±1,000.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from fgdm.data.pt import MAX_ABS, DataFormatError
 from fgdm.skeleton import PT50, Skeleton
 
 FPS = 25.0
@@ -58,39 +61,69 @@ def save_pose(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps
     return path
 
 
-def load_pose(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:
-    """Reads a ``.pose`` file written by :func:`save_pose` back into (S, J, 3) float32."""
+def read_pose(path: Path | str, skeleton: Skeleton = PT50) -> tuple[np.ndarray, float]:
+    """A ``.pose`` file with the PT skeleton's points (as :func:`save_pose` writes): (S, J, 3) float32 and its fps."""
     from pose_format import Pose
 
     path = Path(path)
-    p = Pose.read(path.read_bytes())
-    names = [pt for c in p.header.components for pt in c.points]
+    try:
+        p = Pose.read(path.read_bytes())
+        names = [pt for c in p.header.components for pt in c.points]
+        data, fps = np.asarray(p.body.data.filled(0.0)), float(p.body.fps)
+    except OSError:
+        raise
+    except Exception as err:  # pose-format raises whatever its parser meets in a damaged file
+        raise DataFormatError(path, None, f"not a readable .pose file ({type(err).__name__}: {err})") from None
     missing = [n for n in skeleton.names if n not in names]
     if missing:
-        raise ValueError(f"{path}: the .pose file lacks points {missing[:5]} of the PT 50-joint skeleton")
-    data = np.asarray(p.body.data.filled(0.0))[:, 0, :, :3]  # first person, xyz
+        raise DataFormatError(path, None, f"the .pose file lacks points {missing[:5]} of the PT 50-joint skeleton")
+    if data.ndim != 4 or data.shape[1] < 1 or data.shape[3] < 3:
+        raise DataFormatError(path, None, f"pose data of shape {data.shape}, expected (frames, people, points, xyz)")
+    if not (np.isfinite(fps) and fps > 0):
+        raise DataFormatError(path, None, f"frame rate {fps} fps")
     index = [names.index(n) for n in skeleton.names]
-    return data[:, index].astype(np.float32)
+    return _check(data[:, 0, index, :3], skeleton, str(path)).astype(np.float32), fps  # first person, xyz
+
+
+def load_pose(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:
+    """Reads a ``.pose`` file written by :func:`save_pose` back into (S, J, 3) float32."""
+    return read_pose(path, skeleton)[0]
 
 
 def save_npy(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50) -> Path:
+    """Writes one (S, J, 3) sequence to exactly ``path`` (NumPy would add ``.npy`` to ``a.NPY``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, _check(pose, skeleton).astype(np.float32))
+    with path.open("wb") as f:
+        np.save(f, _check(pose, skeleton).astype(np.float32))
     return path
 
 
 def load_npy(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:
     path = Path(path)
-    return _check(np.load(path), skeleton, str(path)).astype(np.float32)
+    try:
+        pose = np.load(path, allow_pickle=False)
+    except OSError:
+        raise
+    except Exception as err:  # a damaged or foreign file: NumPy raises ValueError, EOFError, …
+        raise DataFormatError(path, None, f"not a readable .npy file ({type(err).__name__}: {err})") from None
+    if not isinstance(pose, np.ndarray):
+        raise DataFormatError(path, None, "an .npz archive, not one .npy array")
+    return _check(pose, skeleton, str(path)).astype(np.float32)
 
 
 def _check(pose: np.ndarray, skeleton: Skeleton, where: str = "pose") -> np.ndarray:
     pose = np.asarray(pose)
     if pose.ndim != 3 or pose.shape[1:] != (skeleton.num_joints, 3):
         raise ValueError(f"{where}: shape {pose.shape}, expected (S, {skeleton.num_joints}, 3)")
+    if not np.issubdtype(pose.dtype, np.number):
+        raise ValueError(f"{where}: values of type {pose.dtype}, expected numbers")
     if not np.isfinite(pose).all():
         raise ValueError(f"{where}: contains NaN or infinite values")
+    if len(pose) == 0:
+        raise ValueError(f"{where}: no frames")
+    if np.abs(pose).max() > MAX_ABS:
+        raise ValueError(f"{where}: a coordinate of {np.abs(pose).max():g} is beyond ±{MAX_ABS:g}: not a pose")
     return pose
 
 
@@ -111,26 +144,62 @@ def _natural_key(path: Path) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.stem))
 
 
-def load_hypotheses(path: Path | str, split: str, count: int, skeleton: Skeleton = PT50) -> list[np.ndarray]:
-    """Another system's poses for ``split``: a PT directory holding ``{split}.skels``, or a directory of
-    ``.npy``/``.pose`` files taken in natural name order; there must be ``count`` sequences."""
-    from fgdm.data.pt import DataFormatError, parse_skels_line
+def load_hypotheses(
+    path: Path | str,
+    split: str,
+    names: Sequence[str],
+    fps: float,
+    source_fps: float = FPS,
+    allow_extra: bool = False,
+    skeleton: Skeleton = PT50,
+) -> list[np.ndarray]:
+    """Another system's poses for the references ``names``, in their order, at the references' ``fps``.
+
+    ``path`` is a PT directory holding ``{split}.skels`` (matched by ``{split}.files``) or a directory of
+    ``.npy``/``.pose`` files (matched by file stem). Frame rates: a ``.pose`` file's own; else
+    ``{split}.fps`` beside the files (``fgdm generate`` writes it); else ``source_fps``, the rate of the
+    data's own files (25 for PT). A sequence at k times ``fps`` keeps every k-th frame, as the references
+    did. Missing names are an error, and extra ones unless ``allow_extra`` (a ``--limit``-ed evaluation).
+    """
+    from fgdm.data.pt import read_split
 
     path = Path(path)
     if not path.is_dir():
         raise DataFormatError(path, None, "hypothesis directory not found")
-    skels = path / f"{split}.skels"
-    if skels.is_file():
-        lines = skels.read_text(encoding="utf-8").splitlines()
-        poses = [parse_skels_line(line, skels, i, skeleton.num_joints) for i, line in enumerate(lines, start=1)]
+    rate_file = path / f"{split}.fps"
+    try:
+        given = float(rate_file.read_text().strip()) if rate_file.is_file() else source_fps
+    except ValueError:
+        raise DataFormatError(rate_file, 1, "not a frame rate") from None
+    found: dict[str, tuple[np.ndarray, float]] = {}
+    if (path / f"{split}.skels").is_file():
+        data = read_split(path, split, num_joints=skeleton.num_joints)
+        for name, pose in zip(data.names, data.poses, strict=True):
+            if name in found:
+                raise DataFormatError(path / f"{split}.files", None, f"the name {name!r} appears twice")
+            found[name] = (pose, given)
     else:
         files = sorted([*path.glob("*.npy"), *path.glob("*.pose")], key=_natural_key)
         if not files:
             raise DataFormatError(path, None, f"no {split}.skels and no .npy/.pose files to score")
-        poses = [load_any(f, skeleton) for f in files]
-    if len(poses) != count:
-        raise DataFormatError(path, None, f"{len(poses)} sequences, but the {split} split has {count}")
-    return poses
+        for f in files:
+            if f.stem in found:
+                raise DataFormatError(f, None, f"a second file for the name {f.stem!r}")
+            found[f.stem] = read_pose(f, skeleton) if f.suffix.lower() == ".pose" else (load_npy(f, skeleton), given)
+    missing = [n for n in names if n not in found]
+    extra = [] if allow_extra else sorted(set(found) - set(names), key=str)
+    if missing or extra:
+        raise DataFormatError(path, None, f"its names do not match the {split} split's: missing {missing[:5]} "
+                              f"({len(missing)} in all), extra {extra[:5]} ({len(extra)} in all)")  # fmt: skip
+    out = []
+    for name in names:
+        pose, rate = found[name]
+        step = rate / fps
+        if round(step) < 1 or abs(step - round(step)) > 1e-3:
+            raise DataFormatError(path, None, f"{name}: at {rate:g} fps, which keeping every k-th frame cannot "
+                                  f"bring to the references' {fps:g} fps")  # fmt: skip
+        out.append(pose[:: round(step)])
+    return out
 
 
 def load_any(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:

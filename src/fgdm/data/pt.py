@@ -20,6 +20,9 @@ from fgdm.skeleton import PT50
 
 SUFFIXES: tuple[str, ...] = ("skels", "gloss", "text", "files")
 DECIMALS = 5
+# Coordinates beyond this are corrupt data, not poses (PT poses span about ±1; a body is 0.334 shoulders wide):
+# such values would turn training into NaN silently.
+MAX_ABS = 1e3
 
 
 class DataFormatError(ValueError):
@@ -61,7 +64,11 @@ def _lines(path: Path) -> list[str]:
     """The lines of a text file without their terminators (a final newline adds no line)."""
     if not path.is_file():
         raise DataFormatError(path, None, "file not found (a PT split needs .skels, .gloss, .text, .files)")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark is not part of the first token
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise DataFormatError(path, line, f"not UTF-8 text (byte {err.start}: {err.reason})") from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -94,6 +101,11 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
         f, c = np.argwhere(~finite)[0]
         what = "counter" if c == width - 1 else f"joint {c // 3} coordinate {'xyz'[c % 3]}"
         raise DataFormatError(path, lineno, f"frame {f + 1}, {what} is {tokens[f * width + c]} (not finite)")
+    big = np.abs(frames[:, :-1]) > MAX_ABS
+    if big.any():
+        f, c = np.argwhere(big)[0]
+        raise DataFormatError(path, lineno, f"frame {f + 1}, joint {c // 3} coordinate {'xyz'[c % 3]} is "
+                              f"{frames[f, c]:g}: beyond ±{MAX_ABS:g}, no pose has such coordinates")  # fmt: skip
     counter = frames[:, -1]
     steps = np.diff(counter)
     if (steps <= 0).any():

@@ -161,6 +161,8 @@ def make_synth(
             rendered += len(corpus)
     if lazy:
         manifest.save(out)
+    else:
+        (out / MANIFEST).unlink(missing_ok=True)  # a manifest left by an earlier lazy run would shadow the files
     if "train" in manifest.splits():
         Vocabulary.from_corpus(open_corpus(out, "train").gloss_sequences()).save(out / "src_vocab.txt")
     elapsed = time.perf_counter() - t0

@@ -74,6 +74,8 @@ def check_directory(directory: Path | str, splits: Sequence[str] | None = None, 
     from fgdm.data.sources import data_splits, open_corpus
 
     directory = Path(directory)
+    if not directory.is_dir():
+        raise DataFormatError(directory, None, "data directory not found")
     splits = list(splits or data_splits(directory))
     if not splits:
         raise DataFormatError(directory, None, "no splits found (expected {split}.skels files or synth.json)")

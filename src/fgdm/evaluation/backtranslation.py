@@ -15,6 +15,7 @@ from fgdm.config import BackTranslatorConfig, from_dict
 from fgdm.data.dataset import pad_sequences
 from fgdm.data.vocab import Vocabulary
 from fgdm.model.backtranslator import BackTranslator
+from fgdm.sampling import resolve_device
 
 
 @dataclass
@@ -41,7 +42,7 @@ def load_backtranslator(path: Path | str, device: str | torch.device = "cpu") ->
         model.load_state_dict(substate(ckpt["state_dict"], "model."))
     except RuntimeError as err:
         raise ValueError(f"{path}: its weights do not fit its stored config ({str(err).splitlines()[0]})") from None
-    model.eval().requires_grad_(False).to(device)
+    model.eval().requires_grad_(False).to(resolve_device(device))
     return LoadedBackTranslator(model, cfg, gv, tv)
 
 

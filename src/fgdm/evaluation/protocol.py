@@ -229,7 +229,9 @@ def evaluate(
         poses = generate_for(loaded, ev.samples, length, steps=steps, seed=seed, batch_size=batch_size,
                              progress=progress)  # fmt: skip
         systems.append(System(f"FGDM ({Path(checkpoint).name}, step {loaded.step})", poses))
-    others = [System(Path(h).name, load_hypotheses(h, split, len(ev.samples))) for h in hypotheses]
+    names, fps = [s.name for s in ev.samples], 25.0 / ev.skip_frames
+    others = [System(Path(h).name, load_hypotheses(h, split, names, fps, allow_extra=limit is not None))
+              for h in hypotheses]  # fmt: skip
     report = ev.report([*systems, ev.mean_pose(), *others])
     report["meta"] = {"split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
                       "backtranslator": str(backtranslator),

@@ -105,7 +105,9 @@ def wer(hypotheses: Sequence[str], references: Sequence[str]) -> WERResult:
     for h, r in zip(hypotheses, references, strict=True):
         s, d, i = edit_counts(h.split(), r.split())
         S, D, I, N = S + s, D + d, I + i, N + len(r.split())
-    return WERResult(100.0 * (S + D + I) / max(N, 1), S, D, I, N)
+    if N == 0:  # edits over nothing: no rate to report (a silent 11,700 % helps nobody)
+        raise ValueError(f"WER is undefined: {len(references)} references and no reference words among them")
+    return WERResult(100.0 * (S + D + I) / N, S, D, I, N)
 
 
 def text_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from fgdm.checkpoint import read_checkpoint
 from fgdm.config import BackTranslatorConfig, from_dict, to_dict
 from fgdm.data.dataset import Batch, pad_sequences
 from fgdm.data.vocab import Vocabulary, tokenize_text
 from fgdm.metrics.text import bleu, wer
 from fgdm.model.backtranslator import BackTranslator
 from fgdm.training.data import PoseDataModule
-from fgdm.training.loop import PlateauModule, TrainResult, fit, resumed_vocab
+from fgdm.training.loop import PlateauModule, TrainResult, fit
+from fgdm.training.rundir import claim
 
 
 def encode_texts(texts: list[str], vocab: Vocabulary, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -40,6 +38,7 @@ class LitBackTranslator(PlateauModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         total, ctc, ce = self._step(batch)
+        self.check_finite(total)
         B = len(batch)
         self.log("train/loss", total, prog_bar=True, batch_size=B)
         self.log("train/ctc", ctc, batch_size=B)
@@ -69,13 +68,16 @@ class LitBackTranslator(PlateauModule):
         self.after_validation(w)
 
 
-def train_backtranslator(cfg: BackTranslatorConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+def train_backtranslator(
+    cfg: BackTranslatorConfig, resume: bool = False, progress: bool = True, overwrite: bool = False
+) -> TrainResult:
     """Trains the evaluator on ground-truth poses; the best checkpoint is the one with the lowest dev WER."""
-    data = PoseDataModule(cfg.data, cfg.training, cfg.testing.batch_size, resumed_vocab(cfg.training, resume))
-    texts = [tokenize_text(data.corpora["train"][i].text) for i in range(len(data.corpora["train"]))]
-    text_vocab = Vocabulary.from_corpus(texts)
-    if resume:
-        last = Path(cfg.training.output_dir) / "checkpoints" / "last.ckpt"
-        text_vocab = Vocabulary(read_checkpoint(last)["hyper_parameters"]["text_vocab"])
-    module = LitBackTranslator(to_dict(cfg), data.vocab.itos, text_vocab.itos)
-    return fit(module, data, cfg.training, to_dict(cfg), "dev/wer", resume, progress)
+    config = to_dict(cfg)
+    with claim(cfg.training.output_dir, config, BackTranslatorConfig, resume, overwrite) as stored:
+        vocab = Vocabulary(stored["gloss_vocab"]) if stored else None
+        data = PoseDataModule(cfg.data, cfg.training, cfg.testing.batch_size, vocab)
+        train = data.corpora["train"]
+        text_vocab = (Vocabulary(stored["text_vocab"]) if stored else
+                      Vocabulary.from_corpus(tokenize_text(train[i].text) for i in range(len(train))))  # fmt: skip
+        module = LitBackTranslator(config, data.vocab.itos, text_vocab.itos)
+        return fit(module, data, cfg.training, config, "dev/wer", resume, progress)

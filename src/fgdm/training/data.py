@@ -26,7 +26,11 @@ class PoseDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.data_cfg, self.training_cfg, self.eval_batch_size = data, training, eval_batch_size
-        self.corpora = {"train": build_corpus(data, "train")}
+        self.corpora = {split: build_corpus(data, split) for split in ("train", "dev")}
+        for split, corpus in self.corpora.items():
+            if len(corpus) == 0:
+                where = data.path or "the embedded synthetic data"
+                raise ValueError(f"the {split} split of {where} has no sequences: training needs train and dev data")
         self.vocab = vocab or build_vocab(data, self.corpora["train"])
         self.datasets: dict[str, PoseDataset] = {}
 

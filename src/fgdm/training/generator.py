@@ -23,7 +23,8 @@ from fgdm.metrics.dtw import dtw_mje
 from fgdm.model import FGDM, build_model
 from fgdm.sampling import LoadedModel
 from fgdm.training.data import PoseDataModule
-from fgdm.training.loop import PlateauModule, TrainResult, fit, resumed_vocab
+from fgdm.training.loop import PlateauModule, TrainResult, fit
+from fgdm.training.rundir import claim
 
 
 class LitFGDM(PlateauModule):
@@ -47,6 +48,7 @@ class LitFGDM(PlateauModule):
     # -- training -------------------------------------------------------------------------
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         terms = self.model.loss(batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask)
+        self.check_finite(terms.total)
         B = len(batch)
         self.log("train/loss", terms.total, prog_bar=True, batch_size=B)
         for name in ("joint", "bone", "scg", "length"):
@@ -93,16 +95,26 @@ class LitFGDM(PlateauModule):
         self.after_validation(float(dtw))
 
 
-def train(cfg: Config, resume: bool = False, progress: bool = True, callbacks: Sequence[Callback] = ()) -> TrainResult:
-    """Trains FGDM as configured; with ``resume``, continues from ``output_dir/checkpoints/last.ckpt``.
+def train(
+    cfg: Config,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+    overwrite: bool = False,
+) -> TrainResult:
+    """Trains FGDM as configured; with ``resume``, continues from ``output_dir/checkpoints/last.ckpt``, with
+    ``overwrite``, starts afresh in an output directory that holds checkpoints (:func:`rundir.claim`).
 
     ``callbacks``: extra Lightning callbacks (e.g. the learning-curve benchmark's evaluations).
     """
-    data = PoseDataModule(cfg.data, cfg.training, cfg.testing.batch_size, resumed_vocab(cfg.training, resume))
-    module = LitFGDM(to_dict(cfg), data.vocab.itos)
-    if cfg.diffusion.standardise and not resume:  # on resume μ and σ come back with the weights
-        module.model.normalizer.fit(pose_sample(data.corpora["train"]))
-    return fit(module, data, cfg.training, to_dict(cfg), "dev/dtw", resume, progress, callbacks)
+    config = to_dict(cfg)
+    with claim(cfg.training.output_dir, config, Config, resume, overwrite) as stored:
+        vocab = Vocabulary(stored["vocab"]) if stored else None
+        data = PoseDataModule(cfg.data, cfg.training, cfg.testing.batch_size, vocab)
+        module = LitFGDM(config, data.vocab.itos)
+        if cfg.diffusion.standardise and not resume:  # on resume μ and σ come back with the weights
+            module.model.normalizer.fit(pose_sample(data.corpora["train"]))
+        return fit(module, data, cfg.training, config, "dev/dtw", resume, progress, callbacks)
 
 
 def pose_sample(corpus: Corpus, limit: int = 1000):

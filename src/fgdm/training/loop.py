@@ -8,7 +8,11 @@ learning rate), atomic checkpoint writes, a throughput count, and :func:`fit`, w
 from __future__ import annotations
 
 import json
+import math
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,10 +25,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from fgdm.checkpoint import read_checkpoint
 from fgdm.config import TrainingConfig
 from fgdm.data.dataset import Batch
-from fgdm.data.vocab import Vocabulary
 from fgdm.training.data import PoseDataModule
 
 
@@ -61,6 +63,15 @@ class PlateauModule(L.LightningModule):
         super().__init__()
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._pending_plateau_state: dict | None = None
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Stops training at the first non-finite loss, before the optimiser step can spread it into the weights:
+        the checkpoints keep the last finite state and no non-finite "best" is ever written."""
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"step {self.global_step}: the training loss is {value}; training stopped "
+                                     f"there (the checkpoints hold the last finite state). Check the data for "
+                                     f"extreme values, or lower training.lr")  # fmt: skip
 
     def after_validation(self, value: float) -> None:
         if self.trainer.sanity_checking or self.plateau is None:
@@ -130,14 +141,26 @@ class TrainResult:
     is_global_zero: bool
 
 
-def resumed_vocab(t: TrainingConfig, resume: bool) -> Vocabulary | None:
-    """On resume the gloss vocabulary is part of the model: take it from the last checkpoint."""
-    last = Path(t.output_dir) / "checkpoints" / "last.ckpt"
-    if not resume:
-        return None
-    if not last.is_file():
-        raise FileNotFoundError(f"{last}: nothing to resume (no last checkpoint in training.output_dir)")
-    return Vocabulary(read_checkpoint(last)["hyper_parameters"]["vocab"])
+class _StopOnInterrupt:
+    """Ctrl-C (SIGINT) asks the trainer to stop after the current step instead of killing it, so the final
+    checkpoint is written; a second Ctrl-C interrupts at once."""
+
+    def __init__(self, trainer: L.Trainer) -> None:
+        self.trainer, self.requested, self._previous = trainer, False, None
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        self.trainer.should_stop = True
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+    def __enter__(self) -> _StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def fit(
@@ -194,8 +217,12 @@ def fit(
         use_distributed_sampler=False,  # BucketBatchSampler shards by rank itself
         default_root_dir=str(out),
     )
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+    with _StopOnInterrupt(trainer) as interrupt:
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     trainer.save_checkpoint(last)  # the final state, also when training ended between validations
+    if interrupt.requested:
+        print(f"fgdm: interrupted at step {trainer.global_step}; {last} holds it (--resume continues)", file=sys.stderr)
+        raise KeyboardInterrupt
     value = trainer.callback_metrics.get(monitor)
     return TrainResult(
         output_dir=out,

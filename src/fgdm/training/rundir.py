@@ -1,0 +1,122 @@
+"""A training run's directory, claimed safely: nothing a user made is replaced without being asked.
+
+- A directory that holds checkpoints is continued only with ``resume`` and started afresh only with
+  ``overwrite``; a file where the directory should be is refused.
+- A resumed run must keep what its checkpoint was trained with (model, loss, diffusion, optimiser);
+  only how it runs (steps, intervals, devices, precision, workers, paths) may change.
+- A lock file holds the directory for one training at a time; a lock left by a dead process is
+  recognised and removed with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fgdm.checkpoint import read_checkpoint
+from fgdm.config import from_dict, to_dict
+
+# Keys a resumed run may change: how it runs, not what it learns.
+RESUMABLE = {
+    "training.max_steps", "training.val_every", "training.val_batches", "training.log_every", "training.devices",
+    "training.num_nodes", "training.accelerator", "training.strategy", "training.precision", "training.num_workers",
+    "training.output_dir", "data.path", "data.vocab", "testing.batch_size",
+}  # fmt: skip
+LOCK = ".lock"
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        out |= _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value}
+    return out
+
+
+def changed_settings(stored: dict, current: dict, schema: type) -> list[str]:
+    """The settings (other than :data:`RESUMABLE`) in which ``current`` differs from a checkpoint's ``stored``."""
+    old, new = _flat(to_dict(from_dict(stored, schema))), _flat(current)
+    return [f"{k} is {old.get(k)!r} in the checkpoint and {new.get(k)!r} now" for k in sorted(set(old) | set(new))
+            if k not in RESUMABLE and old.get(k) != new.get(k)]  # fmt: skip
+
+
+def _is_worker() -> bool:
+    """A process that Lightning started for a second device or node: the first one owns the directory."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def lock(out: Path) -> Iterator[None]:
+    """Holds ``out/.lock`` (this process's id) while the block runs."""
+    path = out / LOCK
+    if path.exists():
+        try:
+            pid = int(path.read_text().split()[0])
+        except (ValueError, IndexError, OSError):
+            pid = -1
+        if pid > 0 and pid != os.getpid() and _alive(pid):
+            raise ValueError(f"{out}: another training (process {pid}) is running in this directory; wait for it "
+                             f"or choose another training.output_dir")  # fmt: skip
+        warnings.warn(f"{path}: removing a stale lock left by process {pid}, which is no longer running", stacklevel=3)
+        path.unlink(missing_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        raise ValueError(f"{out}: another training started in this directory just now") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if path.read_text().split()[0] == str(os.getpid()):
+                path.unlink()
+
+
+@contextlib.contextmanager
+def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: bool) -> Iterator[dict | None]:
+    """Checks and locks a run directory for training; yields the last checkpoint's hyper-parameters when
+    resuming (its vocabularies are part of the model), else None."""
+    out = Path(output_dir)
+    last = out / "checkpoints" / "last.ckpt"
+    if resume and overwrite:
+        raise ValueError("--resume continues a run and --overwrite starts one afresh: choose one")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"training.output_dir {out} is a file, not a directory")
+    stored = None
+    if resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"{last}: nothing to resume (no last checkpoint in training.output_dir)")
+        stored = read_checkpoint(last)["hyper_parameters"]
+        changed = changed_settings(stored["config"], config, schema)
+        if changed:
+            raise ValueError(f"{last}: a resumed run keeps the model and optimiser it was trained with, but "
+                             f"{'; '.join(changed)}. Drop the change, or start a new run (--overwrite or "
+                             f"another training.output_dir)")  # fmt: skip
+    if _is_worker():
+        yield stored
+        return
+    checkpoints = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
+    if checkpoints and not (resume or overwrite):
+        names = ", ".join(p.name for p in checkpoints)
+        raise ValueError(f"{out} holds checkpoints ({names}): --resume continues that run, --overwrite starts "
+                         f"afresh there, or choose another training.output_dir")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    with lock(out):
+        if overwrite:
+            for path in checkpoints:
+                path.unlink()
+        yield stored

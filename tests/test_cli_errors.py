@@ -1,0 +1,320 @@
+"""What every command does with bad input and faults: the table below is the behaviour, readable as documentation.
+
+Each case runs ``fgdm`` in process and checks the exit status and what stderr says. The rules (README,
+"Safety"): never overwrite what a user made without being asked; refuse non-finite input and stop on
+non-finite training; refuse what cannot work, saying what is valid; one line ``fgdm: error: ...`` for
+every expected failure (``--debug`` shows the traceback); Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fgdm.cli import main
+
+TINY = "configs/tiny.yaml"
+FAST = ["--set", "training.max_steps=2", "--set", "training.val_every=2", "--quiet"]
+
+
+@dataclass
+class Case:
+    """``argv(ctx)`` builds the command line (and any files it needs) in ``ctx.tmp``; ``code`` is the exit status
+    and ``says`` the fragments stderr must contain (``-`` = nothing on stderr but warnings)."""
+
+    name: str
+    argv: Callable[[Ctx], list[str]]
+    code: int
+    says: tuple[str, ...]
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    data: Path  # a small synthetic PT directory (copied: cases may damage it)
+    run: Path  # a trained tiny run (copied)
+
+    @property
+    def ckpt(self) -> str:
+        return str(self.run / "checkpoints" / "last.ckpt")
+
+
+def _edit(path: Path, line: int, fn: Callable[[str], str]) -> None:
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[line] = fn(lines[line])
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _first_value(ctx: Ctx, split: str, line: int, value: str) -> list[str]:
+    """Replaces the first coordinate on a line of a split's .skels; the command checks the data."""
+    _edit(ctx.data / f"{split}.skels", line, lambda s: f"{value} " + s.split(" ", 1)[1])
+    return ["data", "check", str(ctx.data), "--quiet"]
+
+
+def _train_on(ctx: Ctx, out: str = "run2") -> list[str]:
+    return ["train", TINY, "--set", f"data.path={ctx.data}", "--set", f"training.output_dir={ctx.tmp / out}", *FAST]
+
+
+def _empty_split(ctx: Ctx, split: str) -> list[str]:
+    for ext in ("skels", "gloss", "text", "files"):
+        (ctx.data / f"{split}.{ext}").write_text("", encoding="utf-8")
+    return _train_on(ctx)
+
+
+def _stale_lock(ctx: Ctx) -> list[str]:
+    out = ctx.tmp / "run2"
+    out.mkdir()
+    (out / ".lock").write_text("999999999\n")  # no such process
+    return _train_on(ctx)
+
+
+def _live_lock(ctx: Ctx) -> list[str]:
+    out = ctx.tmp / "run2"
+    out.mkdir()
+    (out / ".lock").write_text(f"{os.getppid()}\n")  # a process that is alive
+    return _train_on(ctx)
+
+
+def _texts(ctx: Ctx, hyp: str, ref: str) -> list[str]:
+    (ctx.tmp / "h.txt").write_text(hyp, encoding="utf-8")
+    (ctx.tmp / "r.txt").write_text(ref, encoding="utf-8")
+    return ["score", "--hyp", str(ctx.tmp / "h.txt"), "--ref", str(ctx.tmp / "r.txt")]
+
+
+def _gen(ctx: Ctx, *extra: str) -> list[str]:
+    return ["generate", "--checkpoint", ctx.ckpt, "--gloss", "REGEN NORD", *extra]
+
+
+CASES = [
+    # --- never overwrite what a user made without being asked ---------------------------------
+    Case(
+        "train into a run that holds checkpoints",
+        lambda c: ["train", TINY, "--set", f"training.output_dir={c.run}", *FAST],
+        1,
+        ("holds checkpoints", "--resume", "--overwrite"),
+    ),
+    Case(
+        "generate onto the data's own split",
+        lambda c: [
+            "generate",
+            "--checkpoint",
+            c.ckpt,
+            "--data",
+            str(c.data),
+            "--split",
+            "test",
+            "--out",
+            str(c.data),
+            "--quiet",
+        ],
+        1,
+        ("would overwrite", "test.skels"),
+    ),
+    Case(
+        "generate over an existing file",
+        lambda c: (c.tmp / "a.npy").write_bytes(b"mine") and _gen(c, "--out", str(c.tmp / "a.npy")),
+        1,
+        ("exists", "--overwrite"),
+    ),
+    Case(
+        "synth into a non-empty directory",
+        lambda c: ["synth", "--out", str(c.data), "--num-train", "2", "--quiet"],
+        1,
+        ("not empty", "--overwrite"),
+    ),
+    Case("a second training in the same directory", _live_lock, 1, ("another training", "is running")),
+    Case("a stale lock from a dead process", _stale_lock, 0, ("stale lock",)),
+    # --- refuse non-finite input ---------------------------------------------------------------
+    Case("an absurd value in .skels", lambda c: _first_value(c, "train", 0, "1e30"), 1, ("train.skels:1:", "1e+30")),
+    Case("NaN in .skels", lambda c: _first_value(c, "dev", 1, "nan"), 1, ("dev.skels:2:", "not finite")),
+    Case(
+        "training that diverges",
+        lambda c: [*_train_on(c), "--set", "training.lr=1e30", "--set", "training.warmup_steps=0"],
+        1,
+        ("the training loss is", "training stopped"),
+    ),
+    Case(
+        "a BOM before the first gloss",
+        lambda c: (
+            (c.data / "train.gloss").write_bytes(b"\xef\xbb\xbf" + (c.data / "train.gloss").read_bytes())
+            and ["data", "check", str(c.data), "--quiet"]
+        ),
+        0,
+        (),
+    ),
+    # --- refuse what cannot work ---------------------------------------------------------------
+    Case("an empty train split", lambda c: _empty_split(c, "train"), 1, ("train split", "no sequences")),
+    Case("an empty dev split", lambda c: _empty_split(c, "dev"), 1, ("dev split", "no sequences")),
+    Case(
+        "--limit -2",
+        lambda c: ["generate", "--checkpoint", c.ckpt, "--split", "test", "--limit", "-2", "--out", str(c.tmp / "g")],
+        2,
+        ("--limit", "whole number ≥ 1"),
+    ),
+    Case("--steps 0", lambda c: _gen(c, "--steps", "0", "--out", str(c.tmp / "a.npy")), 2, ("--steps", "≥ 1")),
+    Case(
+        "--steps beyond the schedule",
+        lambda c: _gen(c, "--steps", "5000", "--out", str(c.tmp / "a.npy")),
+        1,
+        ("5000 sampling steps", "at most 100"),
+    ),
+    Case(
+        "--length 100000",
+        lambda c: _gen(c, "--length", "100000", "--out", str(c.tmp / "a.npy")),
+        2,
+        ("--length", "at most"),
+    ),
+    Case(
+        "training.val_every=0",
+        lambda c: [*_train_on(c), "--set", "training.val_every=0"],
+        1,
+        ("training.val_every: must be ≥ 1",),
+    ),
+    Case(
+        "training.devices=0",
+        lambda c: [*_train_on(c), "--set", "training.devices=0"],
+        1,
+        ("training.devices: must be ≥ 1",),
+    ),
+    Case(
+        "resume with another learning rate",
+        lambda c: [
+            "train",
+            TINY,
+            "--set",
+            f"training.output_dir={c.run}",
+            "--set",
+            "training.lr=0.5",
+            "--resume",
+            "--quiet",
+        ],
+        1,
+        ("training.lr", "0.5", "start a new run"),
+    ),
+    Case("score against empty references", lambda c: _texts(c, "a b\n", "\n"), 1, ("no reference words",)),
+    Case("score an empty file", lambda c: _texts(c, "", ""), 1, ("no sentences",)),
+    Case("score a directory", lambda c: ["score", "--hyp", str(c.data), "--ref", str(c.data)], 1, ("is a directory",)),
+    # --- one clear line instead of a traceback -------------------------------------------------
+    Case(
+        "a corrupt checkpoint",
+        lambda c: (
+            (c.tmp / "bad.ckpt").write_bytes(b"\x80\x02garbage")
+            and ["generate", "--checkpoint", str(c.tmp / "bad.ckpt"), "--gloss", "A", "--out", str(c.tmp / "a.npy")]
+        ),
+        1,
+        ("bad.ckpt", "not a readable checkpoint"),
+    ),
+    Case(
+        "--device cuda without CUDA",
+        lambda c: _gen(c, "--device", "cuda", "--out", str(c.tmp / "a.npy")),
+        1,
+        ("CUDA is not available",),
+    ),
+    Case(
+        "an output_dir that is a file",
+        lambda c: (
+            (c.tmp / "f").write_text("x") and ["train", TINY, "--set", f"training.output_dir={c.tmp / 'f'}", *FAST]
+        ),
+        1,
+        ("is a file",),
+    ),
+    Case("a missing config", lambda c: ["train", "nope.yaml"], 1, ("nope.yaml", "not found")),
+    Case("a missing data directory", lambda c: ["data", "check", str(c.tmp / "nothing")], 1, ("not found",)),
+]
+
+
+@pytest.fixture(scope="module")
+def _data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data")
+    assert main(["synth", "--out", str(out / "d"), "--num-train", "12", "--num-dev", "3", "--num-test", "3",
+                 "--quiet"]) == 0  # fmt: skip
+    return out / "d"
+
+
+@pytest.fixture
+def ctx(tmp_path, _data, trained) -> Ctx:
+    shutil.copytree(_data, tmp_path / "data")
+    shutil.copytree(trained, tmp_path / "run")
+    return Ctx(tmp_path, tmp_path / "data", tmp_path / "run")
+
+
+@pytest.mark.skipif(not hasattr(os, "getppid"), reason="needs process ids")
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_cli_case(case: Case, ctx: Ctx, capsys) -> None:
+    argv = case.argv(ctx)
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:  # on a terminal they print as "fgdm: warning: ..."
+        warnings.simplefilter("always")
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code
+    err = capsys.readouterr().err + "".join(f"fgdm: warning: {w.message}\n" for w in caught)
+    assert code == case.code, err
+    for fragment in case.says:
+        assert fragment in err, (fragment, err)
+    if case.code == 1:
+        errors = [line for line in err.splitlines() if "error:" in line]
+        assert len(errors) == 1 and errors[0].startswith("fgdm: error: "), err
+        assert "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(ctx, capsys) -> None:
+    assert main(["--debug", "data", "check", str(ctx.tmp / "nothing")]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line(ctx, capsys, monkeypatch) -> None:
+    import fgdm.data.sources
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(ctx.tmp / "x"))
+
+    monkeypatch.setattr(fgdm.data.sources, "make_synth", full)
+    assert main(["synth", "--out", str(ctx.tmp / "new"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fgdm: error: ") and "No space left on device" in err and "Traceback" not in err
+
+
+def test_overwrite_and_resume_are_the_ways_in(ctx, capsys) -> None:
+    base = ["train", TINY, "--set", f"training.output_dir={ctx.run}", "--quiet"]
+    assert main([*base, "--set", "training.max_steps=22", "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 22
+    assert main([*base, "--set", "training.max_steps=2", "--set", "training.val_every=2", "--overwrite"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 2
+    assert not (ctx.run / ".lock").exists()  # released
+    assert main(["synth", "--out", str(ctx.data), "--num-train", "2", "--num-dev", "1", "--num-test", "1",
+                 "--overwrite", "--quiet"]) == 0  # fmt: skip
+
+
+def test_an_uppercase_suffix_is_kept(ctx, capsys) -> None:
+    assert main(_gen(ctx, "--out", str(ctx.tmp / "a.NPY"))) == 0
+    assert (ctx.tmp / "a.NPY").is_file() and not (ctx.tmp / "a.NPY.npy").exists()
+    assert np.load(ctx.tmp / "a.NPY").shape[1:] == (50, 3)
+
+
+def test_ctrl_c_stops_training_with_130_and_keeps_the_last_checkpoint(tmp_path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "fgdm.cli", "train", TINY, "--set", f"training.output_dir={out}",
+           "--set", "training.max_steps=100000", "--set", "training.val_every=5", "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(2)  # SIGINT, as Ctrl-C
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and (out / "checkpoints" / "last.ckpt").is_file()
+    assert not (out / ".lock").exists()
