@@ -11,8 +11,12 @@ fi
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     echo "[fgdm] installing fgdm and its dependencies (first run takes a few minutes)" >&2
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    # torch is pinned in the same command so that pip never resolves a CUDA build.
-    "$VENV/bin/python" -m pip install -q "torch==2.13.0" -e "$ROOT[dev]"
+    # On this machine kind (CPU only) torch is held to the CPU wheel by a constraint, so that pip never
+    # resolves a CUDA build; pyproject.toml itself asks only for torch>=2.4. FGDM_TORCH overrides it.
+    constraints="$(mktemp)"
+    echo "torch==${FGDM_TORCH:-2.13.0}" > "$constraints"
+    "$VENV/bin/python" -m pip install -q -c "$constraints" -e "$ROOT[dev]"
+    rm -f "$constraints"
     touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -20,7 +20,7 @@ DOC = ROOT / "docs" / "structure.md"
 
 # (layer name, packages or modules in it), lowest first.
 LAYERS = [
-    ("foundations", ["fgdm.config", "fgdm.skeleton", "fgdm.runtime"]),
+    ("foundations", ["fgdm.config", "fgdm.skeleton", "fgdm.runtime", "fgdm.version"]),
     (
         "data, metrics, maths",
         [
@@ -42,6 +42,7 @@ PURPOSE = {
     "fgdm.config": "frozen, validated config dataclasses and YAML loading",
     "fgdm.skeleton": "the 50-joint PT skeleton as data: joints, bones, parts, adjacency",
     "fgdm.runtime": "process-level memory settings",
+    "fgdm.version": "the installed version",
     "fgdm.data": "corpora (PT, synthetic), vocabularies, pose files, batching, statistics",
     "fgdm.metrics": "BLEU, ROUGE-L, WER, DTW-MJE, FID, diversity, hand metrics: pure functions",
     "fgdm.representation": "the pose representation diffusion works in (hands relative, standardised)",

@@ -98,6 +98,10 @@ def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, 
     assert np.isfinite(model["fid"]) and model["fid"] > 0
     md = (tmp_path / "report.md").read_text()
     assert "| ground truth |" in md and "## Definitions" in md and "β = 1.2" in md
+    page = (tmp_path / "report.html").read_text()  # self-contained: the animations inline, no outside link
+    assert page.startswith("<!DOCTYPE html>") and page.count("<tr>") == 1 + len(report["rows"])
+    assert page.count('src="data:image/gif;base64,') == 3 and "β = 1.2" in page and "http" not in page
+    assert page.count("<svg") == 3 and "training loss" in page and "dev DTW-MJE" in page
 
 
 def test_evaluate_rejects_a_hypothesis_whose_names_do_not_match(trained, backtranslator, tmp_path, capsys):
@@ -109,3 +113,19 @@ def test_evaluate_rejects_a_hypothesis_whose_names_do_not_match(trained, backtra
     err = capsys.readouterr().err
     assert err.startswith("fgdm: error: ") and "names do not match the test split's: missing" in err
     assert "(3 in all)" in err  # all three references lack a hypothesis; the extra "a" is allowed with --limit
+
+
+def test_padding_never_reaches_a_metric(trained, backtranslator):
+    """A sequence scores the same alone and batched with longer ones: padded frames are masked or trimmed."""
+    from fgdm.evaluation.backtranslation import back_translate, load_backtranslator
+    from fgdm.sampling import generate_poses, load_for_sampling
+
+    loaded = load_for_sampling(trained / "checkpoints" / "last.ckpt")
+    ids = loaded.vocab.encode_all([["REGEN"], ["NORD", "REGEN"]])
+    short, long = generate_poses(loaded, ids, [7, 19], seed=1)
+    assert short.shape[0] == 7 and long.shape[0] == 19  # trimmed to each length
+    bt = load_backtranslator(backtranslator)
+    alone = back_translate(bt, [short])
+    batched = back_translate(bt, [short, long])
+    assert alone[0][0] == batched[0][0] and alone[1][0] == batched[1][0]
+    np.testing.assert_allclose(alone[2][0], batched[2][0], atol=1e-5)

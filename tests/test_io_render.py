@@ -12,17 +12,40 @@ def pose():
     return SynthCorpus(1, "test", seed=0)[0].pose[:30]
 
 
-def test_pose_file_round_trip_with_pose_format(tmp_path, pose):
+def test_an_exported_pose_file_follows_pose_formats_holistic_conventions(tmp_path, pose):
     from pose_format import Pose
+    from pose_format.utils.generic import detect_known_pose_format, pose_normalization_info
 
-    path = save_pose(tmp_path / "a.pose", pose)
+    path = save_pose(tmp_path / "a.pose", pose, fps=12.5)
     p = Pose.read(path.read_bytes())
-    assert [c.name for c in p.header.components] == ["BODY", "LEFT_HAND", "RIGHT_HAND"]
-    assert [len(c.points) for c in p.header.components] == [8, 21, 21]
-    assert sum(len(c.limbs) for c in p.header.components) == 49 - 2  # the wrist→hand-root bones cross components
-    assert p.body.fps == 25 and p.body.data.shape == (30, 1, 50, 3)
-    assert (p.body.confidence == 1).all()
-    np.testing.assert_allclose(load_any(path), pose, atol=1e-6)
+    assert [c.name for c in p.header.components] == ["POSE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS"]
+    assert detect_known_pose_format(p) == "holistic" and p.body.fps == 12.5  # the fps it was sampled at
+    assert pose_normalization_info(p.header) is not None  # pose-format finds the shoulders by name
+    assert (p.header.dimensions.width, p.header.dimensions.height) == (1000, 1000)
+
+    def at(component: str, point: str) -> np.ndarray:
+        return np.asarray(p.body.data[:, 0, p.header.get_point_index(component, point)])
+
+    # image conventions: pixels on the canvas, the head above the neck (y down), the signer's right shoulder
+    # on the image's left (the camera faces the signer), each hand component at its own arm's wrist
+    head, r_sh, l_sh = (
+        at("POSE_LANDMARKS", "NOSE"),
+        at("POSE_LANDMARKS", "RIGHT_SHOULDER"),
+        at("POSE_LANDMARKS", "LEFT_SHOULDER"),
+    )
+    assert ((head[..., :2] > 0) & (head[..., :2] < 1000)).all()
+    assert (head[:, 1] < (r_sh[:, 1] + l_sh[:, 1]) / 2).all() and (r_sh[:, 0] < l_sh[:, 0]).all()
+    np.testing.assert_allclose(np.linalg.norm(r_sh[:, :2] - l_sh[:, :2], axis=-1), 0.334 * 600, rtol=0.02)
+    for side in ("LEFT", "RIGHT"):
+        np.testing.assert_allclose(at(f"{side}_HAND_LANDMARKS", "WRIST")[:, :2], at("POSE_LANDMARKS",
+                                   f"{side}_WRIST")[:, :2], atol=0.5 * 600)  # fmt: skip
+    hidden = p.header.get_point_index("POSE_LANDMARKS", "LEFT_HIP")
+    assert (np.asarray(p.body.confidence)[:, 0, hidden] == 0).all()  # points PT lacks are not drawn
+    # read back exactly, the neck (implicit in Holistic) as the shoulders' midpoint
+    back = load_any(path)
+    others = [j for j in range(50) if j != 1]
+    np.testing.assert_allclose(back[:, others], pose[:, others], atol=1e-4)
+    np.testing.assert_allclose(back[:, 1], (pose[:, 2] + pose[:, 5]) / 2, atol=1e-4)
 
 
 def test_npy_round_trip_and_shape_check(tmp_path, pose):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
@@ -80,7 +81,7 @@ def test_generation_is_finite_seeded_and_exports_pose(trained, tmp_path):
     assert main(["generate", "--checkpoint", ckpt, "--gloss", "REGEN NORD", "--length", "17", "--out", str(out)]) == 0
     pose = Pose.read(out.read_bytes())
     # sampled at the model's frame rate: 25 fps with every third frame kept (configs/tiny.yaml)
-    assert pose.body.data.shape == (17, 1, 50, 3) and pose.body.fps == pytest.approx(25 / 3)
+    assert pose.body.data.shape == (17, 1, 75, 3) and pose.body.fps == pytest.approx(25 / 3)  # Holistic points
     assert main(["generate", "--checkpoint", ckpt, "--gloss", "REGEN", "--length", "predicted",
                  "--out", str(tmp_path / "p.npy")]) == 0  # fmt: skip
     assert np.load(tmp_path / "p.npy").shape[1:] == (50, 3)
@@ -164,3 +165,37 @@ def test_gradients_are_freed_right_after_the_optimizer_step():
     module.optimizer_step(0, 0, opt, closure)
     assert all(p.grad is None for p in module.parameters())
     assert any(not torch.equal(a, p) for a, p in zip(before, module.parameters(), strict=True))
+
+
+def test_export_writes_inference_weights_that_sample_exactly_as_the_checkpoint(trained, tmp_path, capsys):
+    from fgdm.sampling import generate_poses, load_for_sampling
+
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    out = tmp_path / "exported"
+    assert main(["export", str(ckpt), "--out", str(out), "--data", "embedded", "--name", "tiny"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors", "vocab.txt"]
+    assert summary["megabytes"] < ckpt.stat().st_size / 2**20 / 2  # no optimiser state, no SCG branch
+    assert (
+        "# tiny" in (out / "README.md").read_text()
+        and "embedded synthetic sign language" in (out / "README.md").read_text()
+    )
+    a, b = load_for_sampling(ckpt), load_for_sampling(out)
+    assert b.cfg.data.path is None and b.step == a.step and b.vocab == a.vocab
+    ids = a.vocab.encode_all([["REGEN", "NORD"], ["MORGEN"]])
+    for x, y in zip(generate_poses(a, ids, [9, 7], seed=4), generate_poses(b, ids, [9, 7], seed=4), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert main(["generate", "--checkpoint", str(out / "model.safetensors"), "--gloss", "REGEN", "--length", "5",
+                 "--out", str(tmp_path / "r.npy")]) == 0  # fmt: skip
+
+
+def test_generate_without_a_checkpoint_uses_the_shipped_weights(tmp_path, capsys):
+    from fgdm.sampling import load_for_sampling, pretrained_path
+
+    card = (pretrained_path() / "README.md").read_text()
+    assert "What it scores" in card and "WER" in card
+    assert (pretrained_path() / "model.safetensors").stat().st_size < 10 * 2**20
+    loaded = load_for_sampling()
+    assert loaded.cfg.data.path is None and loaded.step > 0
+    assert main(["generate", "--gloss", "MORGEN NORD REGEN", "--out", str(tmp_path / "a.gif")]) == 0
+    assert iio.imread(tmp_path / "a.gif").shape[0] > 5

@@ -14,13 +14,9 @@ The public API (imported on first use, so ``import fgdm`` stays light):
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("fgdm")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+from fgdm.version import __version__
 
 _API = {
     "load_for_sampling": "fgdm.sampling",

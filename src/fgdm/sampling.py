@@ -97,36 +97,110 @@ class LoadedModel:
         return 25.0 / self.cfg.data.skip_frames
 
 
-def load_for_sampling(path: Path | str, device: str | torch.device = "cpu", use_ema: bool = True) -> LoadedModel:
-    """Rebuilds the generator from a checkpoint's stored config; EMA weights when present and ``use_ema``.
+PRETRAINED = "synth"  # the weights shipped in fgdm/pretrained/ (fgdm generate's default)
+WEIGHTS, CONFIG, VOCAB, CARD = "model.safetensors", "config.json", "vocab.txt", "README.md"
 
-    ``device``: see :func:`resolve_device` (``auto`` picks CUDA when present)."""
-    ckpt = read_checkpoint(path)
-    try:
-        hp = ckpt["hyper_parameters"]
-        cfg, vocab = from_dict(hp["config"]), Vocabulary(hp["vocab"])
-    except KeyError as err:
-        raise ValueError(f"{path}: not an fgdm checkpoint (missing {err})") from None
-    device = resolve_device(device)
+
+def pretrained_path(name: str = PRETRAINED) -> Path:
+    """The directory of weights shipped with the package (``fgdm/pretrained/NAME``)."""
+    from importlib.resources import files
+
+    path = Path(str(files("fgdm") / "pretrained" / name))
+    if not (path / WEIGHTS).is_file():
+        raise FileNotFoundError(f"{path}: no pretrained weights {name!r} in this installation")
+    return path
+
+
+def load_for_sampling(
+    path: Path | str | None = None, device: str | torch.device = "cpu", use_ema: bool = True
+) -> LoadedModel:
+    """The generator for sampling, from a training checkpoint (``.ckpt``: EMA weights when present and
+    ``use_ema``), an inference directory written by :func:`export` (or its ``model.safetensors``), or, with
+    no path, the weights shipped with fgdm (:func:`pretrained_path`). ``device``: see :func:`resolve_device`."""
+    path = pretrained_path() if path is None else Path(path)
+    if path.is_dir() or path.suffix == ".safetensors":
+        directory = path if path.is_dir() else path.parent
+        cfg, vocab, state, step = _read_inference(directory)
+    else:
+        ckpt = read_checkpoint(path)
+        try:
+            hp = ckpt["hyper_parameters"]
+            cfg, vocab = from_dict(hp["config"]), Vocabulary(hp["vocab"])
+        except (KeyError, TypeError, ValueError) as err:  # a foreign or damaged checkpoint, or an invalid config
+            raise ValueError(f"{path}: not an fgdm checkpoint ({type(err).__name__}: {err})") from None
+        raw = ckpt["state_dict"]
+        prefix = "ema.module." if use_ema and any(k.startswith("ema.module.") for k in raw) else "model.denoiser."
+        state = {"denoiser": substate(raw, prefix), "normalizer": substate(raw, "model.normalizer.")}
+        step = int(ckpt.get("global_step", 0))
     model = build_model(cfg, len(vocab), with_scg=False)
-    state = ckpt["state_dict"]
-    prefix = "ema.module." if use_ema and any(k.startswith("ema.module.") for k in state) else "model.denoiser."
     try:
-        model.denoiser.load_state_dict(substate(state, prefix))
+        model.denoiser.load_state_dict(state["denoiser"])
+        if state["normalizer"]:
+            model.normalizer.load_state_dict(state["normalizer"])
     except RuntimeError as err:
         raise ValueError(f"{path}: its weights do not fit its stored config ({str(err).splitlines()[0]})") from None
-    if not all(bool(t.isfinite().all()) for t in model.denoiser.state_dict().values() if t.is_floating_point()):
+    if not all(bool(t.isfinite().all()) for t in model.state_dict().values() if t.is_floating_point()):
         raise ValueError(f"{path}: its weights hold NaN or infinite values (a damaged file, or a diverged run)")
-    normalizer_state = substate(state, "model.normalizer.")
-    if normalizer_state:
-        model.normalizer.load_state_dict(normalizer_state)
-        stats = model.normalizer
-        if not (bool(stats.mean.isfinite().all()) and bool(stats.std.isfinite().all()) and bool((stats.std > 0).all())):
-            raise ValueError(f"{path}: its pose statistics (mean, std) are not finite and positive")
-    elif cfg.diffusion.standardise:
+    if not bool((model.normalizer.std > 0).all()):
+        raise ValueError(f"{path}: its pose statistics have a spread of 0 or less")
+    if cfg.diffusion.standardise and not state["normalizer"]:
         raise ValueError(f"{path}: diffusion.standardise is on but the checkpoint has no pose statistics")
-    model.eval().to(device)
-    return LoadedModel(model, cfg, vocab, int(ckpt.get("global_step", 0)))
+    model.eval().to(resolve_device(device))
+    return LoadedModel(model, cfg, vocab, step)
+
+
+def _read_inference(directory: Path) -> tuple[Config, Vocabulary, dict, int]:
+    """config.json, vocab.txt and model.safetensors of an inference directory."""
+    import json
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    for name in (WEIGHTS, CONFIG, VOCAB):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory / name}: not found (an inference directory holds {WEIGHTS}, "
+                                    f"{CONFIG} and {VOCAB}; fgdm export writes them)")  # fmt: skip
+    try:
+        meta = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
+        cfg, step = from_dict(meta["config"]), int(meta.get("step", 0))
+        tensors = load_file(directory / WEIGHTS)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, SafetensorError) as err:
+        raise ValueError(f"{directory}: not a readable inference directory ({type(err).__name__}: {err})") from None
+    state = {part: {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(part + ".")}
+             for part in ("denoiser", "normalizer")}  # fmt: skip
+    return cfg, Vocabulary.from_file(directory / VOCAB), state, step
+
+
+def export(loaded: LoadedModel, out: Path | str, data: str | None = "keep") -> Config:
+    """Writes the inference format: ``model.safetensors`` (the sampling weights and pose statistics only),
+    ``config.json`` (the resolved config, the step) and ``vocab.txt``; returns the config it recorded (a model
+    card, :func:`fgdm.evaluation.report.model_card`, goes beside them as ``README.md``).
+
+    ``data``: what the config records as the training data: ``"keep"`` it, or a path, or None for the
+    embedded synthetic language (``data.path: null``). The run's output directory is not recorded.
+    """
+    import dataclasses
+    import json
+
+    from safetensors.torch import save_file
+
+    from fgdm.config import to_dict
+    from fgdm.version import __version__
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = loaded.cfg
+    if data != "keep":
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=data))
+    cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, output_dir="runs/fgdm"))
+    tensors = {f"denoiser.{k}": v for k, v in loaded.model.denoiser.state_dict().items()}
+    tensors |= {f"normalizer.{k}": v for k, v in loaded.model.normalizer.state_dict().items()}
+    save_file({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, out / WEIGHTS,
+              metadata={"format": "fgdm inference", "fgdm": __version__, "step": str(loaded.step)})  # fmt: skip
+    meta = {"fgdm": __version__, "step": loaded.step, "config": to_dict(cfg)}
+    (out / CONFIG).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    loaded.vocab.save(out / VOCAB)
+    return cfg
 
 
 def generate_poses(

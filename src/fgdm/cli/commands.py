@@ -18,12 +18,17 @@ def refuse_existing(paths: list[Path], overwrite: bool) -> None:
         raise ValueError(f"{', '.join(found[:3])} exists already: choose another --out, or --overwrite to replace it")
 
 
+def refuse_nonempty(out: Path, overwrite: bool) -> None:
+    """A directory that holds files is written into only with ``--overwrite``."""
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out} is not empty: choose a new directory, or --overwrite to write its splits again")
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from fgdm.data.sources import make_synth
 
     out = Path(args.out)
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        raise ValueError(f"{out} is not empty: choose a new directory, or --overwrite to write its splits again")
+    refuse_nonempty(out, args.overwrite)
     sizes = {"train": args.num_train, "dev": args.num_dev, "test": args.num_test}
     summary = make_synth(args.out, args.seed, sizes, args.glosses, args.lazy, args.workers, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
@@ -35,6 +40,15 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
     report = check_directory(args.dir, args.split, args.skip_frames, progress=not args.quiet)
     print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_data_import(args: argparse.Namespace) -> int:
+    from fgdm.data.sources import import_holistic
+
+    out = Path(args.out)
+    refuse_nonempty(out, args.overwrite)
+    print(json.dumps(import_holistic(args.poses, args.glosses, out, progress=not args.quiet), indent=2))
     return 0
 
 
@@ -154,17 +168,35 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from fgdm.config import to_dict
+    from fgdm.evaluation.report import model_card
+    from fgdm.sampling import CARD, export, load_for_sampling
+
+    out = Path(args.out)
+    refuse_nonempty(out, args.overwrite)
+    loaded = load_for_sampling(args.checkpoint)
+    report = json.loads(Path(args.report).read_text(encoding="utf-8")) if args.report else None
+    cfg = export(loaded, out, {"keep": "keep", "embedded": None}.get(args.data, args.data))
+    card = model_card(args.name or out.name, to_dict(cfg), loaded.step, len(loaded.vocab), report, args.how)
+    (out / CARD).write_text(card, encoding="utf-8")
+    size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
+    print(json.dumps({"out": str(out), "step": loaded.step, "megabytes": round(size, 2)}, indent=2))
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fgdm.evaluation.protocol import evaluate
-    from fgdm.evaluation.report import markdown_table, write_report
+    from fgdm.evaluation.report import markdown_table, report_base, write_report
 
-    base = Path(args.out) / "report" if Path(args.out).is_dir() else Path(args.out).with_suffix("")
-    refuse_existing([base.with_suffix(".json"), base.with_suffix(".md")], args.overwrite)
+    base = report_base(args.out)
+    refuse_existing([base.with_suffix(s) for s in (".json", ".md", ".html")], args.overwrite)
     report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
-                      args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet)  # fmt: skip
-    json_path, md_path = write_report(report, args.out)
+                      args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet,
+                      examples=3)  # fmt: skip
+    paths = write_report(report, args.out)
     print(markdown_table(report))
-    print(f"\nwrote {json_path} and {md_path}")
+    print(f"\nwrote {', '.join(map(str, paths))}")
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 
 from fgdm.cli import commands
 from fgdm.sampling import MAX_FRAMES, LengthMode
+from fgdm.version import __version__
 
 
 def _positive_int(text: str) -> int:
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fgdm", description="Focal-General Diffusion Model for sign language "
                                      "production: glosses to 3D skeleton sequences")  # fmt: skip
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.add_argument("--version", action="version", version=f"fgdm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="generate the synthetic sign language as a data directory")
@@ -97,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--quiet", action="store_true", help="no progress bars")
         q.set_defaults(func=commands.cmd_data_check)
 
+    q = dsub.add_parser("import", help="MediaPipe Holistic .pose files + a PHOENIX-style gloss CSV → a PT directory")
+    q.add_argument("poses", help="a directory of .pose files (video_to_pose's output), named like the CSV ids")
+    q.add_argument("--glosses", required=True, help="a PHOENIX-style CSV (id|signer|annotation|translation), or "
+                   "a directory of *train*/*dev*/*test*.csv")  # fmt: skip
+    q.add_argument("--out", required=True, help="the PT directory to write (new or empty, unless --overwrite)")
+    q.add_argument("--overwrite", action="store_true", help="write into a directory that is not empty")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=commands.cmd_data_import)
+
     p = sub.add_parser("render", help="render sequences to GIF or MP4 (several inputs: side by side)")
     p.add_argument("inputs", nargs="+", help=".npy or .pose files, or data directories (with --split/--index)")
     p.add_argument("--out", required=True, help="output .gif or .mp4")
@@ -111,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
              commands.cmd_train)  # fmt: skip
 
     p = sub.add_parser("generate", help="sample poses from a trained checkpoint")
-    p.add_argument("--checkpoint", required=True, help="a training checkpoint (.ckpt)")
+    p.add_argument("--checkpoint", help="a training checkpoint (.ckpt) or an exported directory (default: the "
+                   "weights shipped with fgdm, trained on the embedded synthetic language)")  # fmt: skip
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--gloss", help='one gloss sequence, e.g. "MORGEN NORD REGEN"')
     src.add_argument("--split", help="a split of --data (default: the checkpoint's own training data)")
@@ -124,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace earlier output (never the data's own files)")
     _sampling(p)
     p.set_defaults(func=commands.cmd_generate)
+
+    p = sub.add_parser("export", help="a training checkpoint → inference weights (safetensors, config, vocabulary)")
+    p.add_argument("checkpoint", help="a training checkpoint (.ckpt); its EMA weights when it has them")
+    p.add_argument("--out", required=True, help="the directory to write (new or empty, unless --overwrite)")
+    p.add_argument("--data", default="keep", help="the training data the config records: keep (as trained), "
+                   "embedded (the embedded language, also when it was written to files first) or a path")  # fmt: skip
+    p.add_argument("--report", help="an fgdm evaluate report.json whose table goes into the model card")
+    p.add_argument("--name", help="the model card's title (default: the directory's name)")
+    p.add_argument("--how", default="", help="one line for the model card on how it was trained (a command)")
+    p.add_argument("--overwrite", action="store_true", help="write into a directory that is not empty")
+    p.set_defaults(func=commands.cmd_export)
 
     p = sub.add_parser("backtranslator", help="the back-translation evaluator")
     bsub = p.add_subparsers(dest="bt_command", required=True)

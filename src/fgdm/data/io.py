@@ -18,75 +18,86 @@ from fgdm.data.pt import MAX_ABS, DataFormatError
 from fgdm.skeleton import PT50, Skeleton
 
 FPS = 25.0
-_COMPONENT_NAMES = {"body": "BODY", "left_hand": "LEFT_HAND", "right_hand": "RIGHT_HAND"}
-
-
-def _header(skeleton: Skeleton):
-    from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions
-
-    components = []
-    for part, joints in skeleton.parts:
-        local = {j: i for i, j in enumerate(joints)}
-        limbs = [(local[p], local[c]) for c, p in skeleton.bones if c in local and p in local]
-        components.append(
-            PoseHeaderComponent(
-                name=_COMPONENT_NAMES.get(part, part.upper()),
-                points=[skeleton.names[j] for j in joints],
-                limbs=limbs,
-                colors=[(255, 255, 255)] * len(limbs),
-                point_format="XYZC",
-            )
-        )
-    # Dimensions are in pixels in pose-format; PT units fit a 1000-unit canvas.
-    return PoseHeader(
-        version=0.2,
-        dimensions=PoseHeaderDimensions(width=1000, height=1000, depth=1000),
-        components=components,
-    )
 
 
 def save_pose(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps: float = FPS) -> Path:
-    """Writes a (S, J, 3) sequence as a ``.pose`` file."""
+    """Writes a (S, J, 3) PT sequence as a MediaPipe Holistic ``.pose`` (:mod:`fgdm.data.holistic`), which
+    pose-format's tools read, draw upright and recognise (``detect_known_pose_format`` → holistic)."""
     from pose_format import Pose
     from pose_format.numpy import NumPyPoseBody
+    from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
 
-    pose = _check(pose, skeleton)
-    order = [j for _, joints in skeleton.parts for j in joints]
-    data = pose[:, None, order, :].astype(np.float32)  # (S, people=1, J, 3)
-    body = NumPyPoseBody(fps=fps, data=data, confidence=np.ones(data.shape[:3], dtype=np.float32))
+    from fgdm.data import holistic
+
+    if skeleton is not PT50:
+        raise ValueError("the .pose export maps the PT 50-joint skeleton onto Holistic's points")
+    data, conf = holistic.to_holistic(_check(pose, skeleton))
+    size = holistic.CANVAS
+    header = PoseHeader(0.2, PoseHeaderDimensions(size, size, size), holistic.components())
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as f:
-        Pose(_header(skeleton), body).write(f)
+        Pose(header, NumPyPoseBody(fps=fps, data=data, confidence=conf)).write(f)
     return path
 
 
 def read_pose(path: Path | str, skeleton: Skeleton = PT50) -> tuple[np.ndarray, float]:
-    """A ``.pose`` file with the PT skeleton's points (as :func:`save_pose` writes): (S, J, 3) float32 and its fps."""
+    """A ``.pose`` file as (S, J, 3) float32 PT coordinates and its fps: MediaPipe Holistic files (exactly
+    back when fgdm wrote them, else normalised as PT data: :mod:`fgdm.data.holistic`) or files whose points
+    carry the PT joint names (fgdm 0.2 wrote those)."""
+    return read_pose_report(path, skeleton)[:2]
+
+
+def read_pose_report(path: Path | str, skeleton: Skeleton = PT50):
+    """:func:`read_pose` plus how many joint values were interpolated and how many were absent throughout."""
     from pose_format import Pose
+
+    from fgdm.data import holistic
 
     path = Path(path)
     try:
         p = Pose.read(path.read_bytes())
-        names = [pt for c in p.header.components for pt in c.points]
+        names = {
+            f"{c.name}/{pt}": i for i, (c, pt) in enumerate((c, pt) for c in p.header.components for pt in c.points)
+        }
         data, fps = np.asarray(p.body.data.filled(0.0)), float(p.body.fps)
+        conf = np.asarray(p.body.confidence)
+        dims = p.header.dimensions
     except OSError:
         raise
     except Exception as err:  # pose-format raises whatever its parser meets in a damaged file
         raise DataFormatError(path, None, f"not a readable .pose file ({type(err).__name__}: {err})") from None
-    missing = [n for n in skeleton.names if n not in names]
-    if missing:
-        raise DataFormatError(path, None, f"the .pose file lacks points {missing[:5]} of the PT 50-joint skeleton")
-    if data.ndim != 4 or data.shape[1] < 1 or data.shape[3] < 3:
+    if data.ndim != 4 or data.shape[1] < 1 or data.shape[3] < 3 or conf.shape != data.shape[:3]:
         raise DataFormatError(path, None, f"pose data of shape {data.shape}, expected (frames, people, points, xyz)")
     if not (np.isfinite(fps) and fps > 0):
         raise DataFormatError(path, None, f"frame rate {fps} fps")
-    index = [names.index(n) for n in skeleton.names]
-    return _check(data[:, 0, index, :3], skeleton, str(path)).astype(np.float32), fps  # first person, xyz
+    if len(data) == 0:
+        raise DataFormatError(path, None, "no frames")
+    if skeleton is not PT50:
+        raise ValueError("only the PT 50-joint skeleton is read from .pose files")
+    if "POSE_LANDMARKS/LEFT_SHOULDER" in names:
+        need = [f"POSE_LANDMARKS/{n}" for n in holistic.BODY_POINTS.values()] + [
+            f"{side}_HAND_LANDMARKS/{n}" for side in ("LEFT", "RIGHT") for n in holistic.HAND21
+        ]
+        missing = [n for n in need if n not in names]
+        if missing:
+            raise DataFormatError(path, None, f"a Holistic file without {missing[:3]}")
+        exact = (dims.width, dims.height, dims.depth) == (holistic.CANVAS,) * 3
+        try:
+            got = holistic.from_holistic(data[:, 0, :, :3], conf[:, 0], names, dims.width, dims.depth, fps, exact)
+        except ValueError as err:
+            raise DataFormatError(path, None, str(err)) from None
+        return _check(got.pose, skeleton, str(path)), fps, got.interpolated, got.absent
+    index = {name.split("/", 1)[1]: i for name, i in names.items()}
+    missing = [n for n in skeleton.names if n not in index]
+    if missing:
+        raise DataFormatError(path, None, f"neither Holistic nor the PT 50-joint skeleton (lacks {missing[:5]})")
+    pose = data[:, 0, [index[n] for n in skeleton.names], :3]  # first person, xyz
+    return _check(pose, skeleton, str(path)).astype(np.float32), fps, 0, 0
 
 
 def load_pose(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:
-    """Reads a ``.pose`` file written by :func:`save_pose` back into (S, J, 3) float32."""
+    """Reads a ``.pose`` file into (S, J, 3) float32 PT coordinates (see :func:`read_pose`)."""
     return read_pose(path, skeleton)[0]
 
 

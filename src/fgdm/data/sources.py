@@ -171,3 +171,52 @@ def make_synth(
         summary |= {"rendered_sequences": rendered, "seconds": round(elapsed, 2),
                     "sequences_per_second": round(rendered / elapsed, 1)}  # fmt: skip
     return summary
+
+
+def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, progress: bool = False) -> dict:
+    """Turns a directory of MediaPipe Holistic ``.pose`` files (``video_to_pose``'s output) and PHOENIX-style
+    gloss CSVs (one per split, or one file) into a PT directory ``out``, with ``src_vocab.txt``.
+
+    Each CSV row names its ``.pose`` file (``{id}.pose`` anywhere below ``poses``); every row needs one.
+    Poses are normalised as PT data (:mod:`fgdm.data.holistic`); the returned report counts, per split, the
+    sequences, frames, frame rates and the joint values interpolated or absent, and lists the .pose files no
+    row uses.
+    """
+    from tqdm.auto import tqdm
+
+    from fgdm.data.io import read_pose_report
+    from fgdm.data.pt import PTSplit, write_split
+
+    poses, out = Path(poses), Path(out)
+    if not poses.is_dir():
+        raise DataFormatError(poses, None, "directory of .pose files not found")
+    files: dict[str, Path] = {}
+    for path in sorted(poses.rglob("*.pose")):
+        if path.stem in files:
+            raise DataFormatError(path, None, f"a second .pose file for {path.stem!r} (also {files[path.stem]})")
+        files[path.stem] = path
+    splits = {split: read_phoenix_csv(csv) for split, csv in csv_splits(glosses).items()}
+    missing = [row.name for rows in splits.values() for row in rows if row.name not in files]
+    if missing:
+        raise DataFormatError(poses, None, f"no .pose file for {len(missing)} CSV rows, e.g. {missing[:5]}")
+    report: dict = {"out": str(out), "splits": {}}
+    for split, rows in splits.items():
+        seqs, rates, filled, absent = [], set(), 0, 0
+        for row in tqdm(rows, desc=f"import {split}", disable=not progress):
+            pose, fps, n_filled, n_absent = read_pose_report(files[row.name])
+            seqs.append(pose)
+            rates.add(fps)
+            filled, absent = filled + n_filled, absent + n_absent
+        write_split(out, split, PTSplit(poses=seqs, glosses=[list(r.glosses) for r in rows],
+                                        texts=[r.text for r in rows], names=[r.name for r in rows]))  # fmt: skip
+        values = sum(len(p) for p in seqs) * 49  # the neck is derived, never missing
+        report["splits"][split] = {
+            "sequences": len(rows), "frames": sum(len(p) for p in seqs), "fps": sorted(rates),
+            "interpolated_joint_values": filled, "absent_joint_values": absent,
+            "filled_percent": round(100 * (filled + absent) / max(values, 1), 2),
+        }  # fmt: skip
+    used = {row.name for rows in splits.values() for row in rows}
+    report["unused_pose_files"] = sorted(str(p) for name, p in files.items() if name not in used)
+    if "train" in splits:
+        Vocabulary.from_corpus(list(r.glosses) for r in splits["train"]).save(out / "src_vocab.txt")
+    return report

@@ -35,8 +35,8 @@ def load_backtranslator(path: Path | str, device: str | torch.device = "cpu") ->
         hp = ckpt["hyper_parameters"]
         cfg = from_dict(hp["config"], BackTranslatorConfig)
         gv, tv = Vocabulary(hp["gloss_vocab"]), Vocabulary(hp["text_vocab"])
-    except KeyError as err:
-        raise ValueError(f"{path}: not a back-translator checkpoint (missing {err})") from None
+    except (KeyError, TypeError, ValueError) as err:  # a generator's or a damaged checkpoint
+        raise ValueError(f"{path}: not a back-translator checkpoint ({type(err).__name__}: {err})") from None
     model = BackTranslator(len(gv), len(tv), cfg.model)
     try:
         model.load_state_dict(substate(ckpt["state_dict"], "model."))

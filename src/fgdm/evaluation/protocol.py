@@ -22,6 +22,7 @@ from fgdm.data.io import load_hypotheses
 from fgdm.data.sources import build_corpus, open_corpus
 from fgdm.data.vocab import tokenize_text
 from fgdm.evaluation.backtranslation import LoadedBackTranslator, back_translate, load_backtranslator
+from fgdm.evaluation.html import Example
 from fgdm.evaluation.report import DEFINITIONS
 from fgdm.metrics import (
     bleu,
@@ -213,10 +214,12 @@ def evaluate(
     batch_size: int = 32,
     device: str = "cpu",
     progress: bool = False,
+    examples: int = 0,
 ) -> dict:
     """The whole protocol: samples ``checkpoint`` (if given) on ``split`` and scores it beside ground truth,
     the mean pose and the poses in each ``hypotheses`` directory (:func:`fgdm.data.io.load_hypotheses`), in
-    that order; the report dictionary
+    that order; the report dictionary. ``examples``: keep the first N generated sequences beside the true ones for
+    ``report.html``; the report dictionary
     (:func:`fgdm.evaluation.report.write_report` writes it)."""
     length = length if isinstance(length, LengthMode) else LengthMode.parse(length)
     ev = Evaluator.open(backtranslator, data, split, limit, device, batch_size, progress)
@@ -229,10 +232,13 @@ def evaluate(
         poses = generate_for(loaded, ev.samples, length, steps=steps, seed=seed, batch_size=batch_size,
                              progress=progress)  # fmt: skip
         systems.append(System(f"FGDM ({Path(checkpoint).name}, step {loaded.step})", poses))
+        shown = [Example(s.name, " ".join(s.glosses), p, s.pose) for s, p in zip(ev.samples, poses, strict=True)]
     names, fps = [s.name for s in ev.samples], 25.0 / ev.skip_frames
     others = [System(Path(h).name, load_hypotheses(h, split, names, fps, allow_extra=limit is not None))
               for h in hypotheses]  # fmt: skip
     report = ev.report([*systems, ev.mean_pose(), *others])
+    if examples and checkpoint is not None:  # for report.html: not part of the JSON
+        report |= {"_examples": shown[:examples], "_fps": 25.0 / ev.skip_frames}
     report["meta"] = {"split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
                       "backtranslator": str(backtranslator),
                       "data": str(data) if data is not None else "the back-translator's training data",

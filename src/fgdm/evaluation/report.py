@@ -25,29 +25,40 @@ DEFINITIONS = {
 }
 
 
+# The report's columns: (heading, the formatted cell of a row), in every table (Markdown, HTML).
+COLUMNS = [
+    ("BLEU-1", lambda r: f"{r['bleu1']:.2f}"), ("BLEU-4", lambda r: f"{r['bleu4']:.2f}"),
+    ("ROUGE", lambda r: f"{r['rouge_l']:.2f}"), ("WER", lambda r: f"{r['wer']:.2f}"),
+    ("DTW-MJE", lambda r: f"{r['dtw_mje']['all']:.3f}"), ("DTW body", lambda r: f"{r['dtw_mje']['body']:.3f}"),
+    ("DTW hands", lambda r: f"{r['dtw_mje']['hands']:.3f}"),
+    ("finger ratio", lambda r: f"{r.get('finger_ratio', float('nan')):.3f}"),
+    ("handshape", lambda r: f"{r.get('handshape', float('nan')):.1f}"), ("FID", lambda r: f"{r['fid']:.3f}"),
+    ("diversity", lambda r: f"{r['diversity']:.3f}"),
+]  # fmt: skip
+
+
 def markdown_table(report: dict) -> str:
-    head = (
-        "| system | BLEU-1 | BLEU-4 | ROUGE | WER | DTW-MJE | DTW body | DTW hands | finger ratio | handshape "
-        "| FID | diversity |"
-    )
-    lines = [head, "|" + "---|" * 12]
-    for r in report["rows"]:
-        d = r["dtw_mje"]
-        lines.append(
-            f"| {r['system']} | {r['bleu1']:.2f} | {r['bleu4']:.2f} | {r['rouge_l']:.2f} | {r['wer']:.2f} | "
-            f"{d['all']:.3f} | {d['body']:.3f} | {d['hands']:.3f} | {r.get('finger_ratio', float('nan')):.3f} | "
-            f"{r.get('handshape', float('nan')):.1f} | {r['fid']:.3f} | {r['diversity']:.3f} |"
-        )
+    lines = ["| system | " + " | ".join(name for name, _ in COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
+    lines += [f"| {r['system']} | " + " | ".join(cell(r) for _, cell in COLUMNS) + " |" for r in report["rows"]]
     return "\n".join(lines)
 
 
-def write_report(report: dict, out: Path | str) -> tuple[Path, Path]:
-    """Writes ``out.json`` and ``out.md`` (``out`` without suffix, or a directory ending in /)."""
+def report_base(out: Path | str) -> Path:
+    """Where a report goes: ``out`` without its suffix, or ``out/report`` for a directory."""
     out = Path(out)
-    base = out / "report" if out.is_dir() else out.with_suffix("")
+    return out / "report" if out.is_dir() else out.with_suffix("")
+
+
+def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
+    """Writes ``out.json``, ``out.md`` and ``out.html`` (:mod:`fgdm.evaluation.html`; with the animations of
+    ``report["_examples"]`` when :func:`~fgdm.evaluation.protocol.evaluate` kept some)."""
+    from fgdm.evaluation.html import write_html
+
+    base = report_base(out)
     base.parent.mkdir(parents=True, exist_ok=True)
     json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
-    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    plain = {k: v for k, v in report.items() if not k.startswith("_")}
+    json_path.write_text(json.dumps(plain, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     meta = report.get("meta", {})
     lines = [f"# fgdm evaluation — {meta.get('split', '')} split, {report['sequences']} sequences", ""]
     for key in ("checkpoint", "backtranslator", "data", "length", "steps", "seed"):
@@ -58,4 +69,37 @@ def write_report(report: dict, out: Path | str) -> tuple[Path, Path]:
               "## Definitions", ""]  # fmt: skip
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return json_path, md_path
+    html_path = write_html(plain, base.with_suffix(".html"), report.get("_examples", ()), report.get("_fps", 25.0))
+    return json_path, md_path, html_path
+
+
+def model_card(name: str, cfg: dict, step: int, vocab_size: int, report: dict | None = None, how: str = "") -> str:
+    """A model card (Markdown) for exported weights: what they are, how they were trained, what they score."""
+    t, d = cfg["training"], cfg["data"]
+    data = (
+        d["path"]
+        or f"the embedded synthetic sign language (seed {d['synth_seed']}, {d['synth_train']} training sentences)"
+    )
+    lines = [f"# {name}", "",
+             "FGDM (Focal–General Diffusion Model, CVPR 2026) as fgdm implements it: glosses → 3D skeleton sequences "
+             "in the PT 50-joint layout (neck at the origin, shoulders 0.334 apart), "
+             f"{25 / d['skip_frames']:g} frames per second.", "",
+             "## Training", "",
+             f"- data: {data}; {vocab_size - 4} glosses in the vocabulary",
+             f"- steps: {step} at batch {t['batch_size']}, learning rate {t['lr']} (warm-up {t['warmup_steps']}), "
+             f"EMA {t['ema_decay']}, seed {t['seed']}",
+             f"- model: width {cfg['model']['width']}, Focal {cfg['model']['focal']['layers']} layers, General "
+             f"{cfg['model']['general']['layers']} layers; {cfg['diffusion']['sampling_steps']} DDIM steps",
+             "- the full resolved config is in config.json"]  # fmt: skip
+    if how:
+        lines += [f"- how: {how}"]
+    if report:
+        meta = report.get("meta", {})
+        lines += ["", "## What it scores", "",
+                  f"On the {meta.get('split', 'test')} split ({report['sequences']} sequences), with a back-translator "
+                  "trained on ground truth (`fgdm evaluate`; each metric is defined in its report):", "",
+                  markdown_table(report)]  # fmt: skip
+    lines += ["", "## Use", "", "```bash", 'fgdm generate --gloss "MORGEN NORD REGEN" --out a.gif', "```", "",
+              "Limits: a synthetic language rendered by a procedural signer; it shows the pipeline and the "
+              "model, not real DGS."]  # fmt: skip
+    return "\n".join(lines) + "\n"

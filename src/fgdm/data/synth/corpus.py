@@ -45,7 +45,7 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
     if not path.is_file():
         raise DataFormatError(path, None, "file not found")
     rows = []
-    with path.open(encoding="utf-8", newline="") as f:
+    with path.open(encoding="utf-8-sig", newline="") as f:  # a byte-order mark is not part of the header
         reader = csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         need = ("name", "signer", "orth", "translation")

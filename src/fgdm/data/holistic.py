@@ -1,0 +1,170 @@
+"""MediaPipe Holistic ``.pose`` files (pose-format's conventions) to and from the PT 50-joint skeleton.
+
+The field exchanges poses as pose-format files, usually MediaPipe Holistic from ``video_to_pose``:
+components ``POSE_LANDMARKS`` (33 points), ``LEFT_HAND_LANDMARKS`` and ``RIGHT_HAND_LANDMARKS`` (21
+each; left and right are the signer's), coordinates in image pixels (x right, y down) on a canvas of
+the header's width × height, z MediaPipe's depth (toward the camera is smaller), a confidence per point.
+
+Mapping, PT joint ← Holistic point:
+
+    head                    POSE_LANDMARKS NOSE
+    neck                    midpoint of POSE_LANDMARKS LEFT_SHOULDER and RIGHT_SHOULDER (implicit in a .pose)
+    right_shoulder … wrist  POSE_LANDMARKS RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST (the signer's right)
+    left_shoulder … wrist   POSE_LANDMARKS LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST
+    left_hand_root, left_thumb_1 … 4, left_index_1 … 4, …, left_pinky_1 … 4
+                            LEFT_HAND_LANDMARKS WRIST, THUMB_CMC, THUMB_MCP, THUMB_IP, THUMB_TIP,
+                            INDEX_FINGER_MCP … TIP, MIDDLE_FINGER_…, RING_FINGER_…, PINKY_… (in order)
+    right_hand_*            RIGHT_HAND_LANDMARKS, the same 21 points
+
+PT coordinates put the neck at the origin with the shoulders 0.334 apart, +x toward the signer's right
+(image x mirrored), +y down, +z toward the camera. fgdm writes a .pose on a 1000 × 1000 × 1000 pixel
+canvas (the depth says z is in pixels too), the neck at (500, 350), 600 pixels per PT unit: such a file
+reads back exactly. Any other Holistic file (a video's) is normalised as PT data is: neck at the origin,
+the median shoulder width scaled to 0.334, hands placed in depth at their body wrists; a point missing in
+some frames (confidence 0) is interpolated between the frames that have it, one missing in every frame
+is put at its anchor (a hand at its body wrist, the head above the neck), and both are counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fgdm.skeleton import PT50
+
+BODY33 = (
+    "NOSE", "LEFT_EYE_INNER", "LEFT_EYE", "LEFT_EYE_OUTER", "RIGHT_EYE_INNER", "RIGHT_EYE", "RIGHT_EYE_OUTER",
+    "LEFT_EAR", "RIGHT_EAR", "MOUTH_LEFT", "MOUTH_RIGHT", "LEFT_SHOULDER", "RIGHT_SHOULDER", "LEFT_ELBOW",
+    "RIGHT_ELBOW", "LEFT_WRIST", "RIGHT_WRIST", "LEFT_PINKY", "RIGHT_PINKY", "LEFT_INDEX", "RIGHT_INDEX",
+    "LEFT_THUMB", "RIGHT_THUMB", "LEFT_HIP", "RIGHT_HIP", "LEFT_KNEE", "RIGHT_KNEE", "LEFT_ANKLE", "RIGHT_ANKLE",
+    "LEFT_HEEL", "RIGHT_HEEL", "LEFT_FOOT_INDEX", "RIGHT_FOOT_INDEX",
+)  # fmt: skip
+HAND21 = ("WRIST", "THUMB_CMC", "THUMB_MCP", "THUMB_IP", "THUMB_TIP", *(
+    f"{finger}_{joint}" for finger in ("INDEX_FINGER", "MIDDLE_FINGER", "RING_FINGER", "PINKY")
+    for joint in ("MCP", "PIP", "DIP", "TIP")
+))  # fmt: skip
+HAND_LIMBS = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11), (11, 12),
+              (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20)]  # fmt: skip
+BODY_LIMBS = [(11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (0, 11), (0, 12)]
+# PT body joints 0, 2 … 7 in POSE_LANDMARKS (the neck, joint 1, is the shoulders' midpoint)
+BODY_POINTS = {0: "NOSE", 2: "RIGHT_SHOULDER", 3: "RIGHT_ELBOW", 4: "RIGHT_WRIST", 5: "LEFT_SHOULDER",
+               6: "LEFT_ELBOW", 7: "LEFT_WRIST"}  # fmt: skip
+BODY_POINTS_INV = {"head": 0, "right_wrist": 4, "left_wrist": 7}
+CANVAS = 1000  # pixels, width = height = depth of the files fgdm writes
+SCALE = 600.0  # pixels per PT unit
+NECK = np.array([500.0, 350.0, 0.0])  # where the neck is drawn
+SHOULDER_WIDTH = 0.334  # PT's normalisation
+
+
+def _mirror() -> np.ndarray:
+    return np.array([-1.0, 1.0, -1.0])  # PT axes against image axes: x and z turned (a rotation about y)
+
+
+def pt_to_pixels(pose: np.ndarray) -> np.ndarray:
+    """(S, 50, 3) PT coordinates → pixels on fgdm's canvas (x right, y down, z in pixels, larger = further)."""
+    return NECK + SCALE * pose * _mirror()
+
+
+def pixels_to_pt(pixels: np.ndarray) -> np.ndarray:
+    """The exact inverse of :func:`pt_to_pixels`."""
+    return (pixels - NECK) / SCALE * _mirror()
+
+
+def components():
+    """Holistic's components as pose-format header components (body, left hand, right hand)."""
+    from pose_format.pose_header import PoseHeaderComponent
+
+    grey, hand = [(160, 160, 160)], [(220, 90, 60)]
+    return [PoseHeaderComponent("POSE_LANDMARKS", list(BODY33), BODY_LIMBS, grey, "XYZC"),
+            PoseHeaderComponent("LEFT_HAND_LANDMARKS", list(HAND21), HAND_LIMBS, hand, "XYZC"),
+            PoseHeaderComponent("RIGHT_HAND_LANDMARKS", list(HAND21), HAND_LIMBS, hand, "XYZC")]  # fmt: skip
+
+
+def to_holistic(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(S, 50, 3) PT → Holistic data (S, 1, 75, 3) in pixels and confidence (S, 1, 75): 1 on the points PT
+    has (nose, shoulders, elbows, wrists, hands), 0 on the rest (eyes, hips, legs: not drawn)."""
+    S = len(pose)
+    px = pt_to_pixels(pose.astype(np.float64))
+    data = np.zeros((S, 75, 3))
+    conf = np.zeros((S, 75))
+    for joint, name in BODY_POINTS.items():
+        data[:, BODY33.index(name)] = px[:, joint]
+        conf[:, BODY33.index(name)] = 1.0
+    data[:, 33:54], data[:, 54:75] = px[:, PT50.part("left_hand")], px[:, PT50.part("right_hand")]
+    conf[:, 33:] = 1.0
+    return data[:, None].astype(np.float32), conf[:, None].astype(np.float32)
+
+
+@dataclass
+class Imported:
+    """A Holistic sequence in PT coordinates, with how much of it was filled in."""
+
+    pose: np.ndarray  # (S, 50, 3) float32
+    fps: float
+    interpolated: int  # joint values filled between frames that had them
+    absent: int  # joint values of joints missing in every frame, put at their anchor
+
+
+def _fill(values: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, int]:
+    """Linear interpolation over time of a (S, 3) track where ``present`` (S,) is False; (track, filled count)."""
+    if present.all() or not present.any():
+        return values, 0
+    t = np.arange(len(values))
+    out = values.copy()
+    for c in range(3):
+        out[:, c] = np.interp(t, t[present], values[present, c])
+    return out, int((~present).sum())
+
+
+def from_holistic(data: np.ndarray, conf: np.ndarray, names: dict[str, int], width: int, depth: int,
+                  fps: float, exact: bool) -> Imported:  # fmt: skip
+    """Holistic (S, N, 3) pixel data of the first person, its confidence (S, N) and ``names`` ("COMPONENT/POINT"
+    → index) → PT. ``exact``: a file on fgdm's canvas, read back without normalising."""
+    S = len(data)
+    px = np.zeros((S, PT50.num_joints, 3))
+    ok = np.zeros((S, PT50.num_joints), dtype=bool)
+
+    def take(joint: int, key: str) -> None:
+        px[:, joint], ok[:, joint] = data[:, names[key]], conf[:, names[key]] > 0
+
+    for joint, name in BODY_POINTS.items():
+        take(joint, f"POSE_LANDMARKS/{name}")
+    for side in ("left", "right"):
+        for joint, name in zip(PT50.part(f"{side}_hand"), HAND21, strict=True):
+            take(joint, f"{side.upper()}_HAND_LANDMARKS/{name}")
+    if not exact and depth == 0:  # MediaPipe's z: unscaled, and relative to the hand's own wrist for hands
+        px[..., 2] *= width
+        for side in ("left", "right"):
+            hand = PT50.part(f"{side}_hand")
+            px[:, hand, 2] += (px[:, BODY_POINTS_INV[f"{side}_wrist"], 2] - px[:, hand.start, 2])[:, None]
+    interpolated = absent = 0
+    for joint in range(PT50.num_joints):
+        if joint == 1:
+            continue
+        px[:, joint], n = _fill(px[:, joint], ok[:, joint])
+        interpolated += n
+    rs, ls = 2, 5
+    if not (ok[:, rs].any() and ok[:, ls].any()):
+        raise ValueError("no frame shows both shoulders: the sequence cannot be placed (neck) or scaled")
+    px[:, 1] = (px[:, rs] + px[:, ls]) / 2  # the neck
+    for joint in range(PT50.num_joints):  # never seen: at its anchor
+        if joint != 1 and not ok[:, joint].any():
+            side = "left" if joint in PT50.part("left_hand") else "right" if joint in PT50.part("right_hand") else None
+            anchor = px[:, BODY_POINTS_INV[f"{side}_wrist"]] if side else px[:, 1] - [0.0, 0.5 * _span(px), 0.0]
+            px[:, joint] = anchor
+            absent += S
+    if exact:
+        pose = pixels_to_pt(px)
+    else:
+        scale = SHOULDER_WIDTH / _span(px)
+        pose = (px - px[:, 1:2]) * scale * _mirror()
+    return Imported(pose.astype(np.float32), fps, interpolated, absent)
+
+
+def _span(px: np.ndarray) -> float:
+    """The median shoulder width in pixels (x and y only: MediaPipe's depth is too noisy to scale by)."""
+    width = float(np.median(np.linalg.norm(px[:, 2, :2] - px[:, 5, :2], axis=-1)))
+    if not width > 0:
+        raise ValueError("the shoulders coincide: the sequence cannot be scaled")
+    return width

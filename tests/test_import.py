@@ -1,0 +1,98 @@
+"""fgdm data import: MediaPipe Holistic .pose files, as pose-format's video_to_pose writes them, to PT data."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fgdm.cli import main
+from fgdm.data.holistic import BODY33, BODY_LIMBS, HAND21, HAND_LIMBS
+from fgdm.data.synth.corpus import SynthCorpus
+
+
+def write_holistic(path, pose_pt, width=640, height=480, fps=25.0, drop=()):
+    """A Holistic .pose as video_to_pose writes it (pixels, MediaPipe z, face and world components, depth 0),
+    built with pose-format itself from a PT sequence: neck at (320, 200), 250 px per PT unit. ``drop``: (frame,
+    component, point) made undetected (confidence 0)."""
+    from pose_format import Pose
+    from pose_format.numpy import NumPyPoseBody
+    from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions
+
+    S = len(pose_pt)
+    image = np.stack([320 - 250 * pose_pt[..., 0], 200 + 250 * pose_pt[..., 1], -pose_pt[..., 2] * 250 / width], -1)
+    face = [str(i) for i in range(468)]
+    comps = [("POSE_LANDMARKS", BODY33, BODY_LIMBS), ("FACE_LANDMARKS", face, []),
+             ("LEFT_HAND_LANDMARKS", HAND21, HAND_LIMBS), ("RIGHT_HAND_LANDMARKS", HAND21, HAND_LIMBS),
+             ("POSE_WORLD_LANDMARKS", BODY33, BODY_LIMBS)]  # fmt: skip
+    sizes = [len(c[1]) for c in comps]
+    data = np.zeros((S, 1, sum(sizes), 3), dtype=np.float32)
+    conf = np.zeros((S, 1, sum(sizes)), dtype=np.float32)
+    body = {"NOSE": 0, "RIGHT_SHOULDER": 2, "RIGHT_ELBOW": 3, "RIGHT_WRIST": 4, "LEFT_SHOULDER": 5,
+            "LEFT_ELBOW": 6, "LEFT_WRIST": 7, "LEFT_HIP": None}  # fmt: skip
+    for name, joint in body.items():
+        k = BODY33.index(name)
+        data[:, 0, k] = image[:, joint] if joint is not None else [320, 450, 0]
+        conf[:, 0, k] = 0.9
+    for start, joint in ((33 + 468, 8), (33 + 468 + 21, 29)):  # LEFT_HAND_LANDMARKS, RIGHT_HAND_LANDMARKS
+        hand = image[:, joint : joint + 21].copy()
+        hand[..., 2] -= hand[:, :1, 2]  # MediaPipe: hand depth relative to the hand's wrist
+        data[:, 0, start : start + 21], conf[:, 0, start : start + 21] = hand, 1.0
+    names = {f"{c}/{p}": i for i, (c, p) in enumerate((c[0], p) for c in comps for p in c[1])}
+    for frame, comp, point in drop:
+        conf[frame, 0, names[f"{comp}/{point}"]] = 0
+        data[frame, 0, names[f"{comp}/{point}"]] = 0
+    parts = [PoseHeaderComponent(n, list(pts), limbs, [(255, 0, 0)], "XYZC") for n, pts, limbs in comps]
+    header = PoseHeader(0.2, PoseHeaderDimensions(width, height, 0), parts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        Pose(header, NumPyPoseBody(fps=fps, data=data, confidence=conf)).write(f)
+
+
+@pytest.fixture
+def holistic_dir(tmp_path):
+    corpus = SynthCorpus(3, "train", seed=4)
+    rows = []
+    for i in range(3):
+        sample = corpus[i]
+        drop = [(5, "RIGHT_HAND_LANDMARKS", "INDEX_FINGER_TIP"), (6, "POSE_LANDMARKS", "NOSE")] if i == 0 else []
+        write_holistic(tmp_path / "videos" / f"clip{i}.pose", sample.pose, drop=drop)
+        rows.append(f"clip{i}|Signer01|{' '.join(sample.glosses)}|{sample.text}")
+    (tmp_path / "train.csv").write_text("id|signer|annotation|translation\n" + "\n".join(rows) + "\n")
+    return tmp_path, corpus
+
+
+def test_holistic_files_import_into_a_pt_directory_that_checks(holistic_dir, capsys):
+    root, corpus = holistic_dir
+    out = root / "pt"
+    assert main(["data", "import", str(root / "videos"), "--glosses", str(root / "train.csv"), "--out", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["splits"]["train"]["sequences"] == 3 and report["splits"]["train"]["fps"] == [25.0]
+    assert report["splits"]["train"]["interpolated_joint_values"] == 2  # the two dropped points, counted
+    assert main(["data", "check", str(out), "--quiet"]) == 0
+    check = json.loads(capsys.readouterr().out)
+    assert check["splits"]["train"]["sequences"] == 3 and check["splits"]["train"]["neck_max_abs"] < 1e-6
+    from fgdm.data.pt import read_split
+
+    got = read_split(out, "train")
+    assert got.names == ["clip0", "clip1", "clip2"] and got.glosses[1] == list(corpus[1].glosses)
+    for i in range(3):  # normalised as PT data: around the shoulders' midpoint (Holistic has no neck point),
+        truth = corpus[i].pose  # the median shoulder width scaled to 0.334
+        truth = truth - (truth[:, 2:3] + truth[:, 5:6]) / 2
+        truth = truth * 0.334 / np.median(np.linalg.norm(truth[:, 2, :2] - truth[:, 5, :2], axis=-1))
+        for root, wrist in ((8, 7), (29, 4)):  # MediaPipe gives hand depth relative to the hand's own wrist:
+            truth[:, root : root + 21, 2] += (truth[:, wrist, 2] - truth[:, root, 2])[:, None]  # at the arm's
+        if i == 0:  # the undetected points: interpolated between their neighbouring frames
+            for frame, joint in ((5, 37), (6, 0)):
+                truth[frame, joint] = (truth[frame - 1, joint] + truth[frame + 1, joint]) / 2
+        np.testing.assert_allclose(got.poses[i], truth, atol=2e-3)
+        shoulders = np.linalg.norm(got.poses[i][:, 2] - got.poses[i][:, 5], axis=-1)
+        np.testing.assert_allclose(np.median(shoulders), 0.334, atol=1e-3)
+
+
+def test_a_csv_row_without_its_pose_file_is_an_error(holistic_dir, capsys):
+    root, _ = holistic_dir
+    (root / "videos" / "clip2.pose").unlink()
+    assert main(["data", "import", str(root / "videos"), "--glosses", str(root / "train.csv"), "--out",
+                 str(root / "pt"), "--quiet"]) == 1  # fmt: skip
+    assert "no .pose file for 1 CSV rows" in capsys.readouterr().err

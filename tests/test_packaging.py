@@ -1,0 +1,47 @@
+"""Packaging: every import declared, torch not pinned, a version to ask for."""
+
+import ast
+import sys
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# import name → distribution name, where they differ
+DISTRIBUTION = {"yaml": "pyyaml", "PIL": "pillow", "pose_format": "pose-format", "imageio_ffmpeg": "imageio-ffmpeg"}
+OPTIONAL = {"tensorboard"}  # used when installed (training logs to it too), never required
+
+
+def _third_party_imports() -> set[str]:
+    found = set()
+    for path in (ROOT / "src" / "fgdm").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return {m for m in found if m != "fgdm" and m not in sys.stdlib_module_names}
+
+
+def test_every_import_is_declared_and_torch_is_a_range():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {
+        d.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip().lower() for d in project["dependencies"]
+    }
+    missing = {DISTRIBUTION.get(m, m) for m in _third_party_imports() - OPTIONAL} - declared
+    assert missing == set()
+    torch = next(d for d in project["dependencies"] if d.startswith("torch") and not d.startswith("torchmetrics"))
+    assert "==" not in torch and ">=" in torch  # a GPU user keeps their CUDA build
+    assert "matplotlib" not in declared and "matplotlib>=3.8" in project["optional-dependencies"]["bench"]
+
+
+def test_the_version_is_the_installed_one(capsys):
+    import fgdm
+    from fgdm.cli import main
+
+    assert fgdm.__version__ == version("fgdm")
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"fgdm {fgdm.__version__}"
