@@ -101,3 +101,21 @@ def test_score_command(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["wer"] == pytest.approx(100 / 6, abs=1e-4) and out["bleu1"] == pytest.approx(100 * 5 / 6, abs=1e-4)
     assert set(out) >= {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "wer"}
+
+
+def test_fid_does_not_pass_disp_which_scipy_1_18_removed(monkeypatch):
+    """SciPy ≥ 1.18's sqrtm takes no ``disp``; the FID must work with that signature and with the one in use."""
+    import scipy.linalg
+
+    real = scipy.linalg.sqrtm
+
+    def sqrtm_without_disp(a, *args, **kwargs):
+        if args or kwargs:
+            raise TypeError(f"sqrtm() got unexpected arguments {args} {kwargs}")
+        return real(a)
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(40, 6)), rng.normal(1.0, 2.0, size=(50, 6))
+    expected = frechet_distance(a, b)
+    monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm_without_disp)
+    assert frechet_distance(a, b) == pytest.approx(expected) and expected > 1.0

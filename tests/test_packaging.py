@@ -45,3 +45,15 @@ def test_the_version_is_the_installed_one(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"fgdm {fgdm.__version__}"
+
+
+def test_the_readme_python_example_runs(tmp_path):
+    from pose_format import Pose
+
+    from fgdm import generate_poses, load_for_sampling, save_sequence
+
+    loaded = load_for_sampling()  # the shipped weights
+    ids = loaded.vocab.encode_all([["MORGEN", "NORD", "REGEN"]])
+    (pose,) = generate_poses(loaded, ids, frames=None, seed=0)
+    path = save_sequence(tmp_path / "morgen.pose", pose, fps=loaded.fps)
+    assert Pose.read(path.read_bytes()).body.data.shape[0] == len(pose) > 10
