@@ -2,17 +2,21 @@
 
     python benchmarks/speed.py --quick            # the headline figures as one JSON object (< 2 minutes)
     python benchmarks/speed.py --config configs/paper.yaml --batch 8 --frames 130 --glosses 8 --repeats 7
+    python benchmarks/speed.py --ops --kernel torch --batch 64 --repeats 1   # operator calls (a GPU proxy)
 
 Measures, at B = 8, S = 130, L = 8 by default: the median time of one training step (forward,
 backward, Adam; SCG on), the median time of 5-step DDIM sampling, the peak resident memory of the
 process, and the checkpoint size (parameters + Adam state). With --floor it also counts the FLOPs of
 a training step and of sampling (torch's FlopCounterMode) and divides them by this machine's measured
-fp32 matmul rate: the time a perfect implementation would need.
+fp32 matmul rate: the time a perfect implementation would need. With --ops it counts the operator
+calls that reach PyTorch's kernels in one training step (forward and backward) and in one sampling
+call: on a GPU each is at least one kernel launch, so this count bounds a GPU step from below.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import resource
 import statistics
@@ -21,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from fgdm.config import load_config
@@ -41,6 +46,24 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
+class OpCounter(TorchDispatchMode):
+    """Counts the operator calls that reach a backend kernel (autograd's backward ones included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def top(self, n: int = 8) -> dict[str, int]:
+        return dict(self.counts.most_common(n))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", nargs="+", default=["configs/paper.yaml"])
@@ -52,6 +75,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="the four headline figures only, 3 repeats")
     ap.add_argument("--floor", action="store_true", help="also count FLOPs and compute the floor")
+    ap.add_argument("--ops", action="store_true", help="also count operator calls per step and per sampling")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--kernel", choices=["auto", "c", "torch"], help="model.focal.kernel (default: the config's)")
     args = ap.parse_args()
@@ -119,6 +143,15 @@ def main() -> None:
             "threads": torch.get_num_threads(), "device": str(device),
             "train_step_all_s": [round(x, 3) for x in train], "sample_all_s": [round(x, 3) for x in samp],
         }  # fmt: skip
+    if args.ops:
+        model.train()
+        with OpCounter() as ops:
+            step()
+        result["train_step_ops"], result["train_step_top_ops"] = ops.total(), ops.top()
+        model.eval()
+        with torch.no_grad(), OpCounter() as ops:
+            sample()
+        result["sample_ops"], result["sample_top_ops"] = ops.total(), ops.top()
     if args.floor:
         for module in model.modules():  # the counter sees PyTorch operators only, not the fused C kernel
             if isinstance(module, ASGCN):

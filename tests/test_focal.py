@@ -69,3 +69,14 @@ def test_chunked_asgcn_gives_the_same_outputs_and_gradients():
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-12, atol=1e-12)
     for a, b in zip(grads[0], grads[1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_off_the_cpu_all_frames_go_at_once():
+    """Chunks block for CPU caches; on another device (a GPU) they would only multiply kernel launches."""
+    gcn = make_asgcn(**{"model.focal.chunk_frames": 64, "model.focal.kernel": "auto"})
+    cpu = torch.zeros(64, 130, 50, 8)
+    assert gcn.execution_path(cpu) in ("kernel", "chunks")
+    gcn.kernel = "torch"
+    assert gcn.execution_path(cpu) == "chunks" and gcn._chunk_frames(cpu) == 1  # 64 // B frames at batch 64
+    elsewhere = torch.empty(64, 130, 50, 8, device="meta")  # stands in for a GPU: no device needed
+    assert gcn.execution_path(elsewhere) == "frames" and gcn._chunk_frames(elsewhere) == 130

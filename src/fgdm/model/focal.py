@@ -114,9 +114,12 @@ class ASGCN(nn.Module):
         return fits
 
     def _chunk_frames(self, h: torch.Tensor) -> int:
-        """Frames per chunk of the PyTorch path; S for all at once (a shared adjacency is one einsum anyway)."""
+        """Frames per chunk of the PyTorch path; S for all at once (a shared adjacency is one einsum anyway).
+
+        Chunks keep the maps in a CPU's caches; on a GPU they would only multiply kernel launches (at
+        batch 64 one chunk per frame), so there all frames go at once."""
         B, S = h.shape[:2]
-        if self.chunk_frames <= 0 or not (self.contextual or self.semantic):
+        if self.chunk_frames <= 0 or not (self.contextual or self.semantic) or h.device.type != "cpu":
             return S
         return max(1, self.chunk_frames // B)
 

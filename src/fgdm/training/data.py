@@ -45,6 +45,7 @@ class PoseDataModule(L.LightningDataModule):
         ds = self.dataset(split)
         trainer = self._trainer if hasattr(self, "_trainer") else None
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
         sampler = BucketBatchSampler(
             ds.frame_counts(), batch_size, shuffle=shuffle, seed=self.training_cfg.seed, num_replicas=world, rank=rank
         )
@@ -54,6 +55,7 @@ class PoseDataModule(L.LightningDataModule):
             collate_fn=Collate(self.vocab.pad_index),
             num_workers=self.training_cfg.num_workers,
             persistent_workers=self.training_cfg.num_workers > 0,
+            pin_memory=on_gpu,  # page-locked batches copy to the GPU asynchronously
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -217,6 +217,8 @@ def fit(
         use_distributed_sampler=False,  # BucketBatchSampler shards by rank itself
         default_root_dir=str(out),
     )
+    if trainer.strategy.root_device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
     with _StopOnInterrupt(trainer) as interrupt:
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     trainer.save_checkpoint(last)  # the final state, also when training ended between validations
