@@ -57,3 +57,21 @@ def test_the_readme_python_example_runs(tmp_path):
     (pose,) = generate_poses(loaded, ids, frames=None, seed=0)
     path = save_sequence(tmp_path / "morgen.pose", pose, fps=loaded.fps)
     assert Pose.read(path.read_bytes()).body.data.shape[0] == len(pose) > 10
+
+
+def test_every_command_line_option_has_help():
+    import argparse
+
+    from fgdm.cli.parser import build_parser
+
+    def walk(parser: argparse.ArgumentParser, path: str):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                yield path, action
+
+    missing = [f"{path} {'/'.join(a.option_strings) or a.dest}" for path, a in walk(build_parser(), "fgdm")
+               if not a.help]  # fmt: skip
+    assert missing == []
