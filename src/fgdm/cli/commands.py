@@ -119,6 +119,7 @@ def cmd_bt_train(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from fgdm.data.io import write_frame_rate
     from fgdm.data.pt import PTSplit, write_split
     from fgdm.data.sources import build_corpus, open_corpus
     from fgdm.sampling import LengthMode, generate_for, generate_poses, load_for_sampling
@@ -156,7 +157,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip
     write_split(out, args.split, PTSplit(poses=poses, glosses=[list(s.glosses) for s in samples],
                                          texts=[s.text for s in samples], names=[s.name for s in samples]))  # fmt: skip
-    (out / f"{args.split}.fps").write_text(f"{loaded.fps}\n")  # the frame rate it was sampled at (fgdm.data.io)
+    write_frame_rate(out, args.split, loaded.fps)
     rendered = []
     for i in range(min(args.render, len(samples))):
         from fgdm.render import save_comparison

@@ -55,7 +55,7 @@ class TrainingConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        for key in ("val_every", "log_every", "num_nodes"):
+        for key in ("batch_size", "max_steps", "val_every", "log_every", "num_nodes"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"training.{key}: must be ≥ 1, got {getattr(self, key)}")
         if isinstance(self.devices, int) and (self.devices == 0 or self.devices < -1):
@@ -64,6 +64,8 @@ class TrainingConfig:
             raise ConfigError(f"training.val_batches: must be ≥ 1 (or null for all), got {self.val_batches}")
         if self.num_workers < 0:
             raise ConfigError(f"training.num_workers: must be ≥ 0, got {self.num_workers}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"training.warmup_steps: must be ≥ 0, got {self.warmup_steps}")
         if not self.lr > 0:
             raise ConfigError(f"training.lr: must be > 0, got {self.lr}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
@@ -240,8 +242,7 @@ def _check_ranges(cfg: Config) -> None:
         "model.width": cfg.model.width, "model.focal.layers": cfg.model.focal.layers,
         "model.focal.width": cfg.model.focal.width, "model.general.layers": cfg.model.general.layers,
         "model.general.heads": cfg.model.general.heads, "diffusion.timesteps": cfg.diffusion.timesteps,
-        "diffusion.sampling_steps": cfg.diffusion.sampling_steps, "training.batch_size": cfg.training.batch_size,
-        "training.max_steps": cfg.training.max_steps, "model.focal.tcn_kernel": cfg.model.focal.tcn_kernel,
+        "diffusion.sampling_steps": cfg.diffusion.sampling_steps, "model.focal.tcn_kernel": cfg.model.focal.tcn_kernel,
         "data.skip_frames": cfg.data.skip_frames,
     }  # fmt: skip
     for key, value in positive.items():
@@ -262,8 +263,6 @@ def _check_ranges(cfg: Config) -> None:
     for key in ("hand_weight", "bone_weight", "scg_weight", "length_weight"):
         if getattr(cfg.loss, key) < 0:
             raise ConfigError(f"loss.{key}: must be ≥ 0, got {getattr(cfg.loss, key)}")
-    if cfg.training.warmup_steps < 0:
-        raise ConfigError(f"training.warmup_steps: must be ≥ 0, got {cfg.training.warmup_steps}")
     if cfg.diffusion.data_scale <= 0:
         raise ConfigError(f"diffusion.data_scale: must be > 0, got {cfg.diffusion.data_scale}")
     if not 0.0 <= cfg.diffusion.eta <= 1.0:

@@ -50,7 +50,7 @@ BODY_LIMBS = [(11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (0, 11), (0, 12)
 # PT body joints 0, 2 … 7 in POSE_LANDMARKS (the neck, joint 1, is the shoulders' midpoint)
 BODY_POINTS = {0: "NOSE", 2: "RIGHT_SHOULDER", 3: "RIGHT_ELBOW", 4: "RIGHT_WRIST", 5: "LEFT_SHOULDER",
                6: "LEFT_ELBOW", 7: "LEFT_WRIST"}  # fmt: skip
-BODY_POINTS_INV = {"head": 0, "right_wrist": 4, "left_wrist": 7}
+WRIST = {"right": 4, "left": 7}  # the PT body joint each hand hangs from
 CANVAS = 1000  # pixels, width = height = depth of the files fgdm writes
 SCALE = 600.0  # pixels per PT unit
 NECK = np.array([500.0, 350.0, 0.0])  # where the neck is drawn
@@ -137,7 +137,7 @@ def from_holistic(data: np.ndarray, conf: np.ndarray, names: dict[str, int], wid
         px[..., 2] *= width
         for side in ("left", "right"):
             hand = PT50.part(f"{side}_hand")
-            px[:, hand, 2] += (px[:, BODY_POINTS_INV[f"{side}_wrist"], 2] - px[:, hand.start, 2])[:, None]
+            px[:, hand, 2] += (px[:, WRIST[side], 2] - px[:, hand.start, 2])[:, None]
     interpolated = absent = 0
     for joint in range(PT50.num_joints):
         if joint == 1:
@@ -148,16 +148,17 @@ def from_holistic(data: np.ndarray, conf: np.ndarray, names: dict[str, int], wid
     if not (ok[:, rs].any() and ok[:, ls].any()):
         raise ValueError("no frame shows both shoulders: the sequence cannot be placed (neck) or scaled")
     px[:, 1] = (px[:, rs] + px[:, ls]) / 2  # the neck
+    span = _span(px) if not exact or not ok[:, 0].any() else 0.0  # to scale, or to place a head never seen
     for joint in range(PT50.num_joints):  # never seen: at its anchor
         if joint != 1 and not ok[:, joint].any():
             side = "left" if joint in PT50.part("left_hand") else "right" if joint in PT50.part("right_hand") else None
-            anchor = px[:, BODY_POINTS_INV[f"{side}_wrist"]] if side else px[:, 1] - [0.0, 0.5 * _span(px), 0.0]
+            anchor = px[:, WRIST[side]] if side else px[:, 1] - [0.0, 0.5 * span, 0.0]
             px[:, joint] = anchor
             absent += S
     if exact:
         pose = pixels_to_pt(px)
     else:
-        scale = SHOULDER_WIDTH / _span(px)
+        scale = SHOULDER_WIDTH / span
         pose = (px - px[:, 1:2]) * scale * _mirror()
     return Imported(pose.astype(np.float32), fps, interpolated, absent)
 

@@ -54,12 +54,13 @@ def read_pose_report(path: Path | str, skeleton: Skeleton = PT50):
 
     from fgdm.data import holistic
 
+    if skeleton is not PT50:
+        raise ValueError("only the PT 50-joint skeleton is read from .pose files")
     path = Path(path)
     try:
         p = Pose.read(path.read_bytes())
-        names = {
-            f"{c.name}/{pt}": i for i, (c, pt) in enumerate((c, pt) for c in p.header.components for pt in c.points)
-        }
+        points = [f"{c.name}/{pt}" for c in p.header.components for pt in c.points]
+        names = {name: i for i, name in enumerate(points)}
         data, fps = np.asarray(p.body.data.filled(0.0)), float(p.body.fps)
         conf = np.asarray(p.body.confidence)
         dims = p.header.dimensions
@@ -73,8 +74,6 @@ def read_pose_report(path: Path | str, skeleton: Skeleton = PT50):
         raise DataFormatError(path, None, f"frame rate {fps} fps")
     if len(data) == 0:
         raise DataFormatError(path, None, "no frames")
-    if skeleton is not PT50:
-        raise ValueError("only the PT 50-joint skeleton is read from .pose files")
     if "POSE_LANDMARKS/LEFT_SHOULDER" in names:
         need = [f"POSE_LANDMARKS/{n}" for n in holistic.BODY_POINTS.values()] + [
             f"{side}_HAND_LANDMARKS/{n}" for side in ("LEFT", "RIGHT") for n in holistic.HAND21
@@ -148,11 +147,12 @@ def save_sequence(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50,
     raise ValueError(f"{path}: unsupported pose file {suffix!r} (use .npy or .pose)")
 
 
-def _natural_key(path: Path) -> tuple:
-    """File stems with their numbers compared as numbers: ``2`` before ``10``."""
-    import re
-
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.stem))
+def write_frame_rate(directory: Path | str, split: str, fps: float) -> Path:
+    """Records beside a split's PT files the frame rate they were sampled at (``{split}.fps``), which PT files
+    cannot hold; :func:`load_hypotheses` reads it."""
+    path = Path(directory) / f"{split}.fps"
+    path.write_text(f"{fps}\n", encoding="utf-8")
+    return path
 
 
 def load_hypotheses(
@@ -190,7 +190,7 @@ def load_hypotheses(
                 raise DataFormatError(path / f"{split}.files", None, f"the name {name!r} appears twice")
             found[name] = (pose, given)
     else:
-        files = sorted([*path.glob("*.npy"), *path.glob("*.pose")], key=_natural_key)
+        files = sorted([*path.glob("*.npy"), *path.glob("*.pose")])  # matched by name below, not by order
         if not files:
             raise DataFormatError(path, None, f"no {split}.skels and no .npy/.pose files to score")
         for f in files:

@@ -93,7 +93,8 @@ def write_html(report: dict, path: Path | str, examples: Sequence[Example] = (),
     gifs = "".join(f"<figure>{_gif(e, fps)}<figcaption>{html.escape(e.name)}: {html.escape(e.glosses)}</figcaption>"
                    "</figure>" for e in examples)  # fmt: skip
     log = run_log(meta.get("checkpoint"))
-    charts = "".join(svg_chart(pts, label) for (key, label) in CURVES for pts in [read_curves(log)[key]]) if log else ""
+    series = read_curves(log) if log else {}
+    charts = "".join(svg_chart(series[key], label) for key, label in CURVES if key in series)
     body = (f"<h1>fgdm evaluation — {html.escape(str(meta.get('split', '')))} split, {report['sequences']} sequences"
             f"</h1><ul>{facts}</ul><h2>Scores</h2><table><tr><th>system</th>{head}</tr>{rows}</table>"
             "<p>Ground truth is the back-translator's ceiling; the mean pose is the training set's mean pose held "

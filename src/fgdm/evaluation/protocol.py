@@ -232,13 +232,16 @@ def evaluate(
         poses = generate_for(loaded, ev.samples, length, steps=steps, seed=seed, batch_size=batch_size,
                              progress=progress)  # fmt: skip
         systems.append(System(f"FGDM ({Path(checkpoint).name}, step {loaded.step})", poses))
-        shown = [Example(s.name, " ".join(s.glosses), p, s.pose) for s, p in zip(ev.samples, poses, strict=True)]
+        shown = [
+            Example(s.name, " ".join(s.glosses), p, s.pose)
+            for s, p in zip(ev.samples[:examples], poses[:examples], strict=True)
+        ]
     names, fps = [s.name for s in ev.samples], 25.0 / ev.skip_frames
     others = [System(Path(h).name, load_hypotheses(h, split, names, fps, allow_extra=limit is not None))
               for h in hypotheses]  # fmt: skip
     report = ev.report([*systems, ev.mean_pose(), *others])
     if examples and checkpoint is not None:  # for report.html: not part of the JSON
-        report |= {"_examples": shown[:examples], "_fps": 25.0 / ev.skip_frames}
+        report |= {"_examples": shown, "_fps": fps}
     report["meta"] = {"split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
                       "backtranslator": str(backtranslator),
                       "data": str(data) if data is not None else "the back-translator's training data",
