@@ -28,3 +28,15 @@ def test_q_sample_statistics():
         a = float(diff.alphas_cumprod[t])
         assert abs(xt.mean() - math.sqrt(a) * 0.3) < 0.02
         assert abs(xt.std() - math.sqrt(1 - a)) < 0.02
+
+
+def test_training_timesteps_are_uniform_or_the_samplers_own():
+    g = torch.Generator().manual_seed(0)
+    uniform = Diffusion(load_config("configs/paper.yaml").diffusion).sample_timesteps(20000, torch.device("cpu"), g)
+    assert uniform.dtype == torch.long and uniform.min() == 0 and uniform.max() == 999
+    assert len(uniform.unique()) > 990
+    cfg = load_config("configs/paper.yaml", ["diffusion.train_timesteps=sampling"]).diffusion
+    visited = Diffusion(cfg).sample_timesteps(20000, torch.device("cpu"), g)
+    values, counts = visited.unique(return_counts=True)
+    assert values.tolist() == [199, 399, 599, 799, 999]
+    assert (counts - 4000).abs().max() < 300  # each of the five about equally often

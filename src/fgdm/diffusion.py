@@ -51,7 +51,11 @@ class Diffusion:
         return a.view(-1, *([1] * (like.dim() - 1)))
 
     def sample_timesteps(self, batch: int, device: torch.device, generator: torch.Generator | None = None):
-        """t uniform in {0, …, T−1}, one per sequence: (B,) long."""
+        """Training timesteps, one per sequence: (B,) long. Uniform in {0, …, T−1}, or with
+        ``train_timesteps: sampling`` uniform over the sampler's own :meth:`sampling_timesteps`."""
+        if self.cfg.train_timesteps == "sampling":
+            visited = torch.tensor(self.sampling_timesteps(), device=device)
+            return visited[torch.randint(0, len(visited), (batch,), device=device, generator=generator)]
         return torch.randint(0, self.timesteps, (batch,), device=device, generator=generator)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -38,6 +38,10 @@ class TrainingConfig:
     lr: float = 1e-3
     clip_grad_norm: float = 5.0
     warmup_steps: int = 0  # linear learning-rate warm-up from 0 over this many optimizer steps
+    # after the warm-up: "plateau" multiplies the rate by scheduler_factor when the dev metric has not
+    # improved for scheduler_patience validations and stops training below min_lr; "cosine" decays it
+    # from lr to min_lr over max_steps (half a cosine), for a fixed budget
+    schedule: Literal["plateau", "cosine"] = "plateau"
     scheduler_patience: int = 7
     scheduler_factor: float = 0.7
     min_lr: float = 1e-4
@@ -68,6 +72,9 @@ class TrainingConfig:
             raise ConfigError(f"training.warmup_steps: must be ≥ 0, got {self.warmup_steps}")
         if not self.lr > 0:
             raise ConfigError(f"training.lr: must be > 0, got {self.lr}")
+        if self.schedule == "cosine" and not 0 <= self.min_lr <= self.lr:
+            raise ConfigError(f"training.min_lr: the cosine schedule decays to it, so it must lie in [0, lr = "
+                              f"{self.lr}], got {self.min_lr}")  # fmt: skip
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ConfigError(f"training.ema_decay: must be between 0 and 1 (or null), got {self.ema_decay}")
 
@@ -177,6 +184,9 @@ class DiffusionConfig:
     standardise: bool = False
     # r: hand joints relative to the wrist they hang from (finger shape apart from arm motion).
     hands_relative: bool = False
+    # the timesteps training draws t from: "uniform" over 0 … T−1 (the paper); "sampling" only the
+    # sampling_steps timesteps the sampler visits (999, 799, 599, 399, 199), where the model is used
+    train_timesteps: Literal["uniform", "sampling"] = "uniform"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The training loop both trainers share, on PyTorch Lightning.
 
 Distribution, mixed precision, gradient clipping, progress bars and logging are Lightning's. This
-module adds Adam with warm-up and a plateau scheduler stepped on a dev metric (stopping at a minimum
-learning rate), atomic checkpoint writes, a throughput count, and :func:`fit`, which runs a module.
+module adds Adam with warm-up and either a plateau scheduler stepped on a dev metric (stopping at a
+minimum learning rate) or a cosine decay over the step budget, atomic checkpoint writes, a throughput
+count, and :func:`fit`, which runs a module.
 """
 
 from __future__ import annotations
@@ -50,11 +51,27 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             tmp.unlink(missing_ok=True)
 
 
-class PlateauModule(L.LightningModule):
-    """Adam with a plateau scheduler stepped on a validation metric, stopping at a minimum learning rate.
+def scheduled_lr(cfg: TrainingConfig, step: int) -> float | None:
+    """The learning rate for optimizer step ``step`` (from 0), or None where the plateau scheduler owns it.
 
-    The scheduler is stepped by hand after each validation; its state travels in the checkpoint.
-    Subclasses set ``self.training_cfg`` and call :meth:`after_validation` with the monitored value.
+    Linear warm-up to ``lr`` over ``warmup_steps``; then, with ``schedule: cosine``, half a cosine from
+    ``lr`` down to ``min_lr``, reached at ``max_steps``.
+    """
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule != "cosine":
+        return None
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class PlateauModule(L.LightningModule):
+    """Adam with warm-up and a learning-rate schedule (:func:`scheduled_lr`).
+
+    With ``schedule: plateau`` the plateau scheduler is stepped by hand after each validation, stopping
+    training below ``min_lr``; its state travels in the checkpoint. The cosine schedule is a function of
+    the step alone, so a resumed run continues it. Subclasses set ``self.training_cfg`` and call
+    :meth:`after_validation` with the monitored value.
     """
 
     training_cfg: TrainingConfig
@@ -74,7 +91,10 @@ class PlateauModule(L.LightningModule):
                                      f"extreme values, or lower training.lr")  # fmt: skip
 
     def after_validation(self, value: float) -> None:
-        if self.trainer.sanity_checking or self.plateau is None:
+        if self.trainer.sanity_checking:
+            return
+        if self.plateau is None:  # the cosine schedule: nothing to step, the rate is logged
+            self.log("lr", self.optimizers().param_groups[0]["lr"])
             return
         self.plateau.step(value)
         lr = self.optimizers().param_groups[0]["lr"]
@@ -83,10 +103,10 @@ class PlateauModule(L.LightningModule):
             self.trainer.should_stop = True
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
-        warmup = self.training_cfg.warmup_steps
-        if warmup and self.trainer.global_step < warmup:  # linear warm-up; the plateau scheduler owns the rate after
+        lr = scheduled_lr(self.training_cfg, self.trainer.global_step)
+        if lr is not None:  # warm-up or cosine; otherwise the plateau scheduler owns the rate
             for group in optimizer.param_groups:
-                group["lr"] = self.training_cfg.lr * (self.trainer.global_step + 1) / warmup
+                group["lr"] = lr
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         # Nothing reads the gradients again before the next backward, but Lightning only clears them
         # after the next forward: freed here, they stay out of that forward's peak memory (paper size:
@@ -96,6 +116,8 @@ class PlateauModule(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         t = self.training_cfg
         opt = torch.optim.Adam(self.parameters(), lr=t.lr)
+        if t.schedule != "plateau":
+            return opt
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=t.scheduler_factor, patience=t.scheduler_patience
         )
