@@ -59,6 +59,7 @@ if [ "$MODE" = candidates ]; then
     run() { curve "synth-$1" "$W/synth" "$CARRY/synth-bt.ckpt" "$AT" "$BUDGET" "${FAST[@]}" "${@:2}"; }
     run default
     run no-counter --set model.counter=false
+    run uniform-timesteps --set diffusion.train_timesteps=uniform
     run no-standardise --set diffusion.standardise=false --set diffusion.data_scale=5.0
     run no-hands-relative --set diffusion.hands_relative=false
     run loss-in-pose-units --set loss.joint_space=pose
