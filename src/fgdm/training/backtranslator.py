@@ -10,7 +10,7 @@ from fgdm.data.vocab import Vocabulary, tokenize_text
 from fgdm.metrics.text import bleu, wer
 from fgdm.model.backtranslator import BackTranslator
 from fgdm.training.data import PoseDataModule
-from fgdm.training.loop import PlateauModule, TrainResult, fit
+from fgdm.training.loop import ScheduledModule, TrainResult, fit
 from fgdm.training.rundir import claim
 
 
@@ -20,7 +20,7 @@ def encode_texts(texts: list[str], vocab: Vocabulary, device: torch.device | str
     return pad_sequences(rows, vocab.pad_index, torch.long)[0].to(device)
 
 
-class LitBackTranslator(PlateauModule):
+class LitBackTranslator(ScheduledModule):
     """The evaluator in Lightning; the checkpoint carries its config and both vocabularies."""
 
     def __init__(self, config: dict, gloss_vocab: list[str], text_vocab: list[str]) -> None:

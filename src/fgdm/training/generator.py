@@ -1,7 +1,8 @@
 """Training FGDM: the Lightning module, and :func:`train`, the ``fgdm train`` entry point.
 
-Validation samples the dev set with ground-truth lengths and logs DTW-MJE (``dev/dtw``), which drives
-the plateau scheduler, early stopping at a minimum learning rate, and the "best" checkpoint.
+Validation samples the dev set with ground-truth lengths and logs DTW-MJE (``dev/dtw``), which picks
+the "best" checkpoint and, with ``training.schedule: plateau``, drives the plateau scheduler and early
+stopping at a minimum learning rate.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from fgdm.metrics.dtw import dtw_mje
 from fgdm.model import FGDM, build_model
 from fgdm.sampling import LoadedModel
 from fgdm.training.data import PoseDataModule
-from fgdm.training.loop import PlateauModule, TrainResult, fit
+from fgdm.training.loop import ScheduledModule, TrainResult, fit
 from fgdm.training.rundir import claim
 
 
-class LitFGDM(PlateauModule):
+class LitFGDM(ScheduledModule):
     """FGDM in Lightning. The checkpoint carries the resolved config and the gloss vocabulary."""
 
     def __init__(self, config: dict, vocab: list[str]) -> None:

@@ -65,7 +65,7 @@ def scheduled_lr(cfg: TrainingConfig, step: int) -> float | None:
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class PlateauModule(L.LightningModule):
+class ScheduledModule(L.LightningModule):
     """Adam with warm-up and a learning-rate schedule (:func:`scheduled_lr`).
 
     With ``schedule: plateau`` the plateau scheduler is stepped by hand after each validation, stopping
@@ -103,10 +103,12 @@ class PlateauModule(L.LightningModule):
             self.trainer.should_stop = True
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
-        lr = scheduled_lr(self.training_cfg, self.trainer.global_step)
-        if lr is not None:  # warm-up or cosine; otherwise the plateau scheduler owns the rate
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+        t = self.training_cfg
+        if t.warmup_steps or t.schedule != "plateau":  # otherwise the plateau scheduler alone owns the rate
+            lr = scheduled_lr(t, self.trainer.global_step)
+            if lr is not None:  # warm-up or cosine
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         # Nothing reads the gradients again before the next backward, but Lightning only clears them
         # after the next forward: freed here, they stay out of that forward's peak memory (paper size:
