@@ -124,46 +124,41 @@ def test_two_process_ddp_on_cpu_completes(tmp_path):
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_the_learning_rate_warms_up_linearly_then_stays(monkeypatch):
+def _rates(monkeypatch, overrides: list[str], steps: int):
+    """The learning rate LitFGDM's optimizer steps 0 … steps−1 run at (a stand-in trainer gives the step);
+    and the module, for its scheduler."""
     import types
 
     from fgdm.config import load_config, to_dict
     from fgdm.training import LitFGDM
 
-    cfg = load_config([TINY], ["training.warmup_steps=4", "training.lr=0.01"])
-    module = LitFGDM(to_dict(cfg), ["<unk>", "<pad>", "<s>", "</s>", "A"])
+    module = LitFGDM(to_dict(load_config([TINY], overrides)), ["<unk>", "<pad>", "<s>", "</s>", "A"])
     opt = module.configure_optimizers()
     fake = types.SimpleNamespace(global_step=0)
     monkeypatch.setattr(type(module), "trainer", property(lambda self: fake))
     seen = []
-    for step in range(6):
+    for step in range(steps):
         fake.global_step = step
         module.optimizer_step(0, step, opt, lambda: None)
         seen.append(opt.param_groups[0]["lr"])
+    return seen, module
+
+
+def test_the_learning_rate_warms_up_linearly_then_stays(monkeypatch):
+    seen, _ = _rates(monkeypatch, ["training.warmup_steps=4", "training.lr=0.01"], 6)
     assert seen == pytest.approx([0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01])
 
 
 def test_the_cosine_schedule_warms_up_then_decays_to_min_lr_at_max_steps(monkeypatch):
     import itertools
     import math
-    import types
 
-    from fgdm.config import ConfigError, load_config, to_dict
-    from fgdm.training import LitFGDM
+    from fgdm.config import ConfigError, load_config
 
     over = ["training.schedule=cosine", "training.warmup_steps=2", "training.lr=0.01", "training.min_lr=0.001",
             "training.max_steps=12"]  # fmt: skip
-    cfg = load_config([TINY], over)
-    module = LitFGDM(to_dict(cfg), ["<unk>", "<pad>", "<s>", "</s>", "A"])
-    opt = module.configure_optimizers()
+    seen, module = _rates(monkeypatch, over, 14)
     assert module.plateau is None  # nothing but the step sets the rate, so a resumed run continues the curve
-    fake = types.SimpleNamespace(global_step=0)
-    monkeypatch.setattr(type(module), "trainer", property(lambda self: fake))
-    seen = []
-    for step in range(14):
-        fake.global_step = step
-        module.optimizer_step(0, step, opt, lambda: None)
-        seen.append(opt.param_groups[0]["lr"])
     cosine = [0.001 + 0.009 * 0.5 * (1 + math.cos(math.pi * k / 10)) for k in range(10)]
     assert seen == pytest.approx([0.005, 0.01, *cosine, 0.001, 0.001])
     assert all(a > b for a, b in itertools.pairwise(seen[2:12]))  # strictly falling after the warm-up
