@@ -10,7 +10,8 @@ scores it with a frozen back-translator: WER, BLEU-4, DTW-MJE (all joints, body,
 bone-length ratio and the handshape agreement (src/fgdm/evaluation/handshape.py). Training seconds
 exclude the evaluations. The back-translator is trained once on DIR's ground truth with
 configs/backtranslator.yaml (--bt-steps) under --work, unless --bt names one; ground truth (the
-ceiling) and the training set's mean pose (the floor) are scored with it too. One JSON per curve is
+ceiling) and the training set's mean pose (the floor) are scored with it too, once per data set, split
+and back-translator file (cached under --work, so parallel curves on one data set score them once). One JSON per curve is
 written to --results (benchmarks/results/learning_curves/NAME.json) after every point, so an
 interrupted run keeps what it measured.
 
@@ -21,7 +22,9 @@ the JSONs: WER, BLEU-4, DTW hands and finger ratio against steps, and WER agains
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import platform
 import sys
 import time
@@ -88,6 +91,22 @@ def _flat(row: dict) -> dict:
     return {**row, **{f"dtw_{k}": v for k, v in row["dtw_mje"].items()}}
 
 
+def _reference_rows(ev, data: Path, bt_path: Path, split: str, work: Path) -> list[dict]:
+    """Ground truth's and the mean pose's rows, scored once per (data, split, back-translator file) and kept
+    under ``work``: every curve on the same data and evaluator shares them instead of scoring them again."""
+    stat = bt_path.stat()
+    key = json.dumps([str(data), split, str(bt_path.resolve()), stat.st_size, stat.st_mtime_ns])
+    cache = work / f"reference-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())["rows"]
+    rows = ev.reference_rows(examples=False)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # written whole, then renamed: parallel curves never read half
+    tmp.write_text(json.dumps({"key": json.loads(key), "rows": rows}, ensure_ascii=False) + "\n")
+    tmp.replace(cache)
+    return rows
+
+
 def run(args: argparse.Namespace) -> None:
     import torch
     from quality import backtranslator, open_evaluator
@@ -141,7 +160,7 @@ def run(args: argparse.Namespace) -> None:
             ev = open_evaluator(data, bt_path, args.split, device)
             if ev.skip_frames != cfg.data.skip_frames:
                 raise SystemExit(f"{bt_path}: skip_frames {ev.skip_frames} ≠ the generator's {cfg.data.skip_frames}")
-            doc["sequences"], doc["reference"] = len(ev.samples), ev.reference_rows(examples=False)
+            doc["sequences"], doc["reference"] = len(ev.samples), _reference_rows(ev, data, bt_path, args.split, work)
             gt, mean = doc["reference"]
             print(f"[{args.name}] ground truth WER {gt['wer']:.1f} BLEU-4 {gt['bleu4']:.1f}; mean pose WER "
                   f"{mean['wer']:.1f}, DTW hands {mean['dtw_mje']['hands']:.2f}", flush=True)  # fmt: skip

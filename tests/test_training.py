@@ -44,6 +44,22 @@ def test_resume_continues_the_step_count(trained, tmp_path, capsys):
     assert ckpt["global_step"] == 25 and "plateau" in ckpt and ckpt["optimizer_states"]
 
 
+def test_training_seed_alone_sets_the_initial_weights(tmp_path, capsys):
+    def weights(name: str, seed: int) -> dict:
+        out = tmp_path / name
+        args = ["train", TINY, "--set", f"training.output_dir={out}", "--set", f"training.seed={seed}",
+                "--set", "training.max_steps=1", "--set", "training.val_every=1000", "--quiet"]  # fmt: skip
+        assert main(args) == 0
+        ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        return {k: v for k, v in ckpt["state_dict"].items() if v.is_floating_point()}
+
+    a = weights("a", 5)
+    torch.rand(1000)  # whatever ran before in the process must not matter
+    b, c = weights("b", 5), weights("c", 6)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["model.denoiser.output.proj.weight"], c["model.denoiser.output.proj.weight"])
+
+
 def test_resume_without_a_checkpoint_fails_clearly(tmp_path, capsys):
     assert main(["train", TINY, "--set", f"training.output_dir={tmp_path}", "--resume", "--quiet"]) == 1
     assert "nothing to resume" in capsys.readouterr().err

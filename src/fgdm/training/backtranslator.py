@@ -10,7 +10,7 @@ from fgdm.data.vocab import Vocabulary, tokenize_text
 from fgdm.metrics.text import bleu, wer
 from fgdm.model.backtranslator import BackTranslator
 from fgdm.training.data import PoseDataModule
-from fgdm.training.loop import ScheduledModule, TrainResult, fit
+from fgdm.training.loop import ScheduledModule, TrainResult, fit, seed_everything
 from fgdm.training.rundir import claim
 
 
@@ -74,6 +74,7 @@ def train_backtranslator(
     """Trains the evaluator on ground-truth poses; the best checkpoint is the one with the lowest dev WER."""
     config = to_dict(cfg)
     with claim(cfg.training.output_dir, config, BackTranslatorConfig, resume, overwrite) as stored:
+        seed_everything(cfg.training.seed)  # the initial weights come from training.seed
         vocab = Vocabulary(stored["gloss_vocab"]) if stored else None
         data = PoseDataModule(cfg.data, cfg.training, cfg.testing.batch_size, vocab)
         train = data.corpora["train"]

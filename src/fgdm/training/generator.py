@@ -24,7 +24,7 @@ from fgdm.metrics.dtw import dtw_mje
 from fgdm.model import FGDM, build_model
 from fgdm.sampling import LoadedModel
 from fgdm.training.data import PoseDataModule
-from fgdm.training.loop import ScheduledModule, TrainResult, fit
+from fgdm.training.loop import ScheduledModule, TrainResult, fit, seed_everything
 from fgdm.training.rundir import claim
 
 
@@ -110,6 +110,7 @@ def train(
     """
     config = to_dict(cfg)
     with claim(cfg.training.output_dir, config, Config, resume, overwrite) as stored:
+        seed_everything(cfg.training.seed)  # the initial weights come from training.seed, whatever ran before
         vocab = Vocabulary(stored["vocab"]) if stored else None
         data = PoseDataModule(cfg.data, cfg.training, cfg.testing.batch_size, vocab)
         module = LitFGDM(config, data.vocab.itos)

@@ -187,6 +187,12 @@ class _StopOnInterrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and torch (and data-loader workers) for what follows: model construction, then
+    training, each seeded from ``training.seed`` so that a run does not depend on what ran before it."""
+    L.seed_everything(seed, workers=True, verbose=False)
+
+
 def fit(
     module: L.LightningModule,
     data: PoseDataModule,
@@ -202,7 +208,7 @@ def fit(
     out = Path(t.output_dir)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
-    L.seed_everything(t.seed, workers=True, verbose=False)
+    seed_everything(t.seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     data.vocab.save(out / "gloss_vocab.txt")
