@@ -11,8 +11,8 @@ bone-length ratio and the handshape agreement (src/fgdm/evaluation/handshape.py)
 exclude the evaluations. The back-translator is trained once on DIR's ground truth with
 configs/backtranslator.yaml (--bt-steps) under --work, unless --bt names one; ground truth (the
 ceiling) and the training set's mean pose (the floor) are scored with it too, once per data set, split
-and back-translator file (cached under --work, so parallel curves on one data set score them once). One JSON per curve is
-written to --results (benchmarks/results/learning_curves/NAME.json) after every point, so an
+and back-translator file (cached under --work, so parallel curves on one data set score them once).
+One JSON per curve is written to --results (benchmarks/results/learning_curves/NAME.json) after every point, so an
 interrupted run keeps what it measured.
 
 `report` draws the named curves (default: all) into one table (Markdown) and one plot (PNG) beside
