@@ -50,34 +50,38 @@ def _bare(gloss: str) -> str:
     return gloss.rstrip("*^")
 
 
-def predictions(train_poses, train_glosses, refs, glosses, min_count: int = 3, grid: int = 50) -> dict:
-    """Each baseline's poses for the evaluation split: {row name: [(S_i, J, 3)]}."""
-    frames = np.concatenate(train_poses)
-    hold = {"median pose": np.median(frames, 0)}
-    traj = np.stack([resample(p, grid) for p in train_poses])
-    rows: dict[str, list[np.ndarray]] = {}
-    for name, pose in hold.items():
-        rows[name] = [np.repeat(pose[None], len(r), 0) for r in refs]
-    rows["mean trajectory"] = [resample(traj.mean(0), len(r)) for r in refs]
-    rows["median trajectory"] = [resample(np.median(traj, 0), len(r)) for r in refs]
+def _held(pose: np.ndarray, frames: int) -> np.ndarray:
+    """One (J, 3) pose held for ``frames`` frames."""
+    return np.repeat(pose[None], frames, 0)
 
+
+def predictions(train_poses, train_glosses, refs, glosses, mean: np.ndarray, min_count: int = 3, grid: int = 50):
+    """Each baseline's poses for the evaluation split: {row name: [(S_i, J, 3)]}; ``mean`` is the training
+    set's mean pose (the floor's row, and the gloss lookup's fallback)."""
+    median = np.median(np.concatenate(train_poses), 0)
+    traj = np.stack([resample(p, grid) for p in train_poses])
+    rows = {
+        "mean pose (the protocol's floor)": [_held(mean, len(r)) for r in refs],
+        "median pose": [_held(median, len(r)) for r in refs],
+        "mean trajectory": [resample(traj.mean(0), len(r)) for r in refs],
+        "median trajectory": [resample(np.median(traj, 0), len(r)) for r in refs],
+    }
     by_gloss: dict[str, list[np.ndarray]] = defaultdict(list)
     for pose, gl in zip(train_poses, train_glosses, strict=True):
         for g in set(map(_bare, gl)):
             by_gloss[g].append(pose.mean(0))
-    fallback = frames.mean(0)
-    lookup, retrieval = [], []
     train_sets = [set(map(_bare, gl)) for gl in train_glosses]
+    lookup, retrieval = [], []
     for ref, gl in zip(refs, glosses, strict=True):
         seen = [np.mean(by_gloss[g], 0) for g in map(_bare, gl) if len(by_gloss[g]) >= min_count]
-        lookup.append(np.repeat((np.mean(seen, 0) if seen else fallback)[None], len(ref), 0))
+        lookup.append(_held(np.mean(seen, 0) if seen else mean, len(ref)))
         mine = set(map(_bare, gl))
         overlap = [len(mine & s) / max(len(mine | s), 1) for s in train_sets]
         retrieval.append(resample(train_poses[int(np.argmax(overlap))], len(ref)))
     rows[f"gloss lookup (glosses seen ≥ {min_count}×)"] = lookup
     rows["retrieval (most shared glosses)"] = retrieval
-    rows["reference's own mean pose (oracle)"] = [np.repeat(r.mean(0)[None], len(r), 0) for r in refs]
-    rows["reference's own median pose (oracle)"] = [np.repeat(np.median(r, 0)[None], len(r), 0) for r in refs]
+    rows["reference's own mean pose (oracle)"] = [_held(r.mean(0), len(r)) for r in refs]
+    rows["reference's own median pose (oracle)"] = [_held(np.median(r, 0), len(r)) for r in refs]
     return rows
 
 
@@ -96,11 +100,9 @@ def main() -> None:
     train_samples = [train[i] for i in range(len(train))]
     samples = [test[i] for i in range(len(test))]
     refs = [s.pose for s in samples]
-    mean = mean_pose(train)
-    rows = {"mean pose (the protocol's floor)": [np.repeat(mean[None], len(r), 0) for r in refs]}
-    rows |= predictions(
+    rows = predictions(
         [s.pose for s in train_samples], [s.glosses for s in train_samples], refs, [s.glosses for s in samples],
-        args.min_count,
+        mean_pose(train), args.min_count,
     )  # fmt: skip
     scores = {name: dtw_mje_parts(poses, refs) for name, poses in rows.items()}
     floor = scores["mean pose (the protocol's floor)"]["all"]
