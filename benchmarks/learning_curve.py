@@ -2,6 +2,7 @@
 
     python benchmarks/learning_curve.py run NAME --data DIR [--config A.yaml B.yaml] [--set key=value ...]
         [--at 500,1000,1500,2000,3000] [--bt BT.ckpt | --bt-steps 1500] [--split test] [--max-minutes M]
+    python benchmarks/learning_curve.py run NAME ... --at 3000,4500,6000 --resume   # extend a curve
     python benchmarks/learning_curve.py report [NAME ...] [--title T] [--out learning_curves]
 
 `run` trains one config (configs/synth.yaml unless --config) on DIR and, at each step in --at, samples
@@ -13,7 +14,10 @@ configs/backtranslator.yaml (--bt-steps) under --work, unless --bt names one; gr
 ceiling) and the training set's mean pose (the floor) are scored with it too, once per data set, split
 and back-translator file (cached under --work, so parallel curves on one data set score them once).
 One JSON per curve is written to --results (benchmarks/results/learning_curves/NAME.json) after every point, so an
-interrupted run keeps what it measured.
+interrupted run keeps what it measured. With --resume, a curve is extended: training continues from the run's
+last checkpoint under --work (optimizer, EMA and step restored; the data order after the resume is not the one
+an uninterrupted run would have drawn), and the new points are appended to the curve's JSON, their training
+minutes counted on from its last point. The JSON records the steps it was resumed at.
 
 `report` draws the named curves (default: all) into one table (Markdown) and one plot (PNG) beside
 the JSONs: WER, BLEU-4, DTW hands and finger ratio against steps, and WER against training minutes.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -35,11 +40,11 @@ RESULTS = ROOT / "benchmarks" / "results" / "learning_curves"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, seed: int = 0):
+def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, seed: int = 0, offset: float = 0.0):
     """A Lightning callback that evaluates the EMA generator at the given steps (and when time is up).
 
     ``evaluator()`` returns the back-translating evaluator (``fgdm.evaluation.protocol.Evaluator``, loaded on
-    first use).
+    first use); ``offset``: training seconds before this process (a resumed curve's).
     """
     from lightning.pytorch.callbacks import Callback
 
@@ -69,7 +74,10 @@ def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, 
             poses = generate_for(loaded, ev.samples, seed=seed)
             row = ev.score(System(f"step {step}", poses), examples=False)
             evaluated = time.perf_counter() - t0
-            record(row | {"step": step, "train_seconds": round(seconds, 1), "eval_seconds": round(evaluated, 1)})
+            row |= {"step": step, "train_seconds": round(offset + seconds, 1), "eval_seconds": round(evaluated, 1)}
+            record(row)
+            # the point and the weights it measured agree on disk: a killed run resumes from its last point
+            trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
             module.train()
             self.paused += time.perf_counter() - t0
             if out_of_time or step >= max(at):
@@ -105,6 +113,39 @@ def _reference_rows(ev, data: Path, bt_path: Path, split: str, work: Path) -> li
     tmp.write_text(json.dumps({"key": json.loads(key), "rows": rows}, ensure_ascii=False) + "\n")
     tmp.replace(cache)
     return rows
+
+
+def _resumed(doc: dict, out: Path, at: list[int]) -> tuple[dict, float]:
+    """The curve ``out`` to extend, checked against this run's ``doc``, and its training seconds so far."""
+    import torch
+
+    if not out.is_file():
+        raise SystemExit(f"--resume: {out} not found (run the curve once without --resume)")
+    old = json.loads(out.read_text(encoding="utf-8"))
+    for key in ("configs", "overrides", "data", "split", "backtranslator"):
+        if old.get(key) != doc[key]:
+            raise SystemExit(f"--resume: {out} has {key} {old.get(key)!r}, this run {doc[key]!r}")
+    if not old["points"]:
+        raise SystemExit(f"--resume: {out} has no points yet (run it again without --resume)")
+    last = old["points"][-1]
+    if at[-1] <= last["step"]:
+        raise SystemExit(f"--resume: {out} already reached step {last['step']}; --at asks for {at[-1]} at most")
+    ckpt = Path(doc["run_dir"]) / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise SystemExit(f"--resume: {ckpt} not found (is --work the one the curve ran with?)")
+    step = int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
+    if step < last["step"]:  # killed after its last point was written, before its weights were
+        print(f"--resume: {ckpt} is at step {step}: dropping the curve's points after it", file=sys.stderr)
+        old["points"] = [p for p in old["points"] if p["step"] <= step]
+        if not old["points"]:
+            raise SystemExit(f"--resume: {out} has no point at or before step {step}")
+        last = old["points"][-1]
+    elif step > last["step"]:
+        print(f"--resume: {ckpt} is at step {step}, past the last point ({last['step']}): training minutes from "
+              "there on are counted from the last point's", file=sys.stderr)  # fmt: skip
+    old["resumed_at"] = [*old.get("resumed_at", []), step]
+    old["machine"] = doc["machine"] if old["machine"] == doc["machine"] else f"{old['machine']}; then {doc['machine']}"
+    return old, float(last["train_seconds"])
 
 
 def run(args: argparse.Namespace) -> None:
@@ -149,6 +190,10 @@ def run(args: argparse.Namespace) -> None:
         "reference": [],
         "points": [],
     }
+    offset = 0.0
+    if args.resume:
+        doc, offset = _resumed(doc | {"run_dir": str(work / args.name)}, out, at)
+        at = [s for s in at if s > doc["resumed_at"][-1]]
     loaded: list[Evaluator] = []
 
     def evaluator() -> Evaluator:
@@ -179,33 +224,33 @@ def run(args: argparse.Namespace) -> None:
               f"handshape {row['handshape']:.1f}", flush=True)  # fmt: skip
 
     max_seconds = args.max_minutes * 60 if args.max_minutes else None
-    train(cfg, progress=not args.quiet, callbacks=[curve_callback(evaluator, at, max_seconds, record)], overwrite=True)
+    callback = curve_callback(evaluator, at, max_seconds, record, offset=offset)
+    train(cfg, resume=args.resume, progress=not args.quiet, callbacks=[callback], overwrite=not args.resume)
     print(f"[{args.name}] wrote {out}")
 
 
 def sampling(args: argparse.Namespace) -> None:
-    """Scores one trained checkpoint under several sampling settings (DDIM steps × η)."""
+    """Scores one trained checkpoint under several sampling settings (precision × DDIM steps × η)."""
     import torch
     from quality import open_evaluator
 
     from fgdm.evaluation.protocol import System
     from fgdm.sampling import generate_for, load_for_sampling
 
-    loaded = load_for_sampling(args.checkpoint)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    loaded.model.to(device)
     ev = open_evaluator(Path(args.data).resolve(), Path(args.bt), args.split, device)
     rows = []
-    for steps in args.steps:
-        for eta in args.eta:
-            t0 = time.perf_counter()
-            poses = generate_for(loaded, ev.samples, steps=steps, eta=eta, seed=0)
-            seconds = time.perf_counter() - t0
-            row = _flat(ev.score(System(f"{steps} steps, η {eta}", poses), examples=False))
-            rows.append(row | {"steps": steps, "eta": eta, "sample_seconds": round(seconds, 1)})
-            print(f"steps {steps} η {eta}: WER {row['wer']:.1f} BLEU-4 {row['bleu4']:.1f} DTW hands "
-                  f"{row['dtw_hands']:.2f} finger ratio {row['finger_ratio']:.3f} handshape {row['handshape']:.1f} "
-                  f"({seconds:.1f} s)", flush=True)  # fmt: skip
+    for precision, steps, eta in itertools.product(args.precision, args.steps, args.eta):
+        loaded = load_for_sampling(args.checkpoint, device=device, precision=precision)
+        t0 = time.perf_counter()
+        poses = generate_for(loaded, ev.samples, steps=steps, eta=eta, seed=0)
+        seconds = time.perf_counter() - t0
+        label = f"{steps} steps, η {eta}" + (f", {precision}" if precision != "32" else "")
+        row = _flat(ev.score(System(label, poses), examples=False))
+        rows.append(row | {"precision": precision, "steps": steps, "eta": eta, "sample_seconds": round(seconds, 1)})
+        print(f"{precision} steps {steps} η {eta}: WER {row['wer']:.1f} BLEU-4 {row['bleu4']:.1f} DTW hands "
+              f"{row['dtw_hands']:.2f} finger ratio {row['finger_ratio']:.3f} handshape {row['handshape']:.1f} "
+              f"({seconds:.1f} s)", flush=True)  # fmt: skip
     out = Path(args.results).resolve() / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"checkpoint_step": loaded.step, "split": args.split, "rows": rows}, indent=2) + "\n")
@@ -299,6 +344,7 @@ def main() -> None:
     r.add_argument("--max-minutes", type=float, help="stop training after this many minutes (evaluating then)")
     r.add_argument("--wait-bt", type=float, default=0.0, help="minutes to wait for a --bt still being trained")
     r.add_argument("--work", default="runs/learning_curve", help="checkpoints, logs, back-translators")
+    r.add_argument("--resume", action="store_true", help="extend the curve from its run's last checkpoint")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=run)
     q = sub.add_parser("sampling", help="score one checkpoint under several sampling settings")
@@ -309,6 +355,7 @@ def main() -> None:
     q.add_argument("--split", default="test")
     q.add_argument("--steps", type=int, nargs="+", default=[5], help="DDIM steps to try (default 5)")
     q.add_argument("--eta", type=float, nargs="+", default=[1.0, 0.0], help="η values to try (default 1 0)")
+    q.add_argument("--precision", nargs="+", choices=["32", "bf16"], default=["32"], help="precisions (default 32)")
     q.add_argument("--results", default=str(RESULTS))
     q.set_defaults(func=sampling)
     p = sub.add_parser("report", help="table and plot of finished curves")

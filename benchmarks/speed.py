@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import copy
 import json
 import resource
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -64,6 +66,11 @@ class OpCounter(TorchDispatchMode):
         return dict(self.counts.most_common(n))
 
 
+def _lowered(denoiser: torch.nn.Module) -> torch.nn.Module:
+    """A copy of the denoiser with its General part in bfloat16 (what ``fgdm generate --precision bf16`` samples)."""
+    return copy.deepcopy(denoiser).lower_precision(torch.bfloat16)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", nargs="+", default=["configs/paper.yaml"])
@@ -78,6 +85,10 @@ def main() -> None:
     ap.add_argument("--ops", action="store_true", help="also count operator calls per step and per sampling")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--kernel", choices=["auto", "c", "torch"], help="model.focal.kernel (default: the config's)")
+    ap.add_argument("--precision", nargs="+", choices=["32", "bf16"], default=["32"],
+                    help="sampling precisions (fgdm generate --precision), timed in turn in each repeat; "
+                    "sample_s is the first one's; a bf16 copy of the denoiser adds to the peak memory; "
+                    "training stays float32")  # fmt: skip
     args = ap.parse_args()
     keep_freed_memory()  # as the fgdm command does
     if args.quick:
@@ -105,25 +116,30 @@ def main() -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    def sample() -> None:
-        model.generate(gloss, gloss_mask, frames)
+    def sample(denoiser=None) -> None:
+        model.generate(gloss, gloss_mask, frames, denoiser=denoiser)
 
-    def timed(fn) -> list[float]:
-        fn()  # warm-up
-        sync()
-        out = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
+    def timed(fns: dict) -> dict[str, list[float]]:
+        """Each function's times, the functions taking turns in every repeat (a paired comparison)."""
+        for fn in fns.values():  # warm-up
             fn()
-            sync()
-            out.append(time.perf_counter() - t0)
+        sync()
+        out: dict[str, list[float]] = {name: [] for name in fns}
+        for _ in range(args.repeats):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                out[name].append(time.perf_counter() - t0)
         return out
 
     model.train()
-    train = timed(step)
+    train = timed({"step": step})["step"]
     model.eval()
+    samplers = {p: partial(sample, _lowered(model.denoiser) if p == "bf16" else None) for p in args.precision}
     with torch.no_grad():
-        samp = timed(sample)
+        samp_by = timed(samplers)
+    samp = samp_by[args.precision[0]]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the checkpoint is written
     with tempfile.TemporaryDirectory() as tmp:  # to disk: an in-memory buffer would add its size to the RSS
         path = Path(tmp) / "checkpoint.pt"
@@ -140,9 +156,12 @@ def main() -> None:
     if not args.quick:
         result |= {
             "config": args.config, "overrides": args.set, "batch": B, "frames": S, "glosses": L,
-            "threads": torch.get_num_threads(), "device": str(device),
+            "threads": torch.get_num_threads(), "device": str(device), "precision": args.precision[0],
             "train_step_all_s": [round(x, 3) for x in train], "sample_all_s": [round(x, 3) for x in samp],
         }  # fmt: skip
+        if len(samp_by) > 1:
+            result["sample_s_by_precision"] = {p: round(statistics.median(v), 3) for p, v in samp_by.items()}
+            result["sample_all_s_by_precision"] = {p: [round(x, 3) for x in v] for p, v in samp_by.items()}
     if args.ops:
         model.train()
         with OpCounter() as ops:

@@ -132,3 +132,25 @@ def test_padding_never_reaches_a_metric(trained, backtranslator):
     batched = back_translate(bt, [short, long])
     assert alone[0][0] == batched[0][0] and alone[1][0] == batched[1][0]
     np.testing.assert_allclose(alone[2][0], batched[2][0], atol=1e-5)
+
+
+def test_a_trained_model_samples_in_bf16_close_to_float32(trained, monkeypatch):
+    """--precision bf16: the same lengths (the length head stays float32) and poses within bfloat16 rounding;
+    a CPU without bfloat16 matrix units is warned about."""
+    from fgdm.sampling import generate_poses, load_for_sampling
+
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    with pytest.raises(ValueError, match="precision 'fp16': use one of 32, bf16"):
+        load_for_sampling(ckpt, precision="fp16")
+    with monkeypatch.context() as m:
+        m.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+        with pytest.warns(UserWarning, match="no bfloat16 matrix units"):
+            load_for_sampling(ckpt, precision="bf16")
+    full, low = load_for_sampling(ckpt), load_for_sampling(ckpt, precision="bf16")
+    general = low.model.denoiser.general.layers.layers[0]
+    assert low.precision == "bf16" and general.linear1.weight.dtype == torch.bfloat16
+    ids = full.vocab.encode_all([["REGEN"], ["NORD", "REGEN"]])
+    a, b = generate_poses(full, ids, None, seed=1), generate_poses(low, ids, None, seed=1)
+    assert [len(x) for x in a] == [len(x) for x in b]
+    for x, y in zip(a, b, strict=True):
+        assert y.dtype == np.float32 and np.sqrt(np.mean((x - y) ** 2)) < 0.02 * x.std()

@@ -9,6 +9,7 @@ A pose is a (S, 50, 3) float32 array in PT units (:mod:`fgdm.skeleton`). Frame c
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,7 @@ class LoadedModel:
     cfg: Config
     vocab: Vocabulary
     step: int
+    precision: str = "32"
 
     @property
     def fps(self) -> float:
@@ -111,12 +113,21 @@ def pretrained_path(name: str = PRETRAINED) -> Path:
     return path
 
 
+PRECISIONS = ("32", "bf16")
+
+
 def load_for_sampling(
-    path: Path | str | None = None, device: str | torch.device = "cpu", use_ema: bool = True
+    path: Path | str | None = None, device: str | torch.device = "cpu", use_ema: bool = True, precision: str = "32"
 ) -> LoadedModel:
     """The generator for sampling, from a training checkpoint (``.ckpt``: EMA weights when present and
     ``use_ema``), an inference directory written by :func:`export` (or its ``model.safetensors``), or, with
-    no path, the weights shipped with fgdm (:func:`pretrained_path`). ``device``: see :func:`resolve_device`."""
+    no path, the weights shipped with fgdm (:func:`pretrained_path`). ``device``: see :func:`resolve_device`.
+
+    ``precision``: ``32`` (float32 throughout) or ``bf16``: the General part (F2G, the General stage, the
+    output layer) in bfloat16, everything else in float32 (:meth:`fgdm.model.denoiser.Denoiser.lower_precision`).
+    bf16 pays on GPUs and on CPUs with bfloat16 matrix units (Intel AMX); elsewhere it is slower."""
+    if str(precision) not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     path = pretrained_path() if path is None else Path(path)
     if path.is_dir() or path.suffix == ".safetensors":
         directory = path if path.is_dir() else path.parent
@@ -146,7 +157,18 @@ def load_for_sampling(
     if cfg.diffusion.standardise and not state["normalizer"]:
         raise ValueError(f"{path}: diffusion.standardise is on but the checkpoint has no pose statistics")
     model.eval().to(resolve_device(device))
-    return LoadedModel(model, cfg, vocab, step)
+    if str(precision) == "bf16":
+        model.denoiser.lower_precision(torch.bfloat16)
+        if resolve_device(device).type == "cpu" and not _has_bf16_matrix_units():
+            warnings.warn("precision bf16: this CPU has no bfloat16 matrix units (AMX), so it samples slower than "
+                          "in float32", stacklevel=2)  # fmt: skip
+    return LoadedModel(model, cfg, vocab, step, str(precision))
+
+
+def _has_bf16_matrix_units() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX); True when PyTorch cannot say."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return True if probe is None else bool(probe())
 
 
 def _read_inference(directory: Path) -> tuple[Config, Vocabulary, dict, int]:

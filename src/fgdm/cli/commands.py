@@ -124,7 +124,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from fgdm.data.sources import build_corpus, open_corpus
     from fgdm.sampling import LengthMode, generate_for, generate_poses, load_for_sampling
 
-    loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema)
+    loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema, precision=args.precision)
     out = Path(args.out)
     if args.gloss is not None:
         tokens = args.gloss.split()
@@ -194,7 +194,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     refuse_existing([base.with_suffix(s) for s in (".json", ".md", ".html")], args.overwrite)
     report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
                       args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet,
-                      examples=3)  # fmt: skip
+                      examples=3, precision=args.precision)  # fmt: skip
     paths = write_report(report, args.out)
     print(markdown_table(report))
     print(f"\nwrote {', '.join(map(str, paths))}")

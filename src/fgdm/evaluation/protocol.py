@@ -215,17 +215,18 @@ def evaluate(
     device: str = "cpu",
     progress: bool = False,
     examples: int = 0,
+    precision: str = "32",
 ) -> dict:
     """The whole protocol: samples ``checkpoint`` (if given) on ``split`` and scores it beside ground truth,
     the mean pose and the poses in each ``hypotheses`` directory (:func:`fgdm.data.io.load_hypotheses`), in
     that order; the report dictionary. ``examples``: keep the first N generated sequences beside the true ones for
-    ``report.html``; the report dictionary
-    (:func:`fgdm.evaluation.report.write_report` writes it)."""
+    ``report.html``; ``precision``: the generator's (:func:`fgdm.sampling.load_for_sampling`). The report
+    dictionary (:func:`fgdm.evaluation.report.write_report` writes it)."""
     length = length if isinstance(length, LengthMode) else LengthMode.parse(length)
     ev = Evaluator.open(backtranslator, data, split, limit, device, batch_size, progress)
     systems = []
     if checkpoint is not None:
-        loaded = load_for_sampling(checkpoint, device=device)
+        loaded = load_for_sampling(checkpoint, device=device, precision=precision)
         if loaded.cfg.data.skip_frames != ev.skip_frames:
             raise ValueError(f"the checkpoint samples at skip_frames={loaded.cfg.data.skip_frames}, the "
                              f"back-translator was trained at {ev.skip_frames}: they must match")  # fmt: skip

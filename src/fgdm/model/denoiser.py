@@ -68,6 +68,19 @@ class Denoiser(nn.Module):
         self.output = OutputLayer(D, J)
         self.length_head = LengthHead(D) if cfg.length_head else None
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The model's working dtype: of its inputs and outputs, and of every part but a lowered General one."""
+        return self.timestep.mlp[0].weight.dtype
+
+    def lower_precision(self, dtype: torch.dtype = torch.bfloat16) -> Denoiser:
+        """Casts the General part (F2G, the General stage, the output layer: most of a sampling step's
+        multiplications) to ``dtype``, for sampling only; the gloss encoder, the Focal stage (whose fused CPU
+        kernel is float32) and the diffusion arithmetic keep :attr:`dtype`. Inputs and outputs keep it too."""
+        for part in (self.f2g, self.general, self.output):
+            part.to(dtype)
+        return self
+
     def encode_glosses(self, gloss: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:
         """The timestep-free gloss encoding (B, L, D_g); computed once per sampling run."""
         return self.gloss_encoder(gloss, gloss_mask)
@@ -89,9 +102,10 @@ class Denoiser(nn.Module):
         if self.focal is not None:
             h = self.embed(h) * keep  # (B, S, J, D_f)
             h = self.focal(h, cond, frame_mask, gloss_mask)
-        h = self.f2g(h, frame_mask)  # (B, S, D_g)
-        features = self.general(h, cond, frame_mask, gloss_mask)  # X^go
-        x0 = self.output(features) * keep
+        low = self.output.proj.weight.dtype  # the model's dtype, or a lower one for sampling (lower_precision)
+        h = self.f2g(h.to(low), frame_mask)  # (B, S, D_g)
+        features = self.general(h, cond.to(low), frame_mask, gloss_mask)  # X^go
+        x0 = self.output(features).to(x_t.dtype) * keep
         return DenoiserOutput(x0=x0, features=features)
 
     def predict_length(self, gloss: torch.Tensor, gloss_mask: torch.Tensor, encoding: torch.Tensor | None = None):

@@ -127,7 +127,7 @@ class FGDM(nn.Module):
             return net(x_t, t, gloss, gloss_mask, frame_mask, encoding=encoding).x0
 
         shape = (gloss.shape[0], S, self.skeleton.num_joints, 3)
-        dtype = next(net.parameters()).dtype
+        dtype = getattr(net, "dtype", None) or next(net.parameters()).dtype  # a lowered General part keeps it
         x0 = self.diffusion.sample(
             x0_fn,
             shape,
