@@ -267,3 +267,26 @@ def test_without_a_compiler_asgcn_falls_back_and_says_why(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert "building the ASGCN kernel failed" in done.stdout and "torch.Size([1, 4, 50, 8])" in done.stdout
     assert done.stderr.count("ASGCN runs on its slower PyTorch path") == 1  # said once, not per call
+
+
+def test_bf16_mixed_training_on_a_cpu_keeps_the_focal_stage_in_float32():
+    """Under CPU autocast (training.precision: bf16-mixed) the Focal stage runs in float32 through the
+    fused kernel (model.focal.kernel=c raised a TypeError before): its output is float32, the loss and
+    every gradient finite, and the loss within bfloat16 rounding of float32's."""
+    from fgdm.model import build_model
+    from helpers import V, activate, batch, tiny
+
+    torch.manual_seed(0)
+    model = activate(build_model(tiny(**{"model.focal.kernel": "c"}), V))
+    pose, fm, gloss, gm = batch()
+    t = torch.tensor([10, 50, 90])
+    reference = model.loss(pose, fm, gloss, gm, t=t, generator=torch.Generator().manual_seed(1)).total
+    seen = []
+    hook = model.denoiser.focal.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.loss(pose, fm, gloss, gm, t=t, generator=torch.Generator().manual_seed(1)).total
+    hook.remove()
+    loss.backward()
+    assert seen == [torch.float32]
+    assert all(p.grad is None or bool(p.grad.isfinite().all()) for p in model.parameters())
+    assert abs(float(loss.detach()) - float(reference.detach())) < 0.02 * float(reference.detach())

@@ -318,6 +318,11 @@ class FocalStage(nn.Module):
     def forward(
         self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> torch.Tensor:
+        if h.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # mixed precision on a CPU (training.precision: bf16-mixed): the Focal stage stays float32, the
+            # fused kernel's type; its products are too small for bfloat16 to pay
+            with torch.autocast("cpu", enabled=False):
+                return self.forward(h.float(), cond.float(), frame_mask, gloss_mask)
         for block in self.blocks:
             h = block(h, cond, frame_mask, gloss_mask)
         return h
