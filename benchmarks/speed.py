@@ -66,6 +66,24 @@ class OpCounter(TorchDispatchMode):
         return dict(self.counts.most_common(n))
 
 
+def _profile(path: Path, device: torch.device, step, sample, model: torch.nn.Module) -> None:
+    """torch.profiler's tables (self time, top 40 operators) of one float32 training step and one sampling."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    sections = []
+    for name, fn, train in (("training step", step, True), ("5-step sampling", sample, False)):
+        model.train(train)
+        with torch.set_grad_enabled(train), profile(activities=activities) as prof:
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        sections.append(f"## {name}\n\n{prof.key_averages().table(sort_by=key, row_limit=40)}\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(sections), encoding="utf-8")
+
+
 def _lowered(denoiser: torch.nn.Module) -> torch.nn.Module:
     """A copy of the denoiser with its General part in bfloat16 (what ``fgdm generate --precision bf16`` samples)."""
     return copy.deepcopy(denoiser).lower_precision(torch.bfloat16)
@@ -89,6 +107,12 @@ def main() -> None:
                     help="sampling precisions (fgdm generate --precision), timed in turn in each repeat; "
                     "sample_s is the first one's; a bf16 copy of the denoiser adds to the peak memory; "
                     "training stays float32")  # fmt: skip
+    ap.add_argument("--train-precision", nargs="+", choices=["32-true", "bf16-mixed"], default=["32-true"],
+                    help="training precisions (training.precision), timed in turn in each repeat; train_step_s is "
+                    "the first one's")  # fmt: skip
+    ap.add_argument("--profile", metavar="FILE",
+                    help="also write torch.profiler's operator tables of one training step and one sampling to FILE "
+                    "(with CUDA times on a GPU)")  # fmt: skip
     args = ap.parse_args()
     keep_freed_memory()  # as the fgdm command does
     if args.quick:
@@ -110,8 +134,9 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def step() -> None:  # as fgdm's Lightning module: gradients freed right after the step
-        terms = model.loss(pose, frame_mask, gloss, gloss_mask)
+    def step(precision: str = "32-true") -> None:  # as fgdm's Lightning module: gradients freed after the step
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+            terms = model.loss(pose, frame_mask, gloss, gloss_mask)
         terms.total.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -134,7 +159,8 @@ def main() -> None:
         return out
 
     model.train()
-    train = timed({"step": step})["step"]
+    train_by = timed({p: partial(step, p) for p in args.train_precision})
+    train = train_by[args.train_precision[0]]
     model.eval()
     samplers = {p: partial(sample, _lowered(model.denoiser) if p == "bf16" else None) for p in args.precision}
     with torch.no_grad():
@@ -159,9 +185,14 @@ def main() -> None:
             "threads": torch.get_num_threads(), "device": str(device), "precision": args.precision[0],
             "train_step_all_s": [round(x, 3) for x in train], "sample_all_s": [round(x, 3) for x in samp],
         }  # fmt: skip
+        if len(train_by) > 1:
+            result["train_step_s_by_precision"] = {p: round(statistics.median(v), 3) for p, v in train_by.items()}
+            result["train_step_all_s_by_precision"] = {p: [round(x, 3) for x in v] for p, v in train_by.items()}
         if len(samp_by) > 1:
             result["sample_s_by_precision"] = {p: round(statistics.median(v), 3) for p, v in samp_by.items()}
             result["sample_all_s_by_precision"] = {p: [round(x, 3) for x in v] for p, v in samp_by.items()}
+    if args.profile:
+        _profile(Path(args.profile), device, step, sample, model)
     if args.ops:
         model.train()
         with OpCounter() as ops:

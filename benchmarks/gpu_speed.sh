@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Every GPU figure of the issue "Training and sampling at GPU speed" in one run of about 8 minutes on one
+# GPU, for a session that is lent the device:
+#
+#   bash benchmarks/gpu_speed.sh OUT [tiny]
+#
+# 1. paper.yaml at B = 64 and B = 8, S = 130: training step in float32 and bf16-mixed, 5-step sampling in
+#    float32 and bf16 (paired, speed.py), with torch.profiler's tables at B = 64;
+# 2. one live sentence, B = 1, S = 125, L = 8, sampling in float32 and bf16;
+# 3. synth.yaml at B = 16, S = 65, the same pairs;
+# 4. `fgdm train configs/synth.yaml` end to end (validation, EMA and logging included): steps per second;
+# 5. bf16-mixed against float32, training loss over the same steps: synth.yaml, seeds 0 and 1, four runs at
+#    once on the one GPU.
+# OUT/summary.md gathers the figures. Runs from the repository root with PYTHONPATH=src (nothing installed).
+# `tiny` runs the same on the CPU with small sizes: the smoke test before spending device time.
+set -uo pipefail
+OUT=$1 MODE=${2:-}
+export PYTHONPATH=src PYTHONWARNINGS=ignore
+mkdir -p "$OUT/logs"
+DEV=cuda REPEATS=10 LIVE_REPEATS=20 B64=64 S=130 TRAIN_STEPS=3000 TRAIN_LIMIT=240 LOSS_STEPS=1500 LOSS_LIMIT=300 LOG=10
+SYNTH_SIZES=(--num-train 1000 --num-dev 100 --num-test 100)  # the demo's data
+if [ "$MODE" = tiny ]; then
+    DEV=cpu REPEATS=1 LIVE_REPEATS=2 B64=2 S=16 TRAIN_STEPS=6 TRAIN_LIMIT=300 LOSS_STEPS=6 LOSS_LIMIT=300 LOG=1
+    SYNTH_SIZES=(--num-train 24 --num-dev 6 --num-test 6)
+fi
+SIZE=(--set model.focal.chunk_frames=0)  # as a GPU runs it anyway (no frame chunks off the CPU)
+[ "$MODE" = tiny ] && SIZE=(--set model.width=32 --set model.scg.conv_width=32 --set model.scg.lstm_hidden=16)
+speed() {  # NAME speed.py-options…
+    local name=$1
+    shift
+    echo "[gpu_speed] $name"
+    python benchmarks/speed.py --device "$DEV" "$@" > "$OUT/$name.json" 2> "$OUT/logs/$name.err" || echo "[gpu_speed] $name failed"
+}
+PAIRS=(--train-precision 32-true bf16-mixed --precision 32 bf16)
+speed paper-b64 --batch "$B64" --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}" --profile "$OUT/profile-paper-b64.txt"
+speed paper-b8 --batch 8 --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}"
+speed live --batch 1 --frames 125 --glosses 8 --repeats "$LIVE_REPEATS" --precision 32 bf16 "${SIZE[@]}"
+speed synth --config configs/synth.yaml --batch 16 --frames 65 --repeats "$REPEATS" "${PAIRS[@]}"
+
+W=runs/gpu-speed
+python -m fgdm.cli synth --out "$W/synth" "${SYNTH_SIZES[@]}" --seed 0 --workers 8 --overwrite --quiet > /dev/null
+echo "[gpu_speed] fgdm train configs/synth.yaml, $TRAIN_STEPS steps (cut at $TRAIN_LIMIT s)"
+START=$(date +%s%N)
+timeout "$TRAIN_LIMIT" python -m fgdm.cli train configs/synth.yaml --set data.path="$W/synth" \
+    --set training.max_steps="$TRAIN_STEPS" --set training.output_dir="$W/train" --overwrite --quiet \
+    > "$OUT/logs/train.log" 2>&1
+rc=$?
+echo "{\"wall_ms\": $(( ($(date +%s%N) - START) / 1000000 )), \"rc\": $rc}" > "$OUT/train.json"
+
+echo "[gpu_speed] bf16-mixed against float32: 4 runs of $LOSS_STEPS steps at once"
+for seed in 0 1; do
+    for precision in 32-true bf16-mixed; do
+        timeout "$LOSS_LIMIT" python -m fgdm.cli train configs/synth.yaml --set data.path="$W/synth" \
+            --set training.precision=$precision \
+            --set training.seed=$seed --set training.max_steps="$LOSS_STEPS" --set training.val_every=1000000 \
+            --set training.log_every=$LOG --set training.output_dir="$W/loss-$precision-s$seed" --overwrite --quiet \
+            > "$OUT/logs/loss-$precision-s$seed.log" 2>&1 &
+    done
+done
+wait
+for d in "$W"/loss-* "$W/train"; do  # each run's last metrics.csv, where it got far enough to write one
+    csv=$(ls -d "$d"/logs/version_*/metrics.csv 2> /dev/null | tail -1)
+    [ -n "$csv" ] && cp "$csv" "$OUT/$(basename "$d").csv"
+done
+python benchmarks/gpu_speed_summary.py "$OUT" > "$OUT/summary.md" && cat "$OUT/summary.md"

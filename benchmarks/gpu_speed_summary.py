@@ -1,0 +1,88 @@
+"""The figures of one `benchmarks/gpu_speed.sh OUT` run as Markdown: `python benchmarks/gpu_speed_summary.py OUT`
+prints what the script writes to OUT/summary.md."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _last_json(text: str) -> dict | None:
+    """The JSON object a command printed last (fgdm train ends with its result)."""
+    start = text.rfind("\n{") + 1  # 0: the output starts with it
+    try:
+        return json.loads(text[start:])
+    except ValueError:
+        return None
+
+
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{1000 * seconds:.1f}"
+
+
+def _speed_rows(out: Path) -> list[str]:
+    rows = ["| run | B × S | train step 32 / bf16-mixed (ms) | 5-step sampling 32 / bf16 (ms) | peak GPU (MB) |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for name in ("paper-b64", "paper-b8", "live", "synth"):
+        d = _json(out / f"{name}.json")
+        if d is None:
+            rows.append(f"| {name} | – | failed (see logs/{name}.err) | | |")
+            continue
+        train = d.get("train_step_s_by_precision", {"32-true": d["train_step_s"]})
+        samp = d.get("sample_s_by_precision", {"32": d["sample_s"]})
+        step = f"{_ms(train.get('32-true'))} / {_ms(train.get('bf16-mixed'))}"
+        sampling = f"{_ms(samp.get('32'))} / {_ms(samp.get('bf16'))}"
+        rows.append(f"| {name} | {d['batch']} × {d['frames']} | {step} | {sampling} | {d.get('peak_gpu_mb', '–')} |")
+    return rows
+
+
+def _train_rows(out: Path) -> list[str]:
+    run = _json(out / "train.json") or {}
+    result = _last_json((out / "logs" / "train.log").read_text(encoding="utf-8", errors="replace")) or {}
+    steps = result.get("steps") or _last_step(out / "train.csv")
+    if not steps or not run.get("wall_ms"):
+        return ["fgdm train: no result (see logs/train.log)"]
+    seconds, model = run["wall_ms"] / 1000, result.get("train_sequences_per_second", "–")
+    return [f"fgdm train configs/synth.yaml: {steps} steps in {seconds:.1f} s of wall clock (process start, data, "
+            f"validation, EMA, logging, checkpoints included): **{steps / seconds:.1f} steps/s**; "
+            f"{model} sequences/s of model time (rc {run.get('rc')})."]  # fmt: skip
+
+
+def _last_step(path: Path) -> int | None:
+    try:
+        with path.open() as f:
+            return max(int(r["step"]) for r in csv.DictReader(f))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _loss_rows(out: Path) -> list[str]:
+    rows = ["| run | steps | mean training loss, last fifth of the steps |", "|---|---|---|"]
+    for path in sorted(out.glob("loss-*.csv")):
+        with path.open() as f:
+            points = [(int(r["step"]), float(r["train/loss"])) for r in csv.DictReader(f) if r.get("train/loss")]
+        if not points:
+            continue
+        last = max(s for s, _ in points)
+        tail = [v for s, v in points if s >= 0.8 * last]
+        rows.append(f"| {path.stem.removeprefix('loss-')} | {last + 1} | {statistics.mean(tail):.4f} |")
+    return rows
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    print("\n".join(["# GPU speed", "", *_speed_rows(out), "", *_train_rows(out), "", *_loss_rows(out)]))
+
+
+if __name__ == "__main__":
+    main()
