@@ -115,8 +115,9 @@ def _reference_rows(ev, data: Path, bt_path: Path, split: str, work: Path) -> li
     return rows
 
 
-def _resumed(doc: dict, out: Path, at: list[int]) -> tuple[dict, float]:
-    """The curve ``out`` to extend, checked against this run's ``doc``, and its training seconds so far."""
+def _resumed(doc: dict, out: Path, at: list[int], run_dir: Path) -> tuple[dict, float]:
+    """The curve ``out`` to extend, checked against this run's ``doc`` and its checkpoint under ``run_dir``,
+    and its training seconds so far."""
     import torch
 
     if not out.is_file():
@@ -130,7 +131,7 @@ def _resumed(doc: dict, out: Path, at: list[int]) -> tuple[dict, float]:
     last = old["points"][-1]
     if at[-1] <= last["step"]:
         raise SystemExit(f"--resume: {out} already reached step {last['step']}; --at asks for {at[-1]} at most")
-    ckpt = Path(doc["run_dir"]) / "checkpoints" / "last.ckpt"
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise SystemExit(f"--resume: {ckpt} not found (is --work the one the curve ran with?)")
     step = int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
@@ -192,7 +193,7 @@ def run(args: argparse.Namespace) -> None:
     }
     offset = 0.0
     if args.resume:
-        doc, offset = _resumed(doc | {"run_dir": str(work / args.name)}, out, at)
+        doc, offset = _resumed(doc, out, at, work / args.name)
         at = [s for s in at if s > doc["resumed_at"][-1]]
     loaded: list[Evaluator] = []
 
@@ -330,6 +331,8 @@ def plot(docs: list[dict], path: Path) -> None:
 
 
 def main() -> None:
+    from fgdm.sampling import PRECISIONS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train one config and evaluate it at chosen steps")
@@ -355,7 +358,7 @@ def main() -> None:
     q.add_argument("--split", default="test")
     q.add_argument("--steps", type=int, nargs="+", default=[5], help="DDIM steps to try (default 5)")
     q.add_argument("--eta", type=float, nargs="+", default=[1.0, 0.0], help="η values to try (default 1 0)")
-    q.add_argument("--precision", nargs="+", choices=["32", "bf16"], default=["32"], help="precisions (default 32)")
+    q.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["32"], help="precisions (default 32)")
     q.add_argument("--results", default=str(RESULTS))
     q.set_defaults(func=sampling)
     p = sub.add_parser("report", help="table and plot of finished curves")

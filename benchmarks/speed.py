@@ -34,6 +34,7 @@ from fgdm.config import load_config
 from fgdm.model import build_model
 from fgdm.model.focal import ASGCN
 from fgdm.runtime import keep_freed_memory
+from fgdm.sampling import PRECISIONS
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
@@ -103,10 +104,9 @@ def main() -> None:
     ap.add_argument("--ops", action="store_true", help="also count operator calls per step and per sampling")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--kernel", choices=["auto", "c", "torch"], help="model.focal.kernel (default: the config's)")
-    ap.add_argument("--precision", nargs="+", choices=["32", "bf16"], default=["32"],
+    ap.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["32"],
                     help="sampling precisions (fgdm generate --precision), timed in turn in each repeat; "
-                    "sample_s is the first one's; a bf16 copy of the denoiser adds to the peak memory; "
-                    "training stays float32")  # fmt: skip
+                    "sample_s is the first one's; a bf16 copy of the denoiser adds to the peak memory")  # fmt: skip
     ap.add_argument("--train-precision", nargs="+", choices=["32-true", "bf16-mixed"], default=["32-true"],
                     help="training precisions (training.precision), timed in turn in each repeat; train_step_s is "
                     "the first one's")  # fmt: skip
@@ -185,12 +185,10 @@ def main() -> None:
             "threads": torch.get_num_threads(), "device": str(device), "precision": args.precision[0],
             "train_step_all_s": [round(x, 3) for x in train], "sample_all_s": [round(x, 3) for x in samp],
         }  # fmt: skip
-        if len(train_by) > 1:
-            result["train_step_s_by_precision"] = {p: round(statistics.median(v), 3) for p, v in train_by.items()}
-            result["train_step_all_s_by_precision"] = {p: [round(x, 3) for x in v] for p, v in train_by.items()}
-        if len(samp_by) > 1:
-            result["sample_s_by_precision"] = {p: round(statistics.median(v), 3) for p, v in samp_by.items()}
-            result["sample_all_s_by_precision"] = {p: [round(x, 3) for x in v] for p, v in samp_by.items()}
+        for name, by in (("train_step", train_by), ("sample", samp_by)):
+            if len(by) > 1:  # medians and all times per precision
+                result[f"{name}_s_by_precision"] = {p: round(statistics.median(v), 3) for p, v in by.items()}
+                result[f"{name}_all_s_by_precision"] = {p: [round(x, 3) for x in v] for p, v in by.items()}
     if args.profile:
         _profile(Path(args.profile), device, step, sample, model)
     if args.ops:

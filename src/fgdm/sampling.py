@@ -156,10 +156,11 @@ def load_for_sampling(
         raise ValueError(f"{path}: its pose statistics have a spread of 0 or less")
     if cfg.diffusion.standardise and not state["normalizer"]:
         raise ValueError(f"{path}: diffusion.standardise is on but the checkpoint has no pose statistics")
-    model.eval().to(resolve_device(device))
+    device = resolve_device(device)
+    model.eval().to(device)
     if str(precision) == "bf16":
         model.denoiser.lower_precision(torch.bfloat16)
-        if resolve_device(device).type == "cpu" and not _has_bf16_matrix_units():
+        if device.type == "cpu" and not _has_bf16_matrix_units():
             warnings.warn("precision bf16: this CPU has no bfloat16 matrix units (AMX), so it samples slower than "
                           "in float32", stacklevel=2)  # fmt: skip
     return LoadedModel(model, cfg, vocab, step, str(precision))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fgdm.cli import commands
-from fgdm.sampling import MAX_FRAMES, LengthMode
+from fgdm.sampling import MAX_FRAMES, PRECISIONS, LengthMode
 from fgdm.version import __version__
 
 
@@ -63,7 +63,7 @@ def _sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=32, help="sequences sampled at once (default 32)")
     p.add_argument("--limit", type=_positive_int, default=None, help="only the first N sequences of the split")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--precision", choices=["32", "bf16"], default="32",
+    p.add_argument("--precision", choices=PRECISIONS, default="32",
                    help="32 (default) or bf16: the General stage in bfloat16, faster on GPUs and on CPUs with "
                    "AMX (Intel Xeon 4th generation and later), slower on other CPUs")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
