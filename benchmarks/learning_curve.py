@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -270,19 +271,38 @@ def report(args: argparse.Namespace) -> None:
     docs = [json.loads((results / f"{n}.json").read_text()) for n in names]
     if not docs:
         raise SystemExit(f"{results}: no curves")
-    command = f"python benchmarks/learning_curve.py report {' '.join(args.names or [])}".rstrip()
+    words = ["python benchmarks/learning_curve.py report", *(args.names or [])]
+    if args.out != "learning_curves":
+        words.append(f"--out {args.out}")
+    if args.title != "Learning curves":
+        words.append(f"--title {shlex.quote(args.title)}")
+    command = " ".join(words)
     lines = [f"# {args.title}", "", f"Made by `{command}` from the JSONs beside this file; each curve's config, "
              "overrides and machine are in its JSON.", ""]  # fmt: skip
     steps = sorted({p["step"] for doc in docs for p in doc["points"]})
-    lines += ["## Summary: WER (BLEU-4) at each evaluated step", "",
-              "| curve | " + " | ".join(str(st) for st in steps) + " | first evaluated step with WER ≤ 50 (min) |",
+    # with a back-translator that reads nothing (ground truth at WER ≥ 99: data without usable text), the
+    # summary is DTW-MJE against the mean pose's instead of WER
+    readable = any(r["system"] == "ground truth" and r["wer"] < 99 for doc in docs for r in doc["reference"])
+    if readable:
+        title, last = "WER (BLEU-4)", "first evaluated step with WER ≤ 50 (min)"
+    else:
+        title, last = "DTW-MJE", "lowest DTW-MJE, step (min), against the mean pose's"
+    lines += [f"## Summary: {title} at each evaluated step", "",
+              "| curve | " + " | ".join(str(st) for st in steps) + f" | {last} |",
               "|---|" + "---|" * (len(steps) + 1)]  # fmt: skip
     for doc in docs:
         at = {p["step"]: p for p in doc["points"]}
-        cells = [f"{at[st]['wer']:.1f} ({at[st]['bleu4']:.1f})" if st in at else "–" for st in steps]
-        below = next((p for p in doc["points"] if p["wer"] <= 50.0), None)
-        first = f"{below['step']} ({below['train_seconds'] / 60:.1f})" if below else "not reached"
-        lines.append(f"| {doc['name']} | " + " | ".join(cells) + f" | {first} |")
+        if readable:
+            cells = [f"{at[st]['wer']:.1f} ({at[st]['bleu4']:.1f})" if st in at else "–" for st in steps]
+            below = next((p for p in doc["points"] if p["wer"] <= 50.0), None)
+            end = f"{below['step']} ({below['train_seconds'] / 60:.1f})" if below else "not reached"
+        else:
+            cells = [f"{at[st]['dtw_mje']['all']:.2f}" if st in at else "–" for st in steps]
+            best = min(doc["points"], key=lambda p: p["dtw_mje"]["all"])
+            floor = next(r["dtw_mje"]["all"] for r in doc["reference"] if r["system"] == "mean pose")
+            change = 100 * (best["dtw_mje"]["all"] / floor - 1)
+            end = f"{best['dtw_mje']['all']:.2f}, {best['step']} ({best['train_seconds'] / 60:.1f}), {change:+.1f} %"
+        lines.append(f"| {doc['name']} | " + " | ".join(cells) + f" | {end} |")
     lines.append("")
     for doc in docs:
         pts = [_flat(p) for p in doc["points"]]

@@ -56,3 +56,43 @@ def test_data_scale_keeps_losses_and_samples_in_pose_units():
     assert terms.joint < 1e-8 and terms.bone < 1e-12  # measured after dividing the prediction by the scale
     sample, _ = model.generate(gloss, gm, fm.sum(1), generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(sample, pose)
+
+
+def test_gloss_dropout_replaces_valid_glosses_by_unk_and_keeps_padding():
+    from fgdm.data.vocab import Vocabulary
+    from fgdm.model.fgdm import with_unknowns
+
+    g = torch.Generator().manual_seed(0)
+    gloss = torch.randint(4, V, (64, 40), generator=g)
+    mask = torch.arange(40)[None] < torch.randint(1, 41, (64, 1), generator=g)
+    gloss = gloss.masked_fill(~mask, Vocabulary.pad_index)
+    assert with_unknowns(gloss, mask, 0.0) is gloss
+    out = with_unknowns(gloss, mask, 0.3, torch.Generator().manual_seed(1))
+    changed = out != gloss
+    assert (out[changed] == Vocabulary.unk_index).all()
+    assert not changed[~mask].any()  # padding stays padding
+    assert abs(changed[mask].float().mean().item() - 0.3) < 0.03
+    torch.testing.assert_close(out, with_unknowns(gloss, mask, 0.3, torch.Generator().manual_seed(1)))
+
+
+def test_gloss_dropout_trains_the_unk_embedding_and_keeps_scg_targets():
+    """With ``unk_rate`` the denoiser sees <unk> and its embedding learns; the SCG branch is still scored
+    against the true glosses."""
+    from fgdm.data.vocab import Vocabulary
+
+    pose, fm, gloss, gm = batch(B=4, L=6)
+    assert not (gloss == Vocabulary.unk_index).any()
+    model = build_model(tiny(), V)
+    seen, scg_loss = [], model.scg.loss
+
+    def spy(features, frame_mask, targets, target_mask, t):
+        seen.append(targets.clone())
+        return scg_loss(features, frame_mask, targets, target_mask, t)
+
+    model.scg.loss = spy
+    unk_row = model.denoiser.gloss_encoder.embed.weight
+    for rate, learns in ((0.0, False), (0.5, True)):
+        terms = model.loss(pose, fm, gloss, gm, generator=torch.Generator().manual_seed(0), unk_rate=rate)
+        (grad,) = torch.autograd.grad(terms.joint, unk_row)
+        assert bool(grad[Vocabulary.unk_index].abs().sum() > 0) == learns
+        torch.testing.assert_close(seen[-1], gloss)

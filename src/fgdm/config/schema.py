@@ -46,6 +46,9 @@ class TrainingConfig:
     scheduler_factor: float = 0.7
     min_lr: float = 1e-4
     ema_decay: float | None = None
+    # gloss dropout: the denoiser sees each training gloss as <unk> with this probability, so <unk> (every
+    # gloss unseen in training) has a trained embedding; SCG's CTC targets keep the true glosses
+    unk_rate: float = 0.0
     val_every: int = 1000
     val_batches: int | None = None
     log_every: int = 50
@@ -75,6 +78,8 @@ class TrainingConfig:
         if self.schedule == "cosine" and not 0 <= self.min_lr <= self.lr:
             raise ConfigError(f"training.min_lr: the cosine schedule decays to it, so it must lie in [0, lr = "
                               f"{self.lr}], got {self.min_lr}")  # fmt: skip
+        if not 0 <= self.unk_rate < 1:
+            raise ConfigError(f"training.unk_rate: must be in [0, 1), got {self.unk_rate}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ConfigError(f"training.ema_decay: must be between 0 and 1 (or null), got {self.ema_decay}")
 

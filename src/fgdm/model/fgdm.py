@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from fgdm.config import Config, DiffusionConfig, LossConfig
+from fgdm.data.vocab import Vocabulary
 from fgdm.diffusion import Diffusion
 from fgdm.losses import BoneLoss, joint_loss, length_loss
 from fgdm.model.denoiser import Denoiser
@@ -28,6 +29,21 @@ class LossTerms:
 
     def detached(self) -> dict[str, float]:
         return {k: float(v.detach()) for k, v in self.__dict__.items()}
+
+
+def with_unknowns(
+    gloss: torch.Tensor, gloss_mask: torch.Tensor, rate: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``gloss`` with each valid position replaced by ``<unk>`` with probability ``rate`` (padding kept).
+
+    The vocabulary is every training gloss, so without this ``<unk>`` never occurs in training and its
+    embedding stays at its random initialisation, while every gloss unseen in training maps to it at test
+    time (on dgs-pt half the dev split's glosses).
+    """
+    if rate <= 0:
+        return gloss
+    drop = torch.rand(gloss.shape, generator=generator, device=gloss.device) < rate
+    return gloss.masked_fill(drop & gloss_mask, Vocabulary.unk_index)
 
 
 class FGDM(nn.Module):
@@ -67,8 +83,13 @@ class FGDM(nn.Module):
         gloss_mask: torch.Tensor,
         generator: torch.Generator | None = None,
         t: torch.Tensor | None = None,
+        unk_rate: float = 0.0,
     ) -> LossTerms:
-        """Training loss of one batch: pose (B, S, J, 3), masks True on valid positions."""
+        """Training loss of one batch: pose (B, S, J, 3), masks True on valid positions.
+
+        ``unk_rate``: the denoiser sees each gloss as ``<unk>`` with this probability (gloss dropout,
+        ``training.unk_rate``); the SCG branch's CTC targets stay the true glosses.
+        """
         B = pose.shape[0]
         keep = frame_mask[..., None, None].to(pose.dtype)
         x0 = pose * keep
@@ -77,8 +98,9 @@ class FGDM(nn.Module):
             t = self.diffusion.sample_timesteps(B, pose.device, generator)
         noise = torch.randn(x0.shape, generator=generator, device=pose.device, dtype=pose.dtype)
         x_t = self.diffusion.q_sample(z0, t, noise) * keep  # padded frames are zero in x_t
-        encoding = self.denoiser.encode_glosses(gloss, gloss_mask)
-        out = self.denoiser(x_t, t, gloss, gloss_mask, frame_mask, encoding=encoding)
+        condition = with_unknowns(gloss, gloss_mask, unk_rate, generator)
+        encoding = self.denoiser.encode_glosses(condition, gloss_mask)
+        out = self.denoiser(x_t, t, condition, gloss_mask, frame_mask, encoding=encoding)
         pred = self.normalizer.decode(out.x0) * keep  # pose units
         w = self.loss_cfg
         weight = self.joint_weight if w.hand_weight != 1.0 else None

@@ -48,7 +48,9 @@ class LitFGDM(ScheduledModule):
 
     # -- training -------------------------------------------------------------------------
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        terms = self.model.loss(batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask)
+        terms = self.model.loss(
+            batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, unk_rate=self.training_cfg.unk_rate
+        )
         self.check_finite(terms.total)
         B = len(batch)
         self.log("train/loss", terms.total, prog_bar=True, batch_size=B)
