@@ -151,7 +151,8 @@ def evaluate_run(evaluator, checkpoint: Path, name: str) -> dict:
 
 def collect(args: argparse.Namespace) -> None:
     """Turns learning curves named ``DATASET-ROW-sSEED`` (benchmarks/learning_curve.py, e.g. the GPU runs of
-    benchmarks/gpu_curves.sh) into run files: each curve's last point is that row's result at its budget."""
+    benchmarks/gpu_curves.sh) into run files: each curve's last point is that row's result at its budget, or,
+    with ``--at``, each of its points at those steps (one run file per budget: ``ROW-seedS-stepN.json``)."""
     results = RESULTS / args.dataset
     results.mkdir(parents=True, exist_ok=True)
     for path in map(Path, args.curves):
@@ -161,18 +162,23 @@ def collect(args: argparse.Namespace) -> None:
         if row not in LABELS or not seed.isdigit() or not doc["points"]:
             rows = ", ".join(LABELS)
             raise SystemExit(f"{path}: not a finished curve named {args.dataset}-ROW-sSEED with ROW in {rows}")
-        last = doc["points"][-1]
-        out = {k: v for k, v in last.items() if k not in ("step", "train_seconds", "eval_seconds")}
-        out |= {"system": LABELS[row], "row": row, "seed": int(seed), "steps": last["step"],
-                "batch_size": doc["config"]["training"]["batch_size"],
-                "train_minutes": round(last["train_seconds"] / 60, 2), "machine": doc["machine"],
-                "curve": path.name}  # fmt: skip
-        (results / f"{row}-seed{seed}.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+        points = [p for p in doc["points"] if p["step"] in args.at] if args.at else doc["points"][-1:]
+        for point in points:
+            out = {k: v for k, v in point.items() if k not in ("step", "train_seconds", "eval_seconds")}
+            out |= {"system": LABELS[row], "row": row, "seed": int(seed), "steps": point["step"],
+                    "batch_size": doc["config"]["training"]["batch_size"],
+                    "train_minutes": round(point["train_seconds"] / 60, 2), "machine": doc["machine"],
+                    "curve": path.name}  # fmt: skip
+            name = f"{row}-seed{seed}" + (f"-step{point['step']}" if args.at else "")
+            (results / f"{name}.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+            print(f"[{args.dataset}] {row} seed {seed}: step {point['step']}, WER {point['wer']:.2f}")
+        if args.at and len(points) < len(args.at):
+            missing = sorted(set(args.at) - {p["step"] for p in points})
+            print(f"[{args.dataset}] {row} seed {seed}: no point at step {', '.join(map(str, missing))}")
         if doc["reference"]:
             rows = [{k: v for k, v in r.items() if k != "examples"} for r in doc["reference"]]
             ref = {"split": doc["split"], "rows": rows}
             (results / "reference.json").write_text(json.dumps(ref, indent=2, ensure_ascii=False) + "\n")
-        print(f"[{args.dataset}] {row} seed {seed}: step {last['step']}, WER {last['wer']:.2f}")
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -196,33 +202,40 @@ def _flat(row: dict) -> dict:
     return {**row, **{f"dtw_{k}": v for k, v in row["dtw_mje"].items()}}
 
 
-def load_results(dataset: str) -> tuple[list[dict], dict[str, list[dict]]]:
+Runs = dict[str, list[dict]]  # row → its runs (one per seed) at one budget
+
+
+def load_results(dataset: str) -> tuple[list[dict], dict[int, Runs]]:
+    """The reference rows and the run files of ``dataset``, by budget (training steps), largest first."""
     folder = RESULTS / dataset
     ref = json.loads((folder / "reference.json").read_text()) if (folder / "reference.json").is_file() else None
-    runs: dict[str, list[dict]] = {}
+    budgets: dict[int, Runs] = {}
+    seen: dict[tuple[str, int, int], Path] = {}
     for name, _, _ in ROWS:
         for path in sorted(folder.glob(f"{name}-seed*.json")):
-            runs.setdefault(name, []).append(_flat(json.loads(path.read_text())))
-    return ([_flat(r) for r in ref["rows"]] if ref else []), runs
+            run = _flat(json.loads(path.read_text()))
+            key = (name, run["seed"], run["steps"])
+            if key in seen:
+                raise SystemExit(f"{path} and {seen[key]}: the same row, seed and budget ({key[2]} steps) twice")
+            seen[key] = path
+            budgets.setdefault(run["steps"], {}).setdefault(name, []).append(run)
+    return ([_flat(r) for r in ref["rows"]] if ref else []), dict(sorted(budgets.items(), reverse=True))
 
 
-def table(dataset: str) -> list[str]:
-    refs, runs = load_results(dataset)
+def table(dataset: str, refs: list[dict], runs: Runs) -> list[str]:
     cols = COLUMNS[DATASETS[dataset]["text_scores"]]
-    head = "| system | seeds | steps | " + " | ".join(c[0] for c in cols) + " |"
-    lines = [head, "|---|---|---|" + "---|" * len(cols)]
+    head = "| system | seeds | " + " | ".join(c[0] for c in cols) + " |"
+    lines = [head, "|---|---|" + "---|" * len(cols)]
     for r in refs:
-        lines.append(f"| {r['system']} | – | – | " + " | ".join(f"{r[key]:.{d}f}" for _, key, d in cols) + " |")
+        lines.append(f"| {r['system']} | – | " + " | ".join(f"{r[key]:.{d}f}" for _, key, d in cols) + " |")
     for name, got in runs.items():
         cells = [_cell([r[key] for r in got], d) for _, key, d in cols]
-        steps = "/".join(str(r["steps"]) for r in got)
-        lines.append(f"| {LABELS[name]} | {len(got)} | {steps} | " + " | ".join(cells) + " |")
+        lines.append(f"| {LABELS[name]} | {len(got)} | " + " | ".join(cells) + " |")
     return lines
 
 
-def comparisons(dataset: str) -> list[str]:
-    """The paper's claims, checked on the means of this dataset's runs."""
-    _, runs = load_results(dataset)
+def comparisons(dataset: str, runs: Runs) -> list[str]:
+    """The paper's claims, checked on the means of this dataset's runs at one budget."""
     keys = ("bleu1", "wer", "dtw_all", "fid")
     mean = {name: {k: _stat([r[k] for r in got])[0] for k in keys} for name, got in runs.items()}
     # the seed-to-seed noise of a metric: the largest half-range among the rows with several seeds
@@ -245,6 +258,14 @@ def comparisons(dataset: str) -> list[str]:
         claim("Focal lowers WER over General-only", "general_only", "focal_only", "wer", lower=True)
         claim("SCG lowers WER (General-only → +SCG)", "general_only", "scg_only", "wer", lower=True)
         claim("SCG lowers WER (+Focal → full)", "focal_only", "full", "wer", lower=True)
+    main = [n for n in ("general_only", "focal_only", "scg_only") if n in mean]
+    if text and "full" in mean and main:
+        runner_up = min(main, key=lambda n: mean[n]["wer"])
+        x, y = mean["full"]["wer"], mean[runner_up]["wer"]
+        within = abs(y - x) <= 2 * noise["wer"]
+        note = f" (a difference within twice the seed spread, {2 * noise['wer']:.2f}: not resolved)" if within else ""
+        out.append(f"- The full model reads best (lowest WER of the main rows): {LABELS['full']} {x:.2f}, the best "
+                   f"other {LABELS[runner_up]} {y:.2f} — {'holds' if x < y else 'does not hold'}{note}")  # fmt: skip
     claim("Focal lowers DTW-MJE over General-only", "general_only", "focal_only", "dtw_all", lower=True)
     claim("Focal lowers FID over General-only", "general_only", "focal_only", "fid", lower=True)
     key = "wer" if text else "dtw_all"
@@ -279,7 +300,8 @@ def plot(path: Path) -> None:
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.2))
     for ax, (dataset, key, title) in zip(axes, panels, strict=True):
-        refs, runs = load_results(dataset)
+        refs, budgets = load_results(dataset)
+        steps, runs = next(iter(budgets.items()), (0, {}))  # the largest budget
         names = list(runs)
         for x, name in enumerate(names):
             values = [r[key] for r in runs[name]]
@@ -288,7 +310,7 @@ def plot(path: Path) -> None:
         for r, style in zip(refs, ("-", ":"), strict=False):
             ax.axhline(r[key], color="grey", linestyle=style, linewidth=1, label=r["system"])
         ax.set_xticks(range(len(names)), [LABELS[n] for n in names], rotation=60, ha="right", fontsize=8)
-        ax.set_title(f"{dataset}: {title}", fontsize=10)
+        ax.set_title(f"{dataset}, {steps} steps: {title}", fontsize=10)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -300,19 +322,20 @@ def report(args: argparse.Namespace) -> None:
              "how the runs were made: `benchmarks/README.md`. Mean ± half the range over seeds; bars in",
              "`quality.png` are means, dots single runs.", ""]  # fmt: skip
     for dataset, spec in DATASETS.items():
-        refs, runs = load_results(dataset)
-        if not refs and not runs:
+        refs, budgets = load_results(dataset)
+        if not refs and not budgets:
             continue
-        every = [r for got in runs.values() for r in got]
-        lines += [f"## {dataset} — {spec['split']} split", ""]
-        if every:
-            steps, minutes = [r["steps"] for r in every], [r["train_minutes"] for r in every]
-            batches = sorted({r.get("batch_size", 16) for r in every})
-            machines = sorted({r.get("machine", "this project's 2-core CPU") for r in every})
-            span = f"{min(steps)}" if min(steps) == max(steps) else f"{min(steps)}–{max(steps)} (per row below)"
-            lines += [f"Budget per run: {span} steps at batch {', '.join(map(str, batches))}; training took "
-                      f"{min(minutes):.1f}–{max(minutes):.1f} min ({'; '.join(machines)}).", ""]  # fmt: skip
-        lines += [*table(dataset), "", "The paper's findings, checked on the means:", "", *comparisons(dataset), ""]
+        for steps, runs in budgets.items() or [(None, {})]:
+            every = [r for got in runs.values() for r in got]
+            lines += [f"## {dataset} — {spec['split']} split" + (f", {steps:,} steps" if steps else ""), ""]
+            if every:
+                minutes = [r["train_minutes"] for r in every]
+                batches = sorted({r.get("batch_size", 16) for r in every})
+                machines = sorted({r.get("machine", "this project's 2-core CPU") for r in every})
+                lines += [f"Budget per run: {steps} steps at batch {', '.join(map(str, batches))}; training took "
+                          f"{min(minutes):.1f}–{max(minutes):.1f} min ({'; '.join(machines)}).", ""]  # fmt: skip
+            lines += [*table(dataset, refs, runs), "", "The paper's findings, checked on the means:", "",
+                      *comparisons(dataset, runs), ""]  # fmt: skip
     out = RESULTS.parent / "quality.md"
     out.write_text("\n".join(lines))
     plot(RESULTS.parent / "quality.png")
@@ -335,6 +358,7 @@ def main() -> None:
     c = sub.add_parser("collect", help="run files from learning curves named DATASET-ROW-sSEED (their last points)")
     c.add_argument("dataset", choices=list(DATASETS))
     c.add_argument("curves", nargs="+", help="curve JSONs written by benchmarks/learning_curve.py")
+    c.add_argument("--at", type=int, nargs="+", help="budgets (steps): a run file per curve point at each")
     c.set_defaults(func=collect)
     p = sub.add_parser("report", help="tables and plot from the finished runs")
     p.set_defaults(func=report)
