@@ -275,7 +275,10 @@ def comparisons(dataset: str, runs: Runs) -> list[str]:
         worst = max(drops, key=drops.get)
         listing = ", ".join(f"{LABELS[n]} {d:+.2f}" for n, d in drops.items())
         verdict = "holds" if worst == "no_contextual" else f"does not hold: the largest change is {LABELS[worst]}"
-        if abs(drops[worst]) <= 2 * noise[key]:
+        beyond = [f"{LABELS[n]} {d:+.2f}" for n, d in drops.items() if abs(d) > 2 * noise[key]]
+        if beyond:
+            verdict += f" (beyond twice the seed spread: {', '.join(beyond)})"
+        else:
             verdict += " (every change within twice the seed spread: not resolved)"
         metric = "WER" if text else "DTW-MJE"
         out.append(
