@@ -96,3 +96,27 @@ def test_gloss_dropout_trains_the_unk_embedding_and_keeps_scg_targets():
         (grad,) = torch.autograd.grad(terms.joint, unk_row)
         assert bool(grad[Vocabulary.unk_index].abs().sum() > 0) == learns
         torch.testing.assert_close(seen[-1], gloss)
+
+
+def test_training_suggests_gloss_dropout_when_many_dev_glosses_are_unseen():
+    import warnings
+
+    import pytest
+
+    from fgdm.data.dataset import PoseDataset
+    from fgdm.data.synth.corpus import SynthCorpus
+    from fgdm.data.vocab import UnknownTokenWarning, Vocabulary
+    from fgdm.training.generator import suggest_gloss_dropout
+
+    train, dev = SynthCorpus(3, "train", seed=0), SynthCorpus(20, "dev", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownTokenWarning)  # the dataset's own count of <unk>s
+        few = PoseDataset(dev, Vocabulary.from_corpus(train.gloss_sequences()))  # most dev glosses unseen
+        every = PoseDataset(dev, Vocabulary.from_corpus(dev.gloss_sequences()))
+    assert sum(few.unknown.values()) > 0 and not every.unknown
+    with pytest.warns(UnknownTokenWarning, match=r"of the dev split's \d+ glosses .* training.unk_rate"):
+        suggest_gloss_dropout(few, unk_rate=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        suggest_gloss_dropout(few, unk_rate=0.25)  # already on: silent
+        suggest_gloss_dropout(every, unk_rate=0.0)  # nothing unseen: silent

@@ -7,6 +7,7 @@ stopping at a minimum learning rate.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,8 +19,8 @@ from torchmetrics import MeanMetric
 
 from fgdm.config import Config, from_dict, to_dict
 from fgdm.data.corpus import Corpus
-from fgdm.data.dataset import Batch
-from fgdm.data.vocab import Vocabulary
+from fgdm.data.dataset import Batch, PoseDataset
+from fgdm.data.vocab import UnknownTokenWarning, Vocabulary
 from fgdm.metrics.dtw import dtw_mje
 from fgdm.model import FGDM, build_model
 from fgdm.sampling import LoadedModel
@@ -116,9 +117,25 @@ def train(
         vocab = Vocabulary(stored["vocab"]) if stored else None
         data = PoseDataModule(cfg.data, cfg.training, cfg.testing.batch_size, vocab)
         module = LitFGDM(config, data.vocab.itos)
+        suggest_gloss_dropout(data.dataset("dev"), cfg.training.unk_rate)
         if cfg.diffusion.standardise and not resume:  # on resume μ and σ come back with the weights
             module.model.normalizer.fit(pose_sample(data.corpora["train"]))
         return fit(module, data, cfg.training, config, "dev/dtw", resume, progress, callbacks)
+
+
+def suggest_gloss_dropout(dev: PoseDataset, unk_rate: float, share: float = 0.05) -> None:
+    """Warns when at least ``share`` of the dev split's glosses are unseen in training and ``unk_rate`` is 0:
+    they all map to ``<unk>``, whose embedding training then never touches (``training.unk_rate``)."""
+    total = sum(len(ids) for ids in dev.gloss_ids)
+    unseen = sum(dev.unknown.values())
+    if unk_rate == 0 and total and unseen >= share * total:
+        warnings.warn(
+            f"{unseen} of the dev split's {total} glosses ({100 * unseen / total:.0f} %) are unseen in training and "
+            "map to <unk>, which training never shows the model; training.unk_rate (gloss dropout, e.g. 0.25) "
+            "trains it",
+            UnknownTokenWarning,
+            stacklevel=2,
+        )
 
 
 def pose_sample(corpus: Corpus, limit: int = 1000):
