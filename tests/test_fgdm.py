@@ -1,5 +1,8 @@
 """The FGDM wrapper (build_model, FGDM.loss, FGDM.generate) on tiny models; loss weights: test_losses.py."""
 
+import warnings
+
+import pytest
 import torch
 
 from fgdm.model import build_model
@@ -99,10 +102,6 @@ def test_gloss_dropout_trains_the_unk_embedding_and_keeps_scg_targets():
 
 
 def test_training_suggests_gloss_dropout_when_many_dev_glosses_are_unseen():
-    import warnings
-
-    import pytest
-
     from fgdm.data.dataset import PoseDataset
     from fgdm.data.synth.corpus import SynthCorpus
     from fgdm.data.vocab import UnknownTokenWarning, Vocabulary
