@@ -1,6 +1,7 @@
 """What predictors that learn nothing reach on DTW-MJE, and how much of the error no gloss can explain.
 
     python benchmarks/baselines.py DATA_DIR [--split dev] [--skip-frames 2] [--name dgs-pt]
+        [--checkpoint CKPT ...] [--seeds 0 1]
 
 DATA_DIR is a PT directory (or a synthetic manifest). Each row predicts the evaluation split's poses
 from the training split alone, held for each reference's length, and is scored with the protocol's
@@ -15,6 +16,19 @@ DTW-MJE (all joints, body, hands):
 - retrieval: the training sequence sharing the most glosses (Jaccard), resampled to the length;
 - the reference's own mean / median pose: not a predictor (it reads the answer), but the part of the
   error that a per-sequence static offset explains.
+
+With --checkpoint, each trained generator is scored beside them (5 DDIM steps, η 1, the references' lengths,
+each of --seeds), and its output split into where it places the pose and how it moves around that place:
+
+- generated: the samples as they are;
+- its placement alone: each sample's own mean pose, held;
+- its motion alone: each sample minus its own mean, on the training set's mean pose;
+- its motion on the reference's placement: each sample minus its own mean, on the reference's own mean
+  pose (an oracle placement: whether the motion itself lowers the error);
+
+and two figures: the placement error (L1 between a sample's mean pose and its reference's, summed over
+coordinates, averaged over sequences; the same for the training mean pose) and the motion amplitude (L1
+between each frame and the sequence's own mean pose, per frame; the same for the references).
 
 The table goes to benchmarks/results/baselines/NAME.md and .json.
 """
@@ -85,6 +99,48 @@ def predictions(train_poses, train_glosses, refs, glosses, mean: np.ndarray, min
     return rows
 
 
+def placement_error(preds: list[np.ndarray], refs: list[np.ndarray]) -> float:
+    """Mean over sequences of the L1 distance between a prediction's mean pose and its reference's."""
+    return float(np.mean([np.abs(p.mean(0) - r.mean(0)).sum() for p, r in zip(preds, refs, strict=True)]))
+
+
+def motion_amplitude(poses: list[np.ndarray]) -> float:
+    """Mean per-frame L1 distance from each sequence's own mean pose."""
+    return float(np.mean([np.abs(p - p.mean(0)).reshape(len(p), -1).sum(1).mean() for p in poses]))
+
+
+def decomposition(generated: list[np.ndarray], refs: list[np.ndarray], mean: np.ndarray) -> dict[str, list]:
+    """A generator's samples split into their placement (each one's mean pose) and their motion around it."""
+    return {
+        "generated": generated,
+        "its placement alone (own mean pose, held)": [_held(g.mean(0), len(g)) for g in generated],
+        "its motion alone (on the training mean pose)": [g - g.mean(0) + mean for g in generated],
+        "its motion on the reference's own mean pose (oracle)": [
+            g - g.mean(0) + r.mean(0) for g, r in zip(generated, refs, strict=True)
+        ],
+    }
+
+
+def generator_rows(checkpoints: list[Path], seeds: list[int], samples, refs, mean) -> tuple[dict, list[str]]:
+    """Decomposition rows of each checkpoint and seed, and one line of figures each."""
+    from fgdm.sampling import generate_for, load_for_sampling
+
+    rows: dict[str, list[np.ndarray]] = {}
+    notes = []
+    for path in checkpoints:
+        loaded = load_for_sampling(path, device="cpu")
+        run = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+        for seed in seeds:
+            generated = generate_for(loaded, samples, steps=5, eta=1.0, seed=seed)
+            label = f"{run}, step {loaded.step}, seed {seed}"
+            rows |= {f"{label}: {k}": v for k, v in decomposition(generated, refs, mean).items()}
+            notes.append(
+                f"- {label}: placement error {placement_error(generated, refs):.3f}, motion amplitude "
+                f"{motion_amplitude(generated):.3f}"
+            )
+    return rows, notes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", type=Path, help="PT directory or synthetic manifest directory")
@@ -93,6 +149,8 @@ def main() -> None:
     ap.add_argument("--min-count", type=int, default=3, help="gloss lookup: training sequences a gloss needs (3)")
     ap.add_argument("--name", help="results name (default: the directory's name)")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "baselines")
+    ap.add_argument("--checkpoint", type=Path, nargs="+", default=[], help="trained generators to decompose")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampling seeds per checkpoint (0)")
     args = ap.parse_args()
 
     train = open_corpus(args.data, "train", args.skip_frames)
@@ -100,26 +158,41 @@ def main() -> None:
     train_samples = [train[i] for i in range(len(train))]
     samples = [test[i] for i in range(len(test))]
     refs = [s.pose for s in samples]
+    mean = mean_pose(train)
     rows = predictions(
         [s.pose for s in train_samples], [s.glosses for s in train_samples], refs, [s.glosses for s in samples],
-        mean_pose(train), args.min_count,
+        mean, args.min_count,
     )  # fmt: skip
+    notes = [
+        f"- the training mean pose: placement error {placement_error([_held(mean, len(r)) for r in refs], refs):.3f}",
+        f"- the references: motion amplitude {motion_amplitude(refs):.3f}",
+    ]
+    if args.checkpoint:
+        more, more_notes = generator_rows(args.checkpoint, args.seeds, samples, refs, mean)
+        rows |= more
+        notes += more_notes
     scores = {name: dtw_mje_parts(poses, refs) for name, poses in rows.items()}
     floor = scores["mean pose (the protocol's floor)"]["all"]
     name = args.name or args.data.resolve().name
     lines = [
-        f"# Baselines that learn nothing: {name}, {args.split} split ({len(refs)} sequences)", "",
+        f"# Baselines that learn nothing{', and trained generators decomposed' if args.checkpoint else ''}: "
+        f"{name}, {args.split} split ({len(refs)} sequences)", "",
         f"Made by `python benchmarks/baselines.py DATA --split {args.split} --skip-frames {args.skip_frames} "
-        f"--min-count {args.min_count} --name {name}`; training split: {len(train_samples)} sequences.", "",
+        f"--min-count {args.min_count} --name {name}"
+        + (f" --checkpoint CKPT… --seeds {' '.join(map(str, args.seeds))}" if args.checkpoint else "")
+        + f"`; training split: {len(train_samples)} sequences.", "",
         "| predictor | DTW-MJE | body | hands | vs mean pose |", "|---|---|---|---|---|",
     ]  # fmt: skip
     for row, s in scores.items():
         rel = 100.0 * (s["all"] / floor - 1.0)
         lines.append(f"| {row} | {s['all']:.3f} | {s['body']:.3f} | {s['hands']:.3f} | {rel:+.1f} % |")
+    lines += ["", "Placement error (L1, a sequence's mean pose against its reference's) and motion amplitude (L1 per",
+              "frame from the sequence's own mean pose):", "", *notes]  # fmt: skip
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     doc = {"data": name, "split": args.split, "skip_frames": args.skip_frames, "min_count": args.min_count,
            "rows": {k: {p: round(v, 4) for p, v in s.items()} for k, s in scores.items()}}  # fmt: skip
+    doc["figures"] = notes
     (args.results / f"{name}.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     print("\n".join(lines))
 

@@ -26,6 +26,7 @@ the JSONs: WER, BLEU-4, DTW hands and finger ratio against steps, and WER agains
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import itertools
 import json
@@ -39,6 +40,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "learning_curves"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@contextlib.contextmanager
+def untouched_random_streams():
+    """Runs a block without moving PyTorch's (CPU and current GPU), NumPy's or Python's global random streams.
+
+    Opening the evaluator and building the sampling copy initialise modules, which draws from the stream;
+    without this, a curve's later points would depend on which earlier points were evaluated."""
+    import random
+
+    import numpy as np
+    import torch
+
+    state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_initialized() else []):
+        try:
+            yield
+        finally:
+            random.setstate(state[0])
+            np.random.set_state(state[1])
 
 
 def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, seed: int = 0, offset: float = 0.0):
@@ -70,10 +91,11 @@ def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, 
                 return
             seconds = self.training_seconds()
             t0 = time.perf_counter()
-            ev = evaluator()
-            loaded = module.sampling_model()
-            poses = generate_for(loaded, ev.samples, seed=seed)
-            row = ev.score(System(f"step {step}", poses), examples=False)
+            with untouched_random_streams():  # the rest of the run draws what it would without this point
+                ev = evaluator()
+                loaded = module.sampling_model()
+                poses = generate_for(loaded, ev.samples, seed=seed)
+                row = ev.score(System(f"step {step}", poses), examples=False)
             evaluated = time.perf_counter() - t0
             row |= {"step": step, "train_seconds": round(offset + seconds, 1), "eval_seconds": round(evaluated, 1)}
             record(row)

@@ -206,6 +206,24 @@ def test_gradients_are_freed_right_after_the_optimizer_step():
     assert any(not torch.equal(a, p) for a, p in zip(before, module.parameters(), strict=True))
 
 
+def test_a_sampling_copy_leaves_the_training_random_stream_alone():
+    """Evaluating mid-run (learning curves) must not change the noise the rest of the run draws."""
+    from fgdm.config import load_config, to_dict
+    from fgdm.training import LitFGDM
+
+    module = LitFGDM(to_dict(load_config([TINY], [])), ["<unk>", "<pad>", "<s>", "</s>", "A"])
+    torch.manual_seed(3)
+    module.sampling_model()
+    after = torch.rand(4)
+    torch.manual_seed(3)
+    assert torch.equal(after, torch.rand(4))
+    copy = module.sampling_model()
+    for a, b in zip(
+        copy.model.denoiser.state_dict().values(), module.sampling_denoiser().state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+
+
 def test_export_writes_inference_weights_that_sample_exactly_as_the_checkpoint(trained, tmp_path, capsys):
     from fgdm.sampling import generate_poses, load_for_sampling
 

@@ -69,8 +69,12 @@ class LitFGDM(ScheduledModule):
 
     def sampling_model(self) -> LoadedModel:
         """A copy of the generator for sampling now (EMA weights when enabled, no SCG branch, eval mode),
-        as :func:`load_for_sampling` would rebuild it from a checkpoint written at this step."""
-        model = build_model(self.cfg, len(self.vocab), with_scg=False)
+        as :func:`load_for_sampling` would rebuild it from a checkpoint written at this step.
+
+        Building it draws no number from the global random stream (its initial weights are overwritten
+        anyway), so training that samples mid-run goes on exactly as it would have without."""
+        with torch.random.fork_rng(devices=[]):  # the copy is built on the CPU
+            model = build_model(self.cfg, len(self.vocab), with_scg=False)
         model.denoiser.load_state_dict(self.sampling_denoiser().state_dict())
         model.normalizer.load_state_dict(self.model.normalizer.state_dict())
         model.to(self.device).eval()
