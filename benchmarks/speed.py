@@ -3,6 +3,7 @@
     python benchmarks/speed.py --quick            # the headline figures as one JSON object (< 2 minutes)
     python benchmarks/speed.py --config configs/paper.yaml --batch 8 --frames 130 --glosses 8 --repeats 7
     python benchmarks/speed.py --ops --kernel torch --batch 64 --repeats 1   # operator calls (a GPU proxy)
+    python benchmarks/speed.py --batch 1 --frames 125 --repeats 10 --compile sample   # + torch.compile, paired
 
 Measures, at B = 8, S = 130, L = 8 by default: the median time of one training step (forward,
 backward, Adam; SCG on), the median time of 5-step DDIM sampling, the peak resident memory of the
@@ -11,6 +12,9 @@ a training step and of sampling (torch's FlopCounterMode) and divides them by th
 fp32 matmul rate: the time a perfect implementation would need. With --ops it counts the operator
 calls that reach PyTorch's kernels in one training step (forward and backward) and in one sampling
 call: on a GPU each is at least one kernel launch, so this count bounds a GPU step from below.
+With --compile sample (train), every sampling (training) precision is also timed with torch.compile of
+the denoiser (of ``model.loss``), ``dynamic=False``, in turn with the eager ones; the first call of each
+(compilation included) is reported as ``*_first_call_s``.
 """
 
 from __future__ import annotations
@@ -103,6 +107,8 @@ def main() -> None:
     ap.add_argument("--floor", action="store_true", help="also count FLOPs and compute the floor")
     ap.add_argument("--ops", action="store_true", help="also count operator calls per step and per sampling")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", nargs="+", choices=["sample", "train"], default=[],
+                    help="also time torch.compile'd sampling and/or training steps")  # fmt: skip
     ap.add_argument("--kernel", choices=["auto", "c", "torch"], help="model.focal.kernel (default: the config's)")
     ap.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["32"],
                     help="sampling precisions (fgdm generate --precision), timed in turn in each repeat; "
@@ -134,9 +140,12 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def step(precision: str = "32-true") -> None:  # as fgdm's Lightning module: gradients freed after the step
+    compiled_loss = torch.compile(model.loss, dynamic=False) if "train" in args.compile else None
+
+    def step(precision: str = "32-true", compiled: bool = False) -> None:  # as fgdm's Lightning module does:
+        loss = compiled_loss if compiled else model.loss  # gradients freed right after the step
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
-            terms = model.loss(pose, frame_mask, gloss, gloss_mask)
+            terms = loss(pose, frame_mask, gloss, gloss_mask)
         terms.total.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -144,11 +153,15 @@ def main() -> None:
     def sample(denoiser=None) -> None:
         model.generate(gloss, gloss_mask, frames, denoiser=denoiser)
 
+    first_calls: dict[str, float] = {}
+
     def timed(fns: dict) -> dict[str, list[float]]:
         """Each function's times, the functions taking turns in every repeat (a paired comparison)."""
-        for fn in fns.values():  # warm-up
+        for name, fn in fns.items():  # warm-up (and compilation)
+            t0 = time.perf_counter()
             fn()
-        sync()
+            sync()
+            first_calls[name] = round(time.perf_counter() - t0, 3)
         out: dict[str, list[float]] = {name: [] for name in fns}
         for _ in range(args.repeats):
             for name, fn in fns.items():
@@ -159,10 +172,19 @@ def main() -> None:
         return out
 
     model.train()
-    train_by = timed({p: partial(step, p) for p in args.train_precision})
+    steps = {p: partial(step, p) for p in args.train_precision}
+    if "train" in args.compile:
+        steps |= {f"{p}+compile": partial(step, p, True) for p in args.train_precision}
+    train_by = timed(steps)
     train = train_by[args.train_precision[0]]
     model.eval()
     samplers = {p: partial(sample, _lowered(model.denoiser) if p == "bf16" else None) for p in args.precision}
+    if "sample" in args.compile:
+        samplers |= {
+            f"{p}+compile": partial(sample, torch.compile(_lowered(model.denoiser) if p == "bf16" else model.denoiser,
+                                                          dynamic=False))
+            for p in args.precision
+        }  # fmt: skip
     with torch.no_grad():
         samp_by = timed(samplers)
     samp = samp_by[args.precision[0]]
@@ -189,6 +211,8 @@ def main() -> None:
             if len(by) > 1:  # medians and all times per precision
                 result[f"{name}_s_by_precision"] = {p: round(statistics.median(v), 3) for p, v in by.items()}
                 result[f"{name}_all_s_by_precision"] = {p: [round(x, 3) for x in v] for p, v in by.items()}
+            if args.compile:
+                result[f"{name}_first_call_s"] = {p: first_calls[p] for p in by}
     if args.profile:
         _profile(Path(args.profile), device, step, sample, model)
     if args.ops:
