@@ -317,9 +317,9 @@ def plot(path: Path) -> None:
                     ax.scatter([x] * len(v), v, color=colours[name], s=6, zorder=3)
             ax.set_xlabel("training steps (batch 16)")
             ax.set_xticks(sorted(budgets))
-            floor = next((r[key] for r in refs if r["system"] == "ground truth"), None)
-            if floor is not None:
-                ax.axhline(floor, color="grey", linewidth=1, label="ground truth")
+            ceiling = next((r[key] for r in refs if r["system"] == "ground truth"), None)
+            if ceiling is not None:
+                ax.axhline(ceiling, color="grey", linewidth=1, label="ground truth")
         else:
             steps, runs = next(iter(budgets.items()), (0, {}))
             names = list(runs)
