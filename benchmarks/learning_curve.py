@@ -46,8 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def untouched_random_streams():
     """Runs a block without moving PyTorch's (CPU and current GPU), NumPy's or Python's global random streams.
 
-    Opening the evaluator and building the sampling copy initialise modules, which draws from the stream;
-    without this, a curve's later points would depend on which earlier points were evaluated."""
+    fgdm's loaders and its sampling copy no longer draw from PyTorch's stream, but an evaluation may still
+    touch any of them (a data set, a metric); without this guard, a curve's later points could depend on
+    which earlier points were evaluated."""
     import random
 
     import numpy as np

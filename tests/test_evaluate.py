@@ -28,6 +28,17 @@ def backtranslator(tmp_path_factory):
     return out / "checkpoints" / "last.ckpt"
 
 
+def test_loading_the_backtranslator_leaves_the_random_stream_alone(backtranslator):
+    """Opening the evaluator mid-run must not change the noise the run draws after it."""
+    from fgdm.evaluation.backtranslation import load_backtranslator
+
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    load_backtranslator(backtranslator)
+    assert torch.equal(torch.rand(4), expected)
+
+
 def test_tokenisation_splits_punctuation_and_lowercases():
     assert tokenize_text("Na ja, ich bin Gehörloser.") == ["na", "ja", ",", "ich", "bin", "gehörloser", "."]
 

@@ -224,6 +224,17 @@ def test_a_sampling_copy_leaves_the_training_random_stream_alone():
         assert torch.equal(a, b)
 
 
+def test_loading_a_checkpoint_for_sampling_leaves_the_random_stream_alone(trained):
+    """A run that loads a checkpoint mid-way (a learning curve, a notebook) draws the same noise after it."""
+    from fgdm.sampling import load_for_sampling
+
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    load_for_sampling(trained / "checkpoints" / "last.ckpt")
+    assert torch.equal(torch.rand(4), expected)
+
+
 def test_export_writes_inference_weights_that_sample_exactly_as_the_checkpoint(trained, tmp_path, capsys):
     from fgdm.sampling import generate_poses, load_for_sampling
 

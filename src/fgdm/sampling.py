@@ -143,7 +143,8 @@ def load_for_sampling(
         prefix = "ema.module." if use_ema and any(k.startswith("ema.module.") for k in raw) else "model.denoiser."
         state = {"denoiser": substate(raw, prefix), "normalizer": substate(raw, "model.normalizer.")}
         step = int(ckpt.get("global_step", 0))
-    model = build_model(cfg, len(vocab), with_scg=False)
+    with torch.random.fork_rng(devices=[]):  # built on the CPU; its initial weights are overwritten: no draw
+        model = build_model(cfg, len(vocab), with_scg=False)
     try:
         model.denoiser.load_state_dict(state["denoiser"])
         if state["normalizer"]:

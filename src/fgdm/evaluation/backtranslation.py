@@ -37,7 +37,8 @@ def load_backtranslator(path: Path | str, device: str | torch.device = "cpu") ->
         gv, tv = Vocabulary(hp["gloss_vocab"]), Vocabulary(hp["text_vocab"])
     except (KeyError, TypeError, ValueError) as err:  # a generator's or a damaged checkpoint
         raise ValueError(f"{path}: not a back-translator checkpoint ({type(err).__name__}: {err})") from None
-    model = BackTranslator(len(gv), len(tv), cfg.model)
+    with torch.random.fork_rng(devices=[]):  # built on the CPU; its initial weights are overwritten: no draw
+        model = BackTranslator(len(gv), len(tv), cfg.model)
     try:
         model.load_state_dict(substate(ckpt["state_dict"], "model."))
     except RuntimeError as err:
