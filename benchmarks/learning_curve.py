@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "learning_curves"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from quality import flat_scores  # noqa: E402  (a sibling script; stdlib imports only)
+
 
 @contextlib.contextmanager
 def untouched_random_streams():
@@ -117,10 +119,6 @@ def _portable(config: dict) -> dict:
         config["data"]["path"] = Path(config["data"]["path"]).name
     config["training"]["output_dir"] = Path(config["training"]["output_dir"]).name
     return config
-
-
-def _flat(row: dict) -> dict:
-    return {**row, **{f"dtw_{k}": v for k, v in row["dtw_mje"].items()}}
 
 
 def _reference_rows(ev, data: Path, bt_path: Path, split: str, work: Path) -> list[dict]:
@@ -271,7 +269,7 @@ def sampling(args: argparse.Namespace) -> None:
         poses = generate_for(loaded, ev.samples, steps=steps, eta=eta, seed=0)
         seconds = time.perf_counter() - t0
         label = f"{steps} steps, η {eta}" + (f", {precision}" if precision != "32" else "")
-        row = _flat(ev.score(System(label, poses), examples=False))
+        row = flat_scores(ev.score(System(label, poses), examples=False))
         rows.append(row | {"precision": precision, "steps": steps, "eta": eta, "sample_seconds": round(seconds, 1)})
         print(f"{precision} steps {steps} η {eta}: WER {row['wer']:.1f} BLEU-4 {row['bleu4']:.1f} DTW hands "
               f"{row['dtw_hands']:.2f} finger ratio {row['finger_ratio']:.3f} handshape {row['handshape']:.1f} "
@@ -328,8 +326,8 @@ def report(args: argparse.Namespace) -> None:
         lines.append(f"| {doc['name']} | " + " | ".join(cells) + f" | {end} |")
     lines.append("")
     for doc in docs:
-        pts = [_flat(p) for p in doc["points"]]
-        refs = [_flat(r) for r in doc["reference"]]
+        pts = [flat_scores(p) for p in doc["points"]]
+        refs = [flat_scores(r) for r in doc["reference"]]
         sets = " ".join("--set " + o for o in doc["overrides"])
         where = f"{doc['data']} {doc['split']} split ({doc['sequences']} sequences); {doc['machine']}"
         lines += [f"## {doc['name']}", "", f"{' + '.join(doc['configs'])} {sets}; {where}.", ""]
@@ -368,12 +366,12 @@ def plot(docs: list[dict], path: Path, readable: bool = True) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 2.2, 4))
     for ax, (key, title, x) in zip(axes, panels, strict=True):
         for i, doc in enumerate(docs):
-            pts = [_flat(p) for p in doc["points"]]
+            pts = [flat_scores(p) for p in doc["points"]]
             xs = [p["step"] if x == "step" else p["train_seconds"] / 60 for p in pts]
             color = plt.get_cmap("tab20")(i % 20) if many else f"C{i}"
             ax.plot(xs, [p[key] for p in pts], marker="o", markersize=3, label=doc["name"], color=color,
                     linestyle="-" if i < 20 else "--")  # fmt: skip
-        refs = [_flat(r) for r in docs[0]["reference"]]
+        refs = [flat_scores(r) for r in docs[0]["reference"]]
         for r, style in zip(refs, ("-", ":"), strict=False):
             if readable or not key.startswith("dtw") or r["system"] != "ground truth":  # DTW 0 would flatten the rest
                 ax.axhline(r[key], color="grey", linestyle=style, linewidth=1, label=r["system"])

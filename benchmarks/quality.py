@@ -198,7 +198,8 @@ DTW_COLUMNS = [("DTW-MJE", "dtw_all", 3), ("DTW body", "dtw_body", 3), ("DTW han
 COLUMNS = {True: [*TEXT_COLUMNS, DTW_COLUMNS[0], ("FID", "fid", 2)], False: [*DTW_COLUMNS, ("FID", "fid", 2)]}
 
 
-def _flat(row: dict) -> dict:
+def flat_scores(row: dict) -> dict:
+    """A scored row with its DTW-MJE parts also as top-level keys (``dtw_all``, ``dtw_body``, ``dtw_hands``)."""
     return {**row, **{f"dtw_{k}": v for k, v in row["dtw_mje"].items()}}
 
 
@@ -213,13 +214,13 @@ def load_results(dataset: str) -> tuple[list[dict], dict[int, Runs]]:
     seen: dict[tuple[str, int, int], Path] = {}
     for name, _, _ in ROWS:
         for path in sorted(folder.glob(f"{name}-seed*.json")):
-            run = _flat(json.loads(path.read_text()))
+            run = flat_scores(json.loads(path.read_text()))
             key = (name, run["seed"], run["steps"])
             if key in seen:
                 raise SystemExit(f"{path} and {seen[key]}: the same row, seed and budget ({key[2]} steps) twice")
             seen[key] = path
             budgets.setdefault(run["steps"], {}).setdefault(name, []).append(run)
-    return ([_flat(r) for r in ref["rows"]] if ref else []), dict(sorted(budgets.items(), reverse=True))
+    return ([flat_scores(r) for r in ref["rows"]] if ref else []), dict(sorted(budgets.items(), reverse=True))
 
 
 def table(dataset: str, refs: list[dict], runs: Runs) -> list[str]:
