@@ -1,7 +1,7 @@
 """What predictors that learn nothing reach on DTW-MJE, and how much of the error no gloss can explain.
 
     python benchmarks/baselines.py DATA_DIR [--split dev] [--skip-frames 2] [--name dgs-pt]
-        [--checkpoint CKPT ...] [--seeds 0 1]
+        [--checkpoint CKPT ...] [--seeds 0 1] [--ensemble]
 
 DATA_DIR is a PT directory (or a synthetic manifest). Each row predicts the evaluation split's poses
 from the training split alone, held for each reference's length, and is scored with the protocol's
@@ -25,6 +25,9 @@ each of --seeds), and its output split into where it places the pose and how it 
 - its motion alone: each sample minus its own mean, on the training set's mean pose;
 - its motion on the reference's placement: each sample minus its own mean, on the reference's own mean
   pose (an oracle placement: whether the motion itself lowers the error);
+
+with --ensemble, also the frame-by-frame mean of all checkpoints' samples for each seed: how much of a
+generator's error is the spread between training runs (seeds) rather than their shared bias;
 
 and two figures: the placement error (L1 between a sample's mean pose and its reference's, summed over
 coordinates, averaged over sequences; the same for the training mean pose) and the motion amplitude (L1
@@ -121,22 +124,36 @@ def decomposition(generated: list[np.ndarray], refs: list[np.ndarray], mean: np.
     }
 
 
-def generator_rows(checkpoints: list[Path], seeds: list[int], samples, refs, mean) -> tuple[dict, list[str]]:
-    """Decomposition rows of each checkpoint and seed, and one line of figures each."""
+def generator_rows(
+    checkpoints: list[Path], seeds: list[int], samples, refs, mean, ensemble: bool = False
+) -> tuple[dict, list[str]]:
+    """Decomposition rows of each checkpoint and seed, and one line of figures each; with ``ensemble``, also
+    the frame-by-frame mean of all checkpoints' samples for each seed (the references' lengths align them)."""
     from fgdm.sampling import generate_for, load_for_sampling
 
     rows: dict[str, list[np.ndarray]] = {}
     notes = []
+    by_seed: dict[int, list[list[np.ndarray]]] = defaultdict(list)
     for path in checkpoints:
         loaded = load_for_sampling(path, device="cpu")
         run = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
         for seed in seeds:
             generated = generate_for(loaded, samples, steps=5, eta=1.0, seed=seed)
+            by_seed[seed].append(generated)
             label = f"{run}, step {loaded.step}, seed {seed}"
             rows |= {f"{label}: {k}": v for k, v in decomposition(generated, refs, mean).items()}
             notes.append(
                 f"- {label}: placement error {placement_error(generated, refs):.3f}, motion amplitude "
                 f"{motion_amplitude(generated):.3f}"
+            )
+    if ensemble:
+        for seed, outputs in by_seed.items():
+            averaged = [np.mean(parts, axis=0) for parts in zip(*outputs, strict=True)]
+            label = f"mean of the {len(outputs)} generators' samples, seed {seed}"
+            rows[label] = averaged
+            notes.append(
+                f"- {label}: placement error {placement_error(averaged, refs):.3f}, motion amplitude "
+                f"{motion_amplitude(averaged):.3f}"
             )
     return rows, notes
 
@@ -151,6 +168,11 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "baselines")
     ap.add_argument("--checkpoint", type=Path, nargs="+", default=[], help="trained generators to decompose")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampling seeds per checkpoint (0)")
+    ap.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="also score the mean of all checkpoints' samples (how much of the error is their spread)",
+    )
     args = ap.parse_args()
 
     train = open_corpus(args.data, "train", args.skip_frames)
@@ -168,7 +190,7 @@ def main() -> None:
         f"- the references: motion amplitude {motion_amplitude(refs):.3f}",
     ]
     if args.checkpoint:
-        more, more_notes = generator_rows(args.checkpoint, args.seeds, samples, refs, mean)
+        more, more_notes = generator_rows(args.checkpoint, args.seeds, samples, refs, mean, args.ensemble)
         rows |= more
         notes += more_notes
     scores = {name: dtw_mje_parts(poses, refs) for name, poses in rows.items()}
@@ -180,6 +202,7 @@ def main() -> None:
         f"Made by `python benchmarks/baselines.py DATA --split {args.split} --skip-frames {args.skip_frames} "
         f"--min-count {args.min_count} --name {name}"
         + (f" --checkpoint CKPT… --seeds {' '.join(map(str, args.seeds))}" if args.checkpoint else "")
+        + (" --ensemble" if args.checkpoint and args.ensemble else "")
         + f"`; training split: {len(train_samples)} sequences.", "",
         "| predictor | DTW-MJE | body | hands | vs mean pose |", "|---|---|---|---|---|",
     ]  # fmt: skip
