@@ -142,20 +142,20 @@ def generator_rows(
             by_seed[seed].append(generated)
             label = f"{run}, step {loaded.step}, seed {seed}"
             rows |= {f"{label}: {k}": v for k, v in decomposition(generated, refs, mean).items()}
-            notes.append(
-                f"- {label}: placement error {placement_error(generated, refs):.3f}, motion amplitude "
-                f"{motion_amplitude(generated):.3f}"
-            )
+            notes.append(_figures(label, generated, refs))
     if ensemble:
         for seed, outputs in by_seed.items():
             averaged = [np.mean(parts, axis=0) for parts in zip(*outputs, strict=True)]
             label = f"mean of the {len(outputs)} generators' samples, seed {seed}"
             rows[label] = averaged
-            notes.append(
-                f"- {label}: placement error {placement_error(averaged, refs):.3f}, motion amplitude "
-                f"{motion_amplitude(averaged):.3f}"
-            )
+            notes.append(_figures(label, averaged, refs))
     return rows, notes
+
+
+def _figures(label: str, poses: list[np.ndarray], refs: list[np.ndarray]) -> str:
+    """One line of figures: placement error and motion amplitude."""
+    error, amplitude = placement_error(poses, refs), motion_amplitude(poses)
+    return f"- {label}: placement error {error:.3f}, motion amplitude {amplitude:.3f}"
 
 
 def main() -> None:

@@ -116,6 +116,15 @@ def pretrained_path(name: str = PRETRAINED) -> Path:
 PRECISIONS = ("32", "bf16")
 
 
+def build_for_sampling(cfg: Config, vocab_size: int) -> FGDM:
+    """The generator without its SCG branch, on the CPU, for weights to be loaded into it.
+
+    It is built without drawing from PyTorch's random stream (its initial weights are overwritten anyway),
+    so a run that loads or copies a generator mid-way draws the same noise after it as without."""
+    with torch.random.fork_rng(devices=[]):
+        return build_model(cfg, vocab_size, with_scg=False)
+
+
 def load_for_sampling(
     path: Path | str | None = None, device: str | torch.device = "cpu", use_ema: bool = True, precision: str = "32"
 ) -> LoadedModel:
@@ -143,8 +152,7 @@ def load_for_sampling(
         prefix = "ema.module." if use_ema and any(k.startswith("ema.module.") for k in raw) else "model.denoiser."
         state = {"denoiser": substate(raw, prefix), "normalizer": substate(raw, "model.normalizer.")}
         step = int(ckpt.get("global_step", 0))
-    with torch.random.fork_rng(devices=[]):  # built on the CPU; its initial weights are overwritten: no draw
-        model = build_model(cfg, len(vocab), with_scg=False)
+    model = build_for_sampling(cfg, len(vocab))
     try:
         model.denoiser.load_state_dict(state["denoiser"])
         if state["normalizer"]:

@@ -23,7 +23,7 @@ from fgdm.data.dataset import Batch, PoseDataset
 from fgdm.data.vocab import UnknownTokenWarning, Vocabulary
 from fgdm.metrics.dtw import dtw_mje
 from fgdm.model import FGDM, build_model
-from fgdm.sampling import LoadedModel
+from fgdm.sampling import LoadedModel, build_for_sampling
 from fgdm.training.data import PoseDataModule
 from fgdm.training.loop import ScheduledModule, TrainResult, fit, seed_everything
 from fgdm.training.rundir import claim
@@ -69,12 +69,9 @@ class LitFGDM(ScheduledModule):
 
     def sampling_model(self) -> LoadedModel:
         """A copy of the generator for sampling now (EMA weights when enabled, no SCG branch, eval mode),
-        as :func:`load_for_sampling` would rebuild it from a checkpoint written at this step.
-
-        Building it draws no number from the global random stream (its initial weights are overwritten
-        anyway), so training that samples mid-run goes on exactly as it would have without."""
-        with torch.random.fork_rng(devices=[]):  # the copy is built on the CPU
-            model = build_model(self.cfg, len(self.vocab), with_scg=False)
+        as :func:`load_for_sampling` would rebuild it from a checkpoint written at this step, and like it
+        without drawing from the random stream (:func:`fgdm.sampling.build_for_sampling`)."""
+        model = build_for_sampling(self.cfg, len(self.vocab))
         model.denoiser.load_state_dict(self.sampling_denoiser().state_dict())
         model.normalizer.load_state_dict(self.model.normalizer.state_dict())
         model.to(self.device).eval()
