@@ -1,6 +1,6 @@
 """What predictors that learn nothing reach on DTW-MJE, and how much of the error no gloss can explain.
 
-    python benchmarks/baselines.py DATA_DIR [--split dev] [--skip-frames 2] [--name dgs-pt]
+    python benchmarks/baselines.py DATA_DIR [--split dev] [--skip-frames 2] [--name dgs-pt] [--ridge 0.1]
         [--checkpoint CKPT ...] [--seeds 0 1] [--ensemble]
 
 DATA_DIR is a PT directory (or a synthetic manifest). Each row predicts the evaluation split's poses
@@ -14,8 +14,12 @@ DTW-MJE (all joints, body, hands):
   the mean pose of the training sequences containing that gloss (glosses compared without their `*`/`^`
   marks);
 - retrieval: the training sequence sharing the most glosses (Jaccard), resampled to the length;
+- ridge regression: each sequence's mean pose from its bag of glosses (each gloss's share of the
+  sequence's tokens, as annotated), fitted on the training split with penalty `--ridge`, held;
 - the reference's own mean / median pose: not a predictor (it reads the answer), but the part of the
-  error that a per-sequence static offset explains.
+  error that a per-sequence static offset explains;
+- the evaluation split's mean pose: not a predictor either; one place for the whole split, read from its
+  references (on dgs-pt dev, a signer and recording training never saw).
 
 With --checkpoint, each trained generator is scored beside them (5 DDIM steps, η 1, the references' lengths,
 each of --seeds), and its output split into where it places the pose and how it moves around that place:
@@ -25,6 +29,8 @@ each of --seeds), and its output split into where it places the pose and how it 
 - its motion alone: each sample minus its own mean, on the training set's mean pose;
 - its motion on the reference's placement: each sample minus its own mean, on the reference's own mean
   pose (an oracle placement: whether the motion itself lowers the error);
+- another sentence's glosses: sequence i sampled from the glosses of sequence i + N/2 (mod N) at its own
+  reference's length (whether the glosses, not the length, carry the placement);
 
 with --ensemble, also the frame-by-frame mean of all checkpoints' samples for each seed: how much of a
 generator's error is the spread between training runs (seeds) rather than their shared bias;
@@ -42,6 +48,7 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +79,9 @@ def _held(pose: np.ndarray, frames: int) -> np.ndarray:
     return np.repeat(pose[None], frames, 0)
 
 
-def predictions(train_poses, train_glosses, refs, glosses, mean: np.ndarray, min_count: int = 3, grid: int = 50):
+def predictions(
+    train_poses, train_glosses, refs, glosses, mean: np.ndarray, min_count: int = 3, grid: int = 50, ridge: float = 0.1
+):
     """Each baseline's poses for the evaluation split: {row name: [(S_i, J, 3)]}; ``mean`` is the training
     set's mean pose (the floor's row, and the gloss lookup's fallback)."""
     median = np.median(np.concatenate(train_poses), 0)
@@ -97,9 +106,37 @@ def predictions(train_poses, train_glosses, refs, glosses, mean: np.ndarray, min
         retrieval.append(resample(train_poses[int(np.argmax(overlap))], len(ref)))
     rows[f"gloss lookup (glosses seen ≥ {min_count}×)"] = lookup
     rows["retrieval (most shared glosses)"] = retrieval
+    placed = ridge_placements(train_poses, train_glosses, glosses, ridge)
+    rows[f"ridge regression, bag of glosses → mean pose (λ {ridge:g})"] = [
+        _held(p, len(r)) for p, r in zip(placed, refs, strict=True)
+    ]
     rows["reference's own mean pose (oracle)"] = [_held(r.mean(0), len(r)) for r in refs]
     rows["reference's own median pose (oracle)"] = [_held(np.median(r, 0), len(r)) for r in refs]
+    split_mean = np.concatenate(refs).mean(0)
+    rows["the evaluation split's mean pose (oracle)"] = [_held(split_mean, len(r)) for r in refs]
     return rows
+
+
+def ridge_placements(train_poses, train_glosses, glosses, penalty: float) -> np.ndarray:
+    """Each evaluation sequence's mean pose (N, J, 3) by ridge regression from its bag of glosses (each
+    gloss's share of the sequence's tokens; glosses unseen in training are left out), fitted on the
+    training sequences' mean poses centred on their average (the intercept goes unpenalised)."""
+    index = {g: i for i, g in enumerate(sorted({g for gl in train_glosses for g in gl}))}
+
+    def bags(sentences) -> np.ndarray:
+        x = np.zeros((len(sentences), len(index)))
+        for row, gl in zip(x, sentences, strict=True):
+            for g in gl:
+                if g in index:
+                    row[index[g]] += 1.0 / len(gl)
+        return x
+
+    x, targets = bags(train_glosses), np.stack([p.mean(0).ravel() for p in train_poses])
+    x_mean, y_mean = x.mean(0), targets.mean(0)
+    xc = x - x_mean
+    weights = np.linalg.solve(xc.T @ xc + penalty * np.eye(len(index)), xc.T @ (targets - y_mean))
+    placed = (bags(glosses) - x_mean) @ weights + y_mean
+    return placed.reshape(len(glosses), *train_poses[0].shape[1:]).astype(np.float32)
 
 
 def placement_error(preds: list[np.ndarray], refs: list[np.ndarray]) -> float:
@@ -131,6 +168,10 @@ def generator_rows(
     the frame-by-frame mean of all checkpoints' samples for each seed (the references' lengths align them)."""
     from fgdm.sampling import generate_for, load_for_sampling
 
+    # each sequence with the glosses of the one half the split further on (neighbours in a corpus often share a
+    # conversation); its pose, so its length, stays its own
+    half = len(samples) // 2
+    swapped = [replace(s, glosses=samples[(i + half) % len(samples)].glosses) for i, s in enumerate(samples)]
     rows: dict[str, list[np.ndarray]] = {}
     notes = []
     by_seed: dict[int, list[list[np.ndarray]]] = defaultdict(list)
@@ -142,6 +183,9 @@ def generator_rows(
             by_seed[seed].append(generated)
             label = f"{run}, step {loaded.step}, seed {seed}"
             rows |= {f"{label}: {k}": v for k, v in decomposition(generated, refs, mean).items()}
+            rows[f"{label}: from another sentence's glosses"] = generate_for(
+                loaded, swapped, steps=5, eta=1.0, seed=seed
+            )
             notes.append(_figures(label, generated, refs))
     if ensemble:
         for seed, outputs in by_seed.items():
@@ -164,6 +208,7 @@ def main() -> None:
     ap.add_argument("--split", default="dev", help="evaluation split (default dev)")
     ap.add_argument("--skip-frames", type=int, default=2, help="keep every k-th frame, as the config does (2)")
     ap.add_argument("--min-count", type=int, default=3, help="gloss lookup: training sequences a gloss needs (3)")
+    ap.add_argument("--ridge", type=float, default=0.1, help="ridge regression's penalty λ (0.1)")
     ap.add_argument("--name", help="results name (default: the directory's name)")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "baselines")
     ap.add_argument("--checkpoint", type=Path, nargs="+", default=[], help="trained generators to decompose")
@@ -183,7 +228,7 @@ def main() -> None:
     mean = mean_pose(train)
     rows = predictions(
         [s.pose for s in train_samples], [s.glosses for s in train_samples], refs, [s.glosses for s in samples],
-        mean, args.min_count,
+        mean, args.min_count, ridge=args.ridge,
     )  # fmt: skip
     notes = [
         f"- the training mean pose: placement error {placement_error([_held(mean, len(r)) for r in refs], refs):.3f}",
@@ -200,7 +245,7 @@ def main() -> None:
         f"# Baselines that learn nothing{', and trained generators decomposed' if args.checkpoint else ''}: "
         f"{name}, {args.split} split ({len(refs)} sequences)", "",
         f"Made by `python benchmarks/baselines.py DATA --split {args.split} --skip-frames {args.skip_frames} "
-        f"--min-count {args.min_count} --name {name}"
+        f"--min-count {args.min_count} --ridge {args.ridge:g} --name {name}"
         + (f" --checkpoint CKPT… --seeds {' '.join(map(str, args.seeds))}" if args.checkpoint else "")
         + (" --ensemble" if args.checkpoint and args.ensemble else "")
         + f"`; training split: {len(train_samples)} sequences.", "",
@@ -214,6 +259,7 @@ def main() -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     doc = {"data": name, "split": args.split, "skip_frames": args.skip_frames, "min_count": args.min_count,
+           "ridge": args.ridge,
            "rows": {k: {p: round(v, 4) for p, v in s.items()} for k, s in scores.items()}}  # fmt: skip
     doc["figures"] = notes
     (args.results / f"{name}.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
