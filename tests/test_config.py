@@ -30,6 +30,7 @@ def test_every_shipped_config_loads(path):
         (["training.strategy=ddp_everywhere"], "training.strategy: 'ddp_everywhere' is not one of auto, ddp"),
         (["loss.bone_weight=-1"], "loss.bone_weight: must be ≥ 0"),
         (["training.unk_rate=1"], "training.unk_rate: must be in [0, 1), got 1"),
+        (["training.weight_decay=-0.1"], "training.weight_decay: must be ≥ 0, got -0.1"),
         (
             ["training.ema_decay=fast"],
             "training.ema_decay: 'fast' does not fit float or null (training.ema_decay: expected a number, got 'fast')",

@@ -206,6 +206,32 @@ def test_gradients_are_freed_right_after_the_optimizer_step():
     assert any(not torch.equal(a, p) for a, p in zip(before, module.parameters(), strict=True))
 
 
+def test_weight_decay_shrinks_weight_matrices_and_embeddings_but_not_biases_or_norms():
+    """training.weight_decay: AdamW's decoupled decay, w ← w·(1 − lr·λ) where the gradient is zero, on
+    parameters of two or more dimensions only; 0 keeps plain Adam."""
+    from fgdm.config import load_config
+    from fgdm.training.loop import optimizer
+
+    net = torch.nn.ModuleDict(
+        {"emb": torch.nn.Embedding(5, 4), "lin": torch.nn.Linear(4, 3), "norm": torch.nn.LayerNorm(3)}
+    )
+    with torch.no_grad():
+        net["norm"].weight.fill_(1.5)
+        net["lin"].bias.fill_(0.7)
+    assert type(optimizer(net, load_config([TINY], []).training)) is torch.optim.Adam
+    cfg = load_config([TINY], ["training.weight_decay=0.5", "training.lr=0.1"]).training
+    opt = optimizer(net, cfg)
+    before = {k: p.detach().clone() for k, p in net.named_parameters()}
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    after = dict(net.named_parameters())
+    for name in ("emb.weight", "lin.weight"):
+        torch.testing.assert_close(after[name].detach(), before[name] * (1 - 0.1 * 0.5))
+    for name in ("lin.bias", "norm.weight", "norm.bias"):
+        assert torch.equal(after[name].detach(), before[name])
+
+
 def test_a_sampling_copy_leaves_the_training_random_stream_alone():
     """Evaluating mid-run (learning curves) must not change the noise the rest of the run draws."""
     from fgdm.config import load_config, to_dict

@@ -46,6 +46,9 @@ class TrainingConfig:
     scheduler_factor: float = 0.7
     min_lr: float = 1e-4
     ema_decay: float | None = None
+    # decoupled weight decay (AdamW) on the weight matrices and embeddings, not on biases and norm gains;
+    # 0 keeps plain Adam, as the paper
+    weight_decay: float = 0.0
     # gloss dropout: the denoiser sees each training gloss as <unk> with this probability, so <unk> (every
     # gloss unseen in training) has a trained embedding; SCG's CTC targets keep the true glosses
     unk_rate: float = 0.0
@@ -80,6 +83,8 @@ class TrainingConfig:
                               f"{self.lr}], got {self.min_lr}")  # fmt: skip
         if not 0 <= self.unk_rate < 1:
             raise ConfigError(f"training.unk_rate: must be in [0, 1), got {self.unk_rate}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"training.weight_decay: must be ≥ 0, got {self.weight_decay}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ConfigError(f"training.ema_decay: must be between 0 and 1 (or null), got {self.ema_decay}")
 

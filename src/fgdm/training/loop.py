@@ -65,8 +65,21 @@ def scheduled_lr(cfg: TrainingConfig, step: int) -> float | None:
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def optimizer(module: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """Adam at ``lr``; with ``weight_decay`` > 0, AdamW, decaying only parameters of two or more dimensions
+    (weight matrices, embeddings, the skeleton prior's offset), not biases and norm gains."""
+    if not cfg.weight_decay:
+        return torch.optim.Adam(module.parameters(), lr=cfg.lr)
+    params = [p for p in module.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
 class ScheduledModule(L.LightningModule):
-    """Adam with warm-up and a learning-rate schedule (:func:`scheduled_lr`).
+    """Adam (:func:`optimizer`) with warm-up and a learning-rate schedule (:func:`scheduled_lr`).
 
     With ``schedule: plateau`` the plateau scheduler is stepped by hand after each validation, stopping
     training below ``min_lr``; its state travels in the checkpoint. The cosine schedule is a function of
@@ -117,7 +130,7 @@ class ScheduledModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         t = self.training_cfg
-        opt = torch.optim.Adam(self.parameters(), lr=t.lr)
+        opt = optimizer(self, t)
         if t.schedule != "plateau":
             return opt
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
