@@ -32,8 +32,9 @@ each of --seeds), and its output split into where it places the pose and how it 
 - another sentence's glosses: sequence i sampled from the glosses of sequence i + N/2 (mod N) at its own
   reference's length (whether the glosses, not the length, carry the placement);
 
-with --ensemble, also the frame-by-frame mean of all checkpoints' samples for each seed: how much of a
-generator's error is the spread between training runs (seeds) rather than their shared bias;
+with --ensemble, also the frame-by-frame mean of all checkpoints' samples for each seed (how much of a
+generator's error is the spread between training runs rather than their shared bias) and, with several
+--seeds, of each checkpoint's samples over the seeds (how much is the spread between samplings);
 
 and two figures: the placement error (L1 between a sample's mean pose and its reference's, summed over
 coordinates, averaged over sequences; the same for the training mean pose) and the motion amplitude (L1
@@ -187,13 +188,22 @@ def generator_rows(
                 loaded, swapped, steps=5, eta=1.0, seed=seed
             )
             notes.append(_figures(label, generated, refs))
+        if ensemble and len(seeds) > 1:
+            label = f"{run}, step {loaded.step}: mean of its samples with the {len(seeds)} seeds"
+            rows[label] = _averaged([by_seed[seed][-1] for seed in seeds])
+            notes.append(_figures(label, rows[label], refs))
     if ensemble:
         for seed, outputs in by_seed.items():
-            averaged = [np.mean(parts, axis=0) for parts in zip(*outputs, strict=True)]
+            averaged = _averaged(outputs)
             label = f"mean of the {len(outputs)} generators' samples, seed {seed}"
             rows[label] = averaged
             notes.append(_figures(label, averaged, refs))
     return rows, notes
+
+
+def _averaged(outputs: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """The frame-by-frame mean of several samplings of the same sequences (same lengths)."""
+    return [np.mean(parts, axis=0) for parts in zip(*outputs, strict=True)]
 
 
 def _figures(label: str, poses: list[np.ndarray], refs: list[np.ndarray]) -> str:
