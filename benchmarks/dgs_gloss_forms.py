@@ -61,20 +61,19 @@ def main() -> None:
     dev = [line.split() for line in _read(args.source / "dev.gloss")]
     if args.form == "lemma":
         train, dev = [list(map(lemma, s)) for s in train], [list(map(lemma, s)) for s in dev]
-        _write(args.out / "train.gloss", [" ".join(s) for s in train])
         _link(args.source, args.out, "train", ("skels", "text", "files"))
     else:
         rng = random.Random(args.seed)
         train += [["~" + lemma(g) if rng.random() < args.rate else g for g in s] for s in train]
-        _write(args.out / "train.gloss", [" ".join(s) for s in train])
         for suffix in ("skels", "text", "files"):
             lines = _read(args.source / f"train.{suffix}")
             _write(args.out / f"train.{suffix}", lines + ([f"{n}-copy" for n in lines] if suffix == "files" else lines))
-        known = {g for s in train for g in s}
+    known = {g for s in train for g in s}
+    if args.form == "backoff":
         dev = [[g if g in known or "~" + lemma(g) not in known else "~" + lemma(g) for g in s] for s in dev]
+    _write(args.out / "train.gloss", [" ".join(s) for s in train])
     _write(args.out / "dev.gloss", [" ".join(s) for s in dev])
     _link(args.source, args.out, "dev", ("skels", "text", "files"))
-    known = {g for s in train for g in s}
     tokens = [g for s in dev for g in s]
     seen = sum(g in known for g in tokens)
     print(f"{args.out}: {args.form}; {seen} of dev's {len(tokens)} gloss tokens occur in training, the rest are <unk>")

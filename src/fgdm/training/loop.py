@@ -70,7 +70,7 @@ def optimizer(module: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optim
     (weight matrices, embeddings, the skeleton prior's offset), not biases and norm gains."""
     if not cfg.weight_decay:
         return torch.optim.Adam(module.parameters(), lr=cfg.lr)
-    params = [p for p in module.parameters() if p.requires_grad]
+    params = list(module.parameters())
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
