@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fgdm.model import build_model
+from fgdm.model.general import GeneralStage
 from helpers import V, activate, batch, tiny
 
 
@@ -38,3 +39,66 @@ def test_causal_attention_never_looks_ahead():
     b = model.denoiser(later, t, gloss, gm, fm).x0
     torch.testing.assert_close(a[:, :6], b[:, :6])
     assert not torch.allclose(a[:, 6:], b[:, 6:])
+
+
+# --- what sampling computes once for all its steps -------------------------------------------------
+
+
+@pytest.mark.parametrize("attention", ["bidirectional", "causal"])
+def test_the_evaluation_decoder_computes_what_pytorchs_decoder_layers_compute(attention):
+    """In evaluation the General stage runs its decoder layers' weights through its own loop, with the
+    cross-attention's keys and values of the glosses given; it equals nn.TransformerDecoder, padding
+    included (float64, so only the equations can differ)."""
+    torch.manual_seed(0)
+    cfg = tiny(**{"model.general.attention": attention, "model.general.layers": 2}).model.general
+    stage = GeneralStage(32, cfg).double().eval()
+    _, fm, _, gm = batch()
+    h, cond = torch.randn(3, 12, 32, dtype=torch.float64), torch.randn(3, 4, 32, dtype=torch.float64)
+    causal = torch.ones(12, 12, dtype=torch.bool).triu(1) if attention == "causal" else None
+    expected = stage.layers(h, cond, tgt_mask=causal, tgt_is_causal=causal is not None, tgt_key_padding_mask=~fm,
+                            memory_key_padding_mask=~gm) * fm[..., None]  # fmt: skip
+    torch.testing.assert_close(stage(h, cond, fm, gm), expected)
+    memory = stage.memory(torch.stack([2 * cond, cond]))  # two conditions at once, as for two sampling steps
+    torch.testing.assert_close(stage(h, cond, fm, gm, [(k[1], v[1]) for k, v in memory]), expected)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"model.focal.enabled": False}, {"model.focal.semantic_mask": False},
+     {"model.counter": True, "model.focal.kernel": "torch"}],
+)  # fmt: skip
+def test_step_contexts_computed_for_all_steps_at_once_change_no_output(overrides):
+    model = activate(build_model(tiny(**overrides), V, with_scg=False)).eval()
+    pose, fm, gloss, gm = batch()
+    steps = [99, 59, 19]
+    with torch.no_grad():
+        contexts = model.denoiser.step_contexts(model.denoiser.encode_glosses(gloss, gm), gm, fm, steps)
+        for t, context in zip(steps, contexts, strict=True):
+            t = torch.full((3,), t)
+            plain = model.denoiser(pose, t, gloss, gm, fm).x0
+            torch.testing.assert_close(model.denoiser(pose, t, gloss, gm, fm, context=context).x0, plain)
+
+
+def test_sampling_gives_the_poses_of_steps_that_each_start_from_the_encoding():
+    """generate prepares every step's context at once; a denoiser without step_contexts is called with the
+    gloss encoding only, each step computing its own. The poses are the same."""
+
+    class PerStep(torch.nn.Module):
+        def __init__(self, net) -> None:
+            super().__init__()
+            self.net = net
+
+        def encode_glosses(self, gloss, gloss_mask):
+            return self.net.encode_glosses(gloss, gloss_mask)
+
+        def forward(self, *args, **kwargs):
+            assert "context" not in kwargs
+            return self.net(*args, **kwargs)
+
+    model = activate(build_model(tiny(), V, with_scg=False)).eval()
+    _, fm, gloss, gm = batch()
+    a, _ = model.generate(gloss, gm, fm.sum(1), generator=torch.Generator().manual_seed(3))
+    b, _ = model.generate(
+        gloss, gm, fm.sum(1), generator=torch.Generator().manual_seed(3), denoiser=PerStep(model.denoiser)
+    )
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

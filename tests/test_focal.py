@@ -80,3 +80,20 @@ def test_off_the_cpu_all_frames_go_at_once():
     assert gcn.execution_path(cpu) == "chunks" and gcn._chunk_frames(cpu) == 1  # 64 // B frames at batch 64
     elsewhere = torch.empty(64, 130, 50, 8, device="meta")  # stands in for a GPU: no device needed
     assert gcn.execution_path(elsewhere) == "frames" and gcn._chunk_frames(elsewhere) == 130
+
+
+def test_the_regrouped_gloss_weights_equal_frame_descriptors_scored_against_the_glosses():
+    """The semantic mask's weights w = softmax_l((W_d h̄_i + b_d) · G_l / √D_g) over valid glosses, and P_l = MG(G_l),
+    whether G is given or its GlossSide, computed beforehand with other conditions (float64)."""
+    gcn = activate(make_asgcn()).double()
+    h, cond, _, gm = asgcn_inputs(B=2, L=3)
+    h, cond = h.double(), cond.double()
+    gm[1, 2] = False
+    scores = torch.einsum("bsd,bld->bsl", gcn.descriptor(h.mean(2)), cond) / math.sqrt(32)
+    expected = torch.softmax(scores.masked_fill(~gm[:, None], float("-inf")), dim=-1)
+    side = gcn.gloss_side(torch.stack([cond, -cond]))[0]
+    for given in (cond, side):
+        w, prototypes = gcn._semantic_inputs(h, given, gm)
+        torch.testing.assert_close(w, expected)
+        torch.testing.assert_close(prototypes, gcn.mask_generator(cond).view(2, 3, 50, 50))
+    assert (w[1, :, 2] == 0).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +11,7 @@ from torch import nn
 from fgdm.config import ModelConfig
 from fgdm.data.vocab import Vocabulary
 from fgdm.model.embeddings import TimestepEmbedding
-from fgdm.model.focal import FocalStage
+from fgdm.model.focal import FocalStage, GlossSide
 from fgdm.model.general import FrameToGeneral, GeneralStage, OutputLayer
 from fgdm.model.gloss_encoder import GlossEncoder
 from fgdm.model.iconicity import ID_FEATURES, IconicityDisentanglement
@@ -23,6 +24,20 @@ class DenoiserOutput:
 
     x0: torch.Tensor
     features: torch.Tensor
+
+
+@dataclass(eq=False)
+class StepContext:
+    """All that one denoiser call derives from the glosses, the frame mask and the timestep, not from x_t.
+
+    Sampling computes it for all its steps at once (:meth:`Denoiser.step_contexts`): each product then reads
+    its weights once per sentence instead of once per step.
+    """
+
+    cond: torch.Tensor  # G = gloss encoding + timestep embedding (B, L, D_g)
+    positions: list[torch.Tensor] | None  # F2G's frame encoding terms (FrameToGeneral.positions)
+    focal: list[GlossSide] | None  # per Focal block, the semantic mask's inputs from G; None without them
+    memory: list[tuple[torch.Tensor, torch.Tensor]] | None  # per General layer, cross-attention keys and values
 
 
 class LengthHead(nn.Module):
@@ -85,6 +100,28 @@ class Denoiser(nn.Module):
         """The timestep-free gloss encoding (B, L, D_g); computed once per sampling run."""
         return self.gloss_encoder(gloss, gloss_mask)
 
+    def step_contexts(
+        self, encoding: torch.Tensor, gloss_mask: torch.Tensor, frame_mask: torch.Tensor, timesteps: Sequence[int]
+    ) -> list[StepContext]:
+        """The :class:`StepContext` of each of ``timesteps`` (the same for every sequence), for
+        ``encoding`` (B, L, D_g) and the masks, computed together: one product per weight for all steps."""
+        B, T = encoding.shape[0], len(timesteps)
+        t = torch.tensor(list(timesteps), device=encoding.device).repeat_interleave(B)  # (T·B,)
+        cond = encoding[None] + self.timestep(t).view(T, B, 1, -1)  # (T, B, L, D_g)
+        low = self.output.proj.weight.dtype
+        sides = self.focal.gloss_sides(cond) if self.focal is not None else None
+        memory = None if self.general.training else self.general.memory(cond.to(low))
+        positions = self.f2g.positions(frame_mask, low)
+        return [
+            StepContext(
+                cond[i],
+                positions,
+                None if sides is None else [side[i] for side in sides],
+                None if memory is None else [(k[i], v[i]) for k, v in memory],
+            )
+            for i in range(T)
+        ]
+
     def forward(
         self,
         x_t: torch.Tensor,
@@ -93,18 +130,23 @@ class Denoiser(nn.Module):
         gloss_mask: torch.Tensor,
         frame_mask: torch.Tensor,
         encoding: torch.Tensor | None = None,
+        context: StepContext | None = None,
     ) -> DenoiserOutput:
-        if encoding is None:
-            encoding = self.encode_glosses(gloss, gloss_mask)
-        cond = encoding + self.timestep(t)[:, None, :]  # G: (B, L, D_g)
+        """``encoding``: the gloss encoding, if already computed; ``context``: this step's
+        :class:`StepContext` (for timestep t), if already computed (then ``encoding`` is not read)."""
+        if context is None:
+            if encoding is None:
+                encoding = self.encode_glosses(gloss, gloss_mask)
+            cond = encoding + self.timestep(t)[:, None, :]  # G: (B, L, D_g)
+            context = StepContext(cond, None, None, None)  # the rest is computed on the way
         keep = frame_mask[..., None, None].to(x_t.dtype)
         h = self.iconicity(x_t * keep)  # (B, S, J, 7)
         if self.focal is not None:
             h = self.embed(h) * keep  # (B, S, J, D_f)
-            h = self.focal(h, cond, frame_mask, gloss_mask)
+            h = self.focal(h, context.focal or context.cond, frame_mask, gloss_mask)
         low = self.output.proj.weight.dtype  # the model's dtype, or a lower one for sampling (lower_precision)
-        h = self.f2g(h.to(low), frame_mask)  # (B, S, D_g)
-        features = self.general(h, cond.to(low), frame_mask, gloss_mask)  # X^go
+        h = self.f2g(h.to(low), frame_mask, context.positions)  # (B, S, D_g)
+        features = self.general(h, context.cond.to(low), frame_mask, gloss_mask, context.memory)  # X^go
         x0 = self.output(features).to(x_t.dtype) * keep
         return DenoiserOutput(x0=x0, features=features)
 

@@ -26,9 +26,12 @@ class PositionalEncoding(nn.Module):
         super().__init__()
         self.dim = dim
 
+    def term(self, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """What forward adds to a sequence of ``length``: (length, D)."""
+        return sinusoidal(torch.arange(length, device=device), self.dim).to(dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pos = torch.arange(x.shape[1], device=x.device)
-        return x + sinusoidal(pos, self.dim).to(x.dtype)
+        return x + self.term(x.shape[1], x.device, x.dtype)
 
 
 def progress(mask: torch.Tensor) -> torch.Tensor:
@@ -51,9 +54,13 @@ class ProgressEncoding(nn.Module):
         super().__init__()
         self.dim, self.resolution = dim, resolution
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def term(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """What forward adds for this mask: (B, N, D), zero on padding."""
         p = progress(mask) * self.resolution
-        return x + sinusoidal(p, self.dim, max_period=self.resolution).to(x.dtype) * mask[..., None]
+        return sinusoidal(p, self.dim, max_period=self.resolution).to(dtype) * mask[..., None]
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x + self.term(mask, x.dtype)
 
 
 class TimestepEmbedding(nn.Module):

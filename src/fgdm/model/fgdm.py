@@ -144,9 +144,16 @@ class FGDM(nn.Module):
         S = int(frames.max())
         frame_mask = torch.arange(S, device=gloss.device)[None] < frames[:, None]
         encoding = net.encode_glosses(gloss, gloss_mask)  # once, not per step
+        # what the steps take from the glosses and the timesteps, for all steps at once (a Denoiser; other
+        # x_0 predictors, such as tests' oracles, are called with the encoding only)
+        prepare = getattr(net, "step_contexts", None)
+        timesteps = self.diffusion.sampling_timesteps(steps)
+        contexts = iter(prepare(encoding, gloss_mask, frame_mask, timesteps)) if prepare is not None else None
 
         def x0_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return net(x_t, t, gloss, gloss_mask, frame_mask, encoding=encoding).x0
+            # the sampler calls this once per timestep, in the order of sampling_timesteps
+            step = {} if contexts is None else {"context": next(contexts)}
+            return net(x_t, t, gloss, gloss_mask, frame_mask, encoding=encoding, **step).x0
 
         shape = (gloss.shape[0], S, self.skeleton.num_joints, 3)
         dtype = getattr(net, "dtype", None) or next(net.parameters()).dtype  # a lowered General part keeps it

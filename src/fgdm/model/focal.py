@@ -17,6 +17,7 @@ all frames at once, and PyTorch in chunks of frames recomputed in the backward p
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -42,11 +43,33 @@ class ASGCNInputs:
     prototypes: torch.Tensor | None = None  # (B, L, J, J)
 
 
+@dataclass(eq=False)
+class GlossSide:
+    """What the semantic mask takes from the gloss condition G alone, not from the frames.
+
+    A sampling run computes it for all its steps at once (:meth:`ASGCN.gloss_side` takes G with any
+    leading dimensions), since G changes only with the timestep. The frame descriptors' scores
+    (W_d h̄_i + b_d) · G_l / √D_g are computed as h̄_i · keys_l + offset_l: the same sum, regrouped, so no
+    (B, S, D_g) descriptor is formed.
+    """
+
+    prototypes: torch.Tensor  # P_l = MG(G_l): (..., L, J, J)
+    keys: torch.Tensor  # G_l W_d / √D_g: (..., L, D_f)
+    offset: torch.Tensor  # G_l · b_d / √D_g: (..., L)
+
+    def __getitem__(self, index: int) -> GlossSide:
+        """The side of one entry of the first dimension (one sampling step)."""
+        return GlossSide(self.prototypes[index], self.keys[index], self.offset[index])
+
+
+Condition = torch.Tensor | GlossSide  # ASGCN's gloss input: G (B, L, D_g), or its side computed beforehand
+
+
 class ASGCN(nn.Module):
     """Frame-wise adaptive semantic graph convolution.
 
     Shape:
-        h: (B, S, J, D_f) joint features; cond: (B, L, D_g) gloss condition;
+        h: (B, S, J, D_f) joint features; cond: (B, L, D_g) gloss condition G, or its :class:`GlossSide`;
         frame_mask (B, S) and gloss_mask (B, L), True on valid positions → (B, S, J, D_f).
     """
 
@@ -79,7 +102,7 @@ class ASGCN(nn.Module):
             self.separation_bias = nn.Parameter(torch.zeros(K))
 
     def forward(
-        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+        self, h: torch.Tensor, cond: Condition, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> torch.Tensor:
         path = self.execution_path(h)
         if path == "kernel":
@@ -125,7 +148,7 @@ class ASGCN(nn.Module):
 
     # --- the fused kernel ----------------------------------------------------------------------
     def kernel_args(
-        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+        self, h: torch.Tensor, cond: Condition, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> kernels.ASGCNArgs:
         """The fused kernel's arguments for this input, differentiable in h, cond and the parameters."""
         B, S, J, D = h.shape
@@ -146,7 +169,7 @@ class ASGCN(nn.Module):
 
     # --- the PyTorch path ----------------------------------------------------------------------
     def _inputs(
-        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+        self, h: torch.Tensor, cond: Condition, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> ASGCNInputs:
         """All frames' inputs at once."""
         q = keys = valid = w = prototypes = None
@@ -158,7 +181,7 @@ class ASGCN(nn.Module):
         return ASGCNInputs(self._transformed(h), q, keys, valid, w, prototypes)
 
     def _chunked(
-        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+        self, h: torch.Tensor, cond: Condition, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> torch.Tensor:
         """The messages in runs of frames; under autograd each is recomputed in backward, not stored.
 
@@ -201,14 +224,20 @@ class ASGCN(nn.Module):
         """Key windows (B, s, 2n+1, D, J) of ``frames`` frames from padded keys (B, s + 2n (+ extra), J, D)."""
         return k.unfold(1, 2 * self.n + 1, 1)[:, :frames].permute(0, 1, 4, 3, 2)
 
-    def _semantic_inputs(self, h: torch.Tensor, cond: torch.Tensor, gloss_mask: torch.Tensor):
+    def gloss_side(self, cond: torch.Tensor) -> GlossSide:
+        """The semantic mask's inputs from G (..., L, D_g) alone; needs ``model.focal.semantic_mask``."""
+        J, scale = self.J, 1.0 / math.sqrt(cond.shape[-1])
+        prototypes = self.mask_generator(cond).unflatten(-1, (J, J))  # P_l = MG(G_l)
+        keys = torch.matmul(cond, self.descriptor.weight) * scale  # (..., L, D_f)
+        return GlossSide(prototypes, keys, torch.matmul(cond, self.descriptor.bias) * scale)
+
+    def _semantic_inputs(self, h: torch.Tensor, cond: Condition, gloss_mask: torch.Tensor):
         """The gloss weights w (B, S, L) of each frame and the prototype masks (B, L, J, J)."""
-        B, _, J, _ = h.shape
-        prototypes = self.mask_generator(cond).view(B, -1, J, J)  # P_l = MG(G_l)
-        desc = self.descriptor(h.mean(dim=2))  # frame descriptor in gloss space: (B, S, D_g)
-        scores = torch.einsum("bsd,bld->bsl", desc, cond) / math.sqrt(cond.shape[-1])
+        side = cond if isinstance(cond, GlossSide) else self.gloss_side(cond)
+        # each frame's descriptor W_d h̄ + b_d against each gloss, regrouped (see GlossSide)
+        scores = torch.baddbmm(side.offset[:, None, :], h.mean(dim=2), side.keys.transpose(1, 2))
         w = torch.softmax(scores.masked_fill(~gloss_mask[:, None, :], float("-inf")), dim=-1)  # over valid glosses
-        return w, prototypes
+        return w, side.prototypes
 
     def _contextual(self, q: torch.Tensor, k_win: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """A_a (B, s, K, J, J) for a slice of frames.
@@ -259,12 +288,12 @@ class ASGCN(nn.Module):
         q, k, valid = self._context_inputs(h, frame_mask)
         return self._contextual(q, self._windows(k, h.shape[1]), valid)
 
-    def semantic_mask(self, h: torch.Tensor, cond: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:
+    def semantic_mask(self, h: torch.Tensor, cond: Condition, gloss_mask: torch.Tensor) -> torch.Tensor:
         """M: (B, S, K, J, J) in [0, 2]."""
         return self._semantic(*self._semantic_inputs(h, cond, gloss_mask))
 
     def adjacency(
-        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+        self, h: torch.Tensor, cond: Condition, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> torch.Tensor:
         """The fused per-frame adjacency (B, S, K, J, J) — or (1, 1, K, J, J) when it is frame-independent."""
         return self._adjacency(self._inputs(h, cond, frame_mask, gloss_mask))
@@ -292,7 +321,7 @@ class FocalBlock(nn.Module):
         self.tcn_norm = nn.LayerNorm(width)
 
     def forward(
-        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+        self, h: torch.Tensor, cond: Condition, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
     ) -> torch.Tensor:
         keep = None if nothing_padded(frame_mask) else frame_mask[..., None, None].to(h.dtype)  # (B, S, 1, 1)
         h = self._residual(self.gcn_norm(self.gcn(h, cond, frame_mask, gloss_mask)), h, keep)
@@ -309,20 +338,37 @@ class FocalBlock(nn.Module):
 
 
 class FocalStage(nn.Module):
-    """L1 focal blocks: (B, S, J, D_f) → (B, S, J, D_f)."""
+    """L1 focal blocks: (B, S, J, D_f) → (B, S, J, D_f).
+
+    ``cond`` is G (B, L, D_g), or one :class:`GlossSide` per block (:meth:`gloss_sides`, computed beforehand).
+    """
 
     def __init__(self, prior: torch.Tensor, cond_width: int, cfg: FocalConfig) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(FocalBlock(prior, cfg.width, cond_width, cfg) for _ in range(cfg.layers))
 
+    def gloss_sides(self, cond: torch.Tensor) -> list[GlossSide] | None:
+        """Each block's :class:`GlossSide` of G (..., L, D_g); None without the semantic mask."""
+        if not self.blocks[0].gcn.semantic:
+            return None
+        return [block.gcn.gloss_side(cond) for block in self.blocks]
+
     def forward(
-        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+        self,
+        h: torch.Tensor,
+        cond: torch.Tensor | Sequence[GlossSide],
+        frame_mask: torch.Tensor,
+        gloss_mask: torch.Tensor,
     ) -> torch.Tensor:
         if h.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # mixed precision on a CPU (training.precision: bf16-mixed): the Focal stage stays float32, the
             # fused kernel's type; its products are too small for bfloat16 to pay
             with torch.autocast("cpu", enabled=False):
-                return self.forward(h.float(), cond.float(), frame_mask, gloss_mask)
-        for block in self.blocks:
-            h = block(h, cond, frame_mask, gloss_mask)
+                if isinstance(cond, torch.Tensor):
+                    return self.forward(h.float(), cond.float(), frame_mask, gloss_mask)
+                sides = [GlossSide(*(t.float() for t in (c.prototypes, c.keys, c.offset))) for c in cond]
+                return self.forward(h.float(), sides, frame_mask, gloss_mask)
+        conds = [cond] * len(self.blocks) if isinstance(cond, torch.Tensor) else cond
+        for block, c in zip(self.blocks, conds, strict=True):
+            h = block(h, c, frame_mask, gloss_mask)
         return h

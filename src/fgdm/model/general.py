@@ -19,13 +19,26 @@ class FrameToGeneral(nn.Module):
         self.pos = PositionalEncoding(width)
         self.counter = ProgressEncoding(width) if counter else None  # model.counter: + progress i / S
 
-    def forward(self, h: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
-        B, S = h.shape[:2]
-        out = self.pos(self.proj(h.reshape(B, S, -1)))
+    def positions(self, frame_mask: torch.Tensor, dtype: torch.dtype) -> list[torch.Tensor]:
+        """The terms forward adds after the projection, in order: the frame positions (S, D_g) and, with the
+        counter, the progress (B, S, D_g). They depend on the frame mask only: sampling computes them once."""
+        terms = [self.pos.term(frame_mask.shape[1], frame_mask.device, dtype)]
         if self.counter is not None:
-            if frame_mask is None:
+            terms.append(self.counter.term(frame_mask, dtype))
+        return terms
+
+    def forward(
+        self, h: torch.Tensor, frame_mask: torch.Tensor | None = None, positions: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        B, S = h.shape[:2]
+        if positions is None:
+            if self.counter is not None and frame_mask is None:
                 raise ValueError("the progress counter needs the frame mask")
-            out = self.counter(out, frame_mask)
+            mask = frame_mask if frame_mask is not None else torch.ones(B, S, dtype=torch.bool, device=h.device)
+            positions = self.positions(mask, h.dtype)
+        out = self.proj(h.reshape(B, S, -1))
+        for term in positions:
+            out = out + term
         return out
 
 
@@ -35,10 +48,25 @@ def _padding(mask: torch.Tensor) -> torch.Tensor | None:
     return None if nothing_padded(mask) else ~mask
 
 
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, mask: torch.Tensor | None) -> torch.Tensor:
+    """Multi-head scaled dot-product attention: q (B, S, D), k and v (B, N, D), mask broadcastable to
+    (B, heads, S, N) with True where a query may attend (or None) → (B, S, D)."""
+
+    def split(x: torch.Tensor) -> torch.Tensor:  # (B, ·, D) → (B, heads, ·, D / heads)
+        return x.unflatten(-1, (heads, -1)).transpose(1, 2)
+
+    out = nn.functional.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask)
+    return out.transpose(1, 2).flatten(2)
+
+
 class GeneralStage(nn.Module):
     """L2 Transformer decoder layers: self-attention over frames, cross-attention to the glosses.
 
     Shape: h (B, S, D_g), cond (B, L, D_g), frame_mask (B, S), gloss_mask (B, L) → (B, S, D_g).
+
+    Training runs PyTorch's decoder layers, with their dropout. Evaluation runs the same layers' weights
+    through :meth:`_decode`: the same equations without dropout, taking the cross-attention's keys and
+    values of the glosses from :meth:`memory`, which sampling computes once for all its steps.
     """
 
     def __init__(self, width: int, cfg: GeneralConfig) -> None:
@@ -49,9 +77,25 @@ class GeneralStage(nn.Module):
         )
         self.layers = nn.TransformerDecoder(layer, cfg.layers)
 
+    def memory(self, cond: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each layer's cross-attention keys and values of G (..., L, D_g), each (..., L, D_g)."""
+        out = []
+        for layer in self.layers.layers:
+            attn, D = layer.multihead_attn, cond.shape[-1]
+            k, v = nn.functional.linear(cond, attn.in_proj_weight[D:], attn.in_proj_bias[D:]).chunk(2, dim=-1)
+            out.append((k, v))
+        return out
+
     def forward(
-        self, h: torch.Tensor, cond: torch.Tensor, frame_mask: torch.Tensor, gloss_mask: torch.Tensor
+        self,
+        h: torch.Tensor,
+        cond: torch.Tensor,
+        frame_mask: torch.Tensor,
+        gloss_mask: torch.Tensor,
+        memory: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
+        if not self.training:
+            return self._decode(h, memory if memory is not None else self.memory(cond), frame_mask, gloss_mask)
         S = h.shape[1]
         causal = None
         if self.causal:  # boolean like the padding mask: True = may not attend
@@ -65,6 +109,30 @@ class GeneralStage(nn.Module):
             memory_key_padding_mask=_padding(gloss_mask),
         )
         return out * frame_mask[..., None]
+
+    def _decode(
+        self,
+        h: torch.Tensor,
+        memory: list[tuple[torch.Tensor, torch.Tensor]],
+        frame_mask: torch.Tensor,
+        gloss_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """The decoder layers without dropout (pre-norm: h += SelfAttn(LN h); h += CrossAttn(LN h, G);
+        h += FF(LN h)), with each layer's keys and values of the glosses given."""
+        S, D = h.shape[1], h.shape[2]
+        own = None if nothing_padded(frame_mask) else frame_mask[:, None, None, :]  # True = may attend
+        if self.causal:
+            below = torch.ones(S, S, dtype=torch.bool, device=h.device).tril()
+            own = below if own is None else own & below
+        glosses = None if nothing_padded(gloss_mask) else gloss_mask[:, None, None, :]
+        for layer, (k, v) in zip(self.layers.layers, memory, strict=True):
+            sa, ca = layer.self_attn, layer.multihead_attn
+            q, k_self, v_self = nn.functional.linear(layer.norm1(h), sa.in_proj_weight, sa.in_proj_bias).chunk(3, -1)
+            h = h + sa.out_proj(_attend(q, k_self, v_self, sa.num_heads, own))
+            q = nn.functional.linear(layer.norm2(h), ca.in_proj_weight[:D], ca.in_proj_bias[:D])
+            h = h + ca.out_proj(_attend(q, k, v, ca.num_heads, glosses))
+            h = h + layer.linear2(layer.activation(layer.linear1(layer.norm3(h))))
+        return h * frame_mask[..., None]
 
 
 class OutputLayer(nn.Module):
