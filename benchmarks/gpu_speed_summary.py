@@ -79,9 +79,26 @@ def _loss_rows(out: Path) -> list[str]:
     return rows
 
 
+def _compile_rows(out: Path) -> list[str]:
+    d = _json(out / "live-compile.json")
+    if d is None:
+        return [
+            "The live sentence compiled: no result (see logs/live-compile.err; gpu_speed.sh cuts it at "
+            "COMPILE_LIMIT seconds)."
+        ]
+    samp, first = d.get("sample_s_by_precision", {}), d.get("sample_first_call_s", {})
+    rows = [f"| live sentence {d['batch']} × {d['frames']}, precision | eager (ms) | compiled (ms) | first compiled "
+            "call (s) |", "|---|---|---|---|"]  # fmt: skip
+    for p in ("32", "bf16"):
+        compiled, first_call = samp.get(p + "+compile"), first.get(p + "+compile", "–")
+        rows.append(f"| {p} | {_ms(samp.get(p))} | {_ms(compiled)} | {first_call} |")
+    return rows
+
+
 def main() -> None:
     out = Path(sys.argv[1])
-    print("\n".join(["# GPU speed", "", *_speed_rows(out), "", *_train_rows(out), "", *_loss_rows(out)]))
+    sections = [_speed_rows(out), _train_rows(out), _loss_rows(out), _compile_rows(out)]
+    print("\n\n".join(["# GPU speed", *("\n".join(rows) for rows in sections)]))
 
 
 if __name__ == "__main__":
