@@ -73,7 +73,7 @@ def optimizer(module: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optim
     (weight matrices, embeddings, the skeleton prior's offset), not biases and norm gains.
 
     Both run PyTorch's fused kernel where it has one: the same update in one pass over all parameters, instead
-    of a dozen operator calls per parameter (paper size, 2-core CPU: 34 against 108 ms a step; on a GPU
+    of a dozen operator calls per parameter (paper size, 2-core CPU: 34 against 108 ms an update; on a GPU
     a handful of kernel launches instead of ~1,500)."""
     params = list(module.parameters())
     fused = all(p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params)
