@@ -83,8 +83,8 @@ def _compile_rows(out: Path) -> list[str]:
     d = _json(out / "live-compile.json")
     if d is None:
         return [
-            "The live sentence compiled: no result (see logs/live-compile.err; gpu_speed.sh cuts it at "
-            "COMPILE_LIMIT seconds)."
+            "The live sentence compiled: no result (skipped with COMPILE_LIMIT=0, or it failed or was cut: see "
+            "logs/live-compile.err)."
         ]
     samp, first = d.get("sample_s_by_precision", {}), d.get("sample_first_call_s", {})
     rows = [f"| live sentence {d['batch']} × {d['frames']}, precision | eager (ms) | compiled (ms) | first compiled "
