@@ -11,7 +11,8 @@ process, and the checkpoint size (parameters + Adam state). With --floor it also
 a training step and of sampling (torch's FlopCounterMode) and divides them by this machine's measured
 fp32 matmul rate: the time a perfect implementation would need. With --ops it counts the operator
 calls that reach PyTorch's kernels in one training step (forward and backward) and in one sampling
-call: on a GPU each is at least one kernel launch, so this count bounds a GPU step from below.
+call, and how many of them compute (not views): on a GPU each of those is at least one kernel launch, and
+every call costs Python and dispatch time on the host.
 With --compile sample (train), every sampling (training) precision is also timed with torch.compile of
 the denoiser (of ``model.loss``), ``dynamic=False``, in turn with the eager ones; the first call of each
 (compilation included) is reported as ``*_first_call_s``. On a GPU the compiled denoiser also replays its
@@ -55,18 +56,26 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
 
 
 class OpCounter(TorchDispatchMode):
-    """Counts the operator calls that reach a backend kernel (autograd's backward ones included)."""
+    """Counts the operator calls that reach a backend kernel (autograd's backward ones included), and those
+    among them that compute: all but views (view, transpose, expand, detach, ...), which on a GPU change a
+    tensor's metadata without launching anything."""
 
     def __init__(self) -> None:
         super().__init__()
         self.counts: collections.Counter[str] = collections.Counter()
+        self.views = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.counts[func.overloadpacket.__name__] += 1
+        name = func.overloadpacket.__name__
+        self.counts[name] += 1
+        self.views += func.is_view or name in ("_unsafe_view", "alias", "lift_fresh")
         return func(*args, **(kwargs or {}))
 
     def total(self) -> int:
         return sum(self.counts.values())
+
+    def computing(self) -> int:
+        return self.total() - self.views
 
     def top(self, n: int = 8) -> dict[str, int]:
         return dict(self.counts.most_common(n))
@@ -224,10 +233,12 @@ def main() -> None:
         with OpCounter() as ops:
             step()
         result["train_step_ops"], result["train_step_top_ops"] = ops.total(), ops.top()
+        result["train_step_computing_ops"] = ops.computing()
         model.eval()
         with torch.no_grad(), OpCounter() as ops:
             sample()
         result["sample_ops"], result["sample_top_ops"] = ops.total(), ops.top()
+        result["sample_computing_ops"] = ops.computing()
     if args.floor:
         for module in model.modules():  # the counter sees PyTorch operators only, not the fused C kernel
             if isinstance(module, ASGCN):
