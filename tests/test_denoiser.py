@@ -102,3 +102,19 @@ def test_sampling_gives_the_poses_of_steps_that_each_start_from_the_encoding():
         gloss, gm, fm.sum(1), generator=torch.Generator().manual_seed(3), denoiser=PerStep(model.denoiser)
     )
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_applying_masks_where_nothing_is_padded_changes_nothing(monkeypatch):
+    """On a GPU ``nothing_padded`` never reads the mask (that would synchronise), so the masks are always
+    applied, even to a batch without padding; the CPU skips them. Both give the same samples."""
+    import fgdm.model.focal
+    import fgdm.model.general
+
+    model = activate(build_model(tiny(**{"model.focal.kernel": "torch"}), V, with_scg=False)).eval()
+    _, fm, gloss, gm = batch()
+    fm[:], gm[:] = True, True
+    skipped, _ = model.generate(gloss, gm, fm.sum(1), generator=torch.Generator().manual_seed(3))
+    for module in (fgdm.model.focal, fgdm.model.general):
+        monkeypatch.setattr(module, "nothing_padded", lambda mask: False)
+    applied, _ = model.generate(gloss, gm, fm.sum(1), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(applied, skipped, rtol=1e-5, atol=1e-5)
