@@ -11,10 +11,11 @@
 # 4. `fgdm train configs/synth.yaml` end to end (validation, EMA and logging included): steps per second;
 # 5. bf16-mixed against float32, training loss over the same steps: synth.yaml, seeds 0 and 1, four runs at
 #    once on the one GPU;
-# 6. last, cut at COMPILE_LIMIT seconds (150; 0 skips it) so that it cannot cost the figures above, which
-#    OUT/summary.md already holds by then: the live sentence again, eager against torch.compile with CUDA
-#    graphs (speed.py --compile sample), both precisions.
-# OUT/summary.md gathers the figures. Runs from the repository root with PYTHONPATH=src (nothing installed).
+# 6. last, cut at COMPILE_LIMIT seconds (150; 0 skips it): the live sentence again, eager against
+#    torch.compile with CUDA graphs (speed.py --compile sample), both precisions.
+# OUT/summary.md gathers the figures. It is rewritten after every step, so a run cut short (a device command
+# may last 10 minutes) keeps those of the steps that finished. Runs from the repository root with
+# PYTHONPATH=src (nothing installed).
 # `tiny` runs the same on the CPU with small sizes: the smoke test before spending device time.
 set -uo pipefail
 OUT=$1 MODE=${2:-}
@@ -35,6 +36,16 @@ speed() {  # NAME speed.py-options…
     shift
     echo "[gpu_speed] $name"
     python benchmarks/speed.py --device "$DEV" "$@" > "$OUT/$name.json" 2> "$OUT/logs/$name.err" || echo "[gpu_speed] $name failed"
+    summarize
+}
+W=runs/gpu-speed
+rm -rf "$W"/loss-* "$W/train"  # no figures of an earlier run in this one's summary
+summarize() {  # OUT/summary.md from what has finished so far: a run cut short by the device's limits keeps it
+    for d in "$W"/loss-* "$W/train"; do  # each run's last metrics.csv, where it got far enough to write one
+        csv=$(ls -d "$d"/logs/version_*/metrics.csv 2> /dev/null | tail -1)
+        [ -n "$csv" ] && cp "$csv" "$OUT/$(basename "$d").csv"
+    done
+    python benchmarks/gpu_speed_summary.py "$OUT" > "$OUT/summary.md"
 }
 PAIRS=(--train-precision 32-true bf16-mixed --precision 32 bf16)
 speed paper-b64 --batch "$B64" --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}" --profile "$OUT/profile-paper-b64.txt"
@@ -42,7 +53,6 @@ speed paper-b8 --batch 8 --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZ
 speed live --batch 1 --frames 125 --glosses 8 --repeats "$LIVE_REPEATS" --precision 32 bf16 "${SIZE[@]}"
 speed synth --config configs/synth.yaml --batch 16 --frames 65 --repeats "$REPEATS" "${PAIRS[@]}"
 
-W=runs/gpu-speed
 python -m fgdm.cli synth --out "$W/synth" "${SYNTH_SIZES[@]}" --seed 0 --workers 8 --overwrite --quiet > /dev/null
 echo "[gpu_speed] fgdm train configs/synth.yaml, $TRAIN_STEPS steps (cut at $TRAIN_LIMIT s)"
 START=$(date +%s%N)
@@ -51,6 +61,7 @@ timeout "$TRAIN_LIMIT" python -m fgdm.cli train configs/synth.yaml --set data.pa
     > "$OUT/logs/train.log" 2>&1
 rc=$?
 echo "{\"wall_ms\": $(( ($(date +%s%N) - START) / 1000000 )), \"rc\": $rc}" > "$OUT/train.json"
+summarize
 
 echo "[gpu_speed] bf16-mixed against float32: 4 runs of $LOSS_STEPS steps at once"
 for seed in 0 1; do
@@ -63,11 +74,7 @@ for seed in 0 1; do
     done
 done
 wait
-for d in "$W"/loss-* "$W/train"; do  # each run's last metrics.csv, where it got far enough to write one
-    csv=$(ls -d "$d"/logs/version_*/metrics.csv 2> /dev/null | tail -1)
-    [ -n "$csv" ] && cp "$csv" "$OUT/$(basename "$d").csv"
-done
-python benchmarks/gpu_speed_summary.py "$OUT" > "$OUT/summary.md"  # in case the device's time runs out below
+summarize
 LIVE=(--batch 1 --frames 125 --glosses 8)
 [ "$MODE" = tiny ] && LIVE=(--batch 1 --frames 16 --glosses 4)
 if [ "$COMPILE_LIMIT" -gt 0 ]; then
@@ -76,4 +83,5 @@ if [ "$COMPILE_LIMIT" -gt 0 ]; then
         --precision 32 bf16 --compile sample "${SIZE[@]}" > "$OUT/live-compile.json" 2> "$OUT/logs/live-compile.err" \
         || echo "[gpu_speed] live-compile failed or was cut"
 fi
-python benchmarks/gpu_speed_summary.py "$OUT" > "$OUT/summary.md" && cat "$OUT/summary.md"
+summarize
+cat "$OUT/summary.md"

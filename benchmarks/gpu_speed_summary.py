@@ -36,7 +36,8 @@ def _speed_rows(out: Path) -> list[str]:
     for name in ("paper-b64", "paper-b8", "live", "synth"):
         d = _json(out / f"{name}.json")
         if d is None:
-            rows.append(f"| {name} | – | failed (see logs/{name}.err) | | |")
+            done = (out / f"{name}.json").is_file()
+            rows.append(f"| {name} | – | {'failed (see logs/' + name + '.err)' if done else 'not run (yet)'} | | |")
             continue
         train = d.get("train_step_s_by_precision", {"32-true": d["train_step_s"]})
         samp = d.get("sample_s_by_precision", {"32": d["sample_s"]})
@@ -47,8 +48,12 @@ def _speed_rows(out: Path) -> list[str]:
 
 
 def _train_rows(out: Path) -> list[str]:
-    run = _json(out / "train.json") or {}
-    result = _last_json((out / "logs" / "train.log").read_text(encoding="utf-8", errors="replace")) or {}
+    run = _json(out / "train.json")
+    if run is None:
+        return ["fgdm train: not run (yet)"]
+    log = out / "logs" / "train.log"
+    result = _last_json(log.read_text(encoding="utf-8", errors="replace")) if log.is_file() else None
+    result = result or {}
     steps = result.get("steps") or _last_step(out / "train.csv")
     if not steps or not run.get("wall_ms"):
         return ["fgdm train: no result (see logs/train.log)"]

@@ -72,4 +72,4 @@ class TimestepEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(sinusoidal(t, self.dim))
+        return self.mlp(sinusoidal(t, self.dim).to(self.mlp[0].weight.dtype))
