@@ -80,6 +80,7 @@ def optimizer(module: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optim
     fused = not cfg.precision.endswith("-mixed") and all(
         p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params
     )
+    fused = fused or None  # None, not False: PyTorch's own default then (foreach on CUDA)
     if not cfg.weight_decay:
         return torch.optim.Adam(params, lr=cfg.lr, fused=fused)
     groups = [
