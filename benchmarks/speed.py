@@ -144,9 +144,15 @@ def main() -> None:
     gloss = torch.randint(4, args.vocab_size, (B, L), device=device)
     gloss_mask = torch.ones(B, L, dtype=torch.bool, device=device)
     frames = torch.full((B,), S, device=device)
-    # fgdm train's optimizer (fgdm.training.loop.optimizer: fused Adam), built here so that the peak memory
-    # does not count Lightning's import
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.training.lr, fused=True)
+    # fgdm train's optimizer for each training precision, as fgdm.training.loop.optimizer builds it (fused Adam,
+    # PyTorch's default under mixed precision); built here so that the peak memory does not count Lightning's import
+    opts: dict[str, torch.optim.Optimizer] = {}
+
+    def optimizer_for(precision: str) -> torch.optim.Optimizer:
+        if precision not in opts:
+            fused = None if precision.endswith("-mixed") else True
+            opts[precision] = torch.optim.Adam(model.parameters(), lr=cfg.training.lr, fused=fused)
+        return opts[precision]
 
     def sync() -> None:
         if device.type == "cuda":
@@ -159,8 +165,8 @@ def main() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
             terms = loss(pose, frame_mask, gloss, gloss_mask)
         terms.total.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        optimizer_for(precision).step()
+        optimizer_for(precision).zero_grad(set_to_none=True)
 
     def sample(denoiser=None) -> None:
         model.generate(gloss, gloss_mask, frames, denoiser=denoiser)
@@ -204,7 +210,8 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the checkpoint is written
     with tempfile.TemporaryDirectory() as tmp:  # to disk: an in-memory buffer would add its size to the RSS
         path = Path(tmp) / "checkpoint.pt"
-        torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict()}, path)
+        state = {"state_dict": model.state_dict(), "optimizer": optimizer_for(args.train_precision[0]).state_dict()}
+        torch.save(state, path)
         checkpoint_mb = path.stat().st_size / 2**20
     result = {
         "train_step_s": round(statistics.median(train), 3),

@@ -366,6 +366,7 @@ class FocalStage(nn.Module):
             with torch.autocast("cpu", enabled=False):
                 if isinstance(cond, torch.Tensor):
                     return self.forward(h.float(), cond.float(), frame_mask, gloss_mask)
+                # GlossSides computed under autocast (sampling during validation) are bfloat16
                 sides = [GlossSide(*(t.float() for t in (c.prototypes, c.keys, c.offset))) for c in cond]
                 return self.forward(h.float(), sides, frame_mask, gloss_mask)
         conds = [cond] * len(self.blocks) if isinstance(cond, torch.Tensor) else cond

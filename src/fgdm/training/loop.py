@@ -77,10 +77,10 @@ def optimizer(module: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optim
     a handful of kernel launches instead of ~1,500). Not under mixed precision (``*-mixed``): Lightning
     refuses to clip the gradients of a fused optimizer there, so those keep PyTorch's default."""
     params = list(module.parameters())
-    fused = not cfg.precision.endswith("-mixed") and all(
+    fusable = not cfg.precision.endswith("-mixed") and all(
         p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params
     )
-    fused = fused or None  # None, not False: PyTorch's own default then (foreach on CUDA)
+    fused = True if fusable else None  # None, not False: PyTorch's own default then (foreach on CUDA)
     if not cfg.weight_decay:
         return torch.optim.Adam(params, lr=cfg.lr, fused=fused)
     groups = [
