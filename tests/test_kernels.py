@@ -1,7 +1,8 @@
 """The fused C kernel of ASGCN computes what the PyTorch path computes: outputs and every gradient.
 
-Both builds of it: the one tuned to this CPU (on x86 its AVX branch) and the portable one (the
-generic-vector branch a CPU without AVX runs). Its arguments are checked before any C runs.
+Every build of it: the one tuned to this CPU (on x86 its AVX branch, 16 lanes wide with AVX-512), the AVX2
+one (8-lane AVX, on an x86 CPU) and the portable one (the generic-vector branch a CPU without AVX runs). Its
+arguments are checked before any C runs.
 """
 
 import dataclasses
@@ -56,10 +57,10 @@ def inputs(B, S, J, D, L, Dg, seed=0):
 
 def run(gcn: ASGCN, kernel: str, h, cond, fm, gm, seed=3):
     """Output and gradients (h, cond, every parameter) by the PyTorch path ("torch"), the kernel ("c") or
-    the kernel's portable build ("portable")."""
+    another build of the kernel (a variant of build.VARIANTS: "avx2", "portable")."""
     h, cond = h.clone().requires_grad_(True), cond.clone().requires_grad_(True)
-    if kernel == "portable":
-        out = kernels.fused_asgcn(gcn.kernel_args(h, cond, fm, gm), portable=True)
+    if kernel in build.VARIANTS:
+        out = kernels.fused_asgcn(gcn.kernel_args(h, cond, fm, gm), variant=kernel)
     else:
         gcn.kernel = kernel
         assert gcn.uses_kernel(h) == (kernel == "c")
@@ -123,6 +124,15 @@ def test_kernel_matches_pytorch_for_any_shape(B, S, J, D, L, n, K, flags, seed):
     assert_same(gcn, *inputs(B, S, J, D, L, 8, seed=seed))
 
 
+@pytest.mark.parametrize("variant", ["c", "avx2", "portable"])
+def test_kernel_matches_pytorch_on_maps_wider_than_a_block(variant):
+    """J = 70 (Jp = 72: a block of 64 columns and one of 8) and D = 20 (Dp = 24: a wide vector and a tail
+    with 16 lanes, three vectors with 8)."""
+    gcn = make_gcn(random_prior(3, 70, seed=7), 20, 8, seed=7, neighbors=1)
+    kernel = variant if variant == "c" else other_build(variant)
+    assert_same(gcn, *inputs(B=2, S=4, J=70, D=20, L=2, Dg=8, seed=7), kernel=kernel)
+
+
 def test_kernel_is_chosen_only_where_it_applies():
     prior = torch.as_tensor(PT50.partition_adjacency())
     gcn = make_gcn(prior, 8, 16)
@@ -152,29 +162,64 @@ def test_execution_path_is_chosen_in_one_place():
     assert fixed.execution_path(h) == "frames"  # a shared adjacency: one einsum over all frames
 
 
-# --- the portable build ------------------------------------------------------------------------
+# --- the other builds ---------------------------------------------------------------------------
 
 
-def test_portable_build_is_separate_and_takes_the_generic_branch():
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next((line for line in f if line.startswith("flags")), "").split())
+    except OSError:
+        return set()
+
+
+def test_native_build_is_as_wide_as_the_cpu_allows():
+    lib = build.load()
+    flags = cpu_flags()
+    if "avx512f" in flags:
+        assert (lib.asgcn_uses_avx(), lib.asgcn_lanes()) == (1, 16)
+    elif "avx" in flags:
+        assert (lib.asgcn_uses_avx(), lib.asgcn_lanes()) == (1, 8)
+    else:
+        assert lib.asgcn_lanes() == 8
+
+
+def other_build(variant: str) -> str:
+    """The variant's name, after skipping where this machine cannot build what it is meant to test."""
+    if variant == "avx2":
+        if not build.available("avx2") or build.load("avx2").asgcn_uses_avx() != 1:
+            pytest.skip("the AVX2 build needs an x86 CPU with AVX and a compiler that knows -mno-avx512f")
+        assert build.load("avx2").asgcn_lanes() == 8
+    else:
+        assert build.load(variant).asgcn_uses_avx() == 0  # the generic-vector branch, whatever the target
+        assert build.load(variant).asgcn_lanes() == 8
+    return variant
+
+
+def test_builds_are_separate_and_an_unknown_one_is_refused():
     compiler = build.find_compiler()
-    assert build.build(compiler, portable=True) != build.build(compiler)  # cached side by side
-    assert build.load(portable=True).asgcn_uses_avx() == 0
+    assert build.build(compiler, "portable") != build.build(compiler)  # cached side by side
+    with pytest.raises(ValueError, match="unknown ASGCN kernel variant 'fast'"):
+        build.load("fast")
 
 
+@pytest.mark.parametrize("variant", ["avx2", "portable"])
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()) or "full")
-def test_portable_kernel_matches_pytorch(flags):
+def test_other_builds_match_pytorch(flags, variant):
     """J and D that are not multiples of 8, a window wider than the second sequence, padded glosses."""
     gcn = make_gcn(random_prior(3, 13, seed=4), 10, 8, seed=4, neighbors=2, **flags)
-    assert_same(gcn, *inputs(B=2, S=7, J=13, D=10, L=3, Dg=8, seed=4), kernel="portable")
+    assert_same(gcn, *inputs(B=2, S=7, J=13, D=10, L=3, Dg=8, seed=4), kernel=other_build(variant))
 
 
-def test_portable_kernel_matches_pytorch_where_sigmoid_saturates():
-    """Scores far beyond ±88, where exp8 clamps its input and σ rounds to 0 or 1."""
+@pytest.mark.parametrize("variant", ["c", "avx2", "portable"])
+def test_kernel_matches_pytorch_where_sigmoid_saturates(variant):
+    """Scores far beyond ±88, where the exponential clamps its input and σ rounds to 0 or 1."""
     gcn = make_gcn(torch.as_tensor(PT50.partition_adjacency()), 8, 16, neighbors=2)
     with torch.no_grad():
         gcn.query.weight.mul_(100.0)
         gcn.separation_weight.mul_(100.0)
-    assert_same(gcn, *inputs(B=2, S=5, J=50, D=8, L=3, Dg=16, seed=5), kernel="portable")
+    kernel = variant if variant == "c" else other_build(variant)
+    assert_same(gcn, *inputs(B=2, S=5, J=50, D=8, L=3, Dg=16, seed=5), kernel=kernel)
 
 
 # --- argument checks ---------------------------------------------------------------------------

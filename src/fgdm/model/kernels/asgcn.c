@@ -20,6 +20,8 @@
  * prior (K, J, Jp).
  * Every J×J map is held as J rows of Jp floats; the padded columns carry values that are never read
  * as adjacency entries, and their gradients are zero because the padded key and x columns are zero.
+ * Vectors are 8 floats (AVX, or the compiler's generic vectors), and 16 where the CPU has AVX-512: rows are
+ * then walked 16 columns at a time with an 8-lane tail (Jp = 56 for J = 50), so the layouts stay the same.
  * The B·S frames are split into one contiguous range per thread. Threads come from OpenMP: built with
  * -fopenmp next to PyTorch's own libgomp, the library shares PyTorch's thread pool (same soname), so the
  * kernel neither oversubscribes the cores nor waits for PyTorch's spinning workers to go to sleep.
@@ -48,55 +50,6 @@ static inline v8 load8(const float *p) {
 static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 
 static inline v8 splat(float s) { return (v8){s, s, s, s, s, s, s, s}; }
-
-/* Rows i … i+R-1 of C[:, :8n] (+)= Σ_t A[i·as + t·at] · Bm[t·bs, :8n] (R and n constants after inlining,
- * so the R·n accumulators stay in registers: with several rows in flight each loaded Bm vector serves R
- * rows and enough independent FMA chains hide the FMA latency when n is small). */
-static inline __attribute__((always_inline)) void rows_block(int64_t T, const float *a, int64_t as, int64_t at,
-                                                             const float *b, int64_t bs, float *c, int64_t cs,
-                                                             int accumulate, const int R, const int n) {
-    v8 acc[4][8];
-    for (int r = 0; r < R; r++)
-        for (int j = 0; j < n; j++) acc[r][j] = accumulate ? load8(c + r * cs + 8 * j) : splat(0.0f);
-    for (int64_t t = 0; t < T; t++) {
-        const float *bt = b + t * bs;
-        v8 bv[8];
-        for (int j = 0; j < n; j++) bv[j] = load8(bt + 8 * j);
-        for (int r = 0; r < R; r++) {
-            const v8 sv = splat(a[r * as + t * at]);
-            for (int j = 0; j < n; j++) acc[r][j] += sv * bv[j];
-        }
-    }
-    for (int r = 0; r < R; r++)
-        for (int j = 0; j < n; j++) store8(c + r * cs + 8 * j, acc[r][j]);
-}
-
-/* C (rows × 8·nv, row stride cs) (+)= A (rows × T, strides as, at) · Bm (T × 8·nv, row stride bs). */
-static void gemm(int64_t rows, int64_t T, int64_t nv, const float *A, int64_t as, int64_t at, const float *Bm,
-                 int64_t bs, float *C, int64_t cs, int accumulate) {
-    int64_t i = 0;
-    if (nv <= 2) /* narrow outputs (D = 8 or 16): four rows at a time */
-        for (; i + 4 <= rows; i += 4) {
-            if (nv == 1) rows_block(T, A + i * as, as, at, Bm, bs, C + i * cs, cs, accumulate, 4, 1);
-            else rows_block(T, A + i * as, as, at, Bm, bs, C + i * cs, cs, accumulate, 4, 2);
-        }
-    for (; i < rows; i++) {
-        for (int64_t v0 = 0; v0 < nv; v0 += 8) {
-            const float *a = A + i * as, *b = Bm + 8 * v0;
-            float *c = C + i * cs + 8 * v0;
-            switch (nv - v0 < 8 ? nv - v0 : 8) {
-            case 1: rows_block(T, a, as, at, b, bs, c, cs, accumulate, 1, 1); break;
-            case 2: rows_block(T, a, as, at, b, bs, c, cs, accumulate, 1, 2); break;
-            case 3: rows_block(T, a, as, at, b, bs, c, cs, accumulate, 1, 3); break;
-            case 4: rows_block(T, a, as, at, b, bs, c, cs, accumulate, 1, 4); break;
-            case 5: rows_block(T, a, as, at, b, bs, c, cs, accumulate, 1, 5); break;
-            case 6: rows_block(T, a, as, at, b, bs, c, cs, accumulate, 1, 6); break;
-            case 7: rows_block(T, a, as, at, b, bs, c, cs, accumulate, 1, 7); break;
-            default: rows_block(T, a, as, at, b, bs, c, cs, accumulate, 1, 8); break;
-            }
-        }
-    }
-}
 
 /* The exponential on 8 lanes: range reduction 2^n · p(r) with |r| ≤ ln2/2 and a degree-6 polynomial (the
  * Cephes expf coefficients, ~1 ulp on this range), inputs clamped to the float range (σ saturates long
@@ -138,57 +91,213 @@ static inline v8 reciprocal8(v8 d) {
 
 static inline v8 sigmoid8(v8 v) { return reciprocal8(1.0f + exp8(-v)); }
 
-/* One row u of the score map, columns [8·v0, 8·(v0 + n)): s = σ(q_u · kt[:, cols]), kept in `c` (when not
- * NULL) and added, weighted by w[k], to each of the K maps of P (row pointer `p`, maps N floats apart). */
-static inline __attribute__((always_inline)) void score_block(int64_t D, int64_t Jp, const float *qu, const float *kt,
-                                                              int64_t K, int64_t N, const float *w, float *c, float *p,
-                                                              const int n) {
-    v8 acc[8];
-    for (int j = 0; j < n; j++) acc[j] = splat(0.0f);
-    for (int64_t d = 0; d < D; d++) {
-        const v8 s = splat(qu[d]);
-        const float *kd = kt + d * Jp;
-        for (int j = 0; j < n; j++) acc[j] += s * load8(kd + 8 * j);
+/* The wide vector: 16 lanes where the CPU has AVX-512 (the same exponential, and the reciprocal from its
+ * 14-bit estimate and one Newton step), else the 8 lanes above. Rows of Jp columns (a multiple of 8) are
+ * walked VW columns at a time, and an 8-lane tail where VW = 16 does not divide Jp (J = 50: 3 × 16 + 8). */
+#ifdef __AVX512F__
+#include <immintrin.h>
+#define VW 16
+typedef float vw __attribute__((vector_size(64)));
+typedef int32_t vwi __attribute__((vector_size(64)));
+
+static inline vw loadw(const float *p) {
+    vw v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void storew(float *p, vw v) { memcpy(p, &v, sizeof v); }
+
+static inline vw splatw(float s) { return (vw)_mm512_set1_ps(s); }
+
+static inline vw expw(vw x) {
+    x = (vw)_mm512_min_ps(_mm512_max_ps((__m512)x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    const vwi n = (vwi)_mm512_cvtps_epi32((__m512)(x * 1.44269504088896341f));
+    const vw nf = __builtin_convertvector(n, vw);
+    const vw r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
+    vw p = splatw(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    return p * (vw)((n + 127) << 23);
+}
+
+static inline vw sigmoidw(vw v) {
+    const vw d = 1.0f + expw(-v);
+    const vw r = (vw)_mm512_rcp14_ps((__m512)d);
+    return r * (2.0f - d * r);
+}
+#else
+#define VW 8
+typedef v8 vw;
+#define loadw load8
+#define storew store8
+#define splatw splat
+#define sigmoidw sigmoid8
+#endif
+
+/* Rows i … i+R-1 of C[:, :VW·nw + 8·tail] (+)= Σ_t A[i·as + t·at] · Bm[t·bs, same columns] (R, nw and tail
+ * constants after inlining, so the accumulators stay in registers: with several rows in flight each loaded
+ * Bm vector serves R rows and enough independent FMA chains hide the FMA latency when the rows are narrow). */
+static inline __attribute__((always_inline)) void rows_block(int64_t T, const float *a, int64_t as, int64_t at,
+                                                             const float *b, int64_t bs, float *c, int64_t cs,
+                                                             int accumulate, const int R, const int nw, const int tail) {
+    vw acc[8][64 / VW];
+    v8 last[8];
+    for (int r = 0; r < R; r++) {
+        for (int j = 0; j < nw; j++) acc[r][j] = accumulate ? loadw(c + r * cs + VW * j) : splatw(0.0f);
+        if (tail) last[r] = accumulate ? load8(c + r * cs + VW * nw) : splat(0.0f);
     }
-    for (int j = 0; j < n; j++) acc[j] = sigmoid8(acc[j]);
-    if (c)
-        for (int j = 0; j < n; j++) store8(c + 8 * j, acc[j]);
-    for (int64_t k = 0; k < K; k++) {
-        const v8 wk = splat(w[k]);
-        float *pk = p + k * N;
-        for (int j = 0; j < n; j++) store8(pk + 8 * j, load8(pk + 8 * j) + wk * acc[j]);
+    for (int64_t t = 0; t < T; t++) {
+        const float *bt = b + t * bs;
+        vw bv[64 / VW];
+        for (int j = 0; j < nw; j++) bv[j] = loadw(bt + VW * j);
+        const v8 bl = tail ? load8(bt + VW * nw) : splat(0.0f);
+        for (int r = 0; r < R; r++) {
+            const float ar = a[r * as + t * at];
+            for (int j = 0; j < nw; j++) acc[r][j] += splatw(ar) * bv[j];
+            if (tail) last[r] += splat(ar) * bl;
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        for (int j = 0; j < nw; j++) storew(c + r * cs + VW * j, acc[r][j]);
+        if (tail) store8(c + r * cs + VW * nw, last[r]);
     }
 }
 
-/* P_k += w_k σ(q kt) for one key offset: scores, sigmoid and aggregation in registers, row by row. */
-static void contextual_scores(const asgcn_args *a, const float *qf, const float *kt, const float *w, float *cmap,
-                              float *pre) {
-    const int64_t J = a->J, D = a->D, K = a->K, Jp = a->Jp, N = J * Jp, nv = Jp / 8;
-    for (int64_t u = 0; u < J; u++) {
-        for (int64_t v0 = 0; v0 < nv; v0 += 8) {
-            const float *qu = qf + u * D, *kv = kt + 8 * v0;
-            float *c = cmap ? cmap + u * Jp + 8 * v0 : NULL, *p = pre + u * Jp + 8 * v0;
-            switch (nv - v0 < 8 ? nv - v0 : 8) {
-            case 1: score_block(D, Jp, qu, kv, K, N, w, c, p, 1); break;
-            case 2: score_block(D, Jp, qu, kv, K, N, w, c, p, 2); break;
-            case 3: score_block(D, Jp, qu, kv, K, N, w, c, p, 3); break;
-            case 4: score_block(D, Jp, qu, kv, K, N, w, c, p, 4); break;
-            case 5: score_block(D, Jp, qu, kv, K, N, w, c, p, 5); break;
-            case 6: score_block(D, Jp, qu, kv, K, N, w, c, p, 6); break;
-            case 7: score_block(D, Jp, qu, kv, K, N, w, c, p, 7); break;
-            default: score_block(D, Jp, qu, kv, K, N, w, c, p, 8); break;
+/* Column blocks of up to 64: (nw, tail) as a switch label, and the cases a VW build can meet */
+#define WIDTH_CASE(nw, tail) (2 * (nw) + (tail))
+#if VW == 16
+#define FOR_WIDTHS(X) X(0, 1) X(1, 0) X(1, 1) X(2, 0) X(2, 1) X(3, 0) X(3, 1) X(4, 0)
+#else
+#define FOR_WIDTHS(X) X(1, 0) X(2, 0) X(3, 0) X(4, 0) X(5, 0) X(6, 0) X(7, 0) X(8, 0)
+#endif
+#define NARROW_ROWS (VW == 16 ? 8 : 4) /* rows in flight for outputs of one wide vector or less */
+
+/* C (rows × 8·nv, row stride cs) (+)= A (rows × T, strides as, at) · Bm (T × 8·nv, row stride bs). */
+static void gemm(int64_t rows, int64_t T, int64_t nv, const float *A, int64_t as, int64_t at, const float *Bm,
+                 int64_t bs, float *C, int64_t cs, int accumulate) {
+    int64_t i = 0;
+    if (nv <= 2) /* narrow outputs (D = 8 or 16): several rows at a time */
+        for (; i + NARROW_ROWS <= rows; i += NARROW_ROWS) {
+            const float *a = A + i * as;
+            float *c = C + i * cs;
+#define NARROW(nw, tail)                                                                     \
+    case WIDTH_CASE(nw, tail):                                                               \
+        rows_block(T, a, as, at, Bm, bs, c, cs, accumulate, NARROW_ROWS, nw, tail);          \
+        break;
+            switch (WIDTH_CASE(8 * nv / VW, 8 * nv % VW / 8)) {
+#if VW == 16
+                NARROW(0, 1) NARROW(1, 0)
+#else
+                NARROW(1, 0) NARROW(2, 0)
+#endif
             }
+#undef NARROW
+        }
+    for (; i < rows; i++) {
+        for (int64_t c0 = 0; c0 < 8 * nv; c0 += 64) {
+            const int64_t cols = 8 * nv - c0 < 64 ? 8 * nv - c0 : 64;
+            const float *a = A + i * as, *b = Bm + c0;
+            float *c = C + i * cs + c0;
+#define WIDE(nw, tail)                                                       \
+    case WIDTH_CASE(nw, tail):                                               \
+        rows_block(T, a, as, at, b, bs, c, cs, accumulate, 1, nw, tail);     \
+        break;
+            switch (WIDTH_CASE(cols / VW, cols % VW / 8)) { FOR_WIDTHS(WIDE) }
+#undef WIDE
         }
     }
 }
 
-/* P (K maps) for frame f, keeping the W score maps (when cmaps), M̄ and M (with the mask) and A = P ⊙ M
- * in adj (adj is pre when there is no mask). */
-static void adjacency(const asgcn_args *a, int64_t f, float *pre, float *cmaps, float *scratch, float *mbar,
-                      float *mask, float *adj) {
-    const int64_t S = a->S, J = a->J, D = a->D, K = a->K, W = a->W, L = a->L, Jp = a->Jp, N = J * Jp;
-    const int64_t b = f / S, i = f % S;
-    for (int64_t k = 0; k < K; k++) {
+/* Rows u … u+R-1 of the score map, columns [0, VW·nw + 8·tail): s = σ(q_u · kt[:, cols]), kept in `c` (when
+ * not NULL, rows Jp apart) and added, weighted by w[k], to each of the K maps of P (`p`, rows Jp apart, maps
+ * N apart). R, nw and tail are constants after inlining, so the accumulators stay in registers; two rows in
+ * flight share each key load and give the FMA units enough independent chains. */
+static inline __attribute__((always_inline)) void score_block(int64_t D, int64_t Jp, const float *q, const float *kt,
+                                                              int64_t K, int64_t N, const float *w, float *c, float *p,
+                                                              const int R, const int nw, const int tail) {
+    vw acc[2][64 / VW];
+    v8 last[2] = {splat(0.0f), splat(0.0f)};
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < nw; j++) acc[r][j] = splatw(0.0f);
+    for (int64_t d = 0; d < D; d++) {
+        const float *kd = kt + d * Jp;
+        for (int j = 0; j < nw; j++) {
+            const vw kv = loadw(kd + VW * j);
+            for (int r = 0; r < R; r++) acc[r][j] += splatw(q[r * D + d]) * kv;
+        }
+        if (tail)
+            for (int r = 0; r < R; r++) last[r] += splat(q[r * D + d]) * load8(kd + VW * nw);
+    }
+    for (int r = 0; r < R; r++) {
+        for (int j = 0; j < nw; j++) acc[r][j] = sigmoidw(acc[r][j]);
+        if (tail) last[r] = sigmoid8(last[r]);
+    }
+    for (int r = 0; r < R; r++) {
+        if (c) {
+            for (int j = 0; j < nw; j++) storew(c + r * Jp + VW * j, acc[r][j]);
+            if (tail) store8(c + r * Jp + VW * nw, last[r]);
+        }
+        for (int64_t k = 0; k < K; k++) {
+            float *pk = p + k * N + r * Jp;
+            for (int j = 0; j < nw; j++) storew(pk + VW * j, loadw(pk + VW * j) + splatw(w[k]) * acc[r][j]);
+            if (tail) store8(pk + VW * nw, load8(pk + VW * nw) + splat(w[k]) * last[r]);
+        }
+    }
+}
+
+/* score_block over rows [0, J) of Jp columns: two rows and 64 columns at a time */
+static void score_rows(int64_t J, int64_t D, int64_t Jp, const float *q, const float *kt, int64_t K, int64_t N,
+                       const float *w, float *c, float *p) {
+#define SCORE(nw, tail)                                                                                 \
+    case WIDTH_CASE(nw, tail):                                                                             \
+        if (R == 2) score_block(D, Jp, qu, kt + c0, K, N, w, c ? cu + c0 : NULL, pu + c0, 2, nw, tail); \
+        else score_block(D, Jp, qu, kt + c0, K, N, w, c ? cu + c0 : NULL, pu + c0, 1, nw, tail);        \
+        break;
+    for (int64_t u = 0; u < J; u += 2) {
+        const int R = J - u >= 2 ? 2 : 1;
+        const float *qu = q + u * D;
+        float *cu = c ? c + u * Jp : NULL, *pu = p + u * Jp;
+        for (int64_t c0 = 0; c0 < Jp; c0 += 64) {
+            const int64_t cols = Jp - c0 < 64 ? Jp - c0 : 64;
+            switch (WIDTH_CASE(cols / VW, cols % VW / 8)) { FOR_WIDTHS(SCORE) }
+        }
+    }
+#undef SCORE
+}
+
+/* M̄ = Σ_l g_l Proto_l (N entries) */
+static void mix(const float *g, const float *proto, int64_t L, int64_t N, float *mbar) {
+    for (int64_t e = 0; e < N; e++) mbar[e] = 0.0f;
+    for (int64_t l = 0; l < L; l++) {
+        const float gl = g[l], *pl = proto + l * N;
+        for (int64_t e = 0; e < N; e++) mbar[e] += gl * pl[e];
+    }
+}
+
+/* M = 2σ(w M̄ + b) and A = P ⊙ M over n entries (a multiple of 8); M kept in `mask` when not NULL */
+static void apply_mask(float w, float b, const float *mbar, const float *pre, float *mask, float *adj, int64_t n) {
+    int64_t e = 0;
+    for (; e + VW <= n; e += VW) {
+        const vw m = 2.0f * sigmoidw(splatw(w) * loadw(mbar + e) + splatw(b));
+        if (mask) storew(mask + e, m);
+        storew(adj + e, loadw(pre + e) * m);
+    }
+    for (; e < n; e += 8) {
+        const v8 m = 2.0f * sigmoid8(splat(w) * load8(mbar + e) + splat(b));
+        if (mask) store8(mask + e, m);
+        store8(adj + e, load8(pre + e) * m);
+    }
+}
+
+/* P_k = A_b,k + b_k (the aggregation's bias, with the contextual term) for the K maps */
+static void start_maps(const asgcn_args *a, float *pre) {
+    const int64_t N = a->J * a->Jp;
+    for (int64_t k = 0; k < a->K; k++) {
         float *pk = pre + k * N;
         const float base = a->q ? a->bagg[k] : 0.0f;
         if (a->prior) {
@@ -198,46 +307,45 @@ static void adjacency(const asgcn_args *a, int64_t f, float *pre, float *cmaps, 
             for (int64_t e = 0; e < N; e++) pk[e] = base;
         }
     }
+}
+
+/* The W_Agg weights of each offset m for frame f, valid_m W_Agg[k, m] (W × K); returns the offsets' key
+ * frames (transposed keys, D × Jp each, consecutive frames) */
+static const float *offset_weights(const asgcn_args *a, int64_t f, float *wm) {
+    const int64_t S = a->S, K = a->K, W = a->W, b = f / S, i = f % S;
+    for (int64_t m = 0; m < W; m++)
+        for (int64_t k = 0; k < K; k++) wm[m * K + k] = a->wagg[k * W + m] * a->valid[f * W + m];
+    return a->kt + (b * (S + W - 1) + i) * a->D * a->Jp;
+}
+
+/* P (K maps) for frame f, M̄ and A = P ⊙ M in adj (adj is pre when there is no mask), keeping for the backward
+ * pass the W score maps in cmaps and M in mask when they are not NULL. */
+static void adjacency(const asgcn_args *a, int64_t f, float *pre, float *cmaps, float *wm, float *mbar, float *mask,
+                      float *adj) {
+    const int64_t J = a->J, D = a->D, K = a->K, W = a->W, L = a->L, Jp = a->Jp, N = J * Jp;
+    start_maps(a, pre);
     if (a->q) {
-        const float *qf = a->q + f * J * D;
+        const float *qf = a->q + f * J * D, *kt = offset_weights(a, f, wm);
         for (int64_t m = 0; m < W; m++) {
-            const float valid = a->valid[f * W + m];
-            if (valid == 0.0f) continue; /* outside the sequence or a padded frame: weight 0 */
-            for (int64_t k = 0; k < K; k++) scratch[k] = a->wagg[k * W + m] * valid;
-            const float *kt = a->kt + (b * (S + W - 1) + i + m) * D * Jp;
-            contextual_scores(a, qf, kt, scratch, cmaps ? cmaps + m * N : NULL, pre);
+            if (a->valid[f * W + m] == 0.0f) continue; /* outside the sequence or a padded frame: weight 0 */
+            score_rows(J, D, Jp, qf, kt + m * D * Jp, K, N, wm + m * K, cmaps ? cmaps + m * N : NULL, pre);
         }
     }
     if (a->g) {
-        const float *gf = a->g + f * L;
-        for (int64_t e = 0; e < N; e++) mbar[e] = 0.0f;
-        for (int64_t l = 0; l < L; l++) {
-            const float gl = gf[l];
-            const float *pl = a->proto + (b * L + l) * N;
-            for (int64_t e = 0; e < N; e++) mbar[e] += gl * pl[e];
-        }
-        for (int64_t k = 0; k < K; k++) { /* 8 entries at a time: N is a multiple of 8 */
-            const v8 w = splat(a->sw[k]), bias = splat(a->sb[k]);
-            float *mk = mask + k * N, *ak = adj + k * N;
-            const float *pk = pre + k * N;
-            for (int64_t e = 0; e < N; e += 8) {
-                const v8 m = 2.0f * sigmoid8(w * load8(mbar + e) + bias);
-                store8(mk + e, m);
-                store8(ak + e, load8(pk + e) * m);
-            }
-        }
+        mix(a->g + f * L, a->proto + (f / a->S) * L * N, L, N, mbar);
+        for (int64_t k = 0; k < K; k++)
+            apply_mask(a->sw[k], a->sb[k], mbar, pre + k * N, mask ? mask + k * N : NULL, adj + k * N, N);
     }
 }
 
 static int forward_range(const asgcn_args *a, int64_t f0, int64_t f1, float *out) {
     const int64_t J = a->J, K = a->K, Jp = a->Jp, Dp = a->Dp, N = J * Jp;
-    float *buf = malloc((size_t)((3 * K + 2) * N + K * J) * sizeof(float));
+    float *buf = malloc((size_t)((2 * K + 1) * N + K * J + a->W * K) * sizeof(float));
     if (!buf) return 1;
-    float *pre = buf, *scratch = pre + K * N, *mbar = scratch + N, *mask = mbar + N, *adj = mask + K * N;
-    float *rows = adj + K * N;
+    float *pre = buf, *mbar = pre + K * N, *adj = mbar + N, *rows = adj + K * N, *wm = rows + K * J;
     for (int64_t f = f0; f < f1; f++) {
         float *A = a->g ? adj : pre;
-        adjacency(a, f, pre, NULL, scratch, mbar, mask, A);
+        adjacency(a, f, pre, NULL, wm, mbar, NULL, A);
         const float *xf = a->x + f * J * K * Dp;
         float *o = out + f * J * Dp;
         for (int64_t k = 0; k < K; k++)  /* out (J × Dp) += A_k (J × J) · x_k (J × Dp) */
@@ -257,19 +365,66 @@ static int forward_range(const asgcn_args *a, int64_t f0, int64_t f1, float *out
     return 0;
 }
 
+/* Σ_e x[e]·y[e] (y NULL: Σ_e x[e]) over n floats, a multiple of 8, in four independent chains (one chain
+ * would wait on the addition's latency at every step). */
+static float dot(const float *x, const float *y, int64_t n) {
+    vw acc[4] = {splatw(0.0f), splatw(0.0f), splatw(0.0f), splatw(0.0f)};
+    v8 last = splat(0.0f);
+    int64_t e = 0;
+    for (; e + 4 * VW <= n; e += 4 * VW)
+        for (int j = 0; j < 4; j++) acc[j] += loadw(x + e + VW * j) * (y ? loadw(y + e + VW * j) : splatw(1.0f));
+    for (; e + VW <= n; e += VW) acc[0] += loadw(x + e) * (y ? loadw(y + e) : splatw(1.0f));
+    for (; e < n; e += 8) last += load8(x + e) * (y ? load8(y + e) : splat(1.0f));
+    const vw sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    float s = 0.0f;
+    for (int j = 0; j < VW; j++) s += sum[j];
+    for (int j = 0; j < 8; j++) s += last[j];
+    return s;
+}
+
+/* The semantic mask's gradients for map k over n floats (a multiple of 8): dZ = dA ⊙ P ⊙ M (1 − M/2),
+ * dM̄ += w dZ, dA ← dA ⊙ M (= dP); returns Σ dZ·M̄ (for dW_s) in *gw and Σ dZ (for db_s) in *gb. */
+static void mask_grad(float w, const float *pre, const float *mask, const float *mbar, float *dA, float *dm,
+                      int64_t n, float *gw, float *gb) {
+    vw sw = splatw(0.0f), sb = splatw(0.0f);
+    v8 tw = splat(0.0f), tb = splat(0.0f);
+    int64_t e = 0;
+    for (; e + VW <= n; e += VW) {
+        const vw m = loadw(mask + e), da = loadw(dA + e);
+        const vw dz = da * loadw(pre + e) * m * (1.0f - 0.5f * m);
+        storew(dm + e, loadw(dm + e) + splatw(w) * dz);
+        sw += dz * loadw(mbar + e);
+        sb += dz;
+        storew(dA + e, da * m);
+    }
+    for (; e < n; e += 8) {
+        const v8 m = load8(mask + e), da = load8(dA + e);
+        const v8 dz = da * load8(pre + e) * m * (1.0f - 0.5f * m);
+        store8(dm + e, load8(dm + e) + splat(w) * dz);
+        tw += dz * load8(mbar + e);
+        tb += dz;
+        store8(dA + e, da * m);
+    }
+    float a = 0.0f, b = 0.0f;
+    for (int j = 0; j < VW; j++) a += sw[j], b += sb[j];
+    for (int j = 0; j < 8; j++) a += tw[j], b += tb[j];
+    *gw += a;
+    *gb += b;
+}
+
 /* Gradients for frames [f0, f1); see asgcn_backward. Parameter gradients go to this range's own buffers. */
 static int backward_range(const asgcn_args *a, int64_t f0, int64_t f1, const float *grad, float *dq, float *dkwin,
                           float *dx, float *dmbar, float *dwagg, float *dbagg, float *dprior, float *dsw, float *dsb) {
     const int64_t S = a->S, J = a->J, D = a->D, K = a->K, W = a->W, Jp = a->Jp, Dp = a->Dp, N = J * Jp;
-    const size_t floats = (size_t)((4 * K + W + 3) * N + K * Dp * Jp);
+    const size_t floats = (size_t)((4 * K + W + 2) * N + K * Dp * Jp + W * K);
     float *buf = calloc(floats, sizeof(float)); /* the padded columns of xT stay zero */
     if (!buf) return 1;
-    float *pre = buf, *cmaps = pre + K * N, *scratch = cmaps + W * N, *mbar = scratch + N;
-    float *mask = mbar + N, *adj = mask + K * N, *dA = adj + K * N, *ds = dA + K * N, *xT = ds + N;
+    float *pre = buf, *cmaps = pre + K * N, *mbar = cmaps + W * N, *mask = mbar + N, *adj = mask + K * N;
+    float *dA = adj + K * N, *ds = dA + K * N, *xT = ds + N, *wm = xT + K * Dp * Jp;
     for (int64_t f = f0; f < f1; f++) {
         const int64_t b = f / S, i = f % S;
         float *A = a->g ? adj : pre;
-        adjacency(a, f, pre, a->q ? cmaps : NULL, scratch, mbar, mask, A);
+        adjacency(a, f, pre, a->q ? cmaps : NULL, wm, mbar, mask, A);
         const float *G = grad + f * J * Dp, *xf = a->x + f * J * K * Dp;
         for (int64_t c = 0; c < J; c++)  /* xT[k, d, c] = x[c, k, d] + b[k, d] */
             for (int64_t k = 0; k < K; k++)
@@ -285,32 +440,14 @@ static int backward_range(const asgcn_args *a, int64_t f0, int64_t f1, const flo
         if (a->g) {
             float *dm = dmbar + f * N;
             for (int64_t e = 0; e < N; e++) dm[e] = 0.0f;
-            for (int64_t k = 0; k < K; k++) {
-                float *dak = dA + k * N;
-                const float *mk = mask + k * N, *pk = pre + k * N;
-                const float w = a->sw[k];
-                float gw = 0.0f, gb = 0.0f;
-                for (int64_t e = 0; e < N; e++) {
-                    const float dz = dak[e] * pk[e] * mk[e] * (1.0f - 0.5f * mk[e]);
-                    dm[e] += w * dz;
-                    gw += dz * mbar[e];
-                    gb += dz;
-                    dak[e] *= mk[e];
-                }
-                dsw[k] += gw;
-                dsb[k] += gb;
-            }
+            for (int64_t k = 0; k < K; k++)
+                mask_grad(a->sw[k], pre + k * N, mask + k * N, mbar, dA + k * N, dm, N, dsw + k, dsb + k);
         }
         if (a->prior) {
             for (int64_t e = 0; e < K * N; e++) dprior[e] += dA[e];
         }
         if (!a->q) continue;
-        for (int64_t k = 0; k < K; k++) {
-            const float *dak = dA + k * N;
-            float s = 0.0f;
-            for (int64_t e = 0; e < N; e++) s += dak[e];
-            dbagg[k] += s;
-        }
+        for (int64_t k = 0; k < K; k++) dbagg[k] += dot(dA + k * N, NULL, N);
         /* contextual: dW_Agg[k, m] += valid_m ⟨dP_k, C_m⟩; dS_m = (Σ_k W_Agg[k, m] valid_m dP_k) ⊙ C_m (1 − C_m) */
         const float *qf = a->q + f * J * D;
         float *dqf = dq + f * J * Dp;
@@ -326,9 +463,7 @@ static int backward_range(const asgcn_args *a, int64_t f0, int64_t f1, const flo
             for (int64_t e = 0; e < N; e++) ds[e] = 0.0f;
             for (int64_t k = 0; k < K; k++) {
                 const float *dak = dA + k * N;
-                float s = 0.0f;
-                for (int64_t e = 0; e < N; e++) s += dak[e] * c[e];
-                dwagg[k * W + m] += valid * s;
+                dwagg[k * W + m] += valid * dot(dak, c, N);
                 const float w = a->wagg[k * W + m] * valid;
                 for (int64_t e = 0; e < N; e++) ds[e] += w * dak[e];
             }
@@ -374,8 +509,8 @@ int asgcn_backward(const asgcn_args *a, int64_t frames, int threads, const float
 #undef PART
 }
 
-/* 1 when built for AVX (the __AVX__ branches above), 0 for the generic-vector branch: the tests check that
- * the portable build really runs the latter. */
+/* 1 when built for AVX (the __AVX__ branches above), 0 for the generic-vector branch; and the width of the
+ * wide vector (16 with AVX-512, else 8): the tests check that each build runs the branch it is meant to. */
 int asgcn_uses_avx(void) {
 #ifdef __AVX__
     return 1;
@@ -383,3 +518,5 @@ int asgcn_uses_avx(void) {
     return 0;
 #endif
 }
+
+int asgcn_lanes(void) { return VW; }

@@ -186,8 +186,8 @@ def _threads(frames: int) -> int:
 
 class _FusedASGCN(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, dims: Dims, portable: bool, *tensors: torch.Tensor | None) -> torch.Tensor:
-        lib = build.load(portable)
+    def forward(ctx, dims: Dims, variant: str, *tensors: torch.Tensor | None) -> torch.Tensor:
+        lib = build.load(variant)
         B, S, J, _, D, _, _ = dims
         Dp = padded_size(D)
         args = ASGCNArgs(*tensors)
@@ -196,13 +196,13 @@ class _FusedASGCN(torch.autograd.Function):
         _check(lib.asgcn_forward(ctypes.byref(_c_args(k, dims)), B * S, _threads(B * S), out.data_ptr()))
         ctx.save_for_backward(*[t for t in k.tensors() if t is not None])
         ctx.present = [t is not None for t in k.tensors()]
-        ctx.dims, ctx.portable = dims, portable
+        ctx.dims, ctx.variant = dims, variant
         ctx.kt_width = None if args.kt is None else args.kt.shape[-1]  # J, or already padded to Jp
         return out[..., :D] if Dp > D else out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        lib = build.load(ctx.portable)
+        lib = build.load(ctx.variant)
         saved = iter(ctx.saved_tensors)
         k = ASGCNArgs(*[next(saved) if p else None for p in ctx.present])
         dims = ctx.dims
@@ -253,13 +253,14 @@ class _FusedASGCN(torch.autograd.Function):
         return None, None, *grads.tensors()
 
 
-def fused_asgcn(args: ASGCNArgs, *, portable: bool = False) -> torch.Tensor:
+def fused_asgcn(args: ASGCNArgs, *, variant: str = "native") -> torch.Tensor:
     """Σ_k ((A_b + A_a) ⊙ M)_k (x_k + xb_k) per frame: (B, S, J, D), differentiable in every float input.
 
-    ``portable`` runs the library's generic-vector build (see ``build.py``) instead of the one tuned to
-    this CPU. Raises RuntimeError if the kernel is unavailable, TypeError or ValueError for wrong arguments.
+    ``variant`` names the build of the library (see ``build.py``): the one tuned to this CPU, or for the
+    tests one of the others. Raises RuntimeError if the kernel is unavailable, TypeError or ValueError for
+    wrong arguments.
     """
-    if build.load(portable) is None:
-        raise RuntimeError(f"the fused ASGCN kernel is unavailable: {build.unavailable_reason(portable)}")
+    if build.load(variant) is None:
+        raise RuntimeError(f"the fused ASGCN kernel is unavailable: {build.unavailable_reason(variant)}")
     dims = args.check()
-    return _FusedASGCN.apply(dims, portable, *args.tensors())
+    return _FusedASGCN.apply(dims, variant, *args.tensors())

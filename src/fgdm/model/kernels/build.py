@@ -2,10 +2,14 @@
 
 The library is compiled once per source, compiler flags, compiler and CPU into a cache directory
 (``$FGDM_CACHE`` or ``~/.cache/fgdm``) and reused; without a C compiler :func:`available` is False and
-ASGCN keeps its PyTorch path. Two variants exist: the default one, tuned to this CPU (``-march=native``:
-on x86 the AVX branch of ``asgcn.c``), and the *portable* one (``portable=True``), which compiles the
-source's generic-vector branch whatever the compiler targets — what a CPU without AVX runs, built
-separately so that the tests can check it on any machine.
+ASGCN keeps its PyTorch path. Three variants (:data:`VARIANTS`) compile the source's three branches:
+
+- ``"native"``, what the model runs: tuned to this CPU (``-march=native``), 16-lane vectors where it has
+  AVX-512, else 8-lane AVX ones on x86;
+- ``"avx2"``: ``-march=native`` without AVX-512, the 8-lane AVX branch an AVX2 CPU runs (x86 with AVX only);
+- ``"portable"``: the generic-vector branch whatever the compiler targets, what a CPU without AVX runs.
+
+The last two are built separately so that the tests can check every branch on one machine.
 """
 
 from __future__ import annotations
@@ -31,9 +35,16 @@ FLAG_SETS = [  # (compile flags, link flags), tried in order until one builds
     ([*_BASE, "-fopenmp"], ["-shared", "-fopenmp"]),
     (_BASE, ["-shared"]),
 ]
-# The fallbacks, with __AVX__ undefined in case the compiler targets AVX by default: the source's
-# generic-vector branch (exp rounded by conversion and floor, plain division), as on a CPU without AVX.
-PORTABLE_FLAG_SETS = [(["-U__AVX__", *compile_flags], link_flags) for compile_flags, link_flags in FLAG_SETS[1:]]
+VARIANTS: dict[str, list[tuple[list[str], list[str]]]] = {
+    "native": FLAG_SETS,
+    # this CPU without AVX-512 (a compiler that does not know the flag fails, and the variant is unavailable)
+    "avx2": [([*FLAG_SETS[0][0], "-mno-avx512f"], FLAG_SETS[0][1])],
+    # the fallbacks, with __AVX__ and __AVX512F__ undefined in case the compiler targets them by default: the
+    # generic-vector branch (exp rounded by conversion and floor, plain division), as on a CPU without AVX
+    "portable": [
+        (["-U__AVX__", "-U__AVX512F__", *compile_flags], link_flags) for compile_flags, link_flags in FLAG_SETS[1:]
+    ],
+}
 
 
 class CArgs(ctypes.Structure):
@@ -68,10 +79,11 @@ def find_compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
-def build(compiler: str, portable: bool = False) -> Path:
-    """Compiles the library into the cache (or finds it there); falls back to the next flag set if needed."""
-    flag_sets = PORTABLE_FLAG_SETS if portable else FLAG_SETS
-    source, cpu = SOURCE.read_bytes(), cpu_signature().encode()
+def build(compiler: str, variant: str = "native", source_file: Path = SOURCE) -> Path:
+    """Compiles a variant of the library into the cache (or finds it there); falls back to the variant's next
+    flag set if needed. ``source_file``: another version of asgcn.c (benchmarks/kernel_ab.py compares two)."""
+    flag_sets = VARIANTS[variant]
+    source, cpu = source_file.read_bytes(), cpu_signature().encode()
     targets = []
     for compile_flags, link_flags in flag_sets:
         flags = " ".join(compile_flags + link_flags).encode()
@@ -86,7 +98,7 @@ def build(compiler: str, portable: bool = False) -> Path:
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             obj, lib = Path(tmp) / "asgcn.o", Path(tmp) / "asgcn.so"
             for cmd in (
-                [compiler, *compile_flags, "-c", str(SOURCE), "-o", str(obj)],
+                [compiler, *compile_flags, "-c", str(source_file), "-o", str(obj)],
                 [compiler, str(obj), *link_flags, "-o", str(lib)],
             ):
                 run = subprocess.run(cmd, capture_output=True, text=True)
@@ -100,44 +112,55 @@ def build(compiler: str, portable: bool = False) -> Path:
 
 
 _lock = threading.Lock()
-_libraries: dict[bool, ctypes.CDLL | None] = {}  # by `portable`: loaded, or None after a failure
-_errors: dict[bool, str] = {}
+_libraries: dict[str, ctypes.CDLL | None] = {}  # by variant: loaded, or None after a failure
+_errors: dict[str, str] = {}
 _warned = False
 
 
-def load(portable: bool = False) -> ctypes.CDLL | None:
-    """The library with its functions declared, built on first use; None if that fails (see unavailable_reason)."""
+def load(variant: str = "native") -> ctypes.CDLL | None:
+    """A variant of the library with its functions declared, built on first use; None if that fails (see
+    unavailable_reason)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown ASGCN kernel variant {variant!r}; one of {', '.join(VARIANTS)}")
     with _lock:
-        if portable in _libraries:
-            return _libraries[portable]
-        _libraries[portable] = None
+        if variant in _libraries:
+            return _libraries[variant]
+        _libraries[variant] = None
         compiler = find_compiler()
         if compiler is None:
-            _errors[portable] = "no C compiler found (set CC or install gcc)"
+            _errors[variant] = "no C compiler found (set CC or install gcc)"
             return None
         try:
-            lib = ctypes.CDLL(str(build(compiler, portable)))
+            lib = ctypes.CDLL(str(build(compiler, variant)))
         except (OSError, RuntimeError) as e:
-            _errors[portable] = f"building the ASGCN kernel failed: {e}"
+            _errors[variant] = f"building the ASGCN kernel failed: {e}"
             return None
-        args = ctypes.POINTER(CArgs)
-        lib.asgcn_forward.argtypes = [args, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p]
-        lib.asgcn_backward.argtypes = [args, ctypes.c_int64, ctypes.c_int] + [ctypes.c_void_p] * 10
-        lib.asgcn_forward.restype = lib.asgcn_backward.restype = ctypes.c_int
-        lib.asgcn_uses_avx.argtypes, lib.asgcn_uses_avx.restype = [], ctypes.c_int
-        _libraries[portable] = lib
+        _libraries[variant] = declare(lib)
         return lib
 
 
-def available(portable: bool = False) -> bool:
+def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """Declares the library's argument and result types: the forward and backward passes, and the build's
+    description (asgcn_uses_avx, asgcn_lanes) where it has one (an older asgcn.c may lack asgcn_lanes)."""
+    args = ctypes.POINTER(CArgs)
+    lib.asgcn_forward.argtypes = [args, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p]
+    lib.asgcn_backward.argtypes = [args, ctypes.c_int64, ctypes.c_int] + [ctypes.c_void_p] * 10
+    lib.asgcn_forward.restype = lib.asgcn_backward.restype = ctypes.c_int
+    for name in ("asgcn_uses_avx", "asgcn_lanes"):
+        if hasattr(lib, name):
+            getattr(lib, name).argtypes, getattr(lib, name).restype = [], ctypes.c_int
+    return lib
+
+
+def available(variant: str = "native") -> bool:
     """True when the kernel is (or can be) built and loaded; see :func:`unavailable_reason`."""
-    return load(portable) is not None
+    return load(variant) is not None
 
 
-def unavailable_reason(portable: bool = False) -> str | None:
+def unavailable_reason(variant: str = "native") -> str | None:
     """Why the kernel cannot be used, or None."""
-    load(portable)
-    return _errors.get(portable)
+    load(variant)
+    return _errors.get(variant)
 
 
 def warn_unavailable() -> None:
