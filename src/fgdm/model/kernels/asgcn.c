@@ -56,6 +56,22 @@ static inline v8 splat(float s) { return (v8){s, s, s, s, s, s, s, s}; }
  * before). Branch-free and on registers, where a libm call would keep every loop scalar. */
 static inline v8 select8(v8i mask, v8 yes, v8 no) { return (v8)((mask & (v8i)yes) | (~mask & (v8i)no)); }
 
+/* e^x = 2^n · e^r with r = x − n ln2 (ln2 in two parts, so r is exact) and e^r by the polynomial; for x
+ * already clamped and n = round(x log2 e), on any vector type V of floats with VI its integers. */
+#define DEFINE_EXP_REDUCED(name, V, VI)                                 \
+    static inline V name(V x, VI n) {                                   \
+        const V nf = __builtin_convertvector(n, V);                     \
+        const V r = x - nf * 0.693359375f + nf * 2.12194440e-4f;        \
+        V p = r * 1.9875691500e-4f + 1.3981999507e-3f;                  \
+        p = p * r + 8.3334519073e-3f;                                   \
+        p = p * r + 4.1665795894e-2f;                                   \
+        p = p * r + 1.6666665459e-1f;                                   \
+        p = p * r + 5.0000001201e-1f;                                   \
+        p = p * r * r + r + 1.0f;                                       \
+        return p * (V)((n + 127) << 23);                                \
+    }
+DEFINE_EXP_REDUCED(exp_reduced8, v8, v8i)
+
 static inline v8 exp8(v8 x) {
 #ifdef __AVX__ /* clamp by min/max and n = round(x log2 e) by one conversion (the default rounding mode) */
     x = __builtin_ia32_minps256(__builtin_ia32_maxps256(x, splat(-87.0f)), splat(88.0f));
@@ -67,16 +83,7 @@ static inline v8 exp8(v8 x) {
     v8i n = __builtin_convertvector(y, v8i);  /* truncation toward zero … */
     n += (v8i)(__builtin_convertvector(n, v8) > y); /* … then down to the floor (true is -1) */
 #endif
-    const v8 nf = __builtin_convertvector(n, v8);
-    const v8 r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
-    v8 p = splat(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    return p * (v8)((n + 127) << 23);
+    return exp_reduced8(x, n);
 }
 
 /* 1/d: on AVX the approximate reciprocal and one Newton step (~1 ulp, a fraction of a division's cost) */
@@ -99,6 +106,7 @@ static inline v8 sigmoid8(v8 v) { return reciprocal8(1.0f + exp8(-v)); }
 #define VW 16
 typedef float vw __attribute__((vector_size(64)));
 typedef int32_t vwi __attribute__((vector_size(64)));
+DEFINE_EXP_REDUCED(exp_reduced16, vw, vwi)
 
 static inline vw loadw(const float *p) {
     vw v;
@@ -112,17 +120,7 @@ static inline vw splatw(float s) { return (vw)_mm512_set1_ps(s); }
 
 static inline vw expw(vw x) {
     x = (vw)_mm512_min_ps(_mm512_max_ps((__m512)x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-    const vwi n = (vwi)_mm512_cvtps_epi32((__m512)(x * 1.44269504088896341f));
-    const vw nf = __builtin_convertvector(n, vw);
-    const vw r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
-    vw p = splatw(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    return p * (vw)((n + 127) << 23);
+    return exp_reduced16(x, (vwi)_mm512_cvtps_epi32((__m512)(x * 1.44269504088896341f)));
 }
 
 static inline vw sigmoidw(vw v) {
