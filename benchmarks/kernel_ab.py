@@ -7,6 +7,10 @@ repeat times each in turn on the same tensors; the figure to read is the median 
     git show 90c6554:src/fgdm/model/kernels/asgcn.c > old.c
     python benchmarks/kernel_ab.py old.c                   # against the package's asgcn.c
     python benchmarks/kernel_ab.py old.c new.c --repeats 40 --only live_sentence
+    python benchmarks/kernel_ab.py --pytorch-norm          # the library's Focal LayerNorm against PyTorch's
+
+A library without the LayerNorm (``rownorm_*``, before 0.4) runs with the Focal blocks' norms in PyTorch, as
+fgdm did then.
 
 Measurements (paper.yaml's Focal stage, W_Agg and the mask's separation drawn at random as after training):
 
@@ -35,6 +39,7 @@ import torch
 
 from fgdm.config import load_config
 from fgdm.model import build_model, kernels
+from fgdm.model.focal import FocalNorm
 from fgdm.model.kernels import build
 from fgdm.runtime import keep_freed_memory
 
@@ -48,9 +53,17 @@ def library(source: Path) -> ctypes.CDLL:
     return build.declare(ctypes.CDLL(str(build.build(compiler, "native", source_file=source))))
 
 
-def use(lib: ctypes.CDLL) -> None:
-    """Makes ``lib`` the library that fused_asgcn calls (the loader's cache, set directly: a benchmark's liberty)."""
+MODELS: list[torch.nn.Module] = []  # every model built, so that a side can set how their norms run
+
+
+def use(lib: ctypes.CDLL, norms: str) -> None:
+    """Makes ``lib`` the library that fused_asgcn calls (the loader's cache, set directly: a benchmark's liberty)
+    and runs the Focal blocks' LayerNorms as ``norms`` says ("auto": the library, "torch": PyTorch)."""
     build._libraries["native"] = lib
+    for model in MODELS:
+        for module in model.modules():
+            if isinstance(module, FocalNorm):
+                module.kernel = norms
 
 
 def trained_like(model: torch.nn.Module) -> torch.nn.Module:
@@ -65,7 +78,8 @@ def trained_like(model: torch.nn.Module) -> torch.nn.Module:
 
 def model_for(config: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    return trained_like(build_model(load_config([config]), 1089))
+    MODELS.append(trained_like(build_model(load_config([config]), 1089)))
+    return MODELS[-1]
 
 
 def batch(B: int, S: int, J: int, L: int = 8) -> tuple[torch.Tensor, ...]:
@@ -109,7 +123,7 @@ def measurements(which: list[str]) -> dict[str, Callable[[], object]]:
 
         fns["kernel_train"] = kernel_train
     if "live_sentence" in which:
-        live = paper.eval()
+        live = paper.eval()  # built by model_for, so its norms follow the sides
         _, _, gloss, gloss_mask = batch(1, 125, 50)
 
         def live_sentence():
@@ -140,23 +154,33 @@ def training_step(model: torch.nn.Module, B: int, S: int) -> Callable[[], None]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("old", type=Path, help="the version to compare against (an asgcn.c)")
+    ap.add_argument("old", type=Path, nargs="?", help="the version to compare against (an asgcn.c)")
     ap.add_argument("new", type=Path, nargs="?", default=build.SOURCE, help="default: the package's asgcn.c")
+    ap.add_argument("--pytorch-norm", action="store_true",
+                    help="instead of an old asgcn.c: the new library with the Focal LayerNorms in PyTorch")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=20, help="pairs per measurement (default 20)")
     ap.add_argument("--only", nargs="+", choices=MEASUREMENTS, default=MEASUREMENTS)
     args = ap.parse_args()
+    if (args.old is None) == (not args.pytorch_norm):
+        ap.error("give an old asgcn.c or --pytorch-norm (one of the two)")
     keep_freed_memory()  # as the fgdm command does
-    libs = {"old": library(args.old), "new": library(args.new)}
+    new = library(args.new)
+    old = new if args.pytorch_norm else library(args.old)
+    sides = {  # each side: its library and how the Focal norms run
+        "old": (old, "torch" if args.pytorch_norm or not hasattr(old, "rownorm_forward") else "auto"),
+        "new": (new, "auto"),
+    }
     result: dict[str, object] = {"old": str(args.old), "new": str(args.new), "threads": torch.get_num_threads()}
+    result["norms"] = {side: norms for side, (_, norms) in sides.items()}
     for name, fn in measurements(args.only).items():
         outputs = {}
-        for side, lib in libs.items():  # warm-up, and the outputs compared once
-            use(lib)
+        for side, setting in sides.items():  # warm-up, and the outputs compared once
+            use(*setting)
             outputs[side] = fn()
-        times: dict[str, list[float]] = {side: [] for side in libs}
+        times: dict[str, list[float]] = {side: [] for side in sides}
         for _ in range(args.repeats):
-            for side, lib in libs.items():
-                use(lib)
+            for side, setting in sides.items():
+                use(*setting)
                 t0 = time.perf_counter()
                 fn()
                 times[side].append(time.perf_counter() - t0)

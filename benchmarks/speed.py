@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fgdm.config import load_config
 from fgdm.model import build_model
-from fgdm.model.focal import ASGCN
+from fgdm.model.focal import ASGCN, FocalNorm
 from fgdm.runtime import keep_freed_memory
 from fgdm.sampling import PRECISIONS
 
@@ -247,8 +247,8 @@ def main() -> None:
         result["sample_ops"], result["sample_top_ops"] = ops.total(), ops.top()
         result["sample_computing_ops"] = ops.computing()
     if args.floor:
-        for module in model.modules():  # the counter sees PyTorch operators only, not the fused C kernel
-            if isinstance(module, ASGCN):
+        for module in model.modules():  # the counter sees PyTorch operators only, not the C library
+            if isinstance(module, (ASGCN, FocalNorm)):
                 module.kernel = "torch"
         model.train()
         with FlopCounterMode(display=False) as fc:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from fgdm.config import FocalConfig
 from fgdm.model import kernels
-from fgdm.model.focal import ASGCN
+from fgdm.model.focal import ASGCN, FocalNorm
 from fgdm.model.kernels import build
 from fgdm.model.kernels.asgcn import CONTEXTUAL, SEMANTIC, SHAPES
 from fgdm.skeleton import PT50
@@ -160,6 +160,81 @@ def test_execution_path_is_chosen_in_one_place():
     assert gcn.execution_path(h) == "frames"
     fixed = make_gcn(prior, 8, 16, chunk_frames=8, contextual=False, semantic_mask=False)
     assert fixed.execution_path(h) == "frames"  # a shared adjacency: one einsum over all frames
+
+
+# --- the LayerNorm over narrow rows -------------------------------------------------------------
+
+
+def assert_layer_norm_matches(shape, variant="native", transposed=False, seed=0):
+    """Output and gradients against PyTorch's, each to float32 rounding of the terms it sums: the gradient of x
+    cancels terms of size ρ·|dy ⊙ w| (ρ = 1/σ, large where a row's values nearly agree), and x̂ = (x − μ)ρ
+    carries x's rounding times ρ·|x|; those of the weight and bias sum |dy ⊙ x̂| and |dy| over the rows."""
+    g = torch.Generator().manual_seed(seed)
+    D = shape[-1]
+    x = torch.randn(shape, generator=g) * 3 + 1
+    if transposed:  # a non-contiguous input, as the TCN's output is
+        x = x.transpose(0, 1).contiguous().transpose(0, 1)
+    w, b = torch.randn(D, generator=g), torch.randn(D, generator=g)
+    dy = torch.randn(shape, generator=g)
+    results = []
+    for fn in (torch.nn.functional.layer_norm, kernels.layer_norm):
+        leaves = [t.clone().requires_grad_(True) for t in (x, w, b)]
+        if fn is torch.nn.functional.layer_norm:
+            out = fn(leaves[0], (D,), leaves[1], leaves[2], 1e-5)
+        else:
+            out = fn(*leaves, 1e-5, variant=variant)
+        results.append((out.detach(), *torch.autograd.grad(out, leaves, dy)))
+    rho = torch.rsqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
+    xhat = ((x - x.mean(-1, keepdim=True)) * rho).reshape(-1, D)
+    scales = {
+        "output": results[0][0].abs().max(),
+        "grad x": rho.max() * (dy * w).abs().max() * max(1.0, (rho * x.abs()).max().item()),
+        "grad weight": (dy.reshape(-1, D) * xhat).abs().sum(0).max(),
+        "grad bias": dy.reshape(-1, D).abs().sum(0).max(),
+    }
+    for (what, scale), a, c in zip(scales.items(), *results, strict=True):
+        err = (a - c).abs().max().item()
+        assert err <= 2e-5 * max(scale.item(), 1.0), f"layer_norm {what}, shape {shape}: {err:.3g} at {scale:.3g}"
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.lists(st.integers(1, 7), min_size=1, max_size=3), D=st.integers(2, 40), seed=st.integers(0, 100))
+def test_layer_norm_matches_pytorch_for_any_shape(rows, D, seed):
+    """From D = 2: a single channel normalises to x − μ = 0, which each side rounds differently, times 1/√eps."""
+    assert_layer_norm_matches((*rows, D), seed=seed)
+
+
+@pytest.mark.parametrize("variant", ["native", "avx2", "portable"])
+@pytest.mark.parametrize("shape", [(16, 65, 50, 8), (2, 125, 50, 16), (3, 5, 7, 3)], ids=str)
+def test_layer_norm_matches_pytorch_on_the_focal_stages_shapes(shape, variant):
+    """synth.yaml's and paper.yaml's batches (D_f = 8, 16), and rows narrower than a vector; non-contiguous."""
+    assert_layer_norm_matches(shape, variant if variant == "native" else other_build(variant), transposed=True)
+
+
+def test_layer_norm_checks_its_arguments():
+    x, w = torch.randn(4, 8), torch.ones(8)
+    with pytest.raises(TypeError, match="x must be a float32 CPU tensor"):
+        kernels.layer_norm(x.double(), w, w)
+    with pytest.raises(ValueError, match=r"weight \(6,\)"):
+        kernels.layer_norm(x, torch.ones(6), w)
+
+
+def test_focal_norm_runs_the_library_where_the_asgcn_kernel_would():
+    norm = FocalNorm(8)
+    with torch.no_grad():
+        norm.weight.normal_()
+    h = torch.randn(2, 5, 50, 8, requires_grad=True)
+    assert type(norm(h).grad_fn).__name__ == "_RowNormBackward"  # "auto", float32 on the CPU
+    reference = torch.nn.functional.layer_norm(h, (8,), norm.weight, norm.bias, norm.eps)
+    assert_close(norm(h), reference, "FocalNorm")
+    norm.kernel = "torch"
+    assert type(norm(h).grad_fn).__name__ != "_RowNormBackward"
+    norm64 = FocalNorm(8).double()
+    assert type(norm64(h.double()).grad_fn).__name__ != "_RowNormBackward"  # auto falls back for other dtypes
+    norm64.kernel = "c"
+    with pytest.raises(RuntimeError, match="float32 CPU"):
+        norm64(h.double())
+    assert set(norm.state_dict()) == {"weight", "bias"}  # checkpoints as nn.LayerNorm's
 
 
 # --- the other builds ---------------------------------------------------------------------------

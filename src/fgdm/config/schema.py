@@ -135,7 +135,8 @@ class FocalConfig:
     chunk_frames: int = 64
     # Execution only: "auto" runs ASGCN as one fused C kernel (fgdm/model/kernels/asgcn.c, compiled on first
     # use) for float32 on the CPU when a C compiler is present, else the PyTorch path; "c" insists on the
-    # kernel, "torch" never uses it. The kernel computes the same equations (equivalence tests).
+    # kernel, "torch" never uses it. The Focal blocks' LayerNorms follow the same choice (the library's
+    # LayerNorm over narrow rows). The kernel computes the same equations (equivalence tests).
     kernel: Literal["auto", "c", "torch"] = "auto"
 
 

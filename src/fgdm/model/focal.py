@@ -65,6 +65,25 @@ class GlossSide:
 Condition = torch.Tensor | GlossSide  # ASGCN's gloss input: G (B, L, D_g), or its side computed beforehand
 
 
+def kernel_applies(choice: str, h: torch.Tensor) -> bool:
+    """Whether the C library computes for input h under ``model.focal.kernel`` = ``choice``: "torch" never;
+    "auto" for float32 CPU tensors where the library builds (else, once, a warning); "c" always, raising
+    RuntimeError where it cannot."""
+    if choice == "torch":
+        return False
+    fits = h.device.type == "cpu" and h.dtype == torch.float32
+    if choice == "c":
+        if not fits:
+            raise RuntimeError(f"model.focal.kernel=c needs float32 CPU tensors, got {h.dtype} on {h.device}")
+        if not kernels.available():
+            raise RuntimeError(f"model.focal.kernel=c: {kernels.unavailable_reason()}")
+        return True
+    if fits and not kernels.available():
+        kernels.warn_unavailable()
+        return False
+    return fits
+
+
 class ASGCN(nn.Module):
     """Frame-wise adaptive semantic graph convolution.
 
@@ -122,19 +141,9 @@ class ASGCN(nn.Module):
 
     def uses_kernel(self, h: torch.Tensor) -> bool:
         """Whether forward runs the fused C kernel for this input (see ``model.focal.kernel``)."""
-        if self.kernel == "torch" or not (self.contextual or self.semantic):  # frame-independent A: one einsum
+        if not (self.contextual or self.semantic):  # a frame-independent A: one einsum
             return False
-        fits = h.device.type == "cpu" and h.dtype == torch.float32
-        if self.kernel == "c":
-            if not fits:
-                raise RuntimeError(f"model.focal.kernel=c needs float32 CPU tensors, got {h.dtype} on {h.device}")
-            if not kernels.available():
-                raise RuntimeError(f"model.focal.kernel=c: {kernels.unavailable_reason()}")
-            return True
-        if fits and not kernels.available():
-            kernels.warn_unavailable()
-            return False
-        return fits
+        return kernel_applies(self.kernel, h)
 
     def _chunk_frames(self, h: torch.Tensor) -> int:
         """Frames per chunk of the PyTorch path; S for all at once (a shared adjacency is one einsum anyway).
@@ -310,15 +319,30 @@ class TemporalConv(nn.Module):
         return self.conv(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # via (B, D, S, J)
 
 
+class FocalNorm(nn.LayerNorm):
+    """nn.LayerNorm over each joint's D_f channels, computed by the C library where ASGCN's kernel would run
+    (``model.focal.kernel``, see :func:`kernel_applies`): PyTorch's CPU LayerNorm is slow on rows this narrow
+    (see ``model/kernels/norm.py``). Same parameters, so checkpoints do not tell the two apart."""
+
+    def __init__(self, width: int, kernel: str = "auto") -> None:
+        super().__init__(width)
+        self.kernel = kernel  # execution only
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if kernel_applies(self.kernel, h):
+            return kernels.layer_norm(h, self.weight, self.bias, self.eps)
+        return super().forward(h)
+
+
 class FocalBlock(nn.Module):
     """ASGCN then TCN, each as h ← ReLU(LayerNorm(f(h)) + h), padded frames reset to zero."""
 
     def __init__(self, prior: torch.Tensor, width: int, cond_width: int, cfg: FocalConfig) -> None:
         super().__init__()
         self.gcn = ASGCN(prior, width, cond_width, cfg)
-        self.gcn_norm = nn.LayerNorm(width)
+        self.gcn_norm = FocalNorm(width, cfg.kernel)
         self.tcn = TemporalConv(width, cfg.tcn_kernel)
-        self.tcn_norm = nn.LayerNorm(width)
+        self.tcn_norm = FocalNorm(width, cfg.kernel)
 
     def forward(
         self, h: torch.Tensor, cond: Condition, frame_mask: torch.Tensor, gloss_mask: torch.Tensor

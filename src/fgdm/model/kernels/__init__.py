@@ -7,11 +7,22 @@ forward and backward (see ``benchmarks/results/speed.md``). Its results equal th
 float rounding (``tests/test_kernels.py``).
 
 ``build.py`` compiles, caches and loads the library (and says why when it cannot); ``asgcn.py`` checks
-the arguments and wraps the library as a differentiable operation. The library's OpenMP threads are
+the arguments and wraps the library as a differentiable operation; ``norm.py`` does the same for the
+library's LayerNorm over narrow rows, the Focal stage's norm. The library's OpenMP threads are
 PyTorch's own when both use libgomp (see the note in ``asgcn.c``).
 """
 
 from fgdm.model.kernels.asgcn import ASGCNArgs, Dims, fused_asgcn, padded_size
 from fgdm.model.kernels.build import available, unavailable_reason, warn_unavailable
+from fgdm.model.kernels.norm import layer_norm
 
-__all__ = ["ASGCNArgs", "Dims", "available", "fused_asgcn", "padded_size", "unavailable_reason", "warn_unavailable"]
+__all__ = [
+    "ASGCNArgs",
+    "Dims",
+    "available",
+    "fused_asgcn",
+    "layer_norm",
+    "padded_size",
+    "unavailable_reason",
+    "warn_unavailable",
+]

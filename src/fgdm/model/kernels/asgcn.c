@@ -26,6 +26,7 @@
  * -fopenmp next to PyTorch's own libgomp, the library shares PyTorch's thread pool (same soname), so the
  * kernel neither oversubscribes the cores nor waits for PyTorch's spinning workers to go to sleep.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -505,6 +506,66 @@ int asgcn_backward(const asgcn_args *a, int64_t frames, int threads, const float
                backward_range(a, f0, f1, grad, dq, dkwin, dx, dmbar, PART(dwagg, K * W), PART(dbagg, K),
                               PART(dprior, K * N), PART(dsw, K), PART(dsb, K)))
 #undef PART
+}
+
+/* LayerNorm over rows of D floats, the Focal stage's norm after ASGCN and after the TCN (D = D_f, 8 or 16).
+ * PyTorch's CPU LayerNorm vectorises along a row, so rows narrower than its vector run its scalar loop, and its
+ * backward pass accumulates the weight's and bias's gradients in per-thread rows that share cache lines;
+ * here each row is a few scalar loops over D, and the gradients' partial sums stay local to each thread:
+ *   out = (x − μ) ρ ⊙ w + b,  μ = mean(x),  ρ = 1 / √(var(x) + eps)  (var biased, as nn.LayerNorm)
+ *   dx = ρ (g − mean(g) − x̂ mean(g ⊙ x̂)),  g = dy ⊙ w,  x̂ = (x − μ) ρ;  dw = Σ dy ⊙ x̂,  db = Σ dy */
+static void norm_range(const float *x, const float *w, const float *b, float eps, int64_t D, int64_t r0, int64_t r1,
+                       float *out, float *mean, float *rstd) {
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = x + r * D;
+        float s = 0.0f, v = 0.0f;
+        for (int64_t d = 0; d < D; d++) s += xr[d];
+        const float mu = s / (float)D;
+        for (int64_t d = 0; d < D; d++) v += (xr[d] - mu) * (xr[d] - mu);
+        const float rho = 1.0f / sqrtf(v / (float)D + eps);
+        float *o = out + r * D;
+        for (int64_t d = 0; d < D; d++) o[d] = (xr[d] - mu) * rho * w[d] + b[d];
+        mean[r] = mu;
+        rstd[r] = rho;
+    }
+}
+
+static int norm_backward_range(const float *x, const float *w, const float *mean, const float *rstd, const float *dy,
+                               int64_t D, int64_t r0, int64_t r1, float *dx, float *dw, float *db) {
+    float *acc = calloc((size_t)(2 * D), sizeof(float)); /* this range's Σ dy ⊙ x̂ and Σ dy */
+    if (!acc) return 1;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = x + r * D, *g = dy + r * D;
+        const float mu = mean[r], rho = rstd[r];
+        float sg = 0.0f, sgx = 0.0f;
+        for (int64_t d = 0; d < D; d++) {
+            const float xh = (xr[d] - mu) * rho, gw = g[d] * w[d];
+            sg += gw;
+            sgx += gw * xh;
+            acc[d] += g[d] * xh;
+            acc[D + d] += g[d];
+        }
+        sg /= (float)D;
+        sgx /= (float)D;
+        float *o = dx + r * D;
+        for (int64_t d = 0; d < D; d++) o[d] = rho * (g[d] * w[d] - sg - (xr[d] - mu) * rho * sgx);
+    }
+    memcpy(dw, acc, (size_t)D * sizeof(float));
+    memcpy(db, acc + D, (size_t)D * sizeof(float));
+    free(acc);
+    return 0;
+}
+
+/* out (rows, D) and each row's μ and ρ (rows), for x (rows, D) and w, b (D) */
+int rownorm_forward(const float *x, const float *w, const float *b, float eps, int64_t rows, int64_t D, int threads,
+                    float *out, float *mean, float *rstd) {
+    FOR_RANGES(rows, threads, (norm_range(x, w, b, eps, D, f0, f1, out, mean, rstd), 0))
+}
+
+/* dx (rows, D); dw and db (threads, D): each thread's partial sums, to be added up by the caller */
+int rownorm_backward(const float *x, const float *w, const float *mean, const float *rstd, const float *dy,
+                     int64_t rows, int64_t D, int threads, float *dx, float *dw, float *db) {
+    FOR_RANGES(rows, threads, norm_backward_range(x, w, mean, rstd, dy, D, f0, f1, dx, dw + t * D, db + t * D))
 }
 
 /* 1 when built for AVX (the __AVX__ branches above), 0 for the generic-vector branch; and the width of the

@@ -31,9 +31,9 @@ SOURCE = Path(__file__).with_name("asgcn.c")
 # Without OpenMP (e.g. Apple's clang) the kernel runs on one thread; without -march=native it is portable.
 _BASE = ["-O3", "-ffast-math", "-fno-finite-math-only", "-fPIC", "-std=c11"]
 FLAG_SETS = [  # (compile flags, link flags), tried in order until one builds
-    (["-march=native", *_BASE, "-fopenmp"], ["-shared", "-fopenmp"]),
-    ([*_BASE, "-fopenmp"], ["-shared", "-fopenmp"]),
-    (_BASE, ["-shared"]),
+    (["-march=native", *_BASE, "-fopenmp"], ["-shared", "-fopenmp", "-lm"]),
+    ([*_BASE, "-fopenmp"], ["-shared", "-fopenmp", "-lm"]),
+    (_BASE, ["-shared", "-lm"]),
 ]
 VARIANTS: dict[str, list[tuple[list[str], list[str]]]] = {
     "native": FLAG_SETS,
@@ -140,12 +140,17 @@ def load(variant: str = "native") -> ctypes.CDLL | None:
 
 
 def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
-    """Declares the library's argument and result types: the forward and backward passes, and the build's
-    description (asgcn_uses_avx, asgcn_lanes) where it has one (an older asgcn.c may lack asgcn_lanes)."""
+    """Declares the library's argument and result types: ASGCN's forward and backward passes, the LayerNorm's
+    and the build's description (asgcn_uses_avx, asgcn_lanes); an older asgcn.c may lack the last two kinds."""
     args = ctypes.POINTER(CArgs)
     lib.asgcn_forward.argtypes = [args, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p]
     lib.asgcn_backward.argtypes = [args, ctypes.c_int64, ctypes.c_int] + [ctypes.c_void_p] * 10
     lib.asgcn_forward.restype = lib.asgcn_backward.restype = ctypes.c_int
+    if hasattr(lib, "rownorm_forward"):
+        pointer, size = ctypes.c_void_p, ctypes.c_int64
+        lib.rownorm_forward.argtypes = [pointer] * 3 + [ctypes.c_float, size, size, ctypes.c_int] + [pointer] * 3
+        lib.rownorm_backward.argtypes = [pointer] * 5 + [size, size, ctypes.c_int] + [pointer] * 3
+        lib.rownorm_forward.restype = lib.rownorm_backward.restype = ctypes.c_int
     for name in ("asgcn_uses_avx", "asgcn_lanes"):
         if hasattr(lib, name):
             getattr(lib, name).argtypes, getattr(lib, name).restype = [], ctypes.c_int
