@@ -233,9 +233,10 @@ class _FusedASGCN(torch.autograd.Function):
             dkt, dq = dkt[..., : ctx.kt_width], dq[..., :D]
         dg = dproto = None
         if semantic:
-            flat = dmbar[..., :J].reshape(B, S, J * J)
-            dg = torch.bmm(flat, k.proto[..., :J].reshape(B, L, J * J).transpose(1, 2))  # (B, S, L)
-            dproto = torch.bmm(k.g.transpose(1, 2), flat).view(B, L, J, J)
+            # in the padded layout, without copying: proto's padded columns are zero, so dmbar's add nothing to dg
+            flat = dmbar.view(B, S, J * Jp)
+            dg = torch.bmm(flat, k.proto.view(B, L, J * Jp).transpose(1, 2))  # (B, S, L)
+            dproto = torch.bmm(k.g.transpose(1, 2), flat).view(B, L, J, Jp)[..., :J]
         dwagg, dbagg, dprior, dsw, dsb = [None if t is None else t.sum(0) for t in (dwagg, dbagg, dprior, dsw, dsb)]
         grads = ASGCNArgs(
             x=dx[..., :D],
