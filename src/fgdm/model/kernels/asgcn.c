@@ -382,7 +382,7 @@ static float dot(const float *x, const float *y, int64_t n) {
 }
 
 /* The semantic mask's gradients for map k over n floats (a multiple of 8): dZ = dA ⊙ P ⊙ M (1 − M/2),
- * dM̄ += w dZ, dA ← dA ⊙ M (= dP); returns Σ dZ·M̄ (for dW_s) in *gw and Σ dZ (for db_s) in *gb. */
+ * dM̄ += w dZ, dA ← dA ⊙ M (= dP); adds Σ dZ·M̄ (for dW_s) to *gw and Σ dZ (for db_s) to *gb. */
 static void mask_grad(float w, const float *pre, const float *mask, const float *mbar, float *dA, float *dm,
                       int64_t n, float *gw, float *gb) {
     vw sw = splatw(0.0f), sb = splatw(0.0f);
