@@ -9,8 +9,8 @@ repeat times each in turn on the same tensors; the figure to read is the median 
     python benchmarks/kernel_ab.py old.c new.c --repeats 40 --only live_sentence
     python benchmarks/kernel_ab.py --pytorch-norm          # the library's Focal LayerNorm against PyTorch's
 
-A library without the LayerNorm (``rownorm_*``, before 0.4) runs with the Focal blocks' norms in PyTorch, as
-fgdm did then.
+An older library without the LayerNorm (``rownorm_*``) runs with the Focal blocks' norms in PyTorch, as fgdm
+did then.
 
 Measurements (paper.yaml's Focal stage, W_Agg and the mask's separation drawn at random as after training):
 

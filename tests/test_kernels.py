@@ -1,8 +1,9 @@
-"""The fused C kernel of ASGCN computes what the PyTorch path computes: outputs and every gradient.
+"""The fused C kernel of ASGCN computes what the PyTorch path computes, and the library's LayerNorm what
+nn.LayerNorm computes: outputs and every gradient.
 
-Every build of it: the one tuned to this CPU (on x86 its AVX branch, 16 lanes wide with AVX-512), the AVX2
-one (8-lane AVX, on an x86 CPU) and the portable one (the generic-vector branch a CPU without AVX runs). Its
-arguments are checked before any C runs.
+Every build of the library: the one tuned to this CPU (on x86 its AVX branch, 16 lanes wide with AVX-512),
+the AVX2 one (8-lane AVX, on an x86 CPU) and the portable one (the generic-vector branch a CPU without AVX
+runs). The kernel's arguments are checked before any C runs.
 """
 
 import dataclasses
