@@ -175,15 +175,6 @@ def _c_args(k: ASGCNArgs, dims: Dims, kk: torch.Tensor | None = None) -> build.C
     return build.CArgs(**sizes, **pointers, kk=None if kk is None else kk.data_ptr())
 
 
-def _check(failed: int) -> None:
-    if failed:
-        raise MemoryError("the ASGCN kernel could not allocate its scratch memory")
-
-
-def _threads(frames: int) -> int:
-    return max(1, min(torch.get_num_threads(), frames))
-
-
 class _FusedASGCN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, dims: Dims, variant: str, *tensors: torch.Tensor | None) -> torch.Tensor:
@@ -193,7 +184,8 @@ class _FusedASGCN(torch.autograd.Function):
         args = ASGCNArgs(*tensors)
         k = _kernel_layout(args, dims)
         out = k.x.new_empty(B, S, J, Dp)
-        _check(lib.asgcn_forward(ctypes.byref(_c_args(k, dims)), B * S, _threads(B * S), out.data_ptr()))
+        failed = lib.asgcn_forward(ctypes.byref(_c_args(k, dims)), B * S, build.threads(B * S), out.data_ptr())
+        build.check(failed, "ASGCN kernel")
         ctx.save_for_backward(*[t for t in k.tensors() if t is not None])
         ctx.present = [t is not None for t in k.tensors()]
         ctx.dims, ctx.variant = dims, variant
@@ -211,7 +203,7 @@ class _FusedASGCN(torch.autograd.Function):
         contextual, semantic, x = k.contextual, k.semantic, k.x
         kk = _pad(k.kt[..., :J].transpose(-1, -2), Dp) if contextual else None  # keys untransposed (B, S+2n, J, Dp)
         grad = _pad(grad, Dp)
-        T = _threads(B * S)
+        T = build.threads(B * S)
         dq = x.new_empty(B, S, J, Dp) if contextual else None
         dkwin = x.new_empty(B, S, W, D, Jp) if contextual else None
         dx = torch.empty_like(x)
@@ -224,7 +216,7 @@ class _FusedASGCN(torch.autograd.Function):
 
         buffers = (grad, dq, dkwin, dx, dmbar, dwagg, dbagg, dprior, dsw, dsb)
         pointers = [None if t is None else t.data_ptr() for t in buffers]
-        _check(lib.asgcn_backward(ctypes.byref(_c_args(k, dims, kk)), B * S, T, *pointers))
+        build.check(lib.asgcn_backward(ctypes.byref(_c_args(k, dims, kk)), B * S, T, *pointers), "ASGCN kernel")
         dkt = None
         if contextual:
             dkt = torch.zeros_like(k.kt)

@@ -25,6 +25,8 @@ import threading
 import warnings
 from pathlib import Path
 
+import torch
+
 SOURCE = Path(__file__).with_name("asgcn.c")
 # -ffast-math lets the compiler vectorise the reductions; the library is linked in a separate step
 # without it, so the start-up file that sets flush-to-zero for the whole process is not linked in.
@@ -155,6 +157,18 @@ def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         if hasattr(lib, name):
             getattr(lib, name).argtypes, getattr(lib, name).restype = [], ctypes.c_int
     return lib
+
+
+def threads(items: int) -> int:
+    """Threads for a library call over ``items`` frames or rows: PyTorch's, at most one per item, at least one."""
+    return max(1, min(torch.get_num_threads(), items))
+
+
+def check(failed: int, what: str) -> None:
+    """MemoryError if ``failed`` of a call's thread ranges (a library function's return value) could not
+    allocate their scratch memory."""
+    if failed:
+        raise MemoryError(f"the {what} could not allocate its scratch memory")
 
 
 def available(variant: str = "native") -> bool:

@@ -14,15 +14,6 @@ import torch
 from fgdm.model.kernels import build
 
 
-def _threads(rows: int) -> int:
-    return max(1, min(torch.get_num_threads(), rows))
-
-
-def _check(failed: int) -> None:
-    if failed:
-        raise MemoryError("the LayerNorm kernel could not allocate its scratch memory")
-
-
 class _RowNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps: float, variant: str):
@@ -31,10 +22,11 @@ class _RowNorm(torch.autograd.Function):
         x, weight, bias = x.detach().contiguous(), weight.detach().contiguous(), bias.detach().contiguous()
         rows = x.numel() // D
         out, stats = torch.empty_like(x), x.new_empty(2, rows)  # μ and ρ of each row
-        T = _threads(rows)
+        T = build.threads(rows)
         pointers = (x.data_ptr(), weight.data_ptr(), bias.data_ptr())
-        _check(
-            lib.rownorm_forward(*pointers, eps, rows, D, T, out.data_ptr(), stats[0].data_ptr(), stats[1].data_ptr())
+        build.check(
+            lib.rownorm_forward(*pointers, eps, rows, D, T, out.data_ptr(), stats[0].data_ptr(), stats[1].data_ptr()),
+            "LayerNorm kernel",
         )
         ctx.save_for_backward(x, weight, stats)
         ctx.variant = variant
@@ -47,11 +39,11 @@ class _RowNorm(torch.autograd.Function):
         D = x.shape[-1]
         rows = x.numel() // D
         grad = grad.contiguous()
-        T = _threads(rows)
+        T = build.threads(rows)
         dx, dw, db = torch.empty_like(x), x.new_empty(T, D), x.new_empty(T, D)
         inputs = (x.data_ptr(), weight.data_ptr(), stats[0].data_ptr(), stats[1].data_ptr(), grad.data_ptr())
         outputs = (dx.data_ptr(), dw.data_ptr(), db.data_ptr())
-        _check(lib.rownorm_backward(*inputs, rows, D, T, *outputs))
+        build.check(lib.rownorm_backward(*inputs, rows, D, T, *outputs), "LayerNorm kernel")
         return dx, dw.sum(0), db.sum(0), None, None
 
 
