@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -38,10 +39,28 @@ def test_resume_continues_the_step_count(trained, tmp_path, capsys):
     shutil.copytree(trained, run)
     capsys.readouterr()
     args = ["train", TINY, "--set", f"training.output_dir={run}", "--set", "training.max_steps=25", "--resume"]
+    start = time.perf_counter()
     assert main([*args, "--quiet"]) == 0
-    assert json.loads(capsys.readouterr().out)["steps"] == 25
+    wall = time.perf_counter() - start
+    result = json.loads(capsys.readouterr().out)
+    assert result["steps"] == 25
+    assert result["steps_per_second"] >= 5 / wall  # the 5 steps of this run, over part of its wall-clock time
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 25 and "plateau" in ckpt and ckpt["optimizer_states"]
+
+
+def test_the_fit_loop_rate_counts_this_runs_steps_over_its_wall_clock():
+    """steps_per_second: the steps this process ran (not those of the run it resumed) over the fit loop's time."""
+    from types import SimpleNamespace
+
+    from fgdm.training.loop import Throughput
+
+    meter, trainer, module = Throughput(), SimpleNamespace(global_step=20), SimpleNamespace(device=torch.device("cpu"))
+    meter.on_train_start(trainer, module)
+    time.sleep(0.05)
+    trainer.global_step = 25
+    meter.on_train_end(trainer, module)
+    assert meter.fit_steps == 5 and 0.05 <= meter.fit_seconds < 5
 
 
 def test_training_seed_alone_sets_the_initial_weights(tmp_path, capsys):

@@ -163,10 +163,22 @@ class ScheduledModule(L.LightningModule):
 
 
 class Throughput(Callback):
-    """Counts training sequences and time, for a sequences-per-second figure."""
+    """Counts training sequences and the time of the training steps, for a sequences-per-second figure; and the
+    steps and wall-clock time of the whole fit loop (validation, EMA, logging and checkpoints included, process
+    start and data preparation not), for a steps-per-second figure."""
 
     def __init__(self) -> None:
         self.sequences, self.seconds, self._t0 = 0, 0.0, 0.0
+        self.fit_steps, self.fit_seconds, self._fit_t0, self._first_step = 0, 0.0, 0.0, 0
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._fit_t0, self._first_step = time.perf_counter(), trainer.global_step  # > 0 when resumed
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)  # the last steps' kernels, not just their launches
+        self.fit_seconds = time.perf_counter() - self._fit_t0
+        self.fit_steps = trainer.global_step - self._first_step
 
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Batch, idx: int) -> None:
         self._t0 = time.perf_counter()
@@ -186,7 +198,8 @@ class TrainResult:
     steps: int
     monitor: str  # the dev metric that picks the best checkpoint (dev/dtw for FGDM, dev/wer for the back-translator)
     monitored: float | None  # its last value
-    sequences_per_second: float  # of this process
+    sequences_per_second: float  # of this process, in its training steps
+    steps_per_second: float  # of the fit loop, end to end (validation, EMA, logging, checkpoints included)
     is_global_zero: bool
 
 
@@ -289,5 +302,6 @@ def fit(
         monitor=monitor,
         monitored=float(value) if value is not None else None,
         sequences_per_second=throughput.sequences / max(throughput.seconds, 1e-9),
+        steps_per_second=throughput.fit_steps / max(throughput.fit_seconds, 1e-9),
         is_global_zero=trainer.is_global_zero,
     )
