@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics import MeanMetric
 
 from fgdm.config import Config, from_dict, to_dict
@@ -25,6 +24,7 @@ from fgdm.metrics.dtw import dtw_mje
 from fgdm.model import FGDM, build_model
 from fgdm.sampling import LoadedModel, build_for_sampling
 from fgdm.training.data import PoseDataModule
+from fgdm.training.ema import EMA
 from fgdm.training.loop import ScheduledModule, TrainResult, fit, seed_everything
 from fgdm.training.rundir import claim
 
@@ -40,11 +40,7 @@ class LitFGDM(ScheduledModule):
         self.vocab = Vocabulary(vocab)
         self.model: FGDM = build_model(self.cfg, len(self.vocab))
         decay = self.cfg.training.ema_decay
-        self.ema = (
-            AveragedModel(self.model.denoiser, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-            if decay
-            else None
-        )
+        self.ema = EMA(self.model.denoiser, decay) if decay else None
         self.val_dtw = MeanMetric()
 
     # -- training -------------------------------------------------------------------------
