@@ -63,6 +63,24 @@ def test_the_fit_loop_rate_counts_this_runs_steps_over_its_wall_clock():
     assert meter.fit_steps == 5 and 0.05 <= meter.fit_seconds < 5
 
 
+@pytest.mark.parametrize("progress", [False, True])
+def test_the_training_loss_goes_to_the_progress_bar_only_when_there_is_one(progress, tmp_path, capsys):
+    """Lightning reads progress-bar values back to the host after every step, bar or no bar (on a GPU, a wait)."""
+    from lightning.pytorch.callbacks import Callback
+
+    from fgdm.config import load_config
+    from fgdm.training import train
+
+    class Seen(Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            self.metrics = dict(trainer.progress_bar_metrics)
+
+    seen = Seen()
+    cfg = load_config(TINY, [f"training.output_dir={tmp_path}", "training.max_steps=2", "training.val_every=1000"])
+    train(cfg, progress=progress, callbacks=[seen])
+    assert ("train/loss" in seen.metrics) is progress
+
+
 def test_training_seed_alone_sets_the_initial_weights(tmp_path, capsys):
     def weights(name: str, seed: int) -> dict:
         out = tmp_path / name

@@ -40,7 +40,7 @@ class LitBackTranslator(ScheduledModule):
         total, ctc, ce = self._step(batch)
         self.check_finite(total)
         B = len(batch)
-        self.log("train/loss", total, prog_bar=True, batch_size=B)
+        self.log_training_loss(total, B)
         self.log("train/ctc", ctc, batch_size=B)
         self.log("train/translation", ce, batch_size=B)
         return total

@@ -50,7 +50,7 @@ class LitFGDM(ScheduledModule):
         )
         self.check_finite(terms.total)
         B = len(batch)
-        self.log("train/loss", terms.total, prog_bar=True, batch_size=B)
+        self.log_training_loss(terms.total, B)
         for name in ("joint", "bone", "scg", "length"):
             self.log(f"train/{name}", getattr(terms, name), batch_size=B)
         return terms.total

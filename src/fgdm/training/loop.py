@@ -115,6 +115,11 @@ class ScheduledModule(L.LightningModule):
                                      f"there (the checkpoints hold the last finite state). Check the data for "
                                      f"extreme values, or lower training.lr")  # fmt: skip
 
+    def log_training_loss(self, loss: torch.Tensor, batch_size: int) -> None:
+        """train/loss, on the progress bar when there is one. Lightning reads a progress-bar value back to the host
+        after every step, with or without a bar: on a GPU a wait for the device that a quiet run need not pay."""
+        self.log("train/loss", loss, prog_bar=self.trainer.progress_bar_callback is not None, batch_size=batch_size)
+
     def after_validation(self, value: float) -> None:
         if self.trainer.sanity_checking:
             return
