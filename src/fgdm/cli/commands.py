@@ -93,7 +93,9 @@ def print_result(result, extra: dict | None = None) -> None:
         best = str(result.best_checkpoint) if result.best_checkpoint else None
         print(json.dumps({"output_dir": str(result.output_dir), "last_checkpoint": str(result.last_checkpoint),
                           "best_checkpoint": best, "steps": result.steps,
-                          result.monitor.replace("/", "_"): result.monitored, **(extra or {})}, indent=2))  # fmt: skip
+                          result.monitor.replace("/", "_"): result.monitored,
+                          "steps_per_second": round(result.steps_per_second, 2), **(extra or {})},
+                         indent=2))  # fmt: skip
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -103,8 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     with contextlib.redirect_stdout(sys.stderr):  # progress bars on the terminal, stdout keeps the JSON
         result = train(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
-    print_result(result, {"train_sequences_per_second": round(result.sequences_per_second, 2),
-                          "steps_per_second": round(result.steps_per_second, 2)})  # fmt: skip
+    print_result(result, {"train_sequences_per_second": round(result.sequences_per_second, 2)})
     return 0
 
 
