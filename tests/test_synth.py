@@ -86,6 +86,28 @@ def test_determinism_by_seed():
     np.testing.assert_array_equal(a[2].pose, SynthCorpus(3, "dev", seed=5)[2].pose)  # by index, alone
 
 
+@pytest.mark.parametrize(
+    ("index", "frames", "right_hand", "left_hand", "total"),
+    [(0, 132, 502.897982, 1151.321946, 1768.326062), (5, 126, 669.243419, 1201.634077, 1999.991923)],
+)
+def test_rendering_is_pinned(index, frames, right_hand, left_hand, total):
+    """What a sentence looks like is part of the shipped model's data and of every frame-count cache: a change
+    must raise RENDERER_VERSION. Values recorded before the hand orientations were computed once per lexicon."""
+    pose = SynthCorpus(8, "train", seed=0)[index].pose.astype(np.float64)
+    assert pose.shape == (frames, PT50.num_joints, 3)
+    sums = [pose[:, PT50.part("right_hand")].sum(), pose[:, PT50.part("left_hand")].sum(), pose.sum()]
+    np.testing.assert_allclose(sums, [right_hand, left_hand, total], rtol=1e-6)
+
+
+def test_shared_hand_orientations_cannot_be_changed_by_one_sentence():
+    from fgdm.data.synth import signer
+
+    right, left = signer._orientation_quats("up-palm-forward")
+    for quat in (right, left, signer._REST_QUAT, signer._REST_QUAT_LEFT, signer._LOW_QUAT_LEFT):
+        with pytest.raises(ValueError, match="read-only"):
+            quat[0] = 0.0
+
+
 def test_frame_counts_match_rendering():
     corpus = SynthCorpus(5, "test", seed=2)
     assert corpus.frame_counts().tolist() == [len(corpus[i].pose) for i in range(5)]

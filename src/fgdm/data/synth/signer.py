@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -52,8 +53,34 @@ def _frame_quat(u: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 _MIRROR = np.array([-1.0, 1.0, 1.0])
-_REST_QUAT = _frame_quat(np.array([-0.25, 0.55, 0.8]), np.array([-1.0, 0.0, 0.0]))
-_LOW_QUAT = _frame_quat(np.array([-0.6, 0.3, 0.75]), np.array([0.0, -0.6, 0.4]))
+
+
+def _mirror_quat(quat: np.ndarray) -> np.ndarray:
+    """The left-hand counterpart of a right-hand orientation (reflect u and n in x)."""
+    m = Rotation.from_quat(quat).as_matrix()
+    u, n = m[..., :, 0] * _MIRROR, m[..., :, 1] * _MIRROR
+    return _frame_quat(u, n)
+
+
+def _constant(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False  # shared by every sentence: a write would change them all
+    return a
+
+
+# The hand orientations every sentence reuses, computed once: a rotation through scipy costs about as much
+# as the rest of a sign's rendering. (right hand, left hand) quaternions.
+_REST_QUAT = _constant(_frame_quat(np.array([-0.25, 0.55, 0.8]), np.array([-1.0, 0.0, 0.0])))
+_REST_QUAT_LEFT = _constant(_mirror_quat(_REST_QUAT))
+_LOW_QUAT_LEFT = _constant(_mirror_quat(_frame_quat(np.array([-0.6, 0.3, 0.75]), np.array([0.0, -0.6, 0.4]))))
+_BASE_QUAT_LEFT = _constant(_mirror_quat(_frame_quat(np.array([0.0, 0.0, 1.0]), np.array([0.0, -1.0, 0.0]))))
+
+
+@cache
+def _orientation_quats(orientation: str) -> tuple[np.ndarray, np.ndarray]:
+    """(right hand, left hand) quaternions of a lexicon orientation."""
+    u, nrm = (np.asarray(v, dtype=np.float64) for v in ORIENTATIONS[orientation])
+    quat = _frame_quat(u, nrm)
+    return _constant(quat), _constant(_mirror_quat(quat))
 
 
 @dataclass(frozen=True)
@@ -154,34 +181,25 @@ def _sign_tracks(sign: Sign, signer: Signer, rng: np.random.Generator) -> tuple[
     n = max(6, round(sign.duration / signer.speed * rng.uniform(0.9, 1.1)) - 2)
     loc = np.asarray(LOCATIONS[sign.location]) + rng.normal(0, 0.008, 3)
     off, flex = _movement(sign, n, sign.size * signer.amplitude)
-    u, nrm = (np.asarray(v, dtype=np.float64) for v in ORIENTATIONS[sign.orientation])
-    quat = _frame_quat(u, nrm)
+    quat, quat_left = _orientation_quats(sign.orientation)
     shape = np.tile(sign.handshape.vector(), (n, 1))
     shape[:, 0:8:2] = np.clip(shape[:, 0:8:2] + flex, 0, 1)  # wiggle bends the knuckles
     shape[:, 1:8:2] = np.clip(shape[:, 1:8:2] + flex, 0, 1)
     dom = _Track(loc + off, np.tile(quat, (n, 1)), shape)
     match sign.handedness:
         case Handedness.ONE:
-            other = _Track.hold(_LOW_WRIST * _MIRROR, _mirror_quat(_LOW_QUAT), REST_HANDSHAPE.vector(), n)
+            other = _Track.hold(_LOW_WRIST * _MIRROR, _LOW_QUAT_LEFT, REST_HANDSHAPE.vector(), n)
         case Handedness.SYMMETRIC:
             mirror_off = -off if sign.alternating else off
             loc_other = loc.copy()
             loc_other[0] = max(loc[0], 0.07)  # two hands need room between them
             dom.pos = loc_other + off
-            other = _Track((loc_other + mirror_off) * _MIRROR, np.tile(_mirror_quat(quat), (n, 1)), shape.copy())
+            other = _Track((loc_other + mirror_off) * _MIRROR, np.tile(quat_left, (n, 1)), shape.copy())
         case Handedness.BASE:
             base = np.array([0.04, max(loc[1] + 0.08, 0.14), 0.22])
-            base_quat = _frame_quat(np.array([0.0, 0.0, 1.0]), np.array([0.0, -1.0, 0.0]))
-            other = _Track.hold(base * _MIRROR, _mirror_quat(base_quat), sign.base_handshape.vector(), n)
+            other = _Track.hold(base * _MIRROR, _BASE_QUAT_LEFT, sign.base_handshape.vector(), n)
             dom.pos = base + np.array([0.0, -0.06, 0.0]) + off
     return dom, other
-
-
-def _mirror_quat(quat: np.ndarray) -> np.ndarray:
-    """The left-hand counterpart of a right-hand orientation (reflect u and n in x)."""
-    m = Rotation.from_quat(quat).as_matrix()
-    u, n = m[..., :, 0] * _MIRROR, m[..., :, 1] * _MIRROR
-    return _frame_quat(u, n)
 
 
 def _two_bone_ik(
@@ -262,7 +280,7 @@ class SignAnimator:
     def plan(self, glosses: Sequence[str | Sign], signer: Signer, rng: np.random.Generator) -> tuple[_Track, _Track]:
         """Dominant (right) and non-dominant (left) hand tracks for a whole sentence."""
         rest_r = _Track.hold(_REST_WRIST, _REST_QUAT, REST_HANDSHAPE.vector(), 1)
-        rest_l = _Track.hold(_REST_WRIST * _MIRROR, _mirror_quat(_REST_QUAT), REST_HANDSHAPE.vector(), 1)
+        rest_l = _Track.hold(_REST_WRIST * _MIRROR, _REST_QUAT_LEFT, REST_HANDSHAPE.vector(), 1)
         n_start = int(rng.integers(5, 10))
         right, left = [_hold_n(rest_r, n_start)], [_hold_n(rest_l, n_start)]
         signs: list[Sign | None] = [g if isinstance(g, Sign) else self.lexicon(g) for g in glosses]
