@@ -1,8 +1,12 @@
+from collections import Counter
+
 import numpy as np
 import torch
 
-from fgdm.data.corpus import PTCorpus
+from fgdm.config import DataConfig, TrainingConfig
+from fgdm.data.corpus import Cached, PTCorpus, Subsampled
 from fgdm.data.dataset import BucketBatchSampler, Collate, PoseDataset
+from fgdm.data.synth.corpus import SynthCorpus
 from fgdm.data.vocab import Vocabulary
 
 
@@ -41,3 +45,59 @@ def test_distributed_ranks_get_disjoint_equal_shares():
     assert len(shards[0]) == len(shards[1])
     seen = [i for shard in shards for b in shard for i in b]
     assert set(seen) == set(range(100))
+
+
+class CountingCorpus:
+    """A synthetic corpus that counts how often each sample is rendered."""
+
+    def __init__(self, corpus):
+        self.corpus, self.renders = corpus, Counter()
+
+    def __len__(self):
+        return len(self.corpus)
+
+    def __getitem__(self, index):
+        self.renders[index] += 1
+        return self.corpus[index]
+
+    def gloss_sequences(self):
+        return self.corpus.gloss_sequences()
+
+    def frame_counts(self):
+        return self.corpus.frame_counts()
+
+    def texts(self):
+        return self.corpus.texts()
+
+
+def test_cached_corpus_loads_each_sample_once_and_passes_the_rest_through():
+    counting = CountingCorpus(Subsampled(SynthCorpus(6, "dev", seed=3), 2))
+    cached = Cached.of(counting)
+    assert Cached.of(cached) is cached and len(cached) == 6
+    first = [cached[i] for i in range(6)]
+    again = [cached[i] for i in range(6)]
+    assert all(a is b for a, b in zip(first, again, strict=True)) and set(counting.renders.values()) == {1}
+    assert counting.renders.total() == 6
+    assert cached.texts() == SynthCorpus(6, "dev", seed=3).texts() == [s.text for s in first]
+    assert cached.gloss_sequences() == [s.glosses for s in first]
+    assert cached.frame_counts().tolist() == [len(s.pose) for s in first]
+    assert counting.renders.total() == 6  # none of them rendered a pose
+
+
+def test_training_renders_each_synthetic_sample_once(monkeypatch):
+    """The pose statistics read the training split before the first epoch; the epoch reuses what they read."""
+    from fgdm.data import sources
+    from fgdm.training.data import PoseDataModule
+    from fgdm.training.generator import pose_sample
+
+    built = []
+    monkeypatch.setattr(sources, "SynthCorpus", lambda *a, **k: built.append(CountingCorpus(SynthCorpus(*a, **k)))
+                        or built[-1])  # fmt: skip
+    data = PoseDataModule(DataConfig(synth_train=20, synth_dev=4), TrainingConfig(batch_size=8), eval_batch_size=4)
+    stats = list(pose_sample(data.corpora["train"]))
+    assert len(stats) == 20
+    loader = data.train_dataloader()
+    for _ in range(2):  # two epochs
+        assert sorted(int(i) for batch in loader for i in batch.index) == list(range(20))
+    train = next(c for c in built if c.corpus.split == "train")
+    assert dict(train.renders) == dict.fromkeys(range(20), 1)

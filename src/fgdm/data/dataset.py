@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from fgdm.data.corpus import Corpus, Sample
+from fgdm.data.corpus import Cached, Corpus
 from fgdm.data.vocab import Vocabulary, warn_unknown
 
 
@@ -71,13 +71,12 @@ class PoseDataset(Dataset):
     """Samples of a corpus as tensors: ``gloss`` (L,) long, ``pose`` (S, J, 3) float.
 
     Unknown glosses map to ``<unk>``; one warning counts them when the dataset is built.
-    With ``cache``, each sample is rendered or read once and kept (synthetic corpora render on
-    demand; a PHOENIX-sized corpus at 25 fps holds about 0.6 GB).
+    With ``cache``, each sample is rendered or read once and kept (:class:`~fgdm.data.corpus.Cached`; a
+    corpus that is already cached keeps its cache, shared with whoever else reads it).
     """
 
     def __init__(self, corpus: Corpus, vocab: Vocabulary, cache: bool = True) -> None:
-        self.corpus, self.vocab = corpus, vocab
-        self._cache: dict[int, Sample] | None = {} if cache else None
+        self.corpus, self.vocab = Cached.of(corpus) if cache else corpus, vocab
         unknown: Counter[str] = Counter()
         self.gloss_ids = [vocab.encode(g, unknown) for g in corpus.gloss_sequences()]
         warn_unknown(unknown, "glosses")
@@ -93,10 +92,7 @@ class PoseDataset(Dataset):
         return self._lengths
 
     def __getitem__(self, index: int) -> dict:
-        if self._cache is None:
-            sample = self.corpus[index]
-        elif (sample := self._cache.get(index)) is None:
-            sample = self._cache[index] = self.corpus[index]
+        sample = self.corpus[index]
         return {
             "gloss": torch.tensor(self.gloss_ids[index], dtype=torch.long),
             "pose": torch.from_numpy(np.ascontiguousarray(sample.pose, dtype=np.float32)),

@@ -79,6 +79,6 @@ def train_backtranslator(
         data = PoseDataModule(cfg.data, cfg.training, cfg.testing.batch_size, vocab)
         train = data.corpora["train"]
         text_vocab = (Vocabulary(stored["text_vocab"]) if stored else
-                      Vocabulary.from_corpus(tokenize_text(train[i].text) for i in range(len(train))))  # fmt: skip
+                      Vocabulary.from_corpus(tokenize_text(text) for text in train.texts()))  # fmt: skip
         module = LitBackTranslator(config, data.vocab.itos, text_vocab.itos)
         return fit(module, data, cfg.training, config, "dev/wer", resume, progress)

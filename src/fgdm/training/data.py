@@ -6,6 +6,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from fgdm.config import DataConfig, TrainingConfig
+from fgdm.data.corpus import Cached, Corpus
 from fgdm.data.dataset import BucketBatchSampler, Collate, PoseDataset
 from fgdm.data.sources import build_corpus, build_vocab
 from fgdm.data.vocab import Vocabulary
@@ -26,7 +27,8 @@ class PoseDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.data_cfg, self.training_cfg, self.eval_batch_size = data, training, eval_batch_size
-        self.corpora = {split: build_corpus(data, split) for split in ("train", "dev")}
+        # cached: what the pose statistics read before training is what the first epoch reads
+        self.corpora: dict[str, Corpus] = {split: Cached(build_corpus(data, split)) for split in ("train", "dev")}
         for split, corpus in self.corpora.items():
             if len(corpus) == 0:
                 where = data.path or "the embedded synthetic data"
@@ -36,9 +38,9 @@ class PoseDataModule(L.LightningDataModule):
 
     def dataset(self, split: str) -> PoseDataset:
         if split not in self.datasets:
-            corpus = self.corpora.get(split) or build_corpus(self.data_cfg, split)
-            self.corpora[split] = corpus
-            self.datasets[split] = PoseDataset(corpus, self.vocab)
+            if split not in self.corpora:
+                self.corpora[split] = Cached(build_corpus(self.data_cfg, split))
+            self.datasets[split] = PoseDataset(self.corpora[split], self.vocab)
         return self.datasets[split]
 
     def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
