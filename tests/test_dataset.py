@@ -80,8 +80,11 @@ def test_cached_corpus_loads_each_sample_once_and_passes_the_rest_through():
     assert counting.renders.total() == 6
     assert cached.texts() == SynthCorpus(6, "dev", seed=3).texts() == [s.text for s in first]
     assert cached.gloss_sequences() == [s.glosses for s in first]
-    assert cached.frame_counts().tolist() == [len(s.pose) for s in first]
+    assert cached.frame_counts().tolist() == [len(s.pose) for s in first] == counting.frame_counts().tolist()
     assert counting.renders.total() == 6  # none of them rendered a pose
+    part = Cached(counting)
+    part[0]
+    assert part.frame_counts().tolist() == counting.frame_counts().tolist()  # not all loaded: asks the corpus
 
 
 def test_training_renders_each_synthetic_sample_once(monkeypatch):

@@ -127,6 +127,8 @@ class Cached:
         return self.corpus.gloss_sequences()
 
     def frame_counts(self) -> np.ndarray:
+        if len(self._samples) == len(self):  # all loaded: counting is free (a synthetic corpus would plan again)
+            return np.array([len(self._samples[i].pose) for i in range(len(self))], dtype=np.int64)
         return self.corpus.frame_counts()
 
     def texts(self) -> list[str]:
