@@ -63,6 +63,28 @@ def test_the_fit_loop_rate_counts_this_runs_steps_over_its_wall_clock():
     assert meter.fit_steps == 5 and 0.05 <= meter.fit_seconds < 5
 
 
+def test_a_time_budget_stops_training_with_its_checkpoint_and_result(tmp_path, capsys):
+    """training.max_minutes: the run stops by the clock, saves its last state and still prints its result; a
+    resumed run's budget counts the minutes before it."""
+    from fgdm.config import ConfigError, load_config
+
+    base = ["train", TINY, "--quiet", "--set", f"training.output_dir={tmp_path}", "--set", "training.max_steps=100000",
+            "--set", "training.val_every=100000"]  # fmt: skip
+    assert main([*base, "--set", "training.max_minutes=0.02"]) == 0
+    out, err = capsys.readouterr()
+    first = json.loads(out)["steps"]
+    assert 0 < first < 100000 and f"training.max_minutes = 0.02 reached at step {first} of 100000" in err
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == first
+    assert main([*base, "--set", "training.max_minutes=0.04", "--resume"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert first < result["steps"] < 100000
+    seconds = (result["steps"] - first) / result["steps_per_second"]  # this run's fit loop
+    assert seconds < 0.03 * 60  # about 1.2 s more (0.04 minutes in all), not 2.4
+    with pytest.raises(ConfigError, match="max_minutes"):
+        load_config([TINY], ["training.max_minutes=0"])
+
+
 @pytest.mark.parametrize("progress", [False, True])
 def test_the_training_loss_goes_to_the_progress_bar_only_when_there_is_one(progress, tmp_path, capsys):
     """Lightning reads progress-bar values back to the host after every step, bar or no bar (on a GPU, a wait)."""

@@ -34,6 +34,9 @@ class DataConfig:
 class TrainingConfig:
     output_dir: str = "runs/fgdm"
     max_steps: int = 100_000
+    # a time budget as well: training stops after this many minutes of its fit loop (a resumed run's earlier
+    # minutes count), writes its last checkpoint and reports the steps it reached; null: max_steps alone
+    max_minutes: float | None = None
     batch_size: int = 64
     lr: float = 1e-3
     clip_grad_norm: float = 5.0
@@ -70,6 +73,8 @@ class TrainingConfig:
                 raise ConfigError(f"training.{key}: must be ≥ 1, got {getattr(self, key)}")
         if isinstance(self.devices, int) and (self.devices == 0 or self.devices < -1):
             raise ConfigError(f"training.devices: must be ≥ 1 (or -1 for all, or auto), got {self.devices}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"training.max_minutes: must be > 0 (or null), got {self.max_minutes}")
         if self.val_batches is not None and self.val_batches < 1:
             raise ConfigError(f"training.val_batches: must be ≥ 1 (or null for all), got {self.val_batches}")
         if self.num_workers < 0:

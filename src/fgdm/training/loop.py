@@ -17,13 +17,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger
 
 from fgdm.config import TrainingConfig
@@ -275,6 +276,7 @@ def fit(
         strategy=t.strategy,
         precision=t.precision,
         max_steps=t.max_steps,
+        max_time=timedelta(minutes=t.max_minutes) if t.max_minutes is not None else None,
         max_epochs=-1,
         val_check_interval=t.val_every,
         check_val_every_n_epoch=None,
@@ -298,6 +300,10 @@ def fit(
     if interrupt.requested:
         print(f"fgdm: interrupted at step {trainer.global_step}; {last} holds it (--resume continues)", file=sys.stderr)
         raise KeyboardInterrupt
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is not None and trainer.global_step < t.max_steps and timer.time_remaining() <= 0:
+        print(f"fgdm: training.max_minutes = {t.max_minutes:g} reached at step {trainer.global_step} of "
+              f"{t.max_steps}; {last} holds it (--resume with more minutes continues)", file=sys.stderr)  # fmt: skip
     value = trainer.callback_metrics.get(monitor)
     return TrainResult(
         output_dir=out,

@@ -22,9 +22,9 @@ from fgdm.config import from_dict, to_dict
 
 # Keys a resumed run may change: how it runs, not what it learns.
 RESUMABLE = {
-    "training.max_steps", "training.val_every", "training.val_batches", "training.log_every", "training.devices",
-    "training.num_nodes", "training.accelerator", "training.strategy", "training.precision", "training.num_workers",
-    "training.tf32", "training.output_dir", "data.path", "data.vocab", "testing.batch_size",
+    "training.max_steps", "training.max_minutes", "training.val_every", "training.val_batches", "training.log_every",
+    "training.devices", "training.num_nodes", "training.accelerator", "training.strategy", "training.precision",
+    "training.num_workers", "training.tf32", "training.output_dir", "data.path", "data.vocab", "testing.batch_size",
 }  # fmt: skip
 LOCK = ".lock"
 
