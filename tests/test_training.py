@@ -63,6 +63,17 @@ def test_the_fit_loop_rate_counts_this_runs_steps_over_its_wall_clock():
     assert meter.fit_steps == 5 and 0.05 <= meter.fit_seconds < 5
 
 
+def test_the_result_names_both_checkpoints_as_the_output_directory_was_given(tmp_path, monkeypatch, capsys):
+    config = str(Path(TINY).resolve())
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", config, "--quiet", "--set", "training.output_dir=run", "--set", "training.max_steps=2",
+                 "--set", "training.val_every=1"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert result["last_checkpoint"] == str(Path("run/checkpoints/last.ckpt"))
+    assert result["best_checkpoint"] == str(Path("run/checkpoints/best.ckpt"))
+    assert Path(result["best_checkpoint"]).is_file()
+
+
 def test_a_time_budget_stops_training_with_its_checkpoint_and_result(tmp_path, capsys):
     """training.max_minutes: the run stops by the clock, saves its last state and still prints its result; a
     resumed run's budget counts the minutes before it."""

@@ -308,7 +308,7 @@ def fit(
     return TrainResult(
         output_dir=out,
         last_checkpoint=last,
-        best_checkpoint=Path(best.best_model_path) if best.best_model_path else None,
+        best_checkpoint=ckpt_dir / Path(best.best_model_path).name if best.best_model_path else None,  # as `last`
         steps=trainer.global_step,
         monitor=monitor,
         monitored=float(value) if value is not None else None,
