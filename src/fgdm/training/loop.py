@@ -301,7 +301,12 @@ def fit(
         print(f"fgdm: interrupted at step {trainer.global_step}; {last} holds it (--resume continues)", file=sys.stderr)
         raise KeyboardInterrupt
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-    if timer is not None and trainer.global_step < t.max_steps and timer.time_remaining() <= 0:
+    if (
+        timer is not None
+        and trainer.is_global_zero
+        and trainer.global_step < t.max_steps
+        and timer.time_remaining() <= 0
+    ):
         print(f"fgdm: training.max_minutes = {t.max_minutes:g} reached at step {trainer.global_step} of "
               f"{t.max_steps}; {last} holds it (--resume with more minutes continues)", file=sys.stderr)  # fmt: skip
     value = trainer.callback_metrics.get(monitor)
