@@ -11,7 +11,8 @@ sample twice the data path can cost more than a GPU's steps. Timed in the order 
 - ``sampler``: the first training loader, whose length buckets need every sample's frame count;
 - ``epoch_1``, ``epoch_2``: every training batch, collated (no model);
 - ``dev``: one pass over the dev batches;
-- ``render``: ``--render N`` samples of the training corpus rendered alone (0 skips it), ms per sample.
+- ``load_ms_per_sample``: ``--load N`` samples of the training corpus loaded alone (rendered, for a synthetic
+  corpus; 0 skips it).
 
 Prints JSON (seconds). Runs against any fgdm version that has ``PoseDataModule`` and ``pose_sample``.
 """
@@ -32,7 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="configs/synth.yaml")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
-    ap.add_argument("--render", type=int, default=200, metavar="N", help="samples rendered alone (0: none)")
+    ap.add_argument("--load", type=int, default=200, metavar="N", help="samples loaded alone (0: none)")
     args = ap.parse_args()
     cfg = load_config(args.config, args.set)
     times: dict[str, float] = {}
@@ -59,13 +60,13 @@ def main() -> None:
     lap("dev")
     result = {"config": args.config, "overrides": args.set, "train_batches": batches, "statistics_frames": frames}
     result |= {"seconds": times, "total_s": round(sum(times.values()), 3)}
-    if args.render:
+    if args.load:
         corpus = build_corpus(cfg.data, "train")
-        n = min(args.render, len(corpus))
+        n = min(args.load, len(corpus))
         start = time.perf_counter()
         for i in range(n):
             corpus[i]
-        result["render_ms_per_sample"] = round((time.perf_counter() - start) / n * 1000, 2)
+        result["load_ms_per_sample"] = round((time.perf_counter() - start) / n * 1000, 2)
     print(json.dumps(result, indent=2))
 
 
