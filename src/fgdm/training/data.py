@@ -27,20 +27,24 @@ class PoseDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.data_cfg, self.training_cfg, self.eval_batch_size = data, training, eval_batch_size
-        # cached: what the pose statistics read before training is what the first epoch reads
-        self.corpora: dict[str, Corpus] = {split: Cached(build_corpus(data, split)) for split in ("train", "dev")}
-        for split, corpus in self.corpora.items():
-            if len(corpus) == 0:
+        self.corpora: dict[str, Corpus] = {}
+        for split in ("train", "dev"):
+            if len(self.corpus(split)) == 0:
                 where = data.path or "the embedded synthetic data"
                 raise ValueError(f"the {split} split of {where} has no sequences: training needs train and dev data")
         self.vocab = vocab or build_vocab(data, self.corpora["train"])
         self.datasets: dict[str, PoseDataset] = {}
 
+    def corpus(self, split: str) -> Corpus:
+        """The split's corpus, built once and cached: what the pose statistics read before training is what the
+        first epoch reads."""
+        if split not in self.corpora:
+            self.corpora[split] = Cached(build_corpus(self.data_cfg, split))
+        return self.corpora[split]
+
     def dataset(self, split: str) -> PoseDataset:
         if split not in self.datasets:
-            if split not in self.corpora:
-                self.corpora[split] = Cached(build_corpus(self.data_cfg, split))
-            self.datasets[split] = PoseDataset(self.corpora[split], self.vocab)
+            self.datasets[split] = PoseDataset(self.corpus(split), self.vocab)
         return self.datasets[split]
 
     def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
