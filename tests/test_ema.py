@@ -91,3 +91,41 @@ def test_checkpoints_keep_torchs_keys_and_a_loaded_count_decides_copy_or_average
     fresh.load_state_dict({**saved, "n_averaged": torch.tensor(0)})  # nothing averaged yet: the next update copies
     fresh.update_parameters(model)
     assert torch.equal(fresh.module.output.proj.weight, w)
+
+
+def test_the_kept_tensor_lists_follow_a_move_a_load_and_another_model():
+    """The update keeps the lists of tensors it averages; moving the copy (which replaces its buffers), loading a
+    state dict or passing another model finds them again, so no update lands on a tensor no longer in use."""
+    import copy
+    import pickle
+
+    model = _denoiser()
+    ema = EMA(model, 0.5)
+    ema.update_parameters(model)
+    lit = torch.nn.ModuleDict({"model": model, "ema": ema})  # as Lightning holds both: moved together
+    lit.to(torch.float64)
+    with torch.no_grad():
+        model.output.proj.weight.fill_(1.0)
+        model.focal.blocks[0].gcn.prior.fill_(2.0)  # a floating-point buffer
+    before = ema.module.output.proj.weight.detach().clone()
+    prior = ema.module.focal.blocks[0].gcn.prior.clone()
+    ema.update_parameters(model)
+    assert ema.module.output.proj.weight.dtype == torch.float64
+    assert torch.allclose(ema.module.output.proj.weight, 0.5 * before + 0.5)
+    assert torch.allclose(ema.module.focal.blocks[0].gcn.prior, 0.5 * prior + 1.0)
+
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.output.proj.weight.fill_(3.0)
+    before = ema.module.output.proj.weight.detach().clone()
+    ema.update_parameters(other)
+    assert torch.allclose(ema.module.output.proj.weight, 0.5 * before + 1.5)
+
+    zeros = {k: torch.zeros_like(v) if v.is_floating_point() else v for k, v in ema.state_dict().items()}
+    ema.load_state_dict(zeros, assign=True)  # assign: the loaded tensors replace those held before
+    ema.update_parameters(other)  # the loaded (zero) weights are those averaged
+    assert torch.allclose(ema.module.output.proj.weight, torch.full_like(before, 1.5))
+
+    revived = pickle.loads(pickle.dumps(ema))  # a spawned process gets the module pickled
+    revived.update_parameters(revived.module)
+    assert torch.allclose(revived.module.output.proj.weight, torch.full_like(before, 1.5))

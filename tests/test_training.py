@@ -114,6 +114,40 @@ def test_the_training_loss_goes_to_the_progress_bar_only_when_there_is_one(progr
     assert ("train/loss" in seen.metrics) is progress
 
 
+def test_training_terms_are_logged_only_on_the_steps_the_loggers_write(tmp_path, monkeypatch):
+    """The loss terms go through self.log only on the steps Lightning writes (every log_every, and at a stop):
+    metrics.csv is the same as when they are logged after every step, with a fifth of the calls or fewer."""
+    from lightning.pytorch.callbacks import Callback
+
+    from fgdm.config import load_config
+    from fgdm.training import loop, train
+    from fgdm.training.generator import LitFGDM
+
+    class StopAt(Callback):  # as training.max_minutes' timer does: a stop between two logging steps
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            trainer.should_stop = trainer.global_step == 5
+
+    calls = []
+    log = LitFGDM.log
+    monkeypatch.setattr(LitFGDM, "log", lambda self, name, *a, **k: (calls.append(name), log(self, name, *a, **k)))
+
+    def rows(name: str) -> list[dict]:
+        calls.clear()
+        cfg = load_config(TINY, [f"training.output_dir={tmp_path / name}", "training.max_steps=20",
+                                 "training.log_every=3", "training.val_every=1000"])  # fmt: skip
+        train(cfg, progress=False, callbacks=[StopAt()])
+        lines = csv.DictReader((tmp_path / name / "logs" / "version_0" / "metrics.csv").open())
+        return [{k: v for k, v in r.items() if k.startswith("train/") or k == "step"} for r in lines]
+
+    gated, gated_calls = rows("gated"), sum(c.startswith("train/") for c in calls)
+    monkeypatch.setattr(loop, "_loggers_write_this_step", lambda trainer: True)  # every step, as before
+    every_step, every_step_calls = rows("every_step"), sum(c.startswith("train/") for c in calls)
+    written = [r["step"] for r in gated if r.get("train/joint")]
+    assert written == ["2", "4"]  # steps 3 and 5 (from 1), the second at the stop
+    assert gated == every_step
+    assert (gated_calls, every_step_calls) == (2 * 5, 5 * 5)
+
+
 def test_training_seed_alone_sets_the_initial_weights(tmp_path, capsys):
     def weights(name: str, seed: int) -> dict:
         out = tmp_path / name

@@ -39,10 +39,7 @@ class LitBackTranslator(ScheduledModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         total, ctc, ce = self._step(batch)
         self.check_finite(total)
-        B = len(batch)
-        self.log_training_loss(total, B)
-        self.log("train/ctc", ctc, batch_size=B)
-        self.log("train/translation", ce, batch_size=B)
+        self.log_training_terms(len(batch), loss=total, ctc=ctc, translation=ce)
         return total
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

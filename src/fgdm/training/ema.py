@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import weakref
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -27,15 +29,11 @@ class EMA(AveragedModel):
         super().__init__(model, use_buffers=True)
         self.decay = decay
         self._started: bool | None = None  # n_averaged > 0, on the host; None: read it at the next update
+        self._pairs: _Pairs | None = None
 
     @torch.no_grad()
     def update_parameters(self, model: nn.Module) -> None:
-        pairs = [
-            (mine, theirs)
-            for mine, theirs in zip(_tensors(self.module), _tensors(model), strict=True)
-            if mine.is_floating_point()
-        ]
-        mine, theirs = [a for a, _ in pairs], [b for _, b in pairs]  # on one device: Lightning moves both
+        mine, theirs = self._tensor_pairs(model)
         if self._started is None:
             self._started = bool(self.n_averaged > 0)
         if self._started:
@@ -45,9 +43,38 @@ class EMA(AveragedModel):
             self._started = True
         self.n_averaged += 1
 
+    def _tensor_pairs(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The floating-point parameters and buffers of the copy and of ``model``, matched in order.
+
+        Found by walking both modules once, then kept: the walk costs more host time than the update itself
+        (synth.yaml's 104 modules). Moving the copy (``.to()`` replaces buffers) or loading a state dict walks
+        again, as does another ``model``; Lightning moves the copy together with the model it averages."""
+        if self._pairs is None or self._pairs.model() is not model:
+            pairs = [
+                (mine, theirs)
+                for mine, theirs in zip(_tensors(self.module), _tensors(model), strict=True)
+                if mine.is_floating_point()
+            ]
+            self._pairs = _Pairs(weakref.ref(model), [a for a, _ in pairs], [b for _, b in pairs])
+        return self._pairs.mine, self._pairs.theirs  # on one device: Lightning moves both
+
+    def _apply(self, *args, **kwargs):  # .to(), .cuda(), .float(), ...: buffers are replaced, not changed in place
+        self._pairs = None
+        return super()._apply(*args, **kwargs)
+
+    def __getstate__(self) -> dict:  # pickled (a spawned process, torch.save of a module): the pairs are found again
+        return {**super().__getstate__(), "_pairs": None}
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._started = None  # a loaded n_averaged decides again
+        self._pairs = None
+
+
+class _Pairs(NamedTuple):
+    model: weakref.ref[nn.Module]
+    mine: list[torch.Tensor]
+    theirs: list[torch.Tensor]
 
 
 def _tensors(module: nn.Module) -> itertools.chain[torch.Tensor]:

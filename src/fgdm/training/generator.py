@@ -49,13 +49,13 @@ class LitFGDM(ScheduledModule):
             batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, unk_rate=self.training_cfg.unk_rate
         )
         self.check_finite(terms.total)
-        B = len(batch)
-        self.log_training_loss(terms.total, B)
-        for name in ("joint", "bone", "scg", "length"):
-            self.log(f"train/{name}", getattr(terms, name), batch_size=B)
+        self.log_training_terms(
+            len(batch), loss=terms.total, joint=terms.joint, bone=terms.bone, scg=terms.scg, length=terms.length
+        )
         return terms.total
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        super().on_train_batch_end(outputs, batch, batch_idx)
         if self.ema is not None:
             self.ema.update_parameters(self.model.denoiser)
 
