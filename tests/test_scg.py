@@ -35,3 +35,23 @@ def test_scg_handles_any_length_without_nan(frames):
     assert torch.isfinite(loss) and torch.isfinite(feats.grad).all()
     _, lengths = scg(feats, fm)
     assert lengths.tolist() == [SCGBranch.output_length(frames)] * 2 and lengths.min() >= 1
+
+
+def test_the_loss_reads_its_lengths_on_the_host_once_and_as_forward_computes_them():
+    """loss() copies the output and gloss lengths to the host together (one wait on a GPU, not three); the value
+    is the CTC over forward's own lengths, for every frame count from 0 up."""
+    cfg = tiny()
+    scg = SCGBranch(32, V, cfg.model.scg, cfg.diffusion.timesteps).eval()
+    torch.manual_seed(0)
+    frames = torch.arange(14)  # one sequence of each length 0 … 13, padded to 13
+    fm = torch.arange(13)[None] < frames[:, None]
+    feats = torch.randn(len(frames), 13, 32)
+    gloss = torch.randint(4, V, (len(frames), 3))
+    gm = torch.arange(3)[None] < (frames % 3 + 1)[:, None]
+    t = torch.zeros(len(frames), dtype=torch.long)
+    log_probs, lengths = scg(feats, fm)
+    targets = (gloss + 1).masked_fill(~gm, 0)
+    per_sample = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, lengths, gm.sum(1), blank=0,
+                                              reduction="none", zero_infinity=True)  # fmt: skip
+    torch.testing.assert_close(scg.loss(feats, fm, gloss, gm, t), per_sample.mean())
+    assert lengths.tolist() == [SCGBranch.output_length(int(n)) for n in frames]

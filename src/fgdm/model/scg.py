@@ -64,8 +64,13 @@ class SCGBranch(nn.Module):
         )
         self.classifier = nn.Linear(2 * cfg.lstm_hidden, num_glosses + 1)
 
-    def forward(self, features: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gloss log-probabilities (B, S', V + 1) and output lengths (B,), S' = ⌈⌈S/2⌉/2⌉."""
+    def forward(
+        self, features: torch.Tensor, frame_mask: torch.Tensor, host_lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gloss log-probabilities (B, S', V + 1) and output lengths (B,), S' = ⌈⌈S/2⌉/2⌉.
+
+        ``host_lengths``: the output lengths already on the host (the LSTM's packing reads them there), if the
+        caller has them."""
         lengths = frame_mask.sum(1)
         h = self.adapter(features) * frame_mask[..., None]  # (B, S, D_g)
         h = h.transpose(1, 2)  # (B, D_g, S)
@@ -76,9 +81,8 @@ class SCGBranch(nn.Module):
             h = nn.functional.max_pool1d(h, 2, ceil_mode=True)
             lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
             mask = torch.arange(h.shape[-1], device=h.device)[None] < lengths[:, None]
-        packed = pack_padded_sequence(
-            h.transpose(1, 2), lengths.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False
-        )
+        host = lengths.cpu() if host_lengths is None else host_lengths
+        packed = pack_padded_sequence(h.transpose(1, 2), host.clamp_min(1), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=h.shape[-1])  # (B, S', 2H)
         return torch.log_softmax(self.classifier(out).float(), dim=-1), lengths
@@ -95,11 +99,15 @@ class SCGBranch(nn.Module):
 
         With ``scg.per_gloss`` each CTC_b is divided by its gloss count |G_b| as well.
         """
-        log_probs, lengths = self(features, frame_mask)
-        targets = (gloss + 1).masked_fill(~gloss_mask, 0)  # class 0 is the blank
         target_lengths = gloss_mask.sum(1)
+        # both length vectors to the host in one copy: packing and CTC read them there, and on a GPU each separate
+        # copy would wait for every kernel queued before it (three waits, now one)
+        lengths = -(-frame_mask.sum(1) // 4)  # S' = ⌈⌈S/2⌉/2⌉ = ⌈S/4⌉, as forward computes it
+        host_lengths, host_target_lengths = torch.stack((lengths, target_lengths)).cpu()
+        log_probs, _ = self(features, frame_mask, host_lengths)
+        targets = (gloss + 1).masked_fill(~gloss_mask, 0)  # class 0 is the blank
         per_sample = nn.functional.ctc_loss(
-            log_probs.transpose(0, 1), targets, lengths, target_lengths,
+            log_probs.transpose(0, 1), targets, host_lengths, host_target_lengths,
             blank=0, reduction="none", zero_infinity=True,
         )  # fmt: skip
         if self.cfg.per_gloss:
