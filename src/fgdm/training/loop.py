@@ -115,6 +115,7 @@ class ScheduledModule(L.LightningModule):
         super().__init__()
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._pending_plateau_state: dict | None = None
+        self._unlogged_terms: tuple[int, dict[str, torch.Tensor]] | None = None  # see log_training_terms
 
     def check_finite(self, loss: torch.Tensor) -> None:
         """Stops training at the first non-finite loss, before the optimiser step can spread it into the weights:
@@ -130,17 +131,18 @@ class ScheduledModule(L.LightningModule):
 
         Lightning reduces and copies every value passed to ``self.log`` after every step, and writes it only every
         ``training.log_every`` steps (and at a stop): about half a millisecond of host time per value and step,
-        a tenth of a small model's step on a GPU. So the terms are kept here and logged in
+        which a small model's GPU step cannot spare. So the terms are kept here and logged in
         :meth:`on_train_batch_end`, once Lightning knows whether this step is written. ``train/loss`` goes to the
         progress bar every step when there is a bar (a bar reads its values back to the host after every step,
         on a GPU a wait for the device that a quiet run need not pay)."""
         bar = self.trainer.progress_bar_callback is not None
         if bar:
             self.log("train/loss", terms["loss"], prog_bar=True, batch_size=batch_size)
-        self._unlogged_terms = (batch_size, {name: t for name, t in terms.items() if not (bar and name == "loss")})
+        kept = {name: t.detach() for name, t in terms.items() if not (bar and name == "loss")}
+        self._unlogged_terms = (batch_size, kept)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        unlogged, self._unlogged_terms = getattr(self, "_unlogged_terms", None), None
+        unlogged, self._unlogged_terms = self._unlogged_terms, None
         if unlogged is None or not _loggers_write_this_step(self.trainer):
             return
         batch_size, terms = unlogged
