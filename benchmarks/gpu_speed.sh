@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU figure of the issue "Training and sampling at GPU speed" in one run of about 8 minutes on one
+# Every GPU figure of the issue "Training and sampling at GPU speed" in one run of about 8 to 10 minutes on one
 # GPU, for a session that is lent the device:
 #
 #   bash benchmarks/gpu_speed.sh OUT [tiny]
@@ -13,7 +13,9 @@
 # 5. bf16-mixed against float32, training loss over the same steps: synth.yaml, seeds 0 and 1, four runs at
 #    once on the one GPU;
 # 6. last, cut at COMPILE_LIMIT seconds (150; 0 skips it): the live sentence again, eager against
-#    torch.compile with CUDA graphs (speed.py --compile sample), both precisions.
+#    torch.compile with CUDA graphs (speed.py --compile sample), both precisions;
+# 7. a diagnostic, cut at 90 s: step 4 again with every width near zero, so its steps per second are what the
+#    host can issue (is the GPU's training host-bound?).
 # OUT/summary.md gathers the figures. It is rewritten after every step, so a run cut short (a device command
 # may last 10 minutes) keeps those of the steps that finished. Runs from the repository root with
 # PYTHONPATH=src (nothing installed).
@@ -23,6 +25,7 @@ OUT=$1 MODE=${2:-}
 export PYTHONPATH=src PYTHONWARNINGS=ignore
 mkdir -p "$OUT/logs"
 DEV=cuda REPEATS=10 LIVE_REPEATS=20 B64=64 S=130 TRAIN_STEPS=3000 TRAIN_LIMIT=240 LOSS_STEPS=1500 LOSS_LIMIT=300 LOG=10
+HOST_STEPS=1500
 # the training run stops itself after TRAIN_MINUTES of its fit loop (training.max_minutes), so that a slow GPU
 # still reports its rate; TRAIN_LIMIT only guards against a hang
 TRAIN_MINUTES=3
@@ -30,6 +33,7 @@ COMPILE_LIMIT=${COMPILE_LIMIT:-150}  # 0 skips step 6
 SYNTH_SIZES=(--num-train 1000 --num-dev 100 --num-test 100)  # the demo's data
 if [ "$MODE" = tiny ]; then
     DEV=cpu REPEATS=1 LIVE_REPEATS=2 B64=2 S=16 TRAIN_STEPS=6 TRAIN_LIMIT=300 LOSS_STEPS=6 LOSS_LIMIT=300 LOG=1
+    HOST_STEPS=6
     [ "$COMPILE_LIMIT" -gt 0 ] && COMPILE_LIMIT=300
     SYNTH_SIZES=(--num-train 24 --num-dev 6 --num-test 6)
 fi
@@ -43,9 +47,9 @@ speed() {  # NAME speed.py-options…
     summarize
 }
 W=runs/gpu-speed
-rm -rf "$W"/loss-* "$W/train"  # no figures of an earlier run in this one's summary
+rm -rf "$W"/loss-* "$W/train" "$W/train-host"  # no figures of an earlier run in this one's summary
 summarize() {  # OUT/summary.md from what has finished so far: a run cut short by the device's limits keeps it
-    for d in "$W"/loss-* "$W/train"; do  # each run's last metrics.csv, where it got far enough to write one
+    for d in "$W"/loss-* "$W/train" "$W/train-host"; do  # each run's last metrics.csv, where it got far enough to write one
         csv=$(ls -d "$d"/logs/version_*/metrics.csv 2> /dev/null | tail -1)
         [ -n "$csv" ] && cp "$csv" "$OUT/$(basename "$d").csv"
     done
@@ -88,5 +92,20 @@ if [ "$COMPILE_LIMIT" -gt 0 ]; then
         --precision 32 bf16 --compile sample "${SIZE[@]}" > "$OUT/live-compile.json" 2> "$OUT/logs/live-compile.err" \
         || echo "[gpu_speed] live-compile failed or was cut"
 fi
+summarize
+
+# the host's share: the same training with every width near zero, so that the arithmetic is negligible and the
+# steps per second are what the host can issue (the CPU proxy of speed.md's "The host's share of a small training
+# step"); last, as a diagnostic, cut at 90 s
+HOST=(--set model.width=8 --set model.focal.width=2 --set model.gloss_encoder.ff=8 --set model.general.ff=8
+      --set model.scg.conv_width=8 --set model.scg.lstm_hidden=4 --set model.focal.chunk_frames=0
+      --set model.focal.kernel=torch --set data.skip_frames=20 --set training.batch_size=2 --set testing.batch_size=2)
+echo "[gpu_speed] fgdm train configs/synth.yaml, widths near zero: the host's share (cut at 90 s)"
+START=$(date +%s%N)
+timeout 90 python -m fgdm.cli train configs/synth.yaml --set data.path="$W/synth" "${HOST[@]}" \
+    --set training.max_steps="$HOST_STEPS" --set training.max_minutes=0.5 \
+    --set training.output_dir="$W/train-host" --overwrite --quiet > "$OUT/logs/train-host.log" 2>&1
+rc=$?
+echo "{\"wall_ms\": $(( ($(date +%s%N) - START) / 1000000 )), \"rc\": $rc}" > "$OUT/train-host.json"
 summarize
 cat "$OUT/summary.md"

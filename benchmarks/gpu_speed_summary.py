@@ -47,20 +47,20 @@ def _speed_rows(out: Path) -> list[str]:
     return rows
 
 
-def _train_rows(out: Path) -> list[str]:
-    run = _json(out / "train.json")
+def _train_rows(out: Path, name: str = "train", title: str = "fgdm train configs/synth.yaml") -> list[str]:
+    run = _json(out / f"{name}.json")
     if run is None:
-        return ["fgdm train: not run (yet)"]
-    log = out / "logs" / "train.log"
+        return [f"{title}: not run (yet)"]
+    log = out / "logs" / f"{name}.log"
     result = _last_json(log.read_text(encoding="utf-8", errors="replace")) if log.is_file() else None
     result = result or {}
-    steps = result.get("steps") or _last_step(out / "train.csv")
+    steps = result.get("steps") or _last_step(out / f"{name}.csv")
     if not steps or not run.get("wall_ms"):
-        return ["fgdm train: no result (see logs/train.log)"]
+        return [f"{title}: no result (see logs/{name}.log)"]
     seconds, model = run["wall_ms"] / 1000, result.get("train_sequences_per_second", "–")
     loop = result.get("steps_per_second")
     loop = "–" if loop is None else f"**{loop:.1f} steps/s**"
-    return [f"fgdm train configs/synth.yaml: {steps} steps; its fit loop (validation, EMA, logging, checkpoints "
+    return [f"{title}: {steps} steps; its fit loop (validation, EMA, logging, checkpoints "
             f"included) ran at {loop}; from process start (imports, data, model building included) "
             f"{steps / seconds:.1f} steps/s, {seconds:.1f} s of wall clock; {model} sequences/s of model time "
             f"(rc {run.get('rc')})."]  # fmt: skip
@@ -105,7 +105,8 @@ def _compile_rows(out: Path) -> list[str]:
 
 def main() -> None:
     out = Path(sys.argv[1])
-    sections = [_speed_rows(out), _train_rows(out), _loss_rows(out), _compile_rows(out)]
+    host = _train_rows(out, "train-host", "The same with every width near zero (the host's share, a diagnostic)")
+    sections = [_speed_rows(out), _train_rows(out), _loss_rows(out), _compile_rows(out), host]
     print("\n\n".join(["# GPU speed", *("\n".join(rows) for rows in sections)]))
 
 
