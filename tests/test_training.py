@@ -116,7 +116,7 @@ def test_the_training_loss_goes_to_the_progress_bar_only_when_there_is_one(progr
 
 def test_training_terms_are_logged_only_on_the_steps_the_loggers_write(tmp_path, monkeypatch):
     """The loss terms go through self.log only on the steps Lightning writes (every log_every, and at a stop):
-    metrics.csv is the same as when they are logged after every step, with a fifth of the calls or fewer."""
+    metrics.csv is the same as when they are logged after every step (here 2 calls per term instead of 5)."""
     from lightning.pytorch.callbacks import Callback
 
     from fgdm.config import load_config
