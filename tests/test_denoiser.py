@@ -118,3 +118,79 @@ def test_applying_masks_where_nothing_is_padded_changes_nothing(monkeypatch):
         monkeypatch.setattr(module, "nothing_padded", lambda mask: False)
     applied, _ = model.generate(gloss, gm, fm.sum(1), generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(applied, skipped, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["bidirectional", "causal"])
+def test_training_runs_pytorchs_decoder_equations_with_their_gradients(attention):
+    """Training runs the same loop as evaluation, with dropout: at p = 0 it equals nn.TransformerDecoder in
+    training mode, outputs and gradients (float64)."""
+    torch.manual_seed(0)
+    cfg = tiny(**{"model.general.attention": attention, "model.general.layers": 2, "model.general.dropout": 0.0})
+    stage = GeneralStage(32, cfg.model.general).double().train()
+    _, fm, _, gm = batch()
+    h, cond = torch.randn(3, 12, 32, dtype=torch.float64), torch.randn(3, 4, 32, dtype=torch.float64)
+    causal = torch.ones(12, 12, dtype=torch.bool).triu(1) if attention == "causal" else None
+    ours = stage(h, cond, fm, gm)
+    expected = stage.layers(h, cond, tgt_mask=causal, tgt_is_causal=causal is not None, tgt_key_padding_mask=~fm,
+                            memory_key_padding_mask=~gm) * fm[..., None]  # fmt: skip
+    torch.testing.assert_close(ours, expected)
+    weights = [p for p in stage.parameters()]
+    grads = torch.autograd.grad((ours * expected.detach()).sum(), weights)
+    expected_grads = torch.autograd.grad((expected * expected.detach()).sum(), weights)
+    for ours_grad, theirs in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(ours_grad, theirs)
+
+
+def test_training_applies_the_layers_dropout_and_evaluation_none():
+    torch.manual_seed(0)
+    stage = GeneralStage(32, tiny(**{"model.general.dropout": 0.5}).model.general).double()
+    _, fm, _, gm = batch()
+    h, cond = torch.randn(3, 12, 32, dtype=torch.float64), torch.randn(3, 4, 32, dtype=torch.float64)
+    stage.train()
+    a, b = stage(h, cond, fm, gm), stage(h, cond, fm, gm)
+    stage.eval()
+    c, d = stage(h, cond, fm, gm), stage(h, cond, fm, gm)
+    assert not torch.allclose(a, b) and not torch.allclose(a, c)
+    torch.testing.assert_close(c, d)
+    for module in stage.modules():  # with every dropout at 0, training computes what evaluation does
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(module, torch.nn.MultiheadAttention):
+            module.dropout = 0.0
+    stage.train()
+    torch.testing.assert_close(stage(h, cond, fm, gm), c)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_the_gloss_encoder_computes_what_pytorchs_encoder_layers_compute(training):
+    """The gloss encoder runs its nn.TransformerEncoder's weights through fgdm.model.attention: the same outputs
+    and, in training (dropout 0), the same gradients, padding included (float64)."""
+    from fgdm.model.gloss_encoder import GlossEncoder
+
+    torch.manual_seed(0)
+    cfg = tiny(**{"model.gloss_encoder.layers": 2}).model.gloss_encoder
+    encoder = GlossEncoder(V, 32, cfg, counter=True).double().train(training)
+    _, _, gloss, gm = batch()
+    ours = encoder(gloss, gm)
+    h = encoder.counter(encoder.pos(encoder.embed(gloss)), gm)
+    expected = encoder.encoder(h, src_key_padding_mask=~gm) * gm[..., None]
+    torch.testing.assert_close(ours, expected)
+    weights = list(encoder.parameters())
+    grads = torch.autograd.grad((ours * expected.detach()).sum(), weights, allow_unused=True)
+    expected_grads = torch.autograd.grad((expected * expected.detach()).sum(), weights, allow_unused=True)
+    for a, b in zip(grads, expected_grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
+
+
+def test_the_gloss_encoder_applies_its_dropout_in_training_only():
+    from fgdm.model.gloss_encoder import GlossEncoder
+
+    torch.manual_seed(0)
+    encoder = GlossEncoder(V, 32, tiny(**{"model.gloss_encoder.dropout": 0.5}).model.gloss_encoder).double()
+    _, _, gloss, gm = batch()
+    a, b = encoder.train()(gloss, gm), encoder(gloss, gm)
+    c, d = encoder.eval()(gloss, gm), encoder(gloss, gm)
+    assert not torch.allclose(a, b) and not torch.allclose(a, c)
+    torch.testing.assert_close(c, d)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from fgdm.config import GeneralConfig
+from fgdm.model.attention import attend, dropped, feed_forward, self_attention
 from fgdm.model.embeddings import PositionalEncoding, ProgressEncoding
 from fgdm.model.masks import nothing_padded
 
@@ -42,31 +43,15 @@ class FrameToGeneral(nn.Module):
         return out
 
 
-def _padding(mask: torch.Tensor) -> torch.Tensor | None:
-    """The key padding mask (True = ignore), or None when nothing is padded: attention then skips the
-    masking pass."""
-    return None if nothing_padded(mask) else ~mask
-
-
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, mask: torch.Tensor | None) -> torch.Tensor:
-    """Multi-head scaled dot-product attention: q (B, S, D), k and v (B, N, D), mask broadcastable to
-    (B, heads, S, N) with True where a query may attend (or None) → (B, S, D)."""
-
-    def split(x: torch.Tensor) -> torch.Tensor:  # (B, ·, D) → (B, heads, ·, D / heads)
-        return x.unflatten(-1, (heads, -1)).transpose(1, 2)
-
-    out = nn.functional.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask)
-    return out.transpose(1, 2).flatten(2)
-
-
 class GeneralStage(nn.Module):
     """L2 Transformer decoder layers: self-attention over frames, cross-attention to the glosses.
 
     Shape: h (B, S, D_g), cond (B, L, D_g), frame_mask (B, S), gloss_mask (B, L) → (B, S, D_g).
 
-    Training runs PyTorch's decoder layers, with their dropout. Evaluation runs the same layers' weights
-    through :meth:`_decode`: the same equations without dropout, taking the cross-attention's keys and
-    values of the glosses from :meth:`memory`, which sampling computes once for all its steps.
+    The weights are those of PyTorch's ``nn.TransformerDecoder`` (pre-norm), and so are the checkpoint keys;
+    :meth:`_decode` computes its equations (:mod:`fgdm.model.attention`), dropout included in training, taking the
+    cross-attention's keys and values of the glosses from :meth:`memory`, which sampling computes once for all
+    its steps. Fewer operators than PyTorch's layers: synth.yaml's training forward issues 138 against 197.
     """
 
     def __init__(self, width: int, cfg: GeneralConfig) -> None:
@@ -94,21 +79,7 @@ class GeneralStage(nn.Module):
         gloss_mask: torch.Tensor,
         memory: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
-        if not self.training:
-            return self._decode(h, memory if memory is not None else self.memory(cond), frame_mask, gloss_mask)
-        S = h.shape[1]
-        causal = None
-        if self.causal:  # boolean like the padding mask: True = may not attend
-            causal = torch.ones(S, S, dtype=torch.bool, device=h.device).triu(1)
-        out = self.layers(
-            h,
-            cond,
-            tgt_mask=causal,
-            tgt_is_causal=self.causal,
-            tgt_key_padding_mask=_padding(frame_mask),
-            memory_key_padding_mask=_padding(gloss_mask),
-        )
-        return out * frame_mask[..., None]
+        return self._decode(h, memory if memory is not None else self.memory(cond), frame_mask, gloss_mask)
 
     def _decode(
         self,
@@ -117,8 +88,10 @@ class GeneralStage(nn.Module):
         frame_mask: torch.Tensor,
         gloss_mask: torch.Tensor,
     ) -> torch.Tensor:
-        """The decoder layers without dropout (pre-norm: h += SelfAttn(LN h); h += CrossAttn(LN h, G);
-        h += FF(LN h)), with each layer's keys and values of the glosses given."""
+        """The decoder layers (pre-norm: h += SelfAttn(LN h); h += CrossAttn(LN h, G); h += FF(LN h)), with each
+        layer's keys and values of the glosses given; in training with the layers' dropout where PyTorch's
+        layers apply it: on the attention weights, the three residual branches and the feed-forward's hidden
+        layer."""
         S, D = h.shape[1], h.shape[2]
         own = None if nothing_padded(frame_mask) else frame_mask[:, None, None, :]  # True = may attend
         if self.causal:
@@ -126,12 +99,12 @@ class GeneralStage(nn.Module):
             own = below if own is None else own & below
         glosses = None if nothing_padded(gloss_mask) else gloss_mask[:, None, None, :]
         for layer, (k, v) in zip(self.layers.layers, memory, strict=True):
-            sa, ca = layer.self_attn, layer.multihead_attn
-            q, k_self, v_self = nn.functional.linear(layer.norm1(h), sa.in_proj_weight, sa.in_proj_bias).chunk(3, -1)
-            h = h + sa.out_proj(_attend(q, k_self, v_self, sa.num_heads, own))
+            ca = layer.multihead_attn
+            h = h + dropped(self_attention(layer.self_attn, layer.norm1(h), own), layer.dropout1)
             q = nn.functional.linear(layer.norm2(h), ca.in_proj_weight[:D], ca.in_proj_bias[:D])
-            h = h + ca.out_proj(_attend(q, k, v, ca.num_heads, glosses))
-            h = h + layer.linear2(layer.activation(layer.linear1(layer.norm3(h))))
+            cross = attend(q, k, v, ca.num_heads, glosses, ca.dropout if self.training else 0.0)
+            h = h + dropped(ca.out_proj(cross), layer.dropout2)
+            h = h + feed_forward(layer, layer.norm3(h), layer.dropout3)
         return h * frame_mask[..., None]
 
 

@@ -7,7 +7,9 @@ from torch import nn
 
 from fgdm.config import GlossEncoderConfig
 from fgdm.data.vocab import Vocabulary
+from fgdm.model.attention import encoder_layer
 from fgdm.model.embeddings import PositionalEncoding, ProgressEncoding
+from fgdm.model.masks import nothing_padded
 
 
 class GlossEncoder(nn.Module):
@@ -34,5 +36,8 @@ class GlossEncoder(nn.Module):
         h = self.pos(self.embed(gloss))  # (B, L, D_g)
         if self.counter is not None:
             h = self.counter(h, gloss_mask)
-        h = self.encoder(h, src_key_padding_mask=~gloss_mask)
-        return h * gloss_mask[..., None]
+        # the encoder's layers and final norm, computed by fgdm.model.attention (PyTorch's layers are the weights)
+        mask = None if nothing_padded(gloss_mask) else gloss_mask[:, None, None, :]  # True = may attend
+        for layer in self.encoder.layers:
+            h = encoder_layer(layer, h, mask)
+        return self.encoder.norm(h) * gloss_mask[..., None]
