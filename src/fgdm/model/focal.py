@@ -287,9 +287,10 @@ class ASGCN(nn.Module):
         A, x = self._adjacency(inputs), inputs.x
         if A.shape[0] == 1 and A.shape[1] == 1:  # shared adjacency: one matmul over all frames
             return torch.einsum("kvu,bskud->bsvd", A[0, 0], x)
-        # strided per-partition matmuls, no permuted copy of the large A
-        parts = [torch.matmul(a, xk) for a, xk in zip(A.unbind(2), x.unbind(2), strict=True)]
-        return torch.stack(parts).sum(0)
+        out = None  # per partition one product over all frames, accumulated; strided views, no copy of the large A
+        for a, xk in zip(A.flatten(0, 1).unbind(1), x.flatten(0, 1).unbind(1), strict=True):
+            out = torch.bmm(a, xk) if out is None else torch.baddbmm(out, a, xk)
+        return out.view(*x.shape[:2], *out.shape[1:])
 
     # --- public views of the equations over whole sequences (for inspection and tests) ---------
     def contextual_adjacency(self, h: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
