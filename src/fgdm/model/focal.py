@@ -265,7 +265,7 @@ class ASGCN(nn.Module):
 
     def _semantic(self, w: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
         """M (B, s, K, J, J) in [0, 2] for a slice of frames: 2·σ(W_s Σ_l w_l P_l)."""
-        mixed = torch.einsum("bsl,bluv->bsuv", w, prototypes)  # M̄: (B, s, J, J)
+        mixed = torch.bmm(w, prototypes.flatten(2)).unflatten(2, prototypes.shape[2:])  # M̄ = Σ_l w_l P_l (B, s, J, J)
         ws, bs = self.separation_weight.view(1, 1, -1, 1, 1), self.separation_bias.view(1, 1, -1, 1, 1)
         return torch.addcmul(bs, mixed[:, :, None], ws).sigmoid_().mul(2.0)
 
