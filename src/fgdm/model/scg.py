@@ -7,8 +7,6 @@ weighted per sample by w(t) = exp(−α t / T). Training only: never built or ru
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -102,7 +100,7 @@ class SCGBranch(nn.Module):
         target_lengths = gloss_mask.sum(1)
         # both length vectors to the host in one copy: packing and CTC read them there, and on a GPU each separate
         # copy would wait for every kernel queued before it (three waits, now one)
-        lengths = -(-frame_mask.sum(1) // 4)  # S' = ⌈⌈S/2⌉/2⌉ = ⌈S/4⌉, as forward computes it
+        lengths = self.output_length(frame_mask.sum(1))  # as forward computes them
         host_lengths, host_target_lengths = torch.stack((lengths, target_lengths)).cpu()
         log_probs, _ = self(features, frame_mask, host_lengths)
         targets = (gloss + 1).masked_fill(~gloss_mask, 0)  # class 0 is the blank
@@ -115,5 +113,6 @@ class SCGBranch(nn.Module):
         return (ctc_weight(t, self.timesteps, self.cfg.alpha) * per_sample).mean()
 
     @staticmethod
-    def output_length(frames: int) -> int:
-        return math.ceil(math.ceil(frames / 2) / 2)
+    def output_length(frames: int | torch.Tensor) -> int | torch.Tensor:
+        """S' = ⌈⌈S/2⌉/2⌉ = ⌈S/4⌉ after the two ceil-mode poolings, for a count or a tensor of counts."""
+        return -(-frames // 4)
