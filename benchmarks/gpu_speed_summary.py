@@ -58,12 +58,13 @@ def _train_rows(out: Path, name: str = "train", title: str = "fgdm train configs
     if not steps or not run.get("wall_ms"):
         return [f"{title}: no result (see logs/{name}.log)"]
     seconds, model = run["wall_ms"] / 1000, result.get("train_sequences_per_second", "–")
-    loop = result.get("steps_per_second")
+    loop, late = result.get("steps_per_second"), result.get("late_steps_per_second")
     loop = "–" if loop is None else f"**{loop:.1f} steps/s**"
+    late = "–" if late is None else f"**{late:.1f} steps/s**"
     return [f"{title}: {steps} steps; its fit loop (validation, EMA, logging, checkpoints "
-            f"included) ran at {loop}; from process start (imports, data, model building included) "
-            f"{steps / seconds:.1f} steps/s, {seconds:.1f} s of wall clock; {model} sequences/s of model time "
-            f"(rc {run.get('rc')})."]  # fmt: skip
+            f"included) ran at {loop}, its last half of the steps at {late}; from process start (imports, data, "
+            f"model building included) {steps / seconds:.1f} steps/s, {seconds:.1f} s of wall clock; {model} "
+            f"sequences/s of model time (rc {run.get('rc')})."]  # fmt: skip
 
 
 def _last_step(path: Path) -> int | None:
@@ -91,7 +92,7 @@ def _compile_rows(out: Path) -> list[str]:
     d = _json(out / "live-compile.json")
     if d is None:
         return [
-            "The live sentence compiled: no result (skipped with COMPILE_LIMIT=0, or it failed or was cut: see "
+            "The live sentence compiled: no result (not run yet: PART=compile; or it failed or was cut: see "
             "logs/live-compile.err)."
         ]
     samp, first = d.get("sample_s_by_precision", {}), d.get("sample_first_call_s", {})
@@ -106,7 +107,11 @@ def _compile_rows(out: Path) -> list[str]:
 def main() -> None:
     out = Path(sys.argv[1])
     host = _train_rows(out, "train-host", "The same with every width near zero (the host's share, a diagnostic)")
-    sections = [_speed_rows(out), _train_rows(out), _loss_rows(out), _compile_rows(out), host]
+    compiled = [
+        _train_rows(out, "train-compiled", "The same with training.compile: true (PART=compile)"),
+        _train_rows(out, "train-compiled-graphs", "The same with training.compile: reduce-overhead (CUDA graphs)"),
+    ]
+    sections = [_speed_rows(out), _train_rows(out), _loss_rows(out), host, *compiled, _compile_rows(out)]
     print("\n\n".join(["# GPU speed", *("\n".join(rows) for rows in sections)]))
 
 

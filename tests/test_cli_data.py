@@ -28,6 +28,15 @@ def test_lazy_manifest_renders_the_same_samples(tmp_path, capsys):
     assert len(corpus) == 7096 and corpus[7095].pose.shape[1:] == (50, 3)
 
 
+def test_a_manifest_with_a_negative_size_is_refused_naming_the_file(tmp_path):
+    from fgdm.data.sources import MANIFEST, SynthManifest
+    from fgdm.data.pt import DataFormatError
+
+    (tmp_path / MANIFEST).write_text('{"seed": 1, "sizes": {"train": -3, "dev": 2}}')
+    with pytest.raises(DataFormatError, match=r"synth\.json.*sizes must be ≥ 0, got \{'train': -3\}"):
+        SynthManifest.load(tmp_path)
+
+
 def test_data_check_reports_invalid_data_with_exit_status_1(tmp_path, capsys):
     out = tmp_path / "data"
     main(["synth", "--out", str(out), "--num-train", "3", "--num-dev", "1", "--num-test", "1", "--quiet"])

@@ -94,7 +94,8 @@ def print_result(result, extra: dict | None = None) -> None:
         print(json.dumps({"output_dir": str(result.output_dir), "last_checkpoint": str(result.last_checkpoint),
                           "best_checkpoint": best, "steps": result.steps,
                           result.monitor.replace("/", "_"): result.monitored,
-                          "steps_per_second": round(result.steps_per_second, 2), **(extra or {})},
+                          "steps_per_second": round(result.steps_per_second, 2),
+                          "late_steps_per_second": round(result.late_steps_per_second, 2), **(extra or {})},
                          indent=2))  # fmt: skip
 
 

@@ -49,9 +49,13 @@ class SynthManifest:
         path = Path(directory) / MANIFEST
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
+            sizes = {k: int(v) for k, v in raw.get("sizes", {}).items()}
+            negative = {k: n for k, n in sizes.items() if n < 0}
+            if negative:
+                raise ValueError(f"sizes must be ≥ 0, got {negative}")
             return cls(
                 seed=int(raw.get("seed", 0)),
-                sizes={k: int(v) for k, v in raw.get("sizes", {}).items()},
+                sizes=sizes,
                 csv={k: str(v) for k, v in raw.get("csv", {}).items()},
             )
         except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as err:

@@ -90,15 +90,41 @@ class FGDM(nn.Module):
         ``unk_rate``: the denoiser sees each gloss as ``<unk>`` with this probability (gloss dropout,
         ``training.unk_rate``); the SCG branch's CTC targets stay the true glosses.
         """
-        B = pose.shape[0]
+        draws = self.draws(pose, gloss, gloss_mask, generator, t, unk_rate)
+        return self.loss_of_draws(pose, frame_mask, gloss, gloss_mask, *draws)
+
+    def draws(
+        self,
+        pose: torch.Tensor,
+        gloss: torch.Tensor,
+        gloss_mask: torch.Tensor,
+        generator: torch.Generator | None = None,
+        t: torch.Tensor | None = None,
+        unk_rate: float = 0.0,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The random part of :meth:`loss`: the timesteps t (B,) (unless given), the noise (B, S, J, 3) and the
+        glosses the denoiser sees, in this order from ``generator`` (or the global one)."""
+        if t is None:
+            t = self.diffusion.sample_timesteps(pose.shape[0], pose.device, generator)
+        noise = torch.randn(pose.shape, generator=generator, device=pose.device, dtype=pose.dtype)
+        return t, noise, with_unknowns(gloss, gloss_mask, unk_rate, generator)
+
+    def loss_of_draws(
+        self,
+        pose: torch.Tensor,
+        frame_mask: torch.Tensor,
+        gloss: torch.Tensor,
+        gloss_mask: torch.Tensor,
+        t: torch.Tensor,
+        noise: torch.Tensor,
+        condition: torch.Tensor,
+    ) -> LossTerms:
+        """:meth:`loss` given its :meth:`draws`: no random numbers drawn, so ``torch.compile`` captures it whole
+        (``training.compile``) and an eager run's draws stay the same."""
         keep = frame_mask[..., None, None].to(pose.dtype)
         x0 = pose * keep
         z0 = self.normalizer.encode(x0) * keep  # the diffusion representation; padded frames zero
-        if t is None:
-            t = self.diffusion.sample_timesteps(B, pose.device, generator)
-        noise = torch.randn(x0.shape, generator=generator, device=pose.device, dtype=pose.dtype)
         x_t = self.diffusion.q_sample(z0, t, noise) * keep  # padded frames are zero in x_t
-        condition = with_unknowns(gloss, gloss_mask, unk_rate, generator)
         encoding = self.denoiser.encode_glosses(condition, gloss_mask)
         out = self.denoiser(x_t, t, condition, gloss_mask, frame_mask, encoding=encoding)
         pred = self.normalizer.decode(out.x0) * keep  # pose units

@@ -24,6 +24,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.compiler import is_compiling as compiling
 from torch.utils.checkpoint import checkpoint
 
 from fgdm.config import FocalConfig
@@ -147,11 +148,10 @@ class ASGCN(nn.Module):
 
     def _chunk_frames(self, h: torch.Tensor) -> int:
         """Frames per chunk of the PyTorch path; S for all at once (a shared adjacency is one einsum anyway).
-
-        Chunks keep the maps in a CPU's caches; on a GPU they would only multiply kernel launches (at
-        batch 64 one chunk per frame), so there all frames go at once."""
+        Chunks keep the maps in an eager CPU's caches; on a GPU they would only multiply kernel launches (at
+        batch 64 one chunk per frame), so there all frames go at once, as under torch.compile."""
         B, S = h.shape[:2]
-        if self.chunk_frames <= 0 or not (self.contextual or self.semantic) or h.device.type != "cpu":
+        if self.chunk_frames <= 0 or not (self.contextual or self.semantic) or h.device.type != "cpu" or compiling():
             return S
         return max(1, self.chunk_frames // B)
 

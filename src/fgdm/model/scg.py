@@ -33,6 +33,14 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         return (y * self.weight[None, :, None] + self.bias[None, :, None]) * m
 
 
+@torch.compiler.disable  # its outputs' shapes depend on the lengths' values: torch.compile runs it as it is
+def _ctc(log_probs: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor, target_lengths: torch.Tensor):
+    """Per-sample CTC of (S', B, V + 1) log-probabilities against (B, L) targets, blank 0; unalignable ones 0."""
+    return nn.functional.ctc_loss(
+        log_probs, targets, lengths, target_lengths, blank=0, reduction="none", zero_infinity=True
+    )
+
+
 def ctc_weight(t: torch.Tensor, timesteps: int, alpha: float) -> torch.Tensor:
     """w(t) = exp(−α t / T): strong guidance near clean poses, weak under heavy noise."""
     return torch.exp(-alpha * t.float() / timesteps)
@@ -75,15 +83,20 @@ class SCGBranch(nn.Module):
         mask = frame_mask
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = torch.relu(norm(conv(h * mask[:, None]), mask))  # (B, C, S)
-            # ceil-mode pooling: a sequence of any length keeps at least one step
-            h = nn.functional.max_pool1d(h, 2, ceil_mode=True)
+            # max-pooling by 2 in ceil mode, so a sequence of any length keeps at least one step: an odd length's
+            # last step is paired with -inf (max_pool1d would make torch.compile specialise on the length)
+            h = nn.functional.pad(h, (0, h.shape[-1] % 2), value=float("-inf")).unflatten(-1, (-1, 2)).amax(-1)
             lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
             mask = torch.arange(h.shape[-1], device=h.device)[None] < lengths[:, None]
-        host = lengths.cpu() if host_lengths is None else host_lengths
-        packed = pack_padded_sequence(h.transpose(1, 2), host.clamp_min(1), batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=h.shape[-1])  # (B, S', 2H)
+        out = self._sequence(h.transpose(1, 2), lengths.cpu() if host_lengths is None else host_lengths)
         return torch.log_softmax(self.classifier(out).float(), dim=-1), lengths
+
+    @torch.compiler.disable  # packing reads the lengths on the host: torch.compile runs this part as it is
+    def _sequence(self, h: torch.Tensor, host_lengths: torch.Tensor) -> torch.Tensor:
+        """GSD: the BiLSTM over (B, S', C), packed by the lengths → (B, S', 2H), zero past each length."""
+        packed = pack_padded_sequence(h, host_lengths.clamp_min(1), batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        return pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])[0]
 
     def loss(
         self,
@@ -104,10 +117,7 @@ class SCGBranch(nn.Module):
         host_lengths, host_target_lengths = torch.stack((lengths, target_lengths)).cpu()
         log_probs, _ = self(features, frame_mask, host_lengths)
         targets = (gloss + 1).masked_fill(~gloss_mask, 0)  # class 0 is the blank
-        per_sample = nn.functional.ctc_loss(
-            log_probs.transpose(0, 1), targets, host_lengths, host_target_lengths,
-            blank=0, reduction="none", zero_infinity=True,
-        )  # fmt: skip
+        per_sample = _ctc(log_probs.transpose(0, 1), targets, host_lengths, host_target_lengths)
         if self.cfg.per_gloss:
             per_sample = per_sample / target_lengths.clamp_min(1)
         return (ctc_weight(t, self.timesteps, self.cfg.alpha) * per_sample).mean()

@@ -42,12 +42,26 @@ class LitFGDM(ScheduledModule):
         decay = self.cfg.training.ema_decay
         self.ema = EMA(self.model.denoiser, decay) if decay else None
         self.val_dtw = MeanMetric()
+        self._compiled_loss = None  # training.compile: made on the first training step
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "_compiled_loss": None}  # compiled code does not travel
 
     # -- training -------------------------------------------------------------------------
+    def training_loss(self):
+        """What a training step calls with a batch and its :meth:`FGDM.draws`: :meth:`FGDM.loss_of_draws`, through
+        ``torch.compile`` when ``training.compile`` asks (compiled once; the draws and validation stay eager, so
+        a compiled run draws the same numbers as an eager one)."""
+        mode = self.training_cfg.compile
+        if not mode:
+            return self.model.loss_of_draws
+        if self._compiled_loss is None:
+            self._compiled_loss = torch.compile(self.model.loss_of_draws, mode=None if mode is True else mode)
+        return self._compiled_loss
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        terms = self.model.loss(
-            batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, unk_rate=self.training_cfg.unk_rate
-        )
+        draws = self.model.draws(batch.pose, batch.gloss, batch.gloss_mask, unk_rate=self.training_cfg.unk_rate)
+        terms = self.training_loss()(batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, *draws)
         self.check_finite(terms.total)
         self.log_training_terms(
             len(batch), loss=terms.total, joint=terms.joint, bone=terms.bone, scg=terms.scg, length=terms.length

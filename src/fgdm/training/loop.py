@@ -199,27 +199,38 @@ class ScheduledModule(L.LightningModule):
 class Throughput(Callback):
     """Counts training sequences and the time of the training steps, for a sequences-per-second figure; and the
     steps and wall-clock time of the whole fit loop (validation, EMA, logging and checkpoints included, process
-    start and data preparation not), for a steps-per-second figure."""
+    start and data preparation not), for a steps-per-second figure, also over the fit loop's last half of the steps
+    alone (after warm-up and, with ``training.compile``, the first compilations)."""
 
     def __init__(self) -> None:
         self.sequences, self.seconds, self._t0 = 0, 0.0, 0.0
         self.fit_steps, self.fit_seconds, self._fit_t0, self._first_step = 0, 0.0, 0.0, 0
+        self.late_steps, self.late_seconds = 0, 0.0
+        self._step_ends: list[float] = []
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._fit_t0, self._first_step = time.perf_counter(), trainer.global_step  # > 0 when resumed
+        self._step_ends = []
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if module.device.type == "cuda":
             torch.cuda.synchronize(module.device)  # the last steps' kernels, not just their launches
-        self.fit_seconds = time.perf_counter() - self._fit_t0
+        end = time.perf_counter()
+        self.fit_seconds = end - self._fit_t0
         self.fit_steps = trainer.global_step - self._first_step
+        self.late_steps, self.late_seconds = self.fit_steps, self.fit_seconds
+        if len(self._step_ends) >= 2:  # from the end of the first half's last step
+            half = len(self._step_ends) // 2
+            self.late_steps, self.late_seconds = len(self._step_ends) - half, end - self._step_ends[half - 1]
 
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Batch, idx: int) -> None:
         self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch: Batch, idx: int):
-        self.seconds += time.perf_counter() - self._t0
+        now = time.perf_counter()
+        self.seconds += now - self._t0
         self.sequences += len(batch)
+        self._step_ends.append(now)
 
 
 @dataclass
@@ -234,6 +245,7 @@ class TrainResult:
     monitored: float | None  # its last value
     sequences_per_second: float  # of this process, in its training steps
     steps_per_second: float  # of the fit loop, end to end (validation, EMA, logging, checkpoints included)
+    late_steps_per_second: float  # the same over the fit loop's last half of the steps: after warm-up and compiling
     is_global_zero: bool
 
 
@@ -347,5 +359,6 @@ def fit(
         monitored=float(value) if value is not None else None,
         sequences_per_second=throughput.sequences / max(throughput.seconds, 1e-9),
         steps_per_second=throughput.fit_steps / max(throughput.fit_seconds, 1e-9),
+        late_steps_per_second=throughput.late_steps / max(throughput.late_seconds, 1e-9),
         is_global_zero=trainer.is_global_zero,
     )

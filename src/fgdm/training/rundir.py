@@ -24,7 +24,8 @@ from fgdm.config import from_dict, to_dict
 RESUMABLE = {
     "training.max_steps", "training.max_minutes", "training.val_every", "training.val_batches", "training.log_every",
     "training.devices", "training.num_nodes", "training.accelerator", "training.strategy", "training.precision",
-    "training.num_workers", "training.tf32", "training.output_dir", "data.path", "data.vocab", "testing.batch_size",
+    "training.num_workers", "training.tf32", "training.compile", "training.output_dir", "data.path", "data.vocab",
+    "testing.batch_size",
 }  # fmt: skip
 LOCK = ".lock"
 

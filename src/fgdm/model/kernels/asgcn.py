@@ -246,6 +246,7 @@ class _FusedASGCN(torch.autograd.Function):
         return None, None, *grads.tensors()
 
 
+@torch.compiler.disable  # a call into the C library: torch.compile runs it as it is, between its graphs
 def fused_asgcn(args: ASGCNArgs, *, variant: str = "native") -> torch.Tensor:
     """Σ_k ((A_b + A_a) ⊙ M)_k (x_k + xb_k) per frame: (B, S, J, D), differentiable in every float input.
 

@@ -173,6 +173,8 @@ def check(failed: int, what: str) -> None:
 
 def available(variant: str = "native") -> bool:
     """True when the kernel is (or can be) built and loaded; see :func:`unavailable_reason`."""
+    if variant in _libraries:  # known: no lock to take (which torch.compile could not trace)
+        return _libraries[variant] is not None
     return load(variant) is not None
 
 
