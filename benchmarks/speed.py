@@ -14,9 +14,9 @@ calls that reach PyTorch's kernels in one training step (forward and backward) a
 call, and how many of them compute (not views): on a GPU each of those is at least one kernel launch, and
 every call costs Python and dispatch time on the host.
 With --compile sample (train), every sampling (training) precision is also timed with torch.compile of
-the denoiser (of ``model.loss``), ``dynamic=False``, in turn with the eager ones; the first call of each
-(compilation included) is reported as ``*_first_call_s``. On a GPU the compiled denoiser also replays its
-kernel launches as CUDA graphs (``mode="reduce-overhead"``).
+the denoiser (of ``model.loss_of_draws``, the draws eager, as ``training.compile``), ``dynamic=False``, in turn
+with the eager ones; the first call of each (compilation included) is reported as ``*_first_call_s``. On a GPU
+the compiled denoiser also replays its kernel launches as CUDA graphs (``mode="reduce-overhead"``).
 """
 
 from __future__ import annotations
@@ -158,12 +158,13 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    compiled_loss = torch.compile(model.loss, dynamic=False) if "train" in args.compile else None
+    # as training.compile: the draws eager, the rest compiled
+    compiled_loss = torch.compile(model.loss_of_draws, dynamic=False) if "train" in args.compile else None
 
     def step(precision: str = "32-true", compiled: bool = False) -> None:  # as fgdm's Lightning module does:
-        loss = compiled_loss if compiled else model.loss  # gradients freed right after the step
+        loss = compiled_loss if compiled else model.loss_of_draws  # gradients freed right after the step
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
-            terms = loss(pose, frame_mask, gloss, gloss_mask)
+            terms = loss(pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask))
         terms.total.backward()
         optimizer_for(precision).step()
         optimizer_for(precision).zero_grad(set_to_none=True)

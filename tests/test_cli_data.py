@@ -29,8 +29,8 @@ def test_lazy_manifest_renders_the_same_samples(tmp_path, capsys):
 
 
 def test_a_manifest_with_a_negative_size_is_refused_naming_the_file(tmp_path):
-    from fgdm.data.sources import MANIFEST, SynthManifest
     from fgdm.data.pt import DataFormatError
+    from fgdm.data.sources import MANIFEST, SynthManifest
 
     (tmp_path / MANIFEST).write_text('{"seed": 1, "sizes": {"train": -3, "dev": 2}}')
     with pytest.raises(DataFormatError, match=r"synth\.json.*sizes must be ≥ 0, got \{'train': -3\}"):

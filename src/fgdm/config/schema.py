@@ -65,9 +65,10 @@ class TrainingConfig:
     precision: Literal["32-true", "16-mixed", "bf16-mixed", "bf16-true", "64-true"] = "32-true"
     tf32: bool = True  # on NVIDIA GPUs: fp32 matmuls and convolutions in TF32 (far faster); CPUs unaffected
     # torch.compile of the training loss: true (mode "default") or one of its modes ("reduce-overhead": also CUDA
-    # graphs on a GPU). Execution only, for GPUs where a step is bound by its host: the first steps of each new
-    # batch shape compile (a minute or more), and the noise is drawn by the compiled code's own generator, so a
-    # run does not repeat an eager run's numbers. On a CPU the fused ASGCN kernel is faster than compiling.
+    # graphs on a GPU). Execution only, meant for GPUs where a step is bound by its host; the random draws stay
+    # eager, so a run draws an eager run's numbers. Compiling takes a minute or more, and inductor compiles again
+    # for each new frame count (up to torch's recompile limit, then new counts run eager): see
+    # benchmarks/results/speed.md. On a CPU the fused ASGCN kernel is faster than compiling.
     compile: bool | Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = False
     seed: int = 42
     num_workers: int = 0

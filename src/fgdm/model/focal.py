@@ -226,8 +226,8 @@ class ASGCN(nn.Module):
         return nn.functional.linear(h, self.query.weight * (1.0 / math.sqrt(h.shape[-1])))
 
     def _validity(self, frame_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """(B, S, 2n+1): 1 where frame i's offset m lands on a valid frame, 0 outside the sequence or on padding."""
-        return nn.functional.pad(frame_mask, (self.n, self.n)).to(dtype).unfold(1, 2 * self.n + 1, 1)
+        """(B, S, 2n+1): 1 where frame i's offset lands on a valid frame (a copy: a view made Dynamo guard S > 2n)."""
+        return nn.functional.pad(frame_mask, (self.n, self.n)).to(dtype).unfold(1, 2 * self.n + 1, 1).contiguous()
 
     def _windows(self, k: torch.Tensor, frames: int) -> torch.Tensor:
         """Key windows (B, s, 2n+1, D, J) of ``frames`` frames from padded keys (B, s + 2n (+ extra), J, D)."""
