@@ -63,6 +63,26 @@ def test_the_fit_loop_rate_counts_this_runs_steps_over_its_wall_clock():
     assert meter.fit_steps == 5 and 0.05 <= meter.fit_seconds < 5
 
 
+def test_the_late_rate_counts_the_last_half_of_the_steps_from_the_end_of_the_first_half():
+    """late_steps_per_second leaves out a slow start (warm-up, compilation): 4 steps, the first one slow."""
+    from types import SimpleNamespace
+
+    from fgdm.training.loop import Throughput
+
+    meter, trainer, module = Throughput(), SimpleNamespace(global_step=0), SimpleNamespace(device=torch.device("cpu"))
+    batch = [0, 0]
+    meter.on_train_start(trainer, module)
+    for pause in (0.3, 0.01, 0.01, 0.01):
+        meter.on_train_batch_start(trainer, module, batch, 0)
+        time.sleep(pause)
+        meter.on_train_batch_end(trainer, module, None, batch, 0)
+        trainer.global_step += 1
+    meter.on_train_end(trainer, module)
+    assert meter.fit_steps == 4 and meter.fit_seconds >= 0.33
+    assert meter.late_steps == 2 and 0.02 <= meter.late_seconds < 0.2  # steps 3 and 4, not the slow first one
+    assert meter.sequences == 8
+
+
 def test_the_result_names_both_checkpoints_as_the_output_directory_was_given(tmp_path, monkeypatch, capsys):
     config = str(Path(TINY).resolve())
     monkeypatch.chdir(tmp_path)
