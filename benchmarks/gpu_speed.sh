@@ -18,7 +18,8 @@
 #    host can issue (is the GPU's training host-bound?).
 # The second (PART=compile), each part cut at COMPILE_LIMIT seconds (180):
 # 7. step 4 with `training.compile: true` (torch.compile of the training loss), 2.5 minutes of training: the
-#    steps per second over the fit loop's last half of the steps, after compiling;
+#    steps per second over the fit loop's last half of the steps, after compiling, and how many times the loss
+#    compiled (each batch is padded to one of a few frame counts, each compiled once);
 # 8. the live sentence again, eager against torch.compile with CUDA graphs (speed.py --compile sample), both
 #    precisions;
 # 9. step 7 with `training.compile: reduce-overhead` (CUDA graphs as well).
@@ -89,7 +90,7 @@ LIVE=(--batch 1 --frames 125 --glosses 8)
 if [ "$PART" = compile ]; then
     synth_data
     echo "[gpu_speed] fgdm train configs/synth.yaml compiled, $COMPILED_MINUTES minutes (cut at $COMPILE_LIMIT s)"
-    train train-compiled "$COMPILE_LIMIT" --set training.compile=true --set training.max_steps="$TRAIN_STEPS" \
+    TORCH_LOGS=recompiles train train-compiled "$COMPILE_LIMIT" --set training.compile=true --set training.max_steps="$TRAIN_STEPS" \
         --set training.max_minutes="$COMPILED_MINUTES"
     echo "[gpu_speed] the live sentence compiled (cut at $COMPILE_LIMIT s)"
     timeout "$COMPILE_LIMIT" python benchmarks/speed.py --device "$DEV" "${LIVE[@]}" --repeats "$LIVE_REPEATS" \
@@ -97,7 +98,7 @@ if [ "$PART" = compile ]; then
         || echo "[gpu_speed] live-compile failed or was cut"
     summarize
     echo "[gpu_speed] fgdm train configs/synth.yaml compiled with CUDA graphs (cut at $COMPILE_LIMIT s)"
-    train train-compiled-graphs "$COMPILE_LIMIT" --set training.compile=reduce-overhead \
+    TORCH_LOGS=recompiles train train-compiled-graphs "$COMPILE_LIMIT" --set training.compile=reduce-overhead \
         --set training.max_steps="$TRAIN_STEPS" --set training.max_minutes="$COMPILED_MINUTES"
     cat "$OUT/summary.md"
     exit 0

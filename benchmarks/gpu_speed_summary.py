@@ -52,8 +52,11 @@ def _train_rows(out: Path, name: str = "train", title: str = "fgdm train configs
     if run is None:
         return [f"{title}: not run (yet)"]
     log = out / "logs" / f"{name}.log"
-    result = _last_json(log.read_text(encoding="utf-8", errors="replace")) if log.is_file() else None
-    result = result or {}
+    text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+    result = _last_json(text) or {}
+    # the compiled runs log torch's recompilations (TORCH_LOGS=recompiles): one line per compilation after the first
+    recompiled = text.count("Recompiling function loss_of_draws")
+    compiles = f" The loss compiled {1 + recompiled} times." if "compiled" in name else ""
     steps = result.get("steps") or _last_step(out / f"{name}.csv")
     if not steps or not run.get("wall_ms"):
         return [f"{title}: no result (see logs/{name}.log)"]
@@ -64,7 +67,7 @@ def _train_rows(out: Path, name: str = "train", title: str = "fgdm train configs
     return [f"{title}: {steps} steps; its fit loop (validation, EMA, logging, checkpoints "
             f"included) ran at {loop}, its last half of the steps at {late}; from process start (imports, data, "
             f"model building included) {steps / seconds:.1f} steps/s, {seconds:.1f} s of wall clock; {model} "
-            f"sequences/s of model time (rc {run.get('rc')})."]  # fmt: skip
+            f"sequences/s of model time (rc {run.get('rc')}).{compiles}"]  # fmt: skip
 
 
 def _last_step(path: Path) -> int | None:

@@ -66,8 +66,8 @@ class TrainingConfig:
     tf32: bool = True  # on NVIDIA GPUs: fp32 matmuls and convolutions in TF32 (far faster); CPUs unaffected
     # torch.compile of the training loss: true (mode "default") or one of its modes ("reduce-overhead": also CUDA
     # graphs on a GPU). Execution only, meant for GPUs where a step is bound by its host; the random draws stay
-    # eager, so a run draws an eager run's numbers. Compiling takes a minute or more, and inductor compiles again
-    # for each new frame count (up to torch's recompile limit, then new counts run eager): see
+    # eager, so a run draws an eager run's numbers. Inductor compiles once per frame count, so a compiled step pads
+    # its batch to one of a few counts (fgdm/training/compiling.py); each takes a minute or more to compile: see
     # benchmarks/results/speed.md. On a CPU the fused ASGCN kernel is faster than compiling.
     compile: bool | Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = False
     seed: int = 42

@@ -1,0 +1,87 @@
+"""How often torch.compile compiles the training loss as batch shapes vary, and whether each compiled step runs.
+
+A sequence of (batch, frames, glosses) shapes, as a training epoch meets them (full batches, a partial one, new
+frame and gloss counts, shapes met before), goes through ``FGDM.loss_of_draws`` compiled as ``training.compile``
+compiles it, forward and backward, at the host-bound proxy's sizes (synth.yaml, every width near zero, ASGCN
+through PyTorch). Prints one line per batch (its seconds: a compilation takes tens of seconds, a compiled step
+milliseconds) and a JSON summary: the batches that ran, the compilations of the loss (torch's recompilation
+log), and the error that stopped the sequence, if one did.
+
+    python benchmarks/compile_shapes.py [--shapes "4x16x3 4x16x5 …"] [--pad] [--device cuda]
+
+``--pad``: each batch padded to its frame bucket first, as ``fgdm train`` does when compiling (the shapes'
+frame counts are then the buckets'). See benchmarks/results/speed.md, *Frame buckets*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+
+import torch
+
+from fgdm.config import load_config
+from fgdm.model import build_model
+from fgdm.training.compiling import compiled, compiled_loss_arguments
+
+PROXY = [
+    "model.width=8", "model.focal.width=2", "model.gloss_encoder.ff=8", "model.general.ff=8",
+    "model.scg.conv_width=8", "model.scg.lstm_hidden=4", "model.focal.chunk_frames=0", "model.focal.kernel=torch",
+]  # fmt: skip
+# full batches of 4 and partial ones of 2; frame counts 16, 24, 32; gloss counts 2 to 6; shapes met before
+SHAPES = "4x16x3 4x16x5 4x24x4 2x24x4 4x24x6 4x16x3 2x16x5 4x32x3 4x16x2 2x32x4"
+
+
+class _Recompilations(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += "Recompiling function loss_of_draws" in record.getMessage()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default=SHAPES, help="batch×frames×glosses, space-separated")
+    parser.add_argument("--pad", action="store_true", help="pad each batch to its frame bucket, as fgdm train does")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split()]
+    torch._logging.set_logs(recompiles=True)
+    recompilations = _Recompilations()
+    logging.getLogger("torch._dynamo").addHandler(recompilations)
+    torch.manual_seed(0)
+    model = build_model(load_config(["configs/synth.yaml"], PROXY), 40).to(args.device)
+    loss = compiled(model.loss_of_draws, True)
+    ran, error = [], None
+    for B, S, L in shapes:
+        pose = torch.randn(B, S, 50, 3, device=args.device)
+        frame_mask = torch.ones(B, S, dtype=torch.bool, device=args.device)
+        frame_mask[1, S - 3 :] = False
+        gloss = torch.randint(4, 40, (B, L), device=args.device)
+        gloss_mask = torch.ones(B, L, dtype=torch.bool, device=args.device)
+        gloss_mask[1, -1] = False
+        batch = (pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask))
+        if args.pad:
+            batch = compiled_loss_arguments(batch)
+        start = time.perf_counter()
+        try:
+            loss(*batch).total.backward()
+        except Exception as e:  # the point: where compiled code fails, and how
+            error = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+            print(f"{B}x{S}x{L}: failed: {error}", flush=True)
+            break
+        seconds = time.perf_counter() - start
+        shape = f"{B}x{batch[0].shape[1]}x{L}"
+        ran.append({"shape": shape, "seconds": round(seconds, 3)})
+        print(f"{shape}: {seconds:.3f} s", flush=True)
+    summary = {"batches": len(shapes), "ran": ran, "compilations": 1 + recompilations.count if ran else None,
+               "error": error}  # fmt: skip
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
