@@ -6,7 +6,7 @@ Each new count would compile again, up to torch's recompile limit, and later cou
 step pads its batch to :func:`frame_bucket` frames: a few counts, each compiled once. The padded frames are
 masked everywhere, so the losses and gradients are those of the unpadded batch (up to float rounding), and the
 draws are made on the unpadded batch, so a compiled run draws an eager run's numbers. (Dropout inside the loss,
-where a config has it, draws from the compiled code's own generator, as it did before the padding.)
+where a config has it, draws through the compiled code's own generator: such a run draws other numbers.)
 """
 
 from __future__ import annotations
