@@ -90,8 +90,8 @@ LIVE=(--batch 1 --frames 125 --glosses 8)
 if [ "$PART" = compile ]; then
     synth_data
     echo "[gpu_speed] fgdm train configs/synth.yaml compiled, $COMPILED_MINUTES minutes (cut at $COMPILE_LIMIT s)"
-    TORCH_LOGS=recompiles train train-compiled "$COMPILE_LIMIT" --set training.compile=true --set training.max_steps="$TRAIN_STEPS" \
-        --set training.max_minutes="$COMPILED_MINUTES"
+    TORCH_LOGS=recompiles train train-compiled "$COMPILE_LIMIT" --set training.compile=true \
+        --set training.max_steps="$TRAIN_STEPS" --set training.max_minutes="$COMPILED_MINUTES"
     echo "[gpu_speed] the live sentence compiled (cut at $COMPILE_LIMIT s)"
     timeout "$COMPILE_LIMIT" python benchmarks/speed.py --device "$DEV" "${LIVE[@]}" --repeats "$LIVE_REPEATS" \
         --precision 32 bf16 --compile sample "${SIZE[@]}" > "$OUT/live-compile.json" 2> "$OUT/logs/live-compile.err" \
