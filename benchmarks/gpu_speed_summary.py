@@ -64,10 +64,12 @@ def _train_rows(out: Path, name: str = "train", title: str = "fgdm train configs
     loop, late = result.get("steps_per_second"), result.get("late_steps_per_second")
     loop = "–" if loop is None else f"**{loop:.1f} steps/s**"
     late = "–" if late is None else f"**{late:.1f} steps/s**"
+    median = result.get("median_steps_per_second")
+    median = "" if median is None else f" (its median step: {median:.1f} steps/s, compilations and validations apart)"
     return [f"{title}: {steps} steps; its fit loop (validation, EMA, logging, checkpoints "
-            f"included) ran at {loop}, its last half of the steps at {late}; from process start (imports, data, "
-            f"model building included) {steps / seconds:.1f} steps/s, {seconds:.1f} s of wall clock; {model} "
-            f"sequences/s of model time (rc {run.get('rc')}).{compiles}"]  # fmt: skip
+            f"included) ran at {loop}, its last half of the steps at {late}{median}; from process start "
+            f"(imports, data, model building included) {steps / seconds:.1f} steps/s, {seconds:.1f} s of wall "
+            f"clock; {model} sequences/s of model time (rc {run.get('rc')}).{compiles}"]  # fmt: skip
 
 
 def _last_step(path: Path) -> int | None:

@@ -63,6 +63,25 @@ def test_the_fit_loop_rate_counts_this_runs_steps_over_its_wall_clock():
     assert meter.fit_steps == 5 and 0.05 <= meter.fit_seconds < 5
 
 
+def test_the_median_rate_leaves_out_slow_steps_wherever_they_fall():
+    """median_steps_per_second: the typical step, here 4 quick ones beside a slow first and a slow fourth step (a
+    compilation each), which the late rate over the last half of the steps still counts."""
+    from types import SimpleNamespace
+
+    from fgdm.training.loop import Throughput
+
+    meter, trainer, module = Throughput(), SimpleNamespace(global_step=0), SimpleNamespace(device=torch.device("cpu"))
+    meter.on_train_start(trainer, module)
+    for pause in (0.3, 0.01, 0.01, 0.3, 0.01, 0.01):
+        meter.on_train_batch_start(trainer, module, [0], 0)
+        time.sleep(pause)
+        meter.on_train_batch_end(trainer, module, None, [0], 0)
+        trainer.global_step += 1
+    meter.on_train_end(trainer, module)
+    assert 0.01 <= meter.median_step_seconds < 0.1
+    assert meter.late_seconds >= 0.32  # the last three steps, the slow fourth among them
+
+
 def test_the_late_rate_counts_the_last_half_of_the_steps_from_the_end_of_the_first_half():
     """late_steps_per_second leaves out a slow start (warm-up, compilation): 4 steps, the first one slow."""
     from types import SimpleNamespace

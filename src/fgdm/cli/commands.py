@@ -95,7 +95,8 @@ def print_result(result, extra: dict | None = None) -> None:
                           "best_checkpoint": best, "steps": result.steps,
                           result.monitor.replace("/", "_"): result.monitored,
                           "steps_per_second": round(result.steps_per_second, 2),
-                          "late_steps_per_second": round(result.late_steps_per_second, 2), **(extra or {})},
+                          "late_steps_per_second": round(result.late_steps_per_second, 2),
+                          "median_steps_per_second": round(result.median_steps_per_second, 2), **(extra or {})},
                          indent=2))  # fmt: skip
 
 

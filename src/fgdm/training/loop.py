@@ -8,10 +8,12 @@ count, and :func:`fit`, which runs a module.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -200,12 +202,14 @@ class Throughput(Callback):
     """Counts training sequences and the time of the training steps, for a sequences-per-second figure; and the
     steps and wall-clock time of the whole fit loop (validation, EMA, logging and checkpoints included, process
     start and data preparation not), for a steps-per-second figure, also over the fit loop's last half of the steps
-    alone (after warm-up and, with ``training.compile``, the first compilations)."""
+    alone (after warm-up and, with ``training.compile``, the first compilations), and for the typical step: the
+    median time from one step's end to the next's, which leaves out the rare slow ones (a compilation, a
+    validation) wherever they fall."""
 
     def __init__(self) -> None:
         self.sequences, self.seconds, self._t0 = 0, 0.0, 0.0
         self.fit_steps, self.fit_seconds, self._fit_t0, self._first_step = 0, 0.0, 0.0, 0
-        self.late_steps, self.late_seconds = 0, 0.0
+        self.late_steps, self.late_seconds, self.median_step_seconds = 0, 0.0, 0.0
         self._step_ends: list[float] = []
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -222,6 +226,9 @@ class Throughput(Callback):
         if len(self._step_ends) >= 2:  # from the end of the first half's last step
             half = len(self._step_ends) // 2
             self.late_steps, self.late_seconds = len(self._step_ends) - half, end - self._step_ends[half - 1]
+        if self._step_ends:
+            steps = itertools.pairwise([self._fit_t0, *self._step_ends])
+            self.median_step_seconds = statistics.median(end - start for start, end in steps)
 
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Batch, idx: int) -> None:
         self._t0 = time.perf_counter()
@@ -246,6 +253,7 @@ class TrainResult:
     sequences_per_second: float  # of this process, in its training steps
     steps_per_second: float  # of the fit loop, end to end (validation, EMA, logging, checkpoints included)
     late_steps_per_second: float  # the same over the fit loop's last half of the steps: after warm-up and compiling
+    median_steps_per_second: float  # 1 / the median step (end to end): the typical step, compilations left out
     is_global_zero: bool
 
 
@@ -360,5 +368,6 @@ def fit(
         sequences_per_second=throughput.sequences / max(throughput.seconds, 1e-9),
         steps_per_second=throughput.fit_steps / max(throughput.fit_seconds, 1e-9),
         late_steps_per_second=throughput.late_steps / max(throughput.late_seconds, 1e-9),
+        median_steps_per_second=1 / throughput.median_step_seconds if throughput.median_step_seconds else 0.0,
         is_global_zero=trainer.is_global_zero,
     )
