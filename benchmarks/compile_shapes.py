@@ -49,7 +49,14 @@ def main() -> None:
     parser.add_argument("--pad", action="store_true", help="pad each batch to its frame bucket, as fgdm train does")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split()]
+    try:
+        shapes = [tuple(int(n) for n in shape.split("x", 2)) for shape in args.shapes.split()]
+    except ValueError:
+        shapes = []
+    if not shapes or any(len(shape) != 3 for shape in shapes):
+        parser.error(f"--shapes: each shape is batch x frames x glosses, e.g. 4x16x3; got {args.shapes!r}")
+    if any(shape[0] < 2 or shape[1] < 4 or shape[2] < 2 for shape in shapes):
+        parser.error("--shapes: each batch needs 2 sequences, 4 frames and 2 glosses or more (its second is padded)")
     torch._logging.set_logs(recompiles=True)
     recompilations = _Recompilations()
     logging.getLogger("torch._dynamo").addHandler(recompilations)
