@@ -7,10 +7,10 @@ through PyTorch). Prints one line per batch (its seconds: a compilation takes te
 milliseconds) and a JSON summary: the batches that ran, the compilations of the loss (torch's recompilation
 log), and the error that stopped the sequence, if one did.
 
-    python benchmarks/compile_shapes.py [--shapes "4x16x3 4x16x5 …"] [--pad] [--device cuda]
+    python benchmarks/compile_shapes.py [--shapes "4x16x3 4x16x5 …"] [--device cuda]
 
-``--pad``: each batch padded to its frame bucket first, as ``fgdm train`` does when compiling (the shapes'
-frame counts are then the buckets'). See benchmarks/results/speed.md, *Frame buckets*.
+Each batch is padded to its frame bucket, as ``fgdm train`` does when compiling (the default shapes' frame counts
+are buckets already). See benchmarks/results/speed.md, *Frame buckets*.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 
 from fgdm.config import load_config
 from fgdm.model import build_model
-from fgdm.training.compiling import compiled, compiled_loss_arguments
+from fgdm.training.compiling import compiled_loss, frame_bucket
 
 PROXY = [
     "model.width=8", "model.focal.width=2", "model.gloss_encoder.ff=8", "model.general.ff=8",
@@ -46,7 +46,6 @@ class _Recompilations(logging.Handler):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default=SHAPES, help="batch×frames×glosses, space-separated")
-    parser.add_argument("--pad", action="store_true", help="pad each batch to its frame bucket, as fgdm train does")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     try:
@@ -62,7 +61,7 @@ def main() -> None:
     logging.getLogger("torch._dynamo").addHandler(recompilations)
     torch.manual_seed(0)
     model = build_model(load_config(["configs/synth.yaml"], PROXY), 40).to(args.device)
-    loss = compiled(model.loss_of_draws, True)
+    loss = compiled_loss(model.loss_of_draws, True)
     ran, error = [], None
     for B, S, L in shapes:
         pose = torch.randn(B, S, 50, 3, device=args.device)
@@ -72,8 +71,6 @@ def main() -> None:
         gloss_mask = torch.ones(B, L, dtype=torch.bool, device=args.device)
         gloss_mask[1, -1] = False
         batch = (pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask))
-        if args.pad:
-            batch = compiled_loss_arguments(batch)
         start = time.perf_counter()
         try:
             loss(*batch).total.backward()
@@ -82,7 +79,7 @@ def main() -> None:
             print(f"{B}x{S}x{L}: failed: {error}", flush=True)
             break
         seconds = time.perf_counter() - start
-        shape = f"{B}x{batch[0].shape[1]}x{L}"
+        shape = f"{B}x{frame_bucket(S)}x{L}"
         ran.append({"shape": shape, "seconds": round(seconds, 3)})
         print(f"{shape}: {seconds:.3f} s", flush=True)
     summary = {"batches": len(shapes), "ran": ran, "compilations": 1 + recompilations.count if ran else None,

@@ -47,14 +47,21 @@ def pad_frames(
     )
 
 
-def compiled(fn: Callable, mode: bool | str) -> Callable:
-    """``fn`` through ``torch.compile`` in ``mode`` (True: the default mode), with torch's recompile limit raised
-    to :data:`RECOMPILE_LIMIT` (a process-wide setting of Dynamo's) so that every frame bucket keeps its code."""
+def compiled_loss(loss_of_draws: Callable, mode: bool | str) -> Callable:
+    """:meth:`FGDM.loss_of_draws` through ``torch.compile`` in ``mode`` (True: the default mode), taking the same
+    arguments and padding the batch to its :func:`frame_bucket` before the compiled code sees it. torch's recompile
+    limit is raised to :data:`RECOMPILE_LIMIT` (a process-wide setting of Dynamo's) so that every frame bucket
+    keeps its code."""
     import torch._dynamo
 
     config = torch._dynamo.config
     config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
-    return torch.compile(fn, mode=None if mode is True else mode)
+    compiled = torch.compile(loss_of_draws, mode=None if mode is True else mode)
+
+    def loss(*arguments: torch.Tensor):
+        return compiled(*compiled_loss_arguments(arguments))
+
+    return loss
 
 
 def compiled_loss_arguments(arguments: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

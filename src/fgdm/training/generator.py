@@ -23,7 +23,7 @@ from fgdm.data.vocab import UnknownTokenWarning, Vocabulary
 from fgdm.metrics.dtw import dtw_mje
 from fgdm.model import FGDM, build_model
 from fgdm.sampling import LoadedModel, build_for_sampling
-from fgdm.training.compiling import compiled, compiled_loss_arguments
+from fgdm.training.compiling import compiled_loss
 from fgdm.training.data import PoseDataModule
 from fgdm.training.ema import EMA
 from fgdm.training.loop import ScheduledModule, TrainResult, fit, seed_everything
@@ -51,21 +51,19 @@ class LitFGDM(ScheduledModule):
     # -- training -------------------------------------------------------------------------
     def training_loss(self):
         """What a training step calls with a batch and its :meth:`FGDM.draws`: :meth:`FGDM.loss_of_draws`, through
-        ``torch.compile`` when ``training.compile`` asks (:func:`~fgdm.training.compiling.compiled`, made once; the
-        draws and validation stay eager, so a compiled run draws the same numbers as an eager one)."""
+        ``torch.compile`` when ``training.compile`` asks (:func:`~fgdm.training.compiling.compiled_loss`, made
+        once, which pads each batch to one of a few frame counts; the draws and validation stay eager, so a compiled
+        run draws the same numbers as an eager one)."""
         mode = self.training_cfg.compile
         if not mode:
             return self.model.loss_of_draws
         if self._compiled_loss is None:
-            self._compiled_loss = compiled(self.model.loss_of_draws, mode)
+            self._compiled_loss = compiled_loss(self.model.loss_of_draws, mode)
         return self._compiled_loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         draws = self.model.draws(batch.pose, batch.gloss, batch.gloss_mask, unk_rate=self.training_cfg.unk_rate)
-        args = (batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, *draws)
-        if self.training_cfg.compile:  # a few frame counts, each compiled once (fgdm.training.compiling)
-            args = compiled_loss_arguments(args)
-        terms = self.training_loss()(*args)
+        terms = self.training_loss()(batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, *draws)
         self.check_finite(terms.total)
         self.log_training_terms(
             len(batch), loss=terms.total, joint=terms.joint, bone=terms.bone, scg=terms.scg, length=terms.length
