@@ -7,10 +7,11 @@ through PyTorch). Prints one line per batch (its seconds: a compilation takes te
 milliseconds) and a JSON summary: the batches that ran, the compilations of the loss (torch's recompilation
 log), and the error that stopped the sequence, if one did.
 
-    python benchmarks/compile_shapes.py [--shapes "4x16x3 4x16x5 …"] [--device cuda]
+    python benchmarks/compile_shapes.py [--shapes "4x16x3 4x16x5 …"] [--mode reduce-overhead] [--device cuda]
 
-Each batch is padded to its frame bucket, as ``fgdm train`` does when compiling (the default shapes' frame counts
-are buckets already). See benchmarks/results/speed.md, *Frame buckets*.
+The loss is compiled by ``fgdm.training.compiling.compiled_loss``, as ``fgdm train`` compiles it: dynamic shapes,
+and in the CUDA-graph modes each batch padded to its frame bucket. See benchmarks/results/speed.md, *One
+compilation for every frame count*.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 
 from fgdm.config import load_config
 from fgdm.model import build_model
-from fgdm.training.compiling import compiled_loss, frame_bucket
+from fgdm.training.compiling import CUDA_GRAPHS, compiled_loss, frame_bucket
 
 PROXY = [
     "model.width=8", "model.focal.width=2", "model.gloss_encoder.ff=8", "model.general.ff=8",
@@ -46,6 +47,7 @@ class _Recompilations(logging.Handler):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default=SHAPES, help="batch×frames×glosses, space-separated")
+    parser.add_argument("--mode", default="default", choices=["default", *CUDA_GRAPHS], help="of torch.compile")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     try:
@@ -61,7 +63,7 @@ def main() -> None:
     logging.getLogger("torch._dynamo").addHandler(recompilations)
     torch.manual_seed(0)
     model = build_model(load_config(["configs/synth.yaml"], PROXY), 40).to(args.device)
-    loss = compiled_loss(model.loss_of_draws, True)
+    loss = compiled_loss(model.loss_of_draws, args.mode)
     ran, error = [], None
     for B, S, L in shapes:
         pose = torch.randn(B, S, 50, 3, device=args.device)
@@ -79,7 +81,7 @@ def main() -> None:
             print(f"{B}x{S}x{L}: failed: {error}", flush=True)
             break
         seconds = time.perf_counter() - start
-        shape = f"{B}x{frame_bucket(S)}x{L}"
+        shape = f"{B}x{S}x{L}" + (f" (padded to {frame_bucket(S)} frames)" if args.mode in CUDA_GRAPHS else "")
         ran.append({"shape": shape, "seconds": round(seconds, 3)})
         print(f"{shape}: {seconds:.3f} s", flush=True)
     summary = {"batches": len(shapes), "ran": ran, "compilations": 1 + recompilations.count if ran else None,

@@ -1,8 +1,8 @@
 """torch.compile of the training loss (``training.compile``): what it captures, and that it computes what eager does.
 
 Dynamo's tracing and AOTAutograd are checked with the ``aot_eager`` backend (PyTorch's own kernels, so the numbers
-must be equal); one test compiles with inductor, the backend ``training.compile`` uses, and takes about a minute
-on a 2-core CPU with a cold cache.
+must be equal); one test compiles with inductor, the backend ``training.compile`` uses, for batches of three frame
+counts, and takes a minute or two on a 2-core CPU with a cold cache.
 """
 
 import csv
@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 
 from fgdm.cli import main
 from fgdm.model import build_model
-from fgdm.training.compiling import RECOMPILE_LIMIT, compiled_loss_arguments, frame_bucket, pad_frames
+from fgdm.model.compiled import conv1d, conv_over_frames
+from fgdm.model.focal import TemporalConv
+from fgdm.training import compiling
+from fgdm.training.compiling import RECOMPILE_LIMIT, compiled_loss, compiled_loss_arguments, frame_bucket, pad_frames
 from helpers import V, batch, tiny
 
 TINY = "configs/tiny.yaml"
@@ -131,19 +134,75 @@ def test_attention_under_compilation_computes_what_the_fused_kernel_does():
     assert any("scaled_dot_product" in str(node.target) for node in torch.fx.symbolic_trace(attend).graph.nodes)
 
 
-def test_inductor_compiles_the_training_loss_to_the_eager_numbers_within_rounding():
+def test_convolutions_over_frames_under_compilation_are_one_product_computing_the_convolution():
+    """The TCN's and the SCG branch's convolutions, compiled: no convolution in the captured graph (inductor's
+    convolution backward fixed the frame count), PyTorch's convolution's numbers; eager: PyTorch's convolution."""
     import torch._dynamo
 
-    model = _model(**{"model.focal.layers": 1})
-    pose, frame_mask, gloss, gloss_mask = batch()
-    args = (pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask))
-    eager, eager_grads = _loss_and_grads(model, model.loss_of_draws, *args)
+    captured = set()
+
+    def backend(graph, inputs):  # records the operations Dynamo captured, runs them as captured
+        captured.update(str(node.target) for node in graph.graph.nodes if node.op.startswith("call"))
+        return graph.forward
+
+    torch.manual_seed(0)
+    tcn, conv = TemporalConv(6, 5), torch.nn.Conv1d(6, 4, 3, padding=1)
     torch._dynamo.reset()
-    got, got_grads = _loss_and_grads(model, torch.compile(model.loss_of_draws), *args)
-    torch.testing.assert_close(got.total, eager.total, rtol=1e-5, atol=1e-6)
-    for a, b in zip(got_grads, eager_grads, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    assert max((a - b).abs().max() for a, b in zip(got_grads, eager_grads, strict=True)) > 0  # inductor's own code
+    compiled_tcn = torch.compile(tcn, backend=backend, fullgraph=True)
+    compiled_conv = torch.compile(lambda h: conv1d(conv, h), backend=backend, fullgraph=True)
+    for S in (1, 2, 7, 12):
+        h = torch.randn(2, S, 5, 6)
+        torch.testing.assert_close(compiled_tcn(h), tcn(h), rtol=1e-5, atol=1e-6)
+        x = torch.randn(3, 6, S)
+        torch.testing.assert_close(compiled_conv(x), conv(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(conv1d(conv, x), conv(x), rtol=0, atol=0)  # eager: the convolution itself
+        torch.testing.assert_close(conv_over_frames(h, tcn.conv.weight[..., 0], None), tcn(h) - tcn.conv.bias)
+    assert captured and not any("conv" in op for op in captured), captured
+
+
+def test_inductor_compiles_the_training_loss_once_for_batches_of_any_length_to_the_eager_numbers():
+    """``compiled_loss`` as ``training.compile`` uses it: inductor's code, dynamic shapes from the first batch, so
+    batches of other frame counts run without compiling again (each batch's frame count × size stays between the
+    CPU code generator's thresholds, on which it does compile again)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    model = _model(**{"model.focal.layers": 1})
+    torch._dynamo.reset()
+    counters.clear()
+    loss = compiled_loss(model.loss_of_draws, True)
+    graphs = []
+    for seed, S in enumerate((13, 17, 22)):
+        pose, frame_mask, gloss, gloss_mask = batch(S=S, seed=seed)
+        args = (pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask))
+        eager, eager_grads = _loss_and_grads(model, model.loss_of_draws, *args)
+        got, got_grads = _loss_and_grads(model, loss, *args)
+        graphs.append(counters["stats"]["unique_graphs"])
+        torch.testing.assert_close(got.total, eager.total, rtol=1e-5, atol=1e-6)
+        for a, b in zip(got_grads, eager_grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        assert max((a - b).abs().max() for a, b in zip(got_grads, eager_grads, strict=True)) > 0  # inductor's code
+    assert graphs[0] > 0 and graphs == [graphs[0]] * 3, graphs  # compiled for the first batch only
+
+
+@pytest.mark.parametrize("mode", [True, "max-autotune-no-cudagraphs", "reduce-overhead", "max-autotune"])
+def test_a_compiled_loss_marks_its_batch_dynamic_and_pads_it_to_its_frame_bucket_only_for_cuda_graphs(
+    mode, monkeypatch
+):
+    seen = []
+
+    def spy(fn, mode=None):
+        return lambda *args: seen.append(args) or fn(*args)
+
+    monkeypatch.setattr(compiling.torch, "compile", spy)
+    model = _model()
+    pose, frame_mask, gloss, gloss_mask = batch(S=21)
+    args = (pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask))
+    compiled_loss(model.loss_of_draws, mode)(*args)
+    (fed,) = seen
+    assert fed[0].shape[1] == (24 if mode in ("reduce-overhead", "max-autotune") else 21)
+    for tensor in fed:  # batch, then frames or glosses
+        assert tensor._dynamo_weak_dynamic_indices == set(range(min(tensor.dim(), 2)))
 
 
 @given(st.integers(1, 100_000))
@@ -190,29 +249,34 @@ def _losses(run: Path) -> list[tuple[str, str]]:
     return [(r["step"], r["train/loss"]) for r in rows if r.get("train/loss")]
 
 
-def test_fgdm_train_compiles_its_loss_and_draws_the_eager_runs_numbers(tmp_path, monkeypatch, capsys):
+def test_fgdm_train_compiles_its_loss_once_and_draws_the_eager_runs_numbers(tmp_path, monkeypatch, capsys):
     """training.compile: Lightning's step goes through torch.compile (here with the aot_eager backend, PyTorch's
-    kernels), once per run, on batches padded to their frame buckets; the draws stay outside it, so the run logs
-    an eager run's losses (up to float rounding: padded sums, and gradients from two graphs summed in another
-    order)."""
+    kernels), once per run, with batches of every length and size running the code compiled for the first; the
+    draws stay outside it, so the run logs an eager run's losses (up to float rounding: gradients from two graphs
+    summed in another order)."""
     import torch._dynamo
+    from torch._dynamo.testing import CompileCounterWithBackend
 
     from fgdm.training import generator
 
-    calls, frames, compile_ = [], [], torch.compile
+    calls, shapes, compile_ = [], [], torch.compile
+    counter = CompileCounterWithBackend("aot_eager")
 
     def spy(fn, mode=None, **kwargs):
         calls.append(mode)
-        compiled_fn = compile_(fn, backend="aot_eager", **kwargs)
+        compiled_fn = compile_(fn, backend=counter, **kwargs)
 
         def loss(pose, frame_mask, *rest):
-            frames.append((pose.shape[1], int(frame_mask.sum(1).max())))  # (padded, longest sequence)
-            return compiled_fn(pose, frame_mask, *rest)
+            compiled = compiled_fn(pose, frame_mask, *rest)
+            shapes.append((*pose.shape[:2], int(frame_mask.sum(1).max()), counter.frame_count))
+            return compiled
 
         return loss
 
+    # batches of 6 of the 32 sequences: a partial batch of 2 in each epoch
     common = ["train", TINY, "--quiet", "--set", "training.max_steps=6", "--set", "training.log_every=1",
-              "--set", "training.val_every=100", "--set", "model.focal.kernel=torch"]  # fmt: skip
+              "--set", "training.val_every=100", "--set", "model.focal.kernel=torch",
+              "--set", "training.batch_size=6"]  # fmt: skip
     assert main([*common, "--set", f"training.output_dir={tmp_path / 'eager'}"]) == 0
     torch._dynamo.reset()
     monkeypatch.setattr(generator.torch, "compile", spy)
@@ -221,9 +285,10 @@ def test_fgdm_train_compiles_its_loss_and_draws_the_eager_runs_numbers(tmp_path,
     assert calls == [None]
     eager, compiled = _losses(tmp_path / "eager"), _losses(tmp_path / "compiled")
     assert len(eager) == 6 and [step for step, _ in compiled] == [step for step, _ in eager]
-    # each batch padded to its frame bucket (a few frame counts, each compiled once), from its own length
-    assert len(frames) == 6 and any(padded > longest for padded, longest in frames)
-    assert all(padded == frame_bucket(longest) for padded, longest in frames)
+    # batches as they come (no padding), of several lengths and a partial one, all run by the first compilation
+    assert len(shapes) == 6 and all(frames == longest for _, frames, longest, _ in shapes)
+    assert len({frames for _, frames, _, _ in shapes}) > 2 and len({size for size, *_ in shapes}) == 2
+    assert shapes[0][-1] > 0 and all(compilations == shapes[0][-1] for *_, compilations in shapes)
     for (_, a), (_, b) in zip(compiled, eager, strict=True):  # the same draws: the same losses, up to rounding
         assert float(a) == pytest.approx(float(b), rel=1e-5)  # (other draws move it by tenths of a percent)
 

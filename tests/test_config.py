@@ -25,6 +25,8 @@ def test_every_shipped_config_loads(path):
         (["model.focal.layers=0"], "model.focal.layers: must be ≥ 1"),
         (["model.general.heads=3"], "not divisible by 3 heads"),
         (["model.focal.tcn_kernel=4"], "must be odd"),
+        (["model.scg.conv_kernel=4"], "model.scg.conv_kernel: must be odd, got 4"),
+        (["model.scg.conv_kernel=0"], "model.scg.conv_kernel: must be ≥ 1, got 0"),
         (["nonsense"], "--set expects key=value"),
         (["diffusion=3"], "diffusion: expected a section"),
         (["training.strategy=ddp_everywhere"], "training.strategy: 'ddp_everywhere' is not one of auto, ddp"),

@@ -47,9 +47,11 @@ class Diffusion:
         self.alphas_cumprod = cosine_alphas_cumprod(cfg.timesteps, cfg.cosine_s)  # float64 (T,)
         self._tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _on(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    def tables(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
         """ᾱ (T,) and the sampler's timesteps (I,) on ``device``, copied there once. A copy from the host in every
-        training step would make a GPU's host wait there for all the kernels queued before it."""
+        training step would make a GPU's host wait there for all the kernels queued before it. (Training makes
+        them in eager code, :meth:`FGDM.draws`: a compiled loss that made them would compile again on its next
+        call, its guards having seen them missing.)"""
         device = torch.device(device)
         if device not in self._tables:
             visited = torch.tensor(self.sampling_timesteps(), device=device)
@@ -57,14 +59,14 @@ class Diffusion:
         return self._tables[device]
 
     def _abar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        a = self._on(like.device)[0][t].to(like.dtype)
+        a = self.tables(like.device)[0][t].to(like.dtype)
         return a.view(-1, *([1] * (like.dim() - 1)))
 
     def sample_timesteps(self, batch: int, device: torch.device, generator: torch.Generator | None = None):
         """Training timesteps, one per sequence: (B,) long. Uniform in {0, …, T−1}, or with
         ``train_timesteps: sampling`` uniform over the sampler's own :meth:`sampling_timesteps`."""
         if self.cfg.train_timesteps == "sampling":
-            visited = self._on(device)[1]
+            visited = self.tables(device)[1]
             return visited[torch.randint(0, len(visited), (batch,), device=device, generator=generator)]
         return torch.randint(0, self.timesteps, (batch,), device=device, generator=generator)
 

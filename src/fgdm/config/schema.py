@@ -275,15 +275,17 @@ def _check_ranges(cfg: Config) -> None:
         "model.focal.width": cfg.model.focal.width, "model.general.layers": cfg.model.general.layers,
         "model.general.heads": cfg.model.general.heads, "diffusion.timesteps": cfg.diffusion.timesteps,
         "diffusion.sampling_steps": cfg.diffusion.sampling_steps, "model.focal.tcn_kernel": cfg.model.focal.tcn_kernel,
-        "data.skip_frames": cfg.data.skip_frames,
+        "data.skip_frames": cfg.data.skip_frames, "model.scg.conv_kernel": cfg.model.scg.conv_kernel,
     }  # fmt: skip
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}: must be ≥ 1, got {value}")
     if cfg.model.focal.neighbors < 0:
         raise ConfigError(f"model.focal.neighbors: must be ≥ 0, got {cfg.model.focal.neighbors}")
-    if cfg.model.focal.tcn_kernel % 2 == 0:
-        raise ConfigError(f"model.focal.tcn_kernel: must be odd, got {cfg.model.focal.tcn_kernel}")
+    for key, kernel in (("model.focal.tcn_kernel", cfg.model.focal.tcn_kernel),
+                        ("model.scg.conv_kernel", cfg.model.scg.conv_kernel)):  # fmt: skip
+        if kernel % 2 == 0:  # an even kernel would add a frame: the masks would no longer fit
+            raise ConfigError(f"{key}: must be odd, got {kernel}")
     for key, width, heads in (
         ("model.general.heads", cfg.model.width, cfg.model.general.heads),
         ("model.gloss_encoder.heads", cfg.model.width, cfg.model.gloss_encoder.heads),

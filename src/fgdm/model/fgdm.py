@@ -104,6 +104,7 @@ class FGDM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The random part of :meth:`loss`: the timesteps t (B,) (unless given), the noise (B, S, J, 3) and the
         glosses the denoiser sees, in this order from ``generator`` (or the global one)."""
+        self.diffusion.tables(pose.device)  # made here, eager, for the loss to read
         if t is None:
             t = self.diffusion.sample_timesteps(pose.shape[0], pose.device, generator)
         noise = torch.randn(pose.shape, generator=generator, device=pose.device, dtype=pose.dtype)

@@ -28,7 +28,7 @@ from torch.compiler import is_compiling as compiling
 from torch.utils.checkpoint import checkpoint
 
 from fgdm.config import FocalConfig
-from fgdm.model import kernels
+from fgdm.model import compiled, kernels
 from fgdm.model.masks import nothing_padded
 
 
@@ -317,6 +317,8 @@ class TemporalConv(nn.Module):
         self.conv = nn.Conv2d(width, width, kernel_size=(kernel, 1), padding=(kernel // 2, 0))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if compiling():  # one product: inductor's convolution backward would fix the frame count (model/compiled.py)
+            return compiled.conv_over_frames(h, self.conv.weight[..., 0], self.conv.bias)
         return self.conv(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # via (B, D, S, J)
 
 
@@ -363,10 +365,8 @@ class FocalBlock(nn.Module):
 
 
 class FocalStage(nn.Module):
-    """L1 focal blocks: (B, S, J, D_f) → (B, S, J, D_f).
-
-    ``cond`` is G (B, L, D_g), or one :class:`GlossSide` per block (:meth:`gloss_sides`, computed beforehand).
-    """
+    """L1 focal blocks: (B, S, J, D_f) → (B, S, J, D_f). ``cond`` is G (B, L, D_g), or one :class:`GlossSide` per
+    block (:meth:`gloss_sides`, computed beforehand)."""
 
     def __init__(self, prior: torch.Tensor, cond_width: int, cfg: FocalConfig) -> None:
         super().__init__()

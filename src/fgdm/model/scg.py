@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fgdm.config import SCGConfig
+from fgdm.model.compiled import conv1d, dynamic
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
@@ -36,8 +37,11 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
 @torch.compiler.disable  # its outputs' shapes depend on the lengths' values: torch.compile runs it as it is
 def _ctc(log_probs: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor, target_lengths: torch.Tensor):
     """Per-sample CTC of (S', B, V + 1) log-probabilities against (B, L) targets, blank 0; unalignable ones 0."""
-    return nn.functional.ctc_loss(
-        log_probs, targets, lengths, target_lengths, blank=0, reduction="none", zero_infinity=True
+    return dynamic(
+        nn.functional.ctc_loss(
+            log_probs, targets, lengths, target_lengths, blank=0, reduction="none", zero_infinity=True
+        ),
+        1,
     )
 
 
@@ -82,21 +86,22 @@ class SCGBranch(nn.Module):
         h = h.transpose(1, 2)  # (B, D_g, S)
         mask = frame_mask
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = torch.relu(norm(conv(h * mask[:, None]), mask))  # (B, C, S)
+            h = torch.relu(norm(conv1d(conv, h * mask[:, None]), mask))  # (B, C, S)
             # max-pooling by 2 in ceil mode, so a sequence of any length keeps at least one step: an odd length's
             # last step is paired with -inf (max_pool1d would make torch.compile specialise on the length)
             h = nn.functional.pad(h, (0, h.shape[-1] % 2), value=float("-inf")).unflatten(-1, (-1, 2)).amax(-1)
             lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
             mask = torch.arange(h.shape[-1], device=h.device)[None] < lengths[:, None]
-        out = self._sequence(h.transpose(1, 2), lengths.cpu() if host_lengths is None else host_lengths)
-        return torch.log_softmax(self.classifier(out).float(), dim=-1), lengths
+        return self._decode(h.transpose(1, 2), lengths.cpu() if host_lengths is None else host_lengths), lengths
 
     @torch.compiler.disable  # packing reads the lengths on the host: torch.compile runs this part as it is
-    def _sequence(self, h: torch.Tensor, host_lengths: torch.Tensor) -> torch.Tensor:
-        """GSD: the BiLSTM over (B, S', C), packed by the lengths → (B, S', 2H), zero past each length."""
+    def _decode(self, h: torch.Tensor, host_lengths: torch.Tensor) -> torch.Tensor:
+        """GSD: the BiLSTM over (B, S', C), packed by the lengths (zero past each length), and the classifier →
+        log-probabilities (B, S', V + 1)."""
         packed = pack_padded_sequence(h, host_lengths.clamp_min(1), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
-        return pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])[0]
+        out = pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])[0]
+        return dynamic(torch.log_softmax(self.classifier(out).float(), dim=-1), 2)
 
     def loss(
         self,

@@ -1,12 +1,15 @@
-"""``training.compile``: the training loss through ``torch.compile``, fed batches padded to a few frame counts.
+"""``training.compile``: the training loss through ``torch.compile``, compiled once for every batch shape.
 
-Inductor compiles the loss's backward for one frame count: its fake-tensor pass checks the memory format of the
-(B, S, J, C) joint tensors, which guards on S (benchmarks/results/speed.md, *torch.compile of the training step*).
-Each new count would compile again, up to torch's recompile limit, and later counts would run eager. So a compiled
-step pads its batch to :func:`frame_bucket` frames: a few counts, each compiled once. The padded frames are
-masked everywhere, so the losses and gradients are those of the unpadded batch (up to float rounding), and the
-draws are made on the unpadded batch, so a compiled run draws an eager run's numbers. (Dropout inside the loss,
-where a config has it, draws through the compiled code's own generator: such a run draws other numbers.)
+The loss is compiled with its batch, frame and gloss dimensions dynamic from the start, so one compilation serves
+batches of any size and length (the Focal stage's TCN and the SCG branch's convolutions are one matrix product
+under compilation for this, ``fgdm/model/compiled.py``; benchmarks/results/speed.md, *One compilation for every
+frame count*). The draws are made eager, before the compiled code, so a compiled run draws an eager run's numbers.
+(Dropout inside the loss, where a config has it, draws through the compiled code's own generator: such a run draws
+other numbers.)
+
+With CUDA graphs (the modes ``reduce-overhead`` and ``max-autotune``) each batch shape records a graph of its own,
+so there a step pads its batch to :func:`frame_bucket` frames, a few counts. The padded frames are masked
+everywhere, so the losses and gradients are those of the unpadded batch (up to float rounding).
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ from collections.abc import Callable
 
 import torch
 
+from fgdm.model.compiled import dynamic
+
 # the most compilations of one function torch may keep: enough for every frame bucket up to 2 ** 12 frames (32
-# of them) and the compilations in which Dynamo learns which of the other sizes vary (batch, glosses)
+# of them), each with a batch or gloss count of 1 as well
 RECOMPILE_LIMIT = 64
+# the modes of torch.compile that record CUDA graphs, one per batch shape
+CUDA_GRAPHS = ("reduce-overhead", "max-autotune")
 
 
 def frame_bucket(frames: int, grain: int = 8) -> int:
-    """The frame count a batch of ``frames`` frames is padded to: a multiple of ``grain`` up to ``8 * grain``,
-    then four counts per octave, so at most 8 counts up to 64 frames, 4 more per doubling, and above 64 frames
-    under 25 % of padding."""
+    """The frame count a batch of ``frames`` frames is padded to where each shape records a CUDA graph: a
+    multiple of ``grain`` up to ``8 * grain``, then four counts per octave, so at most 8 counts up to 64 frames, 4
+    more per doubling, and above 64 frames under 25 % of padding."""
     if frames < 1:
         raise ValueError(f"a batch has at least one frame, got {frames}")
     step = max(grain, 1 << max(0, (frames - 1).bit_length() - 3))
@@ -49,17 +56,21 @@ def pad_frames(
 
 def compiled_loss(loss_of_draws: Callable, mode: bool | str) -> Callable:
     """:meth:`FGDM.loss_of_draws` through ``torch.compile`` in ``mode`` (True: the default mode), taking the same
-    arguments and padding the batch to its :func:`frame_bucket` before the compiled code sees it. torch's recompile
-    limit is raised to :data:`RECOMPILE_LIMIT` (a process-wide setting of Dynamo's) so that every frame bucket
-    keeps its code."""
+    arguments: their batch, frame and gloss dimensions marked dynamic, and with CUDA graphs (:data:`CUDA_GRAPHS`)
+    the batch padded to its :func:`frame_bucket`. torch's recompile limit is raised to :data:`RECOMPILE_LIMIT` (a
+    process-wide setting of Dynamo's): what is left to specialise on (a dimension of size 1, thresholds of the
+    code generator, a recorded CUDA graph per bucket) keeps its code."""
     import torch._dynamo
 
     config = torch._dynamo.config
     config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
     compiled = torch.compile(loss_of_draws, mode=None if mode is True else mode)
+    pad = mode in CUDA_GRAPHS
 
     def loss(*arguments: torch.Tensor):
-        return compiled(*compiled_loss_arguments(arguments))
+        if pad:
+            arguments = compiled_loss_arguments(arguments)
+        return compiled(*(dynamic(tensor) for tensor in arguments))  # (B,), (B, S, …) or (B, L) dynamic
 
     return loss
 

@@ -1,0 +1,48 @@
+"""What the model does for ``torch.compile`` (``training.compile``) so that its training loss compiles once for
+every batch shape.
+
+**Dynamic dimensions.** :func:`dynamic` marks a tensor's batch and frame (or gloss) dimensions dynamic, so code
+compiled for it serves every size from the first compilation. ``fgdm/training/compiling.py`` marks the loss's
+inputs; the SCG branch marks what its eager parts return into compiled code.
+
+**Convolutions along the frames.** Inductor's backward of a convolution fixed the frame count it was compiled
+for: the backward's compilation gives the convolution's saved input the strides of the forward's real tensors,
+and its convolution lowering then guards on the frame count (benchmarks/results/speed.md, *One compilation for
+every frame count*). So under compilation the Focal stage's TCN and the SCG branch's convolutions are computed
+here: the k shifted copies of the zero-padded input side by side, times the kernel laid out as one matrix. That
+computes what the convolution computes (a test compares them); eager runs keep PyTorch's convolution.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def dynamic(x: torch.Tensor, dims: int = 2) -> torch.Tensor:
+    """x, its first ``dims`` dimensions (at most) marked dynamic for ``torch.compile``: compiled code it is passed
+    to is compiled for sizes that vary, not for this one first and again for the second size it meets (Dynamo's
+    default). A no-op outside compilation, in a fraction of a microsecond."""
+    for dim in range(min(x.dim(), dims)):
+        torch._dynamo.maybe_mark_dynamic(x, dim)
+    return x
+
+
+def conv_over_frames(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """A zero-padded, odd-sized convolution along dim 1 of h (B, S, ..., C_in), channels last, with a
+    ``Conv1d``-shaped ``weight`` (C_out, C_in, k) → (B, S, ..., C_out)."""
+    out_channels, in_channels, k = weight.shape
+    frames = h.shape[1]
+    pad = [0, 0] * (h.dim() - 2) + [k // 2, k // 2]  # dim 1 only
+    padded = nn.functional.pad(h, pad)
+    taps = torch.cat([padded[:, t : t + frames] for t in range(k)], dim=-1)  # (B, S, ..., k · C_in), tap-major
+    out = taps @ weight.permute(2, 1, 0).reshape(k * in_channels, out_channels)
+    return out if bias is None else out + bias
+
+
+def conv1d(conv: nn.Conv1d, h: torch.Tensor) -> torch.Tensor:
+    """``conv(h)`` for h (B, C_in, S): PyTorch's convolution in eager runs, :func:`conv_over_frames` under
+    ``torch.compile``."""
+    if torch.compiler.is_compiling():
+        return conv_over_frames(h.transpose(1, 2), conv.weight, conv.bias).transpose(1, 2)
+    return conv(h)
