@@ -19,10 +19,11 @@
 # The second (PART=compile), each part cut at COMPILE_LIMIT seconds (180):
 # 7. step 4 with `training.compile: true` (torch.compile of the training loss), 2.5 minutes of training: the
 #    steps per second over the fit loop's last half of the steps, after compiling, and how many times the loss
-#    compiled (each batch is padded to one of a few frame counts, each compiled once);
+#    compiled (once, with dynamic shapes, for batches of every size and length);
 # 8. the live sentence again, eager against torch.compile with CUDA graphs (speed.py --compile sample), both
 #    precisions;
-# 9. step 7 with `training.compile: reduce-overhead` (CUDA graphs as well).
+# 9. step 7 with `training.compile: reduce-overhead` (CUDA graphs as well: each batch padded to one of a few frame
+#    counts, each recording its graph).
 # OUT/summary.md gathers the figures of both. It is rewritten after every step, so a run cut short keeps those of
 # the steps that finished. Runs from the repository root with PYTHONPATH=src (nothing installed).
 # `tiny` runs the same on the CPU with small sizes: the smoke test before spending device time.

@@ -66,9 +66,10 @@ class TrainingConfig:
     tf32: bool = True  # on NVIDIA GPUs: fp32 matmuls and convolutions in TF32 (far faster); CPUs unaffected
     # torch.compile of the training loss: true (mode "default") or one of its modes ("reduce-overhead": also CUDA
     # graphs on a GPU). Execution only, meant for GPUs where a step is bound by its host; the random draws stay
-    # eager, so a run draws an eager run's numbers. Inductor compiles once per frame count, so a compiled step pads
-    # its batch to one of a few counts (fgdm/training/compiling.py); each takes a minute or more to compile: see
-    # benchmarks/results/speed.md. On a CPU the fused ASGCN kernel is faster than compiling.
+    # eager, so a run draws an eager run's numbers. Compiled once, with dynamic shapes, for batches of every size
+    # and length (a minute or two on a CPU); with CUDA graphs each batch is padded to one of a few frame counts,
+    # each recording its graph (fgdm/training/compiling.py, benchmarks/results/speed.md). On a CPU the fused ASGCN
+    # kernel is faster than compiling.
     compile: bool | Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = False
     seed: int = 42
     num_workers: int = 0

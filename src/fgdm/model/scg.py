@@ -37,12 +37,10 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
 @torch.compiler.disable  # its outputs' shapes depend on the lengths' values: torch.compile runs it as it is
 def _ctc(log_probs: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor, target_lengths: torch.Tensor):
     """Per-sample CTC of (S', B, V + 1) log-probabilities against (B, L) targets, blank 0; unalignable ones 0."""
-    return dynamic(
-        nn.functional.ctc_loss(
-            log_probs, targets, lengths, target_lengths, blank=0, reduction="none", zero_infinity=True
-        ),
-        1,
+    ctc = nn.functional.ctc_loss(
+        log_probs, targets, lengths, target_lengths, blank=0, reduction="none", zero_infinity=True
     )
+    return dynamic(ctc, 1)  # (B,)
 
 
 def ctc_weight(t: torch.Tensor, timesteps: int, alpha: float) -> torch.Tensor:

@@ -20,8 +20,8 @@ import torch
 
 from fgdm.model.compiled import dynamic
 
-# the most compilations of one function torch may keep: enough for every frame bucket up to 2 ** 12 frames (32
-# of them), each with a batch or gloss count of 1 as well
+# the most compilations of one function torch may keep (its default: 8): what is left to compile again for is a
+# dimension of size 1 (a batch of one sequence, one gloss) and, on a CPU, its code generator's thresholds on B · S
 RECOMPILE_LIMIT = 64
 # the modes of torch.compile that record CUDA graphs, one per batch shape
 CUDA_GRAPHS = ("reduce-overhead", "max-autotune")
@@ -58,8 +58,7 @@ def compiled_loss(loss_of_draws: Callable, mode: bool | str) -> Callable:
     """:meth:`FGDM.loss_of_draws` through ``torch.compile`` in ``mode`` (True: the default mode), taking the same
     arguments: their batch, frame and gloss dimensions marked dynamic, and with CUDA graphs (:data:`CUDA_GRAPHS`)
     the batch padded to its :func:`frame_bucket`. torch's recompile limit is raised to :data:`RECOMPILE_LIMIT` (a
-    process-wide setting of Dynamo's): what is left to specialise on (a dimension of size 1, thresholds of the
-    code generator, a recorded CUDA graph per bucket) keeps its code."""
+    process-wide setting of Dynamo's), so that each of the few compilations left keeps its code."""
     import torch._dynamo
 
     config = torch._dynamo.config

@@ -52,8 +52,8 @@ class LitFGDM(ScheduledModule):
     def training_loss(self):
         """What a training step calls with a batch and its :meth:`FGDM.draws`: :meth:`FGDM.loss_of_draws`, through
         ``torch.compile`` when ``training.compile`` asks (:func:`~fgdm.training.compiling.compiled_loss`, made
-        once, which pads each batch to one of a few frame counts; the draws and validation stay eager, so a compiled
-        run draws the same numbers as an eager one)."""
+        once, with dynamic shapes; the draws and validation stay eager, so a compiled run draws the same numbers as
+        an eager one)."""
         mode = self.training_cfg.compile
         if not mode:
             return self.model.loss_of_draws
