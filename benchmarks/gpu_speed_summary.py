@@ -56,7 +56,8 @@ def _train_rows(out: Path, name: str = "train", title: str = "fgdm train configs
     result = _last_json(text) or {}
     # the compiled runs log torch's recompilations (TORCH_LOGS=recompiles): one line per compilation after the first
     recompiled = text.count("Recompiling function loss_of_draws")
-    compiles = f" The loss compiled {1 + recompiled} times." if "compiled" in name else ""
+    times = "once" if recompiled == 0 else f"{1 + recompiled} times"
+    compiles = f" The loss compiled {times}." if "compiled" in name else ""
     steps = result.get("steps") or _last_step(out / f"{name}.csv")
     if not steps or not run.get("wall_ms"):
         return [f"{title}: no result (see logs/{name}.log)"]
