@@ -4,8 +4,8 @@ A sequence of (batch, frames, glosses) shapes, as a training epoch meets them (f
 frame and gloss counts, shapes met before), goes through ``FGDM.loss_of_draws`` compiled as ``training.compile``
 compiles it, forward and backward, at the host-bound proxy's sizes (synth.yaml, every width near zero, ASGCN
 through PyTorch). Prints one line per batch (its seconds: a compilation takes tens of seconds, a compiled step
-milliseconds) and a JSON summary: the batches that ran, the compilations of the loss (torch's recompilation
-log), and the error that stopped the sequence, if one did.
+milliseconds) and a JSON summary: the batches that ran, the compilations of the loss and the recompilations of
+every other function (torch's recompilation log), and the error that stopped the sequence, if one did.
 
     python benchmarks/compile_shapes.py [--shapes "4x16x3 4x16x5 …"] [--mode reduce-overhead] [--device cuda]
 
@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import time
+from collections import Counter
 
 import torch
 
@@ -36,12 +37,18 @@ SHAPES = "4x16x3 4x16x5 4x24x4 2x24x4 4x24x6 4x16x3 2x16x5 4x32x3 4x16x2 2x32x4"
 
 
 class _Recompilations(logging.Handler):
+    """Torch's recompilation log, counted by function: the loss's, and those of the frames Dynamo compiles on their
+    own where the loss's graph breaks (at the SCG branch's eager parts; on a CPU with ``model.focal.kernel``
+    auto or c, at the C library's calls too), which can compile again as well."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.count = 0
+        self.by_function: Counter[str] = Counter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.count += "Recompiling function loss_of_draws" in record.getMessage()
+        words = record.getMessage().split()
+        if words[:2] == ["Recompiling", "function"]:
+            self.by_function[words[2]] += 1
 
 
 def main() -> None:
@@ -84,7 +91,9 @@ def main() -> None:
         shape = f"{B}x{S}x{L}" + (f" (padded to {frame_bucket(S)} frames)" if args.mode in CUDA_GRAPHS else "")
         ran.append({"shape": shape, "seconds": round(seconds, 3)})
         print(f"{shape}: {seconds:.3f} s", flush=True)
-    summary = {"batches": len(shapes), "ran": ran, "compilations": 1 + recompilations.count if ran else None,
+    again = recompilations.by_function
+    summary = {"batches": len(shapes), "ran": ran, "compilations": 1 + again["loss_of_draws"] if ran else None,
+               "other_recompilations": sum(again.values()) - again["loss_of_draws"], "recompiled": dict(again),
                "error": error}  # fmt: skip
     print(json.dumps(summary, indent=1))
 

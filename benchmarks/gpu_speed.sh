@@ -1,62 +1,71 @@
 #!/usr/bin/env bash
-# Every GPU figure of the issue "Training and sampling at GPU speed", for a session that is lent the device, in two
-# device commands (each under the device's 10 minutes):
+# Every GPU figure of the issue "Training and sampling at GPU speed", in one device command:
 #
-#   bash benchmarks/gpu_speed.sh OUT [tiny]                 # the figures the issue asks for: about 8 to 10 minutes
-#   PART=compile bash benchmarks/gpu_speed.sh OUT [tiny]    # then, while the device is warm: torch.compile, ≤ 8 min
+#   bash benchmarks/gpu_speed.sh OUT [tiny]     # BUDGET seconds in all (540); give the device a timeout_s of 600
 #
-# The first (PART=main):
-# 1. paper.yaml at B = 64 and B = 8, S = 130: training step in float32 and bf16-mixed, 5-step sampling in
-#    float32 and bf16 (paired, speed.py), with torch.profiler's tables at B = 64;
+# A session's device time is 15 minutes, the machine's start included, and one command may run 10. So the steps run
+# in the order of what the issue asks, each given at most what is left of BUDGET; a step that no longer fits is
+# skipped, and the summary says so. The "Must show" figures come first (1-4), torch.compile's after (6-8):
+# 1. paper.yaml, B = 64, S = 130: training step in float32 and bf16-mixed, 5-step sampling in float32 and bf16
+#    (paired, speed.py), with torch.profiler's tables;
 # 2. one live sentence, B = 1, S = 125, L = 8, sampling in float32 and bf16;
-# 3. synth.yaml at B = 16, S = 65, the same pairs;
-# 4. `fgdm train configs/synth.yaml` end to end (validation, EMA and logging included): steps per second,
-#    over 3,000 steps or 3 minutes of training, whichever comes first;
-# 5. bf16-mixed against float32, training loss over the same steps: synth.yaml, seeds 0 and 1, four runs at
-#    once on the one GPU;
-# 6. a diagnostic, cut at 90 s: step 4 again with every width near zero, so its steps per second are what the
-#    host can issue (is the GPU's training host-bound?).
-# The second (PART=compile), each part cut at COMPILE_LIMIT seconds (180):
-# 7. step 4 with `training.compile: true` (torch.compile of the training loss), 2.5 minutes of training: the
-#    steps per second over the fit loop's last half of the steps, after compiling, and how many times the loss
-#    compiled (once, with dynamic shapes, for batches of every size and length);
-# 8. the live sentence again, eager against torch.compile with CUDA graphs (speed.py --compile sample), both
-#    precisions;
-# 9. step 7 with `training.compile: reduce-overhead` (CUDA graphs as well: each batch padded to one of a few frame
-#    counts, each recording its graph).
-# OUT/summary.md gathers the figures of both. It is rewritten after every step, so a run cut short keeps those of
-# the steps that finished. Runs from the repository root with PYTHONPATH=src (nothing installed).
+# 3. `fgdm train configs/synth.yaml` on the demo's data, end to end (validation, EMA and logging included): steps
+#    per second over 3,000 steps or 1.5 minutes of its fit loop, whichever comes first;
+# 4. bf16-mixed against float32, the training loss over the same steps: synth.yaml, seeds 0 and 1, four runs at once
+#    on the one GPU, 1,500 steps or what the budget leaves;
+# 5. paper.yaml at B = 8 and synth.yaml at B = 16, S = 65, as in 1;
+# 6. step 3 with `training.compile: true`: the steps per second over its last half of the steps, after compiling;
+#    how many times the loss compiled (once, with dynamic shapes, for batches of every size and length), how many
+#    times other frames compiled again, and where the graph breaks (the SCG branch's two eager parts);
+# 7. the live sentence, eager against torch.compile with CUDA graphs (speed.py --compile sample), both precisions;
+# 8. step 6 with `training.compile: reduce-overhead` (CUDA graphs as well: each batch padded to one of a few frame
+#    counts, each recording its graph);
+# 9. a diagnostic: step 3 with every width near zero, so its steps per second are what the host can issue (is the
+#    GPU's training host-bound?).
+# PART=main runs 1-5 and 9, PART=compile 6-8 (a second command, while the device is still warm).
+# OUT/summary.md gathers the figures. It is rewritten after every step, so a run cut short keeps those of the steps
+# that finished. Runs from the repository root with PYTHONPATH=src (nothing installed).
 # `tiny` runs the same on the CPU with small sizes: the smoke test before spending device time.
 set -uo pipefail
-OUT=$1 MODE=${2:-} PART=${PART:-main}
+OUT=$1 MODE=${2:-} PART=${PART:-all}
 export PYTHONPATH=src PYTHONWARNINGS=ignore
 mkdir -p "$OUT/logs"
-DEV=cuda REPEATS=10 LIVE_REPEATS=20 B64=64 S=130 TRAIN_STEPS=3000 TRAIN_LIMIT=240 LOSS_STEPS=1500 LOSS_LIMIT=300 LOG=10
-HOST_STEPS=1500
-# the training run stops itself after TRAIN_MINUTES of its fit loop (training.max_minutes), so that a slow GPU
-# still reports its rate; TRAIN_LIMIT only guards against a hang
-TRAIN_MINUTES=3
-COMPILE_LIMIT=${COMPILE_LIMIT:-180}
-COMPILED_MINUTES=2.5
+: > "$OUT/skipped.txt"
+START=$(date +%s)
+DEV=cuda REPEATS=10 LIVE_REPEATS=20 B64=64 S=130 TRAIN_STEPS=3000 LOSS_STEPS=1500 LOG=10 HOST_STEPS=1500
+TRAIN_MINUTES=1.5 COMPILED_MINUTES=2.5 HOST_MINUTES=0.5
+BUDGET_DEFAULT=540
 SYNTH_SIZES=(--num-train 1000 --num-dev 100 --num-test 100)  # the demo's data
+SLOW=1  # tiny: compiling on a 2-core CPU takes minutes, so every step is given SLOW times as long
 if [ "$MODE" = tiny ]; then
-    DEV=cpu REPEATS=1 LIVE_REPEATS=2 B64=2 S=16 TRAIN_STEPS=6 TRAIN_LIMIT=300 LOSS_STEPS=6 LOSS_LIMIT=300 LOG=1
-    HOST_STEPS=6
-    COMPILE_LIMIT=400 COMPILED_MINUTES=3  # compiling on a 2-core CPU takes minutes: 6 steps in all
+    DEV=cpu REPEATS=1 LIVE_REPEATS=2 B64=2 S=16 TRAIN_STEPS=6 LOSS_STEPS=6 LOG=1 HOST_STEPS=6
+    TRAIN_MINUTES=3 COMPILED_MINUTES=6 HOST_MINUTES=3
+    BUDGET_DEFAULT=3000 SLOW=3
     SYNTH_SIZES=(--num-train 24 --num-dev 6 --num-test 6)
 fi
 SIZE=(--set model.focal.chunk_frames=0)  # as a GPU runs it anyway (no frame chunks off the CPU)
 [ "$MODE" = tiny ] && SIZE=(--set model.width=32 --set model.scg.conv_width=32 --set model.scg.lstm_hidden=16)
-speed() {  # NAME speed.py-options…
-    local name=$1
-    shift
-    echo "[gpu_speed] $name"
-    python benchmarks/speed.py --device "$DEV" "$@" > "$OUT/$name.json" 2> "$OUT/logs/$name.err" || echo "[gpu_speed] $name failed"
-    summarize
-}
+# the compiled trainings compute ASGCN as a GPU does: on a CPU the C library's calls would break the graph
+COMPILED=()
+[ "$MODE" = tiny ] && COMPILED=(--set model.focal.kernel=torch)
+BUDGET=${BUDGET:-$BUDGET_DEFAULT}
 W=runs/gpu-speed
-# no figures of an earlier run in this one's summary
-if [ "$PART" = compile ]; then rm -rf "$W"/train-compiled*; else rm -rf "$W"/loss-* "$W/train" "$W/train-host"; fi
+
+left() { echo $((BUDGET - $(date +%s) + START)); }
+# allow NAME WANT LEAST: the seconds step NAME may take, WANT at most, what is left of the budget at least; prints
+# nothing and fails, noting NAME in OUT/skipped.txt, where fewer than LEAST seconds are left
+allow() {
+    local want=$(($2 * SLOW)) least=$(($3 * SLOW)) rest
+    rest=$(left)
+    if [ "$rest" -lt "$least" ]; then
+        echo "$1 ${rest}s" >> "$OUT/skipped.txt"
+        echo "[gpu_speed] $1 skipped: ${rest} s of the budget left, it needs ${least}" >&2
+        summarize
+        return 1
+    fi
+    echo $((rest < want ? rest : want))
+}
+minutes() { python -c "print(round(min($1, ($2) / 60), 2))"; }  # minutes() MAX SECONDS: the smaller, in minutes
 summarize() {  # OUT/summary.md from what has finished so far: a run cut short by the device's limits keeps it
     for d in "$W"/loss-* "$W"/train*; do  # each run's last metrics.csv, where it got far enough to write one
         csv=$(ls -d "$d"/logs/version_*/metrics.csv 2> /dev/null | tail -1)
@@ -64,17 +73,33 @@ summarize() {  # OUT/summary.md from what has finished so far: a run cut short b
     done
     python benchmarks/gpu_speed_summary.py "$OUT" > "$OUT/summary.md"
 }
-synth_data() {  # [fresh]: the demo's data; the compile part reuses what the first part made
-    [ "${1:-}" != fresh ] && [ -f "$W/synth/train.files" ] && return
+speed() {  # NAME WANT speed.py-options…
+    local name=$1 limit
+    limit=$(allow "$name" "$2" 30) || return 0
+    shift 2
+    echo "[gpu_speed] $name (cut at $limit s)"
+    timeout "$limit" python benchmarks/speed.py --device "$DEV" "$@" > "$OUT/$name.json" 2> "$OUT/logs/$name.err" \
+        || echo "[gpu_speed] $name failed or was cut"
+    summarize
+}
+synth_data() {  # the demo's data, made once per run directory
+    [ -f "$W/synth/train.files" ] && return 0
     python -m fgdm.cli synth --out "$W/synth" "${SYNTH_SIZES[@]}" --seed 0 --workers 8 --overwrite --quiet > /dev/null
 }
-train() {  # NAME LIMIT fgdm-train-options…: one timed `fgdm train configs/synth.yaml` on the demo's data
-    local name=$1 limit=$2
-    shift 2
-    local start
+# train NAME WANT LEAST MINUTES fgdm-train-options…: one timed `fgdm train configs/synth.yaml` on the demo's data;
+# its fit loop stops itself after MINUTES (training.max_minutes) or what the budget leaves of it, so that its rate
+# is reported; the timeout only guards against a hang
+train() {
+    local name=$1 limit start
+    limit=$(allow "$name" "$2" "$3") || return 0
+    local fit
+    fit=$(minutes "$4" "$limit - 30 * $SLOW")  # the process's start and end: about 30 s
+    shift 4
+    echo "[gpu_speed] fgdm train configs/synth.yaml: $name, $fit minutes of fit loop (cut at $limit s)"
     start=$(date +%s%N)
     timeout "$limit" python -m fgdm.cli train configs/synth.yaml --set data.path="$W/synth" \
-        --set training.output_dir="$W/$name" --overwrite --quiet "$@" > "$OUT/logs/$name.log" 2>&1
+        --set training.output_dir="$W/$name" --set training.max_minutes="$fit" --overwrite --quiet "$@" \
+        > "$OUT/logs/$name.log" 2>&1
     local rc=$?
     echo "{\"wall_ms\": $(( ($(date +%s%N) - start) / 1000000 )), \"rc\": $rc}" > "$OUT/$name.json"
     summarize
@@ -87,47 +112,64 @@ HOST=(--set model.width=8 --set model.focal.width=2 --set model.gloss_encoder.ff
       --set model.focal.kernel=torch --set data.skip_frames=20 --set training.batch_size=2 --set testing.batch_size=2)
 LIVE=(--batch 1 --frames 125 --glosses 8)
 [ "$MODE" = tiny ] && LIVE=(--batch 1 --frames 16 --glosses 4)
-
-if [ "$PART" = compile ]; then
-    synth_data
-    echo "[gpu_speed] fgdm train configs/synth.yaml compiled, $COMPILED_MINUTES minutes (cut at $COMPILE_LIMIT s)"
-    TORCH_LOGS=recompiles train train-compiled "$COMPILE_LIMIT" --set training.compile=true \
-        --set training.max_steps="$TRAIN_STEPS" --set training.max_minutes="$COMPILED_MINUTES"
-    echo "[gpu_speed] the live sentence compiled (cut at $COMPILE_LIMIT s)"
-    timeout "$COMPILE_LIMIT" python benchmarks/speed.py --device "$DEV" "${LIVE[@]}" --repeats "$LIVE_REPEATS" \
-        --precision 32 bf16 --compile sample "${SIZE[@]}" > "$OUT/live-compile.json" 2> "$OUT/logs/live-compile.err" \
-        || echo "[gpu_speed] live-compile failed or was cut"
-    summarize
-    echo "[gpu_speed] fgdm train configs/synth.yaml compiled with CUDA graphs (cut at $COMPILE_LIMIT s)"
-    TORCH_LOGS=recompiles train train-compiled-graphs "$COMPILE_LIMIT" --set training.compile=reduce-overhead \
-        --set training.max_steps="$TRAIN_STEPS" --set training.max_minutes="$COMPILED_MINUTES"
-    cat "$OUT/summary.md"
-    exit 0
-fi
-
 PAIRS=(--train-precision 32-true bf16-mixed --precision 32 bf16)
-speed paper-b64 --batch "$B64" --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}" --profile "$OUT/profile-paper-b64.txt"
-speed paper-b8 --batch 8 --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}"
-speed live --batch 1 --frames 125 --glosses 8 --repeats "$LIVE_REPEATS" --precision 32 bf16 "${SIZE[@]}"
-speed synth --config configs/synth.yaml --batch 16 --frames 65 --repeats "$REPEATS" "${PAIRS[@]}"
 
-synth_data fresh
-echo "[gpu_speed] fgdm train configs/synth.yaml, $TRAIN_STEPS steps or $TRAIN_MINUTES minutes (killed at $TRAIN_LIMIT s)"
-train train "$TRAIN_LIMIT" --set training.max_steps="$TRAIN_STEPS" --set training.max_minutes="$TRAIN_MINUTES"
+main_first() {  # 1-4
+    # no figures of an earlier run in this one's summary
+    rm -rf "$W"/loss-* "$W/train" "$W/train-host" "$W/synth"
+    speed paper-b64 150 --batch "$B64" --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}" \
+        --profile "$OUT/profile-paper-b64.txt"
+    speed live 60 "${LIVE[@]}" --repeats "$LIVE_REPEATS" --precision 32 bf16 "${SIZE[@]}"
+    synth_data
+    train train 150 60 "$TRAIN_MINUTES" --set training.max_steps="$TRAIN_STEPS"
+    local limit fit
+    if limit=$(allow loss 180 90); then
+        fit=$(minutes 100 "$limit - 30 * $SLOW")
+        echo "[gpu_speed] bf16-mixed against float32: 4 runs of $LOSS_STEPS steps or $fit minutes at once"
+        for seed in 0 1; do
+            for precision in 32-true bf16-mixed; do
+                timeout "$limit" python -m fgdm.cli train configs/synth.yaml --set data.path="$W/synth" \
+                    --set training.precision=$precision --set training.seed=$seed \
+                    --set training.max_steps="$LOSS_STEPS" --set training.max_minutes="$fit" \
+                    --set training.val_every=1000000 --set training.log_every=$LOG \
+                    --set training.output_dir="$W/loss-$precision-s$seed" --overwrite --quiet \
+                    > "$OUT/logs/loss-$precision-s$seed.log" 2>&1 &
+            done
+        done
+        wait
+        summarize
+    fi
+}
+main_rest() {  # 5
+    speed paper-b8 60 --batch 8 --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}"
+    speed synth 60 --config configs/synth.yaml --batch 16 --frames 65 --repeats "$REPEATS" "${PAIRS[@]}"
+}
+compiled() {  # 6-8
+    rm -rf "$W"/train-compiled*
+    synth_data
+    TORCH_LOGS=recompiles,graph_breaks train train-compiled 200 120 "$COMPILED_MINUTES" --set training.compile=true \
+        --set training.max_steps="$TRAIN_STEPS" "${COMPILED[@]}"
+    local limit
+    if limit=$(allow live-compile 120 60); then
+        echo "[gpu_speed] the live sentence compiled (cut at $limit s)"
+        timeout "$limit" python benchmarks/speed.py --device "$DEV" "${LIVE[@]}" --repeats "$LIVE_REPEATS" \
+            --precision 32 bf16 --compile sample "${SIZE[@]}" "${COMPILED[@]}" > "$OUT/live-compile.json" \
+            2> "$OUT/logs/live-compile.err" || echo "[gpu_speed] live-compile failed or was cut"
+        summarize
+    fi
+    TORCH_LOGS=recompiles,graph_breaks train train-compiled-graphs 200 120 "$COMPILED_MINUTES" \
+        --set training.compile=reduce-overhead --set training.max_steps="$TRAIN_STEPS" "${COMPILED[@]}"
+}
+host() {  # 9
+    train train-host 90 45 "$HOST_MINUTES" "${HOST[@]}" --set training.max_steps="$HOST_STEPS"
+}
 
-echo "[gpu_speed] bf16-mixed against float32: 4 runs of $LOSS_STEPS steps at once"
-for seed in 0 1; do
-    for precision in 32-true bf16-mixed; do
-        timeout "$LOSS_LIMIT" python -m fgdm.cli train configs/synth.yaml --set data.path="$W/synth" \
-            --set training.precision=$precision \
-            --set training.seed=$seed --set training.max_steps="$LOSS_STEPS" --set training.val_every=1000000 \
-            --set training.log_every=$LOG --set training.output_dir="$W/loss-$precision-s$seed" --overwrite --quiet \
-            > "$OUT/logs/loss-$precision-s$seed.log" 2>&1 &
-    done
-done
-wait
+case "$PART" in
+    all) main_first; main_rest; compiled; host ;;
+    main) main_first; main_rest; host ;;
+    compile) compiled ;;
+    *) echo "gpu_speed.sh: PART must be all, main or compile, not '$PART'" >&2; exit 2 ;;
+esac
 summarize
-
-echo "[gpu_speed] fgdm train configs/synth.yaml, widths near zero: the host's share (cut at 90 s)"
-train train-host 90 "${HOST[@]}" --set training.max_steps="$HOST_STEPS" --set training.max_minutes=0.5
+echo "[gpu_speed] $(( $(date +%s) - START )) s of the budget's $BUDGET"
 cat "$OUT/summary.md"

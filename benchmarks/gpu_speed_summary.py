@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -54,10 +55,16 @@ def _train_rows(out: Path, name: str = "train", title: str = "fgdm train configs
     log = out / "logs" / f"{name}.log"
     text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
     result = _last_json(text) or {}
-    # the compiled runs log torch's recompilations (TORCH_LOGS=recompiles): one line per compilation after the first
+    # the compiled runs log torch's recompilations and graph breaks (TORCH_LOGS=recompiles,graph_breaks): one line
+    # per compilation after the first, of the loss or of a frame Dynamo compiles on its own where the loss breaks
     recompiled = text.count("Recompiling function loss_of_draws")
+    others = text.count("Recompiling function") - recompiled
+    breaks = sorted({at.rsplit("/src/", 1)[-1] for at in re.findall(r"Graph break in user code at (\S+)", text)})
     times = "once" if recompiled == 0 else f"{1 + recompiled} times"
-    compiles = f" The loss compiled {times}." if "compiled" in name else ""
+    compiles = ""
+    if "compiled" in name:
+        compiles = (f" The loss compiled {times}; other frames compiled again {others} times; graph breaks at "
+                    f"{', '.join(breaks) or 'none'}.")  # fmt: skip
     steps = result.get("steps") or _last_step(out / f"{name}.csv")
     if not steps or not run.get("wall_ms"):
         return [f"{title}: no result (see logs/{name}.log)"]
@@ -82,15 +89,32 @@ def _last_step(path: Path) -> int | None:
 
 
 def _loss_rows(out: Path) -> list[str]:
-    rows = ["| run | steps | mean training loss, last fifth of the steps |", "|---|---|---|"]
+    """The training loss of the four runs over the same steps: the last fifth of the steps every run reached (each
+    stops after its minutes, so they may reach different steps), and whether bf16-mixed is within seed noise."""
+    curves = {}
     for path in sorted(out.glob("loss-*.csv")):
         with path.open() as f:
             points = [(int(r["step"]), float(r["train/loss"])) for r in csv.DictReader(f) if r.get("train/loss")]
-        if not points:
-            continue
-        last = max(s for s, _ in points)
-        tail = [v for s, v in points if s >= 0.8 * last]
-        rows.append(f"| {path.stem.removeprefix('loss-')} | {last + 1} | {statistics.mean(tail):.4f} |")
+        if points:
+            curves[path.stem.removeprefix("loss-")] = points
+    if not curves:
+        return ["bf16-mixed against float32: no loss logged (yet)"]
+    common = min(max(s for s, _ in points) for points in curves.values())
+    means = {
+        run: statistics.mean(v for s, v in points if 0.8 * common <= s <= common) for run, points in curves.items()
+    }
+    rows = [
+        f"| run | steps reached | mean training loss, steps {round(0.8 * common) + 1}-{common + 1} |",
+        "|---|---|---|",
+    ]
+    rows += [f"| {run} | {max(s for s, _ in curves[run]) + 1} | {m:.4f} |" for run, m in means.items()]
+    by_precision = {p: [m for run, m in means.items() if run.startswith(p + "-")] for p in ("32-true", "bf16-mixed")}
+    if all(len(v) >= 2 for v in by_precision.values()):
+        gap = abs(statistics.mean(by_precision["bf16-mixed"]) - statistics.mean(by_precision["32-true"]))
+        noise = max(max(v) - min(v) for v in by_precision.values())
+        verdict = "within" if gap <= noise else "outside"
+        rows.append(f"\nbf16-mixed against float32, means over the seeds: {gap:.4f} apart; the seeds of one precision "
+                    f"lie up to {noise:.4f} apart: **{verdict} seed noise**.")  # fmt: skip
     return rows
 
 
@@ -98,7 +122,7 @@ def _compile_rows(out: Path) -> list[str]:
     d = _json(out / "live-compile.json")
     if d is None:
         return [
-            "The live sentence compiled: no result (not run yet: PART=compile; or it failed or was cut: see "
+            "The live sentence compiled: no result (not run yet, skipped, or it failed or was cut: see "
             "logs/live-compile.err)."
         ]
     samp, first = d.get("sample_s_by_precision", {}), d.get("sample_first_call_s", {})
@@ -110,15 +134,27 @@ def _compile_rows(out: Path) -> list[str]:
     return rows
 
 
+def _skipped_rows(out: Path) -> list[str]:
+    """The steps gpu_speed.sh skipped because its time budget would not hold them (OUT/skipped.txt)."""
+    try:
+        lines = (out / "skipped.txt").read_text(encoding="utf-8").split("\n")
+    except OSError:
+        return []
+    skipped = [line.split() for line in lines if line.strip()]
+    if not skipped:
+        return []
+    return ["Skipped, out of the time budget (BUDGET): " + ", ".join(f"{s[0]} ({s[1]} left)" for s in skipped) + "."]
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     host = _train_rows(out, "train-host", "The same with every width near zero (the host's share, a diagnostic)")
     compiled = [
-        _train_rows(out, "train-compiled", "The same with training.compile: true (PART=compile)"),
+        _train_rows(out, "train-compiled", "The same with training.compile: true"),
         _train_rows(out, "train-compiled-graphs", "The same with training.compile: reduce-overhead (CUDA graphs)"),
     ]
-    sections = [_speed_rows(out), _train_rows(out), _loss_rows(out), host, *compiled, _compile_rows(out)]
-    print("\n\n".join(["# GPU speed", *("\n".join(rows) for rows in sections)]))
+    sections = [_speed_rows(out), _train_rows(out), _loss_rows(out), *compiled, _compile_rows(out), host]
+    print("\n\n".join(["# GPU speed", *("\n".join(rows) for rows in [*sections, _skipped_rows(out)] if rows)]))
 
 
 if __name__ == "__main__":
