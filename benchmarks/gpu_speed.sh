@@ -73,10 +73,10 @@ summarize() {  # OUT/summary.md from what has finished so far: a run cut short b
     done
     python benchmarks/gpu_speed_summary.py "$OUT" > "$OUT/summary.md"
 }
-speed() {  # NAME WANT speed.py-options…
+speed() {  # NAME WANT LEAST speed.py-options…
     local name=$1 limit
-    limit=$(allow "$name" "$2" 30) || return 0
-    shift 2
+    limit=$(allow "$name" "$2" "$3") || return 0
+    shift 3
     echo "[gpu_speed] $name (cut at $limit s)"
     timeout "$limit" python benchmarks/speed.py --device "$DEV" "$@" > "$OUT/$name.json" 2> "$OUT/logs/$name.err" \
         || echo "[gpu_speed] $name failed or was cut"
@@ -86,20 +86,24 @@ synth_data() {  # the demo's data, made once per run directory
     [ -f "$W/synth/train.files" ] && return 0
     python -m fgdm.cli synth --out "$W/synth" "${SYNTH_SIZES[@]}" --seed 0 --workers 8 --overwrite --quiet > /dev/null
 }
-# train NAME WANT LEAST MINUTES fgdm-train-options…: one timed `fgdm train configs/synth.yaml` on the demo's data;
-# its fit loop stops itself after MINUTES (training.max_minutes) or what the budget leaves of it, so that its rate
-# is reported; the timeout only guards against a hang
+# fit NAME LIMIT MINUTES fgdm-train-options…: `fgdm train configs/synth.yaml` on the demo's data into W/NAME, its
+# fit loop stopping itself after MINUTES (training.max_minutes), killed at LIMIT seconds (against a hang)
+fit() {
+    timeout "$2" python -m fgdm.cli train configs/synth.yaml --set data.path="$W/synth" \
+        --set training.output_dir="$W/$1" --set training.max_minutes="$3" --overwrite --quiet "${@:4}" \
+        > "$OUT/logs/$1.log" 2>&1
+}
+# train NAME WANT LEAST MINUTES fgdm-train-options…: one timed fit, its minutes cut to what the budget leaves, so
+# that its rate is reported
 train() {
     local name=$1 limit start
     limit=$(allow "$name" "$2" "$3") || return 0
-    local fit
-    fit=$(minutes "$4" "$limit - 30 * $SLOW")  # the process's start and end: about 30 s
+    local mins
+    mins=$(minutes "$4" "$limit - 30 * $SLOW")  # the process's start and end: about 30 s
     shift 4
-    echo "[gpu_speed] fgdm train configs/synth.yaml: $name, $fit minutes of fit loop (cut at $limit s)"
+    echo "[gpu_speed] fgdm train configs/synth.yaml: $name, $mins minutes of fit loop (cut at $limit s)"
     start=$(date +%s%N)
-    timeout "$limit" python -m fgdm.cli train configs/synth.yaml --set data.path="$W/synth" \
-        --set training.output_dir="$W/$name" --set training.max_minutes="$fit" --overwrite --quiet "$@" \
-        > "$OUT/logs/$name.log" 2>&1
+    fit "$name" "$limit" "$mins" "$@"
     local rc=$?
     echo "{\"wall_ms\": $(( ($(date +%s%N) - start) / 1000000 )), \"rc\": $rc}" > "$OUT/$name.json"
     summarize
@@ -117,23 +121,20 @@ PAIRS=(--train-precision 32-true bf16-mixed --precision 32 bf16)
 main_first() {  # 1-4
     # no figures of an earlier run in this one's summary
     rm -rf "$W"/loss-* "$W/train" "$W/train-host" "$W/synth"
-    speed paper-b64 150 --batch "$B64" --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}" \
+    speed paper-b64 150 30 --batch "$B64" --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}" \
         --profile "$OUT/profile-paper-b64.txt"
-    speed live 60 "${LIVE[@]}" --repeats "$LIVE_REPEATS" --precision 32 bf16 "${SIZE[@]}"
+    speed live 60 30 "${LIVE[@]}" --repeats "$LIVE_REPEATS" --precision 32 bf16 "${SIZE[@]}"
     synth_data
     train train 150 60 "$TRAIN_MINUTES" --set training.max_steps="$TRAIN_STEPS"
-    local limit fit
+    local limit mins
     if limit=$(allow loss 180 90); then
-        fit=$(minutes 100 "$limit - 30 * $SLOW")
-        echo "[gpu_speed] bf16-mixed against float32: 4 runs of $LOSS_STEPS steps or $fit minutes at once"
+        mins=$(minutes 100 "$limit - 30 * $SLOW")
+        echo "[gpu_speed] bf16-mixed against float32: 4 runs of $LOSS_STEPS steps or $mins minutes at once"
         for seed in 0 1; do
             for precision in 32-true bf16-mixed; do
-                timeout "$limit" python -m fgdm.cli train configs/synth.yaml --set data.path="$W/synth" \
-                    --set training.precision=$precision --set training.seed=$seed \
-                    --set training.max_steps="$LOSS_STEPS" --set training.max_minutes="$fit" \
-                    --set training.val_every=1000000 --set training.log_every=$LOG \
-                    --set training.output_dir="$W/loss-$precision-s$seed" --overwrite --quiet \
-                    > "$OUT/logs/loss-$precision-s$seed.log" 2>&1 &
+                fit "loss-$precision-s$seed" "$limit" "$mins" --set training.precision=$precision \
+                    --set training.seed=$seed --set training.max_steps="$LOSS_STEPS" \
+                    --set training.val_every=1000000 --set training.log_every=$LOG &
             done
         done
         wait
@@ -141,22 +142,16 @@ main_first() {  # 1-4
     fi
 }
 main_rest() {  # 5
-    speed paper-b8 60 --batch 8 --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}"
-    speed synth 60 --config configs/synth.yaml --batch 16 --frames 65 --repeats "$REPEATS" "${PAIRS[@]}"
+    speed paper-b8 60 30 --batch 8 --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}"
+    speed synth 60 30 --config configs/synth.yaml --batch 16 --frames 65 --repeats "$REPEATS" "${PAIRS[@]}"
 }
 compiled() {  # 6-8
     rm -rf "$W"/train-compiled*
     synth_data
     TORCH_LOGS=recompiles,graph_breaks train train-compiled 200 120 "$COMPILED_MINUTES" --set training.compile=true \
         --set training.max_steps="$TRAIN_STEPS" "${COMPILED[@]}"
-    local limit
-    if limit=$(allow live-compile 120 60); then
-        echo "[gpu_speed] the live sentence compiled (cut at $limit s)"
-        timeout "$limit" python benchmarks/speed.py --device "$DEV" "${LIVE[@]}" --repeats "$LIVE_REPEATS" \
-            --precision 32 bf16 --compile sample "${SIZE[@]}" "${COMPILED[@]}" > "$OUT/live-compile.json" \
-            2> "$OUT/logs/live-compile.err" || echo "[gpu_speed] live-compile failed or was cut"
-        summarize
-    fi
+    speed live-compile 120 60 "${LIVE[@]}" --repeats "$LIVE_REPEATS" --precision 32 bf16 --compile sample \
+        "${SIZE[@]}" "${COMPILED[@]}"
     TORCH_LOGS=recompiles,graph_breaks train train-compiled-graphs 200 120 "$COMPILED_MINUTES" \
         --set training.compile=reduce-overhead --set training.max_steps="$TRAIN_STEPS" "${COMPILED[@]}"
 }

@@ -99,7 +99,8 @@ def _loss_rows(out: Path) -> list[str]:
             curves[path.stem.removeprefix("loss-")] = points
     if not curves:
         return ["bf16-mixed against float32: no loss logged (yet)"]
-    common = min(max(s for s, _ in points) for points in curves.values())
+    last = {run: max(s for s, _ in points) for run, points in curves.items()}
+    common = min(last.values())
     means = {
         run: statistics.mean(v for s, v in points if 0.8 * common <= s <= common) for run, points in curves.items()
     }
@@ -107,7 +108,7 @@ def _loss_rows(out: Path) -> list[str]:
         f"| run | steps reached | mean training loss, steps {round(0.8 * common) + 1}-{common + 1} |",
         "|---|---|---|",
     ]
-    rows += [f"| {run} | {max(s for s, _ in curves[run]) + 1} | {m:.4f} |" for run, m in means.items()]
+    rows += [f"| {run} | {last[run] + 1} | {m:.4f} |" for run, m in means.items()]
     by_precision = {p: [m for run, m in means.items() if run.startswith(p + "-")] for p in ("32-true", "bf16-mixed")}
     if all(len(v) >= 2 for v in by_precision.values()):
         gap = abs(statistics.mean(by_precision["bf16-mixed"]) - statistics.mean(by_precision["32-true"]))
