@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from fgdm.cli import main
 from fgdm.model import build_model
-from fgdm.model.compiled import conv1d, conv_over_frames
+from fgdm.model.compiled import conv1d, conv_over_frames, frame_windows
 from fgdm.model.focal import TemporalConv
 from fgdm.training import compiling
 from fgdm.training.compiling import RECOMPILE_LIMIT, compiled_loss, compiled_loss_arguments, frame_bucket, pad_frames
@@ -160,28 +160,64 @@ def test_convolutions_over_frames_under_compilation_are_one_product_computing_th
     assert captured and not any("conv" in op for op in captured), captured
 
 
+def test_windows_of_frames_under_compilation_are_stacked_slices_computing_unfolds_windows():
+    """ASGCN's key windows, compiled: no ``unfold`` in the captured graph (inductor's CPU backward of it was wrong
+    on two threads), the view's numbers and gradients; eager: the view itself."""
+    import torch._dynamo
+
+    captured = set()
+
+    def backend(graph, inputs):
+        captured.update(str(node.target) for node in graph.graph.nodes if node.op.startswith("call"))
+        return graph.forward
+
+    torch._dynamo.reset()
+    windows = torch.compile(frame_windows, backend=backend, fullgraph=True)
+    for P, size, frames in ((9, 7, 3), (12, 5, 8), (20, 7, 14)):
+        x = torch.randn(2, P, 3, 4, requires_grad=True)
+        want = x.unfold(1, size, 1)[:, :frames]
+        got = windows(x, size, frames)
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        w = torch.randn_like(want)
+        torch.testing.assert_close(torch.autograd.grad((got * w).sum(), x), torch.autograd.grad((want * w).sum(), x))
+        assert frame_windows(x, size, frames)._is_view()  # eager: no copy
+    assert captured and not any("unfold" in op for op in captured), captured
+
+
 def test_inductor_compiles_the_training_loss_once_for_batches_of_any_length_to_the_eager_numbers():
     """``compiled_loss`` as ``training.compile`` uses it: inductor's code, dynamic shapes from the first batch, so
     batches of other frame counts run without compiling again (each batch's frame count × size stays between the
-    CPU code generator's thresholds, on which it does compile again)."""
+    CPU code generator's thresholds, on which it does compile again). Two threads: inductor's CPU code for one
+    backward (``unfold``'s) was wrong on two threads or more, right on one (``fgdm/model/compiled.py``). Every
+    parameter moved off its initial value, so that none has a zero gradient by construction (ASGCN's W_Agg
+    starts at zero, and with it the query's and key's gradients)."""
     import torch._dynamo
     from torch._dynamo.utils import counters
 
     model = _model(**{"model.focal.layers": 1})
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
     torch._dynamo.reset()
     counters.clear()
     loss = compiled_loss(model.loss_of_draws, True)
     graphs = []
-    for seed, S in enumerate((13, 17, 22)):
-        pose, frame_mask, gloss, gloss_mask = batch(S=S, seed=seed)
-        args = (pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask))
-        eager, eager_grads = _loss_and_grads(model, model.loss_of_draws, *args)
-        got, got_grads = _loss_and_grads(model, loss, *args)
-        graphs.append(counters["stats"]["unique_graphs"])
-        torch.testing.assert_close(got.total, eager.total, rtol=1e-5, atol=1e-6)
-        for a, b in zip(got_grads, eager_grads, strict=True):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-        assert max((a - b).abs().max() for a, b in zip(got_grads, eager_grads, strict=True)) > 0  # inductor's code
+    try:
+        for seed, S in enumerate((13, 17, 22)):
+            pose, frame_mask, gloss, gloss_mask = batch(S=S, seed=seed)
+            args = (pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask))
+            eager, eager_grads = _loss_and_grads(model, model.loss_of_draws, *args)
+            got, got_grads = _loss_and_grads(model, loss, *args)
+            graphs.append(counters["stats"]["unique_graphs"])
+            torch.testing.assert_close(got.total, eager.total, rtol=1e-5, atol=1e-6)
+            assert len(eager_grads) == len(list(model.parameters())) and all(g.abs().max() > 0 for g in eager_grads)
+            for a, b in zip(got_grads, eager_grads, strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+            assert max((a - b).abs().max() for a, b in zip(got_grads, eager_grads, strict=True)) > 0  # inductor's
+    finally:
+        torch.set_num_threads(threads)
     assert graphs[0] > 0 and graphs == [graphs[0]] * 3, graphs  # compiled for the first batch only
 
 

@@ -11,6 +11,12 @@ and its convolution lowering then guards on the frame count (benchmarks/results/
 every frame count*). So under compilation the Focal stage's TCN and the SCG branch's convolutions are computed
 here: the k shifted copies of the zero-padded input side by side, times the kernel laid out as one matrix. That
 computes what the convolution computes (a test compares them); eager runs keep PyTorch's convolution.
+
+**Windows of frames.** Inductor's CPU code for the backward of ``unfold`` along the frames, a scatter-add, wrote
+gradients to the wrong places and past its buffer's end when run on two threads or more (torch 2.11 and 2.13):
+wrong key gradients in ASGCN's contextual term, and now and then an abort on a corrupted heap. So under
+compilation :func:`frame_windows` stacks shifted slices, whose backward adds slices; eager runs keep the view
+(benchmarks/results/speed.md, *A wrong gradient in compiled CPU code, and the crash it caused*).
 """
 
 from __future__ import annotations
@@ -46,3 +52,12 @@ def conv1d(conv: nn.Conv1d, h: torch.Tensor) -> torch.Tensor:
     if torch.compiler.is_compiling():
         return conv_over_frames(h.transpose(1, 2), conv.weight, conv.bias).transpose(1, 2)
     return conv(h)
+
+
+def frame_windows(x: torch.Tensor, size: int, frames: int) -> torch.Tensor:
+    """The windows of ``size`` consecutive frames starting at frames 0 … ``frames`` − 1 of x (B, P, ...), P ≥
+    frames + size − 1: (B, frames, ..., size). Eager: ``x.unfold(1, size, 1)[:, :frames]``, a view; under
+    ``torch.compile``: the ``size`` shifted slices stacked, the same numbers (see the module's docstring)."""
+    if torch.compiler.is_compiling():
+        return torch.stack([x[:, offset : offset + frames] for offset in range(size)], dim=-1)
+    return x.unfold(1, size, 1)[:, :frames]

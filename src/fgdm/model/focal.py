@@ -231,7 +231,7 @@ class ASGCN(nn.Module):
 
     def _windows(self, k: torch.Tensor, frames: int) -> torch.Tensor:
         """Key windows (B, s, 2n+1, D, J) of ``frames`` frames from padded keys (B, s + 2n (+ extra), J, D)."""
-        return k.unfold(1, 2 * self.n + 1, 1)[:, :frames].permute(0, 1, 4, 3, 2)
+        return compiled.frame_windows(k, 2 * self.n + 1, frames).permute(0, 1, 4, 3, 2)
 
     def gloss_side(self, cond: torch.Tensor) -> GlossSide:
         """The semantic mask's inputs from G (..., L, D_g) alone; needs ``model.focal.semantic_mask``."""
