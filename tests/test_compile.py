@@ -200,11 +200,11 @@ def test_inductor_compiles_the_training_loss_once_for_batches_of_any_length_to_t
             p.add_(0.1 * torch.randn_like(p))
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
-    torch._dynamo.reset()
-    counters.clear()
-    loss = compiled_loss(model.loss_of_draws, True)
-    graphs = []
     try:
+        torch._dynamo.reset()
+        counters.clear()
+        loss = compiled_loss(model.loss_of_draws, True)
+        graphs = []
         for seed, S in enumerate((13, 17, 22)):
             pose, frame_mask, gloss, gloss_mask = batch(S=S, seed=seed)
             args = (pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask))
@@ -215,7 +215,8 @@ def test_inductor_compiles_the_training_loss_once_for_batches_of_any_length_to_t
             assert len(eager_grads) == len(list(model.parameters())) and all(g.abs().max() > 0 for g in eager_grads)
             for a, b in zip(got_grads, eager_grads, strict=True):
                 torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-            assert max((a - b).abs().max() for a, b in zip(got_grads, eager_grads, strict=True)) > 0  # inductor's
+            differences = [(a - b).abs().max() for a, b in zip(got_grads, eager_grads, strict=True)]
+            assert max(differences) > 0  # inductor's code, not eager's kernels
     finally:
         torch.set_num_threads(threads)
     assert graphs[0] > 0 and graphs == [graphs[0]] * 3, graphs  # compiled for the first batch only
