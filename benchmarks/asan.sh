@@ -9,8 +9,9 @@
 #   bash benchmarks/asan.sh runs/asan fgdm train configs/synth.yaml --set data.path=DATA \
 #       --set training.compile=true --set model.focal.kernel=torch --set training.max_steps=60
 #
-# OUT gets the reports (asan.PID), fresh caches (so no kernel built without the sanitizer is reused; inductor's
-# compilations take several times as long) and summary.txt: each fault once, with its kind, access and line.
+# OUT gets the reports (asan.PID; a run removes the last one's), caches of its own (so no kernel built without the
+# sanitizer is reused; inductor's compilations take several times as long) and summary.txt: each fault once,
+# with its kind, access and line.
 # The command runs on, past each fault (recover mode). Exit status: the command's.
 # See benchmarks/results/speed.md, *A wrong gradient in compiled CPU code, and the crash it caused*.
 set -euo pipefail
