@@ -9,7 +9,7 @@ inputs; the SCG branch marks what its eager parts return into compiled code.
 for: the backward's compilation gives the convolution's saved input the strides of the forward's real tensors,
 and its convolution lowering then guards on the frame count (benchmarks/results/speed.md, *One compilation for
 every frame count*). So under compilation the Focal stage's TCN and the SCG branch's convolutions are computed
-here: the k shifted copies of the zero-padded input side by side, times the kernel laid out as one matrix. That
+here: the k shifted copies of the zero-padded input (:func:`frame_windows`), times the kernel as one matrix. That
 computes what the convolution computes (a test compares them); eager runs keep PyTorch's convolution.
 
 **Windows of frames.** Inductor's CPU code for the backward of ``unfold`` along the frames, a scatter-add, wrote
@@ -37,12 +37,10 @@ def dynamic(x: torch.Tensor, dims: int = 2) -> torch.Tensor:
 def conv_over_frames(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """A zero-padded, odd-sized convolution along dim 1 of h (B, S, ..., C_in), channels last, with a
     ``Conv1d``-shaped ``weight`` (C_out, C_in, k) → (B, S, ..., C_out)."""
-    out_channels, in_channels, k = weight.shape
-    frames = h.shape[1]
+    k = weight.shape[-1]
     pad = [0, 0] * (h.dim() - 2) + [k // 2, k // 2]  # dim 1 only
-    padded = nn.functional.pad(h, pad)
-    taps = torch.cat([padded[:, t : t + frames] for t in range(k)], dim=-1)  # (B, S, ..., k · C_in), tap-major
-    out = taps @ weight.permute(2, 1, 0).reshape(k * in_channels, out_channels)
+    taps = frame_windows(nn.functional.pad(h, pad), k, h.shape[1]).flatten(-2)  # (B, S, ..., C_in · k) as weight's
+    out = taps @ weight.flatten(1).T
     return out if bias is None else out + bias
 
 
