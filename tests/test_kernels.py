@@ -390,24 +390,35 @@ def test_without_a_compiler_asgcn_falls_back_and_says_why(tmp_path):
     assert done.stderr.count("ASGCN runs on its slower PyTorch path") == 1  # said once, not per call
 
 
-def test_bf16_mixed_training_on_a_cpu_keeps_the_focal_stage_in_float32():
-    """Under CPU autocast (training.precision: bf16-mixed) the Focal stage runs in float32 through the
-    fused kernel (model.focal.kernel=c raised a TypeError before): its output is float32, the loss and
-    every gradient finite, and the loss within bfloat16 rounding of float32's."""
+@pytest.mark.parametrize("kernel", ["c", "torch"])
+def test_bf16_mixed_training_on_a_cpu_keeps_the_focal_stage_in_float32_where_the_kernel_computes(kernel):
+    """Under CPU autocast (training.precision: bf16-mixed) the Focal stage runs in float32 through the fused
+    kernel (model.focal.kernel=c raised a TypeError before); on the PyTorch path (kernel=torch) it follows
+    autocast, as it does on a GPU, so ASGCN's products are bfloat16. Either way the loss and every gradient are
+    finite, every parameter float32 training reaches has a gradient, and the loss is within bfloat16 rounding of
+    float32's."""
     from fgdm.model import build_model
     from helpers import V, activate, batch, tiny
 
     torch.manual_seed(0)
-    model = activate(build_model(tiny(**{"model.focal.kernel": "c"}), V))
+    model = activate(build_model(tiny(**{"model.focal.kernel": kernel}), V))
     pose, fm, gloss, gm = batch()
     t = torch.tensor([10, 50, 90])
     reference = model.loss(pose, fm, gloss, gm, t=t, generator=torch.Generator().manual_seed(1)).total
+    reference.backward()
+    reached = {name for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
     seen = []
-    hook = model.denoiser.focal.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    hooks = [model.denoiser.focal.register_forward_hook(lambda m, args, out: seen.append(("stage", out.dtype)))]
+    hooks += [block.gcn.register_forward_hook(lambda m, args, out: seen.append(("asgcn", out.dtype)))
+              for block in model.denoiser.focal.blocks]  # fmt: skip
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = model.loss(pose, fm, gloss, gm, t=t, generator=torch.Generator().manual_seed(1)).total
-    hook.remove()
+    for hook in hooks:
+        hook.remove()
     loss.backward()
-    assert seen == [torch.float32]
+    inner = torch.float32 if kernel == "c" else torch.bfloat16
+    assert seen == [("asgcn", inner)] * 2 + [("stage", torch.float32)]  # its residual sums stay float32
+    assert {name for name, p in model.named_parameters() if p.grad is not None} == reached
     assert all(p.grad is None or bool(p.grad.isfinite().all()) for p in model.parameters())
     assert abs(float(loss.detach()) - float(reference.detach())) < 0.02 * float(reference.detach())

@@ -66,13 +66,13 @@ class GlossSide:
 Condition = torch.Tensor | GlossSide  # ASGCN's gloss input: G (B, L, D_g), or its side computed beforehand
 
 
-def kernel_applies(choice: str, h: torch.Tensor) -> bool:
-    """Whether the C library computes for input h under ``model.focal.kernel`` = ``choice``: "torch" never;
-    "auto" for float32 CPU tensors where the library builds (else, once, a warning); "c" always, raising
-    RuntimeError where it cannot."""
+def kernel_applies(choice: str, h: torch.Tensor, dtype: torch.dtype | None = None) -> bool:
+    """Whether the C library computes for input h (cast to ``dtype`` if given) under ``model.focal.kernel`` =
+    ``choice``: "torch" never; "auto" for float32 CPU tensors where the library builds (else, once, a warning);
+    "c" always, raising RuntimeError where it cannot."""
     if choice == "torch":
         return False
-    fits = h.device.type == "cpu" and h.dtype == torch.float32
+    fits = h.device.type == "cpu" and (dtype or h.dtype) == torch.float32
     if choice == "c":
         if not fits:
             raise RuntimeError(f"model.focal.kernel=c needs float32 CPU tensors, got {h.dtype} on {h.device}")
@@ -385,9 +385,9 @@ class FocalStage(nn.Module):
         frame_mask: torch.Tensor,
         gloss_mask: torch.Tensor,
     ) -> torch.Tensor:
-        if h.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            # mixed precision on a CPU (training.precision: bf16-mixed): the Focal stage stays float32, the
-            # fused kernel's type; its products are too small for bfloat16 to pay
+        if torch.is_autocast_enabled("cpu") and kernel_applies(self.blocks[0].gcn.kernel, h, torch.float32):
+            # mixed precision on a CPU (training.precision: bf16-mixed): where the fused kernel computes, the Focal
+            # stage stays float32, its type. The PyTorch path (kernel=torch) follows autocast, as on a GPU.
             with torch.autocast("cpu", enabled=False):
                 if isinstance(cond, torch.Tensor):
                     return self.forward(h.float(), cond.float(), frame_mask, gloss_mask)

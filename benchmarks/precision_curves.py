@@ -1,0 +1,83 @@
+"""Training-loss curves of `fgdm train` runs that differ in precision and seed: a table and a plot.
+
+    python benchmarks/precision_curves.py OUT.png "TITLE=RUN[,RUN...]" ["TITLE=RUN[,RUN...]" ...]
+
+Each argument after OUT.png is one panel of the plot: a title and the output directories of its runs (each run's
+last ``logs/version_*/metrics.csv``), or glob patterns of them (``DIR/loss-*``). A run's label is its directory's
+name; name runs ``...-PRECISION-sSEED`` (e.g. ``loss-32-true-s0``, ``loss-bf16-mixed-s1``): float32 runs are drawn
+solid, the others dashed, one colour per seed. The table (Markdown, on stdout) gives each run's steps and its mean
+training loss over the middle fifth of its steps (40-60 %) and over the last fifth. ``benchmarks/results/speed.md``
+(*bf16-mixed against float32 on the CPU*) made ``results/bf16_cpu_loss.png`` with it.
+"""
+
+import argparse
+import csv
+import glob
+import re
+import statistics
+from pathlib import Path
+
+
+def losses(run: Path) -> list[tuple[int, float]]:
+    """(step, training loss) of a run, from its last log version."""
+    logs = sorted(run.glob("logs/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not logs:
+        raise SystemExit(f"{run}: no logs/version_*/metrics.csv (not an fgdm train output directory?)")
+    with logs[-1].open() as f:
+        points = [(int(r["step"]), float(r["train/loss"])) for r in csv.DictReader(f) if r.get("train/loss")]
+    if not points:
+        raise SystemExit(f"{logs[-1]}: no train/loss logged")
+    return points
+
+
+def summary(points: list[tuple[int, float]]) -> tuple[int, float, float]:
+    """Steps reached, the mean loss over steps 40-60 % and over the last fifth."""
+    last = max(s for s, _ in points)
+    middle = statistics.mean(v for s, v in points if 0.4 * last <= s < 0.6 * last)
+    tail = statistics.mean(v for s, v in points if s >= 0.8 * last)
+    return last + 1, middle, tail
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="the plot (PNG)")
+    parser.add_argument("panels", nargs="+", metavar="TITLE=RUN[,RUN...]")
+    args = parser.parse_args()
+    panels = []
+    for spec in args.panels:
+        title, sep, runs = spec.partition("=")
+        if not sep or not runs:
+            parser.error(f"{spec!r}: expected TITLE=RUN[,RUN...]")
+        found = [Path(p) for r in runs.split(",") for p in (sorted(glob.glob(r)) if glob.has_magic(r) else [r])]
+        if not found:
+            parser.error(f"{spec!r}: no run matches")
+        panels.append((title, found))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    print("| panel | run | steps | loss, steps 40-60 % | loss, last fifth |\n|---|---|---|---|---|")
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4), sharey=True, squeeze=False)
+    for ax, (title, runs) in zip(axes[0], panels, strict=True):
+        for run in runs:
+            points = losses(run)
+            steps, middle, tail = summary(points)
+            print(f"| {title} | {run.name} | {steps} | {middle:.4f} | {tail:.4f} |")
+            seed = re.search(r"-s(\d+)$", run.name)
+            x, y = zip(*points, strict=True)
+            style = "-" if "32-true" in run.name else "--"
+            ax.plot(x, y, style, lw=1.1, label=run.name, color=f"C{int(seed[1]) if seed else 0}")
+        ax.set(title=title, xlabel="step", yscale="log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("training loss (one batch per logged step)")
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=100)
+    print(f"\nplot: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
