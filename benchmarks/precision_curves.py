@@ -30,12 +30,15 @@ def losses(run: Path) -> list[tuple[int, float]]:
     return points
 
 
-def summary(points: list[tuple[int, float]]) -> tuple[int, float, float]:
-    """Steps reached, the mean loss over steps 40-60 % and over the last fifth."""
+def summary(points: list[tuple[int, float]]) -> tuple[int, str, str]:
+    """Steps reached, the mean loss over steps 40-60 % and over the last fifth ("–" where none was logged)."""
     last = max(s for s, _ in points)
-    middle = statistics.mean(v for s, v in points if 0.4 * last <= s < 0.6 * last)
-    tail = statistics.mean(v for s, v in points if s >= 0.8 * last)
-    return last + 1, middle, tail
+
+    def mean(lo: float, hi: float) -> str:
+        values = [v for s, v in points if lo <= s < hi]
+        return f"{statistics.mean(values):.4f}" if values else "–"
+
+    return last + 1, mean(0.4 * last, 0.6 * last), mean(0.8 * last, last + 1)
 
 
 def main() -> None:
@@ -64,7 +67,7 @@ def main() -> None:
         for run in runs:
             points = losses(run)
             steps, middle, tail = summary(points)
-            print(f"| {title} | {run.name} | {steps} | {middle:.4f} | {tail:.4f} |")
+            print(f"| {title} | {run.name} | {steps} | {middle} | {tail} |")
             seed = re.search(r"-s(\d+)$", run.name)
             x, y = zip(*points, strict=True)
             style = "-" if "32-true" in run.name else "--"
