@@ -11,26 +11,26 @@ training loss over the middle fifth of its steps (40-60 %) and over the last fif
 """
 
 import argparse
-import csv
 import glob
 import re
 import statistics
 from pathlib import Path
 
+from fgdm.evaluation.html import newest_log, read_curves
 
-def losses(run: Path) -> list[tuple[int, float]]:
-    """(step, training loss) of a run, from its last log version."""
-    logs = sorted(run.glob("logs/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
-    if not logs:
+
+def losses(run: Path) -> list[tuple[float, float]]:
+    """(step, training loss) of a run, from its newest log."""
+    log = newest_log(run)
+    if log is None:
         raise SystemExit(f"{run}: no logs/version_*/metrics.csv (not an fgdm train output directory?)")
-    with logs[-1].open() as f:
-        points = [(int(r["step"]), float(r["train/loss"])) for r in csv.DictReader(f) if r.get("train/loss")]
+    points = read_curves(log)["train/loss"]
     if not points:
-        raise SystemExit(f"{logs[-1]}: no train/loss logged")
+        raise SystemExit(f"{log}: no train/loss logged")
     return points
 
 
-def summary(points: list[tuple[int, float]]) -> tuple[int, str, str]:
+def summary(points: list[tuple[float, float]]) -> tuple[int, str, str]:
     """Steps reached, the mean loss over steps 40-60 % and over the last fifth ("–" where none was logged)."""
     last = max(s for s, _ in points)
 
@@ -38,7 +38,7 @@ def summary(points: list[tuple[int, float]]) -> tuple[int, str, str]:
         values = [v for s, v in points if lo <= s < hi]
         return f"{statistics.mean(values):.4f}" if values else "–"
 
-    return last + 1, mean(0.4 * last, 0.6 * last), mean(0.8 * last, last + 1)
+    return int(last) + 1, mean(0.4 * last, 0.6 * last), mean(0.8 * last, last + 1)
 
 
 def main() -> None:

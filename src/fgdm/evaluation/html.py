@@ -31,12 +31,13 @@ class Example:
 
 
 def run_log(checkpoint: Path | str | None) -> Path | None:
-    """The CSV log of the run a checkpoint belongs to (``RUN/checkpoints/x.ckpt`` → the newest
-    ``RUN/logs/version_*/metrics.csv``), if there is one."""
-    if checkpoint is None:
-        return None
-    logs = sorted(Path(checkpoint).resolve().parent.parent.glob("logs/version_*/metrics.csv"),
-                  key=lambda p: int(p.parent.name.split("_")[-1]))  # fmt: skip
+    """The CSV log of the run a checkpoint belongs to (``RUN/checkpoints/x.ckpt`` → :func:`newest_log` of RUN)."""
+    return None if checkpoint is None else newest_log(Path(checkpoint).resolve().parent.parent)
+
+
+def newest_log(run: Path | str) -> Path | None:
+    """A training run's newest CSV log, ``RUN/logs/version_*/metrics.csv``, if there is one."""
+    logs = sorted(Path(run).glob("logs/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[-1]))
     return logs[-1] if logs else None
 
 
