@@ -10,6 +10,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from fgdm.evaluation.html import read_curves
+
 
 def _json(path: Path) -> dict | None:
     try:
@@ -93,8 +95,7 @@ def _loss_rows(out: Path) -> list[str]:
     stops after its minutes, so they may reach different steps), and whether bf16-mixed is within seed noise."""
     curves = {}
     for path in sorted(out.glob("loss-*.csv")):
-        with path.open() as f:
-            points = [(int(r["step"]), float(r["train/loss"])) for r in csv.DictReader(f) if r.get("train/loss")]
+        points = [(int(step), loss) for step, loss in read_curves(path)["train/loss"]]
         if points:
             curves[path.stem.removeprefix("loss-")] = points
     if not curves:
