@@ -67,10 +67,18 @@ def _train_on(ctx: Ctx, out: str = "run2") -> list[str]:
     return ["train", TINY, "--set", f"data.path={ctx.data}", "--set", f"training.output_dir={ctx.tmp / out}", *FAST]
 
 
-def _empty_split(ctx: Ctx, split: str) -> list[str]:
+def _empty_split(ctx: Ctx, split: str, then: str = "train") -> list[str]:
     for ext in ("skels", "gloss", "text", "files"):
         (ctx.data / f"{split}.{ext}").write_text("", encoding="utf-8")
-    return _train_on(ctx)
+    if then == "generate":
+        return ["generate", "--checkpoint", ctx.ckpt, "--data", str(ctx.data), "--split", split, "--out",
+                str(ctx.tmp / "g"), "--quiet"]  # fmt: skip
+    return ["data", "check", str(ctx.data), "--quiet"] if then == "check" else _train_on(ctx)
+
+
+def _vocab(ctx: Ctx, content: bytes) -> list[str]:
+    (ctx.tmp / "v.txt").write_bytes(content)
+    return [*_train_on(ctx), "--set", f"data.vocab={ctx.tmp / 'v.txt'}"]
 
 
 def _stale_lock(ctx: Ctx) -> list[str]:
@@ -157,6 +165,28 @@ CASES = [
     # --- refuse what cannot work ---------------------------------------------------------------
     Case("an empty train split", lambda c: _empty_split(c, "train"), 1, ("train split", "no sequences")),
     Case("an empty dev split", lambda c: _empty_split(c, "dev"), 1, ("dev split", "no sequences")),
+    Case(
+        "generate on an empty split",
+        lambda c: _empty_split(c, "test", "generate"),
+        1,
+        ("test split of", "has no sequences"),
+    ),
+    Case("data check of an empty split", lambda c: _empty_split(c, "test", "check"), 1, ("test.skels", "no sequences")),
+    Case(
+        "a vocabulary with a token twice",
+        lambda c: _vocab(c, b"<unk>\n<pad>\n<s>\n</s>\nREGEN\nNORD\nREGEN\n"),
+        1,
+        ("v.txt:7: the token 'REGEN' again (first on line 5)",),
+    ),
+    Case(
+        "a vocabulary not in UTF-8",
+        lambda c: _vocab(c, b"<unk>\n<pad>\n<s>\n</s>\nF\xfcR\n"),
+        1,
+        ("v.txt:5:", "not UTF-8"),
+    ),
+    Case(
+        "a missing vocabulary", lambda c: [*_train_on(c), "--set", "data.vocab=nope.txt"], 1, ("nope.txt", "not found")
+    ),
     Case(
         "--limit -2",
         lambda c: ["generate", "--checkpoint", c.ckpt, "--split", "test", "--limit", "-2", "--out", str(c.tmp / "g")],

@@ -96,3 +96,52 @@ def test_a_csv_row_without_its_pose_file_is_an_error(holistic_dir, capsys):
     assert main(["data", "import", str(root / "videos"), "--glosses", str(root / "train.csv"), "--out",
                  str(root / "pt"), "--quiet"]) == 1  # fmt: skip
     assert "no .pose file for 1 CSV rows" in capsys.readouterr().err
+
+
+def test_an_import_replaces_a_lazy_synth_manifest_and_refuses_an_id_in_two_splits(holistic_dir, capsys):
+    root, _ = holistic_dir
+    out = root / "pt"
+    assert main(["synth", "--out", str(out), "--lazy", "--num-train", "5", "--num-dev", "2", "--num-test", "2",
+                 "--quiet"]) == 0  # fmt: skip
+    assert main(["data", "import", str(root / "videos"), "--glosses", str(root / "train.csv"), "--out", str(out),
+                 "--overwrite", "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["data", "check", str(out), "--quiet"]) == 0  # the imported files, not the manifest's sentences
+    assert list(json.loads(capsys.readouterr().out)["splits"]) == ["train"]
+    csvs = root / "csvs"
+    csvs.mkdir()
+    (csvs / "train.csv").write_text((root / "train.csv").read_text())
+    (csvs / "test.csv").write_text("id|signer|annotation|translation\nclip1|Signer01|REGEN|es regnet\n")
+    assert main(["data", "import", str(root / "videos"), "--glosses", str(csvs), "--out", str(root / "pt2"),
+                 "--quiet"]) == 1  # fmt: skip
+    assert "the id 'clip1' is in the train split too" in capsys.readouterr().err
+
+
+def test_recordings_at_another_frame_rate_are_brought_to_25_fps(tmp_path, capsys):
+    from fgdm.data.pt import read_split
+
+    pose = SynthCorpus(1, "train", seed=4)[0].pose
+    write_holistic(tmp_path / "a" / "clip0.pose", pose, fps=25.0)
+    write_holistic(tmp_path / "b" / "clip0.pose", np.repeat(pose, 2, axis=0)[:-1], fps=50.0)  # each frame twice
+    (tmp_path / "train.csv").write_text("id|signer|annotation|translation\nclip0|Signer01|REGEN|es regnet\n")
+    got = {}
+    for rate in ("a", "b"):
+        assert main(["data", "import", str(tmp_path / rate), "--glosses", str(tmp_path / "train.csv"), "--out",
+                     str(tmp_path / f"pt-{rate}"), "--quiet"]) == 0  # fmt: skip
+        split = json.loads(capsys.readouterr().out)["splits"]["train"]
+        assert split["resampled_to_25_fps"] == (rate == "b") and split["frames"] == len(pose)
+        got[rate] = read_split(tmp_path / f"pt-{rate}", "train").poses[0]
+    np.testing.assert_allclose(got["b"], got["a"], atol=2e-3)  # the same motion at PT's rate
+
+
+def test_resampling_keeps_the_duration_and_is_exact_on_linear_motion():
+    from fgdm.data.holistic import resample
+
+    t = np.arange(31, dtype=np.float32)  # 1.2 s at 25 fps
+    pose = (t[:, None, None] * np.array([0.01, -0.02, 0.03], dtype=np.float32)).repeat(2, axis=1)  # (31, 2, 3)
+    assert resample(pose, 25.0, 25.0) is pose
+    at_30 = resample(pose, 25.0, 30.0)
+    assert len(at_30) == 37 and at_30.dtype == np.float32  # 1.2 s at 30 fps
+    np.testing.assert_allclose(at_30[:, 0], np.arange(37)[:, None] * (25 / 30) * [0.01, -0.02, 0.03], atol=1e-5)
+    np.testing.assert_allclose(resample(at_30, 30.0, 25.0), pose, atol=1e-5)  # and back
+    assert len(resample(pose, 25.0, 8.0)) == 11 and len(resample(pose[:1], 50.0, 25.0)) == 1

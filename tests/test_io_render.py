@@ -106,3 +106,22 @@ def test_hypotheses_are_brought_to_the_references_frame_rate(tmp_path):
     assert [len(p) for p in load_hypotheses(posed, "test", ["s0", "s1"], fps=12.5)] == [5, 11]
     with pytest.raises(DataFormatError, match=r"s1: at 12\.5 fps, which keeping every k-th frame cannot bring"):
         load_hypotheses(posed, "test", ["s0", "s1"], fps=25.0)
+
+
+def test_hypotheses_are_matched_by_their_path_to_names_in_folders(tmp_path):
+    from fgdm.data.io import load_hypotheses
+    from fgdm.data.pt import DataFormatError
+
+    names = ["test/s0", "test/s1"]  # PT names carry their split's folder
+    for i, pose in enumerate(_refs(2)):
+        save_npy(tmp_path / "nested" / "test" / f"s{i}.npy", pose)
+        save_npy(tmp_path / "flat" / f"s{i}.npy", pose)
+    for layout in ("nested", "flat"):
+        got = load_hypotheses(tmp_path / layout, "test", names, fps=25.0)
+        assert [float(p[0, 0, 0]) for p in got] == [0.0, 1.0]
+    with pytest.raises(DataFormatError, match=r"missing \['test/s1', 'dev/s0'\]"):  # two folders: by path only
+        load_hypotheses(tmp_path / "flat", "test", ["test/s1", "dev/s0"], fps=25.0)
+    for text in ("nan", "-25", "inf", "fast"):
+        (tmp_path / "flat" / "test.fps").write_text(text + "\n")
+        with pytest.raises(DataFormatError, match=r"test.fps:1: not a frame rate"):
+            load_hypotheses(tmp_path / "flat", "test", names, fps=25.0)

@@ -128,6 +128,13 @@ def test_standardised_training_frames_have_zero_mean_and_unit_spread():
     assert (norm.std[1] > 0).all() and (z[:, 1] == 0).all()  # a floored σ: no division by zero
 
 
+def test_standardising_poses_that_do_not_move_is_refused_with_the_reason():
+    norm = PoseNormalizer(DiffusionConfig(standardise=True))
+    still = [np.ones((10, 50, 3)) * np.arange(50)[:, None] / 50 for _ in range(2)]  # the same frame throughout
+    with pytest.raises(ValueError, match=r"the training poses do not move: 150 of their 150 coordinates .* all 20"):
+        norm.fit(still)
+
+
 class Oracle(torch.nn.Module):
     """Predicts the given clean representation exactly, as a perfect denoiser would."""
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fgdm.data.pt import DataFormatError, read_split, write_split
+from fgdm.data.pt import DataFormatError, PTSplit, read_split, write_split
 
 
 def test_round_trip_reproduces_files_byte_for_byte(synth_dir: Path, tmp_path: Path):
@@ -88,4 +88,16 @@ def test_absurd_magnitudes_and_bad_bytes_are_refused_with_file_and_line(synth_di
         read_split(tmp_path, "dev")
     (tmp_path / "dev.gloss").write_bytes(b"REGEN\nNORD \xff\n")
     with pytest.raises(DataFormatError, match=r"dev.gloss:2: not UTF-8 text"):
+        read_split(tmp_path, "dev")
+
+
+def test_a_vocabulary_token_in_the_glosses_or_a_name_twice_is_refused_with_its_line(tmp_path):
+    poses = [np.zeros((2, 50, 3), dtype=np.float32)] * 3
+    write_split(tmp_path, "dev", PTSplit(poses=poses, glosses=[["A"], ["<pad>", "B"], ["C"]], texts=["a", "b", "c"],
+                                         names=["s0", "s1", "s2"]))  # fmt: skip
+    with pytest.raises(DataFormatError, match=r"dev.gloss:2: <pad> is a vocabulary's own token, not a gloss"):
+        read_split(tmp_path, "dev")
+    write_split(tmp_path, "dev", PTSplit(poses=poses, glosses=[["A"], ["B"], ["C"]], texts=["a", "b", "c"],
+                                         names=["s0", "s1", "s0"]))  # fmt: skip
+    with pytest.raises(DataFormatError, match=r"dev.files:3: the name 's0' again \(first on line 1\)"):
         read_split(tmp_path, "dev")

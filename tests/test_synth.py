@@ -137,3 +137,22 @@ def test_phoenix_csv_rows_are_rendered(tmp_path):
     csv.write_text("id|signer|annotation|translation\nb|Signer01||leer\n")
     with pytest.raises(DataFormatError, match=r"corpus.csv:2: empty annotation"):
         read_phoenix_csv(csv)
+
+
+def test_phoenix_csv_rows_that_cannot_be_read_as_written_are_refused_with_their_line(tmp_path):
+    csv = tmp_path / "train.csv"
+    head = "id|signer|annotation|translation\n"
+    csv.write_text(head + "a|S1|REGEN|es regnet | im norden\n")  # a '|' in the translation: five fields
+    with pytest.raises(DataFormatError, match=r"train.csv:2: 5 fields, the header has 4"):
+        read_phoenix_csv(csv)
+    csv.write_text(head + "a|S1|REGEN|eins\nb|S1|NORD|zwei\na|S2|SONNE|drei\n")
+    with pytest.raises(DataFormatError, match=r"train.csv:4: the id 'a' again \(first on line 2\)"):
+        read_phoenix_csv(csv)
+    csv.write_bytes((head + "a|S1|REGEN|eins\nb|S1|NORD|f").encode() + b"\xfcr\n")
+    with pytest.raises(DataFormatError, match=r"train.csv:3: not UTF-8 text \(byte 12 of the line"):
+        read_phoenix_csv(csv)
+    csv.write_bytes(b"\xef\xbb\xbf" + (head + "a|S1|REGEN|eins\r\nb|S1|NORD|zwei\r\n").encode())  # BOM, CRLF
+    assert [(r.name, r.glosses, r.text) for r in read_phoenix_csv(csv)] == [
+        ("a", ("REGEN",), "eins"),
+        ("b", ("NORD",), "zwei"),
+    ]

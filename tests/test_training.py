@@ -482,3 +482,12 @@ def test_generate_without_a_checkpoint_uses_the_shipped_weights(tmp_path, capsys
     assert loaded.cfg.data.path is None and loaded.step > 0
     assert main(["generate", "--gloss", "MORGEN NORD REGEN", "--out", str(tmp_path / "a.gif")]) == 0
     assert iio.imread(tmp_path / "a.gif").shape[0] > 5
+
+
+def test_a_reference_too_long_to_sample_is_named():
+    from fgdm.data.corpus import Sample
+    from fgdm.sampling import LengthMode, generate_for, load_for_sampling
+
+    samples = [Sample(("REGEN",), np.zeros((n, 50, 3), np.float32), "", f"test/s{n}") for n in (30, 2001)]
+    with pytest.raises(ValueError, match=r"1 sequence\(s\) longer than the 2000 frames .* test/s2001 \(2001 frames\)"):
+        generate_for(load_for_sampling(), samples, LengthMode("gt"))

@@ -31,3 +31,22 @@ def test_read_and_write_src_vocab(tmp_path):
 def test_decode_stops_at_eos():
     v = Vocabulary.from_corpus([["a", "b"]])
     assert v.decode([2, v.stoi["a"], 1, v.stoi["b"], 3, v.stoi["a"]]) == ["a", "b"]
+
+
+def test_a_vocabulary_file_errs_with_its_line_and_takes_a_byte_order_mark(tmp_path):
+    from fgdm.data.pt import DataFormatError
+
+    path = tmp_path / "v.txt"
+    path.write_bytes(b"\xef\xbb\xbf<unk>\r\n<pad>\r\n<s>\r\n</s>\r\nREGEN\r\n")  # as a Windows editor saves it
+    assert Vocabulary.from_file(path).itos == ["<unk>", "<pad>", "<s>", "</s>", "REGEN"]
+    path.write_text("<unk>\n<pad>\n<s>\n</s>\nREGEN\nNORD\nREGEN\n")
+    with pytest.raises(DataFormatError, match=r"v.txt:7: the token 'REGEN' again \(first on line 5\)"):
+        Vocabulary.from_file(path)
+    path.write_bytes(b"<unk>\n<pad>\n<s>\n</s>\nF\xfcR\n")
+    with pytest.raises(DataFormatError, match=r"v.txt:5: not UTF-8 text \(byte 2 of the line"):
+        Vocabulary.from_file(path)
+    path.write_text("<unk>\n<pad>\n<s>\n</s>\nA\tB\n")
+    with pytest.raises(DataFormatError, match=r"v.txt:5: a vocabulary line holds exactly one token"):
+        Vocabulary.from_file(path)
+    with pytest.raises(DataFormatError, match=r"nope.txt: vocabulary file not found"):
+        Vocabulary.from_file(tmp_path / "nope.txt")

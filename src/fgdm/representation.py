@@ -90,7 +90,8 @@ class PoseNormalizer(nn.Module):
         """Sets μ and σ from training sequences (each (S, J, 3)), over all their frames.
 
         σ is floored at ``std_floor`` × the median σ, so a coordinate that never moves (the neck,
-        pinned at the origin) is not blown up into noise. Needed only with ``standardise``.
+        pinned at the origin) is not blown up into noise. Needed only with ``standardise``. Poses of which more
+        than half the coordinates never move (σ ≤ 1e-6) are refused: they give no scale to standardise by.
         """
         total = total_sq = None
         frames = 0
@@ -104,6 +105,13 @@ class PoseNormalizer(nn.Module):
             raise ValueError("no training frames to take pose statistics from")
         mean = total / frames
         std = (total_sq / frames - mean * mean).clamp_min(0.0).sqrt()
-        std = std.clamp_min(std_floor * float(std.median()))
+        median = float(std.median())
+        if not median > 1e-6:  # more than half of the coordinates never move: no scale to standardise by
+            raise ValueError(
+                f"the training poses do not move: {int((std <= 1e-6).sum())} of their {std.numel()} coordinates (joint "
+                f"x, y, z) are the same in all {frames} frames, so diffusion.standardise has no spread to divide by; "
+                "check the data (static poses), or set diffusion.standardise: false"
+            )
+        std = std.clamp_min(std_floor * median)
         self.mean.copy_(mean.to(self.mean.dtype))
         self.std.copy_(std.to(self.std.dtype))

@@ -278,4 +278,9 @@ def generate_for(
 ) -> list[np.ndarray]:
     """Samples one sequence per corpus sample, from its glosses (keyword arguments: :func:`generate_poses`'s)."""
     ids = loaded.vocab.encode_all([s.glosses for s in samples])
-    return generate_poses(loaded, ids, length.frame_counts(samples), **kwargs)
+    frames = length.frame_counts(samples)
+    long = [(s.name, f) for s, f in zip(samples, frames or [], strict=False) if f > MAX_FRAMES]
+    if long:
+        raise ValueError(f"{len(long)} sequence(s) longer than the {MAX_FRAMES} frames sampling allows, e.g. "
+                         f"{long[0][0]} ({long[0][1]} frames); choose another --length")  # fmt: skip
+    return generate_poses(loaded, ids, frames, **kwargs)

@@ -156,6 +156,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     refuse_existing([out / f"{args.split}.{ext}" for ext in ("skels", "gloss", "text", "files")], args.overwrite)
     skip = loaded.cfg.data.skip_frames
     corpus = open_corpus(args.data, args.split, skip) if args.data else build_corpus(loaded.cfg.data, args.split)
+    if len(corpus) == 0:
+        raise ValueError(f"the {args.split} split of {data or 'the embedded synthetic data'} has no sequences")
     samples = [corpus[i] for i in range(len(corpus) if args.limit is None else min(args.limit, len(corpus)))]
     poses = generate_for(loaded, samples, args.length or LengthMode("gt"), steps=args.steps, seed=args.seed,
                          batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip

@@ -169,3 +169,15 @@ def _span(px: np.ndarray) -> float:
     if not width > 0:
         raise ValueError("the shoulders coincide: the sequence cannot be scaled")
     return width
+
+
+def resample(pose: np.ndarray, fps: float, target: float) -> np.ndarray:
+    """A (S, J, 3) sequence at ``fps`` brought to ``target`` fps by linear interpolation over time; the same
+    duration ((S - 1) / fps seconds, to the nearest frame), its first frame kept. Unchanged at the same rate."""
+    if abs(fps - target) < 1e-6 * target or len(pose) < 2:
+        return pose
+    count = max(1, round((len(pose) - 1) * target / fps) + 1)
+    at = np.minimum(np.arange(count) * (fps / target), len(pose) - 1)  # each new frame's place on the old frames
+    i = np.minimum(at.astype(int), len(pose) - 2)
+    w = (at - i)[:, None, None]
+    return ((1 - w) * pose[i] + w * pose[i + 1]).astype(pose.dtype)

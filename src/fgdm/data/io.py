@@ -9,6 +9,7 @@ refuse what is not a pose: wrong shapes, NaN, infinities and coordinates beyond 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -167,10 +168,12 @@ def load_hypotheses(
     """Another system's poses for the references ``names``, in their order, at the references' ``fps``.
 
     ``path`` is a PT directory holding ``{split}.skels`` (matched by ``{split}.files``) or a directory of
-    ``.npy``/``.pose`` files (matched by file stem). Frame rates: a ``.pose`` file's own; else
-    ``{split}.fps`` beside the files (``fgdm generate`` writes it); else ``source_fps``, the rate of the
-    data's own files (25 for PT). A sequence at k times ``fps`` keeps every k-th frame, as the references
-    did. Missing names are an error, and extra ones unless ``allow_extra`` (a ``--limit``-ed evaluation).
+    ``.npy``/``.pose`` files, in folders or not (matched by path: ``test/seq-7.npy`` is ``test/seq-7``; where
+    every reference lies in one folder, as PT's ``test/…``, files directly in ``path`` match too). Frame rates:
+    a ``.pose`` file's own; else ``{split}.fps`` beside the files (``fgdm generate`` writes it); else
+    ``source_fps``, the rate of the data's own files (25 for PT). A sequence at k times ``fps`` keeps every k-th
+    frame, as the references did. Missing names are an error, and extra ones unless ``allow_extra`` (a
+    ``--limit``-ed evaluation).
     """
     from fgdm.data.pt import read_split
 
@@ -178,25 +181,24 @@ def load_hypotheses(
     if not path.is_dir():
         raise DataFormatError(path, None, "hypothesis directory not found")
     rate_file = path / f"{split}.fps"
-    try:
-        given = float(rate_file.read_text().strip()) if rate_file.is_file() else source_fps
-    except ValueError:
-        raise DataFormatError(rate_file, 1, "not a frame rate") from None
+    given = source_fps
+    if rate_file.is_file():
+        text = rate_file.read_text(encoding="utf-8", errors="replace").strip()
+        try:
+            given = float(text)
+        except ValueError:
+            given = float("nan")
+        if not (math.isfinite(given) and given > 0):
+            raise DataFormatError(rate_file, 1, f"not a frame rate (frames per second > 0): {text[:40]!r}")
     found: dict[str, tuple[np.ndarray, float]] = {}
     if (path / f"{split}.skels").is_file():
         data = read_split(path, split, num_joints=skeleton.num_joints)
-        for name, pose in zip(data.names, data.poses, strict=True):
-            if name in found:
-                raise DataFormatError(path / f"{split}.files", None, f"the name {name!r} appears twice")
-            found[name] = (pose, given)
+        found = {name: (pose, given) for name, pose in zip(data.names, data.poses, strict=True)}  # names: unique
     else:
-        files = sorted([*path.glob("*.npy"), *path.glob("*.pose")])  # matched by name below, not by order
-        if not files:
-            raise DataFormatError(path, None, f"no {split}.skels and no .npy/.pose files to score")
-        for f in files:
-            if f.stem in found:
-                raise DataFormatError(f, None, f"a second file for the name {f.stem!r}")
-            found[f.stem] = read_pose(f, skeleton) if f.suffix.lower() == ".pose" else (load_npy(f, skeleton), given)
+        for key, f in _hypothesis_files(path, split, names):
+            if key in found:
+                raise DataFormatError(f, None, f"a second file for the name {key!r}")
+            found[key] = read_pose(f, skeleton) if f.suffix.lower() == ".pose" else (load_npy(f, skeleton), given)
     missing = [n for n in names if n not in found]
     extra = [] if allow_extra else sorted(set(found) - set(names), key=str)
     if missing or extra:
@@ -211,6 +213,21 @@ def load_hypotheses(
                                   f"bring to the references' {fps:g} fps")  # fmt: skip
         out.append(pose[:: round(step)])
     return out
+
+
+def _hypothesis_files(path: Path, split: str, names: Sequence[str]) -> list[tuple[str, Path]]:
+    """The .npy/.pose files below a hypothesis directory, each with the name it stands for: its path below
+    ``path`` without the suffix (``test/seq-7.npy`` is ``test/seq-7``). Where every reference name lies in one
+    folder (PT's ``test/…``) and every file directly in ``path``, a file stands for the name in that folder."""
+    files = sorted(f for f in path.rglob("*") if f.suffix.lower() in (".npy", ".pose") and f.is_file())
+    if not files:
+        raise DataFormatError(path, None, f"no {split}.skels and no .npy/.pose files to score")
+    keys = [f.relative_to(path).with_suffix("").as_posix() for f in files]
+    folders = {n.rpartition("/")[0] for n in names}
+    if len(folders) == 1 and "" not in folders and all("/" not in k for k in keys):
+        (folder,) = folders
+        keys = [f"{folder}/{k}" for k in keys]
+    return list(zip(keys, files, strict=True))
 
 
 def load_any(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:

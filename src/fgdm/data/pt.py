@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fgdm.data.vocab import SPECIALS
 from fgdm.skeleton import PT50
 
 SUFFIXES: tuple[str, ...] = ("skels", "gloss", "text", "files")
@@ -60,15 +61,20 @@ class PTSplit:
                 raise ValueError(f"{field} has {len(values)} entries but there are {n} poses")
 
 
-def _lines(path: Path) -> list[str]:
-    """The lines of a text file without their terminators (a final newline adds no line)."""
+def text_lines(
+    path: Path | str, missing: str = "file not found (a PT split needs .skels, .gloss, .text, .files)"
+) -> list[str]:
+    """The lines of a UTF-8 text file without their terminators (a final newline adds no line; a byte-order mark
+    and CR before LF are dropped). Errors name the file and, for bytes that are not UTF-8, the line."""
+    path = Path(path)
     if not path.is_file():
-        raise DataFormatError(path, None, "file not found (a PT split needs .skels, .gloss, .text, .files)")
+        raise DataFormatError(path, None, missing)
+    data = path.read_bytes()
     try:
-        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark is not part of the first token
+        text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first token
     except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise DataFormatError(path, line, f"not UTF-8 text (byte {err.start}: {err.reason})") from None
+        line, column = data[: err.start].count(b"\n") + 1, err.start - data.rfind(b"\n", 0, err.start)
+        raise DataFormatError(path, line, f"not UTF-8 text (byte {column} of the line: {err.reason})") from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -149,7 +155,7 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
         raise ValueError(f"skip_frames must be ≥ 1, got {skip_frames}")
     directory = Path(directory)
     paths = {s: directory / f"{split}.{s}" for s in SUFFIXES}
-    lines = {s: _lines(p) for s, p in paths.items()}
+    lines = {s: text_lines(p) for s, p in paths.items()}
     counts = {s: len(v) for s, v in lines.items()}
     if len(set(counts.values())) > 1:
         detail = ", ".join(f"{paths[s].name} {n}" for s, n in counts.items())
@@ -159,7 +165,16 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
         tokens = line.split()
         if not tokens:
             raise DataFormatError(paths["gloss"], i, "empty gloss line")
+        reserved = [t for t in tokens if t in SPECIALS]
+        if reserved:
+            raise DataFormatError(paths["gloss"], i, f"{reserved[0]} is a vocabulary's own token, not a gloss")
         glosses.append(tokens)
+    first: dict[str, int] = {}
+    for i, name in enumerate(lines["files"], start=1):
+        if not name.strip():
+            raise DataFormatError(paths["files"], i, "empty sequence name")
+        if first.setdefault(name, i) != i:
+            raise DataFormatError(paths["files"], i, f"the name {name!r} again (first on line {first[name]})")
     poses = [
         parse_skels_line(line, paths["skels"], i, num_joints)[::skip_frames]
         for i, line in enumerate(lines["skels"], start=1)

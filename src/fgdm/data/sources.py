@@ -181,14 +181,17 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
     """Turns a directory of MediaPipe Holistic ``.pose`` files (``video_to_pose``'s output) and PHOENIX-style
     gloss CSVs (one per split, or one file) into a PT directory ``out``, with ``src_vocab.txt``.
 
-    Each CSV row names its ``.pose`` file (``{id}.pose`` anywhere below ``poses``); every row needs one.
-    Poses are normalised as PT data (:mod:`fgdm.data.holistic`); the returned report counts, per split, the
-    sequences, frames, frame rates and the joint values interpolated or absent, and lists the .pose files no
-    row uses.
+    Each CSV row names its ``.pose`` file (``{id}.pose`` anywhere below ``poses``); every row needs one, and an id
+    is in one split only. Poses are normalised as PT data (:mod:`fgdm.data.holistic`) and brought to PT's 25 fps
+    by linear interpolation over time where recorded at another rate. The returned report counts, per split, the
+    sequences, frames, source frame rates, sequences resampled and the joint values interpolated or absent, and
+    lists the .pose files no row uses. A synthetic manifest left in ``out`` by ``fgdm synth --lazy`` is removed:
+    it would shadow the files written.
     """
     from tqdm.auto import tqdm
 
-    from fgdm.data.io import read_pose_report
+    from fgdm.data.holistic import resample
+    from fgdm.data.io import FPS, read_pose_report
     from fgdm.data.pt import PTSplit, write_split
 
     poses, out = Path(poses), Path(out)
@@ -199,23 +202,35 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
         if path.stem in files:
             raise DataFormatError(path, None, f"a second .pose file for {path.stem!r} (also {files[path.stem]})")
         files[path.stem] = path
-    splits = {split: read_phoenix_csv(csv) for split, csv in csv_splits(glosses).items()}
+    csv_files = csv_splits(glosses)
+    splits = {split: read_phoenix_csv(csv) for split, csv in csv_files.items()}
+    first: dict[str, str] = {}
+    for split, rows in splits.items():
+        for row in rows:
+            if first.setdefault(row.name, split) != split:
+                raise DataFormatError(csv_files[split], None, f"the id {row.name!r} is in the "
+                                      f"{first[row.name]} split too: one recording in two splits")  # fmt: skip
     missing = [row.name for rows in splits.values() for row in rows if row.name not in files]
     if missing:
         raise DataFormatError(poses, None, f"no .pose file for {len(missing)} CSV rows, e.g. {missing[:5]}")
     report: dict = {"out": str(out), "splits": {}}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)  # a lazy synth's manifest would shadow the files written here
     for split, rows in splits.items():
-        seqs, rates, filled, absent = [], set(), 0, 0
+        seqs, rates, filled, absent, resampled, source_frames = [], set(), 0, 0, 0, 0
         for row in tqdm(rows, desc=f"import {split}", disable=not progress):
             pose, fps, n_filled, n_absent = read_pose_report(files[row.name])
-            seqs.append(pose)
+            seqs.append(resample(pose, fps, FPS))
+            resampled += seqs[-1] is not pose
+            source_frames += len(pose)
             rates.add(fps)
             filled, absent = filled + n_filled, absent + n_absent
         write_split(out, split, PTSplit(poses=seqs, glosses=[list(r.glosses) for r in rows],
                                         texts=[r.text for r in rows], names=[r.name for r in rows]))  # fmt: skip
-        values = sum(len(p) for p in seqs) * 49  # the neck is derived, never missing
+        values = source_frames * 49  # joint values read (the neck is derived, never missing)
         report["splits"][split] = {
             "sequences": len(rows), "frames": sum(len(p) for p in seqs), "fps": sorted(rates),
+            f"resampled_to_{FPS:g}_fps": resampled,
             "interpolated_joint_values": filled, "absent_joint_values": absent,
             "filled_percent": round(100 * (filled + absent) / max(values, 1), 2),
         }  # fmt: skip

@@ -83,6 +83,8 @@ def check_directory(directory: Path | str, splits: Sequence[str] | None = None, 
     vocab: set[str] = set()
     for split in splits:
         corpus = open_corpus(directory, split, skip_frames=skip_frames)
+        if len(corpus) == 0:
+            raise DataFormatError(directory / f"{split}.skels", None, f"the {split} split has no sequences")
         report["splits"][split] = corpus_statistics(corpus, progress=progress, name=split)
         glosses = {g for seq in corpus.gloss_sequences() for g in seq}
         if split == "train":

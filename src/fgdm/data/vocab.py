@@ -50,16 +50,21 @@ class Vocabulary:
 
     @classmethod
     def from_file(cls, path: Path | str) -> Vocabulary:
-        """Reads one token a line (e.g. PHOENIX14T's ``src_vocab.txt``)."""
+        """Reads one token a line (e.g. PHOENIX14T's ``src_vocab.txt``); errors name the file and the line."""
+        from fgdm.data.pt import DataFormatError, text_lines
+
         path = Path(path)
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        lines = [line.strip() for line in text_lines(path, "vocabulary file not found")]
+        first: dict[str, int] = {}
         for i, line in enumerate(lines, start=1):
-            if not line or " " in line:
-                raise ValueError(f"{path}:{i}: a vocabulary line holds exactly one token, got {line!r}")
+            if len(line.split()) != 1:
+                raise DataFormatError(path, i, f"a vocabulary line holds exactly one token, got {line!r}")
+            if first.setdefault(line, i) != i:
+                raise DataFormatError(path, i, f"the token {line!r} again (first on line {first[line]})")
         try:
             return cls(lines)
         except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+            raise DataFormatError(path, None, str(err)) from None
 
     def save(self, path: Path | str) -> None:
         Path(path).write_text("".join(t + "\n" for t in self.itos), encoding="utf-8")

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fgdm.data.corpus import Sample
-from fgdm.data.pt import DataFormatError, PTSplit, write_split
+from fgdm.data.pt import DataFormatError, PTSplit, text_lines, write_split
 from fgdm.data.synth.grammar import Sentence, WeatherGrammar
 from fgdm.data.synth.lexicon import Lexicon, stable_rng
 from fgdm.data.synth.signer import SignAnimator, Signer
@@ -39,37 +39,41 @@ class CSVRow:
 def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
     """Reads ``id|signer|annotation|translation`` rows (PHOENIX14T's ``*.corpus.csv``).
 
-    The header names the columns; extra columns are allowed. Errors name the file and line.
+    The header names the columns (extra columns are allowed); each row has as many fields as the header, and ids
+    are unique. Errors name the file and line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, None, "file not found")
-    rows = []
-    with path.open(encoding="utf-8-sig", newline="") as f:  # a byte-order mark is not part of the header
-        reader = csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        need = ("name", "signer", "orth", "translation")
-        aliases = {"id": "name", "annotation": "orth", "speaker": "signer"}
-        if header is None:
-            raise DataFormatError(path, 1, "empty file (expected a header id|signer|annotation|translation)")
-        cols = [aliases.get(h.strip(), h.strip()) for h in header]
-        missing = [c for c in need if c not in cols]
-        if missing:
-            raise DataFormatError(
-                path,
-                1,
-                f"header {'|'.join(header)!r} lacks {missing} (expected id|signer|annotation|translation)",
-            )
-        idx = {c: cols.index(c) for c in need}
-        for lineno, fields in enumerate(reader, start=2):
-            if not fields:
-                continue
-            if len(fields) < len(cols):
-                raise DataFormatError(path, lineno, f"{len(fields)} fields, the header has {len(cols)}")
-            glosses = tuple(fields[idx["orth"]].split())
-            if not glosses:
-                raise DataFormatError(path, lineno, "empty annotation (no glosses)")
-            rows.append(CSVRow(fields[idx["name"]], fields[idx["signer"]], glosses, fields[idx["translation"]].strip()))
+    rows: list[CSVRow] = []
+    lines: dict[str, int] = {}  # each row's id → its line
+    # one row a line (QUOTE_NONE: no field spans lines), so the reader's rows keep the file's line numbers
+    reader = csv.reader(text_lines(path, "file not found"), delimiter="|", quoting=csv.QUOTE_NONE)
+    header = next(reader, None)
+    need = ("name", "signer", "orth", "translation")
+    aliases = {"id": "name", "annotation": "orth", "speaker": "signer"}
+    if header is None:
+        raise DataFormatError(path, 1, "empty file (expected a header id|signer|annotation|translation)")
+    cols = [aliases.get(h.strip(), h.strip()) for h in header]
+    missing = [c for c in need if c not in cols]
+    if missing:
+        raise DataFormatError(
+            path, 1, f"header {'|'.join(header)!r} lacks {missing} (expected id|signer|annotation|translation)"
+        )
+    idx = {c: cols.index(c) for c in need}
+    for lineno, fields in enumerate(reader, start=2):
+        if not fields:
+            continue
+        if len(fields) != len(cols):  # more: a '|' inside a field, which this format cannot hold
+            raise DataFormatError(path, lineno, f"{len(fields)} fields, the header has {len(cols)}")
+        glosses = tuple(fields[idx["orth"]].split())
+        if not glosses:
+            raise DataFormatError(path, lineno, "empty annotation (no glosses)")
+        name = fields[idx["name"]].strip()
+        if not name:
+            raise DataFormatError(path, lineno, "empty id")
+        if name in lines:
+            raise DataFormatError(path, lineno, f"the id {name!r} again (first on line {lines[name]})")
+        lines[name] = lineno
+        rows.append(CSVRow(name, fields[idx["signer"]], glosses, fields[idx["translation"]].strip()))
     if not rows:
         raise DataFormatError(path, None, "no rows after the header")
     return rows
