@@ -262,6 +262,106 @@ CASES = [
     ),
     Case("a missing config", lambda c: ["train", "nope.yaml"], 1, ("nope.yaml", "not found")),
     Case("a missing data directory", lambda c: ["data", "check", str(c.tmp / "nothing")], 1, ("not found",)),
+    # --- say what is wrong before the work, not after it -----------------------------------------
+    Case(
+        "a sentence the length head makes too long",
+        lambda c: [
+            "generate",
+            "--checkpoint",
+            c.ckpt,
+            "--gloss",
+            " ".join(["REGEN NORD"] * 200),
+            "--out",
+            str(c.tmp / "a.npy"),
+        ],
+        1,
+        ("the length head predicts", "beyond the 2000", "--length N"),
+    ),
+    Case(
+        "a device fgdm does not run on",
+        lambda c: _gen(c, "--device", "xpu", "--out", str(c.tmp / "a.npy")),
+        1,
+        ("device 'xpu'", "cpu, cuda"),
+    ),
+    Case(
+        "generate --split into a file",
+        lambda c: (
+            (c.tmp / "afile").write_text("mine")
+            and ["generate", "--checkpoint", c.ckpt, "--split", "test", "--out", str(c.tmp / "afile"), "--quiet"]
+        ),
+        1,
+        ("afile: with --split the output is a directory",),
+    ),
+    Case(
+        "evaluate into a path below a file",
+        lambda c: (
+            (c.tmp / "afile").write_text("mine")
+            and ["evaluate", "--backtranslator", "unread.ckpt", "--out", str(c.tmp / "afile" / "rep")]
+        ),
+        1,
+        ("afile is a file, not a directory",),
+    ),
+    Case(
+        "evaluate a missing --hyp",
+        lambda c: [
+            "evaluate",
+            "--backtranslator",
+            "unread.ckpt",
+            "--hyp",
+            str(c.tmp / "nope"),
+            "--out",
+            str(c.tmp / "rep"),
+        ],
+        1,
+        ("nope: hypothesis directory not found",),
+    ),
+    Case(
+        "--gloss with --render",
+        lambda c: _gen(c, "--render", "2", "--out", str(c.tmp / "a.npy")),
+        1,
+        ("--render: only with --split",),
+    ),
+    Case(
+        "glosses in lower case",
+        lambda c: ["generate", "--checkpoint", c.ckpt, "--gloss", "regen nord", "--out", str(c.tmp / "a.npy")],
+        1,
+        ("none of 'regen nord' is in the vocabulary", "did you mean REGEN NORD?"),
+    ),
+    Case(
+        "a vocabulary token as a gloss",
+        lambda c: ["generate", "--checkpoint", c.ckpt, "--gloss", "REGEN </s>", "--out", str(c.tmp / "a.npy")],
+        1,
+        ("</s> is a vocabulary's own token",),
+    ),
+    Case("--length 0", lambda c: _gen(c, "--length", "0", "--out", str(c.tmp / "a.npy")), 2, ("--length",)),
+    Case(
+        "a seed beyond 64 bits",
+        lambda c: _gen(c, "--seed", str(2**64), "--out", str(c.tmp / "a.npy")),
+        2,
+        ("--seed", "2**63 - 1"),
+    ),
+    Case(
+        "a bad --set value",
+        lambda c: ["model", "summary", TINY, "--set", "model.width=abc"],
+        1,
+        ("--set model.width=abc: model.width: expected an integer",),
+    ),
+    Case(
+        "a config that is not YAML",
+        lambda c: (c.tmp / "bad.yaml").write_text("training:\n  lr: [1\n") and ["train", str(c.tmp / "bad.yaml")],
+        1,
+        ("bad.yaml:3: column 1: invalid YAML (while parsing a flow sequence; expected ',' or ']'",),
+    ),
+    Case(
+        "score a file that is not UTF-8",
+        lambda c: (
+            (c.tmp / "h.txt").write_bytes(b"a b\nc \xff\n")
+            and (c.tmp / "r.txt").write_text("a b\nc d\n")
+            and ["score", "--hyp", str(c.tmp / "h.txt"), "--ref", str(c.tmp / "r.txt")]
+        ),
+        1,
+        ("h.txt:2: not UTF-8 text",),
+    ),
 ]
 
 

@@ -165,3 +165,18 @@ def test_a_trained_model_samples_in_bf16_close_to_float32(trained, monkeypatch):
     assert [len(x) for x in a] == [len(x) for x in b]
     for x, y in zip(a, b, strict=True):
         assert y.dtype == np.float32 and np.sqrt(np.mean((x - y) ** 2)) < 0.02 * x.std()
+
+
+def test_report_paths_keep_a_dotted_name_and_cards_say_what_they_are(tmp_path):
+    from fgdm.config import to_dict
+    from fgdm.evaluation.report import model_card, report_paths
+
+    assert [p.name for p in report_paths(tmp_path / "v1.5")] == ["v1.5.json", "v1.5.md", "v1.5.html"]
+    assert [p.name for p in report_paths(tmp_path / "r.json")] == ["r.json", "r.md", "r.html"]
+    assert report_paths(tmp_path)[0] == tmp_path / "report.json"  # a directory
+    cfg = to_dict(load_config("configs/tiny.yaml"))
+    embedded = model_card("m", cfg, 10, 40)
+    assert "Limits: a synthetic language" in embedded and "--checkpoint THIS_DIRECTORY" in embedded
+    cfg["data"]["path"], cfg["training"]["ema_decay"] = "data/phoenix", None
+    real = model_card("m", cfg, 10, 40)
+    assert "- data: data/phoenix" in real and "Limits" not in real and "no EMA" in real

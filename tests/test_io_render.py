@@ -125,3 +125,26 @@ def test_hypotheses_are_matched_by_their_path_to_names_in_folders(tmp_path):
         (tmp_path / "flat" / "test.fps").write_text(text + "\n")
         with pytest.raises(DataFormatError, match=r"test.fps:1: not a frame rate"):
             load_hypotheses(tmp_path / "flat", "test", names, fps=25.0)
+
+
+def test_render_plays_its_inputs_at_their_own_frame_rate(tmp_path, capsys):
+    from PIL import Image
+
+    from fgdm.cli import main
+
+    pose = SynthCorpus(1, "test", seed=0)[0].pose[:6]
+    save_pose(tmp_path / "slow.pose", pose, fps=12.5)
+    save_pose(tmp_path / "fast.pose", pose, fps=25.0)
+    save_npy(tmp_path / "a.npy", pose)
+
+    def ms(*argv: str) -> int:
+        assert main(["render", *argv, "--out", str(tmp_path / "x.gif"), "--overwrite"]) == 0
+        return Image.open(tmp_path / "x.gif").info["duration"]
+
+    assert ms(str(tmp_path / "slow.pose")) == 80 and ms(str(tmp_path / "fast.pose")) == 40
+    assert ms(str(tmp_path / "a.npy"), str(tmp_path / "slow.pose")) == 80  # a .npy says no rate
+    assert ms(str(tmp_path / "a.npy")) == 40 and ms(str(tmp_path / "fast.pose"), "--fps", "10") == 100
+    capsys.readouterr()
+    assert main(["render", str(tmp_path / "slow.pose"), str(tmp_path / "fast.pose"), "--out",
+                 str(tmp_path / "y.gif")]) == 1  # fmt: skip
+    assert "frame rates differ" in capsys.readouterr().err and not (tmp_path / "y.gif").exists()

@@ -470,6 +470,30 @@ def test_export_writes_inference_weights_that_sample_exactly_as_the_checkpoint(t
         np.testing.assert_array_equal(x, y)
     assert main(["generate", "--checkpoint", str(out / "model.safetensors"), "--gloss", "REGEN", "--length", "5",
                  "--out", str(tmp_path / "r.npy")]) == 0  # fmt: skip
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert len(set(modes.values())) == 1, modes  # the weights as readable as the rest
+
+
+def test_export_checks_its_report_before_writing_anything(trained, tmp_path, capsys):
+    ckpt = str(trained / "checkpoints" / "last.ckpt")
+    for text, says in (("[1]", "TypeError"), ('{"rows": 3}', "TypeError"), ("{", "JSONDecodeError")):
+        (tmp_path / "r.json").write_text(text)
+        assert main(["export", ckpt, "--out", str(tmp_path / "e"), "--report", str(tmp_path / "r.json")]) == 1
+        err = capsys.readouterr().err
+        assert f"r.json: not an fgdm evaluate report.json ({says}" in err, err
+        assert not (tmp_path / "e").exists()
+
+
+def test_weights_that_do_not_fit_their_config_say_where(tmp_path):
+    import shutil
+
+    from fgdm.sampling import load_for_sampling, pretrained_path
+
+    shutil.copytree(pretrained_path(), tmp_path / "w")
+    vocab = tmp_path / "w" / "vocab.txt"
+    vocab.write_text("".join(line + "\n" for line in vocab.read_text().splitlines()[:60]))
+    with pytest.raises(ValueError, match=r"do not fit its stored config \(size mismatch for gloss_encoder.embed"):
+        load_for_sampling(tmp_path / "w")
 
 
 def test_generate_without_a_checkpoint_uses_the_shipped_weights(tmp_path, capsys):

@@ -25,3 +25,12 @@ def read_checkpoint(path: Path | str, what: str = "checkpoint") -> dict[str, Any
 def substate(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The entries of a state dict under ``prefix``, with the prefix removed."""
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def state_mismatch(err: RuntimeError) -> str:
+    """The first of the problems in PyTorch's ``load_state_dict`` error, and how many there are in all."""
+    details = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+    if not details:
+        return str(err).strip()
+    more = f"; {len(details) - 1} more" if len(details) > 1 else ""
+    return details[0] + more

@@ -104,7 +104,7 @@ def save_animation(
     path: Path | str,
     sequences: np.ndarray | Sequence[np.ndarray],
     titles: Sequence[str] | None = None,
-    fps: int = 25,
+    fps: float = 25,
     renderer: Renderer | None = None,
 ) -> Path:
     """Writes a GIF or MP4 (by extension) of one (S, J, 3) sequence or several side by side."""
@@ -183,7 +183,7 @@ def save_comparison(
 ) -> tuple[Path, Path]:
     """A generated-vs-true GIF at ``path`` and, beside it, a PNG contact sheet with hand close-ups."""
     path = Path(path)
-    gif = save_animation(path, [generated, truth], ["generated", "ground truth"], fps=round(fps))
+    gif = save_animation(path, [generated, truth], ["generated", "ground truth"], fps=fps)
     sheet = save_contact_sheet(
         path.with_suffix(".png"),
         [generated, truth],

@@ -9,6 +9,7 @@ A pose is a (S, 50, 3) float32 array in PT units (:mod:`fgdm.skeleton`). Frame c
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from fgdm.checkpoint import read_checkpoint, substate
+from fgdm.checkpoint import read_checkpoint, state_mismatch, substate
 from fgdm.config import Config, from_dict
 from fgdm.data.corpus import Sample
 from fgdm.data.dataset import pad_sequences
@@ -29,18 +30,24 @@ MAX_FRAMES = 2000  # 80 s at 25 fps: longer requests are mistakes (attention mem
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; a clear error without CUDA."""
+    """``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; a clear error for a
+    device this machine lacks or fgdm does not run on."""
     if str(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"device {name!r}: use auto, cpu, cuda or cuda:N") from None
+        raise ValueError(f"device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r}: CUDA is not available on this machine (use --device cpu or auto)")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {name!r}: MPS is not available on this machine (use --device cpu or auto)")
+    elif device.type != "cpu":
+        raise ValueError(f"device {name!r}: fgdm samples on auto, cpu, cuda, cuda:N or mps")
     return device
 
 
@@ -53,7 +60,8 @@ class LengthMode:
     frames: int | None = None
 
     def __post_init__(self) -> None:
-        if (self.kind == "fixed") != (self.frames is not None) or not 1 <= (self.frames or 1) <= MAX_FRAMES:
+        fixed = self.kind == "fixed"
+        if fixed != (self.frames is not None) or (fixed and not 1 <= (self.frames or 0) <= MAX_FRAMES):
             raise ValueError(f"length: a fixed length is a frame count from 1 to {MAX_FRAMES}, got {self.frames}")
 
     @classmethod
@@ -158,7 +166,7 @@ def load_for_sampling(
         if state["normalizer"]:
             model.normalizer.load_state_dict(state["normalizer"])
     except RuntimeError as err:
-        raise ValueError(f"{path}: its weights do not fit its stored config ({str(err).splitlines()[0]})") from None
+        raise ValueError(f"{path}: its weights do not fit its stored config ({state_mismatch(err)})") from None
     if not all(bool(t.isfinite().all()) for t in model.state_dict().values() if t.is_floating_point()):
         raise ValueError(f"{path}: its weights hold NaN or infinite values (a damaged file, or a diverged run)")
     if not bool((model.normalizer.std > 0).all()):
@@ -229,6 +237,9 @@ def export(loaded: LoadedModel, out: Path | str, data: str | None = "keep") -> C
     tensors |= {f"normalizer.{k}": v for k, v in loaded.model.normalizer.state_dict().items()}
     save_file({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, out / WEIGHTS,
               metadata={"format": "fgdm inference", "fgdm": __version__, "step": str(loaded.step)})  # fmt: skip
+    mask = os.umask(0o22)  # safetensors writes its file readable by its owner only; the others are as umask says
+    os.umask(mask)
+    (out / WEIGHTS).chmod(0o666 & ~mask)
     meta = {"fgdm": __version__, "step": loaded.step, "config": to_dict(cfg)}
     (out / CONFIG).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     loaded.vocab.save(out / VOCAB)
@@ -267,6 +278,10 @@ def generate_poses(
             if frames is None
             else torch.tensor(frames[start : start + len(chunk)])
         )
+        if frames is None and int(n.max()) > MAX_FRAMES:
+            raise ValueError(f"the length head predicts {int(n.max())} frames for sequence {start + int(n.argmax())}, "
+                             f"beyond the {MAX_FRAMES} sampling allows: give fewer glosses, or a frame count "
+                             "(--length N)")  # fmt: skip
         x0, _ = model.generate(gloss, gloss_mask, n.to(device), steps=steps, eta=eta, generator=generator)
         x0 = x0.float().cpu().numpy()
         out += [x0[b, : int(n[b])] for b in range(len(chunk))]

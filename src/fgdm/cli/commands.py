@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from fgdm.data.pt import DataFormatError
+from fgdm.data.pt import DataFormatError, text_lines
 
 
 def refuse_existing(paths: list[Path], overwrite: bool) -> None:
@@ -16,6 +16,15 @@ def refuse_existing(paths: list[Path], overwrite: bool) -> None:
     found = [str(p) for p in paths if p.exists()]
     if found and not overwrite:
         raise ValueError(f"{', '.join(found[:3])} exists already: choose another --out, or --overwrite to replace it")
+
+
+def refuse_unwritable(path: Path) -> None:
+    """Before any work: a file where ``path``'s directories would go fails now, not after the work."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{path}: {parent} is a file, not a directory")
 
 
 def refuse_nonempty(out: Path, overwrite: bool) -> None:
@@ -53,11 +62,11 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from fgdm.data.io import load_any
-    from fgdm.data.sources import open_corpus
+    from fgdm.data.io import FPS, load_any_with_rate, playback_rate, read_frame_rate
+    from fgdm.data.sources import MANIFEST, open_corpus
     from fgdm.render import save_animation
 
-    sequences, titles = [], []
+    sequences, titles, rates = [], [], {}  # rates: input → its frame rate, where it says (None: it does not)
     for spec in map(Path, args.inputs):
         if spec.is_dir():
             corpus = open_corpus(spec, args.split)
@@ -66,14 +75,18 @@ def cmd_render(args: argparse.Namespace) -> int:
             sample = corpus[args.index]
             sequences.append(sample.pose)
             titles.append(" ".join(sample.glosses)[:60])
+            rates[str(spec)] = FPS if (spec / MANIFEST).is_file() else read_frame_rate(spec, args.split, FPS)
         elif not spec.exists():
             raise DataFormatError(spec, None, "file not found")
         else:
-            sequences.append(load_any(spec))
+            pose, rates[str(spec)] = load_any_with_rate(spec)
+            sequences.append(pose)
             titles.append(spec.name)
+    fps = args.fps or playback_rate(rates)
+    refuse_unwritable(Path(args.out))
     refuse_existing([Path(args.out)], args.overwrite)
-    path = save_animation(args.out, sequences, titles if not args.no_titles else None, fps=args.fps)
-    print(f"wrote {path} ({max(len(s) for s in sequences)} frames, {len(sequences)} panel(s))")
+    path = save_animation(args.out, sequences, titles if not args.no_titles else None, fps=fps)
+    print(f"wrote {path} ({max(len(s) for s in sequences)} frames at {fps:g} fps, {len(sequences)} panel(s))")
     return 0
 
 
@@ -128,27 +141,33 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from fgdm.data.sources import build_corpus, open_corpus
     from fgdm.sampling import LengthMode, generate_for, generate_poses, load_for_sampling
 
-    loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema, precision=args.precision)
     out = Path(args.out)
+    refuse_unwritable(out)
     if args.gloss is not None:
+        split_only = [f"--{k}" for k, v in (("data", args.data), ("limit", args.limit), ("render", args.render)) if v]
+        if split_only:
+            raise ValueError(f"{' and '.join(split_only)}: only with --split (--gloss samples one sentence)")
         tokens = args.gloss.split()
         if not tokens:
             raise ValueError("--gloss is empty")
+    loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema, precision=args.precision)
+    if args.gloss is not None:
+        loaded.vocab.require_known(tokens, "--gloss")
         frames = (args.length or LengthMode("predicted")).frame_counts(None, 1)
         refuse_existing([out], args.overwrite)
         (pose,) = generate_poses(loaded, loaded.vocab.encode_all([tokens]), frames, steps=args.steps, seed=args.seed)
         if out.suffix.lower() in (".gif", ".mp4"):
             from fgdm.render import save_animation
 
-            save_animation(out, pose, [" ".join(tokens)[:60]], fps=round(loaded.fps))
+            save_animation(out, pose, [" ".join(tokens)[:60]], fps=loaded.fps)
         else:
             from fgdm.data.io import save_sequence
 
             save_sequence(out, pose, fps=loaded.fps)
         print(f"wrote {out} ({len(pose)} frames)")
         return 0
-    if out.suffix:
-        raise ValueError(f"{out}: with --split the output is a directory (PT files), not a {out.suffix} file")
+    if out.suffix or (out.exists() and not out.is_dir()):
+        raise ValueError(f"{out}: with --split the output is a directory (PT files), not a file")
     data = args.data or loaded.cfg.data.path  # the data the checkpoint was trained on unless --data
     if data is not None and out.is_dir() and out.resolve() == Path(data).resolve():
         raise ValueError(f"{out} is the data directory: writing there would overwrite the data's own "
@@ -177,13 +196,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from fgdm.config import to_dict
-    from fgdm.evaluation.report import model_card
+    from fgdm.evaluation.report import model_card, read_report
     from fgdm.sampling import CARD, export, load_for_sampling
 
     out = Path(args.out)
-    refuse_nonempty(out, args.overwrite)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file: --out is the directory to write")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise ValueError(f"{out} is not empty: choose a new directory, or --overwrite to write into it")
+    report = read_report(args.report) if args.report else None  # checked before anything is written
     loaded = load_for_sampling(args.checkpoint)
-    report = json.loads(Path(args.report).read_text(encoding="utf-8")) if args.report else None
     cfg = export(loaded, out, {"keep": "keep", "embedded": None}.get(args.data, args.data))
     card = model_card(args.name or out.name, to_dict(cfg), loaded.step, len(loaded.vocab), report, args.how)
     (out / CARD).write_text(card, encoding="utf-8")
@@ -194,10 +216,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fgdm.evaluation.protocol import evaluate
-    from fgdm.evaluation.report import markdown_table, report_base, write_report
+    from fgdm.evaluation.report import markdown_table, report_paths, write_report
 
-    base = report_base(args.out)
-    refuse_existing([base.with_suffix(s) for s in (".json", ".md", ".html")], args.overwrite)
+    paths = report_paths(args.out)
+    refuse_unwritable(paths[0])
+    refuse_existing(list(paths), args.overwrite)
+    for hyp in args.hyp or []:  # before sampling, which may take long
+        if not Path(hyp).is_dir():
+            raise DataFormatError(hyp, None, "hypothesis directory not found (--hyp)")
     report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
                       args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet,
                       examples=3, precision=args.precision)  # fmt: skip
@@ -213,8 +239,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     for path in (Path(args.hyp), Path(args.ref)):
         if path.is_dir():
             raise ValueError(f"{path}: is a directory, not a text file of sentences")
-    hyp = Path(args.hyp).read_text(encoding="utf-8-sig").splitlines()
-    ref = Path(args.ref).read_text(encoding="utf-8-sig").splitlines()
+    hyp, ref = text_lines(args.hyp, "file not found"), text_lines(args.ref, "file not found")
     if not ref:
         raise ValueError(f"{args.ref}: no sentences to score against")
     if len(hyp) != len(ref):

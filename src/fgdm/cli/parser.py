@@ -19,6 +19,28 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _positive_rate(text: str) -> float:
+    """A frame rate: a finite number > 0."""
+    try:
+        x = float(text)
+    except ValueError:
+        x = float("nan")
+    if not (0 < x < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected frames per second > 0, got {text!r}")
+    return x
+
+
+def _seed(text: str) -> int:
+    """A random seed: a whole number from 0 to 2**63 - 1 (what PyTorch's generators take)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 2**63 - 1, got {text!r}")
+    return n
+
+
 def _count(text: str) -> int:
     """A whole number ≥ 0 (e.g. how many to render)."""
     try:
@@ -59,10 +81,10 @@ def _trainer(sub, name: str, help: str, example: str, func) -> None:
 def _sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="DDIM sampling steps, at most diffusion.timesteps (default: the config's, 5)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="sampling seed (default 0)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="sequences sampled at once (default 32)")
     p.add_argument("--limit", type=_positive_int, default=None, help="only the first N sequences of the split")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", choices=PRECISIONS, default="32",
                    help="32 (default) or bf16: the General stage in bfloat16, faster on GPUs and on CPUs with "
                    "AMX (Intel Xeon 4th generation and later), slower on other CPUs")  # fmt: skip
@@ -84,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train sentences (default 1000; with --glosses: rows to keep, default all)")  # fmt: skip
     p.add_argument("--num-dev", type=_positive_int, default=None, help="dev sentences (default 100)")
     p.add_argument("--num-test", type=_positive_int, default=None, help="test sentences (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="one seed is one sign language (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="one seed is one sign language (default 0)")
     p.add_argument("--workers", type=_positive_int, default=1, help="render in this many processes (default 1)")
     p.add_argument("--lazy", action="store_true",
                    help="write only a manifest (synth.json); samples are rendered on demand by index")  # fmt: skip
@@ -116,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .gif or .mp4")
     p.add_argument("--split", default="test", help="split of a data directory input (default test)")
     p.add_argument("--index", type=int, default=0, help="sequence index in a data directory input (default 0)")
-    p.add_argument("--fps", type=_positive_int, default=25, help="frames per second (default 25)")
+    p.add_argument("--fps", type=_positive_rate, default=None,
+                   help="frames per second (default: the inputs' own: a .pose file's, or {split}.fps beside PT "
+                   "files as fgdm generate writes it; else 25)")  # fmt: skip
     p.add_argument("--no-titles", action="store_true", help="no title above each panel")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=commands.cmd_render)
@@ -164,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length", type=_length, default=LengthMode("gt"), help="gt | predicted | N (default gt)")
     p.add_argument("--hyp", action="append", help="poses of another system, matched to the split by name: a PT "
                    "directory (.files) or a folder of .npy/.pose files named like the split (repeatable)")  # fmt: skip
-    p.add_argument("--out", required=True, help="report path without suffix: writes .json and .md")
+    p.add_argument("--out", required=True, help="report path without suffix: writes .json, .md and .html")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     _sampling(p)
     p.set_defaults(func=commands.cmd_evaluate)

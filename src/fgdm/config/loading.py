@@ -156,8 +156,11 @@ def _read_yaml(path: Path) -> dict:
         raw = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    except yaml.YAMLError as err:  # one line: where, and what the parser expected
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}: column {mark.column + 1}: " if mark is not None else f"{path}: "
+        what = "; ".join(str(x) for x in (getattr(err, "context", None), getattr(err, "problem", None)) if x)
+        raise ConfigError(f"{where}invalid YAML ({what or str(err).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config is a mapping of sections")
     return raw
@@ -190,4 +193,9 @@ def load_config(
     try:
         return from_dict(raw, schema)
     except ConfigError as err:
-        raise ConfigError(f"{where}: {err}" if where else str(err)) from None
+        text = str(err)
+        for override in reversed(list(overrides or [])):  # the last --set of the key is the value that counts
+            key = override.split("=", 1)[0].strip()
+            if text.startswith(f"{key}:") or f"'{key}'" in text:
+                raise ConfigError(f"--set {override}: {text}") from None
+        raise ConfigError(f"{where}: {text}" if where else text) from None

@@ -156,6 +156,32 @@ def write_frame_rate(directory: Path | str, split: str, fps: float) -> Path:
     return path
 
 
+def read_frame_rate(directory: Path | str, split: str, default: float = FPS) -> float:
+    """The frame rate :func:`write_frame_rate` recorded beside a split's PT files, else ``default``."""
+    path = Path(directory) / f"{split}.fps"
+    if not path.is_file():
+        return default
+    text = path.read_text(encoding="utf-8", errors="replace").strip()
+    try:
+        fps = float(text)
+    except ValueError:
+        fps = float("nan")
+    if not (math.isfinite(fps) and fps > 0):
+        raise DataFormatError(path, 1, f"not a frame rate (frames per second > 0): {text[:40]!r}")
+    return fps
+
+
+def playback_rate(rates: dict[str, float | None], default: float = FPS) -> float:
+    """The one frame rate at which sequences side by side play as recorded: ``rates`` maps each input to its
+    rate, None where it has none (a ``.npy``), which goes at the others' (or ``default``). Differing rates are
+    an error: no one rate plays them all as recorded."""
+    said = sorted({r for r in rates.values() if r is not None})
+    if len(said) > 1:
+        listed = ", ".join(f"{k} {v:g}" for k, v in rates.items() if v is not None)
+        raise ValueError(f"the inputs' frame rates differ ({listed} fps): give --fps to play them at one")
+    return said[0] if said else default
+
+
 def load_hypotheses(
     path: Path | str,
     split: str,
@@ -180,16 +206,7 @@ def load_hypotheses(
     path = Path(path)
     if not path.is_dir():
         raise DataFormatError(path, None, "hypothesis directory not found")
-    rate_file = path / f"{split}.fps"
-    given = source_fps
-    if rate_file.is_file():
-        text = rate_file.read_text(encoding="utf-8", errors="replace").strip()
-        try:
-            given = float(text)
-        except ValueError:
-            given = float("nan")
-        if not (math.isfinite(given) and given > 0):
-            raise DataFormatError(rate_file, 1, f"not a frame rate (frames per second > 0): {text[:40]!r}")
+    given = read_frame_rate(path, split, source_fps)
     found: dict[str, tuple[np.ndarray, float]] = {}
     if (path / f"{split}.skels").is_file():
         data = read_split(path, split, num_joints=skeleton.num_joints)
@@ -232,9 +249,14 @@ def _hypothesis_files(path: Path, split: str, names: Sequence[str]) -> list[tupl
 
 def load_any(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:
     """Reads a single sequence from ``.npy`` or ``.pose`` by extension."""
+    return load_any_with_rate(path, skeleton)[0]
+
+
+def load_any_with_rate(path: Path | str, skeleton: Skeleton = PT50) -> tuple[np.ndarray, float | None]:
+    """:func:`load_any` and the sequence's frame rate: a ``.pose`` file's own, None for ``.npy`` (it has none)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
-        return load_npy(path, skeleton)
+        return load_npy(path, skeleton), None
     if suffix == ".pose":
-        return load_pose(path, skeleton)
+        return read_pose(path, skeleton)
     raise ValueError(f"{path}: unsupported pose file {suffix!r} (use .npy or .pose)")

@@ -100,6 +100,18 @@ class Vocabulary:
         warn_unknown(unknown, what)
         return encoded
 
+    def require_known(self, tokens: Sequence[str], what: str = "glosses") -> None:
+        """Refuses tokens none of which is in the vocabulary (lower-case glosses, say: the hint offers them upper
+        case), or any of the vocabulary's own tokens; some unknown ones are left to :meth:`encode_all`'s warning."""
+        reserved = [t for t in tokens if t in SPECIALS]
+        if reserved:
+            raise ValueError(f"{what}: {reserved[0]} is a vocabulary's own token, not a gloss")
+        if not any(t in self for t in tokens):
+            upper = any(t.upper() in self for t in tokens)
+            hint = f" (did you mean {' '.join(t.upper() for t in tokens)}? glosses are upper case)" if upper else ""
+            raise ValueError(f"{what}: none of {' '.join(tokens)!r} is in the vocabulary "
+                             f"({len(self) - len(SPECIALS)} glosses){hint}")  # fmt: skip
+
     def decode(self, ids: Iterable[int], strip: bool = True) -> list[str]:
         """Maps ids back to tokens, stopping at ``</s>`` and dropping ``<pad>``/``<s>`` when ``strip``."""
         out = []

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fgdm.checkpoint import read_checkpoint, substate
+from fgdm.checkpoint import read_checkpoint, state_mismatch, substate
 from fgdm.config import BackTranslatorConfig, from_dict
 from fgdm.data.dataset import pad_sequences
 from fgdm.data.vocab import Vocabulary
@@ -42,7 +42,7 @@ def load_backtranslator(path: Path | str, device: str | torch.device = "cpu") ->
     try:
         model.load_state_dict(substate(ckpt["state_dict"], "model."))
     except RuntimeError as err:
-        raise ValueError(f"{path}: its weights do not fit its stored config ({str(err).splitlines()[0]})") from None
+        raise ValueError(f"{path}: its weights do not fit its stored config ({state_mismatch(err)})") from None
     model.eval().requires_grad_(False).to(resolve_device(device))
     return LoadedBackTranslator(model, cfg, gv, tv)
 

@@ -43,10 +43,36 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+REPORT_SUFFIXES = (".json", ".md", ".html")
+
+
 def report_base(out: Path | str) -> Path:
-    """Where a report goes: ``out`` without its suffix, or ``out/report`` for a directory."""
+    """Where a report goes: ``out`` without a report's suffix (.json, .md, .html; ``v1.5`` keeps its ``.5``), or
+    ``out/report`` for a directory."""
     out = Path(out)
-    return out / "report" if out.is_dir() else out.with_suffix("")
+    if out.is_dir():
+        return out / "report"
+    return out.with_suffix("") if out.suffix.lower() in REPORT_SUFFIXES else out
+
+
+def report_paths(out: Path | str) -> tuple[Path, Path, Path]:
+    """The report's ``.json``, ``.md`` and ``.html`` files for ``out`` (:func:`report_base`)."""
+    base = report_base(out)
+    return tuple(base.with_name(base.name + suffix) for suffix in REPORT_SUFFIXES)  # type: ignore[return-value]
+
+
+def read_report(path: Path | str) -> dict:
+    """An ``fgdm evaluate`` report.json, checked to be one (its table can be drawn): errors name the file."""
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        markdown_table(report)  # its rows have every column
+        int(report["sequences"])
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+        raise ValueError(f"{path}: not an fgdm evaluate report.json ({type(err).__name__}: {err})") from None
+    return report
 
 
 def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
@@ -54,9 +80,8 @@ def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
     ``report["_examples"]`` when :func:`~fgdm.evaluation.protocol.evaluate` kept some)."""
     from fgdm.evaluation.html import write_html
 
-    base = report_base(out)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
+    json_path, md_path, html_path = report_paths(out)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     plain = {k: v for k, v in report.items() if not k.startswith("_")}
     json_path.write_text(json.dumps(plain, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     meta = report.get("meta", {})
@@ -69,7 +94,7 @@ def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
               "## Definitions", ""]  # fmt: skip
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    html_path = write_html(plain, base.with_suffix(".html"), report.get("_examples", ()), report.get("_fps", 25.0))
+    html_path = write_html(plain, html_path, report.get("_examples", ()), report.get("_fps", 25.0))
     return json_path, md_path, html_path
 
 
@@ -87,7 +112,7 @@ def model_card(name: str, cfg: dict, step: int, vocab_size: int, report: dict | 
              "## Training", "",
              f"- data: {data}; {vocab_size - 4} glosses in the vocabulary",
              f"- steps: {step} at batch {t['batch_size']}, learning rate {t['lr']} (warm-up {t['warmup_steps']}), "
-             f"EMA {t['ema_decay']}, seed {t['seed']}",
+             f"{'no EMA' if t['ema_decay'] is None else 'EMA ' + str(t['ema_decay'])}, seed {t['seed']}",
              f"- model: width {cfg['model']['width']}, Focal {cfg['model']['focal']['layers']} layers, General "
              f"{cfg['model']['general']['layers']} layers; {cfg['diffusion']['sampling_steps']} DDIM steps",
              "- the full resolved config is in config.json"]  # fmt: skip
@@ -99,7 +124,9 @@ def model_card(name: str, cfg: dict, step: int, vocab_size: int, report: dict | 
                   f"On the {meta.get('split', 'test')} split ({report['sequences']} sequences), with a back-translator "
                   "trained on ground truth (`fgdm evaluate`; each metric is defined in its report):", "",
                   markdown_table(report)]  # fmt: skip
-    lines += ["", "## Use", "", "```bash", 'fgdm generate --gloss "MORGEN NORD REGEN" --out a.gif', "```", "",
-              "Limits: a synthetic language rendered by a procedural signer; it shows the pipeline and the "
-              "model, not real DGS."]  # fmt: skip
+    use = 'fgdm generate --checkpoint THIS_DIRECTORY --gloss "MORGEN NORD REGEN" --out a.gif'
+    lines += ["", "## Use", "", "```bash", use, "```"]
+    if d["path"] is None:
+        lines += ["", "Limits: a synthetic language rendered by a procedural signer; it shows the pipeline and the "
+                  "model, not real DGS."]  # fmt: skip
     return "\n".join(lines) + "\n"
