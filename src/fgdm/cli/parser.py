@@ -9,47 +9,25 @@ from fgdm.sampling import MAX_FRAMES, PRECISIONS, LengthMode
 from fgdm.version import __version__
 
 
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {n}")
-    return n
+def _number(convert, within, expected: str):
+    """An argparse type: ``convert(text)`` where ``within`` holds of it, else "expected ``expected``"."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not within(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _positive_rate(text: str) -> float:
-    """A frame rate: a finite number > 0."""
-    try:
-        x = float(text)
-    except ValueError:
-        x = float("nan")
-    if not (0 < x < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected frames per second > 0, got {text!r}")
-    return x
-
-
-def _seed(text: str) -> int:
-    """A random seed: a whole number from 0 to 2**63 - 1 (what PyTorch's generators take)."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if not 0 <= n < 2**63:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 2**63 - 1, got {text!r}")
-    return n
-
-
-def _count(text: str) -> int:
-    """A whole number ≥ 0 (e.g. how many to render)."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}")
-    return n
+_positive_int = _number(int, lambda n: n >= 1, "a whole number ≥ 1")
+_count = _number(int, lambda n: n >= 0, "a whole number ≥ 0")  # e.g. how many to render
+_seed = _number(int, lambda n: 0 <= n < 2**63, "a whole number from 0 to 2**63 - 1")  # what torch's generators take
+_positive_rate = _number(float, lambda x: 0 < x < float("inf"), "frames per second > 0")  # NaN fails both
 
 
 def _length(text: str) -> LengthMode:
