@@ -93,7 +93,7 @@ echo "[gpu] curves: $BUDGET minutes each"
 # phoenix-synth: the paper's main ablation rows, two seeds each, at batch 64, scored where time stops them
 for row in full general_only focal_only scg_only; do
     for seed in 0 1; do
-        curve "phoenix-$row-s$seed" "$W/phoenix" "$W/phoenix-bt.ckpt" "$AT_END" "$BUDGET" \
+        curve "phoenix-synth-$row-s$seed" "$W/phoenix" "$W/phoenix-bt.ckpt" "$AT_END" "$BUDGET" \
             --config configs/synth.yaml "configs/ablations/$row.yaml" "${FAST[@]}" --wait-bt 5 \
             --set training.seed=$seed --set training.batch_size=64 --set training.val_every=1000000
     done

@@ -28,6 +28,32 @@ def test_lazy_manifest_renders_the_same_samples(tmp_path, capsys):
     assert len(corpus) == 7096 and corpus[7095].pose.shape[1:] == (50, 3)
 
 
+def test_skip_frames_thins_a_lazy_manifest_as_it_thins_files(tmp_path, capsys):
+    from fgdm.config import DataConfig
+    from fgdm.data.sources import build_corpus
+
+    for lazy in ([], ["--lazy"]):
+        args = [
+            "synth",
+            "--out",
+            str(tmp_path / f"d{len(lazy)}"),
+            "--num-train",
+            "2",
+            "--num-dev",
+            "1",
+            "--num-test",
+            "1",
+        ]
+        assert main([*args, "--quiet", *lazy]) == 0
+    capsys.readouterr()
+    files, lazy = (build_corpus(DataConfig(path=str(tmp_path / d), skip_frames=2), "test") for d in ("d0", "d1"))
+    full = build_corpus(DataConfig(path=str(tmp_path / "d0")), "test")[0].pose
+    assert lazy[0].pose.shape == files[0].pose.shape == full[::2].shape and len(full) > 20
+    assert (lazy.frame_counts() == files.frame_counts()).all()
+    assert main(["data", "check", str(tmp_path / "d1"), "--skip-frames", "2", "--split", "test", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["splits"]["test"]["frames"]["total"] == len(full[::2])
+
+
 def test_a_manifest_with_a_negative_size_is_refused_naming_the_file(tmp_path):
     from fgdm.data.pt import DataFormatError
     from fgdm.data.sources import MANIFEST, SynthManifest

@@ -515,3 +515,19 @@ def test_a_reference_too_long_to_sample_is_named():
     samples = [Sample(("REGEN",), np.zeros((n, 50, 3), np.float32), "", f"test/s{n}") for n in (30, 2001)]
     with pytest.raises(ValueError, match=r"1 sequence\(s\) longer than the 2000 frames .* test/s2001 \(2001 frames\)"):
         generate_for(load_for_sampling(), samples, LengthMode("gt"))
+
+
+def test_the_configs_testing_length_is_what_generate_samples_unless_told(trained, tmp_path, capsys):
+    from fgdm.config import load_config
+    from fgdm.sampling import LengthMode
+
+    out = tmp_path / "exported"
+    assert main(["export", str(trained / "checkpoints" / "last.ckpt"), "--out", str(out)]) == 0
+    meta = json.loads((out / "config.json").read_text())
+    assert LengthMode.from_config(load_config(TINY)) == LengthMode("gt")
+    meta["config"]["testing"] |= {"length": "fixed", "fixed_length": 7}
+    (out / "config.json").write_text(json.dumps(meta))
+    for extra, frames in (([], 7), (["--length", "9"], 9)):
+        assert main(["generate", "--checkpoint", str(out), "--gloss", "REGEN NORD", "--out", str(tmp_path / "a.npy"),
+                     "--overwrite", *extra]) == 0  # fmt: skip
+        assert np.load(tmp_path / "a.npy").shape[0] == frames

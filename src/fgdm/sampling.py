@@ -77,6 +77,15 @@ class LengthMode:
             ) from None
         return cls("fixed", n)
 
+    @classmethod
+    def from_config(cls, cfg: Config, reference: bool = True) -> LengthMode:
+        """The config's ``testing.length`` (and ``testing.fixed_length``): how a run samples unless told otherwise;
+        without a reference to take a length from (``reference=False``), ``gt`` falls back to ``predicted``."""
+        kind = cfg.testing.length
+        if kind == "fixed":
+            return cls("fixed", cfg.testing.fixed_length)
+        return cls("gt") if kind == "gt" and reference else cls("predicted")
+
     def frame_counts(self, samples: Sequence[Sample] | None = None, n: int | None = None) -> list[int] | None:
         """Frame counts for ``samples`` (or ``n`` sequences without ground truth); None = ask the length head."""
         if self.kind == "predicted":

@@ -153,7 +153,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema, precision=args.precision)
     if args.gloss is not None:
         loaded.vocab.require_known(tokens, "--gloss")
-        frames = (args.length or LengthMode("predicted")).frame_counts(None, 1)
+        frames = (args.length or LengthMode.from_config(loaded.cfg, reference=False)).frame_counts(None, 1)
         refuse_existing([out], args.overwrite)
         (pose,) = generate_poses(loaded, loaded.vocab.encode_all([tokens]), frames, steps=args.steps, seed=args.seed)
         if out.suffix.lower() in (".gif", ".mp4"):
@@ -178,8 +178,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if len(corpus) == 0:
         raise ValueError(f"the {args.split} split of {data or 'the embedded synthetic data'} has no sequences")
     samples = [corpus[i] for i in range(len(corpus) if args.limit is None else min(args.limit, len(corpus)))]
-    poses = generate_for(loaded, samples, args.length or LengthMode("gt"), steps=args.steps, seed=args.seed,
-                         batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip
+    poses = generate_for(loaded, samples, args.length or LengthMode.from_config(loaded.cfg), steps=args.steps,
+                         seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip
     write_split(out, args.split, PTSplit(poses=poses, glosses=[list(s.glosses) for s in samples],
                                          texts=[s.text for s in samples], names=[s.name for s in samples]))  # fmt: skip
     write_frame_rate(out, args.split, loaded.fps)

@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--split", help="a split of --data (default: the checkpoint's own training data)")
     p.add_argument("--data", help="a PT-format or synthetic-manifest directory (with --split)")
     p.add_argument("--length", type=_length, default=None,
-                   help="gt | predicted | N frames (default: gt with --split, predicted with --gloss)")  # fmt: skip
+                   help="gt | predicted | N frames (default: the checkpoint config's testing.length, gt in fgdm's "
+                   "configs, which --gloss, having no reference, takes as predicted)")  # fmt: skip
     p.add_argument("--render", type=_count, default=0, help="also render the first N as generated-vs-truth GIFs")
     p.add_argument("--no-ema", action="store_true", help="sample with the raw weights even if EMA weights exist")
     p.add_argument("--out", required=True, help="a .npy/.pose/.gif/.mp4 file (--gloss) or a directory (--split)")
@@ -163,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="an FGDM checkpoint to sample from")
     p.add_argument("--data", help="PT or synthetic-manifest directory (default: the back-translator's data)")
     p.add_argument("--split", default="test", help="the split to score (default test)")
-    p.add_argument("--length", type=_length, default=LengthMode("gt"), help="gt | predicted | N (default gt)")
+    p.add_argument("--length", type=_length, default=None,
+                   help="gt | predicted | N (default: the checkpoint config's testing.length, gt in fgdm's "
+                   "configs)")  # fmt: skip
     p.add_argument("--hyp", action="append", help="poses of another system, matched to the split by name: a PT "
                    "directory (.files) or a folder of .npy/.pose files named like the split (repeatable)")  # fmt: skip
     p.add_argument("--out", required=True, help="report path without suffix: writes .json, .md and .html")

@@ -23,7 +23,8 @@ class ConfigError(ValueError):
 class DataConfig:
     path: str | None = None  # a PT-format directory (or synth manifest); None: the embedded synthetic data
     vocab: str | None = None  # gloss vocabulary file (src_vocab.txt); None: built from train
-    skip_frames: int = 1
+    skip_frames: int = 1  # keep every k-th frame (PT data is 25 fps: 2 gives 12.5), for every kind of data
+    # the embedded synthetic language (data.path null): its seed (one seed is one language) and split sizes
     synth_seed: int = 0
     synth_train: int = SYNTH_SPLIT_SIZES["train"]
     synth_dev: int = SYNTH_SPLIT_SIZES["dev"]
@@ -32,14 +33,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    output_dir: str = "runs/fgdm"
-    max_steps: int = 100_000
+    output_dir: str = "runs/fgdm"  # checkpoints/ (last, best), logs/ (CSV), config.json, gloss_vocab.txt
+    max_steps: int = 100_000  # optimizer steps
     # a time budget as well: training stops after this many minutes of its fit loop (a resumed run's earlier
     # minutes count), writes its last checkpoint and reports the steps it reached; null: max_steps alone
     max_minutes: float | None = None
-    batch_size: int = 64
-    lr: float = 1e-3
-    clip_grad_norm: float = 5.0
+    batch_size: int = 64  # sequences per step (per process under ddp)
+    lr: float = 1e-3  # Adam's learning rate (the peak, after any warm-up)
+    clip_grad_norm: float = 5.0  # the gradients' global L2 norm is clipped to this
     warmup_steps: int = 0  # linear learning-rate warm-up from 0 over this many optimizer steps
     # after the warm-up: "plateau" multiplies the rate by scheduler_factor when the dev metric has not
     # improved for scheduler_patience validations and stops training below min_lr; "cosine" decays it
@@ -48,6 +49,8 @@ class TrainingConfig:
     scheduler_patience: int = 7
     scheduler_factor: float = 0.7
     min_lr: float = 1e-4
+    # an exponential moving average of the weights, updated every step with this decay (e.g. 0.999); sampling and
+    # export use it when present; null: none
     ema_decay: float | None = None
     # decoupled weight decay (AdamW) on the weight matrices and embeddings, not on biases and norm gains;
     # 0 keeps plain Adam, as the paper
@@ -55,13 +58,14 @@ class TrainingConfig:
     # gloss dropout: the denoiser sees each training gloss as <unk> with this probability, so <unk> (every
     # gloss unseen in training) has a trained embedding; SCG's CTC targets keep the true glosses
     unk_rate: float = 0.0
-    val_every: int = 1000
-    val_batches: int | None = None
-    log_every: int = 50
-    devices: int | str = 1
-    num_nodes: int = 1
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    strategy: Literal[STRATEGIES] = "auto"
+    val_every: int = 1000  # steps between validations (dev DTW-MJE of sampled sequences; best.ckpt by it)
+    val_batches: int | None = None  # dev batches (of testing.batch_size) sampled per validation; null: all
+    log_every: int = 50  # steps between rows of the CSV log (loss terms, learning rate)
+    devices: int | str = 1  # Lightning's: how many (or which) devices, -1 or auto for all
+    num_nodes: int = 1  # machines, for multi-node data-parallel training
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"  # auto: a GPU when present
+    strategy: Literal[STRATEGIES] = "auto"  # Lightning's: ddp for several GPUs or processes
+    # Lightning's: bf16-mixed on GPUs that support it (autocast; the weights stay float32)
     precision: Literal["32-true", "16-mixed", "bf16-mixed", "bf16-true", "64-true"] = "32-true"
     tf32: bool = True  # on NVIDIA GPUs: fp32 matmuls and convolutions in TF32 (far faster); CPUs unaffected
     # torch.compile of the training loss: true (mode "default") or one of its modes ("reduce-overhead": also CUDA
@@ -71,8 +75,8 @@ class TrainingConfig:
     # each recording its graph (fgdm/training/compiling.py, benchmarks/results/speed.md). On a CPU the fused ASGCN
     # kernel is faster than compiling.
     compile: bool | Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = False
-    seed: int = 42
-    num_workers: int = 0
+    seed: int = 42  # initial weights, data order and the training draws (t, noise)
+    num_workers: int = 0  # data-loading processes (0: in the training process)
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "max_steps", "val_every", "log_every", "num_nodes"):
@@ -110,32 +114,32 @@ class LossConfig:
     joint_space: Literal["pose", "model"] = "pose"
     hand_weight: float = 1.0  # weight of the 42 hand joints against the 8 body joints in L_joint
     bone_weight: float = 0.1  # λ
-    bone_mode: Literal["vector", "direction"] = "vector"
+    bone_mode: Literal["vector", "direction"] = "vector"  # L_bone on bone vectors, or unit directions (released code)
     # the terms of the parts a model may lack: the SCG branch (model.scg.enabled), the length head
     scg_weight: float = 1e-4  # γ
-    length_weight: float = 0.01
+    length_weight: float = 0.01  # the length head's loss (log frame count)
 
 
 @dataclass(frozen=True)
 class GlossEncoderConfig:
     """The Transformer encoder of the gloss sequence (its width is model.width, D_g)."""
 
-    layers: int = 2
+    layers: int = 2  # Transformer encoder layers
     heads: int = 4  # attention heads
     ff: int = 2048  # feed-forward width
-    dropout: float = 0.0
+    dropout: float = 0.0  # in the encoder's layers (training only)
 
 
 @dataclass(frozen=True)
 class FocalConfig:
-    enabled: bool = True
+    enabled: bool = True  # false: the General-only baseline (no Focal stage)
     layers: int = 3  # L1
     width: int = 16  # D_f
     neighbors: int = 3  # n: contextual window ±n frames
     contextual: bool = True  # A_a
     semantic_mask: bool = True  # M
     topology: bool = True  # A_b
-    tcn_kernel: int = 9
+    tcn_kernel: int = 9  # the TCN's temporal convolution width, in frames
     # How A_b's one-hop adjacency is degree-normalised: "receiving" = D^-1 A, each joint averages its
     # neighbourhood (the paper); "sending" = A D^-1, divided by the sender's degree (ST-GCN's code, the
     # authors' release and fgdm 0.1).
@@ -154,10 +158,11 @@ class FocalConfig:
 
 @dataclass(frozen=True)
 class GeneralConfig:
-    layers: int = 2  # L2
-    heads: int = 4
-    ff: int = 2048
-    dropout: float = 0.1
+    layers: int = 2  # L2: Transformer decoder layers over the frames
+    heads: int = 4  # attention heads
+    ff: int = 2048  # feed-forward width
+    dropout: float = 0.1  # in the decoder's layers (training only)
+    # frames attend to every frame, or only to earlier ones (parity with the released code)
     attention: Literal["bidirectional", "causal"] = "bidirectional"
 
 
@@ -166,10 +171,10 @@ class SCGConfig:
     enabled: bool = True  # its weight γ is loss.scg_weight
     alpha: float = 10.0  # w(t) = exp(−α t / T)
     adapter_ratio: int = 4  # V2S bottleneck D_g / ratio
-    conv_width: int = 1024
-    conv_kernel: int = 5
+    conv_width: int = 1024  # channels of the recogniser's temporal convolutions
+    conv_kernel: int = 5  # their width, in frames
     lstm_hidden: int = 512  # per direction
-    lstm_layers: int = 2
+    lstm_layers: int = 2  # bidirectional LSTM layers before the CTC head
     # The paper's L_SCG is w(t)·CTC per sample, averaged over the batch. True divides each sample's CTC
     # by its gloss count as well (as fgdm 0.1 did), which shrinks the effective γ about 7.5-fold.
     per_gloss: bool = False
@@ -182,7 +187,7 @@ class ModelConfig:
     focal: FocalConfig = field(default_factory=FocalConfig)
     general: GeneralConfig = field(default_factory=GeneralConfig)
     scg: SCGConfig = field(default_factory=SCGConfig)
-    length_head: bool = True
+    length_head: bool = True  # predicts the frame count from the glosses (--length predicted)
     # Progress through the sequence (i / S for frames, l / L for glosses, as Progressive Transformers'
     # counter) added as sinusoidal features to both: alignment of frames to glosses is then easy to
     # learn. Not in the paper (its frames carry absolute positions only).
@@ -195,10 +200,10 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DiffusionConfig:
     timesteps: int = 1000  # T
-    schedule: Literal["cosine"] = "cosine"
-    cosine_s: float = 0.008
+    schedule: Literal["cosine"] = "cosine"  # the noise schedule ᾱ_t (Nichol & Dhariwal's cosine)
+    cosine_s: float = 0.008  # its offset s
     sampling_steps: int = 5  # I
-    eta: float = 1.0
+    eta: float = 1.0  # DDIM's η: 1.0 as the released code; 0 = deterministic DDIM
     # The representation diffusion works in (fgdm/representation.py): z = data_scale · (r(x) − μ) / σ.
     # data_scale: one global factor (PT coordinates have std ≈ 0.2); 1.0 with the two switches off is
     # raw coordinates, as the released code.
@@ -214,10 +219,12 @@ class DiffusionConfig:
 
 @dataclass(frozen=True)
 class TestingConfig:
+    # the frame counts fgdm generate and evaluate sample unless --length says otherwise: the reference's (gt),
+    # the length head's (predicted), or fixed_length for every sequence; --gloss takes gt as predicted
     length: Literal["gt", "predicted", "fixed"] = "gt"
     fixed_length: int = 130
-    batch_size: int = 32
-    seed: int = 0
+    batch_size: int = 32  # sequences sampled at once in validation
+    seed: int = 0  # validation's sampling seed (each dev batch: seed + its index), so validations compare
 
 
 @dataclass(frozen=True)
@@ -229,14 +236,14 @@ class BackTranslatorModelConfig:
     decoder_layers: int = 2  # Transformer layers of the text decoder
     heads: int = 4  # attention heads in both
     ff: int = 1024  # feed-forward width in both
-    dropout: float = 0.1
+    dropout: float = 0.1  # in both (training only)
     frame_stride: int = 2  # a strided convolution shortens the pose sequence before the encoder
     ctc_weight: float = 1.0  # gloss recognition (CTC) loss weight
     translation_weight: float = 1.0  # text cross-entropy weight
-    label_smoothing: float = 0.1
-    beam: int = 4
+    label_smoothing: float = 0.1  # of the text cross-entropy
+    beam: int = 4  # beam search width of the translations
     length_penalty: float = 1.0  # beam scores are divided by length ** this
-    max_output_length: int = 40
+    max_output_length: int = 40  # tokens per translation at most
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,8 @@ def open_corpus(directory: Path | str, split: str, skip_frames: int = 1) -> Corp
     if not directory.is_dir():
         raise DataFormatError(directory, None, "data directory not found")
     if (directory / MANIFEST).is_file():
-        return SynthManifest.load(directory).corpus(split, directory)
+        corpus: Corpus = SynthManifest.load(directory).corpus(split, directory)
+        return Subsampled(corpus, skip_frames) if skip_frames > 1 else corpus
     return PTCorpus.read(directory, split, skip_frames=skip_frames)
 
 

@@ -206,7 +206,7 @@ def evaluate(
     checkpoint: Path | str | None = None,
     data: Path | str | None = None,
     split: str = "test",
-    length: LengthMode | str = "gt",
+    length: LengthMode | str | None = None,
     hypotheses: Sequence[Path | str] = (),
     steps: int | None = None,
     seed: int = 0,
@@ -218,15 +218,22 @@ def evaluate(
     precision: str = "32",
 ) -> dict:
     """The whole protocol: samples ``checkpoint`` (if given) on ``split`` and scores it beside ground truth,
-    the mean pose and the poses in each ``hypotheses`` directory (:func:`fgdm.data.io.load_hypotheses`), in
-    that order; the report dictionary. ``examples``: keep the first N generated sequences beside the true ones for
-    ``report.html``; ``precision``: the generator's (:func:`fgdm.sampling.load_for_sampling`). The report
-    dictionary (:func:`fgdm.evaluation.report.write_report` writes it)."""
-    length = length if isinstance(length, LengthMode) else LengthMode.parse(length)
+    the mean pose and the poses in each ``hypotheses`` directory (:func:`fgdm.data.io.load_hypotheses`, read
+    before any sampling), in that order. ``length``: the frame counts to sample (None: the checkpoint config's
+    ``testing.length``, :meth:`fgdm.sampling.LengthMode.from_config`). ``examples``: keep the first N generated
+    sequences beside the true ones for ``report.html``; ``precision``: the generator's
+    (:func:`fgdm.sampling.load_for_sampling`). The report dictionary (:func:`fgdm.evaluation.report.write_report`
+    writes it)."""
+    length = LengthMode.parse(length) if isinstance(length, str) else length
     ev = Evaluator.open(backtranslator, data, split, limit, device, batch_size, progress)
+    names, fps = [s.name for s in ev.samples], 25.0 / ev.skip_frames
+    # the other systems first: a mismatch fails before the sampling
+    others = [System(Path(h).name, load_hypotheses(h, split, names, fps, allow_extra=limit is not None))
+              for h in hypotheses]  # fmt: skip
     systems = []
     if checkpoint is not None:
         loaded = load_for_sampling(checkpoint, device=device, precision=precision)
+        length = length or LengthMode.from_config(loaded.cfg)
         if loaded.cfg.data.skip_frames != ev.skip_frames:
             raise ValueError(f"the checkpoint samples at skip_frames={loaded.cfg.data.skip_frames}, the "
                              f"back-translator was trained at {ev.skip_frames}: they must match")  # fmt: skip
@@ -237,14 +244,11 @@ def evaluate(
             Example(s.name, " ".join(s.glosses), p, s.pose)
             for s, p in zip(ev.samples[:examples], poses[:examples], strict=True)
         ]
-    names, fps = [s.name for s in ev.samples], 25.0 / ev.skip_frames
-    others = [System(Path(h).name, load_hypotheses(h, split, names, fps, allow_extra=limit is not None))
-              for h in hypotheses]  # fmt: skip
     report = ev.report([*systems, ev.mean_pose(), *others])
     if examples and checkpoint is not None:  # for report.html: not part of the JSON
         report |= {"_examples": shown, "_fps": fps}
     report["meta"] = {"split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
                       "backtranslator": str(backtranslator),
                       "data": str(data) if data is not None else "the back-translator's training data",
-                      "length": str(length), "steps": steps, "seed": seed}  # fmt: skip
+                      "length": None if length is None else str(length), "steps": steps, "seed": seed}  # fmt: skip
     return report
