@@ -353,6 +353,30 @@ CASES = [
         ("bad.yaml:3: column 1: invalid YAML (while parsing a flow sequence; expected ',' or ']'",),
     ),
     Case(
+        "a GPU asked for on a machine without one",
+        lambda c: [*_train_on(c), "--set", "training.accelerator=gpu"],
+        1,
+        ("training.accelerator, devices, strategy or precision:",),
+    ),
+    Case(
+        "resuming a run that has reached max_steps",
+        lambda c: ["train", TINY, "--set", f"training.output_dir={c.run}", "--set", "training.max_steps=5", "--resume"],
+        1,
+        ("is at step 20 already", "training.max_steps 5 leaves nothing to train"),
+    ),
+    Case(
+        "a rate below min_lr under the plateau schedule",
+        lambda c: [*_train_on(c), "--set", "training.lr=5e-5"],
+        1,
+        ("training.min_lr: the plateau schedule stops training once the rate falls below it",),
+    ),
+    Case(
+        "zero gloss-encoder heads",
+        lambda c: [*_train_on(c), "--set", "model.gloss_encoder.heads=0"],
+        1,
+        ("--set model.gloss_encoder.heads=0: model.gloss_encoder.heads: must be ≥ 1",),
+    ),
+    Case(
         "score a file that is not UTF-8",
         lambda c: (
             (c.tmp / "h.txt").write_bytes(b"a b\nc \xff\n")

@@ -104,3 +104,17 @@ def test_training_renders_each_synthetic_sample_once(monkeypatch):
         assert sorted(int(i) for batch in loader for i in batch.index) == list(range(20))
     train = next(c for c in built if c.corpus.split == "train")
     assert dict(train.renders) == dict.fromkeys(range(20), 1)
+
+
+def test_each_process_of_a_data_parallel_run_trains_on_its_own_share():
+    from types import SimpleNamespace
+
+    from fgdm.training.data import PoseDataModule
+
+    data = PoseDataModule(DataConfig(synth_train=16, synth_dev=2), TrainingConfig(batch_size=2), eval_batch_size=2)
+    shares = []
+    for rank in (0, 1):  # what Lightning's trainer tells the module under ddp on two processes
+        data.trainer = SimpleNamespace(world_size=2, global_rank=rank, global_step=0,
+                                       strategy=SimpleNamespace(root_device=torch.device("cpu")))  # fmt: skip
+        shares.append([int(i) for batch in data.train_dataloader() for i in batch.index])
+    assert len(shares[0]) == len(shares[1]) == 8 and sorted(shares[0] + shares[1]) == list(range(16))

@@ -180,3 +180,25 @@ def test_report_paths_keep_a_dotted_name_and_cards_say_what_they_are(tmp_path):
     cfg["data"]["path"], cfg["training"]["ema_decay"] = "data/phoenix", None
     real = model_card("m", cfg, 10, 40)
     assert "- data: data/phoenix" in real and "Limits" not in real and "no EMA" in real
+
+
+def test_evaluate_refuses_one_sequence_and_warns_of_two_languages(trained, backtranslator, tmp_path, capsys):
+    from fgdm.config import DataConfig
+    from fgdm.evaluation.protocol import _language
+
+    args = ["evaluate", "--backtranslator", str(backtranslator), "--split", "test", "--out", str(tmp_path / "r"),
+            "--quiet"]  # fmt: skip
+    assert main([*args, "--limit", "1"]) == 1
+    assert (
+        "1 sequence(s) of the test split to evaluate (--limit 1): FID and diversity need 2" in capsys.readouterr().err
+    )
+    assert _language(DataConfig(synth_seed=1)) != _language(DataConfig(synth_seed=0))
+    assert _language(DataConfig(path=str(tmp_path))) == _language(DataConfig(path=str(tmp_path / "." / "")))
+    with pytest.warns(UserWarning, match=r"the generator was trained on .* seed 0, the back-translator on .* seed 5"):
+        bt = tmp_path / "bt5.ckpt"  # the same evaluator, said to be trained on another language
+        ckpt = torch.load(backtranslator, weights_only=False)
+        ckpt["hyper_parameters"]["config"]["data"]["synth_seed"] = 5
+        torch.save(ckpt, bt)
+        from fgdm.evaluation.protocol import evaluate
+
+        evaluate(bt, trained / "checkpoints" / "last.ckpt", split="test", limit=2)

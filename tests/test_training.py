@@ -53,7 +53,7 @@ def test_the_fit_loop_rate_counts_this_runs_steps_over_its_wall_clock():
     """steps_per_second: the steps this process ran (not those of the run it resumed) over the fit loop's time."""
     from types import SimpleNamespace
 
-    from fgdm.training.loop import Throughput
+    from fgdm.training.throughput import Throughput
 
     meter, trainer, module = Throughput(), SimpleNamespace(global_step=20), SimpleNamespace(device=torch.device("cpu"))
     meter.on_train_start(trainer, module)
@@ -68,7 +68,7 @@ def test_the_median_rate_leaves_out_slow_steps_wherever_they_fall():
     compilation each), which the late rate over the last half of the steps still counts."""
     from types import SimpleNamespace
 
-    from fgdm.training.loop import Throughput
+    from fgdm.training.throughput import Throughput
 
     meter, trainer, module = Throughput(), SimpleNamespace(global_step=0), SimpleNamespace(device=torch.device("cpu"))
     meter.on_train_start(trainer, module)
@@ -86,7 +86,7 @@ def test_the_late_rate_counts_the_last_half_of_the_steps_from_the_end_of_the_fir
     """late_steps_per_second leaves out a slow start (warm-up, compilation): 4 steps, the first one slow."""
     from types import SimpleNamespace
 
-    from fgdm.training.loop import Throughput
+    from fgdm.training.throughput import Throughput
 
     meter, trainer, module = Throughput(), SimpleNamespace(global_step=0), SimpleNamespace(device=torch.device("cpu"))
     batch = [0, 0]
@@ -531,3 +531,58 @@ def test_the_configs_testing_length_is_what_generate_samples_unless_told(trained
         assert main(["generate", "--checkpoint", str(out), "--gloss", "REGEN NORD", "--out", str(tmp_path / "a.npy"),
                      "--overwrite", *extra]) == 0  # fmt: skip
         assert np.load(tmp_path / "a.npy").shape[0] == frames
+
+
+def test_epochs_are_reshuffled_and_a_resumed_run_goes_on_as_a_straight_one(tmp_path):
+    from lightning.pytorch.callbacks import Callback
+
+    from fgdm.config import load_config
+    from fgdm.training import train
+
+    class Batches(Callback):
+        def __init__(self) -> None:
+            self.seen: list[tuple[int, ...]] = []
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            self.seen.append(tuple(int(i) for i in batch.index))
+
+    def run(name: str, steps: int, resume: bool = False) -> list[tuple[int, ...]]:
+        cfg = load_config(TINY, [f"training.output_dir={tmp_path / name}", f"training.max_steps={steps}",
+                                 "training.val_every=100", "data.synth_train=12", "training.batch_size=4"])  # fmt: skip
+        seen = Batches()
+        train(cfg, resume=resume, progress=False, callbacks=[seen])
+        return seen.seen
+
+    straight = run("straight", 9)  # three epochs of three batches
+    epochs = [straight[i : i + 3] for i in (0, 3, 6)]
+    assert all(sorted(i for b in e for i in b) == list(range(12)) for e in epochs)  # each epoch: every sequence
+    assert len({tuple(e) for e in epochs}) == 3  # in a new order each epoch
+    cut = run("cut", 5) + run("cut", 9, resume=True)  # cut mid-epoch
+    assert cut == straight
+
+    def weights(name: str) -> dict[str, torch.Tensor]:
+        return torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+
+    a, b = weights("straight"), weights("cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same draws too: the random stream was restored
+
+
+def test_a_warm_up_longer_than_the_first_validations_does_not_stop_training(tmp_path, capsys):
+    base = ["train", TINY, "--set", f"training.output_dir={tmp_path / 'run'}", "--set", "training.val_every=2",
+            "--set", "training.max_steps=6", "--quiet"]  # fmt: skip
+    assert main([*base, "--set", "training.warmup_steps=100"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 6  # it stopped at step 2 (the warm-up's rate < min_lr)
+
+
+def test_overwrite_keeps_the_old_checkpoints_until_the_new_run_writes_its_own(trained, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    base = ["train", TINY, "--set", f"training.output_dir={run}", "--overwrite", "--quiet"]
+    assert main([*base, "--set", f"data.path={tmp_path / 'nothing'}"]) == 1  # fails before training
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+    with pytest.warns(UserWarning, match=r"val_every 50 > training.max_steps 2: no validation"):
+        assert main([*base, "--set", "training.max_steps=2", "--set", "training.val_every=50"]) == 0
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]  # the new run's alone

@@ -6,6 +6,7 @@ Sections: ``data``, ``training``, ``loss``, ``model`` (with ``gloss_encoder``, `
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,6 +30,13 @@ class DataConfig:
     synth_train: int = SYNTH_SPLIT_SIZES["train"]
     synth_dev: int = SYNTH_SPLIT_SIZES["dev"]
     synth_test: int = SYNTH_SPLIT_SIZES["test"]
+
+    def __post_init__(self) -> None:
+        if self.skip_frames < 1:
+            raise ConfigError(f"data.skip_frames: must be ≥ 1, got {self.skip_frames}")
+        for key in ("synth_train", "synth_dev", "synth_test"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"data.{key}: must be ≥ 0, got {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,15 @@ class TrainingConfig:
             raise ConfigError(f"training.weight_decay: must be ≥ 0, got {self.weight_decay}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ConfigError(f"training.ema_decay: must be between 0 and 1 (or null), got {self.ema_decay}")
+        if self.schedule == "plateau" and self.lr < self.min_lr:
+            raise ConfigError(f"training.min_lr: the plateau schedule stops training once the rate falls below it, "
+                              f"so it must not exceed lr = {self.lr}, got {self.min_lr}")  # fmt: skip
+        if not self.clip_grad_norm >= 0:
+            raise ConfigError(f"training.clip_grad_norm: must be ≥ 0 (0: no clipping), got {self.clip_grad_norm}")
+        if self.scheduler_patience < 0:
+            raise ConfigError(f"training.scheduler_patience: must be ≥ 0, got {self.scheduler_patience}")
+        if not 0 < self.scheduler_factor < 1:
+            raise ConfigError(f"training.scheduler_factor: must be between 0 and 1, got {self.scheduler_factor}")
 
 
 @dataclass(frozen=True)
@@ -226,6 +243,11 @@ class TestingConfig:
     batch_size: int = 32  # sequences sampled at once in validation
     seed: int = 0  # validation's sampling seed (each dev batch: seed + its index), so validations compare
 
+    def __post_init__(self) -> None:
+        for key in ("fixed_length", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"testing.{key}: must be ≥ 1, got {getattr(self, key)}")
+
 
 @dataclass(frozen=True)
 class BackTranslatorModelConfig:
@@ -257,11 +279,15 @@ class BackTranslatorConfig:
 
     def __post_init__(self) -> None:
         m = self.model
-        if m.width % m.heads:
-            raise ConfigError(f"model.heads: model.width {m.width} is not divisible by {m.heads} heads")
-        for key in ("width", "encoder_layers", "decoder_layers", "frame_stride", "beam", "max_output_length"):
+        for key in ("width", "encoder_layers", "decoder_layers", "heads", "ff", "frame_stride", "beam",
+                    "max_output_length"):  # fmt: skip
             if getattr(m, key) < 1:
                 raise ConfigError(f"model.{key}: must be ≥ 1, got {getattr(m, key)}")
+        if m.width % m.heads:
+            raise ConfigError(f"model.heads: model.width {m.width} is not divisible by {m.heads} heads")
+        for key in ("dropout", "label_smoothing"):
+            if not 0 <= getattr(m, key) < 1:
+                raise ConfigError(f"model.{key}: must be in [0, 1), got {getattr(m, key)}")
 
 
 @dataclass(frozen=True)
@@ -278,14 +304,14 @@ class Config:
 
 
 def _check_ranges(cfg: Config) -> None:
-    positive = {
-        "model.width": cfg.model.width, "model.focal.layers": cfg.model.focal.layers,
-        "model.focal.width": cfg.model.focal.width, "model.general.layers": cfg.model.general.layers,
-        "model.general.heads": cfg.model.general.heads, "diffusion.timesteps": cfg.diffusion.timesteps,
-        "diffusion.sampling_steps": cfg.diffusion.sampling_steps, "model.focal.tcn_kernel": cfg.model.focal.tcn_kernel,
-        "data.skip_frames": cfg.data.skip_frames, "model.scg.conv_kernel": cfg.model.scg.conv_kernel,
-    }  # fmt: skip
-    for key, value in positive.items():
+    positive = (
+        "model.width", "model.focal.layers", "model.focal.width", "model.focal.tcn_kernel", "model.general.layers",
+        "model.general.heads", "model.general.ff", "model.gloss_encoder.layers", "model.gloss_encoder.heads",
+        "model.gloss_encoder.ff", "model.scg.conv_kernel", "model.scg.conv_width", "model.scg.adapter_ratio",
+        "model.scg.lstm_hidden", "model.scg.lstm_layers", "diffusion.timesteps", "diffusion.sampling_steps",
+    )  # fmt: skip
+    for key in positive:
+        value = functools.reduce(getattr, key.split("."), cfg)
         if value < 1:
             raise ConfigError(f"{key}: must be ≥ 1, got {value}")
     if cfg.model.focal.neighbors < 0:
@@ -309,3 +335,8 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"diffusion.data_scale: must be > 0, got {cfg.diffusion.data_scale}")
     if not 0.0 <= cfg.diffusion.eta <= 1.0:
         raise ConfigError(f"diffusion.eta: must be in [0, 1], got {cfg.diffusion.eta}")
+    if not cfg.diffusion.cosine_s > 0:
+        raise ConfigError(f"diffusion.cosine_s: must be > 0, got {cfg.diffusion.cosine_s}")
+    for key, p in (("gloss_encoder", cfg.model.gloss_encoder.dropout), ("general", cfg.model.general.dropout)):
+        if not 0 <= p < 1:
+            raise ConfigError(f"model.{key}.dropout: must be in [0, 1), got {p}")

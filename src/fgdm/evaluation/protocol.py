@@ -11,6 +11,7 @@ and the benchmarks use it); :func:`evaluate` is the whole protocol in one call.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,9 @@ class Evaluator:
         n = len(corpus) if limit is None else min(limit, len(corpus))
         from tqdm.auto import tqdm
 
+        if n < 2:
+            limited = f" (--limit {limit})" if limit else ""
+            raise ValueError(f"{n} sequence(s) of the {split} split to evaluate{limited}: FID and diversity need 2")
         samples = [corpus[i] for i in tqdm(range(n), desc=f"load {split}", disable=not progress)]
         return cls(bt, samples, train, batch_size, progress)
 
@@ -201,6 +205,13 @@ class Evaluator:
         return {"sequences": len(self.samples), "definitions": DEFINITIONS, "rows": rows}
 
 
+def _language(data) -> str:
+    """Which data a model was trained on, for telling two apart: a directory, or the embedded language's seed."""
+    if data.path is None:
+        return f"the embedded synthetic language of seed {data.synth_seed}"
+    return str(Path(data.path).resolve())
+
+
 def evaluate(
     backtranslator: Path | str,
     checkpoint: Path | str | None = None,
@@ -234,6 +245,10 @@ def evaluate(
     if checkpoint is not None:
         loaded = load_for_sampling(checkpoint, device=device, precision=precision)
         length = length or LengthMode.from_config(loaded.cfg)
+        if _language(loaded.cfg.data) != _language(ev.bt.cfg.data):
+            warnings.warn(f"the generator was trained on {_language(loaded.cfg.data)}, the back-translator on "
+                          f"{_language(ev.bt.cfg.data)}: their scores mean something only for one sign language",
+                          stacklevel=2)  # fmt: skip
         if loaded.cfg.data.skip_frames != ev.skip_frames:
             raise ValueError(f"the checkpoint samples at skip_frames={loaded.cfg.data.skip_frames}, the "
                              f"back-translator was trained at {ev.skip_frames}: they must match")  # fmt: skip

@@ -153,7 +153,10 @@ class Denoiser(nn.Module):
     def predict_length(self, gloss: torch.Tensor, gloss_mask: torch.Tensor, encoding: torch.Tensor | None = None):
         """Predicted frame count (B,) as a float; needs ``model.length_head``."""
         if self.length_head is None:
-            raise RuntimeError("this model has no length head (model.length_head: false)")
+            raise RuntimeError(
+                "this model has no length head (model.length_head: false) to predict frame counts: "
+                "give them (--length gt with references, or --length N)"
+            )
         if encoding is None:
             encoding = self.encode_glosses(gloss, gloss_mask)
         return torch.exp(self.length_head(encoding, gloss_mask))

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import lightning as L
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, Sampler
 
 from fgdm.config import DataConfig, TrainingConfig
 from fgdm.data.corpus import Cached, Corpus
 from fgdm.data.dataset import BucketBatchSampler, Collate, PoseDataset
 from fgdm.data.sources import build_corpus, build_vocab
 from fgdm.data.vocab import Vocabulary
+
+
+class EpochBatches(Sampler[list[int]]):
+    """The training batches by step: step k of a run takes batch k mod n of epoch k // n (n batches an epoch),
+    each epoch shuffled afresh (:meth:`BucketBatchSampler.set_epoch`). An iteration starts at the trainer's
+    step and ends with its epoch, so a resumed run, whose iteration Lightning starts afresh mid-epoch, takes the
+    batches a run that went straight through would have taken."""
+
+    def __init__(self, batches: BucketBatchSampler, trainer: L.Trainer) -> None:
+        self.batches, self.trainer = batches, trainer
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, done = divmod(self.trainer.global_step, len(self.batches))
+        self.batches.set_epoch(epoch)
+        return iter(self.batches._batches()[done:])
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 class PoseDataModule(L.LightningDataModule):
@@ -49,7 +70,7 @@ class PoseDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
         ds = self.dataset(split)
-        trainer = self._trainer if hasattr(self, "_trainer") else None
+        trainer = self.trainer  # set while Lightning runs this module (None in a plain loop over the loader)
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
         sampler = BucketBatchSampler(
@@ -57,9 +78,12 @@ class PoseDataModule(L.LightningDataModule):
         )
         return DataLoader(
             ds,
-            batch_sampler=sampler,
+            batch_sampler=EpochBatches(sampler, trainer) if shuffle and trainer is not None else sampler,
             collate_fn=Collate(self.vocab.pad_index),
             num_workers=self.training_cfg.num_workers,
+            # its own stream for the workers' seeds: starting an epoch's iteration draws none from torch's, which
+            # the training draws (timesteps, noise) use, so a resumed run draws what a straight one would
+            generator=torch.Generator().manual_seed(self.training_cfg.seed),
             persistent_workers=self.training_cfg.num_workers > 0,
             pin_memory=on_gpu,  # page-locked batches copy to the GPU asynchronously
         )

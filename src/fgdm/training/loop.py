@@ -8,15 +8,13 @@ count, and :func:`fit`, which runs a module.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
 import signal
-import statistics
 import sys
 import threading
-import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,12 +24,13 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger
 
 from fgdm.config import TrainingConfig
-from fgdm.data.dataset import Batch
 from fgdm.training.data import PoseDataModule
+from fgdm.training.throughput import Throughput
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -118,6 +117,7 @@ class ScheduledModule(L.LightningModule):
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._pending_plateau_state: dict | None = None
         self._unlogged_terms: tuple[int, dict[str, torch.Tensor]] | None = None  # see log_training_terms
+        self.stopped_at_min_lr: int | None = None  # the step where the plateau schedule stopped training, if it did
 
     def check_finite(self, loss: torch.Tensor) -> None:
         """Stops training at the first non-finite loss, before the optimiser step can spread it into the weights:
@@ -157,10 +157,14 @@ class ScheduledModule(L.LightningModule):
         if self.plateau is None:  # the cosine schedule: nothing to step, the rate is logged
             self.log("lr", self.optimizers().param_groups[0]["lr"])
             return
+        if self.trainer.global_step < self.training_cfg.warmup_steps:  # the warm-up owns the rate until it ends
+            self.log("lr", self.optimizers().param_groups[0]["lr"])
+            return
         self.plateau.step(value)
         lr = self.optimizers().param_groups[0]["lr"]
         self.log("lr", lr)
         if lr < self.training_cfg.min_lr:
+            self.stopped_at_min_lr = self.trainer.global_step
             self.trainer.should_stop = True
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
@@ -191,53 +195,22 @@ class ScheduledModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.plateau is not None:
             checkpoint["plateau"] = self.plateau.state_dict()
+        # the random streams the next steps draw from (timesteps, noise, dropout), for --resume to go on as if
+        # never stopped (fit seeds them from training.seed first, which would replay the run's first draws)
+        checkpoint["rng"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._pending_plateau_state = checkpoint.get("plateau")
         if self.plateau is not None and self._pending_plateau_state is not None:
             self.plateau.load_state_dict(self._pending_plateau_state)
-
-
-class Throughput(Callback):
-    """Counts training sequences and the time of the training steps, for a sequences-per-second figure; and the
-    steps and wall-clock time of the whole fit loop (validation, EMA, logging and checkpoints included, process
-    start and data preparation not), for a steps-per-second figure, also over the fit loop's last half of the steps
-    alone (after warm-up and, with ``training.compile``, the first compilations), and for the typical step: the
-    median time from one step's end to the next's, which leaves out the rare slow ones (a compilation, a
-    validation) wherever they fall."""
-
-    def __init__(self) -> None:
-        self.sequences, self.seconds, self._t0 = 0, 0.0, 0.0
-        self.fit_steps, self.fit_seconds, self._fit_t0, self._first_step = 0, 0.0, 0.0, 0
-        self.late_steps, self.late_seconds, self.median_step_seconds = 0, 0.0, 0.0
-        self._step_ends: list[float] = []
-
-    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._fit_t0, self._first_step = time.perf_counter(), trainer.global_step  # > 0 when resumed
-        self._step_ends = []
-
-    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if module.device.type == "cuda":
-            torch.cuda.synchronize(module.device)  # the last steps' kernels, not just their launches
-        end = time.perf_counter()
-        self.fit_seconds = end - self._fit_t0
-        self.fit_steps = trainer.global_step - self._first_step
-        self.late_steps, self.late_seconds = self.fit_steps, self.fit_seconds
-        if len(self._step_ends) >= 2:  # from the end of the first half's last step
-            half = len(self._step_ends) // 2
-            self.late_steps, self.late_seconds = len(self._step_ends) - half, end - self._step_ends[half - 1]
-        if self._step_ends:
-            steps = itertools.pairwise([self._fit_t0, *self._step_ends])
-            self.median_step_seconds = statistics.median(end - start for start, end in steps)
-
-    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Batch, idx: int) -> None:
-        self._t0 = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch: Batch, idx: int):
-        now = time.perf_counter()
-        self.seconds += now - self._t0
-        self.sequences += len(batch)
-        self._step_ends.append(now)
+        rng = checkpoint.get("rng")  # absent from older checkpoints: those resume from training.seed
+        if rng is not None:
+            torch.set_rng_state(rng["torch"])
+            cuda = rng.get("cuda")
+            if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(cuda)
 
 
 @dataclass
@@ -285,6 +258,33 @@ def seed_everything(seed: int) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
 
 
+def _trainer(t: TrainingConfig, out: Path, callbacks: list, loggers: list, progress: bool) -> L.Trainer:
+    """Lightning's trainer as ``t`` says (fit's)."""
+    return L.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        max_steps=t.max_steps,
+        max_time=timedelta(minutes=t.max_minutes) if t.max_minutes is not None else None,
+        max_epochs=-1,
+        val_check_interval=t.val_every,
+        check_val_every_n_epoch=None,
+        limit_val_batches=t.val_batches if t.val_batches is not None else 1.0,
+        num_sanity_val_steps=0,
+        gradient_clip_val=t.clip_grad_norm,
+        log_every_n_steps=t.log_every,
+        logger=loggers,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # BucketBatchSampler shards by rank itself
+        default_root_dir=str(out),
+    )
+
+
 def fit(
     module: L.LightningModule,
     data: PoseDataModule,
@@ -317,32 +317,18 @@ def fit(
         auto_insert_metric_name=False, enable_version_counter=False,
     )  # fmt: skip
     throughput = Throughput()
-    trainer = L.Trainer(
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
-        precision=t.precision,
-        max_steps=t.max_steps,
-        max_time=timedelta(minutes=t.max_minutes) if t.max_minutes is not None else None,
-        max_epochs=-1,
-        val_check_interval=t.val_every,
-        check_val_every_n_epoch=None,
-        limit_val_batches=t.val_batches if t.val_batches is not None else 1.0,
-        num_sanity_val_steps=0,
-        gradient_clip_val=t.clip_grad_norm,
-        log_every_n_steps=t.log_every,
-        logger=loggers,
-        callbacks=[best, throughput, *callbacks],
-        plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        use_distributed_sampler=False,  # BucketBatchSampler shards by rank itself
-        default_root_dir=str(out),
-    )
+    if t.val_every > t.max_steps:
+        warnings.warn(f"training.val_every {t.val_every} > training.max_steps {t.max_steps}: no validation, so no "
+                      "dev DTW and no best.ckpt (last.ckpt only)", stacklevel=2)  # fmt: skip
+    try:
+        trainer = _trainer(t, out, [best, throughput, *callbacks], loggers, progress)
+    except MisconfigurationException as err:  # e.g. accelerator gpu on a machine without one
+        raise ValueError(f"training.accelerator, devices, strategy or precision: {err}") from None
     if trainer.strategy.root_device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
-    with _StopOnInterrupt(trainer) as interrupt:
+    with _StopOnInterrupt(trainer) as interrupt, warnings.catch_warnings():
+        # a resumed epoch's batches go on where they stopped (EpochBatches), though Lightning cannot know it
+        warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable")
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     trainer.save_checkpoint(last)  # the final state, also when training ended between validations
     if interrupt.requested:
@@ -357,6 +343,11 @@ def fit(
     ):
         print(f"fgdm: training.max_minutes = {t.max_minutes:g} reached at step {trainer.global_step} of "
               f"{t.max_steps}; {last} holds it (--resume with more minutes continues)", file=sys.stderr)  # fmt: skip
+    stopped = getattr(module, "stopped_at_min_lr", None)
+    if stopped is not None and trainer.is_global_zero:
+        print(f"fgdm: the learning rate fell below training.min_lr = {t.min_lr:g} at step {stopped} of "
+              f"{t.max_steps} (the plateau schedule: {monitor} stopped improving); training ended there",
+              file=sys.stderr)  # fmt: skip
     value = trainer.callback_metrics.get(monitor)
     return TrainResult(
         output_dir=out,

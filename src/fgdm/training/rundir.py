@@ -101,12 +101,17 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
     if resume:
         if not last.is_file():
             raise FileNotFoundError(f"{last}: nothing to resume (no last checkpoint in training.output_dir)")
-        stored = read_checkpoint(last)["hyper_parameters"]
+        ckpt = read_checkpoint(last)
+        stored = ckpt["hyper_parameters"]
         changed = changed_settings(stored["config"], config, schema)
         if changed:
             raise ValueError(f"{last}: a resumed run keeps the model and optimiser it was trained with, but "
                              f"{'; '.join(changed)}. Drop the change, or start a new run (--overwrite or "
                              f"another training.output_dir)")  # fmt: skip
+        step, wanted = int(ckpt.get("global_step", 0)), config["training"]["max_steps"]
+        if step >= wanted:
+            raise ValueError(f"{last} is at step {step} already: training.max_steps {wanted} leaves nothing to train; "
+                             "raise it to go on")  # fmt: skip
     if _is_worker():
         yield stored
         return
@@ -117,7 +122,15 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
                          f"afresh there, or choose another training.output_dir")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     with lock(out):
-        if overwrite:
-            for path in checkpoints:
-                path.unlink()
-        yield stored
+        # --overwrite: the old checkpoints step aside, and go only once the new run has written one of its own; a
+        # run that fails before (bad data, no GPU) puts them back
+        aside = [(path, path.with_name(path.name + ".replaced")) for path in checkpoints] if overwrite else []
+        for path, moved in aside:
+            path.replace(moved)
+        try:
+            yield stored
+        finally:
+            wrote = any((out / "checkpoints").glob("*.ckpt"))
+            for path, moved in aside:
+                if moved.exists():
+                    moved.unlink() if wrote else moved.replace(path)
