@@ -20,12 +20,14 @@ from typing import Any
 from fgdm.checkpoint import read_checkpoint
 from fgdm.config import from_dict, to_dict
 
-# Keys a resumed run may change: how it runs, not what it learns.
+# Keys a resumed run may change: how it runs, not what it learns. The ASGCN kernel and its frame chunks compute the
+# same equations; testing.length and the back-translator's decoding settings only shape sampling after training.
 RESUMABLE = {
     "training.max_steps", "training.max_minutes", "training.val_every", "training.val_batches", "training.log_every",
     "training.devices", "training.num_nodes", "training.accelerator", "training.strategy", "training.precision",
     "training.num_workers", "training.tf32", "training.compile", "training.output_dir", "data.path", "data.vocab",
-    "testing.batch_size",
+    "testing.batch_size", "testing.length", "testing.fixed_length", "model.focal.kernel", "model.focal.chunk_frames",
+    "model.beam", "model.length_penalty", "model.max_output_length",
 }  # fmt: skip
 LOCK = ".lock"
 
