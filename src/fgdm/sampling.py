@@ -264,14 +264,20 @@ def generate_poses(
     batch_size: int = 32,
     progress: bool = False,
     eta: float | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[np.ndarray]:
-    """Samples one (S_i, J, 3) sequence per gloss-id list; ``frames=None`` uses the length head.
+    """Samples one (S_i, J, 3) sequence per gloss-id list; ``frames=None`` uses the length head. ``names`` (one
+    per list) name the sequences in errors.
 
     Batches in the given order, so results depend only on the seed and the inputs.
     """
     from tqdm.auto import tqdm
 
-    if frames is not None and not all(1 <= f <= MAX_FRAMES for f in frames):
+    bad = [i for i, f in enumerate(frames or []) if not 1 <= f <= MAX_FRAMES]
+    if bad and names is not None:  # references' lengths (gt): at least a frame each, so too long
+        raise ValueError(f"{len(bad)} sequence(s) longer than the {MAX_FRAMES} frames sampling allows, e.g. "
+                         f"{names[bad[0]]} ({frames[bad[0]]} frames); choose another --length")  # fmt: skip
+    if bad:
         raise ValueError(f"frame counts go from 1 to {MAX_FRAMES}, got {min(frames)} … {max(frames)}")
     loaded.model.diffusion.sampling_timesteps(steps)  # checks steps before any work
     model = loaded.model
@@ -302,9 +308,4 @@ def generate_for(
 ) -> list[np.ndarray]:
     """Samples one sequence per corpus sample, from its glosses (keyword arguments: :func:`generate_poses`'s)."""
     ids = loaded.vocab.encode_all([s.glosses for s in samples])
-    frames = length.frame_counts(samples)
-    long = [(s.name, f) for s, f in zip(samples, frames or [], strict=False) if f > MAX_FRAMES]
-    if long:
-        raise ValueError(f"{len(long)} sequence(s) longer than the {MAX_FRAMES} frames sampling allows, e.g. "
-                         f"{long[0][0]} ({long[0][1]} frames); choose another --length")  # fmt: skip
-    return generate_poses(loaded, ids, frames, **kwargs)
+    return generate_poses(loaded, ids, length.frame_counts(samples), names=[s.name for s in samples], **kwargs)

@@ -27,10 +27,12 @@ def refuse_unwritable(path: Path) -> None:
         raise ValueError(f"{path}: {parent} is a file, not a directory")
 
 
-def refuse_nonempty(out: Path, overwrite: bool) -> None:
-    """A directory that holds files is written into only with ``--overwrite``."""
+def refuse_nonempty(out: Path, overwrite: bool, what: str = "its splits") -> None:
+    """A directory that holds files is written into only with ``--overwrite`` (``what``: what it writes again)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file: --out is the directory to write")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"{out} is not empty: choose a new directory, or --overwrite to write its splits again")
+        raise ValueError(f"{out} is not empty: choose a new directory, or --overwrite to write {what} again")
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -200,10 +202,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from fgdm.sampling import CARD, export, load_for_sampling
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file: --out is the directory to write")
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        raise ValueError(f"{out} is not empty: choose a new directory, or --overwrite to write into it")
+    refuse_nonempty(out, args.overwrite, "the weights")
     report = read_report(args.report) if args.report else None  # checked before anything is written
     loaded = load_for_sampling(args.checkpoint)
     cfg = export(loaded, out, {"keep": "keep", "embedded": None}.get(args.data, args.data))

@@ -61,6 +61,14 @@ class PTSplit:
                 raise ValueError(f"{field} has {len(values)} entries but there are {n} poses")
 
 
+def refuse_repeats(path: Path | str, numbered: Sequence[tuple[int, str]], what: str) -> None:
+    """Refuses a value of ``numbered`` ((line, value) pairs) seen on an earlier line, naming both lines."""
+    first: dict[str, int] = {}
+    for line, value in numbered:
+        if first.setdefault(value, line) != line:
+            raise DataFormatError(path, line, f"the {what} {value!r} again (first on line {first[value]})")
+
+
 def text_lines(
     path: Path | str, missing: str = "file not found (a PT split needs .skels, .gloss, .text, .files)"
 ) -> list[str]:
@@ -169,12 +177,10 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
         if reserved:
             raise DataFormatError(paths["gloss"], i, f"{reserved[0]} is a vocabulary's own token, not a gloss")
         glosses.append(tokens)
-    first: dict[str, int] = {}
     for i, name in enumerate(lines["files"], start=1):
         if not name.strip():
             raise DataFormatError(paths["files"], i, "empty sequence name")
-        if first.setdefault(name, i) != i:
-            raise DataFormatError(paths["files"], i, f"the name {name!r} again (first on line {first[name]})")
+    refuse_repeats(paths["files"], list(enumerate(lines["files"], start=1)), "name")
     poses = [
         parse_skels_line(line, paths["skels"], i, num_joints)[::skip_frames]
         for i, line in enumerate(lines["skels"], start=1)

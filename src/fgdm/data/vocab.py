@@ -51,16 +51,14 @@ class Vocabulary:
     @classmethod
     def from_file(cls, path: Path | str) -> Vocabulary:
         """Reads one token a line (e.g. PHOENIX14T's ``src_vocab.txt``); errors name the file and the line."""
-        from fgdm.data.pt import DataFormatError, text_lines
+        from fgdm.data.pt import DataFormatError, refuse_repeats, text_lines
 
         path = Path(path)
         lines = [line.strip() for line in text_lines(path, "vocabulary file not found")]
-        first: dict[str, int] = {}
         for i, line in enumerate(lines, start=1):
             if len(line.split()) != 1:
                 raise DataFormatError(path, i, f"a vocabulary line holds exactly one token, got {line!r}")
-            if first.setdefault(line, i) != i:
-                raise DataFormatError(path, i, f"the token {line!r} again (first on line {first[line]})")
+        refuse_repeats(path, list(enumerate(lines, start=1)), "token")
         try:
             return cls(lines)
         except ValueError as err:

@@ -27,7 +27,7 @@ class EpochBatches(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         epoch, done = divmod(self.trainer.global_step, len(self.batches))
         self.batches.set_epoch(epoch)
-        return iter(self.batches._batches()[done:])
+        return iter(list(self.batches)[done:])
 
     def __len__(self) -> int:
         return len(self.batches)

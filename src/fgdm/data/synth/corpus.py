@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fgdm.data.corpus import Sample
-from fgdm.data.pt import DataFormatError, PTSplit, text_lines, write_split
+from fgdm.data.pt import DataFormatError, PTSplit, refuse_repeats, text_lines, write_split
 from fgdm.data.synth.grammar import Sentence, WeatherGrammar
 from fgdm.data.synth.lexicon import Lexicon, stable_rng
 from fgdm.data.synth.signer import SignAnimator, Signer
@@ -44,7 +44,7 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
     """
     path = Path(path)
     rows: list[CSVRow] = []
-    lines: dict[str, int] = {}  # each row's id → its line
+    lines: list[tuple[int, str]] = []  # each row's line and id
     # one row a line (QUOTE_NONE: no field spans lines), so the reader's rows keep the file's line numbers
     reader = csv.reader(text_lines(path, "file not found"), delimiter="|", quoting=csv.QUOTE_NONE)
     header = next(reader, None)
@@ -70,12 +70,11 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
         name = fields[idx["name"]].strip()
         if not name:
             raise DataFormatError(path, lineno, "empty id")
-        if name in lines:
-            raise DataFormatError(path, lineno, f"the id {name!r} again (first on line {lines[name]})")
-        lines[name] = lineno
+        lines.append((lineno, name))
         rows.append(CSVRow(name, fields[idx["signer"]], glosses, fields[idx["translation"]].strip()))
     if not rows:
         raise DataFormatError(path, None, "no rows after the header")
+    refuse_repeats(path, lines, "id")
     return rows
 
 
