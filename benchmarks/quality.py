@@ -23,6 +23,7 @@ seeds) and results/quality.png.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -98,18 +99,47 @@ def open_evaluator(data: Path, bt_path: Path, split: str, device: str = "cpu"):
     return Evaluator.open(bt_path, data, split, device=device)
 
 
+def same_reference(a: list[dict], b: list[dict]) -> bool:
+    """Whether two sets of reference rows (ground truth first) come from one back-translator on one split: the
+    ground truth's figures agree, within what another device's arithmetic may move them."""
+    ga, gb = a[0], b[0]
+    close = all(abs(ga[k] - gb[k]) <= 0.05 for k in ("wer", "bleu4", "rouge_l"))
+    return (
+        close
+        and ga["wer_counts"]["ref"] == gb["wer_counts"]["ref"]
+        and abs(ga["diversity"] - gb["diversity"]) <= (1e-3 * max(1.0, abs(ga["diversity"])))
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _refuse_other_reference(where: Path, rows: list[dict], known: list[dict], what: str, folder: Path) -> None:
+    if not same_reference(rows, known):
+        raise SystemExit(
+            f"{where}: scored by another back-translator or split than {what} (ground truth WER {known[0]['wer']} "
+            f"there, {rows[0]['wer']} here); rows scored by two must not share one table: move {folder} aside to "
+            "start afresh"
+        )
+
+
 def run(args: argparse.Namespace) -> None:
     dataset, work = args.dataset, Path(args.work).resolve() / args.dataset
     results = RESULTS / dataset
     results.mkdir(parents=True, exist_ok=True)
     data = prepare(dataset, Path(args.source), work)
     bt_path = backtranslator(dataset, data, work, args.bt_steps)
-    evaluator = None
-    if not (results / "reference.json").is_file():
-        evaluator = open_evaluator(data, bt_path, DATASETS[dataset]["split"])
+    evaluator, split, sha = None, DATASETS[dataset]["split"], _sha256(bt_path)
+    ref_path = results / "reference.json"
+    known = json.loads(ref_path.read_text()) if ref_path.is_file() else None
+    if known is None or known.get("backtranslator_sha256") != sha:  # a new folder, or a back-translator to check
+        evaluator = open_evaluator(data, bt_path, split)
         rows = evaluator.reference_rows(examples=False)
-        split = DATASETS[dataset]["split"]
-        (results / "reference.json").write_text(json.dumps({"split": split, "rows": rows}, indent=2) + "\n")
+        if known is not None:
+            _refuse_other_reference(ref_path, known["rows"], rows, f"the back-translator {bt_path}", results)
+        ref = {"split": split, "backtranslator_sha256": sha, "rows": rows}
+        ref_path.write_text(json.dumps(ref, indent=2) + "\n")
     chosen = args.rows.split(",") if args.rows else [name for name, _, _ in ROWS]
     for name in chosen:
         if name not in LABELS:
@@ -155,13 +185,22 @@ def collect(args: argparse.Namespace) -> None:
     with ``--at``, each of its points at those steps (one run file per budget: ``ROW-seedS-stepN.json``)."""
     results = RESULTS / args.dataset
     results.mkdir(parents=True, exist_ok=True)
-    for path in map(Path, args.curves):
-        doc = json.loads(path.read_text())
-        stem = doc["name"].removeprefix(f"{args.dataset}-")
-        row, _, seed = stem.rpartition("-s")
+    ref_path = results / "reference.json"
+    docs = {path: json.loads(path.read_text()) for path in map(Path, args.curves)}
+    # every curve, and the rows already here, scored by one back-translator: checked before anything is written
+    known = (ref_path, json.loads(ref_path.read_text())["rows"]) if ref_path.is_file() else None
+    for path, doc in docs.items():
+        row, _, seed = doc["name"].removeprefix(f"{args.dataset}-").rpartition("-s")
         if row not in LABELS or not seed.isdigit() or not doc["points"]:
             rows = ", ".join(LABELS)
             raise SystemExit(f"{path}: not a finished curve named {args.dataset}-ROW-sSEED with ROW in {rows}")
+        if doc["reference"]:
+            rows = [{k: v for k, v in r.items() if k != "examples"} for r in doc["reference"]]
+            if known is not None:
+                _refuse_other_reference(path, rows, known[1], str(known[0]), results)
+            known = known or (path, rows)
+    for path, doc in docs.items():
+        row, _, seed = doc["name"].removeprefix(f"{args.dataset}-").rpartition("-s")
         points = [p for p in doc["points"] if p["step"] in args.at] if args.at else doc["points"][-1:]
         for point in points:
             out = {k: v for k, v in point.items() if k not in ("step", "train_seconds", "eval_seconds")}
@@ -175,10 +214,9 @@ def collect(args: argparse.Namespace) -> None:
         if args.at and len(points) < len(args.at):
             missing = sorted(set(args.at) - {p["step"] for p in points})
             print(f"[{args.dataset}] {row} seed {seed}: no point at step {', '.join(map(str, missing))}")
-        if doc["reference"]:
-            rows = [{k: v for k, v in r.items() if k != "examples"} for r in doc["reference"]]
-            ref = {"split": doc["split"], "rows": rows}
-            (results / "reference.json").write_text(json.dumps(ref, indent=2, ensure_ascii=False) + "\n")
+    if known is not None and known[0] != ref_path:  # the first curve's reference rows, where none were here
+        ref = {"split": docs[known[0]]["split"], "rows": known[1]}
+        ref_path.write_text(json.dumps(ref, indent=2, ensure_ascii=False) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------- report

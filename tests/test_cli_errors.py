@@ -233,7 +233,7 @@ CASES = [
         1,
         ("training.lr", "0.5", "start a new run"),
     ),
-    Case("score against empty references", lambda c: _texts(c, "a b\n", "\n"), 1, ("no reference words",)),
+    Case("score against empty references", lambda c: _texts(c, "a b\n", "\n"), 1, ("r.txt:1: an empty reference",)),
     Case("score an empty file", lambda c: _texts(c, "", ""), 1, ("no sentences",)),
     Case("score a directory", lambda c: ["score", "--hyp", str(c.data), "--ref", str(c.data)], 1, ("is a directory",)),
     # --- one clear line instead of a traceback -------------------------------------------------

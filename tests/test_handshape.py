@@ -21,6 +21,14 @@ def poses():
     return [corpus[i].pose for i in range(6)]
 
 
+def _shrink_hands(pose: np.ndarray, factor: float) -> np.ndarray:
+    q = pose.copy()
+    for hand in (range(8, 29), range(29, 50)):
+        root = q[:, hand.start : hand.start + 1]
+        q[:, hand] = root + factor * (q[:, hand] - root)
+    return q
+
+
 def test_the_dtw_path_is_monotone_and_costs_what_dtw_cost_says():
     rng = np.random.default_rng(0)
     for n, m in ((1, 1), (1, 5), (7, 3), (12, 12)):
@@ -47,13 +55,7 @@ def test_ground_truth_scores_one_and_a_hundred(poses):
 
 
 def test_collapsed_fingers_are_caught(poses):
-    collapsed = []
-    for p in poses:
-        q = p.copy()
-        for hand in (range(8, 29), range(29, 50)):
-            root = q[:, hand.start : hand.start + 1]
-            q[:, hand] = root + 0.3 * (q[:, hand] - root)  # every hand shrunk towards its root
-        collapsed.append(q)
+    collapsed = [_shrink_hands(p, 0.3) for p in poses]  # every hand shrunk towards its root
     assert finger_length_ratio(collapsed, poses) == pytest.approx(0.3, rel=1e-6)
     # shrinking keeps the angles: the same hand shapes
     assert handshape_agreement(collapsed, poses) == pytest.approx(100.0)
@@ -72,3 +74,12 @@ def test_the_agreement_follows_the_sequence_not_its_speed(poses):
     slow = [np.repeat(p, 2, axis=0) for p in poses]  # every frame twice: DTW aligns it back
     assert handshape_agreement(slow, poses) == pytest.approx(100.0)
     assert frame_cost(slow[0], poses[0]).shape == (2 * len(poses[0]), len(poses[0]))
+
+
+def test_the_finger_ratio_does_not_count_frames(poses):
+    """Sequences of another length (a length head, --length N, another system) compare by their fingers."""
+    slow = [np.repeat(p, 2, axis=0) for p in poses]  # every frame twice: the same fingers
+    assert finger_length_ratio(slow, poses) == pytest.approx(1.0)
+    assert finger_length_ratio(poses, slow) == pytest.approx(1.0)
+    assert finger_length_ratio([_shrink_hands(p, 0.5) for p in slow], poses) == pytest.approx(0.5, rel=1e-6)
+    assert finger_length_ratio([p[:1] for p in poses], poses) == pytest.approx(1.0, abs=0.2)  # one frame each

@@ -103,6 +103,27 @@ def test_score_command(tmp_path, capsys):
     assert set(out) >= {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "wer"}
 
 
+def test_score_tokenises_as_evaluate_does_unless_as_is(tmp_path, capsys):
+    """evaluate lower-cases its references and splits punctuation off; score's figures compare with its."""
+    from fgdm.cli import main
+    from fgdm.data.pt import DataFormatError
+    from fgdm.evaluation.protocol import score_text_files
+
+    (tmp_path / "hyp.txt").write_text("es regnet heute im norden .\n")
+    (tmp_path / "ref.txt").write_text("Es regnet heute im Norden.\n")
+    args = ["score", "--hyp", str(tmp_path / "hyp.txt"), "--ref", str(tmp_path / "ref.txt")]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["bleu4"] == pytest.approx(100.0) and out["wer"] == 0 and out["tokenized"] is True
+    assert main([*args, "--as-is"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["wer"] == pytest.approx(60.0) and out["tokenized"] is False  # es≠Es, norden .≠Norden.
+    (tmp_path / "ref.txt").write_text("ein satz\n\n")
+    (tmp_path / "hyp.txt").write_text("ein satz\nnoch einer\n")
+    with pytest.raises(DataFormatError, match=r"ref\.txt:2: an empty reference"):
+        score_text_files(tmp_path / "hyp.txt", tmp_path / "ref.txt")
+
+
 def test_fid_does_not_pass_disp_which_scipy_1_18_removed(monkeypatch):
     """SciPy ≥ 1.18's sqrtm takes no ``disp``; the FID must work with that signature and with the one in use."""
     import scipy.linalg

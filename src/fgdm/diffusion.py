@@ -55,7 +55,8 @@ class Diffusion:
         device = torch.device(device)
         if device not in self._tables:
             visited = torch.tensor(self.sampling_timesteps(), device=device)
-            self._tables[device] = (self.alphas_cumprod.to(device), visited)
+            abar = self.alphas_cumprod.float() if device.type == "mps" else self.alphas_cumprod  # MPS has no float64
+            self._tables[device] = (abar.to(device), visited)
         return self._tables[device]
 
     def _abar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -269,7 +269,10 @@ def generate_poses(
     """Samples one (S_i, J, 3) sequence per gloss-id list; ``frames=None`` uses the length head. ``names`` (one
     per list) name the sequences in errors.
 
-    Batches in the given order, so results depend only on the seed and the inputs.
+    Batches of ``batch_size`` in the given order, one random generator seeded with ``seed`` for them all: the
+    same call gives the same poses, but a sequence's poses also depend on the sequences before it and beside it in
+    its batch (the noise is drawn for the batch, at its longest sequence's length). Sampled alone or with other
+    company, a sentence is another draw of the same model.
     """
     from tqdm.auto import tqdm
 

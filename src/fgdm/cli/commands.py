@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from fgdm.data.pt import DataFormatError, text_lines
+from fgdm.data.pt import DataFormatError
 
 
 def refuse_existing(paths: list[Path], overwrite: bool) -> None:
@@ -233,17 +233,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from fgdm.metrics.text import bleu, rouge_l, wer
+    from fgdm.evaluation.protocol import score_text_files
 
-    for path in (Path(args.hyp), Path(args.ref)):
-        if path.is_dir():
-            raise ValueError(f"{path}: is a directory, not a text file of sentences")
-    hyp, ref = text_lines(args.hyp, "file not found"), text_lines(args.ref, "file not found")
-    if not ref:
-        raise ValueError(f"{args.ref}: no sentences to score against")
-    if len(hyp) != len(ref):
-        raise ValueError(f"{args.hyp} has {len(hyp)} lines but {args.ref} has {len(ref)}")
-    w = wer(hyp, ref)
-    print(json.dumps({**{k: round(v, 4) for k, v in bleu(hyp, ref).items()}, "rouge_l": round(rouge_l(hyp, ref), 4),
-                      "wer": round(w.wer, 4), "wer_counts": w.as_dict(), "sentences": len(hyp)}, indent=2))  # fmt: skip
+    print(json.dumps(score_text_files(args.hyp, args.ref, tokenize=not args.as_is), indent=2))
     return 0

@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="BLEU-1..4, ROUGE-L and WER of two line-aligned text files (JSON)")
     p.add_argument("--hyp", required=True, help="hypotheses, one sentence per line")
     p.add_argument("--ref", required=True, help="references, one sentence per line")
+    p.add_argument("--as-is", action="store_true",
+                   help="score the lines as they are, split at whitespace (default: both sides lower-cased with "
+                   "punctuation split off, as evaluate treats its references)")  # fmt: skip
     p.set_defaults(func=commands.cmd_score)
 
     p = sub.add_parser("model", help="inspect models")

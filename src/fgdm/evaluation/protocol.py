@@ -20,6 +20,7 @@ import numpy as np
 
 from fgdm.data.corpus import Corpus, Sample
 from fgdm.data.io import load_hypotheses
+from fgdm.data.pt import DataFormatError, text_lines
 from fgdm.data.sources import build_corpus, open_corpus
 from fgdm.data.vocab import tokenize_text
 from fgdm.evaluation.backtranslation import LoadedBackTranslator, back_translate, load_backtranslator
@@ -46,6 +47,34 @@ class System:
 
     name: str
     poses: list[np.ndarray]
+
+
+def score_text_files(hyp_path: Path | str, ref_path: Path | str, tokenize: bool = True) -> dict:
+    """BLEU-1..4, ROUGE-L and WER of two line-aligned text files (``fgdm score``).
+
+    ``tokenize``: both sides lower-cased with punctuation split off (:func:`fgdm.data.vocab.tokenize_text`), as
+    ``fgdm evaluate`` treats its references, so the two commands' figures compare; False scores the lines as they
+    are, split at whitespace. An empty reference line is refused (it has nothing to score against); an empty
+    hypothesis is a system's output and scores what it scores.
+    """
+    paths = Path(hyp_path), Path(ref_path)
+    for path in paths:
+        if path.is_dir():
+            raise ValueError(f"{path}: is a directory, not a text file of sentences")
+    hyp, ref = (text_lines(path, "file not found") for path in paths)
+    if not ref:
+        raise ValueError(f"{ref_path}: no sentences to score against")
+    if len(hyp) != len(ref):
+        raise ValueError(f"{hyp_path} has {len(hyp)} lines but {ref_path} has {len(ref)}")
+    empty = next((i for i, line in enumerate(ref, 1) if not line.strip()), None)
+    if empty is not None:
+        raise DataFormatError(paths[1], empty, "an empty reference: every line needs the sentence to score against")
+    if tokenize:
+        hyp, ref = ([" ".join(tokenize_text(line)) for line in lines] for lines in (hyp, ref))
+    w = wer(hyp, ref)
+    return {**{k: round(v, 4) for k, v in bleu(hyp, ref).items()}, "rouge_l": round(rouge_l(hyp, ref), 4),
+            "wer": round(w.wer, 4), "wer_counts": w.as_dict(), "sentences": len(hyp),
+            "tokenized": tokenize}  # fmt: skip
 
 
 def mean_pose(train: Corpus, limit: int | None = 2000) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 Both read joint positions only, so they apply to any system's poses:
 
-- **finger bone-length ratio**: the summed length of every bone inside the hands (20 a hand) over
-  all frames of the generated sequences, divided by the same sum for the ground truth. Collapsed
-  fingers score far below 1, exploded ones above.
+- **finger bone-length ratio**: the mean length of a bone inside the hands (20 a hand) over all
+  frames of the generated sequences, divided by the same mean for the ground truth. Collapsed
+  fingers score far below 1, exploded ones above; sequences longer or shorter than the truth do not
+  move it (a mean per frame, not a sum).
 - **handshape agreement**: a finger's extension is its tip's distance from the hand root over the
   length of its chain (hand root → four joints → tip): 1 when straight. Each finger is *bent* below
   0.45, *curved* below 0.83, else *straight* (the valleys of the embedded language's distribution);
@@ -44,14 +45,20 @@ def finger_chains(skeleton: Skeleton = PT50) -> np.ndarray:
 
 
 def finger_length_ratio(hyps: Sequence[np.ndarray], refs: Sequence[np.ndarray], skeleton: Skeleton = PT50) -> float:
-    """Σ generated finger-bone lengths ÷ Σ true finger-bone lengths, over all frames of all sequences."""
+    """Mean generated finger-bone length ÷ mean true finger-bone length, each over all frames of all sequences.
+
+    A mean per frame, so a system that chooses its own lengths (a length head, ``--length N``, another
+    system's poses) is compared on its fingers, not on its number of frames.
+    """
     bones = np.asarray(finger_bones(skeleton))
 
-    def total(poses: Sequence[np.ndarray]) -> float:
-        return float(sum(np.linalg.norm(p[:, bones[:, 0]] - p[:, bones[:, 1]], axis=-1).sum() for p in poses if len(p)))
+    def mean(poses: Sequence[np.ndarray]) -> float:
+        frames = sum(len(p) for p in poses)
+        total = sum(np.linalg.norm(p[:, bones[:, 0]] - p[:, bones[:, 1]], axis=-1).sum() for p in poses if len(p))
+        return float(total) / frames if frames else float("nan")
 
-    ref = total(refs)
-    return total(hyps) / ref if ref > 0 else float("nan")
+    ref = mean(refs)
+    return mean(hyps) / ref if ref > 0 else float("nan")
 
 
 def finger_extension(pose: np.ndarray, skeleton: Skeleton = PT50) -> np.ndarray:

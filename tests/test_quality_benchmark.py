@@ -1,0 +1,53 @@
+"""benchmarks/quality.py: rows scored by two back-translators never share one table."""
+
+import argparse
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def quality(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("quality_benchmark", ROOT / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
+    return module
+
+
+def _curve(tmp_path: Path, name: str, gt_wer: float) -> Path:
+    ground_truth = {"system": "ground truth", "wer": gt_wer, "bleu4": 15.2, "rouge_l": 30.0, "diversity": 9.5,
+                    "wer_counts": {"sub": 1, "del": 2, "ins": 0, "ref": 100}}  # fmt: skip
+    point = {"step": 300, "train_seconds": 60.0, "eval_seconds": 5.0, "wer": 50.0, "bleu4": 5.0}
+    reference = [ground_truth, {**copy.deepcopy(ground_truth), "system": "mean pose"}]
+    doc = {"name": name, "split": "test", "machine": "cpu", "config": {"training": {"batch_size": 16}},
+           "reference": reference, "points": [point]}  # fmt: skip
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _collect(quality, *curves: Path) -> None:
+    quality.collect(argparse.Namespace(dataset="phoenix-synth", curves=[str(c) for c in curves], at=None))
+
+
+def test_collect_refuses_curves_of_two_back_translators_before_writing(quality, tmp_path):
+    a, b = _curve(tmp_path, "phoenix-synth-full-s0", 12.99), _curve(tmp_path, "phoenix-synth-full-s1", 30.0)
+    with pytest.raises(SystemExit, match="another back-translator"):
+        _collect(quality, a, b)
+    assert not list((tmp_path / "results" / "phoenix-synth").iterdir())  # nothing written
+
+
+def test_collect_keeps_one_reference_and_refuses_a_later_curve_of_another(quality, tmp_path):
+    _collect(quality, _curve(tmp_path, "phoenix-synth-full-s0", 12.99), _curve(tmp_path, "phoenix-synth-full-s1", 13.0))
+    folder = tmp_path / "results" / "phoenix-synth"
+    assert json.loads((folder / "reference.json").read_text())["rows"][0]["wer"] == 12.99
+    assert {p.name for p in folder.iterdir()} == {"reference.json", "full-seed0.json", "full-seed1.json"}
+    with pytest.raises(SystemExit, match=r"reference\.json"):
+        _collect(quality, _curve(tmp_path, "phoenix-synth-full-s2", 25.0))
+    assert not (folder / "full-seed2.json").exists()
