@@ -472,3 +472,13 @@ def test_ctrl_c_stops_training_with_130_and_keeps_the_last_checkpoint(tmp_path) 
     assert proc.returncode == 130, err
     assert "interrupted" in err and (out / "checkpoints" / "last.ckpt").is_file()
     assert not (out / ".lock").exists()
+
+
+def test_a_reader_that_stops_early_gets_no_error_line() -> None:
+    """``fgdm … | head``: a closed pipe ends the command quietly, without a 'Broken pipe' error."""
+    cmd = [sys.executable, "-m", "fgdm.cli", "model", "summary", TINY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the command writes anything
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert "Broken pipe" not in err and "Traceback" not in err, err

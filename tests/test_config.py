@@ -50,6 +50,12 @@ def test_bad_values_are_rejected_with_the_valid_choices(overrides, message):
     assert "tiny.yaml" in str(err.value) or "--set" in str(err.value)
 
 
+def test_an_unknown_section_in_a_set_is_blamed_on_the_set():
+    with pytest.raises(ConfigError) as err:
+        load_config("configs/tiny.yaml", ["bogus.key=1"])
+    assert str(err.value).startswith("--set bogus.key=1: unknown key 'bogus'")
+
+
 def test_overrides_are_typed_by_yaml():
     cfg = load_config("configs/paper.yaml", ["model.focal.enabled=false", "training.lr=3e-4", "data.path=/x"])
     assert cfg.model.focal.enabled is False and cfg.training.lr == 3e-4 and cfg.data.path == "/x"

@@ -202,3 +202,13 @@ def test_evaluate_refuses_one_sequence_and_warns_of_two_languages(trained, backt
         from fgdm.evaluation.protocol import evaluate
 
         evaluate(bt, trained / "checkpoints" / "last.ckpt", split="test", limit=2)
+
+
+def test_a_checkpoint_of_the_other_kind_is_named_as_such(trained, backtranslator):
+    from fgdm.evaluation.backtranslation import load_backtranslator
+    from fgdm.sampling import load_for_sampling
+
+    with pytest.raises(ValueError, match="a back-translator's checkpoint, not a generator's"):
+        load_for_sampling(backtranslator)
+    with pytest.raises(ValueError, match="a generator's checkpoint, not a back-translator's"):
+        load_backtranslator(trained / "checkpoints" / "last.ckpt")

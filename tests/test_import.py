@@ -10,7 +10,7 @@ from fgdm.data.holistic import BODY33, BODY_LIMBS, HAND21, HAND_LIMBS
 from fgdm.data.synth.corpus import SynthCorpus
 
 
-def write_holistic(path, pose_pt, width=640, height=480, fps=25.0, drop=()):
+def write_holistic(path, pose_pt, width=640, height=480, fps=25.0, drop=(), depth=0):
     """A Holistic .pose as video_to_pose writes it (pixels, MediaPipe z, face and world components, depth 0),
     built with pose-format itself from a PT sequence: neck at (320, 200), 250 px per PT unit. ``drop``: (frame,
     component, point) made undetected (confidence 0)."""
@@ -42,10 +42,24 @@ def write_holistic(path, pose_pt, width=640, height=480, fps=25.0, drop=()):
         conf[frame, 0, names[f"{comp}/{point}"]] = 0
         data[frame, 0, names[f"{comp}/{point}"]] = 0
     parts = [PoseHeaderComponent(n, list(pts), limbs, [(255, 0, 0)], "XYZC") for n, pts, limbs in comps]
-    header = PoseHeader(0.2, PoseHeaderDimensions(width, height, 0), parts)
+    header = PoseHeader(0.2, PoseHeaderDimensions(width, height, depth), parts)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as f:
         Pose(header, NumPyPoseBody(fps=fps, data=data, confidence=conf)).write(f)
+
+
+def test_a_square_1000_pixel_holistic_file_is_normalised_not_taken_for_fgdms_own(tmp_path):
+    """fgdm writes a 1000-cubed canvas; MediaPipe's files of a square 1000-pixel video can have that header too.
+    Theirs carry the points PT lacks (hips, a face), and are normalised as any other."""
+    from fgdm.data.io import load_pose, save_pose
+
+    pose = SynthCorpus(1, "train", seed=4)[0].pose
+    write_holistic(tmp_path / "square.pose", pose, width=1000, height=1000, depth=1000)
+    got = load_pose(tmp_path / "square.pose")
+    assert np.abs(got[:, 1]).max() < 1e-3  # the neck at the origin
+    assert np.linalg.norm(got[:, 2] - got[:, 5], axis=-1).mean() == pytest.approx(0.334, abs=0.01)
+    own = load_pose(save_pose(tmp_path / "own.pose", pose))  # fgdm's own: read back as written
+    np.testing.assert_allclose(own, pose, atol=2e-4)
 
 
 @pytest.fixture

@@ -108,6 +108,27 @@ def test_hypotheses_are_brought_to_the_references_frame_rate(tmp_path):
         load_hypotheses(posed, "test", ["s0", "s1"], fps=25.0)
 
 
+def test_npy_hypotheses_as_long_as_the_references_ask_for_their_rate(tmp_path):
+    """A model's output saved as .npy is at the references' rate; taken as the data's 25 fps, it would be cut to
+    half its frames and scored as a much worse system, silently."""
+    from fgdm.data.io import load_hypotheses
+    from fgdm.data.pt import DataFormatError
+
+    refs = [p[::2] for p in _refs(3)]  # the references at 12.5 fps
+    lengths = [len(p) for p in refs]
+    for i, p in enumerate(refs):
+        save_npy(tmp_path / "model" / f"s{i}.npy", p)
+    with pytest.raises(DataFormatError, match=r"carry no frame rate.*median length ratio 1\.00.*test\.fps"):
+        load_hypotheses(tmp_path / "model", "test", ["s0", "s1", "s2"], fps=12.5, lengths=lengths)
+    (tmp_path / "model" / "test.fps").write_text("12.5\n")
+    got = load_hypotheses(tmp_path / "model", "test", ["s0", "s1", "s2"], fps=12.5, lengths=lengths)
+    assert [len(p) for p in got] == lengths
+    for i, p in enumerate(_refs(3)):  # at the data's 25 fps: twice as long, brought down as before
+        save_npy(tmp_path / "native" / f"s{i}.npy", p)
+    got = load_hypotheses(tmp_path / "native", "test", ["s0", "s1", "s2"], fps=12.5, lengths=lengths)
+    assert [len(p) for p in got] == lengths
+
+
 def test_hypotheses_are_matched_by_their_path_to_names_in_folders(tmp_path):
     from fgdm.data.io import load_hypotheses
     from fgdm.data.pt import DataFormatError
@@ -148,3 +169,51 @@ def test_render_plays_its_inputs_at_their_own_frame_rate(tmp_path, capsys):
     assert main(["render", str(tmp_path / "slow.pose"), str(tmp_path / "fast.pose"), "--out",
                  str(tmp_path / "y.gif")]) == 1  # fmt: skip
     assert "frame rates differ" in capsys.readouterr().err and not (tmp_path / "y.gif").exists()
+
+
+@pytest.mark.parametrize("fps", [8.33, 12.5, 25, 30, 60, 100, 240])
+def test_gifs_keep_time_at_any_rate(tmp_path, fps):
+    """GIF delays are hundredths of a second and browsers play those under 2 as 10: above 50 fps frames are
+    dropped, and delays alternate so that the whole plays at the rate asked."""
+    from PIL import Image
+
+    from fgdm.render import gif_timing
+
+    pose = SynthCorpus(1, "test", seed=0)[0].pose[:30]
+    path = save_animation(tmp_path / "a.gif", pose, fps=fps)
+    delays = []
+    with Image.open(path) as im:
+        for i in range(im.n_frames):
+            im.seek(i)
+            delays.append(im.info["duration"])
+    assert min(delays) >= 20 and len(delays) == len(gif_timing(len(pose), fps)[0])
+    assert sum(delays) == pytest.approx(1000 * len(pose) / fps, abs=10 * max(1, fps // 50))
+
+
+def test_an_animation_rate_out_of_range_is_refused_before_writing(tmp_path):
+    pose = SynthCorpus(1, "test", seed=0)[0].pose[:5]
+    for fps, suffix in ((0.001, ".gif"), (1e-9, ".mp4"), (5000.0, ".gif"), (float("nan"), ".gif")):
+        with pytest.raises(ValueError, match=r"an animation plays at 0\.01 to 1000"):
+            save_animation(tmp_path / f"x{suffix}", pose, fps=fps)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_pose_file_is_not_written_at_a_rate_no_reader_takes(tmp_path):
+    pose = SynthCorpus(1, "test", seed=0)[0].pose[:5]
+    for fps in (0.0, -25.0, float("nan")):
+        with pytest.raises(ValueError, match="frames per second > 0"):
+            save_pose(tmp_path / "a.pose", pose, fps=fps)
+    assert not (tmp_path / "a.pose").exists()
+
+
+def test_titles_draw_umlauts_not_boxes():
+    """Glosses and names such as SÜD: the title font has the letters (Pillow's built-in one draws boxes)."""
+    from fgdm.render import title_font
+
+    font = title_font()
+
+    def glyph(text: str) -> bytes:
+        return bytes(font.getmask(text))
+
+    assert glyph("Ü") != glyph("\U000f0000")  # a private-use character no font draws: the missing-glyph box
+    assert glyph("ü") != glyph("u")

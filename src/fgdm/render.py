@@ -6,6 +6,10 @@ The PT convention mirrors x against the image; we un-mirror it so the signer fac
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import itertools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +36,22 @@ def _bone_colours(skeleton: Skeleton) -> list[tuple[int, int, int]]:
     return colours
 
 
+@functools.cache
+def title_font(size: int = 11) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """DejaVu Sans where the system (or matplotlib) has it, for titles with umlauts and accents (SÜD, über);
+    Pillow's built-in font, which draws those as boxes, where neither has."""
+    candidates = ["DejaVuSans.ttf"]  # Pillow looks it up in the system's font folders
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidates.append(str(Path(folder) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"))
+    for candidate in candidates:
+        try:
+            return ImageFont.truetype(candidate, size)
+        except OSError:
+            continue
+    return ImageFont.load_default()
+
+
 class Renderer:
     """Draws (J, 3) poses into RGB frames.
 
@@ -52,7 +72,7 @@ class Renderer:
         self._bones = np.asarray(skeleton.bones)
         self._colours = _bone_colours(skeleton)
         self._hand_bone = np.array([c >= skeleton.hands.start for c, _ in skeleton.bones])
-        self._font = ImageFont.load_default()
+        self._font = title_font()
 
     def to_pixels(self, pose: np.ndarray) -> np.ndarray:
         """(J, 3) pose → (J, 2) pixel coordinates (x un-mirrored, y down)."""
@@ -100,6 +120,23 @@ class Renderer:
         return out
 
 
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # a GIF's longest frame delay is 655.35 s
+
+
+def gif_timing(n: int, fps: float) -> tuple[list[int], list[int]]:
+    """The frames a GIF keeps and their delays in milliseconds, so that it plays at ``fps``.
+
+    GIF delays are whole hundredths of a second, and browsers play delays under 2 hundredths as 10: above 50
+    fps every k-th frame is kept (k = ⌈fps / 50⌉). Each frame's delay is the difference of its rounded start
+    times, so delays of 3 and 4 hundredths alternate at 30 fps and the whole keeps time.
+    """
+    k = max(1, math.ceil(fps / 50 - 1e-9))
+    keep = list(range(0, n, k))
+    rate = fps / k
+    starts = [round(100 * i / rate) for i in range(len(keep) + 1)]
+    return keep, [10 * (b - a) for a, b in itertools.pairwise(starts)]
+
+
 def save_animation(
     path: Path | str,
     sequences: np.ndarray | Sequence[np.ndarray],
@@ -116,11 +153,14 @@ def save_animation(
     for k, seq in enumerate(sequences):
         if seq.ndim != 3 or seq.shape[-1] != 3:
             raise ValueError(f"sequence {k} has shape {seq.shape}, expected (S, J, 3)")
+    suffix = path.suffix.lower()
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise ValueError(f"{path}: {fps:g} frames per second; an animation plays at {MIN_FPS:g} to {MAX_FPS:g}")
     frames = (renderer or Renderer()).frames(list(sequences), titles)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
     if suffix == ".gif":
-        iio.imwrite(path, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
+        keep, durations = gif_timing(len(frames), fps)
+        iio.imwrite(path, np.stack([frames[i] for i in keep]), extension=".gif", duration=durations, loop=0)
     elif suffix == ".mp4":
         iio.imwrite(path, np.stack(frames), extension=".mp4", fps=fps, codec="libx264", macro_block_size=8)
     else:
@@ -170,7 +210,7 @@ def save_contact_sheet(
     if title:
         canvas = Image.new("RGB", (img.width, img.height + 18), _BACKGROUND)
         canvas.paste(img, (0, 18))
-        ImageDraw.Draw(canvas).text((6, 3), title, fill=(0, 0, 0), font=ImageFont.load_default())
+        ImageDraw.Draw(canvas).text((6, 3), title, fill=(0, 0, 0), font=title_font())
         img = canvas
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -93,7 +93,10 @@ class LengthMode:
         if self.kind == "fixed":
             return [int(self.frames)] * (len(samples) if samples is not None else int(n or 0))  # type: ignore[arg-type]
         if samples is None:
-            raise ValueError("length gt needs ground truth: give reference samples, or use predicted or N frames")
+            raise ValueError(
+                "length gt takes each length from a reference sequence (--split has them): for a "
+                "sentence without one, use --length predicted or a frame count (--length N)"
+            )
         return [len(s.pose) for s in samples]
 
     def __str__(self) -> str:
@@ -156,12 +159,18 @@ def load_for_sampling(
         raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     path = pretrained_path() if path is None else Path(path)
     if path.is_dir() or path.suffix == ".safetensors":
+        if not use_ema:
+            raise ValueError(f"{path}: exported weights are one set (the EMA's, where training kept one): raw "
+                             "weights (--no-ema) come from the training checkpoint (.ckpt)")  # fmt: skip
         directory = path if path.is_dir() else path.parent
         cfg, vocab, state, step = _read_inference(directory)
     else:
         ckpt = read_checkpoint(path)
+        hp = ckpt["hyper_parameters"]
+        if isinstance(hp, dict) and "text_vocab" in hp and "vocab" not in hp:
+            raise ValueError(f"{path}: a back-translator's checkpoint, not a generator's (it belongs to evaluate "
+                             "--backtranslator)")  # fmt: skip
         try:
-            hp = ckpt["hyper_parameters"]
             cfg, vocab = from_dict(hp["config"]), Vocabulary(hp["vocab"])
         except (KeyError, TypeError, ValueError) as err:  # a foreign or damaged checkpoint, or an invalid config
             raise ValueError(f"{path}: not an fgdm checkpoint ({type(err).__name__}: {err})") from None
@@ -276,6 +285,11 @@ def generate_poses(
     """
     from tqdm.auto import tqdm
 
+    if frames is not None and len(frames) != len(glosses):
+        raise ValueError(f"{len(frames)} frame counts for {len(glosses)} gloss sequences")
+    empty = next((i for i, ids in enumerate(glosses) if len(ids) == 0), None)
+    if empty is not None:
+        raise ValueError(f"gloss sequence {names[empty] if names is not None else empty} is empty: nothing to sign")
     bad = [i for i, f in enumerate(frames or []) if not 1 <= f <= MAX_FRAMES]
     if bad and names is not None:  # references' lengths (gt): at least a frame each, so too long
         raise ValueError(f"{len(bad)} sequence(s) longer than the {MAX_FRAMES} frames sampling allows, e.g. "

@@ -152,6 +152,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         tokens = args.gloss.split()
         if not tokens:
             raise ValueError("--gloss is empty")
+        if out.suffix.lower() not in (".npy", ".pose", ".gif", ".mp4"):
+            raise ValueError(f"{out}: --gloss writes a .npy, .pose, .gif or .mp4 file")
     loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema, precision=args.precision)
     if args.gloss is not None:
         loaded.vocab.require_known(tokens, "--gloss")

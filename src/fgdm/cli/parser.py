@@ -95,7 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="inspect data directories")
     dsub = p.add_subparsers(dest="data_command", required=True)
     for name in ("check", "stats"):
-        q = dsub.add_parser(name, help="validate every split and print statistics as JSON")
+        q = dsub.add_parser(
+            name,
+            help="validate every split and print statistics as JSON"
+            + (" (the same as data check)" if name == "stats" else ""),
+        )
         q.add_argument("dir", help="a PT-format directory or a synthetic manifest directory")
         q.add_argument("--split", action="append", help="only this split (repeatable)")
         q.add_argument("--skip-frames", type=_positive_int, default=1, help="keep every k-th frame (default 1)")
@@ -136,7 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length", type=_length, default=None,
                    help="gt | predicted | N frames (default: the checkpoint config's testing.length, gt in fgdm's "
                    "configs, which --gloss, having no reference, takes as predicted)")  # fmt: skip
-    p.add_argument("--render", type=_count, default=0, help="also render the first N as generated-vs-truth GIFs")
+    p.add_argument(
+        "--render",
+        type=_count,
+        default=0,
+        help="also render the first N as generated-vs-truth GIFs and PNG contact sheets",
+    )
     p.add_argument("--no-ema", action="store_true", help="sample with the raw weights even if EMA weights exist")
     p.add_argument("--out", required=True, help="a .npy/.pose/.gif/.mp4 file (--gloss) or a directory (--split)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier output (never the data's own files)")
@@ -144,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_generate)
 
     p = sub.add_parser("export", help="a training checkpoint → inference weights (safetensors, config, vocabulary)")
-    p.add_argument("checkpoint", help="a training checkpoint (.ckpt); its EMA weights when it has them")
+    p.add_argument("checkpoint", help="a training checkpoint (.ckpt; its EMA weights when it has them) or an "
+                   "exported directory")  # fmt: skip
     p.add_argument("--out", required=True, help="the directory to write (new or empty, unless --overwrite)")
     p.add_argument("--data", default="keep", help="the training data the config records: keep (as trained), "
                    "embedded (the embedded language, also when it was written to files first) or a path")  # fmt: skip
@@ -168,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gt | predicted | N (default: the checkpoint config's testing.length, gt in fgdm's "
                    "configs)")  # fmt: skip
     p.add_argument("--hyp", action="append", help="poses of another system, matched to the split by name: a PT "
-                   "directory (.files) or a folder of .npy/.pose files named like the split (repeatable)")  # fmt: skip
+                   "directory (.files) or a folder of .npy/.pose files named like the split (repeatable); "
+                   ".skels/.npy count as 25 fps unless SPLIT.fps beside them says their rate")  # fmt: skip
     p.add_argument("--out", required=True, help="report path without suffix: writes .json, .md and .html")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     _sampling(p)

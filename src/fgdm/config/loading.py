@@ -196,6 +196,7 @@ def load_config(
         text = str(err)
         for override in reversed(list(overrides or [])):  # the last --set of the key is the value that counts
             key = override.split("=", 1)[0].strip()
-            if text.startswith(f"{key}:") or f"'{key}'" in text:
+            parts = key.split(".")  # an unknown section names only its first part: 'bogus' of bogus.key
+            if text.startswith(f"{key}:") or any(f"'{'.'.join(parts[:i])}'" in text for i in range(1, len(parts) + 1)):
                 raise ConfigError(f"--set {override}: {text}") from None
         raise ConfigError(f"{where}: {text}" if where else text) from None

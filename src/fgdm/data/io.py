@@ -32,6 +32,8 @@ def save_pose(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps
 
     if skeleton is not PT50:
         raise ValueError("the .pose export maps the PT 50-joint skeleton onto Holistic's points")
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"{path}: frame rate {fps} (frames per second > 0), which no reader would take")
     data, conf = holistic.to_holistic(_check(pose, skeleton))
     size = holistic.CANVAS
     header = PoseHeader(0.2, PoseHeaderDimensions(size, size, size), holistic.components())
@@ -82,7 +84,11 @@ def read_pose_report(path: Path | str, skeleton: Skeleton = PT50):
         missing = [n for n in need if n not in names]
         if missing:
             raise DataFormatError(path, None, f"a Holistic file without {missing[:3]}")
-        exact = (dims.width, dims.height, dims.depth) == (holistic.CANVAS,) * 3
+        # fgdm's own files: its canvas, and no confidence on the points PT lacks (eyes, hips, legs, a face); a
+        # square 1000-pixel video of MediaPipe's has those points too, and is normalised as any other
+        unused = np.ones(conf.shape[2], dtype=bool)
+        unused[[names[n] for n in need]] = False
+        exact = (dims.width, dims.height, dims.depth) == (holistic.CANVAS,) * 3 and not conf[:, 0, unused].any()
         try:
             got = holistic.from_holistic(data[:, 0, :, :3], conf[:, 0], names, dims.width, dims.depth, fps, exact)
         except ValueError as err:
@@ -190,6 +196,7 @@ def load_hypotheses(
     source_fps: float = FPS,
     allow_extra: bool = False,
     skeleton: Skeleton = PT50,
+    lengths: Sequence[int] | None = None,
 ) -> list[np.ndarray]:
     """Another system's poses for the references ``names``, in their order, at the references' ``fps``.
 
@@ -199,7 +206,10 @@ def load_hypotheses(
     a ``.pose`` file's own; else ``{split}.fps`` beside the files (``fgdm generate`` writes it); else
     ``source_fps``, the rate of the data's own files (25 for PT). A sequence at k times ``fps`` keeps every k-th
     frame, as the references did. Missing names are an error, and extra ones unless ``allow_extra`` (a
-    ``--limit``-ed evaluation).
+    ``--limit``-ed evaluation). ``lengths``, the references' frame counts, catch files whose rate was taken as
+    ``source_fps`` but which are as long as the references: at their rate already (``save_sequence``'s ``.npy``
+    of a model's output), which keeping every k-th frame would cut to 1/k. That is refused, asking for
+    ``{split}.fps``.
     """
     from fgdm.data.pt import read_split
 
@@ -211,16 +221,29 @@ def load_hypotheses(
     if (path / f"{split}.skels").is_file():
         data = read_split(path, split, num_joints=skeleton.num_joints)
         found = {name: (pose, given) for name, pose in zip(data.names, data.poses, strict=True)}  # names: unique
+        unrated = set(found)
     else:
+        unrated = set()  # files whose rate is not their own (.npy)
         for key, f in _hypothesis_files(path, split, names):
             if key in found:
                 raise DataFormatError(f, None, f"a second file for the name {key!r}")
             found[key] = read_pose(f, skeleton) if f.suffix.lower() == ".pose" else (load_npy(f, skeleton), given)
+            unrated |= set() if f.suffix.lower() == ".pose" else {key}
     missing = [n for n in names if n not in found]
     extra = [] if allow_extra else sorted(set(found) - set(names), key=str)
     if missing or extra:
         raise DataFormatError(path, None, f"its names do not match the {split} split's: missing {missing[:5]} "
                               f"({len(missing)} in all), extra {extra[:5]} ({len(extra)} in all)")  # fmt: skip
+    step = round(source_fps / fps) if source_fps >= fps else 1
+    kept = [(len(found[n][0]), n_ref) for n, n_ref in zip(names, lengths or (), strict=False) if n in unrated]
+    if not (path / f"{split}.fps").is_file() and step > 1 and kept:
+        ratio = float(np.median([n / max(n_ref, 1) for n, n_ref in kept]))
+        if 0.8 <= ratio <= 1.25:  # as long as the references before every k-th frame is kept: at their rate
+            raise DataFormatError(path, None, f"its {split} files carry no frame rate, so they count as the data's "
+                                  f"{source_fps:g} fps and would keep every {step}th frame; but they are as long as "
+                                  f"the references at {fps:g} fps (median length ratio {ratio:.2f}): write their rate "
+                                  f"into {path / f'{split}.fps'} ({fps:g} if they are at the references' rate, "
+                                  f"{source_fps:g} if at the data's)")  # fmt: skip
     out = []
     for name in names:
         pose, rate = found[name]

@@ -31,8 +31,11 @@ class LoadedBackTranslator:
 def load_backtranslator(path: Path | str, device: str | torch.device = "cpu") -> LoadedBackTranslator:
     """The frozen evaluator from its checkpoint (eval mode, no gradients)."""
     ckpt = read_checkpoint(path, "back-translator checkpoint")
+    hp = ckpt["hyper_parameters"]
+    if isinstance(hp, dict) and "vocab" in hp and "text_vocab" not in hp:
+        raise ValueError(f"{path}: a generator's checkpoint, not a back-translator's (fgdm backtranslator train "
+                         "makes one)")  # fmt: skip
     try:
-        hp = ckpt["hyper_parameters"]
         cfg = from_dict(hp["config"], BackTranslatorConfig)
         gv, tv = Vocabulary(hp["gloss_vocab"]), Vocabulary(hp["text_vocab"])
     except (KeyError, TypeError, ValueError) as err:  # a generator's or a damaged checkpoint

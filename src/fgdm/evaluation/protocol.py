@@ -268,7 +268,9 @@ def evaluate(
     ev = Evaluator.open(backtranslator, data, split, limit, device, batch_size, progress)
     names, fps = [s.name for s in ev.samples], 25.0 / ev.skip_frames
     # the other systems first: a mismatch fails before the sampling
-    others = [System(Path(h).name, load_hypotheses(h, split, names, fps, allow_extra=limit is not None))
+    lengths = [len(s.pose) for s in ev.samples]
+    others = [System(Path(h).name, load_hypotheses(h, split, names, fps, allow_extra=limit is not None,
+                                                   lengths=lengths))
               for h in hypotheses]  # fmt: skip
     systems = []
     if checkpoint is not None:

@@ -101,6 +101,10 @@ def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
     return json_path, md_path, html_path
 
 
+def _layers(n: int) -> str:
+    return f"{n} layer{'' if n == 1 else 's'}"
+
+
 def model_card(name: str, cfg: dict, step: int, vocab_size: int, report: dict | None = None, how: str = "") -> str:
     """A model card (Markdown) for exported weights: what they are, how they were trained, what they score."""
     t, d = cfg["training"], cfg["data"]
@@ -116,8 +120,8 @@ def model_card(name: str, cfg: dict, step: int, vocab_size: int, report: dict | 
              f"- data: {data}; {vocab_size - 4} glosses in the vocabulary",
              f"- steps: {step} at batch {t['batch_size']}, learning rate {t['lr']} (warm-up {t['warmup_steps']}), "
              f"{'no EMA' if t['ema_decay'] is None else 'EMA ' + str(t['ema_decay'])}, seed {t['seed']}",
-             f"- model: width {cfg['model']['width']}, Focal {cfg['model']['focal']['layers']} layers, General "
-             f"{cfg['model']['general']['layers']} layers; {cfg['diffusion']['sampling_steps']} DDIM steps",
+             f"- model: width {cfg['model']['width']}, Focal {_layers(cfg['model']['focal']['layers'])}, General "
+             f"{_layers(cfg['model']['general']['layers'])}; {cfg['diffusion']['sampling_steps']} DDIM steps",
              "- the full resolved config is in config.json"]  # fmt: skip
     if how:
         lines += [f"- how: {how}"]
