@@ -165,8 +165,11 @@ def test_render_plays_its_inputs_at_their_own_frame_rate(tmp_path, capsys):
     assert ms(str(tmp_path / "slow.pose")) == 80 and ms(str(tmp_path / "fast.pose")) == 40
     assert ms(str(tmp_path / "a.npy"), str(tmp_path / "slow.pose")) == 80  # a .npy says no rate
     assert ms(str(tmp_path / "a.npy")) == 40 and ms(str(tmp_path / "fast.pose"), "--fps", "10") == 100
-    capsys.readouterr()
-    assert main(["render", str(tmp_path / "slow.pose"), str(tmp_path / "fast.pose"), "--out",
+    # a model's 12.5 fps output beside its 25 fps data: the faster keeps every second frame, both play as recorded
+    assert ms(str(tmp_path / "slow.pose"), str(tmp_path / "fast.pose")) == 80
+    assert "6 frames at 12.5 fps" in capsys.readouterr().out
+    save_pose(tmp_path / "odd.pose", pose, fps=30.0)
+    assert main(["render", str(tmp_path / "fast.pose"), str(tmp_path / "odd.pose"), "--out",
                  str(tmp_path / "y.gif")]) == 1  # fmt: skip
     assert "frame rates differ" in capsys.readouterr().err and not (tmp_path / "y.gif").exists()
 

@@ -500,6 +500,14 @@ def test_export_checks_its_report_before_writing_anything(trained, tmp_path, cap
         err = capsys.readouterr().err
         assert f"r.json: not an fgdm evaluate report.json ({says}" in err, err
         assert not (tmp_path / "e").exists()
+    row = {"system": "FGDM", "bleu1": 1.0, "bleu4": 1.0, "rouge_l": 1.0, "wer": 90.0, "fid": 1.0, "diversity": 1.0,
+           "dtw_mje": {"all": 1.0, "body": 1.0, "hands": 1.0}}  # fmt: skip
+    report = {"sequences": 8, "rows": [row], "meta": {"checkpoint": str(tmp_path / "other.ckpt")}}
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    with pytest.warns(UserWarning, match="other.ckpt, not .*last.ckpt: its table describes that one"):
+        assert main(["export", ckpt, "--out", str(tmp_path / "e"), "--report", str(tmp_path / "r.json")]) == 0
+    assert main(["export", ckpt, "--out", str(tmp_path / "f"), "--data", str(tmp_path / "nowhere")]) == 1
+    assert "nowhere: data directory not found" in capsys.readouterr().err
 
 
 def test_weights_that_do_not_fit_their_config_say_where(tmp_path):

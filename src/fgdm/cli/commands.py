@@ -68,7 +68,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from fgdm.data.sources import MANIFEST, open_corpus
     from fgdm.render import save_animation
 
-    sequences, titles, rates = [], [], {}  # rates: input → its frame rate, where it says (None: it does not)
+    sequences, titles, rates = [], [], []  # rates: (input, its frame rate where it says one, else None)
     for spec in map(Path, args.inputs):
         if spec.is_dir():
             corpus = open_corpus(spec, args.split)
@@ -76,15 +76,17 @@ def cmd_render(args: argparse.Namespace) -> int:
                 raise ValueError(f"--index {args.index} out of range ({len(corpus)} sequences in {args.split})")
             sample = corpus[args.index]
             sequences.append(sample.pose)
-            titles.append(" ".join(sample.glosses)[:60])
-            rates[str(spec)] = FPS if (spec / MANIFEST).is_file() else read_frame_rate(spec, args.split, FPS)
+            titles.append(f"{spec.name}: {' '.join(sample.glosses)}"[:60])
+            rates.append((str(spec), FPS if (spec / MANIFEST).is_file() else read_frame_rate(spec, args.split, FPS)))
         elif not spec.exists():
             raise DataFormatError(spec, None, "file not found")
         else:
-            pose, rates[str(spec)] = load_any_with_rate(spec)
+            pose, rate = load_any_with_rate(spec)
             sequences.append(pose)
+            rates.append((str(spec), rate))
             titles.append(spec.name)
-    fps = args.fps or playback_rate(rates)
+    fps, steps = (args.fps, [1] * len(rates)) if args.fps else playback_rate(rates)
+    sequences = [s[::k] for s, k in zip(sequences, steps, strict=True)]
     refuse_unwritable(Path(args.out))
     refuse_existing([Path(args.out)], args.overwrite)
     path = save_animation(args.out, sequences, titles if not args.no_titles else None, fps=fps)
@@ -205,7 +207,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     refuse_nonempty(out, args.overwrite, "the weights")
-    report = read_report(args.report) if args.report else None  # checked before anything is written
+    if args.data not in ("keep", "embedded") and not Path(args.data).is_dir():
+        raise DataFormatError(args.data, None, "data directory not found (--data: keep, embedded or a directory)")
+    report = read_report(args.report, args.checkpoint) if args.report else None  # checked before anything is written
     loaded = load_for_sampling(args.checkpoint)
     cfg = export(loaded, out, {"keep": "keep", "embedded": None}.get(args.data, args.data))
     card = model_card(args.name or out.name, to_dict(cfg), loaded.step, len(loaded.vocab), report, args.how)

@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, default=0, help="sequence index in a data directory input (default 0)")
     p.add_argument("--fps", type=_positive_rate, default=None,
                    help="frames per second (default: the inputs' own: a .pose file's, or {split}.fps beside PT "
-                   "files as fgdm generate writes it; else 25)")  # fmt: skip
+                   "files as fgdm generate writes it; else 25, also for a .npy, which holds no rate; inputs at "
+                   "whole multiples of the lowest rate keep every k-th frame)")  # fmt: skip
     p.add_argument("--no-titles", action="store_true", help="no title above each panel")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=commands.cmd_render)

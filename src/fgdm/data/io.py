@@ -177,15 +177,23 @@ def read_frame_rate(directory: Path | str, split: str, default: float = FPS) -> 
     return fps
 
 
-def playback_rate(rates: dict[str, float | None], default: float = FPS) -> float:
-    """The one frame rate at which sequences side by side play as recorded: ``rates`` maps each input to its
-    rate, None where it has none (a ``.npy``), which goes at the others' (or ``default``). Differing rates are
-    an error: no one rate plays them all as recorded."""
-    said = sorted({r for r in rates.values() if r is not None})
-    if len(said) > 1:
-        listed = ", ".join(f"{k} {v:g}" for k, v in rates.items() if v is not None)
-        raise ValueError(f"the inputs' frame rates differ ({listed} fps): give --fps to play them at one")
-    return said[0] if said else default
+def playback_rate(rates: Sequence[tuple[str, float | None]], default: float = FPS) -> tuple[float, list[int]]:
+    """The one frame rate at which sequences side by side play as recorded, and for each input the k of its
+    every k-th frame kept to get there. ``rates``: (input, its rate or None where it has none, a ``.npy``, which
+    goes at the others' or ``default``). The lowest rate is played; an input at k times it keeps every k-th
+    frame, as a data split read at a lower rate does (a model's 12.5 fps output beside its 25 fps data). Rates
+    that are not whole multiples of the lowest are an error: no one rate plays them all as recorded."""
+    said = sorted({r for _, r in rates if r is not None})
+    if not said:
+        return default, [1] * len(rates)
+    low, steps = said[0], []
+    for _, rate in rates:
+        k = 1.0 if rate is None else rate / low
+        if abs(k - round(k)) > 1e-3:
+            listed = ", ".join(f"{name} {r:g}" for name, r in rates if r is not None)
+            raise ValueError(f"the inputs' frame rates differ ({listed} fps): give --fps to play them at one")
+        steps.append(round(k))
+    return low, steps
 
 
 def load_hypotheses(

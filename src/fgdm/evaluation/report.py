@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 DEFINITIONS = {
@@ -64,8 +65,9 @@ def report_paths(out: Path | str) -> tuple[Path, Path, Path]:
     return tuple(base.with_name(base.name + suffix) for suffix in REPORT_SUFFIXES)  # type: ignore[return-value]
 
 
-def read_report(path: Path | str) -> dict:
-    """An ``fgdm evaluate`` report.json, checked to be one (its table can be drawn): errors name the file."""
+def read_report(path: Path | str, checkpoint: Path | str | None = None) -> dict:
+    """An ``fgdm evaluate`` report.json, checked to be one (its table can be drawn): errors name the file.
+    ``checkpoint``: the model the report should have scored; a warning where it names another (or none)."""
     path = Path(path)
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -75,6 +77,10 @@ def read_report(path: Path | str) -> dict:
         raise ValueError(f"{path}: file not found") from None
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
         raise ValueError(f"{path}: not an fgdm evaluate report.json ({type(err).__name__}: {err})") from None
+    scored = report.get("meta", {}).get("checkpoint")
+    if checkpoint is not None and (scored is None or Path(scored).resolve() != Path(checkpoint).resolve()):
+        warnings.warn(f"{path} scored {scored or 'no model'}, not {checkpoint}: its table describes that one",
+                      stacklevel=2)  # fmt: skip
     return report
 
 
