@@ -16,6 +16,8 @@ the representation decides how much of the signal each coordinate carries agains
 Everything is linear, so decoding is exact and losses can be taken in either space. μ and σ are
 buffers: they travel in the checkpoint with the weights. The denoiser, its iconicity features
 included, sees z (noised), never PT units; samples are decoded before they leave ``FGDM.generate``.
+With standardisation the iconicity features' "bones" are therefore differences of standardised
+coordinates, not PT bones; taking them on the decoded pose learnt more slowly (benchmarks/README.md).
 """
 
 from __future__ import annotations
