@@ -14,7 +14,8 @@ DEFINITIONS = {
     "(best path) against the reference glosses",
     "DTW-MJE": "dynamic time warping with an L1 frame cost (summed over the joints' coordinates), the path "
     "total divided by the reference length, averaged over sequences; 'all' = 50 joints, 'body' = joints "
-    "0–7, 'hands' = joints 8–49",
+    "0–7, 'hands' = joints 8–49, each with its own alignment. The warping hides tempo: a sequence played at half "
+    "speed scores as the original",
     "FID": "Fréchet distance between Gaussians fitted to the back-translator's pose-encoder features "
     "(mean over time, one vector per sequence) of the ground-truth and of the system's test sequences; it "
     "grows as the number of sequences falls (the report's 'sequences'): compare FIDs at one number only",
@@ -22,8 +23,9 @@ DEFINITIONS = {
     "finger ratio": "mean length of a bone inside the hands over all frames, generated ÷ ground truth "
     "(1 = fingers of the true length, whatever the sequences' lengths; collapsed fingers score far below)",
     "handshape": "per hand and frame, each finger bent / curved / straight by its tip's distance from the hand "
-    "root over its chain length (< 0.45, < 0.83, else); % of DTW-aligned frame pairs whose hand has the same "
-    "five states, both hands averaged (ground truth: 100)",
+    "root over its chain length (< 0.45, < 0.83, else: the valleys of the embedded language's distribution, a "
+    "rough guide on real data); % of DTW-aligned frame pairs whose hand has the same five states, both hands "
+    "averaged (ground truth: 100)",
     "mean pose": "a baseline row: the mean over all frames of the first 2,000 training sequences (all of them "
     "when fewer), held still for each reference's length",
 }
