@@ -38,6 +38,7 @@ def _read(path: Path) -> list[str]:
 
 
 def _write(path: Path, lines: list[str]) -> None:
+    path.unlink(missing_ok=True)  # a link an earlier --form left: never write through it into the source
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
@@ -56,6 +57,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.5, help="backoff: a gloss's chance to be its lemma (0.5)")
     ap.add_argument("--seed", type=int, default=0, help="backoff: the random choice's seed (0)")
     args = ap.parse_args()
+    if args.out.resolve() == args.source.resolve():
+        raise SystemExit(f"{args.out}: the source directory itself; choose a new directory for the new data")
     args.out.mkdir(parents=True, exist_ok=True)
     train = [line.split() for line in _read(args.source / "train.gloss")]
     dev = [line.split() for line in _read(args.source / "dev.gloss")]

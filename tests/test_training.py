@@ -614,3 +614,72 @@ def test_overwrite_keeps_the_old_checkpoints_until_the_new_run_writes_its_own(tr
     with pytest.warns(UserWarning, match=r"val_every 50 > training.max_steps 2: no validation"):
         assert main([*base, "--set", "training.max_steps=2", "--set", "training.val_every=50"]) == 0
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]  # the new run's alone
+
+
+def test_a_vocabulary_of_other_data_is_refused_also_on_resume(trained, tmp_path, capsys):
+    """A data.vocab of another corpus (or a resumed run pointed at another data set) would train on <unk> only."""
+    import shutil
+
+    vocab = tmp_path / "other.txt"
+    vocab.write_text("<unk>\n<pad>\n<s>\n</s>\nFOO\nBAR\n")
+    args = ["train", TINY, "--set", f"training.output_dir={tmp_path / 'a'}", "--set", f"data.vocab={vocab}", "--quiet"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "of the training split's" in err and "data.vocab belongs to other data" in err, err
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / "gloss_vocab.txt").write_text((trained / "gloss_vocab.txt").read_text() + "EXTRA\n")
+    resume = [
+        "train",
+        TINY,
+        "--set",
+        f"training.output_dir={run}",
+        "--set",
+        "training.max_steps=22",
+        "--resume",
+        "--quiet",
+    ]
+    assert main([*resume, "--set", f"data.vocab={run / 'gloss_vocab.txt'}"]) == 1
+    assert "not the vocabulary the run was trained with" in capsys.readouterr().err
+
+
+def test_a_moved_run_keeps_its_best_score_on_resume(trained, tmp_path):
+    """Lightning forgets the best score when the run directory moved; best.ckpt must still only get better."""
+    import shutil
+
+    run = tmp_path / "moved"
+    shutil.copytree(trained, run)
+    last = run / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    (key,) = [k for k in ckpt["callbacks"] if k.startswith("ModelCheckpoint")]
+    state = ckpt["callbacks"][key]
+    assert Path(state["dirpath"]) != run / "checkpoints"  # it names where the run was trained
+    state["best_model_score"] = torch.tensor(1e-6)  # a score no further step can beat
+    state["best_k_models"] = {state["best_model_path"]: torch.tensor(1e-6)}
+    torch.save(ckpt, last)
+    best_step = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["global_step"]
+    args = [
+        "train",
+        TINY,
+        "--set",
+        f"training.output_dir={run}",
+        "--set",
+        "training.max_steps=30",
+        "--resume",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    after = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert after["global_step"] == best_step  # not replaced by step 30's worse model
+
+
+def test_a_relative_data_path_is_recorded_absolute(tmp_path, monkeypatch, capsys):
+    """generate, evaluate and export read the checkpoint's data.path later, from other directories."""
+    tiny = str(Path(TINY).resolve())
+    monkeypatch.chdir(tmp_path)
+    assert main(["synth", "--out", "data", "--num-train", "8", "--num-dev", "2", "--num-test", "2", "--quiet"]) == 0
+    args = ["train", tiny, "--set", "data.path=data", "--set", "training.output_dir=run", "--set",
+            "training.max_steps=1", "--set", "training.val_every=1000", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["hyper_parameters"]["config"]["data"]["path"] == str(tmp_path / "data")

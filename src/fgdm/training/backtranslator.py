@@ -11,7 +11,7 @@ from fgdm.metrics.text import bleu, wer
 from fgdm.model.backtranslator import BackTranslator
 from fgdm.training.data import PoseDataModule
 from fgdm.training.loop import ScheduledModule, TrainResult, fit, seed_everything
-from fgdm.training.rundir import claim
+from fgdm.training.rundir import claim, with_absolute_paths
 
 
 def encode_texts(texts: list[str], vocab: Vocabulary, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -69,6 +69,7 @@ def train_backtranslator(
     cfg: BackTranslatorConfig, resume: bool = False, progress: bool = True, overwrite: bool = False
 ) -> TrainResult:
     """Trains the evaluator on ground-truth poses; the best checkpoint is the one with the lowest dev WER."""
+    cfg = with_absolute_paths(cfg)
     config = to_dict(cfg)
     with claim(cfg.training.output_dir, config, BackTranslatorConfig, resume, overwrite) as stored:
         seed_everything(cfg.training.seed)  # the initial weights come from training.seed

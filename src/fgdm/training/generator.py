@@ -27,7 +27,7 @@ from fgdm.training.compiling import compiled_loss
 from fgdm.training.data import PoseDataModule
 from fgdm.training.ema import EMA
 from fgdm.training.loop import ScheduledModule, TrainResult, fit, seed_everything
-from fgdm.training.rundir import claim
+from fgdm.training.rundir import claim, with_absolute_paths
 
 
 class LitFGDM(ScheduledModule):
@@ -124,16 +124,33 @@ def train(
 
     ``callbacks``: extra Lightning callbacks (e.g. the learning-curve benchmark's evaluations).
     """
+    cfg = with_absolute_paths(cfg)
     config = to_dict(cfg)
     with claim(cfg.training.output_dir, config, Config, resume, overwrite) as stored:
         seed_everything(cfg.training.seed)  # the initial weights come from training.seed, whatever ran before
         vocab = Vocabulary(stored["vocab"]) if stored else None
+        if vocab is not None and cfg.data.vocab and Vocabulary.from_file(cfg.data.vocab).itos != vocab.itos:
+            raise ValueError(f"data.vocab {cfg.data.vocab}: not the vocabulary the run was trained with, which a "
+                             "resumed run keeps (the model's embeddings are its tokens); --overwrite starts "
+                             "afresh")  # fmt: skip
         data = PoseDataModule(cfg.data, cfg.training, cfg.testing.batch_size, vocab)
+        refuse_foreign_vocabulary(data.dataset("train"), resumed=stored is not None)
         module = LitFGDM(config, data.vocab.itos)
         suggest_gloss_dropout(data.dataset("dev"), cfg.training.unk_rate)
         if cfg.diffusion.standardise and not resume:  # on resume μ and σ come back with the weights
             module.model.normalizer.fit(pose_sample(data.corpora["train"]))
         return fit(module, data, cfg.training, config, "dev/dtw", resume, progress, callbacks)
+
+
+def refuse_foreign_vocabulary(train: PoseDataset, resumed: bool, limit: float = 0.5) -> None:
+    """Refuses training where more than ``limit`` of the training split's glosses are not in the vocabulary:
+    it belongs to other data (a data.vocab file of another corpus, or a resumed run pointed at other data)."""
+    total = sum(len(ids) for ids in train.gloss_ids)
+    unknown = sum(train.unknown.values())
+    if total and unknown > limit * total:
+        why = "the run being resumed was trained on other data" if resumed else "data.vocab belongs to other data"
+        raise ValueError(f"{unknown} of the training split's {total} glosses ({100 * unknown / total:.0f} %) are not "
+                         f"in the vocabulary: {why} (it would train on <unk>)")  # fmt: skip
 
 
 def suggest_gloss_dropout(dev: PoseDataset, unk_rate: float, share: float = 0.05) -> None:

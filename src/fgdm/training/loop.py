@@ -285,6 +285,30 @@ def _trainer(t: TrainingConfig, out: Path, callbacks: list, loggers: list, progr
     )
 
 
+class MovableCheckpoint(ModelCheckpoint):
+    """Lightning's checkpointing, whose best score survives a run directory moved or copied (off a cluster,
+    say): Lightning restores the score only where the stored directory is the current one, and otherwise lets the
+    next validation, however bad, become ``best.ckpt``. The stored paths are taken over by file name. Its state
+    is stored under ModelCheckpoint's key, so runs checkpointed before it resume with their scores."""
+
+    @property
+    def state_key(self) -> str:
+        return "ModelCheckpoint" + super().state_key.removeprefix(type(self).__qualname__)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        stored = state_dict.get("dirpath")
+        if stored is not None and self.dirpath is not None and stored != self.dirpath:
+
+            def moved(path: str) -> str:
+                return os.path.join(self.dirpath, os.path.basename(path)) if path else path
+
+            paths = ("best_model_path", "kth_best_model_path", "last_model_path")
+            kept = {moved(k): v for k, v in state_dict.get("best_k_models", {}).items()}
+            state_dict = {**state_dict, "dirpath": self.dirpath, **{k: moved(state_dict.get(k, "")) for k in paths},
+                          "best_k_models": kept}  # fmt: skip
+        super().load_state_dict(state_dict)
+
+
 def fit(
     module: L.LightningModule,
     data: PoseDataModule,
@@ -312,7 +336,7 @@ def fit(
         loggers.append(TensorBoardLogger(str(out), name="tensorboard"))
     except ImportError:
         pass
-    best = ModelCheckpoint(
+    best = MovableCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1, save_last=True,
         auto_insert_metric_name=False, enable_version_counter=False,
     )  # fmt: skip

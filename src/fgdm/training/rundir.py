@@ -136,3 +136,12 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
             for path, moved in aside:
                 if moved.exists():
                     moved.unlink() if wrote else moved.replace(path)
+
+
+def with_absolute_paths(cfg: Any) -> Any:
+    """``cfg`` with ``data.path`` and ``data.vocab`` made absolute: the checkpoint's config is read later by
+    generate, evaluate and export, from other directories, where a relative path would find nothing or other data."""
+    import dataclasses
+
+    changes = {k: str(Path(v).resolve()) for k in ("path", "vocab") if (v := getattr(cfg.data, k, None))}
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **changes)) if changes else cfg
