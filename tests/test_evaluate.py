@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -84,15 +85,19 @@ def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, 
     assert main(["generate", "--checkpoint", str(ckpt), "--split", "test", "--limit", "5", "--seed", "0",
                  "--out", str(hyp), "--quiet"]) == 0  # fmt: skip
     capsys.readouterr()
+    twin = tmp_path / "copy" / "other"  # a second system in a folder of the same name: rows told apart by path
+    shutil.copytree(hyp, twin)
     out = tmp_path / "report"
     args = ["evaluate", "--backtranslator", str(backtranslator), "--checkpoint", str(ckpt), "--split", "test",
-            "--limit", "5", "--hyp", str(hyp), "--out", str(out), "--quiet"]  # fmt: skip
+            "--limit", "5", "--hyp", str(hyp), "--hyp", str(twin), "--out", str(out), "--quiet"]  # fmt: skip
     assert main(args) == 0
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["sequences"] == 5
+    assert report["sequences"] == 5 and report["meta"]["hypotheses"] == [str(hyp), str(twin)]
     names = [r["system"] for r in report["rows"]]
-    assert names[0] == "ground truth" and names[-2:] == ["mean pose", "other"] and names[1].startswith("FGDM")
-    gt, model, mean, other = report["rows"]
+    assert (
+        names[0] == "ground truth" and names[-3:] == ["mean pose", str(hyp), str(twin)] and names[1].startswith("FGDM")
+    )
+    gt, model, mean, other, _ = report["rows"]
     # ground truth is the ceiling: exact on every pose metric
     assert gt["dtw_mje"] == {"all": 0.0, "body": 0.0, "hands": 0.0} and gt["fid"] == pytest.approx(0.0, abs=1e-6)
     assert gt["finger_ratio"] == 1.0 and gt["handshape"] == 100.0

@@ -269,9 +269,10 @@ def evaluate(
     names, fps = [s.name for s in ev.samples], 25.0 / ev.skip_frames
     # the other systems first: a mismatch fails before the sampling
     lengths = [len(s.pose) for s in ev.samples]
-    others = [System(Path(h).name, load_hypotheses(h, split, names, fps, allow_extra=limit is not None,
-                                                   lengths=lengths))
-              for h in hypotheses]  # fmt: skip
+    labels = [Path(h).name for h in hypotheses]
+    labels = [str(h) if labels.count(label) > 1 else label for h, label in zip(hypotheses, labels, strict=True)]
+    others = [System(label, load_hypotheses(h, split, names, fps, allow_extra=limit is not None, lengths=lengths))
+              for h, label in zip(hypotheses, labels, strict=True)]  # fmt: skip
     systems = []
     if checkpoint is not None:
         loaded = load_for_sampling(checkpoint, device=device, precision=precision)
@@ -296,5 +297,6 @@ def evaluate(
     report["meta"] = {"split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
                       "backtranslator": str(backtranslator),
                       "data": str(data) if data is not None else "the back-translator's training data",
-                      "length": None if length is None else str(length), "steps": steps, "seed": seed}  # fmt: skip
+                      "length": None if length is None else str(length), "steps": steps, "seed": seed,
+                      "hypotheses": [str(h) for h in hypotheses]}  # fmt: skip
     return report

@@ -97,7 +97,7 @@ def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
     json_path.write_text(json.dumps(plain, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     meta = report.get("meta", {})
     lines = [f"# fgdm evaluation — {meta.get('split', '')} split, {report['sequences']} sequences", ""]
-    for key in ("checkpoint", "backtranslator", "data", "length", "steps", "seed"):
+    for key in ("checkpoint", "backtranslator", "data", "length", "steps", "seed", "hypotheses"):
         if key in meta:
             lines.append(f"- {key}: `{meta[key]}`")
     lines += ["", markdown_table(report), "", "Ground truth is the back-translator's ceiling; 'mean pose' is the",
