@@ -245,6 +245,12 @@ def main() -> None:
         f"- the references: motion amplitude {motion_amplitude(refs):.3f}",
     ]
     if args.checkpoint:
+        from fgdm.sampling import load_for_sampling
+
+        for path in args.checkpoint:  # before any sampling: the references' rate is --skip-frames'
+            if (skip := load_for_sampling(path).cfg.data.skip_frames) != args.skip_frames:
+                raise SystemExit(f"{path}: trained at skip_frames {skip}, the references at --skip-frames "
+                                 f"{args.skip_frames}: give --skip-frames {skip}")  # fmt: skip
         more, more_notes = generator_rows(args.checkpoint, args.seeds, samples, refs, mean, args.ensemble)
         rows |= more
         notes += more_notes

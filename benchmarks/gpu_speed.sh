@@ -121,8 +121,10 @@ LIVE=(--batch 1 --frames 125 --glosses 8)
 PAIRS=(--train-precision 32-true bf16-mixed --precision 32 bf16)
 
 main_first() {  # 1-4
-    # no figures of an earlier run in this one's summary
+    # no figures of an earlier run in this one's summary (its runs, and what it left in OUT)
     rm -rf "$W"/loss-* "$W/train" "$W/train-host" "$W/synth"
+    rm -f "$OUT"/loss-*.csv "$OUT"/train.csv "$OUT"/train-host.csv "$OUT"/profile-paper-b64.txt \
+        "$OUT"/{paper-b64,live,train,train-host,paper-b8,synth}.json
     speed paper-b64 150 30 --batch "$B64" --frames "$S" --repeats "$REPEATS" "${PAIRS[@]}" "${SIZE[@]}" \
         --profile "$OUT/profile-paper-b64.txt"
     speed live 60 30 "${LIVE[@]}" --repeats "$LIVE_REPEATS" --precision 32 bf16 "${SIZE[@]}"
@@ -149,6 +151,7 @@ main_rest() {  # 5
 }
 compiled() {  # 6-8
     rm -rf "$W"/train-compiled*
+    rm -f "$OUT"/train-compiled* "$OUT"/live-compile.json
     synth_data
     TORCH_LOGS=recompiles,graph_breaks train train-compiled 200 120 "$COMPILED_MINUTES" --set training.compile=true \
         --set training.max_steps="$TRAIN_STEPS"

@@ -173,7 +173,7 @@ def _resumed(doc: dict, out: Path, at: list[int], run_dir: Path) -> tuple[dict, 
 
 def run(args: argparse.Namespace) -> None:
     import torch
-    from quality import backtranslator, open_evaluator
+    from quality import backtranslator, open_evaluator, same_reference
 
     from fgdm.config import load_config, to_dict
     from fgdm.evaluation.protocol import Evaluator
@@ -185,7 +185,10 @@ def run(args: argparse.Namespace) -> None:
     if not data.is_dir():
         raise SystemExit(f"{data}: not a data directory")
     work = Path(args.work).resolve()
-    at = sorted({int(s) for s in args.at.split(",")})
+    try:
+        at = sorted({int(s) for s in args.at.split(",") if s.strip()})
+    except ValueError:
+        raise SystemExit(f"--at: step counts separated by commas (500,1000,1500), got {args.at!r}") from None
     if not at or at[0] < 1:
         raise SystemExit(f"--at: positive step counts, got {args.at!r}")
     configs = args.config or [str(ROOT / "configs" / "synth.yaml")]
@@ -198,6 +201,8 @@ def run(args: argparse.Namespace) -> None:
     results = Path(args.results).resolve()
     results.mkdir(parents=True, exist_ok=True)
     out = results / f"{args.name}.json"
+    if out.is_file() and not (args.resume or args.overwrite):
+        raise SystemExit(f"{out}: the curve exists; --resume extends it, --overwrite starts it afresh")
     doc = {
         "name": args.name,
         "configs": [
@@ -228,7 +233,11 @@ def run(args: argparse.Namespace) -> None:
             ev = open_evaluator(data, bt_path, args.split, device)
             if ev.skip_frames != cfg.data.skip_frames:
                 raise SystemExit(f"{bt_path}: skip_frames {ev.skip_frames} ≠ the generator's {cfg.data.skip_frames}")
-            doc["sequences"], doc["reference"] = len(ev.samples), _reference_rows(ev, data, bt_path, args.split, work)
+            rows = _reference_rows(ev, data, bt_path, args.split, work)
+            if doc["reference"] and not same_reference(rows, doc["reference"]):  # a resumed curve's evaluator
+                raise SystemExit(f"--resume: {out} was scored by another back-translator (ground truth WER "
+                                 f"{doc['reference'][0]['wer']} there, {rows[0]['wer']} with {bt_path})")  # fmt: skip
+            doc["sequences"], doc["reference"] = len(ev.samples), rows
             gt, mean = doc["reference"]
             print(f"[{args.name}] ground truth WER {gt['wer']:.1f} BLEU-4 {gt['bleu4']:.1f}; mean pose WER "
                   f"{mean['wer']:.1f}, DTW hands {mean['dtw_mje']['hands']:.2f}", flush=True)  # fmt: skip
@@ -237,6 +246,8 @@ def run(args: argparse.Namespace) -> None:
 
     if bt_path.is_file():
         evaluator()  # fail before training, not after it, on a mismatched back-translator
+    elif args.bt and not args.wait_bt:
+        raise SystemExit(f"--bt {args.bt}: not found (--wait-bt MINUTES waits for one still being trained)")
 
     def record(row: dict) -> None:
         doc["points"].append(row)
@@ -265,6 +276,9 @@ def sampling(args: argparse.Namespace) -> None:
     rows = []
     for precision, steps, eta in itertools.product(args.precision, args.steps, args.eta):
         loaded = load_for_sampling(args.checkpoint, device=device, precision=precision)
+        if loaded.cfg.data.skip_frames != ev.skip_frames:
+            raise SystemExit(f"{args.checkpoint}: skip_frames {loaded.cfg.data.skip_frames} ≠ the back-translator's "
+                             f"{ev.skip_frames}")  # fmt: skip
         t0 = time.perf_counter()
         poses = generate_for(loaded, ev.samples, steps=steps, eta=eta, seed=0)
         seconds = time.perf_counter() - t0
@@ -288,7 +302,10 @@ COLUMNS = [("WER", "wer", 1), ("BLEU-4", "bleu4", 1), ("DTW-MJE", "dtw_all", 2),
 
 def report(args: argparse.Namespace) -> None:
     results = Path(args.results).resolve()
-    names = args.names or sorted(p.stem for p in results.glob("*.json"))
+    names = args.names or sorted(p.stem for p in results.glob("*.json") if "points" in json.loads(p.read_text()))
+    missing = [n for n in names if not (results / f"{n}.json").is_file()]
+    if missing:
+        raise SystemExit(f"{results}: no curve {', '.join(missing)}")
     docs = [json.loads((results / f"{n}.json").read_text()) for n in names]
     if not docs:
         raise SystemExit(f"{results}: no curves")
@@ -401,6 +418,7 @@ def main() -> None:
     r.add_argument("--wait-bt", type=float, default=0.0, help="minutes to wait for a --bt still being trained")
     r.add_argument("--work", default="runs/learning_curve", help="checkpoints, logs, back-translators")
     r.add_argument("--resume", action="store_true", help="extend the curve from its run's last checkpoint")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing curve and its run")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=run)
     q = sub.add_parser("sampling", help="score one checkpoint under several sampling settings")

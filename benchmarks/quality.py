@@ -147,6 +147,9 @@ def run(args: argparse.Namespace) -> None:
         seeds = args.seeds if args.seeds is not None else next(s for n, _, s in ROWS if n == name)
         for seed in seeds:
             out = results / f"{name}-seed{seed}.json"
+            if out.is_file() and json.loads(out.read_text()).get("steps") != args.steps:
+                raise SystemExit(f"{out}: made at {json.loads(out.read_text()).get('steps')} steps, not --steps "
+                                 f"{args.steps}: one table holds one budget (move it aside to run again)")  # fmt: skip
             if out.is_file():
                 print(f"[{dataset}] {name} seed {seed}: done already ({out.name})", flush=True)
                 continue
@@ -424,7 +427,8 @@ def main() -> None:
     p = sub.add_parser("report", help="tables and plot from the finished runs")
     p.set_defaults(func=report)
     for q in (r, c, p):
-        q.add_argument("--results", default=str(RESULTS), help="run files (default benchmarks/results/quality)")
+        q.add_argument("--results", default=str(RESULTS), help="run files (default benchmarks/results/quality); "
+                       "report writes quality.md and quality.png into its parent folder")  # fmt: skip
     args = ap.parse_args()
     RESULTS = Path(args.results).resolve()
     args.func(args)
