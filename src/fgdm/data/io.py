@@ -235,8 +235,11 @@ def load_hypotheses(
         for key, f in _hypothesis_files(path, split, names):
             if key in found:
                 raise DataFormatError(f, None, f"a second file for the name {key!r}")
-            found[key] = read_pose(f, skeleton) if f.suffix.lower() == ".pose" else (load_npy(f, skeleton), given)
-            unrated |= set() if f.suffix.lower() == ".pose" else {key}
+            if f.suffix.lower() == ".pose":
+                found[key] = read_pose(f, skeleton)
+            else:
+                found[key] = load_npy(f, skeleton), given
+                unrated.add(key)
     missing = [n for n in names if n not in found]
     extra = [] if allow_extra else sorted(set(found) - set(names), key=str)
     if missing or extra:
@@ -248,7 +251,7 @@ def load_hypotheses(
         ratio = float(np.median([n / max(n_ref, 1) for n, n_ref in kept]))
         if 0.8 <= ratio <= 1.25:  # as long as the references before every k-th frame is kept: at their rate
             raise DataFormatError(path, None, f"its {split} files carry no frame rate, so they count as the data's "
-                                  f"{source_fps:g} fps and would keep every {step}th frame; but they are as long as "
+                                  f"{source_fps:g} fps and would keep one frame in {step}; but they are as long as "
                                   f"the references at {fps:g} fps (median length ratio {ratio:.2f}): write their rate "
                                   f"into {path / f'{split}.fps'} ({fps:g} if they are at the references' rate, "
                                   f"{source_fps:g} if at the data's)")  # fmt: skip
