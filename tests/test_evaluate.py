@@ -185,6 +185,7 @@ def test_report_paths_keep_a_dotted_name_and_cards_say_what_they_are(tmp_path):
     cfg["data"]["path"], cfg["training"]["ema_decay"] = "data/phoenix", None
     real = model_card("m", cfg, 10, 40)
     assert "- data: data/phoenix" in real and "Limits" not in real and "no EMA" in real
+    assert '--gloss "HAUS BAUM"' in model_card("m", cfg, 10, 40, example="HAUS BAUM")
 
 
 def test_evaluate_refuses_one_sequence_and_warns_of_two_languages(trained, backtranslator, tmp_path, capsys):

@@ -212,7 +212,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     report = read_report(args.report, args.checkpoint) if args.report else None  # checked before anything is written
     loaded = load_for_sampling(args.checkpoint)
     cfg = export(loaded, out, {"keep": "keep", "embedded": None}.get(args.data, args.data))
-    card = model_card(args.name or out.name, to_dict(cfg), loaded.step, len(loaded.vocab), report, args.how)
+    known = [g for g in ("MORGEN", "NORD", "REGEN") if g in loaded.vocab] or loaded.vocab.itos[4:7]
+    card = model_card(args.name or out.name, to_dict(cfg), loaded.step, len(loaded.vocab), report, args.how,
+                      " ".join(known))  # fmt: skip
     (out / CARD).write_text(card, encoding="utf-8")
     size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
     print(json.dumps({"out": str(out), "step": loaded.step, "megabytes": round(size, 2)}, indent=2))

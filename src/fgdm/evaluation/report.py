@@ -113,8 +113,11 @@ def _layers(n: int) -> str:
     return f"{n} layer{'' if n == 1 else 's'}"
 
 
-def model_card(name: str, cfg: dict, step: int, vocab_size: int, report: dict | None = None, how: str = "") -> str:
-    """A model card (Markdown) for exported weights: what they are, how they were trained, what they score."""
+def model_card(
+    name: str, cfg: dict, step: int, vocab_size: int, report: dict | None = None, how: str = "", example: str = ""
+) -> str:
+    """A model card (Markdown) for exported weights: what they are, how they were trained, what they score.
+    ``example``: glosses the model knows, for the card's command (the embedded language's by default)."""
     t, d = cfg["training"], cfg["data"]
     data = (
         d["path"]
@@ -139,7 +142,7 @@ def model_card(name: str, cfg: dict, step: int, vocab_size: int, report: dict | 
                   f"On the {meta.get('split', 'test')} split ({report['sequences']} sequences), with a back-translator "
                   "trained on ground truth (`fgdm evaluate`; each metric is defined in its report):", "",
                   markdown_table(report)]  # fmt: skip
-    use = 'fgdm generate --checkpoint THIS_DIRECTORY --gloss "MORGEN NORD REGEN" --out a.gif'
+    use = f'fgdm generate --checkpoint THIS_DIRECTORY --gloss "{example or "MORGEN NORD REGEN"}" --out a.gif'
     lines += ["", "## Use", "", "```bash", use, "```"]
     if d["path"] is None:
         lines += ["", "Limits: a synthetic language rendered by a procedural signer; it shows the pipeline and the "
