@@ -101,3 +101,13 @@ def test_a_vocabulary_token_in_the_glosses_or_a_name_twice_is_refused_with_its_l
                                          names=["s0", "s1", "s0"]))  # fmt: skip
     with pytest.raises(DataFormatError, match=r"dev.files:3: the name 's0' again \(first on line 1\)"):
         read_split(tmp_path, "dev")
+
+
+def test_a_missing_split_names_the_splits_there(synth_dir, tmp_path):
+    from fgdm.data.sources import open_corpus
+
+    shutil.copytree(synth_dir, tmp_path / "d")
+    for ext in ("skels", "gloss", "text", "files"):
+        (tmp_path / "d" / f"test.{ext}").unlink()
+    with pytest.raises(DataFormatError, match=r"no test split here \(it has dev, train\): --split chooses one"):
+        open_corpus(tmp_path / "d", "test")

@@ -91,6 +91,11 @@ def open_corpus(directory: Path | str, split: str, skip_frames: int = 1) -> Corp
     if (directory / MANIFEST).is_file():
         corpus: Corpus = SynthManifest.load(directory).corpus(split, directory)
         return Subsampled(corpus, skip_frames) if skip_frames > 1 else corpus
+    if not (directory / f"{split}.skels").is_file():
+        present = sorted(p.stem for p in directory.glob("*.skels"))
+        if present:  # a PT directory without this split (dgs-pt has no test split): name the ones it has
+            raise DataFormatError(directory, None, f"no {split} split here (it has {', '.join(present)}): --split "
+                                  "chooses one")  # fmt: skip
     return PTCorpus.read(directory, split, skip_frames=skip_frames)
 
 
