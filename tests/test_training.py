@@ -233,6 +233,11 @@ def test_generate_renders_animations_and_generated_vs_true_sheets(trained, tmp_p
 
     sheet = Image.open(out / "test_0000.png")
     assert sheet.size == (6 * 200, 4 * 200 + 18)  # generated, true, and their hand close-ups; a title
+    (out / "notes.txt").write_text("mine")
+    assert main(["generate", "--checkpoint", ckpt, "--split", "test", "--limit", "2", "--out", str(out),
+                 "--overwrite", "--quiet"]) == 0  # fmt: skip
+    assert not (out / "test_0000.gif").exists() and not (out / "test_0000.png").exists()  # the replaced run's
+    assert (out / "notes.txt").read_text() == "mine" and (out / "test.skels").is_file()
 
 
 def test_generation_is_finite_seeded_and_exports_pose(trained, tmp_path):

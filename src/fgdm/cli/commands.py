@@ -189,6 +189,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     write_split(out, args.split, PTSplit(poses=poses, glosses=[list(s.glosses) for s in samples],
                                          texts=[s.text for s in samples], names=[s.name for s in samples]))  # fmt: skip
     write_frame_rate(out, args.split, loaded.fps)
+    stale = out.glob(f"{args.split}_[0-9][0-9][0-9][0-9].*") if args.overwrite else []  # the replaced run's renders
+    for old in (p for p in stale if p.suffix in (".gif", ".png")):
+        old.unlink()
     rendered = []
     for i in range(min(args.render, len(samples))):
         from fgdm.render import save_comparison
