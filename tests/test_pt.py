@@ -111,3 +111,17 @@ def test_a_missing_split_names_the_splits_there(synth_dir, tmp_path):
         (tmp_path / "d" / f"test.{ext}").unlink()
     with pytest.raises(DataFormatError, match=r"no test split here \(it has dev, train\): --split chooses one"):
         open_corpus(tmp_path / "d", "test")
+
+
+def test_data_check_says_when_poses_are_2d(synth_dir, tmp_path):
+    """dgs-pt holds z = 0 everywhere: a model trained on it still outputs z, which counts in DTW-MJE."""
+    from fgdm.data.pt import PTSplit, write_split
+    from fgdm.data.stats import check_directory
+
+    assert check_directory(synth_dir)["depth"] is True
+    for split in ("train", "dev"):
+        data = read_split(synth_dir, split)
+        flat = [np.concatenate([p[..., :2], np.zeros_like(p[..., 2:])], axis=-1) for p in data.poses]
+        write_split(tmp_path / "flat", split, PTSplit(flat, data.glosses, data.texts, data.names))
+    with pytest.warns(UserWarning, match=r"z is 0 in every frame of every split \(2D poses\)"):
+        assert check_directory(tmp_path / "flat")["depth"] is False

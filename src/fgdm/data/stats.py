@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -92,4 +93,9 @@ def check_directory(directory: Path | str, splits: Sequence[str] | None = None, 
         elif vocab:
             report["splits"][split]["gloss_types_unseen_in_train"] = len(glosses - vocab)
     report["gloss_vocabulary"] = len(vocab) if vocab else None
+    flat = all(s["value_range"]["z"] == [0.0, 0.0] for s in report["splits"].values())
+    report["depth"] = not flat
+    if flat:
+        warnings.warn(f"{directory}: z is 0 in every frame of every split (2D poses); a model trained on them still "
+                      "outputs small z values, which count in DTW-MJE", stacklevel=2)  # fmt: skip
     return report
