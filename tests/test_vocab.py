@@ -11,9 +11,11 @@ def test_built_from_corpus_by_frequency_then_alphabet():
 
 def test_unknown_glosses_map_to_unk_with_a_counted_warning():
     v = Vocabulary.from_corpus([["A", "B"]])
-    with pytest.warns(UnknownTokenWarning, match=r"3 glosses \(2 types\).*X \(2\)"):
+    with pytest.warns(UnknownTokenWarning, match=r"3 of 4 glosses \(2 types\).*X \(2\)"):
         ids = v.encode_all([["A", "X"], ["X", "Y"]])
     assert ids == [[v.stoi["A"], 0], [0, 0]]
+    with pytest.warns(UnknownTokenWarning, match=r"all 2 glosses \(1 types\)"):  # another language's, say
+        v.encode_all([["X"], ["X"]])
 
 
 def test_read_and_write_src_vocab(tmp_path):

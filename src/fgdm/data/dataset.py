@@ -79,7 +79,7 @@ class PoseDataset(Dataset):
         self.corpus, self.vocab = Cached.of(corpus) if cache else corpus, vocab
         unknown: Counter[str] = Counter()
         self.gloss_ids = [vocab.encode(g, unknown) for g in corpus.gloss_sequences()]
-        warn_unknown(unknown, "glosses")
+        warn_unknown(unknown, "glosses", sum(len(ids) for ids in self.gloss_ids))
         self.unknown = unknown
         self._lengths: np.ndarray | None = None
 

@@ -95,7 +95,7 @@ class Vocabulary:
         """Encodes many sentences and warns once, with counts, about unknown tokens."""
         unknown: Counter[str] = Counter()
         encoded = [self.encode(s, unknown) for s in sentences]
-        warn_unknown(unknown, what)
+        warn_unknown(unknown, what, sum(len(s) for s in encoded))
         return encoded
 
     def require_known(self, tokens: Sequence[str], what: str = "glosses") -> None:
@@ -123,15 +123,16 @@ class Vocabulary:
         return out
 
 
-def warn_unknown(unknown: Counter[str], what: str = "glosses") -> None:
-    """Warns once about tokens mapped to ``<unk>``, naming the most frequent."""
+def warn_unknown(unknown: Counter[str], what: str = "glosses", total: int | None = None) -> None:
+    """Warns once about tokens mapped to ``<unk>``, naming the most frequent; ``total``: of how many tokens."""
     if not unknown:
         return
     shown = ", ".join(f"{t} ({c})" for t, c in unknown.most_common(10))
     more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+    count = sum(unknown.values())
+    some = f"all {count}" if count == total else f"{count}" if total is None else f"{count} of {total}"
     warnings.warn(
-        f"{sum(unknown.values())} {what} ({len(unknown)} types) are not in the vocabulary and map to "
-        f"<unk>: {shown}{more}",
+        f"{some} {what} ({len(unknown)} types) are not in the vocabulary and map to <unk>: {shown}{more}",
         UnknownTokenWarning,
         stacklevel=3,
     )
