@@ -163,10 +163,11 @@ def decomposition(generated: list[np.ndarray], refs: list[np.ndarray], mean: np.
 
 
 def generator_rows(
-    checkpoints: list[Path], seeds: list[int], samples, refs, mean, ensemble: bool = False
+    checkpoints: list[Path], seeds: list[int], samples, refs, mean, ensemble: bool = False, skip_frames: int = 2
 ) -> tuple[dict, list[str]]:
     """Decomposition rows of each checkpoint and seed, and one line of figures each; with ``ensemble``, also
-    the frame-by-frame mean of all checkpoints' samples for each seed (the references' lengths align them)."""
+    the frame-by-frame mean of all checkpoints' samples for each seed (the references' lengths align them).
+    Every checkpoint must sample at the references' ``skip_frames``: checked before any sampling."""
     from fgdm.sampling import generate_for, load_for_sampling
 
     # each sequence with the glosses of the one half the split further on (neighbours in a corpus often share a
@@ -176,8 +177,12 @@ def generator_rows(
     rows: dict[str, list[np.ndarray]] = {}
     notes = []
     by_seed: dict[int, list[list[np.ndarray]]] = defaultdict(list)
-    for path in checkpoints:
-        loaded = load_for_sampling(path, device="cpu")
+    generators = [load_for_sampling(path, device="cpu") for path in checkpoints]
+    for path, loaded in zip(checkpoints, generators, strict=True):
+        if (skip := loaded.cfg.data.skip_frames) != skip_frames:
+            raise SystemExit(f"{path}: trained at skip_frames {skip}, the references at --skip-frames "
+                             f"{skip_frames}: give --skip-frames {skip}")  # fmt: skip
+    for path, loaded in zip(checkpoints, generators, strict=True):
         run = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
         for seed in seeds:
             generated = generate_for(loaded, samples, steps=5, eta=1.0, seed=seed)
@@ -245,13 +250,9 @@ def main() -> None:
         f"- the references: motion amplitude {motion_amplitude(refs):.3f}",
     ]
     if args.checkpoint:
-        from fgdm.sampling import load_for_sampling
-
-        for path in args.checkpoint:  # before any sampling: the references' rate is --skip-frames'
-            if (skip := load_for_sampling(path).cfg.data.skip_frames) != args.skip_frames:
-                raise SystemExit(f"{path}: trained at skip_frames {skip}, the references at --skip-frames "
-                                 f"{args.skip_frames}: give --skip-frames {skip}")  # fmt: skip
-        more, more_notes = generator_rows(args.checkpoint, args.seeds, samples, refs, mean, args.ensemble)
+        more, more_notes = generator_rows(
+            args.checkpoint, args.seeds, samples, refs, mean, args.ensemble, args.skip_frames
+        )
         rows |= more
         notes += more_notes
     scores = {name: dtw_mje_parts(poses, refs) for name, poses in rows.items()}

@@ -147,9 +147,10 @@ def run(args: argparse.Namespace) -> None:
         seeds = args.seeds if args.seeds is not None else next(s for n, _, s in ROWS if n == name)
         for seed in seeds:
             out = results / f"{name}-seed{seed}.json"
-            if out.is_file() and json.loads(out.read_text()).get("steps") != args.steps:
-                raise SystemExit(f"{out}: made at {json.loads(out.read_text()).get('steps')} steps, not --steps "
-                                 f"{args.steps}: one table holds one budget (move it aside to run again)")  # fmt: skip
+            made = json.loads(out.read_text()).get("steps") if out.is_file() else None
+            if out.is_file() and made != args.steps:
+                raise SystemExit(f"{out}: made at {made} steps, not --steps {args.steps}: one table holds one budget "
+                                 "(move it aside to run again)")  # fmt: skip
             if out.is_file():
                 print(f"[{dataset}] {name} seed {seed}: done already ({out.name})", flush=True)
                 continue

@@ -19,6 +19,12 @@ from fgdm.training import AtomicCheckpointIO
 TINY = "configs/tiny.yaml"
 
 
+def _resume(run: Path, steps: int, *more: str) -> list[str]:
+    """``fgdm train`` of the tiny config continuing the run in ``run`` to ``steps``."""
+    return ["train", TINY, "--set", f"training.output_dir={run}", "--set", f"training.max_steps={steps}", "--resume",
+            *more]  # fmt: skip
+
+
 def test_a_tiny_run_writes_checkpoints_and_a_metrics_csv(trained, capsys):
     assert (trained / "checkpoints" / "last.ckpt").is_file() and (trained / "checkpoints" / "best.ckpt").is_file()
     rows = list(csv.DictReader((trained / "logs" / "version_0" / "metrics.csv").open()))
@@ -38,19 +44,7 @@ def test_resume_continues_the_step_count(trained, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     capsys.readouterr()
-    args = [
-        "train",
-        TINY,
-        "--set",
-        f"training.output_dir={run}",
-        "--set",
-        "training.max_steps=25",
-        "--resume",
-        "--set",
-        "model.focal.kernel=torch",
-        "--set",
-        "testing.length=predicted",
-    ]  # how it runs: may change
+    args = _resume(run, 25, "--set", "model.focal.kernel=torch", "--set", "testing.length=predicted")  # how it runs
     start = time.perf_counter()
     assert main([*args, "--quiet"]) == 0
     wall = time.perf_counter() - start
@@ -634,17 +628,7 @@ def test_a_vocabulary_of_other_data_is_refused_also_on_resume(trained, tmp_path,
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     (run / "gloss_vocab.txt").write_text((trained / "gloss_vocab.txt").read_text() + "EXTRA\n")
-    resume = [
-        "train",
-        TINY,
-        "--set",
-        f"training.output_dir={run}",
-        "--set",
-        "training.max_steps=22",
-        "--resume",
-        "--quiet",
-    ]
-    assert main([*resume, "--set", f"data.vocab={run / 'gloss_vocab.txt'}"]) == 1
+    assert main(_resume(run, 22, "--quiet", "--set", f"data.vocab={run / 'gloss_vocab.txt'}")) == 1
     assert "not the vocabulary the run was trained with" in capsys.readouterr().err
 
 
@@ -663,16 +647,7 @@ def test_a_moved_run_keeps_its_best_score_on_resume(trained, tmp_path):
     state["best_k_models"] = {state["best_model_path"]: torch.tensor(1e-6)}
     torch.save(ckpt, last)
     best_step = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["global_step"]
-    args = [
-        "train",
-        TINY,
-        "--set",
-        f"training.output_dir={run}",
-        "--set",
-        "training.max_steps=30",
-        "--resume",
-        "--quiet",
-    ]
+    args = _resume(run, 30, "--quiet")
     assert main(args) == 0
     after = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
     assert after["global_step"] == best_step  # not replaced by step 30's worse model
