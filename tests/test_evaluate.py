@@ -218,3 +218,23 @@ def test_a_checkpoint_of_the_other_kind_is_named_as_such(trained, backtranslator
         load_for_sampling(backtranslator)
     with pytest.raises(ValueError, match="a generator's checkpoint, not a back-translator's"):
         load_backtranslator(trained / "checkpoints" / "last.ckpt")
+
+
+def test_the_reports_curves_span_every_log_of_a_resumed_run(tmp_path):
+    from fgdm.evaluation.html import read_curves, run_logs
+
+    def log(version, rows):
+        path = tmp_path / "run" / "logs" / f"version_{version}" / "metrics.csv"
+        path.parent.mkdir(parents=True)
+        path.write_text("step,train/loss,dev/dtw\n" + "".join(f"{s},{loss},{dtw}\n" for s, loss, dtw in rows))
+
+    log(0, [(9, 1.0, ""), (19, 0.8, ""), (19, "", 5.0), (29, 0.7, "")])  # stopped at 30; resumed from step 20
+    log(1, [(29, 0.6, ""), (39, 0.5, ""), (39, "", 4.0)])
+    log(10, [(49, 0.4, "")])  # versions in numeric order, not by name
+    found = run_logs(tmp_path / "run" / "checkpoints" / "best.ckpt")
+    assert [p.parent.name for p in found] == ["version_0", "version_1", "version_10"]
+    curves = read_curves(found)
+    # the first run's step 29 was trained over again after the resume: the later log's replaces it
+    assert curves["train/loss"] == [(9, 1.0), (19, 0.8), (29, 0.6), (39, 0.5), (49, 0.4)]
+    assert curves["dev/dtw"] == [(19, 5.0), (39, 4.0)]
+    assert read_curves(found[0])["train/loss"] == [(9, 1.0), (19, 0.8), (29, 0.7)]

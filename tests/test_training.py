@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from fgdm.cli import main
+from fgdm.evaluation.html import run_logs
 from fgdm.training import AtomicCheckpointIO
 
 TINY = "configs/tiny.yaml"
@@ -53,6 +54,10 @@ def test_resume_continues_the_step_count(trained, tmp_path, capsys):
     assert result["steps_per_second"] >= 5 / wall  # the 5 steps of this run, over part of its wall-clock time
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 25 and "plateau" in ckpt and ckpt["optimizer_states"]
+    # no validation between steps 20 and 25: the last dev score is the one the resumed run stored, not null
+    (key,) = [k for k in ckpt["callbacks"] if k.startswith("ModelCheckpoint")]
+    assert result["dev_dtw"] == pytest.approx(float(ckpt["callbacks"][key]["current_score"]))
+    assert [p.parent.name for p in run_logs(run / "checkpoints" / "last.ckpt")] == ["version_0", "version_1"]
 
 
 def test_the_fit_loop_rate_counts_this_runs_steps_over_its_wall_clock():

@@ -30,25 +30,38 @@ class Example:
     truth: np.ndarray
 
 
-def run_log(checkpoint: Path | str | None) -> Path | None:
-    """The CSV log of the run a checkpoint belongs to (``RUN/checkpoints/x.ckpt`` → :func:`newest_log` of RUN)."""
-    return None if checkpoint is None else newest_log(Path(checkpoint).resolve().parent.parent)
+def run_logs(checkpoint: Path | str | None) -> list[Path]:
+    """The CSV logs of the run a checkpoint belongs to (``RUN/checkpoints/x.ckpt`` → :func:`logs` of RUN)."""
+    return [] if checkpoint is None else logs(Path(checkpoint).resolve().parent.parent)
+
+
+def logs(run: Path | str) -> list[Path]:
+    """A training run's CSV logs, ``RUN/logs/version_*/metrics.csv``, oldest first: one per start or ``--resume``."""
+    return sorted(Path(run).glob("logs/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[-1]))
 
 
 def newest_log(run: Path | str) -> Path | None:
-    """A training run's newest CSV log, ``RUN/logs/version_*/metrics.csv``, if there is one."""
-    logs = sorted(Path(run).glob("logs/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[-1]))
-    return logs[-1] if logs else None
+    """A training run's newest CSV log, if there is one."""
+    found = logs(run)
+    return found[-1] if found else None
 
 
-def read_curves(path: Path) -> dict[str, list[tuple[float, float]]]:
-    """(step, value) series of the logged metrics in :data:`CURVES`."""
+def read_curves(paths: Path | Sequence[Path]) -> dict[str, list[tuple[float, float]]]:
+    """(step, value) series of the logged metrics in :data:`CURVES`, over one log or a run's logs in order.
+
+    A resumed run starts a new log at the step of the checkpoint it resumed from; what an earlier log holds
+    from that step on was trained over again, so the later log replaces it.
+    """
     series: dict[str, list[tuple[float, float]]] = {key: [] for key, _ in CURVES}
-    with path.open(encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            for key in series:
-                if row.get(key) not in (None, "") and row.get("step") not in (None, ""):
-                    series[key].append((float(row["step"]), float(row[key])))
+    for path in [paths] if isinstance(paths, Path) else paths:
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = [row for row in csv.DictReader(f) if row.get("step") not in (None, "")]
+        if not rows:
+            continue
+        start = min(float(row["step"]) for row in rows)
+        for key, points in series.items():
+            points[:] = [p for p in points if p[0] < start]
+            points.extend((float(row["step"]), float(row[key])) for row in rows if row.get(key) not in (None, ""))
     return series
 
 
@@ -93,15 +106,16 @@ def write_html(report: dict, path: Path | str, examples: Sequence[Example] = (),
     facts = "".join(f"<li>{html.escape(k)}: <code>{html.escape(str(v))}</code></li>" for k, v in meta.items())
     gifs = "".join(f"<figure>{_gif(e, fps)}<figcaption>{html.escape(e.name)}: {html.escape(e.glosses)}</figcaption>"
                    "</figure>" for e in examples)  # fmt: skip
-    log = run_log(meta.get("checkpoint"))
-    series = read_curves(log) if log else {}
+    found = run_logs(meta.get("checkpoint"))
+    series = read_curves(found) if found else {}
     charts = "".join(svg_chart(series[key], label) for key, label in CURVES if key in series)
     body = (f"<h1>fgdm evaluation — {html.escape(str(meta.get('split', '')))} split, {report['sequences']} sequences"
             f"</h1><ul>{facts}</ul><h2>Scores</h2><table><tr><th>system</th>{head}</tr>{rows}</table>"
             "<p>Ground truth is the back-translator's ceiling; the mean pose is the training set's mean pose held "
             "for the ground-truth length (a model must beat it on DTW-MJE).</p>"
             + (f"<h2>Generated and true</h2><div class='gifs'>{gifs}</div>" if gifs else "")
-            + (f"<h2>Training</h2><p>From the run's <code>{html.escape(log.name)}</code>.</p>{charts}"
+            + (f"<h2>Training</h2><p>From the run's CSV log{'s' if len(found) > 1 else ''} "
+               f"({', '.join(html.escape(p.parent.name) for p in found)}).</p>{charts}"
                if charts else "")
             + f"<h2>Definitions</h2><dl>{defs}</dl>")  # fmt: skip
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse}"

@@ -289,7 +289,8 @@ class MovableCheckpoint(ModelCheckpoint):
     """Lightning's checkpointing, whose best score survives a run directory moved or copied (off a cluster,
     say): Lightning restores the score only where the stored directory is the current one, and otherwise lets the
     next validation, however bad, become ``best.ckpt``. The stored paths are taken over by file name. Its state
-    is stored under ModelCheckpoint's key, so runs checkpointed before it resume with their scores."""
+    is stored under ModelCheckpoint's key, so runs checkpointed before it resume with their scores. The last
+    score is restored too (Lightning drops it), so a resumed run that validates no more still reports it."""
 
     @property
     def state_key(self) -> str:
@@ -307,6 +308,7 @@ class MovableCheckpoint(ModelCheckpoint):
             state_dict = {**state_dict, "dirpath": self.dirpath, **{k: moved(state_dict.get(k, "")) for k in paths},
                           "best_k_models": kept}  # fmt: skip
         super().load_state_dict(state_dict)
+        self.current_score = state_dict.get("current_score", self.current_score)
 
 
 def fit(
@@ -372,7 +374,7 @@ def fit(
         print(f"fgdm: the learning rate fell below training.min_lr = {t.min_lr:g} at step {stopped} of "
               f"{t.max_steps} (the plateau schedule: {monitor} stopped improving); training ended there",
               file=sys.stderr)  # fmt: skip
-    value = trainer.callback_metrics.get(monitor)
+    value = trainer.callback_metrics.get(monitor, best.current_score)
     return TrainResult(
         output_dir=out,
         last_checkpoint=last,
