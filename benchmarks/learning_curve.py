@@ -100,7 +100,8 @@ def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, 
                 poses = generate_for(loaded, ev.samples, seed=seed)
                 row = ev.score(System(f"step {step}", poses), examples=False)
             evaluated = time.perf_counter() - t0
-            row |= {"step": step, "train_seconds": round(offset + seconds, 1), "eval_seconds": round(evaluated, 1)}
+            row |= {"step": step, "train_seconds": round(offset + seconds, 1), "eval_seconds": round(evaluated, 1),
+                    "cut_by_time": out_of_time}  # fmt: skip
             record(row)
             # the point and the weights it measured agree on disk: a killed run resumes from its last point
             trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
@@ -167,6 +168,7 @@ def _resumed(doc: dict, out: Path, at: list[int], run_dir: Path) -> tuple[dict, 
         print(f"--resume: {ckpt} is at step {step}, past the last point ({last['step']}): training minutes from "
               "there on are counted from the last point's", file=sys.stderr)  # fmt: skip
     old["resumed_at"] = [*old.get("resumed_at", []), step]
+    old["max_minutes"] = doc["max_minutes"]
     old["machine"] = doc["machine"] if old["machine"] == doc["machine"] else f"{old['machine']}; then {doc['machine']}"
     return old, float(last["train_seconds"])
 
@@ -213,6 +215,7 @@ def run(args: argparse.Namespace) -> None:
         "split": args.split,
         "sequences": None,
         "backtranslator": bt_path.name,
+        "max_minutes": args.max_minutes,  # of training: a point where time ran out has cut_by_time
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {device}",
         "config": _portable(to_dict(cfg)),
         "reference": [],

@@ -186,7 +186,9 @@ def evaluate_run(evaluator, checkpoint: Path, name: str) -> dict:
 def collect(args: argparse.Namespace) -> None:
     """Turns learning curves named ``DATASET-ROW-sSEED`` (benchmarks/learning_curve.py, e.g. the GPU runs of
     benchmarks/gpu_curves.sh) into run files: each curve's last point is that row's result at its budget, or,
-    with ``--at``, each of its points at those steps (one run file per budget: ``ROW-seedS-stepN.json``)."""
+    with ``--at``, each of its points at those steps (one run file per budget: ``ROW-seedS-stepN.json``).
+    A last point where the curve's ``--max-minutes`` ran out is a result at that time budget: curves cut by the
+    same minutes share one table whatever step each reached."""
     results = RESULTS / args.dataset
     results.mkdir(parents=True, exist_ok=True)
     ref_path = results / "reference.json"
@@ -212,6 +214,8 @@ def collect(args: argparse.Namespace) -> None:
                     "batch_size": doc["config"]["training"]["batch_size"],
                     "train_minutes": round(point["train_seconds"] / 60, 2), "machine": doc["machine"],
                     "curve": path.name}  # fmt: skip
+            if not args.at and point.get("cut_by_time"):
+                out["budget_minutes"] = doc["max_minutes"]
             name = f"{row}-seed{seed}" + (f"-step{point['step']}" if args.at else "")
             (results / f"{name}.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
             print(f"[{args.dataset}] {row} seed {seed}: step {point['step']}, WER {point['wer']:.2f}")
@@ -248,21 +252,34 @@ def flat_scores(row: dict) -> dict:
 Runs = dict[str, list[dict]]  # row → its runs (one per seed) at one budget
 
 
-def load_results(dataset: str) -> tuple[list[dict], dict[int, Runs]]:
-    """The reference rows and the run files of ``dataset``, by budget (training steps), largest first."""
+def budget(run: dict) -> str:
+    """A run's budget: ``N steps``, or ``M min`` for a curve that time cut (whatever step each run reached)."""
+    minutes = run.get("budget_minutes")
+    return f"{minutes:g} min" if minutes is not None else f"{run['steps']:,} steps"
+
+
+def load_results(dataset: str) -> tuple[list[dict], dict[str, Runs]]:
+    """The reference rows and the run files of ``dataset``, by budget (:func:`budget`): time budgets first, then
+    step budgets, each largest first."""
     folder = RESULTS / dataset
     ref = json.loads((folder / "reference.json").read_text()) if (folder / "reference.json").is_file() else None
-    budgets: dict[int, Runs] = {}
-    seen: dict[tuple[str, int, int], Path] = {}
+    budgets: dict[str, Runs] = {}
+    seen: dict[tuple[str, int, str], Path] = {}
     for name, _, _ in ROWS:
         for path in sorted(folder.glob(f"{name}-seed*.json")):
             run = flat_scores(json.loads(path.read_text()))
-            key = (name, run["seed"], run["steps"])
+            key = (name, run["seed"], budget(run))
             if key in seen:
-                raise SystemExit(f"{path} and {seen[key]}: the same row, seed and budget ({key[2]} steps) twice")
+                raise SystemExit(f"{path} and {seen[key]}: the same row, seed and budget ({key[2]}) twice")
             seen[key] = path
-            budgets.setdefault(run["steps"], {}).setdefault(name, []).append(run)
-    return ([flat_scores(r) for r in ref["rows"]] if ref else []), dict(sorted(budgets.items(), reverse=True))
+            budgets.setdefault(key[2], {}).setdefault(name, []).append(run)
+
+    def size(item: tuple[str, Runs]) -> tuple[bool, float]:
+        run = next(iter(item[1].values()))[0]
+        minutes = run.get("budget_minutes")
+        return minutes is not None, minutes if minutes is not None else run["steps"]
+
+    return ([flat_scores(r) for r in ref["rows"]] if ref else []), dict(sorted(budgets.items(), key=size, reverse=True))
 
 
 def table(dataset: str, refs: list[dict], runs: Runs) -> list[str]:
@@ -349,22 +366,25 @@ def plot(path: Path) -> None:
     colours = dict(zip(LABELS, plt.get_cmap("tab10").colors, strict=False))
     for ax, (dataset, key, title) in zip(axes, panels, strict=True):
         refs, budgets = load_results(dataset)
-        if len(budgets) > 1:
+        if len(budgets) > 1:  # each row's runs at its mean step: a time budget's rows reach different steps
             for name in LABELS:
-                xs = [steps for steps, runs in sorted(budgets.items()) if name in runs]
-                values = [[r[key] for r in budgets[steps][name]] for steps in xs]
+                got = sorted((sum(r["steps"] for r in runs[name]) / len(runs[name]), [r[key] for r in runs[name]])
+                             for runs in budgets.values() if name in runs)  # fmt: skip
+                xs, values = [x for x, _ in got], [v for _, v in got]
                 means = [sum(v) / len(v) for v in values]
                 ax.plot(xs, means, "-o", color=colours[name], markersize=3, label=LABELS[name],
                         linewidth=2.2 if name == "full" else 1.2)  # fmt: skip
                 for x, v in zip(xs, values, strict=True):
                     ax.scatter([x] * len(v), v, color=colours[name], s=6, zorder=3)
-            ax.set_xlabel("training steps (batch 16)")
-            ax.set_xticks(sorted(budgets))
+            batches = sorted({r.get("batch_size", 16) for runs in budgets.values() for g in runs.values() for r in g})
+            ax.set_xlabel(f"training steps (batch {', '.join(map(str, batches))})")
+            if not any(label.endswith(" min") for label in budgets):  # step budgets: a tick at each
+                ax.set_xticks(sorted({r["steps"] for runs in budgets.values() for g in runs.values() for r in g}))
             ceiling = next((r[key] for r in refs if r["system"] == "ground truth"), None)
             if ceiling is not None:
                 ax.axhline(ceiling, color="grey", linewidth=1, label="ground truth")
         else:
-            steps, runs = next(iter(budgets.items()), (0, {}))
+            label, runs = next(iter(budgets.items()), ("no runs", {}))
             names = list(runs)
             for x, name in enumerate(names):
                 values = [r[key] for r in runs[name]]
@@ -373,9 +393,10 @@ def plot(path: Path) -> None:
             for r, style in zip(refs, ("-", ":"), strict=False):
                 ax.axhline(r[key], color="grey", linestyle=style, linewidth=1, label=r["system"])
             ax.set_xticks(range(len(names)), [LABELS[n] for n in names], rotation=60, ha="right", fontsize=8)
-            title = f"{steps} steps: {title}"
+            title = f"{label}: {title}"
         ax.set_title(f"{dataset}, {title}", fontsize=10)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -390,14 +411,17 @@ def report(args: argparse.Namespace) -> None:
         refs, budgets = load_results(dataset)
         if not refs and not budgets:
             continue
-        for steps, runs in budgets.items() or [(None, {})]:
+        for label, runs in budgets.items() or [(None, {})]:
             every = [r for got in runs.values() for r in got]
-            lines += [f"## {dataset} — {spec['split']} split" + (f", {steps:,} steps" if steps else ""), ""]
+            lines += [f"## {dataset} — {spec['split']} split" + (f", {label}" if label else ""), ""]
             if every:
                 minutes = [r["train_minutes"] for r in every]
+                steps = [r["steps"] for r in every]
                 batches = sorted({r.get("batch_size", 16) for r in every})
                 machines = sorted({r.get("machine", "this project's 2-core CPU") for r in every})
-                lines += [f"Budget per run: {steps} steps at batch {', '.join(map(str, batches))}; training took "
+                size = (f"{label} of training (the clock stopped the runs at steps {min(steps):,}–{max(steps):,})"
+                        if "budget_minutes" in every[0] else label)  # fmt: skip
+                lines += [f"Budget per run: {size} at batch {', '.join(map(str, batches))}; training took "
                           f"{min(minutes):.1f}–{max(minutes):.1f} min ({'; '.join(machines)}).", ""]  # fmt: skip
             lines += [*table(dataset, refs, runs), "", "The paper's findings, checked on the means:", "",
                       *comparisons(dataset, runs), ""]  # fmt: skip

@@ -51,3 +51,33 @@ def test_collect_keeps_one_reference_and_refuses_a_later_curve_of_another(qualit
     with pytest.raises(SystemExit, match=r"reference\.json"):
         _collect(quality, _curve(tmp_path, "phoenix-synth-full-s2", 25.0))
     assert not (folder / "full-seed2.json").exists()
+
+
+def test_curves_cut_by_the_same_minutes_share_one_table_whatever_step_they_reached(quality, tmp_path):
+    """gpu_curves.sh stops every curve by time: two seeds of a row end at different steps, yet are one budget."""
+    curves = []
+    for seed, step, wer in ((0, 4100, 40.0), (1, 3900, 44.0)):
+        path = _curve(tmp_path, f"phoenix-synth-full-s{seed}", 13.0)
+        doc = json.loads(path.read_text())
+        doc["max_minutes"] = 25
+        scores = {"bleu1": 30.0, "rouge_l": 30.0, "fid": 1.0, "dtw_mje": {"all": 3.0, "body": 2.0, "hands": 4.0}}
+        for row in doc["reference"]:
+            row |= scores
+        doc["points"] = [{**doc["points"][0], **scores, "step": step, "wer": wer, "cut_by_time": True}]
+        path.write_text(json.dumps(doc))
+        curves.append(path)
+    _collect(quality, *curves)
+    _, budgets = quality.load_results("phoenix-synth")
+    assert list(budgets) == ["25 min"] and [r["steps"] for r in budgets["25 min"]["full"]] == [4100, 3900]
+    # a curve that ended at its last --at step, not by time, is a step budget of its own
+    doc = json.loads(curves[0].read_text())
+    doc["points"][0] |= {"cut_by_time": False, "step": 3000}
+    curves[0].write_text(json.dumps(doc | {"name": "phoenix-synth-full-s2"}))
+    _collect(quality, curves[0])
+    _, budgets = quality.load_results("phoenix-synth")
+    assert list(budgets) == ["25 min", "3,000 steps"] and len(budgets["25 min"]["full"]) == 2
+    quality.report(argparse.Namespace())
+    page = (tmp_path / "quality.md").read_text()
+    assert "## phoenix-synth — test split, 25 min" in page and "## phoenix-synth — test split, 3,000 steps" in page
+    assert "25 min of training (the clock stopped the runs at steps 3,900–4,100)" in page
+    assert (tmp_path / "quality.png").stat().st_size > 0
