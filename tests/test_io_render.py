@@ -220,3 +220,72 @@ def test_titles_draw_umlauts_not_boxes():
 
     assert glyph("Ü") != glyph("\U000f0000")  # a private-use character no font draws: the missing-glyph box
     assert glyph("ü") != glyph("u")
+
+
+def _holistic_file(path, pose, people_conf, scale=(1.0, 0.5), fps=25):
+    """A MediaPipe-sized Holistic file of ``pose`` for several people, each with its confidence factor."""
+    from pose_format import Pose
+    from pose_format.numpy import NumPyPoseBody
+    from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
+
+    from fgdm.data import holistic
+
+    data, conf = holistic.to_holistic(pose)
+    header = PoseHeader(0.2, PoseHeaderDimensions(1920, 1080, 0), holistic.components())
+    body = NumPyPoseBody(fps=fps, data=np.concatenate([data * s for s in scale[: len(people_conf)]], 1),
+                         confidence=np.concatenate([conf * c for c in people_conf], 1))  # fmt: skip
+    with open(path, "wb") as f:
+        Pose(header, body).write(f)
+    return path
+
+
+def test_a_pose_file_of_several_people_is_read_for_its_one_signer_or_refused(tmp_path, pose):
+    from fgdm.data.pt import DataFormatError
+
+    alone = load_any(_holistic_file(tmp_path / "one.pose", pose, [1]))
+    # the signer second, nobody seen first: the signer is read, not the empty first person
+    np.testing.assert_allclose(load_any(_holistic_file(tmp_path / "second.pose", pose, [0, 1], (0.5, 1.0))), alone,
+                               atol=1e-4)  # fmt: skip
+    with pytest.raises(DataFormatError, match=r"two.pose: 2 people, 2 of them seen: fgdm reads one signer"):
+        load_any(_holistic_file(tmp_path / "two.pose", pose, [1, 1]))
+
+
+def test_a_non_finite_point_is_named_with_its_frame(tmp_path, pose):
+    from pose_format import Pose
+
+    from fgdm.data.pt import DataFormatError
+
+    path = _holistic_file(tmp_path / "a.pose", pose, [1])
+    p = Pose.read(path.read_bytes())
+    p.body.data[3, 0, p.header.get_point_index("POSE_LANDMARKS", "LEFT_SHOULDER"), :2] = np.nan
+    with open(path, "wb") as f:
+        p.write(f)
+    with pytest.raises(DataFormatError, match=r"a.pose: frame 4, point POSE_LANDMARKS/LEFT_SHOULDER: .* not finite"):
+        load_any(path)
+    bad = pose.copy()
+    bad[2, 7, 1] = np.inf
+    np.save(tmp_path / "b.npy", bad)
+    with pytest.raises(ValueError, match=r"b.npy: frame 3, joint 7 coordinate y is inf \(not finite\)"):
+        load_any(tmp_path / "b.npy")
+    np.save(tmp_path / "c.npy", pose.astype(np.complex64))
+    with pytest.raises(ValueError, match=r"c.npy: values of type complex64, expected real numbers"):
+        load_any(tmp_path / "c.npy")
+
+
+def test_a_2d_pose_file_is_refused_as_2d(tmp_path):
+    from pose_format import Pose
+    from pose_format.numpy import NumPyPoseBody
+    from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
+
+    from fgdm.data import holistic
+    from fgdm.data.pt import DataFormatError
+
+    components = holistic.components()
+    for c in components:
+        c.format = "XYC"
+    n = sum(len(c.points) for c in components)
+    body = NumPyPoseBody(fps=25, data=np.ones((4, 1, n, 2)), confidence=np.ones((4, 1, n)))
+    with open(tmp_path / "a.pose", "wb") as f:
+        Pose(PoseHeader(0.2, PoseHeaderDimensions(1920, 1080, 0), components), body).write(f)
+    with pytest.raises(DataFormatError, match=r"2D points: fgdm reads x, y and z"):
+        load_any(tmp_path / "a.pose")

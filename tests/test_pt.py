@@ -125,3 +125,68 @@ def test_data_check_says_when_poses_are_2d(synth_dir, tmp_path):
         write_split(tmp_path / "flat", split, PTSplit(flat, data.glosses, data.texts, data.names))
     with pytest.warns(UserWarning, match=r"z is 0 in every frame of every split \(2D poses\)"):
         assert check_directory(tmp_path / "flat")["depth"] is False
+
+
+def _copy_split(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    for ext in ("skels", "gloss", "text", "files"):
+        shutil.copy(src / f"dev.{ext}", dst / f"dev.{ext}")
+    return dst
+
+
+def test_text_files_name_the_true_line_of_bad_bytes_and_refuse_invisible_marks(synth_dir, tmp_path):
+    from fgdm.data.pt import text_lines
+
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "a.gloss").write_bytes(bom + b"REGEN\nGL\xdcCK\n")  # latin-1 Ü after a byte-order mark
+    with pytest.raises(DataFormatError, match=r"a.gloss:2: not UTF-8 text \(byte 3 of the line"):
+        text_lines(tmp_path / "a.gloss")
+    (tmp_path / "b.gloss").write_bytes(bom + b"A\n" + bom + b"B\n")  # two files joined by cat
+    with pytest.raises(DataFormatError, match=r"b.gloss:2: a byte-order mark \(U\+FEFF"):
+        text_lines(tmp_path / "b.gloss")
+    (tmp_path / "c.gloss").write_bytes(b"A\rB\rC\r")  # CR-only line ends
+    with pytest.raises(DataFormatError, match=r"c.gloss:1: a carriage return \(CR\) inside the line"):
+        text_lines(tmp_path / "c.gloss")
+    (tmp_path / "d.gloss").write_bytes("GLU\u0308CK\r\n".encode())  # decomposed Ü, CRLF
+    assert text_lines(tmp_path / "d.gloss") == ["GL\u00dcCK"]
+
+
+def test_an_empty_translation_is_refused_and_names_are_taken_without_surrounding_spaces(synth_dir, tmp_path):
+    d = _copy_split(synth_dir, tmp_path / "d")
+    text = (d / "dev.text").read_text().split("\n")
+    (d / "dev.text").write_text("\n".join([text[0], "  ", *text[2:]]))
+    with pytest.raises(DataFormatError, match=r"dev.text:2: empty translation line"):
+        read_split(d, "dev")
+    d = _copy_split(synth_dir, tmp_path / "e")
+    names = (d / "dev.files").read_text().split("\n")
+    (d / "dev.files").write_text("\n".join([names[0] + " ", *names[1:]]))
+    assert read_split(d, "dev").names == read_split(synth_dir, "dev").names
+    (d / "dev.files").write_text("\n".join([names[0], names[0] + " ", *names[2:]]))
+    with pytest.raises(DataFormatError, match=r"dev.files:2: the name .* again \(first on line 1\)"):
+        read_split(d, "dev")
+
+
+def test_a_csv_of_reserved_tokens_or_empty_translations_is_refused_with_its_line(tmp_path):
+    from fgdm.data.synth.corpus import read_phoenix_csv
+
+    head = "name|video|start|end|speaker|orth|translation\n"
+    (tmp_path / "a.csv").write_text(head + "s0|v|-1|-1|S1|REGEN NORD|es regnet\ns1|v|-1|-1|S1|DRUCK <unk> TIEF|tief\n")
+    with pytest.raises(DataFormatError, match=r"a.csv:3: <unk> is a vocabulary's own token"):
+        read_phoenix_csv(tmp_path / "a.csv")
+    (tmp_path / "b.csv").write_text(head + "s0|v|-1|-1|S1|REGEN NORD| \n")
+    with pytest.raises(DataFormatError, match=r"b.csv:2: empty translation"):
+        read_phoenix_csv(tmp_path / "b.csv")
+
+
+def test_a_gloss_typed_decomposed_finds_its_composed_entry():
+    from fgdm.data.vocab import SPECIALS, Vocabulary
+
+    vocab = Vocabulary([*SPECIALS, "GL\u00dcCK"])
+    assert "GLU\u0308CK" in vocab and vocab.encode(["GLU\u0308CK", "X"]) == [4, vocab.unk_index]
+
+
+def test_a_frame_rate_file_saved_with_a_byte_order_mark_and_crlf_is_read(tmp_path):
+    from fgdm.data.io import read_frame_rate
+
+    (tmp_path / "dev.fps").write_bytes(b"\xef\xbb\xbf12.5\r\n")
+    assert read_frame_rate(tmp_path, "dev") == 12.5

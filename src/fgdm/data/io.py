@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fgdm.data.pt import MAX_ABS, DataFormatError
+from fgdm.data.pt import MAX_ABS, DataFormatError, text_lines
 from fgdm.skeleton import PT50, Skeleton
 
 FPS = 25.0
@@ -72,11 +72,23 @@ def read_pose_report(path: Path | str, skeleton: Skeleton = PT50):
     except Exception as err:  # pose-format raises whatever its parser meets in a damaged file
         raise DataFormatError(path, None, f"not a readable .pose file ({type(err).__name__}: {err})") from None
     if data.ndim != 4 or data.shape[1] < 1 or data.shape[3] < 3 or conf.shape != data.shape[:3]:
-        raise DataFormatError(path, None, f"pose data of shape {data.shape}, expected (frames, people, points, xyz)")
+        flat = " (2D points: fgdm reads x, y and z)" if data.ndim == 4 and data.shape[3] == 2 else ""
+        raise DataFormatError(path, None, f"pose data of shape {data.shape}, expected (frames, people, points, "
+                              f"xyz){flat}")  # fmt: skip
     if not (np.isfinite(fps) and fps > 0):
         raise DataFormatError(path, None, f"frame rate {fps} fps")
     if len(data) == 0:
         raise DataFormatError(path, None, "no frames")
+    seen = [i for i in range(data.shape[1]) if conf[:, i].any()]  # people with a point in some frame
+    if len(seen) > 1:
+        raise DataFormatError(path, None, f"{data.shape[1]} people, {len(seen)} of them seen: fgdm reads one signer "
+                              "(keep that person's data and confidence: body.data[:, [i]])")  # fmt: skip
+    person = seen[0] if seen else 0
+    data, conf = data[:, person : person + 1], conf[:, person : person + 1]
+    bad = ~np.isfinite(data[..., :3]).all(-1) & (conf > 0)  # a value masked out (no confidence) is never read
+    if bad.any():
+        f, _, n = np.argwhere(bad)[0]
+        raise DataFormatError(path, None, f"frame {f + 1}, point {points[n]}: {data[f, 0, n, :3]} is not finite")
     if "POSE_LANDMARKS/LEFT_SHOULDER" in names:
         need = [f"POSE_LANDMARKS/{n}" for n in holistic.BODY_POINTS.values()] + [
             f"{side}_HAND_LANDMARKS/{n}" for side in ("LEFT", "RIGHT") for n in holistic.HAND21
@@ -98,7 +110,7 @@ def read_pose_report(path: Path | str, skeleton: Skeleton = PT50):
     missing = [n for n in skeleton.names if n not in index]
     if missing:
         raise DataFormatError(path, None, f"neither Holistic nor the PT 50-joint skeleton (lacks {missing[:5]})")
-    pose = data[:, 0, [index[n] for n in skeleton.names], :3]  # first person, xyz
+    pose = data[:, 0, [index[n] for n in skeleton.names], :3]  # the signer, xyz
     return _check(pose, skeleton, str(path)).astype(np.float32), fps, 0, 0
 
 
@@ -133,10 +145,11 @@ def _check(pose: np.ndarray, skeleton: Skeleton, where: str = "pose") -> np.ndar
     pose = np.asarray(pose)
     if pose.ndim != 3 or pose.shape[1:] != (skeleton.num_joints, 3):
         raise ValueError(f"{where}: shape {pose.shape}, expected (S, {skeleton.num_joints}, 3)")
-    if not np.issubdtype(pose.dtype, np.number):
-        raise ValueError(f"{where}: values of type {pose.dtype}, expected numbers")
+    if not np.issubdtype(pose.dtype, np.number) or np.iscomplexobj(pose):
+        raise ValueError(f"{where}: values of type {pose.dtype}, expected real numbers")
     if not np.isfinite(pose).all():
-        raise ValueError(f"{where}: contains NaN or infinite values")
+        f, j, c = np.argwhere(~np.isfinite(pose))[0]
+        raise ValueError(f"{where}: frame {f + 1}, joint {j} coordinate {'xyz'[c]} is {pose[f, j, c]} (not finite)")
     if len(pose) == 0:
         raise ValueError(f"{where}: no frames")
     if np.abs(pose).max() > MAX_ABS:
@@ -167,7 +180,7 @@ def read_frame_rate(directory: Path | str, split: str, default: float = FPS) -> 
     path = Path(directory) / f"{split}.fps"
     if not path.is_file():
         return default
-    text = path.read_text(encoding="utf-8", errors="replace").strip()
+    text = " ".join(text_lines(path)).strip()  # a byte-order mark or CRLF, as every text file fgdm reads
     try:
         fps = float(text)
     except ValueError:

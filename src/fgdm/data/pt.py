@@ -10,6 +10,8 @@ line and the problem. It never drops, pads or repairs data.
 
 from __future__ import annotations
 
+import codecs
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +74,10 @@ def refuse_repeats(path: Path | str, numbered: Sequence[tuple[int, str]], what: 
 def text_lines(
     path: Path | str, missing: str = "file not found (a PT split needs .skels, .gloss, .text, .files)"
 ) -> list[str]:
-    """The lines of a UTF-8 text file without their terminators (a final newline adds no line; a byte-order mark
-    and CR before LF are dropped). Errors name the file and, for bytes that are not UTF-8, the line."""
+    """The lines of a UTF-8 text file without their terminators, in Unicode's composed form (NFC, so a gloss saved
+    decomposed, as some editors do, is the same gloss). A final newline adds no line; a leading byte-order mark
+    and CR before LF are dropped. Errors name the file and the line: bytes that are not UTF-8, a byte-order mark
+    inside the file (files joined by ``cat``), a CR inside a line (CR-only line ends)."""
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(path, None, missing)
@@ -81,12 +85,21 @@ def text_lines(
     try:
         text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first token
     except UnicodeDecodeError as err:
-        line, column = data[: err.start].count(b"\n") + 1, err.start - data.rfind(b"\n", 0, err.start)
+        at = err.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)  # err.start counts after the mark
+        line, column = data[:at].count(b"\n") + 1, at - data.rfind(b"\n", 0, at)
         raise DataFormatError(path, line, f"not UTF-8 text (byte {column} of the line: {err.reason})") from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [line.rstrip("\r") for line in lines]
+    lines = [line.removesuffix("\r") for line in lines]
+    for i, line in enumerate(lines, start=1):
+        if "\ufeff" in line:
+            raise DataFormatError(path, i, "a byte-order mark (U+FEFF, invisible) inside the file: files joined "
+                                  "with cat keep each one's mark; remove it")  # fmt: skip
+        if "\r" in line:
+            raise DataFormatError(path, i, "a carriage return (CR) inside the line: CR-only line ends (old Mac "
+                                  "files)? convert them to LF")  # fmt: skip
+    return [unicodedata.normalize("NFC", line) for line in lines]
 
 
 def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.num_joints) -> np.ndarray:
@@ -177,15 +190,19 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
         if reserved:
             raise DataFormatError(paths["gloss"], i, f"{reserved[0]} is a vocabulary's own token, not a gloss")
         glosses.append(tokens)
-    for i, name in enumerate(lines["files"], start=1):
-        if not name.strip():
+    for i, text in enumerate(lines["text"], start=1):
+        if not text.strip():  # the back-translator would learn, and BLEU score against, an empty sentence
+            raise DataFormatError(paths["text"], i, "empty translation line")
+    names = [name.strip() for name in lines["files"]]  # as the CSV reader takes ids: 'a ' names a.npy
+    for i, name in enumerate(names, start=1):
+        if not name:
             raise DataFormatError(paths["files"], i, "empty sequence name")
-    refuse_repeats(paths["files"], list(enumerate(lines["files"], start=1)), "name")
+    refuse_repeats(paths["files"], list(enumerate(names, start=1)), "name")
     poses = [
         parse_skels_line(line, paths["skels"], i, num_joints)[::skip_frames]
         for i, line in enumerate(lines["skels"], start=1)
     ]
-    return PTSplit(poses=poses, glosses=glosses, texts=lines["text"], names=lines["files"])
+    return PTSplit(poses=poses, glosses=glosses, texts=lines["text"], names=names)
 
 
 def write_split(directory: Path | str, split: str, data: PTSplit) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -71,7 +72,13 @@ class Vocabulary:
         return len(self.itos)
 
     def __contains__(self, token: str) -> bool:
-        return token in self.stoi
+        return self.index(token) is not None
+
+    def index(self, token: str) -> int | None:
+        """The token's id, or None; a token typed decomposed (NFD: U + combining diaeresis) finds its composed
+        entry (Ü), as the data files are read (:func:`fgdm.data.pt.text_lines`)."""
+        idx = self.stoi.get(token)
+        return idx if idx is not None or token.isascii() else self.stoi.get(unicodedata.normalize("NFC", token))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocabulary) and self.itos == other.itos
@@ -83,7 +90,7 @@ class Vocabulary:
         """Maps tokens to ids; unknown tokens become ``<unk>`` and are counted into ``unknown``."""
         ids = []
         for tok in tokens:
-            idx = self.stoi.get(tok)
+            idx = self.index(tok)
             if idx is None:
                 idx = self.unk_index
                 if unknown is not None:
