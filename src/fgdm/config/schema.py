@@ -67,7 +67,7 @@ class TrainingConfig:
     # gloss unseen in training) has a trained embedding; SCG's CTC targets keep the true glosses
     unk_rate: float = 0.0
     val_every: int = 1000  # steps between validations (dev DTW-MJE of sampled sequences; best.ckpt by it)
-    val_batches: int | None = None  # dev batches (of testing.batch_size) sampled per validation; null: all
+    val_batches: int | None = None  # dev batches (of testing.batch_size) per validation, over all processes; null: all
     log_every: int = 50  # steps between rows of the CSV log (loss terms, learning rate)
     devices: int | str = 1  # Lightning's: how many (or which) devices, -1 or auto for all
     num_nodes: int = 1  # machines, for multi-node data-parallel training

@@ -121,9 +121,11 @@ class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar length, so padding stays small.
 
     Indices are shuffled, cut into pools of ``pool`` batches, sorted by length inside a pool and
-    cut into batches; the batch order is shuffled again. With ``num_replicas > 1`` each rank gets
-    every ``num_replicas``-th batch (equal counts on every rank), for distributed training.
-    Deterministic for a given ``seed`` and epoch (:meth:`set_epoch`).
+    cut into batches; the batch order is shuffled again; ``limit`` keeps the first that many. With
+    ``num_replicas > 1`` each rank gets every ``num_replicas``-th batch, for distributed training: batch i of
+    rank r is batch i · num_replicas + r of one process's order, and every rank gets as many batches (the last
+    ranks' missing ones are filled with batches from the start: see :attr:`real_batches`). Deterministic for a
+    given ``seed`` and epoch (:meth:`set_epoch`).
     """
 
     def __init__(
@@ -136,18 +138,38 @@ class BucketBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        limit: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
         self.lengths = np.asarray(lengths)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.pool, self.seed, self.epoch = pool, seed, 0
-        self.num_replicas, self.rank = num_replicas, rank
+        self.num_replicas, self.rank, self.limit = num_replicas, rank, limit
+
+    @property
+    def real_batches(self) -> int:
+        """How many batches one process's order holds (after ``limit``): on a rank, batches whose index
+        i · num_replicas + rank is at least this many are fillers, repeated so that every rank takes as many steps;
+        an evaluation over all ranks leaves them out to count each sequence once."""
+        return len(self._ordered())
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _batches(self) -> list[list[int]]:
+        batches = self._ordered()
+        if self.num_replicas > 1:
+            per_rank = (
+                len(batches) // self.num_replicas if self.drop_last else math.ceil(len(batches) / self.num_replicas)
+            )
+            total = per_rank * self.num_replicas
+            batches = (batches * math.ceil(total / max(len(batches), 1)))[:total] if batches else []
+            batches = batches[self.rank :: self.num_replicas]
+        return batches
+
+    def _ordered(self) -> list[list[int]]:
+        """One process's batches of this epoch, in order."""
         n = len(self.lengths)
         rng = np.random.default_rng((self.seed, self.epoch))
         order = rng.permutation(n) if self.shuffle else np.arange(n)
@@ -161,14 +183,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches = [b for b in batches if len(b) == self.batch_size]
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
-        if self.num_replicas > 1:
-            per_rank = (
-                len(batches) // self.num_replicas if self.drop_last else math.ceil(len(batches) / self.num_replicas)
-            )
-            total = per_rank * self.num_replicas
-            batches = (batches * math.ceil(total / max(len(batches), 1)))[:total] if batches else []
-            batches = batches[self.rank :: self.num_replicas]
-        return batches
+        return batches[: self.limit] if self.limit is not None else batches
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches())

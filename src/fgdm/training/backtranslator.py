@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torchmetrics import MeanMetric
 
 from fgdm.config import BackTranslatorConfig, from_dict, to_dict
 from fgdm.data.dataset import Batch, pad_sequences
@@ -11,6 +12,7 @@ from fgdm.metrics.text import bleu, wer
 from fgdm.model.backtranslator import BackTranslator
 from fgdm.training.data import PoseDataModule
 from fgdm.training.loop import ScheduledModule, TrainResult, fit, seed_everything
+from fgdm.training.ranks import dev_batch, joined, quiet_workers
 from fgdm.training.rundir import claim, with_absolute_paths
 
 
@@ -31,6 +33,7 @@ class LitBackTranslator(ScheduledModule):
         self.gloss_vocab, self.text_vocab = Vocabulary(gloss_vocab), Vocabulary(text_vocab)
         self.model = BackTranslator(len(self.gloss_vocab), len(self.text_vocab), self.cfg.model)
         self._val: dict[str, list[str]] = {"gloss_hyp": [], "gloss_ref": [], "text_hyp": [], "text_ref": []}
+        self.val_loss = MeanMetric()
 
     def _step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         words = encode_texts(batch.texts, self.text_vocab, batch.pose.device)
@@ -43,8 +46,10 @@ class LitBackTranslator(ScheduledModule):
         return total
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        if dev_batch(self._trainer, batch_idx) is None:  # a rank's filler: its sequences are another rank's
+            return
         total, _, _ = self._step(batch)
-        self.log("dev/loss", total, batch_size=len(batch), sync_dist=True)
+        self.val_loss.update(total, len(batch))
         memory, mask = self.model.encode(batch.pose, batch.frame_mask)
         glosses = self.model.ctc_greedy(self.model.gloss_log_probs(memory), mask)
         texts = self.model.translate(memory, mask, beam=1)  # greedy while training; beam at evaluation
@@ -55,11 +60,13 @@ class LitBackTranslator(ScheduledModule):
         v["text_ref"] += [" ".join(tokenize_text(t)) for t in batch.texts]
 
     def on_validation_epoch_end(self) -> None:
-        v = self._val
+        """Corpus scores over every rank's sequences: the ranks' lists are joined first."""
+        v = joined(self.trainer, self._val)
         w = wer(v["gloss_hyp"], v["gloss_ref"]).wer
         b4 = bleu(v["text_hyp"], v["text_ref"])["bleu4"]
-        for key in v:
-            v[key] = []
+        self._val = {key: [] for key in self._val}
+        self.log("dev/loss", self.val_loss.compute())
+        self.val_loss.reset()
         self.log("dev/wer", w, prog_bar=True)
         self.log("dev/bleu4", b4, prog_bar=True)
         self.after_validation(w)
@@ -71,6 +78,7 @@ def train_backtranslator(
     """Trains the evaluator on ground-truth poses; the best checkpoint is the one with the lowest dev WER."""
     cfg = with_absolute_paths(cfg)
     config = to_dict(cfg)
+    quiet_workers()
     with claim(cfg.training.output_dir, config, BackTranslatorConfig, resume, overwrite) as stored:
         seed_everything(cfg.training.seed)  # the initial weights come from training.seed
         vocab = Vocabulary(stored["gloss_vocab"]) if stored else None

@@ -68,14 +68,27 @@ class PoseDataModule(L.LightningDataModule):
             self.datasets[split] = PoseDataset(self.corpus(split), self.vocab)
         return self.datasets[split]
 
-    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
+    def _sampler(self, split: str, world: int = 1, rank: int = 0) -> BucketBatchSampler:
+        train = split == "train"
+        return BucketBatchSampler(
+            self.dataset(split).frame_counts(), self.training_cfg.batch_size if train else self.eval_batch_size,
+            shuffle=train, seed=self.training_cfg.seed, num_replicas=world, rank=rank,
+            limit=None if train else self.training_cfg.val_batches,
+        )  # fmt: skip
+
+    @property
+    def dev_batches(self) -> int:
+        """How many dev batches a validation takes, over all ranks (``training.val_batches`` or all): on each
+        rank, batch i of the dev loader is batch i · world_size + rank of them, a filler from that many on."""
+        return self._sampler("dev").real_batches
+
+    def _loader(self, split: str) -> DataLoader:
         ds = self.dataset(split)
         trainer = self.trainer  # set while Lightning runs this module (None in a plain loop over the loader)
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
-        sampler = BucketBatchSampler(
-            ds.frame_counts(), batch_size, shuffle=shuffle, seed=self.training_cfg.seed, num_replicas=world, rank=rank
-        )
+        sampler = self._sampler(split, world, rank)
+        shuffle = split == "train"
         return DataLoader(
             ds,
             batch_sampler=EpochBatches(sampler, trainer) if shuffle and trainer is not None else sampler,
@@ -89,7 +102,7 @@ class PoseDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True, self.training_cfg.batch_size)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("dev", False, self.eval_batch_size)
+        return self._loader("dev")

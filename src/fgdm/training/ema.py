@@ -27,6 +27,7 @@ class EMA(AveragedModel):
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         super().__init__(model, use_buffers=True)
+        self.module.requires_grad_(False)  # set by the update, never by a gradient (DDP expects one for every other)
         self.decay = decay
         self._started: bool | None = None  # n_averaged > 0, on the host; None: read it at the next update
         self._pairs: _Pairs | None = None

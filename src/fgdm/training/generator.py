@@ -27,6 +27,7 @@ from fgdm.training.compiling import compiled_loss
 from fgdm.training.data import PoseDataModule
 from fgdm.training.ema import EMA
 from fgdm.training.loop import ScheduledModule, TrainResult, fit, seed_everything
+from fgdm.training.ranks import dev_batch, quiet_workers
 from fgdm.training.rundir import claim, with_absolute_paths
 
 
@@ -42,7 +43,8 @@ class LitFGDM(ScheduledModule):
         self.model: FGDM = build_model(self.cfg, len(self.vocab))
         decay = self.cfg.training.ema_decay
         self.ema = EMA(self.model.denoiser, decay) if decay else None
-        self.val_dtw = MeanMetric()
+        self.val_dtw = MeanMetric()  # per sequence
+        self.val_terms = torch.nn.ModuleDict({name: MeanMetric() for name in ("loss", "joint", "bone", "scg")})
         self._compiled_loss = None  # training.compile: made on the first training step
 
     def __getstate__(self) -> dict[str, Any]:
@@ -91,12 +93,13 @@ class LitFGDM(ScheduledModule):
 
     # -- validation -----------------------------------------------------------------------
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        g = torch.Generator(device=batch.pose.device).manual_seed(self.cfg.testing.seed + batch_idx)
+        index = dev_batch(self._trainer, batch_idx)  # its index in one process's order; None: a rank's filler
+        if index is None:
+            return
+        g = torch.Generator(device=batch.pose.device).manual_seed(self.cfg.testing.seed + index)
         terms = self.model.loss(batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, generator=g)
-        B = len(batch)
-        self.log("dev/loss", terms.total, batch_size=B, sync_dist=True)
-        for name in ("joint", "bone", "scg"):
-            self.log(f"dev/{name}", getattr(terms, name), batch_size=B, sync_dist=True)
+        for name, metric in self.val_terms.items():
+            metric.update(terms.total if name == "loss" else getattr(terms, name), len(batch))
         frames = batch.frame_mask.sum(1)
         x0, _ = self.model.generate(
             batch.gloss, batch.gloss_mask, frames, generator=g, denoiser=self.sampling_denoiser()
@@ -106,9 +109,13 @@ class LitFGDM(ScheduledModule):
             self.val_dtw.update(dtw_mje(hyp[b, :n], ref[b, :n]))
 
     def on_validation_epoch_end(self) -> None:
+        """The dev scores over every rank's sequences (torchmetrics joins the ranks' sums)."""
+        for name, metric in self.val_terms.items():
+            self.log(f"dev/{name}", metric.compute())
+            metric.reset()
         dtw = self.val_dtw.compute()
         self.val_dtw.reset()
-        self.log("dev/dtw", dtw, prog_bar=True, sync_dist=False)
+        self.log("dev/dtw", dtw, prog_bar=True)
         self.after_validation(float(dtw))
 
 
@@ -126,6 +133,7 @@ def train(
     """
     cfg = with_absolute_paths(cfg)
     config = to_dict(cfg)
+    quiet_workers()
     with claim(cfg.training.output_dir, config, Config, resume, overwrite) as stored:
         seed_everything(cfg.training.seed)  # the initial weights come from training.seed, whatever ran before
         vocab = Vocabulary(stored["vocab"]) if stored else None

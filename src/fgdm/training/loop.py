@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from fgdm.config import TrainingConfig
 from fgdm.training.data import PoseDataModule
+from fgdm.training.ranks import StopOnInterrupt, is_worker, rng_states, set_rng_states
 from fgdm.training.throughput import Throughput
 
 
@@ -118,6 +117,7 @@ class ScheduledModule(L.LightningModule):
         self._pending_plateau_state: dict | None = None
         self._unlogged_terms: tuple[int, dict[str, torch.Tensor]] | None = None  # see log_training_terms
         self.stopped_at_min_lr: int | None = None  # the step where the plateau schedule stopped training, if it did
+        self._resumed_rng: dict | None = None  # a resumed checkpoint's random streams, set when fitting starts
 
     def check_finite(self, loss: torch.Tensor) -> None:
         """Stops training at the first non-finite loss, before the optimiser step can spread it into the weights:
@@ -152,7 +152,7 @@ class ScheduledModule(L.LightningModule):
             self.log(f"train/{name}", value, batch_size=batch_size, on_step=True, on_epoch=False)
 
     def after_validation(self, value: float) -> None:
-        if self.trainer.sanity_checking:
+        if self.trainer.sanity_checking or self.trainer.state.fn != "fit":  # trainer.validate: no schedule to step
             return
         if self.plateau is None:  # the cosine schedule: nothing to step, the rate is logged
             self.log("lr", self.optimizers().param_groups[0]["lr"])
@@ -195,22 +195,20 @@ class ScheduledModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.plateau is not None:
             checkpoint["plateau"] = self.plateau.state_dict()
-        # the random streams the next steps draw from (timesteps, noise, dropout), for --resume to go on as if
-        # never stopped (fit seeds them from training.seed first, which would replay the run's first draws)
-        checkpoint["rng"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        # the random streams the next steps draw from (timesteps, noise, dropout), every rank's, for --resume to go
+        # on as if never stopped (fit seeds them from training.seed first, which would replay the run's first draws)
+        checkpoint["rng"] = rng_states(self._trainer)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._pending_plateau_state = checkpoint.get("plateau")
         if self.plateau is not None and self._pending_plateau_state is not None:
             self.plateau.load_state_dict(self._pending_plateau_state)
-        rng = checkpoint.get("rng")  # absent from older checkpoints: those resume from training.seed
-        if rng is not None:
-            torch.set_rng_state(rng["torch"])
-            cuda = rng.get("cuda")
-            if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all(cuda)
+        self._resumed_rng = checkpoint.get("rng")  # absent from older checkpoints: those resume from training.seed
+
+    def on_fit_start(self) -> None:
+        """Each rank's random streams: those of the checkpoint resumed from, or one of its own (ranks.py)."""
+        set_rng_states(self.trainer, self._resumed_rng, self.training_cfg.seed)
+        self._resumed_rng = None
 
 
 @dataclass
@@ -228,28 +226,6 @@ class TrainResult:
     late_steps_per_second: float  # the same over the fit loop's last half of the steps: after warm-up and compiling
     median_steps_per_second: float  # 1 / the median step (end to end): the typical step, compilations left out
     is_global_zero: bool
-
-
-class _StopOnInterrupt:
-    """Ctrl-C (SIGINT) asks the trainer to stop after the current step instead of killing it, so the final
-    checkpoint is written; a second Ctrl-C interrupts at once."""
-
-    def __init__(self, trainer: L.Trainer) -> None:
-        self.trainer, self.requested, self._previous = trainer, False, None
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-        self.trainer.should_stop = True
-        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-
-    def __enter__(self) -> _StopOnInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 def seed_everything(seed: int) -> None:
@@ -271,7 +247,7 @@ def _trainer(t: TrainingConfig, out: Path, callbacks: list, loggers: list, progr
         max_epochs=-1,
         val_check_interval=t.val_every,
         check_val_every_n_epoch=None,
-        limit_val_batches=t.val_batches if t.val_batches is not None else 1.0,
+        limit_val_batches=1.0,  # training.val_batches: the dev sampler takes that many over all ranks
         num_sanity_val_steps=0,
         gradient_clip_val=t.clip_grad_norm,
         log_every_n_steps=t.log_every,
@@ -328,8 +304,9 @@ def fit(
     last = ckpt_dir / "last.ckpt"
     seed_everything(t.seed)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    data.vocab.save(out / "gloss_vocab.txt")
+    if not is_worker():  # one writer: the other ranks of a multi-process run hold the same
+        (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        data.vocab.save(out / "gloss_vocab.txt")
     loggers: list = [CSVLogger(str(out), name="logs")]
     try:
         import tensorboard  # noqa: F401
@@ -342,23 +319,27 @@ def fit(
         dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1, save_last=True,
         auto_insert_metric_name=False, enable_version_counter=False,
     )  # fmt: skip
-    throughput = Throughput()
+    throughput, interrupt = Throughput(), StopOnInterrupt()
     if t.val_every > t.max_steps:
         warnings.warn(f"training.val_every {t.val_every} > training.max_steps {t.max_steps}: no validation, so no "
                       "dev DTW and no best.ckpt (last.ckpt only)", stacklevel=2)  # fmt: skip
     try:
-        trainer = _trainer(t, out, [best, throughput, *callbacks], loggers, progress)
+        trainer = _trainer(t, out, [best, throughput, interrupt, *callbacks], loggers, progress)
     except MisconfigurationException as err:  # e.g. accelerator gpu on a machine without one
         raise ValueError(f"training.accelerator, devices, strategy or precision: {err}") from None
     if trainer.strategy.root_device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
-    with _StopOnInterrupt(trainer) as interrupt, warnings.catch_warnings():
+    with interrupt.arm(trainer), warnings.catch_warnings():
         # a resumed epoch's batches go on where they stopped (EpochBatches), though Lightning cannot know it
         warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable")
+        # the dev scores are joined over the ranks before they are logged (ranks.py): the same on every rank
+        warnings.filterwarnings("ignore", message=r".*sync_dist=True.*when logging on epoch level")
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     trainer.save_checkpoint(last)  # the final state, also when training ended between validations
     if interrupt.requested:
-        print(f"fgdm: interrupted at step {trainer.global_step}; {last} holds it (--resume continues)", file=sys.stderr)
+        if trainer.is_global_zero:
+            print(f"fgdm: interrupted at step {trainer.global_step}; {last} holds it (--resume continues)",
+                  file=sys.stderr)  # fmt: skip
         raise KeyboardInterrupt
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     if (

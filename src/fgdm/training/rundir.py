@@ -19,6 +19,7 @@ from typing import Any
 
 from fgdm.checkpoint import read_checkpoint
 from fgdm.config import from_dict, to_dict
+from fgdm.training.ranks import is_worker
 
 # Keys a resumed run may change: how it runs, not what it learns. The ASGCN kernel and its frame chunks compute the
 # same equations; testing.length and the back-translator's decoding settings only shape sampling after training.
@@ -44,11 +45,6 @@ def changed_settings(stored: dict, current: dict, schema: type) -> list[str]:
     old, new = _flat(to_dict(from_dict(stored, schema))), _flat(current)
     return [f"{k} is {old.get(k)!r} in the checkpoint and {new.get(k)!r} now" for k in sorted(set(old) | set(new))
             if k not in RESUMABLE and old.get(k) != new.get(k)]  # fmt: skip
-
-
-def _is_worker() -> bool:
-    """A process that Lightning started for a second device or node: the first one owns the directory."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
 
 
 def _alive(pid: int) -> bool:
@@ -114,7 +110,7 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
         if step >= wanted:
             raise ValueError(f"{last} is at step {step} already: training.max_steps {wanted} leaves nothing to train; "
                              "raise it to go on")  # fmt: skip
-    if _is_worker():
+    if is_worker():
         yield stored
         return
     checkpoints = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []

@@ -1,0 +1,122 @@
+"""What the processes of a multi-process (DDP) run do alike, and what each does on its own.
+
+- Validation counts every dev sequence once, as one process would: each rank scores its share of the dev
+  batches (:attr:`fgdm.data.dataset.BucketBatchSampler.real_batches`), leaves the fillers out, and the ranks'
+  sums or lists are joined before a score is taken. A batch's sampling seed is its index in one process's
+  order, so ``dev/dtw`` does not depend on the number of processes.
+- Each rank draws its own timesteps and noise (one seed per rank; rank 0 draws what one process would), and a
+  checkpoint keeps every rank's random streams, so a resumed run goes on as if never stopped on every rank.
+- A Ctrl-C that reaches one process stops them all, at the next step where the ranks agree on it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import warnings
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+def is_worker() -> bool:
+    """A process that Lightning started for a second device or node: the first one owns the run directory and
+    says what there is to say."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
+def quiet_workers() -> None:
+    """Warnings once per run, not once per process: the other ranks read the same data and config."""
+    if is_worker():
+        warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def dev_batch(trainer: L.Trainer | None, batch_idx: int) -> int | None:
+    """The index, in one process's order, of this rank's ``batch_idx``-th dev batch; None for a filler (a batch
+    repeated so that every rank takes as many steps), which an evaluation leaves out."""
+    if trainer is None or trainer.world_size == 1:
+        return batch_idx
+    index = batch_idx * trainer.world_size + trainer.global_rank
+    return index if index < trainer.datamodule.dev_batches else None
+
+
+def joined(trainer: L.Trainer, lists: dict[str, list]) -> dict[str, list]:
+    """Every rank's lists, joined in rank order (the same on every rank)."""
+    if trainer.world_size == 1:
+        return lists
+    gathered: list[dict[str, list] | None] = [None] * trainer.world_size
+    torch.distributed.all_gather_object(gathered, lists)
+    return {key: [item for part in gathered for item in part[key]] for key in lists}
+
+
+def rng_states(trainer: L.Trainer | None) -> dict[str, Any]:
+    """The random streams the next steps draw from (timesteps, noise, dropout): this process's as ``torch``
+    (and ``cuda``), and, in a multi-process run, every rank's as ``ranks``."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if trainer is None or trainer.world_size == 1:
+        return state
+    ranks: list[dict | None] = [None] * trainer.world_size
+    torch.distributed.all_gather_object(ranks, state)
+    return {**ranks[0], "ranks": ranks}
+
+
+def set_rng_states(trainer: L.Trainer, saved: dict[str, Any] | None, seed: int) -> None:
+    """Sets this rank's random streams: its own from a resumed checkpoint's (:func:`rng_states`), else, on a
+    rank after the first, a stream of its own from ``seed``, so that the ranks do not draw the same timesteps and
+    noise for their batches. Rank 0 draws what one process would."""
+    rank = trainer.global_rank
+    states = (saved.get("ranks") or [saved]) if saved is not None else []
+    if rank < len(states):
+        torch.set_rng_state(states[rank]["torch"])
+        cuda = states[rank].get("cuda")
+        if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+    elif rank > 0:
+        torch.manual_seed(int(np.random.SeedSequence([seed, rank]).generate_state(1)[0]))
+
+
+class StopOnInterrupt(Callback):
+    """Ctrl-C (SIGINT) asks the trainer to stop after the current step instead of killing it, so the final
+    checkpoint is written; a second Ctrl-C interrupts at once.
+
+    In a multi-process run the ranks must stop at the same step, or the others wait for it forever: a Ctrl-C that
+    reached some of them (``kill -INT`` of one process) is agreed on every ``training.log_every`` steps (one
+    all-reduce; a terminal's Ctrl-C reaches them all at once)."""
+
+    def __init__(self) -> None:
+        self.trainer: L.Trainer | None = None
+        self.requested, self._previous = False, None
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        if self.trainer is not None and self.trainer.world_size == 1:
+            self.trainer.should_stop = True
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.requested and trainer.world_size == 1:
+            trainer.should_stop = True
+
+    def on_train_batch_end(self, trainer: L.Trainer, module, outputs, batch, batch_idx: int) -> None:
+        agree = trainer.world_size > 1 and trainer.global_step % max(1, trainer.log_every_n_steps) == 0
+        if agree and trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+            self.requested = trainer.should_stop = True
+
+    def arm(self, trainer: L.Trainer) -> StopOnInterrupt:
+        self.trainer = trainer
+        return self
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
