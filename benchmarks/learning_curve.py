@@ -8,7 +8,7 @@
 `run` trains one config (configs/synth.yaml unless --config) on DIR and, at each step in --at, samples
 the evaluation split with the EMA weights (ground-truth lengths, the config's DDIM steps, seed 0) and
 scores it with a frozen back-translator: WER, BLEU-4, DTW-MJE (all joints, body, hands), the finger
-bone-length ratio and the handshape agreement (src/fgdm/evaluation/handshape.py). Training seconds
+bone-length ratio and the handshape agreement (src/fgdm/metrics/handshape.py). Training seconds
 exclude the evaluations. The back-translator is trained once on DIR's ground truth with
 configs/backtranslator.yaml (--bt-steps) under --work, unless --bt names one; ground truth (the
 ceiling) and the training set's mean pose (the floor) are scored with it too, once per data set, split

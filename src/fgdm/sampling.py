@@ -146,7 +146,7 @@ def build_for_sampling(cfg: Config, vocab_size: int) -> FGDM:
 
 
 def load_for_sampling(
-    path: Path | str | None = None, device: str | torch.device = "cpu", use_ema: bool = True, precision: str = "32"
+    path: Path | str | None = None, device: str | torch.device = "auto", use_ema: bool = True, precision: str = "32"
 ) -> LoadedModel:
     """The generator for sampling, from a training checkpoint (``.ckpt``: EMA weights when present and
     ``use_ema``), an inference directory written by :func:`export` (or its ``model.safetensors``), or, with

@@ -186,9 +186,13 @@ def load_config(
     elif isinstance(paths, str | Path):
         paths = [paths]
     raw: dict = {}
-    for path in map(Path, paths):
-        raw = _merge(raw, _read_yaml(path))
-    apply_overrides(raw, list(overrides or []))
+    sections = {f.name for f in dataclasses.fields(schema)}
+    for path in map(Path, paths):  # each layer's old key names moved first, so that a later layer's win
+        raw = _merge(raw, upgrade(_read_yaml(path), schema))
+    for item in overrides or []:
+        key, eq, value = item.partition("=")
+        new = MOVED.get(key.strip())
+        apply_overrides(raw, [f"{new}={value}" if eq and new and new.split(".")[0] in sections else item])
     where = " + ".join(str(p) for p in paths)
     try:
         return from_dict(raw, schema)

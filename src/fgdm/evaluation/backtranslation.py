@@ -28,7 +28,7 @@ class LoadedBackTranslator:
     text_vocab: Vocabulary
 
 
-def load_backtranslator(path: Path | str, device: str | torch.device = "cpu") -> LoadedBackTranslator:
+def load_backtranslator(path: Path | str, device: str | torch.device = "auto") -> LoadedBackTranslator:
     """The frozen evaluator from its checkpoint (eval mode, no gradients)."""
     ckpt = read_checkpoint(path, "back-translator checkpoint")
     hp = ckpt["hyper_parameters"]

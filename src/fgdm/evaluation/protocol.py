@@ -178,7 +178,7 @@ class Evaluator:
         data: Path | str | None = None,
         split: str = "test",
         limit: int | None = None,
-        device: str = "cpu",
+        device: str = "auto",
         batch_size: int = 32,
         progress: bool = False,
     ) -> Evaluator:
@@ -252,7 +252,7 @@ def evaluate(
     seed: int = 0,
     limit: int | None = None,
     batch_size: int = 32,
-    device: str = "cpu",
+    device: str = "auto",
     progress: bool = False,
     examples: int = 0,
     precision: str = "32",
