@@ -8,9 +8,11 @@ failure's traceback too.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -23,6 +25,24 @@ INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
     return f"fgdm: warning: {message}\n"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Every warning as one ``fgdm: warning:`` line, Lightning's too: Lightning replaces ``formatwarning`` when it
+    is imported (with its own, which prints the path of its source file), so the line is written here."""
+    with contextlib.suppress(OSError):  # a closed stderr: nothing to tell
+        (file or sys.stderr).write(_one_line_warning(message, category, filename, lineno))
+
+
+# Lightning's notes that say nothing to an fgdm user: its own deprecations of torch internals, the checkpoint
+# directory fgdm claimed itself (train --resume / --overwrite), torch.load's weights_only default, an advert
+_NOISE = (r".*isinstance\(treespec, LeafSpec\)", r"Checkpoint directory .* exists and is not empty",
+          r".*`weights_only` was not set", r".*Tip: For seamless cloud logging")  # fmt: skip
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(re.match(pattern, record.getMessage()) for pattern in _NOISE)
 
 
 def _describe(err: BaseException) -> str:
@@ -40,14 +60,19 @@ def _describe(err: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from fgdm.cli.parser import build_parser
 
-    warnings.formatwarning = _one_line_warning
+    warnings.formatwarning, warnings.showwarning = _one_line_warning, _show_warning
+    for pattern in _NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
     keep_freed_memory()  # large tensors reuse freed pages instead of faulting fresh ones in (fgdm.runtime)
     args = build_parser().parse_args(argv)
-    if getattr(args, "quiet", False) and args.command in ("train", "backtranslator"):
+    if args.command in ("train", "backtranslator"):
         import lightning  # noqa: F401  (it sets its loggers' levels on import: quiet them afterwards)
 
         for name in ("lightning.pytorch", "lightning.fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            for handler in logging.getLogger(name).handlers:  # a handler's filter sees its children's records too
+                handler.addFilter(_DropNoise())
+            if getattr(args, "quiet", False):
+                logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # `fgdm … | head`: the reader has what it wanted

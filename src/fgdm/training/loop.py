@@ -247,7 +247,7 @@ def _trainer(t: TrainingConfig, out: Path, callbacks: list, loggers: list, progr
         max_epochs=-1,
         val_check_interval=t.val_every,
         check_val_every_n_epoch=None,
-        limit_val_batches=1.0,  # training.val_batches: the dev sampler takes that many over all ranks
+        limit_val_batches=None,  # all: training.val_batches is the dev sampler's, over all ranks
         num_sanity_val_steps=0,
         gradient_clip_val=t.clip_grad_norm,
         log_every_n_steps=t.log_every,
