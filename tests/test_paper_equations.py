@@ -128,6 +128,31 @@ def test_standardised_training_frames_have_zero_mean_and_unit_spread():
     assert (norm.std[1] > 0).all() and (z[:, 1] == 0).all()  # a floored σ: no division by zero
 
 
+def test_coordinates_that_never_move_are_sampled_at_their_value():
+    """The neck (pinned at the origin) and, in 2D data, every z: a sample holds them instead of the denoiser's
+    error around them; the loss's decode does not, and checkpoints from before the record load holding none."""
+    g = np.random.default_rng(2)
+    poses = [g.normal(0, 0.3, (30, 50, 3)) for _ in range(4)]
+    for p in poses:
+        p[:, 1] = 0.0  # the neck
+        p[..., 2] = 0.0  # 2D: z = 0 everywhere
+    norm = PoseNormalizer(DiffusionConfig(standardise=True, hands_relative=True)).double()
+    norm.fit(poses)
+    expected = torch.zeros(50, 3, dtype=torch.bool)
+    expected[:, 2], expected[1] = True, True
+    assert torch.equal(norm.fixed, expected)
+    z = torch.randn(2, 5, 50, 3, dtype=torch.float64)  # a denoiser's output: never exactly on the constants
+    held, free = norm.decode(z, hold=True), norm.decode(z)
+    assert (held[..., 2] == 0).all() and (held[:, :, 1] == 0).all()
+    assert (free[..., 2] != 0).all() and (free[:, :, 1] != 0).all()
+    moving = ~expected
+    torch.testing.assert_close(held[:, :, moving[:, 0], 0], free[:, :, moving[:, 0], 0], rtol=0, atol=0)
+    old = {k: v for k, v in norm.state_dict().items() if k != "fixed"}  # a checkpoint from before the record
+    fresh = PoseNormalizer(DiffusionConfig(standardise=True, hands_relative=True)).double()
+    fresh.load_state_dict(old)
+    assert not fresh.fixed.any() and torch.equal(fresh.decode(z, hold=True), free)
+
+
 def test_standardising_poses_that_do_not_move_is_refused_with_the_reason():
     norm = PoseNormalizer(DiffusionConfig(standardise=True))
     still = [np.ones((10, 50, 3)) * np.arange(50)[:, None] / 50 for _ in range(2)]  # the same frame throughout

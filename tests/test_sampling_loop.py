@@ -179,6 +179,21 @@ def test_a_tiny_seeded_model_samples_the_golden_poses(eta):
     torch.testing.assert_close(summary(sample), torch.tensor(GOLDEN[eta], dtype=torch.float64), rtol=0, atol=1e-5)
 
 
+def test_a_sample_holds_the_coordinates_that_never_moved_in_training():
+    torch.manual_seed(0)
+    model = activate(build_model(tiny(**{"model.focal.kernel": "torch"}), V, with_scg=False)).eval()
+    _, fm, gloss, gm = batch()
+    free, _ = model.generate(gloss, gm, fm.sum(1), generator=torch.Generator().manual_seed(3))
+    model.normalizer.fixed[1] = True  # the neck, as fit() finds it in PT data
+    model.normalizer.mean[1] = torch.tensor([0.0, 0.0, 0.25])
+    held, _ = model.generate(gloss, gm, fm.sum(1), generator=torch.Generator().manual_seed(3))
+    valid = fm[..., None].expand(-1, -1, 3)
+    assert torch.equal(held[:, :, 1][valid].view(-1, 3), torch.tensor([0.0, 0.0, 0.25]).expand(int(fm.sum()), 3))
+    assert not torch.equal(free[:, :, 1], held[:, :, 1])
+    others = [j for j in range(50) if j != 1]
+    torch.testing.assert_close(held[:, :, others], free[:, :, others], rtol=0, atol=0)
+
+
 if __name__ == "__main__":
     print("# fmt: off\nGOLDEN = {")
     for eta in GOLDEN:

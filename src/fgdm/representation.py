@@ -14,9 +14,11 @@ the representation decides how much of the signal each coordinate carries agains
 - ``data_scale``: one global factor on top.
 
 Everything is linear, so decoding is exact and losses can be taken in either space. μ and σ are
-buffers: they travel in the checkpoint with the weights. The denoiser, its iconicity features
-included, sees z (noised), never PT units; samples are decoded before they leave ``FGDM.generate``.
-With standardisation the iconicity features' "bones" are therefore differences of standardised
+buffers: they travel in the checkpoint with the weights, with the coordinates that never move in the training
+frames (σ ≈ 0: the neck, pinned at the origin; z everywhere in 2D data such as dgs-pt), which a sample is
+given at their value (``decode(…, hold=True)``) instead of the denoiser's small error around it. The
+denoiser, its iconicity features included, sees z (noised), never PT units; samples are decoded before they
+leave ``FGDM.generate``. With standardisation the iconicity features' "bones" are therefore differences of standardised
 coordinates, not PT bones; taking them on the decoded pose learnt more slowly (benchmarks/README.md).
 """
 
@@ -60,6 +62,12 @@ class PoseNormalizer(nn.Module):
         self.register_buffer("relative", relative[:, None], persistent=False)
         self.register_buffer("mean", torch.zeros(J, 3))
         self.register_buffer("std", torch.ones(J, 3))
+        self.register_buffer("fixed", torch.zeros(J, 3, dtype=torch.bool))  # the same in every training frame
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints written before the coordinates held fixed were recorded: none held, as they sampled
+        state_dict.setdefault(prefix + "fixed", torch.zeros_like(self.fixed))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def relative_to_wrist(self, x: torch.Tensor) -> torch.Tensor:
         """r(x): hand joints minus their wrist (identity when ``hands_relative`` is off)."""
@@ -80,11 +88,14 @@ class PoseNormalizer(nn.Module):
             r = (r - self.mean.to(r.dtype)) / self.std.to(r.dtype)
         return r * self.scale
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The diffusion space → poses (…, J, 3) in PT units; ``decode(encode(x)) == x`` up to rounding."""
+    def decode(self, z: torch.Tensor, hold: bool = False) -> torch.Tensor:
+        """The diffusion space → poses (…, J, 3) in PT units; ``decode(encode(x)) == x`` up to rounding. ``hold``:
+        the coordinates that never move in the training frames at their value (a sample's, not a loss's)."""
         r = z / self.scale
         if self.standardise:
             r = r * self.std.to(r.dtype) + self.mean.to(r.dtype)
+        if hold:
+            r = torch.where(self.fixed, self.mean.to(r.dtype), r)
         return self.absolute(r)
 
     @torch.no_grad()
@@ -114,6 +125,7 @@ class PoseNormalizer(nn.Module):
                 f"x, y, z) are the same in all {frames} frames, so diffusion.standardise has no spread to divide by; "
                 "check the data (static poses), or set diffusion.standardise: false"
             )
+        self.fixed.copy_(std <= 1e-6)
         std = std.clamp_min(std_floor * median)
         self.mean.copy_(mean.to(self.mean.dtype))
         self.std.copy_(std.to(self.std.dtype))

@@ -253,7 +253,8 @@ def export(loaded: LoadedModel, out: Path | str, data: str | None = "keep") -> C
     cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, output_dir="runs/fgdm"))
     tensors = {f"denoiser.{k}": v for k, v in loaded.model.denoiser.state_dict().items()}
     tensors |= {f"normalizer.{k}": v for k, v in loaded.model.normalizer.state_dict().items()}
-    save_file({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, out / WEIGHTS,
+    tensors = {k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in tensors.items()}
+    save_file(tensors, out / WEIGHTS,
               metadata={"format": "fgdm inference", "fgdm": __version__, "step": str(loaded.step)})  # fmt: skip
     mask = os.umask(0o22)  # safetensors writes its file readable by its owner only; the others are as umask says
     os.umask(mask)

@@ -8,7 +8,6 @@ failure's traceback too.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -25,13 +24,6 @@ INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
     return f"fgdm: warning: {message}\n"
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Every warning as one ``fgdm: warning:`` line, Lightning's too: Lightning replaces ``formatwarning`` when it
-    is imported (with its own, which prints the path of its source file), so the line is written here."""
-    with contextlib.suppress(OSError):  # a closed stderr: nothing to tell
-        (file or sys.stderr).write(_one_line_warning(message, category, filename, lineno))
 
 
 # Lightning's notes that say nothing to an fgdm user: its own deprecations of torch internals, the checkpoint
@@ -60,13 +52,15 @@ def _describe(err: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from fgdm.cli.parser import build_parser
 
-    warnings.formatwarning, warnings.showwarning = _one_line_warning, _show_warning
+    warnings.formatwarning = _one_line_warning
     for pattern in _NOISE:
         warnings.filterwarnings("ignore", message=pattern)
     keep_freed_memory()  # large tensors reuse freed pages instead of faulting fresh ones in (fgdm.runtime)
     args = build_parser().parse_args(argv)
     if args.command in ("train", "backtranslator"):
         import lightning  # noqa: F401  (it sets its loggers' levels on import: quiet them afterwards)
+
+        warnings.formatwarning = _one_line_warning  # Lightning's import put its own, with its source file's path
 
         for name in ("lightning.pytorch", "lightning.fabric"):
             for handler in logging.getLogger(name).handlers:  # a handler's filter sees its children's records too

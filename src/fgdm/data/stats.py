@@ -96,6 +96,7 @@ def check_directory(directory: Path | str, splits: Sequence[str] | None = None, 
     flat = all(s["value_range"]["z"] == [0.0, 0.0] for s in report["splits"].values())
     report["depth"] = not flat
     if flat:
-        warnings.warn(f"{directory}: z is 0 in every frame of every split (2D poses); a model trained on them still "
-                      "outputs small z values, which count in DTW-MJE", stacklevel=2)  # fmt: skip
+        warnings.warn(f"{directory}: z is 0 in every frame of every split (2D poses); a model trained on them "
+                      "samples z = 0 (a coordinate that never moves in training is held), and DTW-MJE measures x "
+                      "and y only", stacklevel=2)  # fmt: skip
     return report

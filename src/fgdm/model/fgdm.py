@@ -194,7 +194,7 @@ class FGDM(nn.Module):
             device=gloss.device,
             dtype=dtype,
         )
-        return self.normalizer.decode(x0) * frame_mask[..., None, None].to(x0.dtype), frame_mask
+        return self.normalizer.decode(x0, hold=True) * frame_mask[..., None, None].to(x0.dtype), frame_mask
 
     @torch.no_grad()
     def predict_frames(self, gloss: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:
