@@ -494,3 +494,23 @@ def test_lightnings_warnings_read_as_fgdms_and_its_noise_is_left_out(tmp_path) -
     assert any("smaller than the logging interval" in line for line in lines)  # Lightning's own warning, kept
     assert all(line.startswith("fgdm: warning: ") for line in lines if "warn" in line.lower())
     assert not any(".py:" in line or "Tip:" in line or "weights_only" in line for line in lines), lines
+
+
+def test_sigterm_stops_training_with_143_and_keeps_the_last_checkpoint(tmp_path) -> None:
+    """A cluster scheduler's SIGTERM: Lightning stops after the step (and used to exit 0 with nothing saved)."""
+    import torch
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "fgdm.cli", "train", TINY, "--set", f"training.output_dir={out}",
+           "--set", "training.max_steps=100000", "--set", "training.val_every=5", "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(1.0)  # a few steps past the validation's checkpoint
+    proc.terminate()  # SIGTERM
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM) at step" in err
+    step = int(err.split("terminated (SIGTERM) at step ")[1].split(";")[0])
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == step > 5

@@ -2,8 +2,8 @@
 the library; here, the one place that turns expected failures into one line, ``fgdm: error: ...``.
 
 Exit status: 0 done, 1 an expected failure (bad input, missing or corrupt file, no CUDA, a full disk,
-non-finite training), 2 a usage error (argparse), 130 interrupted (Ctrl-C). ``--debug`` prints the
-failure's traceback too.
+non-finite training), 2 a usage error (argparse), 130 interrupted (Ctrl-C), 143 training terminated (SIGTERM,
+its last checkpoint written). ``--debug`` prints the failure's traceback too.
 """
 
 from __future__ import annotations
@@ -72,11 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `fgdm … | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C, or training's Terminated (SIGTERM: 143)
         if args.debug:
             traceback.print_exc()
-        print("fgdm: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        status = getattr(err, "exit_status", INTERRUPTED)
+        print(f"fgdm: {'interrupted' if status == INTERRUPTED else 'terminated'}", file=sys.stderr)
+        return status
     except (ValueError, KeyError, OSError, RuntimeError, ArithmeticError) as err:  # incl. DataFormatError, ConfigError
         if args.debug:
             traceback.print_exc()

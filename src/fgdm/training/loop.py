@@ -25,11 +25,18 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from fgdm.config import TrainingConfig
 from fgdm.training.data import PoseDataModule
 from fgdm.training.ranks import StopOnInterrupt, is_worker, rng_states, set_rng_states
 from fgdm.training.throughput import Throughput
+
+
+class Terminated(KeyboardInterrupt):
+    """Training stopped by SIGTERM (a cluster scheduler's), its final checkpoint written: exit status 143."""
+
+    exit_status = 143  # 128 + SIGTERM, as shells report it
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -334,13 +341,17 @@ def fit(
         warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable")
         # the dev scores are joined over the ranks before they are logged (ranks.py): the same on every rank
         warnings.filterwarnings("ignore", message=r".*sync_dist=True.*when logging on epoch level")
-        trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+        except SIGTERMException:  # a scheduler's SIGTERM: Lightning stopped after the step (all ranks), exiting 0
+            interrupt.terminated = True
     trainer.save_checkpoint(last)  # the final state, also when training ended between validations
-    if interrupt.requested:
+    if interrupt.requested or interrupt.terminated:
         if trainer.is_global_zero:
-            print(f"fgdm: interrupted at step {trainer.global_step}; {last} holds it (--resume continues)",
+            how = "terminated (SIGTERM)" if interrupt.terminated else "interrupted"
+            print(f"fgdm: {how} at step {trainer.global_step}; {last} holds it (--resume continues)",
                   file=sys.stderr)  # fmt: skip
-        raise KeyboardInterrupt
+        raise Terminated if interrupt.terminated else KeyboardInterrupt
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     if (
         timer is not None

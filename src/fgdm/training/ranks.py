@@ -92,6 +92,7 @@ class StopOnInterrupt(Callback):
     def __init__(self) -> None:
         self.trainer: L.Trainer | None = None
         self.requested, self._previous = False, None
+        self.terminated = False  # by SIGTERM, which Lightning handles (it stops every rank after the step)
 
     def _handle(self, signum, frame) -> None:
         self.requested = True
