@@ -102,3 +102,56 @@ def test_synth_renders_the_same_files_in_parallel(tmp_path, capsys):
             assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     with pytest.raises(SystemExit):
         main([*args, "--out", str(tmp_path / "three"), "--workers", "0"])
+
+
+def test_an_interrupted_or_replaced_data_set_never_reads_as_whole(tmp_path, monkeypatch, capsys):
+    """synth (and data import) write a data set whole: an interrupted run leaves a marked directory that readers
+    refuse, and --overwrite leaves no split of the data set it replaces."""
+    import numpy as np
+
+    from fgdm.data import pt
+    from fgdm.data.pt import DataFormatError, read_split
+    from fgdm.data.sources import INCOMPLETE, make_synth, open_corpus
+
+    out = tmp_path / "d"
+    make_synth(out, sizes={"train": 6, "dev": 2, "test": 2}, seed=0)
+    old_dev = read_split(out, "dev")
+
+    real, calls = pt.format_skels_line, []
+
+    def interrupted(pose):  # Ctrl-C at the dev split's first pose, the train split written
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return real(pose)
+
+    monkeypatch.setattr(pt, "format_skels_line", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        make_synth(out, sizes={"train": 6, "dev": 2, "test": 2}, seed=1)
+    monkeypatch.undo()
+    assert (out / INCOMPLETE).exists() and not list(out.glob("*.tmp"))
+    with pytest.raises(DataFormatError, match="incomplete: an fgdm synth or data import writing it was interrupted"):
+        open_corpus(out, "train")
+    for ext in ("skels", "gloss", "text", "files"):  # a split the new data set will not have
+        (out / f"extra.{ext}").write_text("x\n")
+    assert main(["synth", "--out", str(out), "--num-train", "6", "--num-dev", "2", "--num-test", "2",
+                 "--seed", "1", "--overwrite", "--quiet"]) == 0  # fmt: skip
+    skels = sorted(p.name for p in out.glob("*.skels"))
+    assert not (out / INCOMPLETE).exists() and skels == ["dev.skels", "test.skels", "train.skels"]
+    new_dev = read_split(out, "dev")
+    assert new_dev.glosses != old_dev.glosses and not np.array_equal(new_dev.poses[0], old_dev.poses[0])
+
+
+def test_a_split_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """The four files are renamed into place together: a failure while writing leaves the old split as it was."""
+    import numpy as np
+
+    from fgdm.data import pt
+    from fgdm.data.pt import PTSplit, read_split, write_split
+
+    poses = [np.zeros((3, 50, 3), dtype=np.float32)] * 2
+    write_split(tmp_path, "dev", PTSplit(poses, [["A"], ["B"]], ["a", "b"], ["s0", "s1"]))
+    monkeypatch.setattr(pt, "format_skels_line", lambda pose: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # the poses are the last file written
+        write_split(tmp_path, "dev", PTSplit(poses, [["C"], ["D"]], ["c", "d"], ["t0", "t1"]))
+    assert read_split(tmp_path, "dev").glosses == [["A"], ["B"]] and not list(tmp_path.glob("*.tmp"))

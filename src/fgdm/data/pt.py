@@ -11,6 +11,8 @@ line and the problem. It never drops, pads or repairs data.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import signal
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -206,26 +208,51 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
 
 
 def write_split(directory: Path | str, split: str, data: PTSplit) -> None:
-    """Writes a split in the PT format (creating the directory)."""
+    """Writes a split in the PT format (creating the directory). The four files are written beside their targets
+    first and then renamed into place together, with SIGINT and SIGTERM held off for the renames: an interrupted
+    write leaves the old split whole (or none), never glosses of one run beside poses of another."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for name, values in (
+    contents = (
         ("gloss", (" ".join(g) for g in data.glosses)),
         ("text", data.texts),
         ("files", data.names),
-    ):
-        _write_lines(directory / f"{split}.{name}", values)
-    _write_lines(directory / f"{split}.skels", (format_skels_line(p) for p in data.poses))
+        ("skels", (format_skels_line(p) for p in data.poses)),
+    )
+    written: list[tuple[Path, Path]] = []
+    try:
+        for name, values in contents:
+            path = directory / f"{split}.{name}"
+            written.append((path.with_suffix(path.suffix + ".tmp"), path))
+            _write_lines(written[-1][0], values, path)
+        with _signals_held():
+            for tmp, path in written:
+                tmp.replace(path)
+    finally:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
 
 
-def _write_lines(path: Path, lines: Sequence[str] | object) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait until the block is done (where the platform lets a thread hold them)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def _write_lines(tmp: Path, lines: Sequence[str] | object, path: Path) -> None:
     with tmp.open("w", encoding="utf-8") as f:
         for line in lines:  # type: ignore[attr-defined]
             if "\n" in line:
                 raise ValueError(f"{path}: a value contains a newline: {line[:40]!r}")
             f.write(line + "\n")
-    tmp.replace(path)
 
 
 def available_splits(directory: Path | str) -> list[str]:

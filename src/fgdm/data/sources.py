@@ -7,7 +7,9 @@ PHOENIX-style CSVs that ``fgdm synth --glosses`` renders.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,23 @@ from fgdm.data.vocab import Vocabulary
 SPLITS = ("train", "dev", "test")
 
 MANIFEST = "synth.json"
+INCOMPLETE = ".fgdm-incomplete"  # in a data directory while fgdm synth or data import writes it
+_DATA_FILES = (".skels", ".gloss", ".text", ".files", ".fps", ".tmp")
+
+
+@contextlib.contextmanager
+def _writing_data(out: Path) -> Iterator[None]:
+    """Writes a whole data set into ``out``: the split files, vocabulary and manifest of whatever was there go
+    first (an --overwrite replaces the data set, it does not leave a split of the old one), and a marker says the
+    directory is incomplete until the last file is written, so an interrupted run is never read as data."""
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / INCOMPLETE
+    marker.write_text("fgdm synth or fgdm data import is writing here, or was interrupted: run it again\n")
+    for path in out.iterdir():
+        if path.is_file() and (path.suffix in _DATA_FILES or path.name in ("src_vocab.txt", MANIFEST)):
+            path.unlink()
+    yield
+    marker.unlink()
 
 
 @dataclass
@@ -88,6 +107,9 @@ def open_corpus(directory: Path | str, split: str, skip_frames: int = 1) -> Corp
     directory = Path(directory)
     if not directory.is_dir():
         raise DataFormatError(directory, None, "data directory not found")
+    if (directory / INCOMPLETE).exists():
+        raise DataFormatError(directory, None, "incomplete: an fgdm synth or data import writing it was interrupted "
+                              "(or is still running); run it again with --overwrite")  # fmt: skip
     if (directory / MANIFEST).is_file():
         corpus: Corpus = SynthManifest.load(directory).corpus(split, directory)
         return Subsampled(corpus, skip_frames) if skip_frames > 1 else corpus
@@ -161,20 +183,19 @@ def make_synth(
     else:
         chosen = {k: v if v is not None else SYNTH_SPLIT_SIZES[k] for k, v in given.items()}
     manifest = SynthManifest(seed=seed, sizes=chosen, csv={k: str(Path(v).resolve()) for k, v in csv_files.items()})
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rendered = 0
-    for split in manifest.splits():
-        corpus = manifest.corpus(split, out)
-        if not lazy:
-            write_pt(corpus, out, progress=progress, workers=workers)
-            rendered += len(corpus)
-    if lazy:
-        manifest.save(out)
-    else:
-        (out / MANIFEST).unlink(missing_ok=True)  # a manifest left by an earlier lazy run would shadow the files
-    if "train" in manifest.splits():
-        Vocabulary.from_corpus(open_corpus(out, "train").gloss_sequences()).save(out / "src_vocab.txt")
+    with _writing_data(out):  # (a manifest left by an earlier lazy run, which would shadow the files, goes too)
+        for split in manifest.splits():
+            corpus = manifest.corpus(split, out)
+            if not lazy:
+                write_pt(corpus, out, progress=progress, workers=workers)
+                rendered += len(corpus)
+        if lazy:
+            manifest.save(out)
+        if "train" in manifest.splits():
+            train = manifest.corpus("train", out) if lazy else PTCorpus.read(out, "train")
+            Vocabulary.from_corpus(train.gloss_sequences()).save(out / "src_vocab.txt")
     elapsed = time.perf_counter() - t0
     summary: dict = {"out": str(out), "splits": manifest.splits(), "lazy": lazy, "seed": seed}
     if rendered:
@@ -220,28 +241,27 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
     if missing:
         raise DataFormatError(poses, None, f"no .pose file for {len(missing)} CSV rows, e.g. {missing[:5]}")
     report: dict = {"out": str(out), "splits": {}}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)  # a lazy synth's manifest would shadow the files written here
-    for split, rows in splits.items():
-        seqs, rates, filled, absent, resampled, source_frames = [], set(), 0, 0, 0, 0
-        for row in tqdm(rows, desc=f"import {split}", disable=not progress):
-            pose, fps, n_filled, n_absent = read_pose_report(files[row.name])
-            seqs.append(resample(pose, fps, FPS))
-            resampled += seqs[-1] is not pose
-            source_frames += len(pose)
-            rates.add(fps)
-            filled, absent = filled + n_filled, absent + n_absent
-        write_split(out, split, PTSplit(poses=seqs, glosses=[list(r.glosses) for r in rows],
-                                        texts=[r.text for r in rows], names=[r.name for r in rows]))  # fmt: skip
-        values = source_frames * 49  # joint values read (the neck is derived, never missing)
-        report["splits"][split] = {
-            "sequences": len(rows), "frames": sum(len(p) for p in seqs), "fps": sorted(rates),
-            f"resampled_to_{FPS:g}_fps": resampled,
-            "interpolated_joint_values": filled, "absent_joint_values": absent,
-            "filled_percent": round(100 * (filled + absent) / max(values, 1), 2),
-        }  # fmt: skip
-    used = {row.name for rows in splits.values() for row in rows}
-    report["unused_pose_files"] = sorted(str(p) for name, p in files.items() if name not in used)
-    if "train" in splits:
-        Vocabulary.from_corpus(list(r.glosses) for r in splits["train"]).save(out / "src_vocab.txt")
+    with _writing_data(out):  # (a lazy synth's manifest, which would shadow the files written here, goes too)
+        for split, rows in splits.items():
+            seqs, rates, filled, absent, resampled, source_frames = [], set(), 0, 0, 0, 0
+            for row in tqdm(rows, desc=f"import {split}", disable=not progress):
+                pose, fps, n_filled, n_absent = read_pose_report(files[row.name])
+                seqs.append(resample(pose, fps, FPS))
+                resampled += seqs[-1] is not pose
+                source_frames += len(pose)
+                rates.add(fps)
+                filled, absent = filled + n_filled, absent + n_absent
+            write_split(out, split, PTSplit(poses=seqs, glosses=[list(r.glosses) for r in rows],
+                                            texts=[r.text for r in rows], names=[r.name for r in rows]))  # fmt: skip
+            values = source_frames * 49  # joint values read (the neck is derived, never missing)
+            report["splits"][split] = {
+                "sequences": len(rows), "frames": sum(len(p) for p in seqs), "fps": sorted(rates),
+                f"resampled_to_{FPS:g}_fps": resampled,
+                "interpolated_joint_values": filled, "absent_joint_values": absent,
+                "filled_percent": round(100 * (filled + absent) / max(values, 1), 2),
+            }  # fmt: skip
+        used = {row.name for rows in splits.values() for row in rows}
+        report["unused_pose_files"] = sorted(str(p) for name, p in files.items() if name not in used)
+        if "train" in splits:
+            Vocabulary.from_corpus(list(r.glosses) for r in splits["train"]).save(out / "src_vocab.txt")
     return report
