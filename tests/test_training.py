@@ -516,6 +516,36 @@ def test_export_checks_its_report_before_writing_anything(trained, tmp_path, cap
     assert "nowhere: data directory not found" in capsys.readouterr().err
 
 
+def test_export_replaces_an_export_whole_and_nothing_else(trained, tmp_path, capsys, monkeypatch):
+    """--overwrite swaps the directory in whole (an interruption left one export's weights beside another's
+    config); it never replaces a directory an export did not write; the data path is recorded absolute."""
+    import fgdm.sampling as sampling
+    from fgdm.sampling import load_for_sampling
+
+    ckpt = str(trained / "checkpoints" / "last.ckpt")
+    out = tmp_path / "e"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    assert main(["export", ckpt, "--out", str(out), "--data", "data"]) == 0
+    assert load_for_sampling(out).cfg.data.path == str(tmp_path / "data")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(cfg):  # the model card fails: the export there stays as it was, no temporary left
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        sampling.export(load_for_sampling(ckpt), out, card=broken)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "e"]
+    capsys.readouterr()
+    assert main(["export", ckpt, "--out", str(trained), "--overwrite"]) == 1  # a run directory
+    assert "holds files an export does not write: not replaced" in capsys.readouterr().err
+    meta = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps(meta | {"step": meta["step"] + 5}))  # another export's config
+    with pytest.raises(ValueError, match=r"model.safetensors holds step 20, config.json step 25: two exports mixed"):
+        load_for_sampling(out)
+
+
 def test_weights_that_do_not_fit_their_config_say_where(tmp_path):
     import shutil
 

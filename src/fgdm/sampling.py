@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,6 +25,7 @@ from fgdm.data.corpus import Sample
 from fgdm.data.dataset import pad_sequences
 from fgdm.data.vocab import Vocabulary
 from fgdm.model import FGDM, build_model
+from fgdm.runtime import signals_held
 
 MAX_FRAMES = 2000  # 80 s at 25 fps: longer requests are mistakes (attention memory grows with the square)
 
@@ -211,7 +212,7 @@ def _read_inference(directory: Path) -> tuple[Config, Vocabulary, dict, int]:
     """config.json, vocab.txt and model.safetensors of an inference directory."""
     import json
 
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     for name in (WEIGHTS, CONFIG, VOCAB):
@@ -222,23 +223,33 @@ def _read_inference(directory: Path) -> tuple[Config, Vocabulary, dict, int]:
         meta = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
         cfg, step = from_dict(meta["config"]), int(meta.get("step", 0))
         tensors = load_file(directory / WEIGHTS)
+        with safe_open(directory / WEIGHTS, "pt") as f:
+            stored = (f.metadata() or {}).get("step")
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, SafetensorError) as err:
         raise ValueError(f"{directory}: not a readable inference directory ({type(err).__name__}: {err})") from None
+    if stored is not None and stored != str(step):
+        raise ValueError(f"{directory}: {WEIGHTS} holds step {stored}, {CONFIG} step {step}: two exports mixed; "
+                         "export again")  # fmt: skip
     state = {part: {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(part + ".")}
              for part in ("denoiser", "normalizer")}  # fmt: skip
     return cfg, Vocabulary.from_file(directory / VOCAB), state, step
 
 
-def export(loaded: LoadedModel, out: Path | str, data: str | None = "keep") -> Config:
+def export(
+    loaded: LoadedModel, out: Path | str, data: str | None = "keep", card: Callable[[Config], str] | None = None
+) -> Config:
     """Writes the inference format: ``model.safetensors`` (the sampling weights and pose statistics only),
-    ``config.json`` (the resolved config, the step) and ``vocab.txt``; returns the config it recorded (a model
-    card, :func:`fgdm.evaluation.report.model_card`, goes beside them as ``README.md``).
+    ``config.json`` (the resolved config, the step) and ``vocab.txt``, and ``card(config)`` as ``README.md`` (a
+    model card, :func:`fgdm.evaluation.report.model_card`); returns the config it recorded.
 
-    ``data``: what the config records as the training data: ``"keep"`` it, or a path, or None for the
-    embedded synthetic language (``data.path: null``). The run's output directory is not recorded.
+    The directory is written whole: beside ``out`` first, then renamed into place, replacing an earlier export
+    there (never another kind of directory: a run's, say). ``data``: what the config records as the training
+    data: ``"keep"`` it, or a directory (recorded absolute), or None for the embedded synthetic language
+    (``data.path: null``). The run's output directory is not recorded.
     """
     import dataclasses
     import json
+    import shutil
 
     from safetensors.torch import save_file
 
@@ -246,22 +257,40 @@ def export(loaded: LoadedModel, out: Path | str, data: str | None = "keep") -> C
     from fgdm.version import __version__
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and (not out.is_dir() or any(p.name not in (WEIGHTS, CONFIG, VOCAB, CARD) for p in out.iterdir())):
+        raise ValueError(f"{out}: holds files an export does not write: not replaced (choose another --out)")
     cfg = loaded.cfg
     if data != "keep":
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=data))
+        path = str(Path(data).resolve()) if data is not None else None  # read later, from elsewhere
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=path))
     cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, output_dir="runs/fgdm"))
     tensors = {f"denoiser.{k}": v for k, v in loaded.model.denoiser.state_dict().items()}
     tensors |= {f"normalizer.{k}": v for k, v in loaded.model.normalizer.state_dict().items()}
     tensors = {k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in tensors.items()}
-    save_file(tensors, out / WEIGHTS,
-              metadata={"format": "fgdm inference", "fgdm": __version__, "step": str(loaded.step)})  # fmt: skip
-    mask = os.umask(0o22)  # safetensors writes its file readable by its owner only; the others are as umask says
-    os.umask(mask)
-    (out / WEIGHTS).chmod(0o666 & ~mask)
-    meta = {"fgdm": __version__, "step": loaded.step, "config": to_dict(cfg)}
-    (out / CONFIG).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    loaded.vocab.save(out / VOCAB)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = (out.with_name(f".{out.name}.{kind}-{os.getpid()}") for kind in ("new", "old"))
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_file(tensors, tmp / WEIGHTS,
+                  metadata={"format": "fgdm inference", "fgdm": __version__, "step": str(loaded.step)})  # fmt: skip
+        mask = os.umask(0o22)  # safetensors writes its file readable by its owner only; the others as umask says
+        os.umask(mask)
+        (tmp / WEIGHTS).chmod(0o666 & ~mask)
+        meta = {"fgdm": __version__, "step": loaded.step, "config": to_dict(cfg)}
+        (tmp / CONFIG).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        loaded.vocab.save(tmp / VOCAB)
+        if card is not None:
+            (tmp / CARD).write_text(card(cfg), encoding="utf-8")
+        with signals_held():  # the old export goes only once the new one is in place
+            if out.exists():
+                out.replace(old)
+            tmp.replace(out)
+    finally:
+        if old.exists() and not out.exists():  # the swap failed half-way: the old export back
+            old.replace(out)
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return cfg
 
 

@@ -206,7 +206,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from fgdm.config import to_dict
     from fgdm.evaluation.report import model_card, read_report
-    from fgdm.sampling import CARD, export, load_for_sampling
+    from fgdm.sampling import export, load_for_sampling
 
     out = Path(args.out)
     refuse_nonempty(out, args.overwrite, "the weights")
@@ -214,11 +214,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise DataFormatError(args.data, None, "data directory not found (--data: keep, embedded or a directory)")
     report = read_report(args.report, args.checkpoint) if args.report else None  # checked before anything is written
     loaded = load_for_sampling(args.checkpoint)
-    cfg = export(loaded, out, {"keep": "keep", "embedded": None}.get(args.data, args.data))
-    known = [g for g in ("MORGEN", "NORD", "REGEN") if g in loaded.vocab] or loaded.vocab.itos[4:7]
-    card = model_card(args.name or out.name, to_dict(cfg), loaded.step, len(loaded.vocab), report, args.how,
-                      " ".join(known))  # fmt: skip
-    (out / CARD).write_text(card, encoding="utf-8")
+    known = " ".join([g for g in ("MORGEN", "NORD", "REGEN") if g in loaded.vocab] or loaded.vocab.itos[4:7])
+    export(loaded, out, {"keep": "keep", "embedded": None}.get(args.data, args.data), card=lambda cfg: model_card(
+        args.name or out.name, to_dict(cfg), loaded.step, len(loaded.vocab), report, args.how, known))  # fmt: skip
     size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
     print(json.dumps({"out": str(out), "step": loaded.step, "megabytes": round(size, 2)}, indent=2))
     return 0

@@ -11,8 +11,6 @@ line and the problem. It never drops, pads or repairs data.
 from __future__ import annotations
 
 import codecs
-import contextlib
-import signal
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fgdm.data.vocab import SPECIALS
+from fgdm.runtime import signals_held
 from fgdm.skeleton import PT50
 
 SUFFIXES: tuple[str, ...] = ("skels", "gloss", "text", "files")
@@ -225,26 +224,12 @@ def write_split(directory: Path | str, split: str, data: PTSplit) -> None:
             path = directory / f"{split}.{name}"
             written.append((path.with_suffix(path.suffix + ".tmp"), path))
             _write_lines(written[-1][0], values, path)
-        with _signals_held():
+        with signals_held():
             for tmp, path in written:
                 tmp.replace(path)
     finally:
         for tmp, _ in written:
             tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """SIGINT and SIGTERM wait until the block is done (where the platform lets a thread hold them)."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _write_lines(tmp: Path, lines: Sequence[str] | object, path: Path) -> None:
