@@ -41,7 +41,7 @@ LAYERS = [
 PURPOSE = {
     "fgdm.config": "frozen, validated config dataclasses and YAML loading",
     "fgdm.skeleton": "the 50-joint PT skeleton as data: joints, bones, parts, adjacency",
-    "fgdm.runtime": "process-level memory settings",
+    "fgdm.runtime": "process-level settings: memory, signals held while files are swapped",
     "fgdm.version": "the installed version",
     "fgdm.data": "corpora (PT, synthetic), vocabularies, pose files, batching, statistics",
     "fgdm.metrics": "BLEU, ROUGE-L, WER, DTW-MJE, FID, diversity, hand metrics: pure functions",
