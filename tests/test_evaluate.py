@@ -179,6 +179,7 @@ def test_report_paths_keep_a_dotted_name_and_cards_say_what_they_are(tmp_path):
     assert [p.name for p in report_paths(tmp_path / "v1.5")] == ["v1.5.json", "v1.5.md", "v1.5.html"]
     assert [p.name for p in report_paths(tmp_path / "r.json")] == ["r.json", "r.md", "r.html"]
     assert report_paths(tmp_path)[0] == tmp_path / "report.json"  # a directory
+    assert report_paths(f"{tmp_path}/new/")[0] == tmp_path / "new" / "report.json"  # one to be made
     cfg = to_dict(load_config("configs/tiny.yaml"))
     embedded = model_card("m", cfg, 10, 40)
     assert "Limits: a synthetic language" in embedded and "--checkpoint THIS_DIRECTORY" in embedded
@@ -238,3 +239,22 @@ def test_the_reports_curves_span_every_log_of_a_resumed_run(tmp_path):
     assert curves["train/loss"] == [(9, 1.0), (19, 0.8), (29, 0.6), (39, 0.5), (49, 0.4)]
     assert curves["dev/dtw"] == [(19, 5.0), (39, 4.0)]
     assert read_curves(found[0])["train/loss"] == [(9, 1.0), (19, 0.8), (29, 0.7)]
+
+
+def test_a_report_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """The page is written last and slowest (its animations): failing there leaves the old three files."""
+    import fgdm.evaluation.html as page
+    from fgdm.evaluation.report import write_report
+
+    report = {"sequences": 2, "rows": [], "definitions": {}, "meta": {"split": "test"}}
+    paths = write_report(report, tmp_path / "r")
+    before = [p.read_text() for p in paths]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(page, "write_html", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report({**report, "sequences": 3}, tmp_path / "r")
+    assert [p.read_text() for p in paths] == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "r.html", "r.json", "r.md"]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -54,9 +55,10 @@ REPORT_SUFFIXES = (".json", ".md", ".html")
 
 def report_base(out: Path | str) -> Path:
     """Where a report goes: ``out`` without a report's suffix (.json, .md, .html; ``v1.5`` keeps its ``.5``), or
-    ``out/report`` for a directory."""
+    ``out/report`` for a directory (one there, or a path written with a final ``/``, which is made)."""
+    directory = str(out).endswith(("/", os.sep))
     out = Path(out)
-    if out.is_dir():
+    if out.is_dir() or directory:
         return out / "report"
     return out.with_suffix("") if out.suffix.lower() in REPORT_SUFFIXES else out
 
@@ -88,11 +90,27 @@ def read_report(path: Path | str, checkpoint: Path | str | None = None) -> dict:
 
 def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
     """Writes ``out.json``, ``out.md`` and ``out.html`` (:mod:`fgdm.evaluation.html`; with the animations of
-    ``report["_examples"]`` when :func:`~fgdm.evaluation.protocol.evaluate` kept some)."""
+    ``report["_examples"]`` when :func:`~fgdm.evaluation.protocol.evaluate` kept some). The three are written
+    beside their targets and renamed into place together, so an interrupted write never leaves one run's page
+    beside another's table."""
     from fgdm.evaluation.html import write_html
+    from fgdm.runtime import signals_held
 
-    json_path, md_path, html_path = report_paths(out)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
+    paths = report_paths(out)
+    temporary = [p.with_name(f".{p.name}.tmp") for p in paths]
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_three(report, *temporary, write_html)
+        with signals_held():
+            for tmp, path in zip(temporary, paths, strict=True):
+                tmp.replace(path)
+    finally:
+        for tmp in temporary:
+            tmp.unlink(missing_ok=True)
+    return paths
+
+
+def _write_three(report: dict, json_path: Path, md_path: Path, html_path: Path, write_html) -> None:
     plain = {k: v for k, v in report.items() if not k.startswith("_")}
     json_path.write_text(json.dumps(plain, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     meta = report.get("meta", {})
@@ -105,8 +123,7 @@ def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
               "## Definitions", ""]  # fmt: skip
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    html_path = write_html(plain, html_path, report.get("_examples", ()), report.get("_fps", 25.0))
-    return json_path, md_path, html_path
+    write_html(plain, html_path, report.get("_examples", ()), report.get("_fps", 25.0))
 
 
 def _layers(n: int) -> str:
