@@ -645,9 +645,21 @@ def test_overwrite_keeps_the_old_checkpoints_until_the_new_run_writes_its_own(tr
     base = ["train", TINY, "--set", f"training.output_dir={run}", "--overwrite", "--quiet"]
     assert main([*base, "--set", f"data.path={tmp_path / 'nothing'}"]) == 1  # fails before training
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+    config, log = (run / "config.json").read_text(), (run / "logs" / "version_0" / "metrics.csv").read_text()
+    # fails after writing its config (no GPU here): the old run's config and logs come back with its checkpoints
+    assert main([*base, "--set", "model.width=48", "--set", "training.accelerator=gpu"]) == 1
+    assert (run / "config.json").read_text() == config and sorted(
+        p.name for p in (run / "checkpoints").iterdir()
+    ) == before
+    assert [p.name for p in (run / "logs").iterdir()] == ["version_0"]
+    assert (run / "logs" / "version_0" / "metrics.csv").read_text() == log
     with pytest.warns(UserWarning, match=r"val_every 50 > training.max_steps 2: no validation"):
         assert main([*base, "--set", "training.max_steps=2", "--set", "training.val_every=50"]) == 0
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]  # the new run's alone
+    assert [p.name for p in (run / "logs").iterdir()] == ["version_0"]  # its log alone: the old one went
+    metrics = run / "logs" / "version_0" / "metrics.csv"
+    assert not metrics.exists() or metrics.read_text() != log  # 2 steps, log_every 5: nothing logged yet
+    assert not list(run.glob("*.replaced")) and not list((run / "checkpoints").glob("*.replaced"))
 
 
 def test_a_vocabulary_of_other_data_is_refused_also_on_resume(trained, tmp_path, capsys):

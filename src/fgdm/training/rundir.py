@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,9 +121,10 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
                          f"afresh there, or choose another training.output_dir")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     with lock(out):
-        # --overwrite: the old checkpoints step aside, and go only once the new run has written one of its own; a
-        # run that fails before (bad data, no GPU) puts them back
-        aside = [(path, path.with_name(path.name + ".replaced")) for path in checkpoints] if overwrite else []
+        # --overwrite: the old run (checkpoints, config, vocabulary, logs) steps aside, and goes only once the new
+        # run has written a checkpoint of its own; a run that fails before (bad data, no GPU) puts it back whole
+        olds = [*checkpoints, *(out / name for name in RUN_FILES if (out / name).exists())] if overwrite else []
+        aside = [(path, path.with_name(path.name + ".replaced")) for path in olds]
         for path, moved in aside:
             path.replace(moved)
         try:
@@ -130,8 +132,21 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
         finally:
             wrote = any((out / "checkpoints").glob("*.ckpt"))
             for path, moved in aside:
-                if moved.exists():
-                    moved.unlink() if wrote else moved.replace(path)
+                if moved.exists() and not wrote:
+                    _remove(path)  # what the failed run began
+                    moved.replace(path)
+                elif moved.exists():
+                    _remove(moved)
+
+
+RUN_FILES = ("config.json", "gloss_vocab.txt", "logs", "tensorboard")  # beside checkpoints/ in a run directory
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def with_absolute_paths(cfg: Any) -> Any:
