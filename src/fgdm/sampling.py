@@ -335,8 +335,8 @@ def generate_poses(
         chunk = glosses[start : start + batch_size]
         gloss, gloss_mask = pad_sequences(chunk, loaded.vocab.pad_index, torch.long)
         gloss, gloss_mask = gloss.to(device), gloss_mask.to(device)
-        n = (
-            model.predict_frames(gloss, gloss_mask)
+        n = (  # on the host: read once per batch (a GPU would wait at each read)
+            model.predict_frames(gloss, gloss_mask).cpu()
             if frames is None
             else torch.tensor(frames[start : start + len(chunk)])
         )
@@ -346,7 +346,7 @@ def generate_poses(
                              "(--length N)")  # fmt: skip
         x0, _ = model.generate(gloss, gloss_mask, n.to(device), steps=steps, eta=eta, generator=generator)
         x0 = x0.float().cpu().numpy()
-        out += [x0[b, : int(n[b])] for b in range(len(chunk))]
+        out += [x0[b, :count] for b, count in enumerate(n.tolist())]
     return out
 
 
