@@ -136,7 +136,8 @@ main_first() {  # 1-4
         echo "[gpu_speed] bf16-mixed against float32: 4 runs of $LOSS_STEPS steps or $mins minutes at once"
         for seed in 0 1; do
             for precision in 32-true bf16-mixed; do
-                fit "loss-$precision-s$seed" "$limit" "$mins" --set training.precision=$precision \
+                # each of the four runs gets a quarter of the device's 16 cores (not 16 threads each)
+                OMP_NUM_THREADS=4 fit "loss-$precision-s$seed" "$limit" "$mins" --set training.precision=$precision \
                     --set training.seed=$seed --set training.max_steps="$LOSS_STEPS" \
                     --set training.val_every=1000000 --set training.log_every=$LOG &
             done
@@ -153,11 +154,11 @@ compiled() {  # 6-8
     rm -rf "$W"/train-compiled*
     rm -f "$OUT"/train-compiled* "$OUT"/live-compile.json
     synth_data
-    TORCH_LOGS=recompiles,graph_breaks train train-compiled 200 120 "$COMPILED_MINUTES" --set training.compile=true \
-        --set training.max_steps="$TRAIN_STEPS"
+    TORCH_LOGS=recompiles,graph_breaks,cudagraphs,perf_hints train train-compiled 200 120 "$COMPILED_MINUTES" \
+        --set training.compile=true --set training.max_steps="$TRAIN_STEPS"
     speed live-compile 120 60 "${LIVE[@]}" --repeats "$LIVE_REPEATS" --precision 32 bf16 --compile sample \
         "${SIZE[@]}"
-    TORCH_LOGS=recompiles,graph_breaks train train-compiled-graphs 200 120 "$COMPILED_MINUTES" \
+    TORCH_LOGS=recompiles,graph_breaks,cudagraphs,perf_hints train train-compiled-graphs 200 120 "$COMPILED_MINUTES" \
         --set training.compile=reduce-overhead --set training.max_steps="$TRAIN_STEPS"
 }
 host() {  # 9

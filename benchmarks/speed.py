@@ -137,6 +137,8 @@ def main() -> None:
     device = torch.device(args.device)
     overrides = args.set + ([f"model.focal.kernel={args.kernel}"] if args.kernel else [])
     cfg = load_config(args.config, overrides)
+    if device.type == "cuda":  # float32 matmuls and convolutions in TF32 where the config says so, as fgdm train
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.training.tf32
     model = build_model(cfg, args.vocab_size).to(device)
     B, S, L = args.batch, args.frames, args.glosses
     pose = torch.randn(B, S, 50, 3, device=device) * 0.2
@@ -222,6 +224,7 @@ def main() -> None:
     }
     if device.type == "cuda":
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        result["tf32"] = bool(cfg.training.tf32)
     if not args.quick:
         result |= {
             "config": args.config, "overrides": args.set, "batch": B, "frames": S, "glosses": L,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,11 +57,20 @@ class Batch:
     names: list[str]
     index: torch.Tensor
 
-    def to(self, device: torch.device | str) -> Batch:
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+        """The batch with ``fn`` applied to each of its tensors."""
         return Batch(
-            self.gloss.to(device), self.gloss_mask.to(device), self.pose.to(device),
-            self.frame_mask.to(device), self.texts, self.names, self.index.to(device),
+            fn(self.gloss), fn(self.gloss_mask), fn(self.pose), fn(self.frame_mask), self.texts, self.names,
+            fn(self.index),
         )  # fmt: skip
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The batch on ``device``; pinned tensors are copied asynchronously, pageable ones blocking."""
+        return self._map(lambda t: t.to(device, non_blocking=t.is_pinned()))
+
+    def pin_memory(self) -> Batch:
+        """The batch in page-locked memory (torch's DataLoader calls this with ``pin_memory=True``)."""
+        return self._map(lambda t: t.pin_memory())
 
     def __len__(self) -> int:
         return self.gloss.shape[0]

@@ -116,12 +116,14 @@ class BackTranslator(nn.Module):
         scores[:, 0] = 0.0  # all beams start identical: keep one
         done = torch.zeros(B * beam, dtype=torch.bool, device=device)
         lengths = torch.zeros(B * beam, device=device)
+        W = self.word_head.out_features
+        # a finished beam only extends with <pad> at no cost: its row of log-probabilities
+        pad_only = torch.full((W,), float("-inf"), device=device)
+        pad_only[Vocabulary.pad_index] = 0.0
         for _ in range(self.cfg.max_output_length):
             logp = torch.log_softmax(self.word_logits(mem, mem_mask, tokens)[:, -1].float(), dim=-1)  # (B·k, W)
-            W = logp.shape[-1]
-            # a finished beam only extends with <pad> at no cost
-            logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)
-            logp[done, Vocabulary.pad_index] = 0.0
+            # a select, not a masked assignment (on a GPU that would wait for the mask's count every step)
+            logp = torch.where(done[:, None], pad_only, logp)
             cand = (scores.view(-1, 1) + logp).view(B, beam * W)
             scores, flat = cand.topk(beam, dim=1)  # (B, k)
             src = (flat // W) + torch.arange(B, device=device)[:, None] * beam

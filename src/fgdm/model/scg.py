@@ -95,9 +95,14 @@ class SCGBranch(nn.Module):
     @torch.compiler.disable  # packing reads the lengths on the host: torch.compile runs this part as it is
     def _decode(self, h: torch.Tensor, host_lengths: torch.Tensor) -> torch.Tensor:
         """GSD: the BiLSTM over (B, S', C), packed by the lengths (zero past each length), and the classifier →
-        log-probabilities (B, S', V + 1)."""
-        packed = pack_padded_sequence(h, host_lengths.clamp_min(1), batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
+        log-probabilities (B, S', V + 1).
+
+        The LSTM runs outside autocast, in its weights' dtype (float32 but under ``bf16-true``): CUDA's autocast
+        would run it in float16 (whatever the autocast's dtype), where the small SCG loss's gradients underflow."""
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            h = h.to(self.lstm.weight_ih_l0.dtype)
+            packed = pack_padded_sequence(h, host_lengths.clamp_min(1), batch_first=True, enforce_sorted=False)
+            out, _ = self.lstm(packed)
         out = pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])[0]
         return dynamic(torch.log_softmax(self.classifier(out).float(), dim=-1), 2)
 
