@@ -105,8 +105,9 @@ def test_synth_renders_the_same_files_in_parallel(tmp_path, capsys):
 
 
 def test_an_interrupted_or_replaced_data_set_never_reads_as_whole(tmp_path, monkeypatch, capsys):
-    """synth (and data import) write a data set whole: an interrupted run leaves a marked directory that readers
-    refuse, and --overwrite leaves no split of the data set it replaces."""
+    """synth (and data import) replace a data set whole: bad input or an interruption leaves the old one as it was,
+    a marked directory (an interruption while the files move in) is refused, and --overwrite leaves no split of
+    the data set it replaces."""
     import numpy as np
 
     from fgdm.data import pt
@@ -115,11 +116,10 @@ def test_an_interrupted_or_replaced_data_set_never_reads_as_whole(tmp_path, monk
 
     out = tmp_path / "d"
     make_synth(out, sizes={"train": 6, "dev": 2, "test": 2}, seed=0)
-    old_dev = read_split(out, "dev")
-
+    old_dev, before = read_split(out, "dev"), sorted(p.name for p in out.iterdir())
     real, calls = pt.format_skels_line, []
 
-    def interrupted(pose):  # Ctrl-C at the dev split's first pose, the train split written
+    def interrupted(pose):  # Ctrl-C at the dev split's first pose, the new train split written
         calls.append(1)
         if len(calls) == 7:
             raise KeyboardInterrupt
@@ -129,17 +129,21 @@ def test_an_interrupted_or_replaced_data_set_never_reads_as_whole(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         make_synth(out, sizes={"train": 6, "dev": 2, "test": 2}, seed=1)
     monkeypatch.undo()
-    assert (out / INCOMPLETE).exists() and not list(out.glob("*.tmp"))
-    with pytest.raises(DataFormatError, match="incomplete: an fgdm synth or data import writing it was interrupted"):
-        open_corpus(out, "train")
+    assert sorted(p.name for p in out.iterdir()) == before and read_split(out, "dev").glosses == old_dev.glosses
+    bad = tmp_path / "bad.csv"  # an --overwrite whose input is refused keeps the old data set too
+    bad.write_text("name|video|start|end|speaker|orth|translation\ns0|v|-1|-1|S1|REGEN NORD| \n")
+    assert main(["synth", "--out", str(out), "--glosses", str(bad), "--overwrite", "--quiet"]) == 1
+    assert "empty translation" in capsys.readouterr().err and sorted(p.name for p in out.iterdir()) == before
     for ext in ("skels", "gloss", "text", "files"):  # a split the new data set will not have
         (out / f"extra.{ext}").write_text("x\n")
     assert main(["synth", "--out", str(out), "--num-train", "6", "--num-dev", "2", "--num-test", "2",
                  "--seed", "1", "--overwrite", "--quiet"]) == 0  # fmt: skip
-    skels = sorted(p.name for p in out.glob("*.skels"))
-    assert not (out / INCOMPLETE).exists() and skels == ["dev.skels", "test.skels", "train.skels"]
+    assert sorted(p.name for p in out.glob("*.skels")) == ["dev.skels", "test.skels", "train.skels"]
     new_dev = read_split(out, "dev")
     assert new_dev.glosses != old_dev.glosses and not np.array_equal(new_dev.poses[0], old_dev.poses[0])
+    (out / INCOMPLETE).write_text("")  # as an interruption while the new files move in leaves it
+    with pytest.raises(DataFormatError, match="incomplete: an fgdm synth or data import writing it was interrupted"):
+        open_corpus(out, "train")
 
 
 def test_a_split_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):

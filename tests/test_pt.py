@@ -190,3 +190,35 @@ def test_a_frame_rate_file_saved_with_a_byte_order_mark_and_crlf_is_read(tmp_pat
 
     (tmp_path / "dev.fps").write_bytes(b"\xef\xbb\xbf12.5\r\n")
     assert read_frame_rate(tmp_path, "dev") == 12.5
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_waits_for_the_renames_that_belong_together(sig):
+    """Held off until the block ends, also with other threads running (the system may deliver to any of them),
+    then raised; the handlers before it are back."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from fgdm.runtime import signals_held
+
+    number = getattr(signal, sig)
+
+    def stop(*args):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    threading.Thread(target=time.sleep, args=(2,), daemon=True).start()
+    order = []
+    try:
+        with signals_held():
+            os.kill(os.getpid(), number)
+            time.sleep(0.1)
+            order.append("renamed")
+    except KeyboardInterrupt:
+        order.append("stopped")
+    finally:
+        handler = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, previous)
+    assert order == ["renamed", "stopped"] and handler is stop  # the handler before the block is back

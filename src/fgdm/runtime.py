@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 
 # glibc's mallopt parameters (malloc.h)
@@ -43,13 +44,22 @@ def keep_freed_memory(trim_threshold: int = 2**31 - 1) -> bool:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the block is done (where the platform lets a thread hold them): a few renames
-    that must happen together (a PT split's four files, an export's directory) are never cut between two."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """SIGINT and SIGTERM wait until the block is done: a few renames that must happen together (a PT split's four
+    files, a report's three) are never cut between two. Their handlers are swapped for ones that note the signal
+    (Python runs handlers in the main thread, whichever thread the system delivered it to), and a signal noted is
+    raised again after the block. Outside the main thread, where handlers cannot be set, nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    noted: list[int] = []
+    before = {sig: signal.signal(sig, lambda signum, frame: noted.append(signum)) for sig in _HELD}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        for sig, handler in before.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for sig in dict.fromkeys(noted):
+            signal.raise_signal(sig)
+
+
+_HELD = (signal.SIGINT, signal.SIGTERM)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,18 +28,28 @@ _DATA_FILES = (".skels", ".gloss", ".text", ".files", ".fps", ".tmp")
 
 
 @contextlib.contextmanager
-def _writing_data(out: Path) -> Iterator[None]:
-    """Writes a whole data set into ``out``: the split files, vocabulary and manifest of whatever was there go
-    first (an --overwrite replaces the data set, it does not leave a split of the old one), and a marker says the
-    directory is incomplete until the last file is written, so an interrupted run is never read as data."""
+def _writing_data(out: Path) -> Iterator[Path]:
+    """Writes a whole data set into ``out``, through the folder it yields: the new files are made there first,
+    and replace the old data set's split files, vocabulary and manifest only once all are written (an
+    --overwrite replaces the data set: no split of the old one stays). Bad input or an interruption before that
+    leaves the old data set as it was; while the files move in, a marker says the directory is incomplete, so
+    an interruption there is never read as data."""
     out.mkdir(parents=True, exist_ok=True)
-    marker = out / INCOMPLETE
-    marker.write_text("fgdm synth or fgdm data import is writing here, or was interrupted: run it again\n")
-    for path in out.iterdir():
-        if path.is_file() and (path.suffix in _DATA_FILES or path.name in ("src_vocab.txt", MANIFEST)):
-            path.unlink()
-    yield
-    marker.unlink()
+    staging = out / ".fgdm-new"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        marker = out / INCOMPLETE
+        marker.write_text("fgdm synth or fgdm data import was writing here and was interrupted: run it again\n")
+        for path in out.iterdir():
+            if path.is_file() and (path.suffix in _DATA_FILES or path.name in ("src_vocab.txt", MANIFEST)):
+                path.unlink()
+        for path in staging.iterdir():
+            path.replace(out / path.name)
+        marker.unlink()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @dataclass
@@ -185,17 +196,17 @@ def make_synth(
     manifest = SynthManifest(seed=seed, sizes=chosen, csv={k: str(Path(v).resolve()) for k, v in csv_files.items()})
     t0 = time.perf_counter()
     rendered = 0
-    with _writing_data(out):  # (a manifest left by an earlier lazy run, which would shadow the files, goes too)
+    with _writing_data(out) as new:  # (a manifest left by an earlier lazy run, which would shadow the files, goes)
         for split in manifest.splits():
-            corpus = manifest.corpus(split, out)
+            corpus = manifest.corpus(split, new)
             if not lazy:
-                write_pt(corpus, out, progress=progress, workers=workers)
+                write_pt(corpus, new, progress=progress, workers=workers)
                 rendered += len(corpus)
         if lazy:
-            manifest.save(out)
+            manifest.save(new)
         if "train" in manifest.splits():
-            train = manifest.corpus("train", out) if lazy else PTCorpus.read(out, "train")
-            Vocabulary.from_corpus(train.gloss_sequences()).save(out / "src_vocab.txt")
+            train = manifest.corpus("train", new) if lazy else PTCorpus.read(new, "train")
+            Vocabulary.from_corpus(train.gloss_sequences()).save(new / "src_vocab.txt")
     elapsed = time.perf_counter() - t0
     summary: dict = {"out": str(out), "splits": manifest.splits(), "lazy": lazy, "seed": seed}
     if rendered:
@@ -241,7 +252,7 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
     if missing:
         raise DataFormatError(poses, None, f"no .pose file for {len(missing)} CSV rows, e.g. {missing[:5]}")
     report: dict = {"out": str(out), "splits": {}}
-    with _writing_data(out):  # (a lazy synth's manifest, which would shadow the files written here, goes too)
+    with _writing_data(out) as new:  # (a lazy synth's manifest, which would shadow the files written here, goes)
         for split, rows in splits.items():
             seqs, rates, filled, absent, resampled, source_frames = [], set(), 0, 0, 0, 0
             for row in tqdm(rows, desc=f"import {split}", disable=not progress):
@@ -251,7 +262,7 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
                 source_frames += len(pose)
                 rates.add(fps)
                 filled, absent = filled + n_filled, absent + n_absent
-            write_split(out, split, PTSplit(poses=seqs, glosses=[list(r.glosses) for r in rows],
+            write_split(new, split, PTSplit(poses=seqs, glosses=[list(r.glosses) for r in rows],
                                             texts=[r.text for r in rows], names=[r.name for r in rows]))  # fmt: skip
             values = source_frames * 49  # joint values read (the neck is derived, never missing)
             report["splits"][split] = {
@@ -263,5 +274,5 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
         used = {row.name for rows in splits.values() for row in rows}
         report["unused_pose_files"] = sorted(str(p) for name, p in files.items() if name not in used)
         if "train" in splits:
-            Vocabulary.from_corpus(list(r.glosses) for r in splits["train"]).save(out / "src_vocab.txt")
+            Vocabulary.from_corpus(list(r.glosses) for r in splits["train"]).save(new / "src_vocab.txt")
     return report
