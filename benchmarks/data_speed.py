@@ -10,7 +10,8 @@ sample twice the data path can cost more than a GPU's steps. Timed in the order 
 - ``pose_statistics``: reading the training poses the normaliser's μ and σ come from;
 - ``sampler``: the first training loader, whose length buckets need every sample's frame count;
 - ``epoch_1``, ``epoch_2``: every training batch, collated (no model);
-- ``dev``: one pass over the dev batches;
+- ``dev``: one pass over the dev batches a validation takes (``training.val_batches``; the table in
+  results/speed.md, made before the dev loader applied it, passed over all of them);
 - ``load_ms_per_sample``: ``--load N`` samples of the training corpus loaded alone (rendered, for a synthetic
   corpus; 0 skips it).
 

@@ -89,7 +89,7 @@ def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, 
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
             step = trainer.global_step
-            out_of_time = max_seconds is not None and self.training_seconds() > max_seconds
+            out_of_time = max_seconds is not None and offset + self.training_seconds() > max_seconds
             if step not in at and not out_of_time:
                 return
             seconds = self.training_seconds()
@@ -101,7 +101,7 @@ def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, 
                 row = ev.score(System(f"step {step}", poses), examples=False)
             evaluated = time.perf_counter() - t0
             row |= {"step": step, "train_seconds": round(offset + seconds, 1), "eval_seconds": round(evaluated, 1),
-                    "cut_by_time": out_of_time}  # fmt: skip
+                    "cut_by_time": out_of_time and step < max(at)}  # fmt: skip
             record(row)
             # the point and the weights it measured agree on disk: a killed run resumes from its last point
             trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
@@ -417,7 +417,11 @@ def main() -> None:
     r.add_argument("--split", default="test", help="evaluation split (default test)")
     r.add_argument("--bt", help="a trained back-translator checkpoint (default: train one under --work)")
     r.add_argument("--bt-steps", type=int, default=1500, help="steps when training the back-translator (1500)")
-    r.add_argument("--max-minutes", type=float, help="stop training after this many minutes (evaluating then)")
+    r.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop training after this many minutes of it, a resumed curve's earlier ones included (evaluating then)",
+    )
     r.add_argument("--wait-bt", type=float, default=0.0, help="minutes to wait for a --bt still being trained")
     r.add_argument("--work", default="runs/learning_curve", help="checkpoints, logs, back-translators")
     r.add_argument("--resume", action="store_true", help="extend the curve from its run's last checkpoint")

@@ -119,6 +119,8 @@ def test_an_old_key_name_in_a_later_layer_overrides_as_any_key_does(tmp_path):
     assert (
         load_config("configs/tiny.yaml", ["loss.bone_weight=0.3", "training.bone_weight=0.2"]).loss.bone_weight == 0.2
     )
+    with pytest.raises(ConfigError, match=r"--set training.hand_weight=abc: loss.hand_weight"):
+        load_config("configs/tiny.yaml", ["training.hand_weight=abc"])
     (tmp_path / "old.yaml").write_text("training:\n  joint_loss_space: pose\n")
     assert load_config(["configs/synth.yaml", tmp_path / "old.yaml"]).loss.joint_space == "pose"
     (tmp_path / "both.yaml").write_text("training:\n  bone_weight: 0.2\nloss:\n  bone_weight: 0.3\n")

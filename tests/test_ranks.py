@@ -142,22 +142,24 @@ def test_ddp_backtranslator_scores_the_whole_dev_split(tmp_path):
     assert _logged(run, "dev/loss")[7] == pytest.approx(alone["dev/loss"], rel=1e-5)
 
 
-def test_a_ctrl_c_that_reaches_one_rank_stops_every_rank_with_the_last_checkpoint(tmp_path):
-    """``kill -INT`` of the first process alone: the ranks agree to stop at a step, so none waits for another
-    forever, and the final checkpoint is written."""
+@pytest.mark.parametrize(("sig", "status", "said"), [(2, 130, "interrupted"), (15, 143, "terminated (SIGTERM)")])
+def test_a_signal_that_reaches_one_rank_stops_every_rank_with_the_last_checkpoint(tmp_path, sig, status, said):
+    """``kill -INT`` (or a scheduler's ``-TERM``) of the first process alone: the ranks agree to stop at a step, so
+    none waits for another forever, and the final checkpoint is written. (Lightning's own SIGTERM handler
+    broadcast from inside the handler, and hung ranks that were at different collectives.)"""
     import time
 
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "fgdm.cli", "train", TINY, "--quiet", *DDP, "--set", f"training.output_dir={out}",
-           "--set", "training.max_steps=100000", "--set", "training.val_every=5"]  # fmt: skip
+           "--set", "training.max_steps=100000", "--set", "training.val_every=7"]  # fmt: skip
     env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 200
     while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
         time.sleep(0.5)
-    proc.send_signal(2)  # SIGINT to rank 0's process only, not to its process group
+    proc.send_signal(sig)  # to rank 0's process only, not to its process group
     _, err = proc.communicate(timeout=200)
-    assert proc.returncode == 130, err[-3000:]
-    assert err.count("interrupted at step") == 1  # said once, by rank 0
+    assert proc.returncode == status, err[-3000:]
+    assert err.count(f"{said} at step") == 1  # said once, by rank 0
     step = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
-    assert step >= 5 and step % 5 == 0  # where the ranks agreed: a multiple of training.log_every
+    assert step > 7 and step % 5 == 0  # where the ranks agreed: a multiple of training.log_every (5), after step 7

@@ -54,9 +54,11 @@ def test_resume_continues_the_step_count(trained, tmp_path, capsys):
     assert result["steps_per_second"] >= 5 / wall  # the 5 steps of this run, over part of its wall-clock time
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 25 and "plateau" in ckpt and ckpt["optimizer_states"]
-    # no validation between steps 20 and 25: the last dev score is the one the resumed run stored, not null
-    (key,) = [k for k in ckpt["callbacks"] if k.startswith("ModelCheckpoint")]
-    assert result["dev_dtw"] == pytest.approx(float(ckpt["callbacks"][key]["current_score"]))
+    # no validation between steps 20 and 25: the dev score is the last one before the resume (step 20's, not null,
+    # and not the best, step 10's, where that was better)
+    rows = list(csv.DictReader((run / "logs" / "version_0" / "metrics.csv").open()))
+    last = [float(r["dev/dtw"]) for r in rows if r.get("dev/dtw")][-1]
+    assert result["dev_dtw"] == pytest.approx(last)
     assert [p.parent.name for p in run_logs(run / "checkpoints" / "last.ckpt")] == ["version_0", "version_1"]
 
 
@@ -516,9 +518,9 @@ def test_export_checks_its_report_before_writing_anything(trained, tmp_path, cap
     assert "nowhere: data directory not found" in capsys.readouterr().err
 
 
-def test_export_replaces_an_export_whole_and_nothing_else(trained, tmp_path, capsys, monkeypatch):
-    """--overwrite swaps the directory in whole (an interruption left one export's weights beside another's
-    config); it never replaces a directory an export did not write; the data path is recorded absolute."""
+def test_export_replaces_an_export_whole_and_never_a_run(trained, tmp_path, capsys, monkeypatch):
+    """--overwrite replaces the files together (an interruption left one export's weights beside another's
+    config); a run's directory is refused; the data path is recorded absolute."""
     import fgdm.sampling as sampling
     from fgdm.sampling import load_for_sampling
 
@@ -539,7 +541,9 @@ def test_export_replaces_an_export_whole_and_nothing_else(trained, tmp_path, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "e"]
     capsys.readouterr()
     assert main(["export", ckpt, "--out", str(trained), "--overwrite"]) == 1  # a run directory
-    assert "holds files an export does not write: not replaced" in capsys.readouterr().err
+    assert "a training run's directory (its config.json is the run's)" in capsys.readouterr().err
+    (out / ".git").mkdir()  # a model repository's own files stay
+    assert main(["export", ckpt, "--out", str(out), "--overwrite"]) == 0 and (out / ".git").is_dir()
     meta = json.loads((out / "config.json").read_text())
     (out / "config.json").write_text(json.dumps(meta | {"step": meta["step"] + 5}))  # another export's config
     with pytest.raises(ValueError, match=r"model.safetensors holds step 20, config.json step 25: two exports mixed"):
@@ -710,3 +714,28 @@ def test_a_relative_data_path_is_recorded_absolute(tmp_path, monkeypatch, capsys
     assert main(args) == 0
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["hyper_parameters"]["config"]["data"]["path"] == str(tmp_path / "data")
+
+
+def test_an_overwrite_killed_before_its_first_checkpoint_leaves_the_old_run_to_come_back(trained, tmp_path):
+    """SIGKILL runs no finally: the old run stays set aside (*.replaced); the next run in the directory puts it
+    back first, so a second --overwrite neither fails on it nor loses it."""
+    import shutil
+
+    from fgdm.config import Config, load_config, to_dict
+    from fgdm.training.rundir import claim
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    old = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    config = to_dict(load_config(TINY, [f"training.output_dir={run}"]))
+    killed = claim(run, config, Config, resume=False, overwrite=True)
+    killed.__enter__()  # the old run set aside; the new one begins its config and log, then is killed
+    (run / "config.json").write_text("{}")
+    (run / "logs" / "version_0").mkdir(parents=True)
+    (run / ".lock").unlink()  # a killed process's lock: stale
+    assert (run / "logs.replaced").is_dir() and not (run / "checkpoints" / "last.ckpt").exists()
+    back = pytest.warns(UserWarning, match="was killed before its first checkpoint; the run before it is back")
+    refused = pytest.raises(ValueError, match="holds checkpoints")  # neither --resume nor --overwrite
+    with back, refused, claim(run, config, Config, resume=False, overwrite=False):
+        pass
+    assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == old

@@ -13,12 +13,13 @@ the representation decides how much of the signal each coordinate carries agains
   same unit spread as the whole arm's swing. Off: μ = 0, σ = 1.
 - ``data_scale``: one global factor on top.
 
-Everything is linear, so decoding is exact and losses can be taken in either space. μ and σ are
-buffers: they travel in the checkpoint with the weights, with the coordinates that never move in the training
-frames (σ ≈ 0: the neck, pinned at the origin; z everywhere in 2D data such as dgs-pt), which a sample is
-given at their value (``decode(…, hold=True)``) instead of the denoiser's small error around it. The
-denoiser, its iconicity features included, sees z (noised), never PT units; samples are decoded before they
-leave ``FGDM.generate``. With standardisation the iconicity features' "bones" are therefore differences of standardised
+Everything is linear, so decoding is exact and losses can be taken in either space. μ and σ are buffers: they
+travel in the checkpoint with the weights, with the coordinates that never move in the training frames
+:meth:`PoseNormalizer.fit` reads (it runs with ``standardise``) (σ ≈ 0: the neck, pinned at the origin; z
+everywhere in 2D data such as dgs-pt), which a sample is given at their value (``decode(…, hold=True)``)
+instead of the denoiser's small error around it. The denoiser, its iconicity features included, sees z
+(noised), never PT units; samples are decoded before they leave ``FGDM.generate``.
+With standardisation the iconicity features' "bones" are therefore differences of standardised
 coordinates, not PT bones; taking them on the decoded pose learnt more slowly (benchmarks/README.md).
 """
 

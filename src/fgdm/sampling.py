@@ -242,14 +242,14 @@ def export(
     ``config.json`` (the resolved config, the step) and ``vocab.txt``, and ``card(config)`` as ``README.md`` (a
     model card, :func:`fgdm.evaluation.report.model_card`); returns the config it recorded.
 
-    The directory is written whole: beside ``out`` first, then renamed into place, replacing an earlier export
-    there (never another kind of directory: a run's, say). ``data``: what the config records as the training
+    The files are written beside their targets and renamed in together (signals held), so an interruption
+    never leaves one export's weights beside another's config; other files there stay (a repository's ``.git``),
+    but a training run's directory is refused. ``data``: what the config records as the training
     data: ``"keep"`` it, or a directory (recorded absolute), or None for the embedded synthetic language
     (``data.path: null``). The run's output directory is not recorded.
     """
     import dataclasses
     import json
-    import shutil
 
     from safetensors.torch import save_file
 
@@ -257,8 +257,8 @@ def export(
     from fgdm.version import __version__
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(p.name not in (WEIGHTS, CONFIG, VOCAB, CARD) for p in out.iterdir())):
-        raise ValueError(f"{out}: holds files an export does not write: not replaced (choose another --out)")
+    if (out / "checkpoints").is_dir() or any(out.glob("*.ckpt")):
+        raise ValueError(f"{out}: a training run's directory (its config.json is the run's): choose another --out")
     cfg = loaded.cfg
     if data != "keep":
         path = str(Path(data).resolve()) if data is not None else None  # read later, from elsewhere
@@ -267,30 +267,26 @@ def export(
     tensors = {f"denoiser.{k}": v for k, v in loaded.model.denoiser.state_dict().items()}
     tensors |= {f"normalizer.{k}": v for k, v in loaded.model.normalizer.state_dict().items()}
     tensors = {k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in tensors.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp, old = (out.with_name(f".{out.name}.{kind}-{os.getpid()}") for kind in ("new", "old"))
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    out.mkdir(parents=True, exist_ok=True)
+    names = [WEIGHTS, CONFIG, VOCAB, *([CARD] if card is not None else [])]
+    tmp = {name: out / f".{name}.{os.getpid()}.tmp" for name in names}
     try:
-        save_file(tensors, tmp / WEIGHTS,
+        save_file(tensors, tmp[WEIGHTS],
                   metadata={"format": "fgdm inference", "fgdm": __version__, "step": str(loaded.step)})  # fmt: skip
         mask = os.umask(0o22)  # safetensors writes its file readable by its owner only; the others as umask says
         os.umask(mask)
-        (tmp / WEIGHTS).chmod(0o666 & ~mask)
+        tmp[WEIGHTS].chmod(0o666 & ~mask)
         meta = {"fgdm": __version__, "step": loaded.step, "config": to_dict(cfg)}
-        (tmp / CONFIG).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        loaded.vocab.save(tmp / VOCAB)
+        tmp[CONFIG].write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        loaded.vocab.save(tmp[VOCAB])
         if card is not None:
-            (tmp / CARD).write_text(card(cfg), encoding="utf-8")
-        with signals_held():  # the old export goes only once the new one is in place
-            if out.exists():
-                out.replace(old)
-            tmp.replace(out)
+            tmp[CARD].write_text(card(cfg), encoding="utf-8")
+        with signals_held():
+            for name, path in tmp.items():
+                path.replace(out / name)
     finally:
-        if old.exists() and not out.exists():  # the swap failed half-way: the old export back
-            old.replace(out)
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
     return cfg
 
 

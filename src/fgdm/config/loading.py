@@ -200,6 +200,7 @@ def load_config(
         text = str(err)
         for override in reversed(list(overrides or [])):  # the last --set of the key is the value that counts
             key = override.split("=", 1)[0].strip()
+            key = MOVED.get(key, key)  # an old name was set under its new one
             parts = key.split(".")  # an unknown section names only its first part: 'bogus' of bogus.key
             if text.startswith(f"{key}:") or any(f"'{'.'.join(parts[:i])}'" in text for i in range(1, len(parts) + 1)):
                 raise ConfigError(f"--set {override}: {text}") from None

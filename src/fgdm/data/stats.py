@@ -97,6 +97,6 @@ def check_directory(directory: Path | str, splits: Sequence[str] | None = None, 
     report["depth"] = not flat
     if flat:
         warnings.warn(f"{directory}: z is 0 in every frame of every split (2D poses); a model trained on them "
-                      "samples z = 0 (a coordinate that never moves in training is held), and DTW-MJE measures x "
-                      "and y only", stacklevel=2)  # fmt: skip
+                      "samples z = 0 with diffusion.standardise (a coordinate that never moves in training is held; "
+                      "without it, small z values count in DTW-MJE)", stacklevel=2)  # fmt: skip
     return report

@@ -120,11 +120,11 @@ class ScheduledModule(L.LightningModule):
 
     def __init__(self) -> None:
         super().__init__()
-        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
-        self._pending_plateau_state: dict | None = None
+        self.plateau, self._pending_plateau_state = None, None  # ReduceLROnPlateau, and its state from a checkpoint
         self._unlogged_terms: tuple[int, dict[str, torch.Tensor]] | None = None  # see log_training_terms
         self.stopped_at_min_lr: int | None = None  # the step where the plateau schedule stopped training, if it did
         self._resumed_rng: dict | None = None  # a resumed checkpoint's random streams, set when fitting starts
+        self._fit_started = False
 
     def check_finite(self, loss: torch.Tensor) -> None:
         """Stops training at the first non-finite loss, before the optimiser step can spread it into the weights:
@@ -211,11 +211,13 @@ class ScheduledModule(L.LightningModule):
         if self.plateau is not None and self._pending_plateau_state is not None:
             self.plateau.load_state_dict(self._pending_plateau_state)
         self._resumed_rng = checkpoint.get("rng")  # absent from older checkpoints: those resume from training.seed
+        if self._fit_started:  # a strategy that restores after setup (FSDP): fit has begun, set them now
+            self.on_fit_start()
 
     def on_fit_start(self) -> None:
         """Each rank's random streams: those of the checkpoint resumed from, or one of its own (ranks.py)."""
         set_rng_states(self.trainer, self._resumed_rng, self.training_cfg.seed)
-        self._resumed_rng = None
+        self._resumed_rng, self._fit_started = None, True
 
 
 @dataclass
@@ -272,8 +274,20 @@ class MovableCheckpoint(ModelCheckpoint):
     """Lightning's checkpointing, whose best score survives a run directory moved or copied (off a cluster,
     say): Lightning restores the score only where the stored directory is the current one, and otherwise lets the
     next validation, however bad, become ``best.ckpt``. The stored paths are taken over by file name. Its state
-    is stored under ModelCheckpoint's key, so runs checkpointed before it resume with their scores. The last
-    score is restored too (Lightning drops it), so a resumed run that validates no more still reports it."""
+    is stored under ModelCheckpoint's key, so runs checkpointed before it resume with their scores. It also keeps
+    the last validation's score (Lightning's ``current_score`` is the last one that was best), so a resumed run
+    that validates no more still reports it."""
+
+    last_score: float | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor) if self.monitor else None
+        if value is not None and not trainer.sanity_checking:
+            self.last_score = float(value)
+        super().on_validation_end(trainer, module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "last_score": self.last_score}
 
     @property
     def state_key(self) -> str:
@@ -291,7 +305,8 @@ class MovableCheckpoint(ModelCheckpoint):
             state_dict = {**state_dict, "dirpath": self.dirpath, **{k: moved(state_dict.get(k, "")) for k in paths},
                           "best_k_models": kept}  # fmt: skip
         super().load_state_dict(state_dict)
-        self.current_score = state_dict.get("current_score", self.current_score)
+        last = state_dict.get("last_score", state_dict.get("current_score"))  # (older runs kept the best alone)
+        self.last_score = float(last) if last is not None else None
 
 
 def fit(
@@ -326,7 +341,7 @@ def fit(
         dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1, save_last=True,
         auto_insert_metric_name=False, enable_version_counter=False,
     )  # fmt: skip
-    throughput, interrupt = Throughput(), StopOnInterrupt()
+    throughput, interrupt, lightning_stopped = Throughput(), StopOnInterrupt(), False
     if t.val_every > t.max_steps:
         warnings.warn(f"training.val_every {t.val_every} > training.max_steps {t.max_steps}: no validation, so no "
                       "dev DTW and no best.ckpt (last.ckpt only)", stacklevel=2)  # fmt: skip
@@ -343,14 +358,17 @@ def fit(
         warnings.filterwarnings("ignore", message=r".*sync_dist=True.*when logging on epoch level")
         try:
             trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
-        except SIGTERMException:  # a scheduler's SIGTERM: Lightning stopped after the step (all ranks), exiting 0
-            interrupt.terminated = True
-    trainer.save_checkpoint(last)  # the final state, also when training ended between validations
+        except SIGTERMException:  # a SIGTERM before training began, Lightning's: it stopped, exiting 0
+            interrupt.terminated = lightning_stopped = True
+    # the final state, also between validations; not where Lightning stopped several processes on its own (a save,
+    # a collective, would wait for ranks that may be gone)
+    if saved := trainer.world_size == 1 or not lightning_stopped:
+        trainer.save_checkpoint(last)
+    if (interrupt.requested or interrupt.terminated) and trainer.is_global_zero:
+        what = "it" if saved else "its last validation's state"
+        print(f"fgdm: {'terminated (SIGTERM)' if interrupt.terminated else 'interrupted'} at step "
+              f"{trainer.global_step}; {last} holds {what} (--resume continues)", file=sys.stderr)  # fmt: skip
     if interrupt.requested or interrupt.terminated:
-        if trainer.is_global_zero:
-            how = "terminated (SIGTERM)" if interrupt.terminated else "interrupted"
-            print(f"fgdm: {how} at step {trainer.global_step}; {last} holds it (--resume continues)",
-                  file=sys.stderr)  # fmt: skip
         raise Terminated if interrupt.terminated else KeyboardInterrupt
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     if (
@@ -366,7 +384,7 @@ def fit(
         print(f"fgdm: the learning rate fell below training.min_lr = {t.min_lr:g} at step {stopped} of "
               f"{t.max_steps} (the plateau schedule: {monitor} stopped improving); training ended there",
               file=sys.stderr)  # fmt: skip
-    value = trainer.callback_metrics.get(monitor, best.current_score)
+    value = trainer.callback_metrics.get(monitor, best.last_score)
     return TrainResult(
         output_dir=out,
         last_checkpoint=last,

@@ -46,7 +46,7 @@ def dev_batch(trainer: L.Trainer | None, batch_idx: int) -> int | None:
 
 def joined(trainer: L.Trainer, lists: dict[str, list]) -> dict[str, list]:
     """Every rank's lists, joined in rank order (the same on every rank)."""
-    if trainer.world_size == 1:
+    if trainer.world_size == 1 or not torch.distributed.is_initialized():
         return lists
     gathered: list[dict[str, list] | None] = [None] * trainer.world_size
     torch.distributed.all_gather_object(gathered, lists)
@@ -59,8 +59,8 @@ def rng_states(trainer: L.Trainer | None) -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
-    if trainer is None or trainer.world_size == 1:
-        return state
+    if trainer is None or trainer.world_size == 1 or not torch.distributed.is_initialized():
+        return state  # (ddp_spawn's parent process saves the final checkpoint with no process group)
     ranks: list[dict | None] = [None] * trainer.world_size
     torch.distributed.all_gather_object(ranks, state)
     return {**ranks[0], "ranks": ranks}
@@ -87,12 +87,16 @@ class StopOnInterrupt(Callback):
 
     In a multi-process run the ranks must stop at the same step, or the others wait for it forever: a Ctrl-C that
     reached some of them (``kill -INT`` of one process) is agreed on every ``training.log_every`` steps (one
-    all-reduce; a terminal's Ctrl-C reaches them all at once)."""
+    all-reduce; a terminal's Ctrl-C reaches them all at once).
+
+    SIGTERM (a cluster scheduler's) stops training the same way, once training has started: this handler takes the
+    place of Lightning's, which broadcasts from inside the signal handler, wherever each rank is, and so hung
+    two CPU processes that were at different collectives (one sampling its dev batch, one at validation's end)."""
 
     def __init__(self) -> None:
         self.trainer: L.Trainer | None = None
         self.requested, self._previous = False, None
-        self.terminated = False  # by SIGTERM, which Lightning handles (it stops every rank after the step)
+        self.terminated = False  # by SIGTERM
 
     def _handle(self, signum, frame) -> None:
         self.requested = True
@@ -100,9 +104,16 @@ class StopOnInterrupt(Callback):
             self.trainer.should_stop = True
         signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
 
+    def _terminate(self, signum, frame) -> None:
+        self.terminated = self.requested = True
+        if self.trainer is not None and self.trainer.world_size == 1:
+            self.trainer.should_stop = True
+
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self.requested and trainer.world_size == 1:
             trainer.should_stop = True
+        if threading.current_thread() is threading.main_thread():  # after Lightning set its own at fit's start
+            signal.signal(signal.SIGTERM, self._terminate)  # (Lightning puts the one before fit back at its end)
 
     def on_train_batch_end(self, trainer: L.Trainer, module, outputs, batch, batch_idx: int) -> None:
         agree = trainer.world_size > 1 and trainer.global_step % max(1, trainer.log_every_n_steps) == 0

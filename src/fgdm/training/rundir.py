@@ -114,23 +114,26 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
     if is_worker():
         yield stored
         return
-    checkpoints = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
-    if checkpoints and not (resume or overwrite):
-        names = ", ".join(p.name for p in checkpoints)
-        raise ValueError(f"{out} holds checkpoints ({names}): --resume continues that run, --overwrite starts "
-                         f"afresh there, or choose another training.output_dir")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     with lock(out):
+        _put_back(out)  # an --overwrite killed before its first checkpoint (SIGKILL: no finally ran) left these
+        checkpoints = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
+        if checkpoints and not (resume or overwrite):
+            names = ", ".join(p.name for p in checkpoints)
+            raise ValueError(f"{out} holds checkpoints ({names}): --resume continues that run, --overwrite starts "
+                             f"afresh there, or choose another training.output_dir")  # fmt: skip
         # --overwrite: the old run (checkpoints, config, vocabulary, logs) steps aside, and goes only once the new
         # run has written a checkpoint of its own; a run that fails before (bad data, no GPU) puts it back whole
         olds = [*checkpoints, *(out / name for name in RUN_FILES if (out / name).exists())] if overwrite else []
-        aside = [(path, path.with_name(path.name + ".replaced")) for path in olds]
-        for path, moved in aside:
-            path.replace(moved)
+        aside = [(path, path.with_name(path.name + REPLACED)) for path in olds]
+        started = False
         try:
+            for path, moved in aside:
+                path.replace(moved)
+            started = True
             yield stored
         finally:
-            wrote = any((out / "checkpoints").glob("*.ckpt"))
+            wrote = started and any((out / "checkpoints").glob("*.ckpt"))
             for path, moved in aside:
                 if moved.exists() and not wrote:
                     _remove(path)  # what the failed run began
@@ -140,6 +143,19 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
 
 
 RUN_FILES = ("config.json", "gloss_vocab.txt", "logs", "tensorboard")  # beside checkpoints/ in a run directory
+REPLACED = ".replaced"  # an old run's files while an --overwrite has not yet written its first checkpoint
+
+
+def _put_back(out: Path) -> None:
+    """The old run's files that a killed --overwrite had set aside, back in place of what it began."""
+    stale = [*out.glob("*" + REPLACED), *(out / "checkpoints").glob("*" + REPLACED)]
+    for moved in stale:
+        path = moved.with_name(moved.name.removesuffix(REPLACED))
+        _remove(path)
+        moved.replace(path)
+    if stale:
+        warnings.warn(f"{out}: an --overwrite there was killed before its first checkpoint; the run before it is "
+                      "back in place", stacklevel=3)  # fmt: skip
 
 
 def _remove(path: Path) -> None:
