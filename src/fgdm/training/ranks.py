@@ -6,7 +6,7 @@
   order, so ``dev/dtw`` does not depend on the number of processes.
 - Each rank draws its own timesteps and noise (one seed per rank; rank 0 draws what one process would), and a
   checkpoint keeps every rank's random streams, so a resumed run goes on as if never stopped on every rank.
-- A Ctrl-C that reaches one process stops them all, at the next step where the ranks agree on it.
+- A Ctrl-C or SIGTERM that reaches one process stops them all, at the next step where the ranks agree on it.
 """
 
 from __future__ import annotations
