@@ -459,17 +459,25 @@ def test_an_uppercase_suffix_is_kept(ctx, capsys) -> None:
     assert np.load(ctx.tmp / "a.NPY").shape[1:] == (50, 3)
 
 
-def test_ctrl_c_stops_training_with_130_and_keeps_the_last_checkpoint(tmp_path) -> None:
-    out = tmp_path / "run"
+def _stop_training(out: Path, sig: int, after: float = 0.0) -> tuple[int, str]:
+    """``fgdm train`` of the tiny config, sent ``sig`` once its first checkpoint is written (and ``after``
+    seconds more): its exit status and stderr."""
     cmd = [sys.executable, "-m", "fgdm.cli", "train", TINY, "--set", f"training.output_dir={out}",
            "--set", "training.max_steps=100000", "--set", "training.val_every=5", "--quiet"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
         time.sleep(0.5)
-    proc.send_signal(2)  # SIGINT, as Ctrl-C
+    time.sleep(after)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    return proc.returncode, err
+
+
+def test_ctrl_c_stops_training_with_130_and_keeps_the_last_checkpoint(tmp_path) -> None:
+    out = tmp_path / "run"
+    status, err = _stop_training(out, 2)  # SIGINT, as Ctrl-C
+    assert status == 130, err
     assert "interrupted" in err and (out / "checkpoints" / "last.ckpt").is_file()
     assert not (out / ".lock").exists()
 
@@ -501,16 +509,8 @@ def test_sigterm_stops_training_with_143_and_keeps_the_last_checkpoint(tmp_path)
     import torch
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "fgdm.cli", "train", TINY, "--set", f"training.output_dir={out}",
-           "--set", "training.max_steps=100000", "--set", "training.val_every=5", "--quiet"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
-        time.sleep(0.5)
-    time.sleep(1.0)  # a few steps past the validation's checkpoint
-    proc.terminate()  # SIGTERM
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    status, err = _stop_training(out, 15, after=1.0)  # a few steps past the validation's checkpoint
+    assert status == 143, err
     assert "terminated (SIGTERM) at step" in err
     step = int(err.split("terminated (SIGTERM) at step ")[1].split(";")[0])
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == step > 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import lightning as L
@@ -76,10 +77,11 @@ class PoseDataModule(L.LightningDataModule):
             limit=None if train else self.training_cfg.val_batches,
         )  # fmt: skip
 
-    @property
+    @functools.cached_property
     def dev_batches(self) -> int:
         """How many dev batches a validation takes, over all ranks (``training.val_batches`` or all): on each
-        rank, batch i of the dev loader is batch i · world_size + rank of them, a filler from that many on."""
+        rank, batch i of the dev loader is batch i · world_size + rank of them, a filler from that many on. The dev
+        batches are never shuffled, so this is counted once (every validation step of every rank asks)."""
         return self._sampler("dev").real_batches
 
     def _loader(self, split: str) -> DataLoader:
