@@ -58,7 +58,7 @@ def _on_meta(monkeypatch, **overrides):
 
 def test_a_training_step_neither_copies_to_the_device_nor_reads_back(monkeypatch):
     """After the first step, which copies the diffusion's tables once. The SCG branch is off: PyTorch has no meta
-    kernel for its LSTM over packed sequences (it reads its lengths on the host once a step, by design)."""
+    kernel for its LSTM over packed sequences (the next test has stand-ins for it)."""
     model, inputs, made = _on_meta(monkeypatch, **{"model.scg.enabled": False})
     model.loss(*inputs).total.backward()  # the first: tables to the device
     made.clear()
@@ -66,6 +66,35 @@ def test_a_training_step_neither_copies_to_the_device_nor_reads_back(monkeypatch
         for _ in range(2):
             model.loss(*inputs).total.backward()
     assert crossings.seen == [] and made == []
+
+
+def test_a_training_step_with_the_scg_branch_reads_nothing_back_given_the_batchs_counts(monkeypatch):
+    """With the SCG branch on: its two eager parts (the LSTM over packed sequences, which has no meta kernel, and
+    CTC) stand in for themselves and record where their lengths come from: the batch's counts, on the host, so
+    nothing waits for the device."""
+    import fgdm.model.scg as scg
+
+    given = []
+
+    def decode(self, h, counts):
+        given.append(counts.device.type)
+        return torch.log_softmax(h.sum(-1, keepdim=True) * self.classifier.bias, -1)  # (B, S', V + 1)
+
+    def ctc(log_probs, targets, counts):
+        given.append(counts.device.type)
+        return log_probs.sum((0, 2))  # (B,)
+
+    monkeypatch.setattr(scg.SCGBranch, "_decode", decode)
+    monkeypatch.setattr(scg, "_ctc", ctc)
+    model, inputs, made = _on_meta(monkeypatch)
+    _, frame_mask, _, gloss_mask = batch()
+    counts = torch.stack((frame_mask.sum(1), gloss_mask.sum(1)), 1)  # as a batch made on the host has them
+    model.loss(*inputs, counts=counts).total.backward()  # the first: tables to the device
+    made.clear()
+    with _Crossings() as crossings:
+        for _ in range(2):
+            model.loss(*inputs, counts=counts).total.backward()
+    assert crossings.seen == [] and made == [] and given == ["cpu"] * 6
 
 
 def test_sampling_reads_back_only_the_longest_length(monkeypatch):

@@ -88,9 +88,9 @@ def test_gloss_dropout_trains_the_unk_embedding_and_keeps_scg_targets():
     model = build_model(tiny(), V)
     seen, scg_loss = [], model.scg.loss
 
-    def spy(features, frame_mask, targets, target_mask, t):
+    def spy(features, frame_mask, targets, target_mask, t, counts):
         seen.append(targets.clone())
-        return scg_loss(features, frame_mask, targets, target_mask, t)
+        return scg_loss(features, frame_mask, targets, target_mask, t, counts)
 
     model.scg.loss = spy
     unk_row = model.denoiser.gloss_encoder.embed.weight

@@ -26,12 +26,12 @@ def test_scg_lstm_runs_in_float32_under_bf16_autocast_and_matches_the_call_witho
     torch.manual_seed(0)
     scg, seen = _scg_with_hook()
     h = torch.randn(3, 5, 16)
-    lengths = torch.tensor([5, 3, 1])
+    counts = torch.tensor([[20], [12], [1]])  # frames: 5, 3 and 1 steps after the two poolings
     with torch.no_grad():
-        plain = scg._decode(h, lengths)
+        plain = scg._decode(h, counts)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            scg._decode(h, lengths)
-            scg._decode(h.bfloat16(), lengths)  # an input autocast made bfloat16 is fed as float32
+            scg._decode(h, counts)
+            scg._decode(h.bfloat16(), counts)  # an input autocast made bfloat16 is fed as float32
             scg(torch.randn(3, 20, 32), torch.ones(3, 20, dtype=torch.bool))  # the whole branch
     assert plain.dtype == torch.float32
     assert [(i, o) for i, o, _ in seen] == [(torch.float32, torch.float32)] * 4
@@ -43,12 +43,14 @@ def test_scg_lstm_keeps_bfloat16_weights_dtype_under_bf16_true():
     scg, seen = _scg_with_hook()
     scg.to(torch.bfloat16)  # training.precision bf16-true: the weights are bfloat16, no autocast
     with torch.no_grad():
-        scg._decode(torch.randn(2, 4, 16), torch.tensor([4, 2]))
+        scg._decode(torch.randn(2, 4, 16), torch.tensor([[16], [7]]))
     assert [(i, o) for i, o, _ in seen] == [(torch.bfloat16, torch.bfloat16)]
 
 
 def _batch(make) -> Batch:
-    return Batch(make("gloss"), make("gloss_mask"), make("pose"), make("frame_mask"), ["a b"], ["n"], make("index"))
+    counts = torch.tensor([[3, 2]])
+    return Batch(make("gloss"), make("gloss_mask"), make("pose"), make("frame_mask"), ["a b"], ["n"], make("index"),
+                 counts)  # fmt: skip
 
 
 FIELDS = ["gloss", "gloss_mask", "pose", "frame_mask", "index"]
@@ -83,7 +85,8 @@ def test_the_dataloaders_pinning_pins_every_tensor_of_a_batch(monkeypatch):
                   torch.ones(1, 3, dtype=torch.bool), ["a b"], ["n"], torch.tensor([7]))  # fmt: skip
     out = pin_memory(batch)  # what torch's DataLoader runs on each batch with pin_memory=True
     assert isinstance(out, Batch) and out.texts == ["a b"] and out.names == ["n"]
-    assert [id(t) for t in pinned] == [id(getattr(batch, f)) for f in FIELDS]
+    assert [id(t) for t in pinned] == [id(getattr(batch, f)) for f in FIELDS]  # the host's counts stay as they are
+    assert out.counts is batch.counts and batch.counts.tolist() == [[3, 2]]  # counted from the masks
     for f in FIELDS:
         assert getattr(out, f) is not getattr(batch, f) and torch.equal(getattr(out, f), getattr(batch, f))
 
@@ -91,7 +94,7 @@ def test_the_dataloaders_pinning_pins_every_tensor_of_a_batch(monkeypatch):
 def test_to_copies_pinned_tensors_without_blocking_and_pageable_ones_blocking():
     calls = []
     pageable = _batch(lambda name: FakeTensor(name, name == "pose", calls))
-    pageable.to("cuda")
+    assert pageable.to("cuda").counts is pageable.counts  # the host's counts stay there
     assert calls == [(f, "cuda", f == "pose") for f in FIELDS]
     calls.clear()
     pin_memory(_batch(lambda name: FakeTensor(name, False, calls))).to(torch.device("cuda"))

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from fgdm.data.dataset import Batch
 from fgdm.model.scg import SCGBranch, ctc_weight
 from helpers import V, tiny
 
@@ -38,8 +39,9 @@ def test_scg_handles_any_length_without_nan(frames):
 
 
 def test_the_loss_reads_its_lengths_on_the_host_once_and_as_forward_computes_them():
-    """loss() copies the output and gloss lengths to the host together (one wait on a GPU, not three); the value
-    is the CTC over forward's own lengths, for every frame count from 0 up."""
+    """loss() copies the frame and gloss counts to the host together (one wait on a GPU, not three), or takes a
+    batch's (made on the host: no wait); the value is the CTC over forward's own lengths, for every frame count
+    from 0 up."""
     cfg = tiny()
     scg = SCGBranch(32, V, cfg.model.scg, cfg.diffusion.timesteps).eval()
     torch.manual_seed(0)
@@ -55,3 +57,6 @@ def test_the_loss_reads_its_lengths_on_the_host_once_and_as_forward_computes_the
                                               reduction="none", zero_infinity=True)  # fmt: skip
     torch.testing.assert_close(scg.loss(feats, fm, gloss, gm, t), per_sample.mean())
     assert lengths.tolist() == [SCGBranch.output_length(int(n)) for n in frames]
+    batch = Batch(gloss, gm, torch.zeros(len(frames), 13, 50, 3), fm, [""] * 14, [""] * 14, torch.arange(14))
+    assert batch.counts.tolist() == [[int(n), int(n) % 3 + 1] for n in frames]
+    torch.testing.assert_close(scg.loss(feats, fm, gloss, gm, t, batch.counts), per_sample.mean(), rtol=0, atol=0)

@@ -47,6 +47,9 @@ class Batch:
         frame_mask: (B, S) bool.
         texts, names: per sample.
         index: (B,) long, the samples' corpus indices.
+        counts: (B, 2) long, each sample's frame and gloss counts, on the host wherever the batch goes (the SCG
+            branch reads them there: on a GPU, reading them from the masks would wait for the kernels queued
+            before). Counted from the masks when the batch is made on the host, if not given.
     """
 
     gloss: torch.Tensor
@@ -56,12 +59,17 @@ class Batch:
     texts: list[str]
     names: list[str]
     index: torch.Tensor
+    counts: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.counts is None and self.frame_mask.device.type == "cpu":
+            self.counts = torch.stack((self.frame_mask.sum(1), self.gloss_mask.sum(1)), 1)
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
-        """The batch with ``fn`` applied to each of its tensors."""
+        """The batch with ``fn`` applied to each of its tensors but the host's counts."""
         return Batch(
             fn(self.gloss), fn(self.gloss_mask), fn(self.pose), fn(self.frame_mask), self.texts, self.names,
-            fn(self.index),
+            fn(self.index), self.counts,
         )  # fmt: skip
 
     def to(self, device: torch.device | str) -> Batch:

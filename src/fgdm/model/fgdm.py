@@ -84,14 +84,17 @@ class FGDM(nn.Module):
         generator: torch.Generator | None = None,
         t: torch.Tensor | None = None,
         unk_rate: float = 0.0,
+        counts: torch.Tensor | None = None,
     ) -> LossTerms:
         """Training loss of one batch: pose (B, S, J, 3), masks True on valid positions.
 
         ``unk_rate``: the denoiser sees each gloss as ``<unk>`` with this probability (gloss dropout,
-        ``training.unk_rate``); the SCG branch's CTC targets stay the true glosses.
+        ``training.unk_rate``); the SCG branch's CTC targets stay the true glosses. ``counts``: the batch's frame
+        and gloss counts (B, 2) on the host (:attr:`Batch.counts <fgdm.data.dataset.Batch.counts>`), which the SCG
+        branch reads there; without them it copies them from the masks (on a GPU, a wait).
         """
         draws = self.draws(pose, gloss, gloss_mask, generator, t, unk_rate)
-        return self.loss_of_draws(pose, frame_mask, gloss, gloss_mask, *draws)
+        return self.loss_of_draws(pose, frame_mask, gloss, gloss_mask, *draws, counts)
 
     def draws(
         self,
@@ -119,6 +122,7 @@ class FGDM(nn.Module):
         t: torch.Tensor,
         noise: torch.Tensor,
         condition: torch.Tensor,
+        counts: torch.Tensor | None = None,
     ) -> LossTerms:
         """:meth:`loss` given its :meth:`draws`: no random numbers drawn, so ``torch.compile`` captures it whole
         (``training.compile``) and an eager run's draws stay the same."""
@@ -140,7 +144,7 @@ class FGDM(nn.Module):
         zero = pose.new_zeros(())
         l_scg = zero
         if self.scg is not None:
-            l_scg = self.scg.loss(out.features, frame_mask, gloss, gloss_mask, t)
+            l_scg = self.scg.loss(out.features, frame_mask, gloss, gloss_mask, t, counts)
             total = total + w.scg_weight * l_scg
         l_len = zero
         if self.denoiser.length_head is not None:

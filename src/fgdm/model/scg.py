@@ -35,11 +35,13 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
 
 
 @torch.compiler.disable  # its outputs' shapes depend on the lengths' values: torch.compile runs it as it is
-def _ctc(log_probs: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor, target_lengths: torch.Tensor):
-    """Per-sample CTC of (S', B, V + 1) log-probabilities against (B, L) targets, blank 0; unalignable ones 0."""
+def _ctc(log_probs: torch.Tensor, targets: torch.Tensor, counts: torch.Tensor):
+    """Per-sample CTC of (S', B, V + 1) log-probabilities against (B, L) targets, blank 0; unalignable ones 0.
+    ``counts``: (B, 2) frame and gloss counts on the host, where CTC reads its lengths."""
     ctc = nn.functional.ctc_loss(
-        log_probs, targets, lengths, target_lengths, blank=0, reduction="none", zero_infinity=True
-    )
+        log_probs, targets, SCGBranch.output_length(counts[:, 0]), counts[:, 1], blank=0, reduction="none",
+        zero_infinity=True,
+    )  # fmt: skip
     return dynamic(ctc, 1)  # (B,)
 
 
@@ -73,12 +75,13 @@ class SCGBranch(nn.Module):
         self.classifier = nn.Linear(2 * cfg.lstm_hidden, num_glosses + 1)
 
     def forward(
-        self, features: torch.Tensor, frame_mask: torch.Tensor, host_lengths: torch.Tensor | None = None
+        self, features: torch.Tensor, frame_mask: torch.Tensor, counts: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Gloss log-probabilities (B, S', V + 1) and output lengths (B,), S' = ⌈⌈S/2⌉/2⌉.
 
-        ``host_lengths``: the output lengths already on the host (the LSTM's packing reads them there), if the
-        caller has them."""
+        ``counts``: the frame counts on the host in column 0 of a (B, ≥ 1) tensor, where the LSTM's packing reads
+        its lengths, if the caller has them there (on a GPU, copying them from the mask waits for every kernel
+        queued before)."""
         lengths = frame_mask.sum(1)
         h = self.adapter(features) * frame_mask[..., None]  # (B, S, D_g)
         h = h.transpose(1, 2)  # (B, D_g, S)
@@ -90,10 +93,11 @@ class SCGBranch(nn.Module):
             h = nn.functional.pad(h, (0, h.shape[-1] % 2), value=float("-inf")).unflatten(-1, (-1, 2)).amax(-1)
             lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
             mask = torch.arange(h.shape[-1], device=h.device)[None] < lengths[:, None]
-        return self._decode(h.transpose(1, 2), lengths.cpu() if host_lengths is None else host_lengths), lengths
+        counts = frame_mask.sum(1, keepdim=True).cpu() if counts is None else counts
+        return self._decode(h.transpose(1, 2), counts), lengths
 
     @torch.compiler.disable  # packing reads the lengths on the host: torch.compile runs this part as it is
-    def _decode(self, h: torch.Tensor, host_lengths: torch.Tensor) -> torch.Tensor:
+    def _decode(self, h: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """GSD: the BiLSTM over (B, S', C), packed by the lengths (zero past each length), and the classifier →
         log-probabilities (B, S', V + 1).
 
@@ -101,7 +105,8 @@ class SCGBranch(nn.Module):
         would run it in float16 (whatever the autocast's dtype), where the small SCG loss's gradients underflow."""
         with torch.autocast(device_type=h.device.type, enabled=False):
             h = h.to(self.lstm.weight_ih_l0.dtype)
-            packed = pack_padded_sequence(h, host_lengths.clamp_min(1), batch_first=True, enforce_sorted=False)
+            lengths = self.output_length(counts[:, 0]).clamp_min(1)
+            packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
             out, _ = self.lstm(packed)
         out = pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])[0]
         return dynamic(torch.log_softmax(self.classifier(out).float(), dim=-1), 2)
@@ -113,19 +118,21 @@ class SCGBranch(nn.Module):
         gloss: torch.Tensor,
         gloss_mask: torch.Tensor,
         t: torch.Tensor,
+        counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """w(t_b) · CTC_b averaged over the batch (paper Eq. 17–18); unalignable samples contribute 0.
 
-        With ``scg.per_gloss`` each CTC_b is divided by its gloss count |G_b| as well.
+        With ``scg.per_gloss`` each CTC_b is divided by its gloss count |G_b| as well. ``counts``: the frame and
+        gloss counts (B, 2) on the host (:attr:`Batch.counts <fgdm.data.dataset.Batch.counts>`), where packing and CTC
+        read them; without them they are copied there from the masks, which on a GPU waits for every kernel
+        queued before.
         """
         target_lengths = gloss_mask.sum(1)
-        # both length vectors to the host in one copy: packing and CTC read them there, and on a GPU each separate
-        # copy would wait for every kernel queued before it (three waits, now one)
-        lengths = self.output_length(frame_mask.sum(1))  # as forward computes them
-        host_lengths, host_target_lengths = torch.stack((lengths, target_lengths)).cpu()
-        log_probs, _ = self(features, frame_mask, host_lengths)
+        if counts is None:
+            counts = torch.stack((frame_mask.sum(1), target_lengths), 1).cpu()  # both in one copy
+        log_probs, _ = self(features, frame_mask, counts)
         targets = (gloss + 1).masked_fill(~gloss_mask, 0)  # class 0 is the blank
-        per_sample = _ctc(log_probs.transpose(0, 1), targets, host_lengths, host_target_lengths)
+        per_sample = _ctc(log_probs.transpose(0, 1), targets, counts)
         if self.cfg.per_gloss:
             per_sample = per_sample / target_lengths.clamp_min(1)
         return (ctc_weight(t, self.timesteps, self.cfg.alpha) * per_sample).mean()

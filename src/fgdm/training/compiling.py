@@ -66,17 +66,18 @@ def compiled_loss(loss_of_draws: Callable, mode: bool | str) -> Callable:
     compiled = torch.compile(loss_of_draws, mode=None if mode is True else mode)
     pad = mode in CUDA_GRAPHS
 
-    def loss(*arguments: torch.Tensor):
+    def loss(*arguments: torch.Tensor | None):
         if pad:
             arguments = compiled_loss_arguments(arguments)
-        return compiled(*(dynamic(tensor) for tensor in arguments))  # (B,), (B, S, …) or (B, L) dynamic
+        # (B,), (B, S, …), (B, L) or the host's counts (B, 2): the batch dimension dynamic, and the next
+        return compiled(*(None if tensor is None else dynamic(tensor) for tensor in arguments))
 
     return loss
 
 
 def compiled_loss_arguments(arguments: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """The arguments of :meth:`FGDM.loss_of_draws` (pose, frame_mask, gloss, gloss_mask, t, noise, condition) with
-    the batch padded to its :func:`frame_bucket`."""
-    pose, frame_mask, gloss, gloss_mask, t, noise, condition = arguments
+    """The arguments of :meth:`FGDM.loss_of_draws` (pose, frame_mask, gloss, gloss_mask, t, noise, condition[,
+    counts]) with the batch padded to its :func:`frame_bucket` (the counts, of the real frames, stay)."""
+    pose, frame_mask, gloss, gloss_mask, t, noise, condition, *counts = arguments
     pose, frame_mask, noise = pad_frames(pose, frame_mask, noise, frame_bucket(pose.shape[1]))
-    return pose, frame_mask, gloss, gloss_mask, t, noise, condition
+    return pose, frame_mask, gloss, gloss_mask, t, noise, condition, *counts

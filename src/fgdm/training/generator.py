@@ -65,7 +65,7 @@ class LitFGDM(ScheduledModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         draws = self.model.draws(batch.pose, batch.gloss, batch.gloss_mask, unk_rate=self.training_cfg.unk_rate)
-        terms = self.training_loss()(batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, *draws)
+        terms = self.training_loss()(batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, *draws, batch.counts)
         self.check_finite(terms.total)
         self.log_training_terms(
             len(batch), loss=terms.total, joint=terms.joint, bone=terms.bone, scg=terms.scg, length=terms.length
@@ -97,7 +97,9 @@ class LitFGDM(ScheduledModule):
         if index is None:
             return
         g = torch.Generator(device=batch.pose.device).manual_seed(self.cfg.testing.seed + index)
-        terms = self.model.loss(batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, generator=g)
+        terms = self.model.loss(
+            batch.pose, batch.frame_mask, batch.gloss, batch.gloss_mask, generator=g, counts=batch.counts
+        )
         for name, metric in self.val_terms.items():
             metric.update(terms.total if name == "loss" else getattr(terms, name), len(batch))
         frames = batch.frame_mask.sum(1)
