@@ -1,9 +1,8 @@
 """The training loop both trainers share, on PyTorch Lightning.
 
-Distribution, mixed precision, gradient clipping, progress bars and logging are Lightning's. This
-module adds Adam with warm-up and either a plateau scheduler stepped on a dev metric (stopping at a
-minimum learning rate) or a cosine decay over the step budget, atomic checkpoint writes, a throughput
-count, and :func:`fit`, which runs a module.
+Distribution, mixed precision, gradient clipping, progress bars and logging are Lightning's. This module adds Adam
+with warm-up and either a plateau scheduler stepped on a dev metric (stopping at a minimum learning rate) or a
+cosine decay over the step budget, atomic checkpoint writes, a throughput count, and :func:`fit`, which runs a module.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from fgdm.config import TrainingConfig
 from fgdm.training.data import PoseDataModule
+from fgdm.training.finite import FiniteCheck, not_finite
 from fgdm.training.ranks import StopOnInterrupt, is_worker, rng_states, set_rng_states
 from fgdm.training.throughput import Throughput
 
@@ -117,6 +117,7 @@ class ScheduledModule(L.LightningModule):
     """
 
     training_cfg: TrainingConfig
+    deferred_finite_check: FiniteCheck | None = None  # set by FiniteCheck while it defers the check
 
     def __init__(self) -> None:
         super().__init__()
@@ -127,13 +128,12 @@ class ScheduledModule(L.LightningModule):
         self._fit_started = False
 
     def check_finite(self, loss: torch.Tensor) -> None:
-        """Stops training at the first non-finite loss, before the optimiser step can spread it into the weights:
-        the checkpoints keep the last finite state and no non-finite "best" is ever written."""
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"step {self.global_step}: the training loss is {value}; training stopped "
-                                     f"there (the checkpoints hold the last finite state). Check the data for "
-                                     f"extreme values, or lower training.lr")  # fmt: skip
+        """Stops training at the first non-finite loss, before the optimiser step can spread it into the weights (on
+        a GPU without waiting for the loss: :class:`~fgdm.training.finite.FiniteCheck`)."""
+        if self.deferred_finite_check is not None:
+            return self.deferred_finite_check.note(loss)
+        if not math.isfinite(value := float(loss.detach())):
+            raise not_finite(self.global_step, value)
 
     def log_training_terms(self, batch_size: int, **terms: torch.Tensor) -> None:
         """The step's loss terms as ``train/NAME`` (``loss`` is the total), on the steps the loggers write.
@@ -346,7 +346,7 @@ def fit(
         warnings.warn(f"training.val_every {t.val_every} > training.max_steps {t.max_steps}: no validation, so no "
                       "dev DTW and no best.ckpt (last.ckpt only)", stacklevel=2)  # fmt: skip
     try:
-        trainer = _trainer(t, out, [best, throughput, interrupt, *callbacks], loggers, progress)
+        trainer = _trainer(t, out, [best, throughput, interrupt, FiniteCheck(), *callbacks], loggers, progress)
     except MisconfigurationException as err:  # e.g. accelerator gpu on a machine without one
         raise ValueError(f"training.accelerator, devices, strategy or precision: {err}") from None
     if trainer.strategy.root_device.type == "cuda":
