@@ -146,13 +146,14 @@ def main() -> None:
     gloss = torch.randint(4, args.vocab_size, (B, L), device=device)
     gloss_mask = torch.ones(B, L, dtype=torch.bool, device=device)
     frames = torch.full((B,), S, device=device)
-    # fgdm train's optimizer for each training precision, as fgdm.training.loop.optimizer builds it (fused Adam,
-    # PyTorch's default under mixed precision); built here so that the peak memory does not count Lightning's import
+    counts = torch.tensor([[S, L]] * B)  # the frame and gloss counts on the host, as a batch carries them
+    # fgdm train's optimizer for each training precision, as fgdm.training.optim.optimizer builds it (fused Adam,
+    # PyTorch's default under 16-mixed); built here so that the peak memory does not count Lightning's import
     opts: dict[str, torch.optim.Optimizer] = {}
 
     def optimizer_for(precision: str) -> torch.optim.Optimizer:
         if precision not in opts:
-            fused = None if precision.endswith("-mixed") else True
+            fused = None if precision == "16-mixed" else True
             opts[precision] = torch.optim.Adam(model.parameters(), lr=cfg.training.lr, fused=fused)
         return opts[precision]
 
@@ -166,7 +167,7 @@ def main() -> None:
     def step(precision: str = "32-true", compiled: bool = False) -> None:  # as fgdm's Lightning module does:
         loss = compiled_loss if compiled else model.loss_of_draws  # gradients freed right after the step
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
-            terms = loss(pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask))
+            terms = loss(pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask), counts)
         terms.total.backward()
         optimizer_for(precision).step()
         optimizer_for(precision).zero_grad(set_to_none=True)

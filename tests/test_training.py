@@ -373,7 +373,7 @@ def test_weight_decay_shrinks_weight_matrices_and_embeddings_but_not_biases_or_n
     """training.weight_decay: AdamW's decoupled decay, w ← w·(1 − lr·λ) where the gradient is zero, on
     parameters of two or more dimensions only; 0 keeps plain Adam."""
     from fgdm.config import load_config
-    from fgdm.training.loop import optimizer
+    from fgdm.training.optim import optimizer
 
     net = torch.nn.ModuleDict(
         {"emb": torch.nn.Embedding(5, 4), "lin": torch.nn.Linear(4, 3), "norm": torch.nn.LayerNorm(3)}
@@ -400,7 +400,7 @@ def test_the_optimizer_runs_pytorchs_fused_kernel_with_the_plain_update():
     import copy
 
     from fgdm.config import load_config
-    from fgdm.training.loop import optimizer
+    from fgdm.training.optim import optimizer
 
     for decay in (0.0, 0.5):
         cfg = load_config([TINY], [f"training.weight_decay={decay}", "training.lr=0.01"]).training
@@ -423,22 +423,24 @@ def test_the_optimizer_runs_pytorchs_fused_kernel_with_the_plain_update():
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true"])
-def test_lower_precision_training_runs_with_gradient_clipping(precision, tmp_path, capsys):
-    """bf16-mixed: Lightning refuses to clip a fused optimizer's gradients under mixed precision, so there the
-    optimizer is PyTorch's default (foreach on CUDA). bf16-true: every part takes the weights' dtype (the
-    timestep features were float32)."""
+def test_lower_precision_training_runs_with_gradient_clipping(precision, tmp_path, capsys, monkeypatch):
+    """The fused Adam clips its gradients under both: under bf16-mixed fgdm clips them itself (Lightning refuses
+    any mixed precision with a fused optimizer, for float16's gradient scaler). bf16-true: every part takes the
+    weights' dtype (the timestep features were float32)."""
     from fgdm.config import load_config
-    from fgdm.training.loop import optimizer
+    from fgdm.training.optim import optimizer
 
     cfg = load_config([TINY], [f"training.precision={precision}"]).training
-    fused = optimizer(torch.nn.Linear(2, 2), cfg).param_groups[0]["fused"]
-    assert cfg.clip_grad_norm > 0 and fused is (True if precision == "bf16-true" else None)  # None: PyTorch's default
+    assert cfg.clip_grad_norm > 0 and optimizer(torch.nn.Linear(2, 2), cfg).param_groups[0]["fused"] is True
+    clipped, clip = [], torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: clipped.append(a[1]) or clip(*a, **k))
     args = ["train", TINY, "--set", f"training.output_dir={tmp_path / 'run'}", "--set",
             f"training.precision={precision}", "--set", "training.max_steps=2", "--set", "training.val_every=2",
             "--quiet"]  # fmt: skip
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["steps"] == 2 and result["dev_dtw"] is not None and np.isfinite(result["dev_dtw"])
+    assert clipped == [cfg.clip_grad_norm] * 2  # once a step
 
 
 def test_a_sampling_copy_leaves_the_training_random_stream_alone():

@@ -29,6 +29,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from fgdm.config import TrainingConfig
 from fgdm.training.data import PoseDataModule
 from fgdm.training.finite import FiniteCheck, not_finite
+from fgdm.training.optim import clip_gradients, optimizer, scheduled_lr
 from fgdm.training.ranks import StopOnInterrupt, is_worker, rng_states, set_rng_states
 from fgdm.training.throughput import Throughput
 
@@ -57,45 +58,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-
-
-def scheduled_lr(cfg: TrainingConfig, step: int) -> float | None:
-    """The learning rate for optimizer step ``step`` (from 0), or None where the plateau scheduler owns it.
-
-    Linear warm-up to ``lr`` over ``warmup_steps``; then, with ``schedule: cosine``, half a cosine from
-    ``lr`` down to ``min_lr``, reached at ``max_steps``.
-    """
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule != "cosine":
-        return None
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-_FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")  # where PyTorch has a fused Adam kernel (for floating types)
-
-
-def optimizer(module: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
-    """Adam at ``lr``; with ``weight_decay`` > 0, AdamW, decaying only parameters of two or more dimensions
-    (weight matrices, embeddings, the skeleton prior's offset), not biases and norm gains.
-
-    Both run PyTorch's fused kernel where it has one: the same update in one pass over all parameters, instead
-    of a dozen operator calls per parameter (paper size, 2-core CPU: 34 against 108 ms an update; on a GPU
-    a handful of kernel launches instead of ~1,500). Not under mixed precision (``*-mixed``): Lightning
-    refuses to clip the gradients of a fused optimizer there, so those keep PyTorch's default."""
-    params = list(module.parameters())
-    fusable = not cfg.precision.endswith("-mixed") and all(
-        p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params
-    )
-    fused = True if fusable else None  # None, not False: PyTorch's own default then (foreach on CUDA)
-    if not cfg.weight_decay:
-        return torch.optim.Adam(params, lr=cfg.lr, fused=fused)
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
 
 
 def _loggers_write_this_step(trainer: L.Trainer) -> bool:
@@ -173,6 +135,10 @@ class ScheduledModule(L.LightningModule):
         if lr < self.training_cfg.min_lr:
             self.stopped_at_min_lr = self.trainer.global_step
             self.trainer.should_stop = True
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        if not clip_gradients(self.trainer, optimizer, gradient_clip_val, gradient_clip_algorithm):
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
         t = self.training_cfg
