@@ -241,7 +241,7 @@ def test_generate_renders_animations_and_generated_vs_true_sheets(trained, tmp_p
     assert (out / "notes.txt").read_text() == "mine" and (out / "test.skels").is_file()
 
 
-def test_generation_is_finite_seeded_and_exports_pose(trained, tmp_path):
+def test_generation_is_finite_seeded_and_exports_pose(trained, tmp_path, capsys):
     ckpt = str(trained / "checkpoints" / "last.ckpt")
     common = ["generate", "--checkpoint", ckpt, "--split", "test", "--limit", "3", "--quiet"]
     assert main([*common, "--out", str(tmp_path / "a"), "--seed", "1"]) == 0
@@ -264,6 +264,8 @@ def test_generation_is_finite_seeded_and_exports_pose(trained, tmp_path):
     assert main(["generate", "--checkpoint", ckpt, "--gloss", "REGEN", "--length", "predicted",
                  "--out", str(tmp_path / "p.npy")]) == 0  # fmt: skip
     assert np.load(tmp_path / "p.npy").shape[1:] == (50, 3)
+    said = capsys.readouterr().out  # a .npy holds no frame rate: the rate to render it at is said
+    assert "frames at 8.33333 fps; a .npy holds no rate: fgdm render --fps 8.33333)" in said
 
 
 def test_unknown_glosses_are_named_in_a_warning(trained, tmp_path, capsys):
