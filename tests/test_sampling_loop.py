@@ -7,6 +7,7 @@ network and loop), so any change to their numerics shows up.
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -123,6 +124,34 @@ def test_the_same_seed_gives_identical_samples():
     c, _ = model.generate(gloss, gm, frames, generator=torch.Generator().manual_seed(4))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == (3, 12, 50, 3) and torch.equal(mask, fm) and (a[~mask] == 0).all()
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_a_sequences_poses_depend_on_the_seed_and_its_position_not_on_its_batch(eta):
+    """generate_poses: each sequence draws its own noise at its own length (initial and η-noise), so batch sizes,
+    the longest sequence beside it and a --limit leave its poses as they are (up to float rounding)."""
+    from fgdm.data.vocab import Vocabulary
+    from fgdm.sampling import LoadedModel, generate_poses
+
+    torch.manual_seed(0)
+    cfg = tiny(**{"model.focal.kernel": "torch"})
+    model = activate(build_model(cfg, V, with_scg=False)).eval()
+    loaded = LoadedModel(model, cfg, Vocabulary(["<unk>", "<pad>", "<s>", "</s>"] + [f"G{i}" for i in range(V - 4)]), 0)
+    glosses, frames = [[5, 6, 7], [8, 9], [10, 11, 12, 13], [7, 5]], [9, 14, 5, 11]
+
+    def sample(n=4, **kwargs):
+        return generate_poses(loaded, glosses[:n], frames[:n], eta=eta, **kwargs)
+
+    together = sample(batch_size=4)
+    for other in (sample(batch_size=1), sample(batch_size=3), sample(n=2, batch_size=4)):
+        for a, b in zip(together, other, strict=False):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    again, reseeded = sample(batch_size=4), sample(batch_size=4, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(together, again, strict=True))
+    assert not any(np.allclose(a, b, atol=1e-3) for a, b in zip(together, reseeded, strict=True))
+    # the same glosses at another position are another draw
+    assert not np.allclose(together[0][:5], generate_poses(loaded, [[9], glosses[0]], [3, 9], eta=eta)[1][:5])
 
 
 # (sequence, frame, joint) entries pinned below: first and last valid frames, body, wrist and hand joints

@@ -8,7 +8,7 @@ wrapper can be swapped in. The network predicts x_0.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +17,28 @@ from fgdm.config import DiffusionConfig
 
 # x0_fn(x_t, t) -> x̂_0, with the conditioning already bound by the caller.
 X0Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# one random generator for a batch, or one per sequence (see :func:`draw_noise`)
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def draw_noise(
+    shape: tuple[int, ...],
+    generator: Generators,
+    lengths: Sequence[int] | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Standard normal noise of ``shape`` (B, S, …): from one generator (or the global one) for the whole batch, or,
+    given one generator per sequence and each sequence's length, each sequence's frames from its own generator at its
+    own length, zero past it, so that a sequence's noise does not depend on the batch it is drawn in."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if lengths is None or len(generator) != shape[0] or len(lengths) != shape[0]:
+        raise ValueError(f"noise for {shape[0]} sequences: one generator and one length per sequence")
+    x = torch.zeros(shape, device=device, dtype=dtype)
+    for b, (g, n) in enumerate(zip(generator, lengths, strict=True)):
+        x[b, :n] = torch.randn((n, *shape[2:]), generator=g, device=device, dtype=dtype)
+    return x
 
 
 def cosine_alphas_cumprod(timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
@@ -92,9 +114,10 @@ class Diffusion:
         mask: torch.Tensor | None = None,
         steps: int | None = None,
         eta: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        lengths: Sequence[int] | None = None,
     ) -> Iterator[SamplingStep]:
         """DDIM from pure noise, yielding every step; the last step's ``x0`` is the sample.
 
@@ -102,11 +125,12 @@ class Diffusion:
             x0_fn: the denoiser with its conditioning bound, ``(x_t, t) -> x̂_0``.
             shape: (B, S, J, 3).
             mask: (B, S) bool, True on valid frames; padded frames are kept at zero.
-            generator: seeds the initial noise and the η-noise (the same seed gives the same poses).
+            generator: seeds the initial noise and the η-noise (the same seed gives the same poses): one for the
+                batch, or one per sequence with the sequences' ``lengths`` (:func:`draw_noise`).
         """
         eta = self.cfg.eta if eta is None else eta
         keep = mask[..., None, None].to(dtype) if mask is not None else 1.0
-        x = torch.randn(shape, generator=generator, device=device, dtype=dtype) * keep
+        x = draw_noise(shape, generator, lengths, device, dtype) * keep
         ts = self.sampling_timesteps(steps)
         B = shape[0]
         for i, t in enumerate(ts):
@@ -119,7 +143,7 @@ class Diffusion:
             a_next = float(self.alphas_cumprod[ts[i + 1]])
             eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
             sigma = eta * math.sqrt((1 - a_next) / (1 - a_t)) * math.sqrt(1 - a_t / a_next)
-            noise = torch.randn(shape, generator=generator, device=device, dtype=dtype) if sigma > 0 else 0.0
+            noise = draw_noise(shape, generator, lengths, device, dtype) if sigma > 0 else 0.0
             x = (math.sqrt(a_next) * x0 + math.sqrt(max(1 - a_next - sigma**2, 0.0)) * eps + sigma * noise) * keep
 
     def sample(self, x0_fn: X0Predictor, shape: tuple[int, ...], **kwargs) -> torch.Tensor:

@@ -304,10 +304,10 @@ def generate_poses(
     """Samples one (S_i, J, 3) sequence per gloss-id list; ``frames=None`` uses the length head. ``names`` (one
     per list) name the sequences in errors.
 
-    Batches of ``batch_size`` in the given order, one random generator seeded with ``seed`` for them all: the
-    same call gives the same poses, but a sequence's poses also depend on the sequences before it and beside it in
-    its batch (the noise is drawn for the batch, at its longest sequence's length). Sampled alone or with other
-    company, a sentence is another draw of the same model.
+    Each sequence draws its noise from its own random generator, seeded by ``seed`` and its position in
+    ``glosses`` (:func:`sequence_seed`), at its own length: its poses depend on the seed, its position and the
+    device's random numbers (a CPU's and a GPU's differ), not on ``batch_size`` or the sequences beside it (up to
+    float rounding), so the first k of a list are sampled as they would be alone.
     """
     from tqdm.auto import tqdm
 
@@ -325,7 +325,6 @@ def generate_poses(
     loaded.model.diffusion.sampling_timesteps(steps)  # checks steps before any work
     model = loaded.model
     device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
     out: list[np.ndarray] = []
     for start in tqdm(range(0, len(glosses), batch_size), desc="generate", disable=not progress):
         chunk = glosses[start : start + batch_size]
@@ -340,10 +339,17 @@ def generate_poses(
             raise ValueError(f"the length head predicts {int(n.max())} frames for sequence {start + int(n.argmax())}, "
                              f"beyond the {MAX_FRAMES} sampling allows: give fewer glosses, or a frame count "
                              "(--length N)")  # fmt: skip
-        x0, _ = model.generate(gloss, gloss_mask, n.to(device), steps=steps, eta=eta, generator=generator)
+        generators = [torch.Generator(device=device).manual_seed(sequence_seed(seed, start + b)) for b in range(len(n))]
+        x0, _ = model.generate(gloss, gloss_mask, n, steps=steps, eta=eta, generator=generators)
         x0 = x0.float().cpu().numpy()
         out += [x0[b, :count] for b, count in enumerate(n.tolist())]
     return out
+
+
+def sequence_seed(seed: int, index: int) -> int:
+    """The seed of sequence ``index``'s random generator in a sampling run seeded with ``seed``: distinct streams
+    for every (seed, index) pair (NumPy's ``SeedSequence`` mixes them)."""
+    return int(np.random.SeedSequence([seed % 2**64, index]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def generate_for(

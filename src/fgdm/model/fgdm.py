@@ -9,7 +9,7 @@ from torch import nn
 
 from fgdm.config import Config, DiffusionConfig, LossConfig
 from fgdm.data.vocab import Vocabulary
-from fgdm.diffusion import Diffusion
+from fgdm.diffusion import Diffusion, Generators
 from fgdm.losses import BoneLoss, joint_loss, length_loss
 from fgdm.model.denoiser import Denoiser
 from fgdm.model.scg import SCGBranch
@@ -162,15 +162,19 @@ class FGDM(nn.Module):
         frames: torch.Tensor,
         steps: int | None = None,
         eta: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         denoiser: nn.Module | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Samples poses for (B, L) glosses and (B,) frame counts.
 
         Returns (B, S, J, 3) poses (zero past each length) and the (B, S) frame mask.
+        ``generator``: one for the batch, or one per sequence, each drawing its sequence's noise at its own length
+        (its poses then do not depend on the batch; give ``frames`` on the host: they are read there).
         ``denoiser`` replaces the model's own (e.g. EMA weights).
         """
         net = denoiser if denoiser is not None else self.denoiser
+        per_sequence = generator is not None and not isinstance(generator, torch.Generator)
+        lengths = frames.long().clamp_min(1).tolist() if per_sequence else None
         frames = frames.to(gloss.device).long().clamp_min(1)
         S = int(frames.max())
         frame_mask = torch.arange(S, device=gloss.device)[None] < frames[:, None]
@@ -197,6 +201,7 @@ class FGDM(nn.Module):
             generator=generator,
             device=gloss.device,
             dtype=dtype,
+            lengths=lengths,
         )
         return self.normalizer.decode(x0, hold=True) * frame_mask[..., None, None].to(x0.dtype), frame_mask
 
