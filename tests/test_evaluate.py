@@ -83,16 +83,22 @@ def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, 
     ckpt = trained / "checkpoints" / "last.ckpt"
     hyp = tmp_path / "other"  # the same model, seed and lengths as evaluate's own sampling: the same poses
     assert main(["generate", "--checkpoint", str(ckpt), "--split", "test", "--limit", "5", "--seed", "0",
-                 "--out", str(hyp), "--quiet"]) == 0  # fmt: skip
+                 "--batch-size", "2", "--out", str(hyp), "--quiet"]) == 0  # fmt: skip
     capsys.readouterr()
     twin = tmp_path / "copy" / "other"  # a second system in a folder of the same name: rows told apart by path
     shutil.copytree(hyp, twin)
     out = tmp_path / "report"
     args = ["evaluate", "--backtranslator", str(backtranslator), "--checkpoint", str(ckpt), "--split", "test",
-            "--limit", "5", "--hyp", str(hyp), "--hyp", str(twin), "--out", str(out), "--quiet"]  # fmt: skip
+            "--limit", "5", "--batch-size", "2", "--hyp", str(hyp), "--hyp", str(twin), "--out", str(out),
+            "--quiet"]  # fmt: skip
     assert main(args) == 0
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["sequences"] == 5 and report["meta"]["hypotheses"] == [str(hyp), str(twin)]
+    meta = report["meta"]
+    assert report["sequences"] == 5 and meta["hypotheses"] == [str(hyp), str(twin)]
+    # what the sampled poses depend on, the steps and η resolved from the checkpoint's config (tiny.yaml: 5, 1.0)
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"  # --device auto, resolved
+    assert {k: meta[k] for k in ("seed", "batch_size", "device", "precision", "steps", "eta")} == {
+        "seed": 0, "batch_size": 2, "device": device, "precision": "32", "steps": 5, "eta": 1.0}  # fmt: skip
     names = [r["system"] for r in report["rows"]]
     assert (
         names[0] == "ground truth" and names[-3:] == ["mean pose", str(hyp), str(twin)] and names[1].startswith("FGDM")
@@ -107,6 +113,12 @@ def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, 
     bt = load_backtranslator(backtranslator)
     test = build_corpus(bt.cfg.data, "test")
     refs = [test[i].pose for i in range(5)]
+    # the tiny back-translator saw 32 sentences: a quarter of these glosses are new to it, which is warned of
+    glosses = [g for i in range(5) for g in test[i].glosses]
+    unknown = 100 * sum(g not in bt.gloss_vocab for g in glosses) / len(glosses)
+    assert meta["unknown_to_backtranslator_percent"]["glosses"] == round(unknown, 2) and 10 < unknown < 50
+    assert len(meta["notes"]) == 1 and "reference glosses" in meta["notes"][0]
+    assert "it cannot read them back" in meta["notes"][0]
     hyps = read_split(hyp, "test").poses
     expected = dtw_mje_parts(hyps, refs)
     assert model["dtw_mje"] == {k: round(v, 4) for k, v in expected.items()}
@@ -114,9 +126,11 @@ def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, 
     assert mean["dtw_mje"]["all"] > 0 and mean["diversity"] < gt["diversity"] and mean["finger_ratio"] < 1.0
     assert np.isfinite(model["fid"]) and model["fid"] > 0
     md = (tmp_path / "report.md").read_text()
-    assert "| ground truth |" in md and "## Definitions" in md and "β = 1.2" in md
+    assert "| ground truth |" in md and "## Definitions" in md and "β = 1.2" in md and "## Notes" in md
+    assert "- batch_size: `2`" in md and "- steps: `5`" in md and f"- device: `{device}`" in md and "unit-cost" in md
     page = (tmp_path / "report.html").read_text()  # self-contained: the animations inline, no outside link
     assert page.startswith("<!DOCTYPE html>") and page.count("<tr>") == 1 + len(report["rows"])
+    assert "batch_size: <code>2</code>" in page and "precision: <code>32</code>" in page
     assert page.count('src="data:image/gif;base64,') == 3 and "β = 1.2" in page
     # self-contained: nothing fetched from elsewhere (the inline GIFs' base64 may spell "http" by chance)
     assert "http" not in re.sub(r'"data:[^"]*"', '""', page)
@@ -258,3 +272,83 @@ def test_a_report_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
         write_report({**report, "sequences": 3}, tmp_path / "r")
     assert [p.read_text() for p in paths] == before and sorted(p.name for p in tmp_path.iterdir()) == [
         "r.html", "r.json", "r.md"]  # fmt: skip
+
+
+GLOSS_REFS = ["AB-SO DANKE2* $INDEX1 neg-HABEN", "WETTER MORGEN"]  # DGS corpus glosses: one token each
+TEXT_REFS = ["Na ja, ich bin Gehörloser.", "Morgen regnet es im Norden!"]
+
+
+def test_score_computes_each_metric_as_evaluate_does(backtranslator, tmp_path):
+    """The same strings score the same through fgdm score and through an evaluation: WER of the glosses as
+    written, BLEU and ROUGE of the lower-cased, punctuation-split text (a back-translated <unk> one token)."""
+    from fgdm.data.corpus import Sample
+    from fgdm.evaluation.backtranslation import load_backtranslator
+    from fgdm.evaluation.protocol import Evaluator, System, score_text_files
+
+    rng = np.random.default_rng(0)
+    poses = [rng.normal(size=(9, 50, 3)).astype(np.float32) for _ in GLOSS_REFS]
+    refs = zip(GLOSS_REFS, TEXT_REFS, poses, strict=True)
+    samples = [Sample(tuple(g.split()), p, t, f"s{i}") for i, (g, t, p) in enumerate(refs)]
+    bt = load_backtranslator(backtranslator)
+    with pytest.warns(
+        UserWarning, match=r"4 of 6 reference glosses \(66\.7 %, e\.g\. AB-SO DANKE2\* \$INDEX1 neg-HABEN\)"
+    ):
+        ev = Evaluator(bt, samples)  # none of these glosses is the embedded language's
+    hyp_gloss = ["AB-SO DANKE2 $INDEX1 NEG-HABEN", "WETTER"]  # 2 substitutions, 1 deletion: 3 of 6
+    hyp_text = ["na ja , ich bin <unk> .", "morgen regnet es ."]  # as the back-translator writes text
+    row = ev.score(System("x", poses), translated=(hyp_gloss, hyp_text, ev.ref.features + 0.1))
+    files = {}
+    for name, lines in {"hg": hyp_gloss, "rg": GLOSS_REFS, "ht": hyp_text, "rt": TEXT_REFS}.items():
+        files[name] = tmp_path / f"{name}.txt"
+        files[name].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    gloss = score_text_files(files["hg"], files["rg"])
+    text = score_text_files(files["ht"], files["rt"])
+    assert row["wer"] == round(gloss["wer"], 2) == 50.0  # tokenised, it would be 2 of 12 (16.67)
+    counts = gloss["wer_counts"]
+    assert row["wer_counts"] == {"sub": 2, "del": 1, "ins": 0, "ref": 6} == {
+        "sub": counts["substitutions"], "del": counts["deletions"], "ins": counts["insertions"],
+        "ref": counts["reference_words"]}  # fmt: skip
+    keys = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l")
+    assert {k: row[k] for k in keys} == {k: round(text[k], 2) for k in keys}
+    assert 0 < row["bleu1"] < 100 and row["bleu4"] > 0  # the text was scored, not both sides empty
+
+
+def _dev_only(bt, directory, foreign: int) -> list[str]:
+    """A PT directory with only a dev split (4 sequences of the back-translator's data), the glosses of the last
+    ``foreign`` of them another language's; the reference glosses."""
+    from dataclasses import replace
+
+    from fgdm.data.pt import PTSplit, write_split
+    from fgdm.data.sources import build_corpus
+
+    test = build_corpus(replace(bt.cfg.data, skip_frames=1), "test")  # read back at the evaluator's rate
+    samples = [test[i] for i in range(4)]
+    glosses = [list(s.glosses) for s in samples[: 4 - foreign]] + [GLOSS_REFS[0].split()] * foreign
+    write_split(directory, "dev", PTSplit([s.pose for s in samples], glosses, [s.text for s in samples],
+                                          [s.name for s in samples]))  # fmt: skip
+    return [g for line in glosses for g in line]
+
+
+def test_evaluate_scores_data_without_a_train_split_and_warns_of_unknown_glosses(backtranslator, tmp_path):
+    """Scoring other systems needs no train split: the mean-pose row is left out and the report says so; and
+    references the back-translator does not know are warned of, with their share."""
+    from fgdm.evaluation.backtranslation import load_backtranslator
+
+    bt = load_backtranslator(backtranslator)
+    glosses = _dev_only(bt, tmp_path / "data", foreign=2)
+    n, total = sum(g not in bt.gloss_vocab for g in glosses), len(glosses)  # 8 foreign, some new to the tiny one
+    args = ["evaluate", "--backtranslator", str(backtranslator), "--data", str(tmp_path / "data"), "--split", "dev",
+            "--out", str(tmp_path / "r"), "--quiet"]  # fmt: skip
+    with pytest.warns(UserWarning) as caught:
+        assert main(args) == 0
+    said = [str(w.message) for w in caught]
+    unknown = f"{n} of {total} reference glosses ({100 * n / total:.1f} %, e.g. AB-SO DANKE2* $INDEX1 neg-HABEN"
+    assert 8 <= n < total and any(m.startswith(unknown) and "back-translator's vocabularies" in m for m in said)
+    assert any("has no train split: the report leaves out the mean-pose row" in m for m in said)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [r["system"] for r in report["rows"]] == ["ground truth"]
+    assert report["meta"]["unknown_to_backtranslator_percent"]["glosses"] == round(100 * n / total, 2)
+    assert len(report["meta"]["notes"]) == 2 and report["meta"]["notes"][0].startswith(unknown)
+    md, page = (tmp_path / "r.md").read_text(), (tmp_path / "r.html").read_text()
+    for text in (md, page):
+        assert "no mean-pose row" in text and "has no train split" in text and "Notes" in text

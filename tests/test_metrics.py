@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from fgdm.metrics.dtw import dtw_cost, dtw_mje, dtw_mje_parts
+from fgdm.metrics.dtw import dtw_cost, dtw_mje, dtw_mje_parts, frame_cost
 from fgdm.metrics.features import diversity, frechet_distance
 from fgdm.metrics.text import bleu, edit_counts, rouge_l, rouge_l_sentence, wer
 
@@ -69,6 +69,26 @@ def test_dtw_against_a_shifted_copy_is_the_shift():
     assert parts["hands"] == pytest.approx(42 * 3 * delta, rel=1e-5)
 
 
+def test_frame_cost_is_the_summed_absolute_difference_without_its_big_temporary():
+    rng = np.random.default_rng(4)
+    hyp, ref = rng.normal(size=(23, 50, 3)).astype(np.float32), rng.normal(size=(31, 50, 3)).astype(np.float32)
+    h, r = hyp.reshape(23, -1).astype(np.float64), ref.reshape(31, -1).astype(np.float64)
+    expected = np.abs(h[:, None, :] - r[None, :, :]).sum(-1)  # the (S_hyp, S_ref, 150) formula it replaces
+    cost = frame_cost(hyp, ref)
+    assert cost.shape == (23, 31) and cost.dtype == np.float64
+    np.testing.assert_allclose(cost, expected, rtol=1e-12, atol=0)
+    hands = list(range(8, 50))
+    part = np.abs(hyp[:, None, hands].astype(np.float64) - ref[None, :, hands]).sum((-1, -2))
+    np.testing.assert_allclose(frame_cost(hyp, ref, hands), part, rtol=1e-12, atol=0)
+
+
+def test_wer_aligns_at_unit_cost():
+    """The standard WER: every edit costs 1. sclite's weights (substitution 4, insertion and deletion 3) align
+    this pair with 2 deletions and 3 insertions (cost 15 < 3 · 4 + 3), 125 % instead of 100 %."""
+    assert edit_counts(["a", "d", "a", "b", "c"], ["b", "c", "c", "b"]) == (3, 0, 1)
+    assert wer(["a d a b c"], ["b c c b"]).wer == pytest.approx(100.0)
+
+
 def test_dtw_cost_small_matrix_by_hand():
     cost = np.array([[1.0, 2.0, 9.0], [9.0, 1.0, 9.0], [9.0, 9.0, 1.0]])
     assert dtw_cost(cost) == 3.0
@@ -103,8 +123,9 @@ def test_score_command(tmp_path, capsys):
     assert set(out) >= {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "wer"}
 
 
-def test_score_tokenises_as_evaluate_does_unless_as_is(tmp_path, capsys):
-    """evaluate lower-cases its references and splits punctuation off; score's figures compare with its."""
+def test_score_tokenises_text_as_evaluate_does_unless_as_is(tmp_path, capsys):
+    """evaluate's BLEU and ROUGE lower-case the references and split punctuation off; its WER (of glosses) takes
+    the tokens as written: score computes each the same way."""
     from fgdm.cli import main
     from fgdm.data.pt import DataFormatError
     from fgdm.evaluation.protocol import score_text_files
@@ -114,10 +135,11 @@ def test_score_tokenises_as_evaluate_does_unless_as_is(tmp_path, capsys):
     args = ["score", "--hyp", str(tmp_path / "hyp.txt"), "--ref", str(tmp_path / "ref.txt")]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["bleu4"] == pytest.approx(100.0) and out["wer"] == 0 and out["tokenized"] is True
+    assert out["bleu4"] == pytest.approx(100.0) and out["rouge_l"] == pytest.approx(100.0) and out["tokenized"]
+    assert out["wer"] == pytest.approx(60.0)  # es≠Es, norden≠Norden., one "." too many: WER is not tokenised
     assert main([*args, "--as-is"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["wer"] == pytest.approx(60.0) and out["tokenized"] is False  # es≠Es, norden .≠Norden.
+    assert out["wer"] == pytest.approx(60.0) and out["tokenized"] is False and out["bleu1"] == pytest.approx(50.0)
     (tmp_path / "ref.txt").write_text("ein satz\n\n")
     (tmp_path / "hyp.txt").write_text("ein satz\nnoch einer\n")
     with pytest.raises(DataFormatError, match=r"ref\.txt:2: an empty reference"):

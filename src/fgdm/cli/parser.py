@@ -60,7 +60,10 @@ def _sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="DDIM sampling steps, at most diffusion.timesteps (default: the config's, 5)")  # fmt: skip
     p.add_argument("--seed", type=_seed, default=0, help="sampling seed (default 0)")
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="sequences sampled at once (default 32)")
+    p.add_argument("--batch-size", type=_positive_int, default=32,
+                   help="sequences sampled at once (default 32). Each sequence's poses depend on --seed, its "
+                   "position, --device and --precision, and on the batch size by float rounding only; evaluate's "
+                   "report records them")  # fmt: skip
     p.add_argument("--limit", type=_positive_int, default=None, help="only the first N sequences of the split")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", choices=PRECISIONS, default="32",
@@ -190,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hyp", required=True, help="hypotheses, one sentence per line")
     p.add_argument("--ref", required=True, help="references, one sentence per line")
     p.add_argument("--as-is", action="store_true",
-                   help="score the lines as they are, split at whitespace (default: both sides lower-cased with "
-                   "punctuation split off, as evaluate treats its references)")  # fmt: skip
+                   help="every metric of the lines as written, split at whitespace (default: each metric as evaluate "
+                   "computes it: BLEU and ROUGE-L of both sides lower-cased with punctuation split off, as its text; "
+                   "WER of the lines as written, case and punctuation counting, as its glosses)")  # fmt: skip
     p.set_defaults(func=commands.cmd_score)
 
     p = sub.add_parser("model", help="inspect models")

@@ -96,14 +96,16 @@ def _gif(example: Example, fps: float) -> str:
 
 def write_html(report: dict, path: Path | str, examples: Sequence[Example] = (), fps: float = 25.0) -> Path:
     """Writes the report as one HTML file (see the module docstring)."""
-    from fgdm.evaluation.report import COLUMNS
+    from fgdm.evaluation.report import COLUMNS, meta_text, reading_note
 
     meta = report.get("meta", {})
     head = "".join(f"<th>{html.escape(name)}</th>" for name, _ in COLUMNS)
     rows = "".join("<tr><th>" + html.escape(r["system"]) + "</th>" + "".join(
         f"<td>{value(r)}</td>" for _, value in COLUMNS) + "</tr>" for r in report["rows"])  # fmt: skip
     defs = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in report["definitions"].items())
-    facts = "".join(f"<li>{html.escape(k)}: <code>{html.escape(str(v))}</code></li>" for k, v in meta.items())
+    facts = "".join(f"<li>{html.escape(k)}: <code>{html.escape(meta_text(v))}</code></li>" for k, v in meta.items()
+                    if k != "notes")  # fmt: skip
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in meta.get("notes", ()))
     gifs = "".join(f"<figure>{_gif(e, fps)}<figcaption>{html.escape(e.name)}: {html.escape(e.glosses)}</figcaption>"
                    "</figure>" for e in examples)  # fmt: skip
     found = run_logs(meta.get("checkpoint"))
@@ -111,8 +113,7 @@ def write_html(report: dict, path: Path | str, examples: Sequence[Example] = (),
     charts = "".join(svg_chart(series[key], label) for key, label in CURVES if key in series)
     body = (f"<h1>fgdm evaluation — {html.escape(str(meta.get('split', '')))} split, {report['sequences']} sequences"
             f"</h1><ul>{facts}</ul><h2>Scores</h2><table><tr><th>system</th>{head}</tr>{rows}</table>"
-            "<p>Ground truth is the back-translator's ceiling; the mean pose is the training set's mean pose held "
-            "for the ground-truth length (a model must beat it on DTW-MJE).</p>"
+            f"<p>{html.escape(reading_note(report))}</p>" + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")
             + (f"<h2>Generated and true</h2><div class='gifs'>{gifs}</div>" if gifs else "")
             + (f"<h2>Training</h2><p>From the run's CSV log{'s' if len(found) > 1 else ''} "
                f"({', '.join(html.escape(p.parent.name) for p in found)}).</p>{charts}"

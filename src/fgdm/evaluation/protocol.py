@@ -12,6 +12,7 @@ and the benchmarks use it); :func:`evaluate` is the whole protocol in one call.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,8 @@ import numpy as np
 from fgdm.data.corpus import Corpus, Sample
 from fgdm.data.io import load_hypotheses
 from fgdm.data.pt import DataFormatError, text_lines
-from fgdm.data.sources import build_corpus, open_corpus
-from fgdm.data.vocab import tokenize_text
+from fgdm.data.sources import build_corpus, data_splits, open_corpus
+from fgdm.data.vocab import SPECIALS, Vocabulary, tokenize_text
 from fgdm.evaluation.backtranslation import LoadedBackTranslator, back_translate, load_backtranslator
 from fgdm.evaluation.html import Example
 from fgdm.evaluation.report import DEFINITIONS
@@ -39,6 +40,9 @@ from fgdm.metrics import (
 from fgdm.sampling import LengthMode, generate_for, load_for_sampling
 
 Translation = tuple[list[str], list[str], np.ndarray]  # glosses, texts, (N, D) features: back_translate's
+# % of the reference glosses or text words outside the back-translator's vocabularies that it warns of (a test
+# split of the corpus it was trained on has a few %), and beyond which it asks whether it is another language's
+UNKNOWN_WARNING, UNKNOWN_FOREIGN = 10.0, 50.0
 
 
 @dataclass
@@ -49,13 +53,34 @@ class System:
     poses: list[np.ndarray]
 
 
-def score_text_files(hyp_path: Path | str, ref_path: Path | str, tokenize: bool = True) -> dict:
-    """BLEU-1..4, ROUGE-L and WER of two line-aligned text files (``fgdm score``).
+def reference_text(text: str) -> str:
+    """A sentence as BLEU and ROUGE-L see it: lower-cased words and punctuation marks
+    (:func:`fgdm.data.vocab.tokenize_text`), one space apart."""
+    return " ".join(tokenize_text(text))
 
-    ``tokenize``: both sides lower-cased with punctuation split off (:func:`fgdm.data.vocab.tokenize_text`), as
-    ``fgdm evaluate`` treats its references, so the two commands' figures compare; False scores the lines as they
-    are, split at whitespace. An empty reference line is refused (it has nothing to score against); an empty
-    hypothesis is a system's output and scores what it scores.
+
+def hypothesis_text(text: str) -> str:
+    """:func:`reference_text`, but a vocabulary's own token (``<unk>``, which the back-translator may write) stays
+    one token: the back-translator's translations, already in that form, come out unchanged."""
+    return " ".join(t for word in text.split() for t in ([word] if word in SPECIALS else tokenize_text(word)))
+
+
+def text_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """BLEU-1..4 and ROUGE-L (unrounded) of sentences already in :func:`reference_text`'s form: a report's text
+    columns. A report's WER is :func:`fgdm.metrics.wer` of the glosses as written."""
+    return {**bleu(hypotheses, references), "rouge_l": rouge_l(hypotheses, references)}
+
+
+def score_text_files(hyp_path: Path | str, ref_path: Path | str, tokenize: bool = True) -> dict:
+    """BLEU-1..4, ROUGE-L and WER of two line-aligned text files (``fgdm score``), each as ``fgdm evaluate``
+    computes it from the same strings.
+
+    ``tokenize`` (True): BLEU and ROUGE-L of the lines lower-cased with punctuation split off (the references by
+    :func:`reference_text`, the hypotheses by :func:`hypothesis_text`), as evaluate scores the back-translator's
+    text; WER of the lines as written, split at whitespace (case and punctuation count), as evaluate scores the
+    recognised glosses (``AB-SO``, ``DANKE2*``, ``$INDEX1`` are one token each). False: every metric of the lines
+    as written. An empty reference line is refused (it has nothing to score against); an empty hypothesis is a
+    system's output and scores what it scores.
     """
     paths = Path(hyp_path), Path(ref_path)
     for path in paths:
@@ -69,12 +94,10 @@ def score_text_files(hyp_path: Path | str, ref_path: Path | str, tokenize: bool 
     empty = next((i for i, line in enumerate(ref, 1) if not line.strip()), None)
     if empty is not None:
         raise DataFormatError(paths[1], empty, "an empty reference: every line needs the sentence to score against")
-    if tokenize:
-        hyp, ref = ([" ".join(tokenize_text(line)) for line in lines] for lines in (hyp, ref))
-    w = wer(hyp, ref)
-    return {**{k: round(v, 4) for k, v in bleu(hyp, ref).items()}, "rouge_l": round(rouge_l(hyp, ref), 4),
-            "wer": round(w.wer, 4), "wer_counts": w.as_dict(), "sentences": len(hyp),
-            "tokenized": tokenize}  # fmt: skip
+    text = ([hypothesis_text(line) for line in hyp], [reference_text(line) for line in ref]) if tokenize else (hyp, ref)
+    w = wer(hyp, ref)  # the glosses' WER: tokens as written
+    return {**{k: round(v, 4) for k, v in text_metrics(*text).items()}, "wer": round(w.wer, 4),
+            "wer_counts": w.as_dict(), "sentences": len(hyp), "tokenized": tokenize}  # fmt: skip
 
 
 def mean_pose(train: Corpus, limit: int | None = 2000) -> np.ndarray:
@@ -108,7 +131,7 @@ class Reference:
     ) -> Reference:
         out = back_translate(bt, [s.pose for s in samples], batch_size, progress, "back-translate ground truth")
         gloss = [" ".join(s.glosses) for s in samples]
-        return cls(samples, gloss, [" ".join(tokenize_text(s.text)) for s in samples], out)
+        return cls(samples, gloss, [reference_text(s.text) for s in samples], out)
 
 
 def score_system(
@@ -129,11 +152,10 @@ def score_system(
         translated = back_translate(bt, system.poses, batch_size, progress, f"back-translate {system.name}")
     glosses, texts, feats = translated
     refs = [s.pose for s in ref.samples]
-    w = wer(glosses, ref.gloss)
+    w = wer(glosses, ref.gloss)  # the glosses as written, as score_text_files's WER
     return {
         "system": system.name,
-        **{k: round(v, 2) for k, v in bleu(texts, ref.text).items()},
-        "rouge_l": round(rouge_l(texts, ref.text), 2),
+        **{k: round(v, 2) for k, v in text_metrics(texts, ref.text).items()},
         "wer": round(w.wer, 2),
         "wer_counts": {"sub": w.substitutions, "del": w.deletions, "ins": w.insertions, "ref": w.reference_words},
         "dtw_mje": {k: round(v, 4) for k, v in dtw_mje_parts(system.poses, refs).items()},
@@ -148,8 +170,30 @@ def score_system(
     }
 
 
+def _unknown(tokens: Sequence[str], vocab: Vocabulary, what: str) -> tuple[float, str]:
+    """The % of ``tokens`` outside ``vocab``, and a phrase that says it (naming the commonest)."""
+    unknown = Counter(t for t in tokens if t not in vocab)
+    n = sum(unknown.values())
+    share = 100.0 * n / max(len(tokens), 1)
+    shown = " ".join(t for t, _ in unknown.most_common(5))
+    return share, f"{n} of {len(tokens)} reference {what} ({share:.1f} %{', e.g. ' + shown if n else ''})"
+
+
+def unknown_to(bt: LoadedBackTranslator, samples: Sequence[Sample]) -> tuple[dict[str, float], str]:
+    """The % of the references' glosses and text words (:func:`reference_text`) outside the back-translator's
+    gloss and text vocabularies, and a sentence that says it."""
+    glosses = _unknown([g for s in samples for g in s.glosses], bt.gloss_vocab, "glosses")
+    words = _unknown([w for s in samples for w in tokenize_text(s.text)], bt.text_vocab, "text words")
+    shares = {"glosses": round(glosses[0], 2), "text_words": round(words[0], 2)}
+    return shares, f"{glosses[1]} and {words[1]} are not in the back-translator's vocabularies"
+
+
 class Evaluator:
     """The frozen back-translator, the evaluation samples and the ground truth's back-translation.
+
+    Warns where more than :data:`UNKNOWN_WARNING` (10) % of the references' glosses or text words are outside the
+    back-translator's vocabularies, asking beyond :data:`UNKNOWN_FOREIGN` (50) % whether it was trained on another
+    language; ``unknown`` holds both shares, ``notes`` what was warned of, for the report.
 
     Args:
         bt: the back-translator.
@@ -169,7 +213,21 @@ class Evaluator:
             raise ValueError("nothing to evaluate: the evaluation split is empty")
         self.bt, self.samples, self.train = bt, list(samples), train
         self.batch_size, self.progress = batch_size, progress
+        self.notes: list[str] = []
+        self.unknown, said = unknown_to(bt, self.samples)
+        worst = max(self.unknown.values())
+        if worst > UNKNOWN_FOREIGN:
+            self.note(f"{said}: was it trained on another language or corpus? Its BLEU, ROUGE and WER of these "
+                      "references then say little")  # fmt: skip
+        elif worst > UNKNOWN_WARNING:
+            self.note(f"{said}: it cannot read them back, which lowers every row's BLEU, ROUGE and WER, the "
+                      "ground truth's too")  # fmt: skip
         self.ref = Reference.build(bt, self.samples, batch_size, progress)
+
+    def note(self, message: str) -> None:
+        """Warns of ``message`` and keeps it for the report's notes."""
+        warnings.warn(message, stacklevel=3)
+        self.notes.append(message)
 
     @classmethod
     def open(
@@ -183,11 +241,15 @@ class Evaluator:
         progress: bool = False,
     ) -> Evaluator:
         """Loads the back-translator and ``split`` of ``data`` (default: the data it was trained on), read at
-        the back-translator's frame rate (``data.skip_frames``)."""
+        the back-translator's frame rate (``data.skip_frames``), and its ``train`` split for the mean-pose row;
+        data without a train split has no such row, which a warning and the notes say."""
         bt = load_backtranslator(backtranslator, device=device)
         skip = bt.cfg.data.skip_frames
-        if data is not None:
-            corpus, train = open_corpus(data, split, skip), open_corpus(data, "train", skip)
+        directory = data if data is not None else bt.cfg.data.path
+        train: Corpus | None
+        if directory is not None:
+            corpus = open_corpus(directory, split, skip)
+            train = open_corpus(directory, "train", skip) if "train" in data_splits(directory) else None
         else:
             corpus, train = build_corpus(bt.cfg.data, split), build_corpus(bt.cfg.data, "train")
         n = len(corpus) if limit is None else min(limit, len(corpus))
@@ -197,7 +259,11 @@ class Evaluator:
             limited = f" (--limit {limit})" if limit else ""
             raise ValueError(f"{n} sequence(s) of the {split} split to evaluate{limited}: FID and diversity need 2")
         samples = [corpus[i] for i in tqdm(range(n), desc=f"load {split}", disable=not progress)]
-        return cls(bt, samples, train, batch_size, progress)
+        ev = cls(bt, samples, train, batch_size, progress)
+        if train is None:
+            ev.note(f"{directory} has no train split: the report leaves out the mean-pose row (the training set's "
+                    "mean pose, the floor a model must beat on DTW-MJE)")  # fmt: skip
+        return ev
 
     @property
     def skip_frames(self) -> int:
@@ -263,7 +329,9 @@ def evaluate(
     ``testing.length``, :meth:`fgdm.sampling.LengthMode.from_config`). ``examples``: keep the first N generated
     sequences beside the true ones for ``report.html``; ``precision``: the generator's
     (:func:`fgdm.sampling.load_for_sampling`). The report dictionary (:func:`fgdm.evaluation.report.write_report`
-    writes it)."""
+    writes it); its ``meta`` records what the sampled poses depend on: the seed, the batch size (by float rounding
+    only: :func:`fgdm.sampling.generate_poses`), the device (its random generator), the precision and the sampling
+    steps and η as resolved from the checkpoint's config."""
     length = LengthMode.parse(length) if isinstance(length, str) else length
     ev = Evaluator.open(backtranslator, data, split, limit, device, batch_size, progress)
     names, fps = [s.name for s in ev.samples], 25.0 / ev.skip_frames
@@ -273,30 +341,35 @@ def evaluate(
     labels = [str(h) if labels.count(label) > 1 else label for h, label in zip(hypotheses, labels, strict=True)]
     others = [System(label, load_hypotheses(h, split, names, fps, allow_extra=limit is not None, lengths=lengths))
               for h, label in zip(hypotheses, labels, strict=True)]  # fmt: skip
-    systems = []
+    systems, sampling = [], {"steps": None, "eta": None, "precision": None}
+    device_used = str(next(ev.bt.model.parameters()).device)
     if checkpoint is not None:
         loaded = load_for_sampling(checkpoint, device=device, precision=precision)
         length = length or LengthMode.from_config(loaded.cfg)
         if _language(loaded.cfg.data) != _language(ev.bt.cfg.data):
-            warnings.warn(f"the generator was trained on {_language(loaded.cfg.data)}, the back-translator on "
-                          f"{_language(ev.bt.cfg.data)}: their scores mean something only for one sign language",
-                          stacklevel=2)  # fmt: skip
+            ev.note(f"the generator was trained on {_language(loaded.cfg.data)}, the back-translator on "
+                    f"{_language(ev.bt.cfg.data)}: their scores mean something only for one sign language")  # fmt: skip
         if loaded.cfg.data.skip_frames != ev.skip_frames:
             raise ValueError(f"the checkpoint samples at skip_frames={loaded.cfg.data.skip_frames}, the "
                              f"back-translator was trained at {ev.skip_frames}: they must match")  # fmt: skip
         poses = generate_for(loaded, ev.samples, length, steps=steps, seed=seed, batch_size=batch_size,
                              progress=progress)  # fmt: skip
+        diffusion = loaded.model.diffusion
+        sampling = {"steps": len(diffusion.sampling_timesteps(steps)), "eta": diffusion.cfg.eta,
+                    "precision": loaded.precision}  # fmt: skip
+        device_used = str(next(loaded.model.parameters()).device)
         systems.append(System(f"FGDM ({Path(checkpoint).name}, step {loaded.step})", poses))
         shown = [
             Example(s.name, " ".join(s.glosses), p, s.pose)
             for s, p in zip(ev.samples[:examples], poses[:examples], strict=True)
         ]
-    report = ev.report([*systems, ev.mean_pose(), *others])
+    report = ev.report([*systems, *([ev.mean_pose()] if ev.train is not None else []), *others])
     if examples and checkpoint is not None:  # for report.html: not part of the JSON
         report |= {"_examples": shown, "_fps": fps}
     report["meta"] = {"split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
                       "backtranslator": str(backtranslator),
                       "data": str(data) if data is not None else "the back-translator's training data",
-                      "length": None if length is None else str(length), "steps": steps, "seed": seed,
-                      "hypotheses": [str(h) for h in hypotheses]}  # fmt: skip
+                      "length": None if length is None else str(length), **sampling, "seed": seed,
+                      "batch_size": batch_size, "device": device_used, "hypotheses": [str(h) for h in hypotheses],
+                      "unknown_to_backtranslator_percent": ev.unknown, "notes": list(ev.notes)}  # fmt: skip
     return report

@@ -12,7 +12,9 @@ DEFINITIONS = {
     "back-translator's beam-search translation against the reference text (lower-cased, punctuation split)",
     "ROUGE": "ROUGE-L: longest-common-subsequence F-measure with β = 1.2, per sentence, averaged, × 100",
     "WER": "corpus word error rate (S + D + I) / N × 100 of the back-translator's CTC gloss recognition "
-    "(best path) against the reference glosses",
+    "(best path) against the reference glosses, as written (case-sensitive, split at whitespace); S, D and I come "
+    "from a unit-cost alignment (each edit costs 1, the standard WER), not sclite's or the SLT code's weighted one "
+    "(substitution 4, insertion and deletion 3)",
     "DTW-MJE": "dynamic time warping with an L1 frame cost (summed over the joints' coordinates), the path "
     "total divided by the reference length, averaged over sequences; 'all' = 50 joints, 'body' = joints "
     "0–7, 'hands' = joints 8–49, each with its own alignment. The warping hides tempo: a sequence played at half "
@@ -110,17 +112,40 @@ def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
     return paths
 
 
+# What the Markdown report lists of its meta, in this order (the HTML page lists all of it); "notes" follow the table.
+META_KEYS = ("checkpoint", "backtranslator", "data", "length", "steps", "eta", "seed", "batch_size", "device",
+             "precision", "hypotheses", "unknown_to_backtranslator_percent")  # fmt: skip
+
+
+def meta_text(value) -> str:
+    """A meta value as the reports show it: a dictionary as ``key value, …``, a list comma-separated."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value)) or "none"
+    return str(value)
+
+
+def reading_note(report: dict) -> str:
+    """The sentence under a report's table: what its reference rows mean."""
+    ceiling = "Ground truth is the back-translator's ceiling"
+    if any(r.get("system") == "mean pose" for r in report["rows"]):
+        return (f"{ceiling}; 'mean pose' is the training set's mean pose held for the ground-truth length (a model "
+                "must beat it on DTW-MJE).")  # fmt: skip
+    why = " (see the notes)" if report.get("meta", {}).get("notes") else ""
+    return f"{ceiling}; this report has no mean-pose row, the floor a model must beat on DTW-MJE{why}."
+
+
 def _write_three(report: dict, json_path: Path, md_path: Path, html_path: Path, write_html) -> None:
     plain = {k: v for k, v in report.items() if not k.startswith("_")}
     json_path.write_text(json.dumps(plain, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     meta = report.get("meta", {})
     lines = [f"# fgdm evaluation — {meta.get('split', '')} split, {report['sequences']} sequences", ""]
-    for key in ("checkpoint", "backtranslator", "data", "length", "steps", "seed", "hypotheses"):
-        if key in meta:
-            lines.append(f"- {key}: `{meta[key]}`")
-    lines += ["", markdown_table(report), "", "Ground truth is the back-translator's ceiling; 'mean pose' is the",
-              "training set's mean pose held for the ground-truth length (a model must beat it on DTW-MJE).", "",
-              "## Definitions", ""]  # fmt: skip
+    lines += [f"- {key}: `{meta_text(meta[key])}`" for key in META_KEYS if key in meta]
+    lines += ["", markdown_table(report), "", reading_note(report), ""]
+    if meta.get("notes"):
+        lines += ["## Notes", "", *(f"- {note}" for note in meta["notes"]), ""]
+    lines += ["## Definitions", ""]
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     write_html(plain, html_path, report.get("_examples", ()), report.get("_fps", 25.0))

@@ -45,12 +45,18 @@ def dtw_path(cost: np.ndarray) -> np.ndarray:
 
 
 def frame_cost(hyp: np.ndarray, ref: np.ndarray, joints: Sequence[int] | range | None = None) -> np.ndarray:
-    """(S_hyp, S_ref) L1 distance between frames, summed over the chosen joints' coordinates."""
+    """(S_hyp, S_ref) L1 distance between frames, summed over the chosen joints' coordinates, in float64.
+
+    SciPy's ``cdist`` computes it pair by pair: memory for the (S_hyp, S_ref) result only, never the
+    (S_hyp, S_ref, J · 3) differences.
+    """
+    from scipy.spatial.distance import cdist
+
     if joints is not None:
         hyp, ref = hyp[:, list(joints)], ref[:, list(joints)]
-    h = hyp.reshape(len(hyp), -1).astype(np.float64)
-    r = ref.reshape(len(ref), -1).astype(np.float64)
-    return np.abs(h[:, None, :] - r[None, :, :]).sum(-1)
+    h = np.ascontiguousarray(hyp.reshape(len(hyp), -1), dtype=np.float64)
+    r = np.ascontiguousarray(ref.reshape(len(ref), -1), dtype=np.float64)
+    return cdist(h, r, "cityblock")
 
 
 def dtw_mje(hyp: np.ndarray, ref: np.ndarray, joints: Sequence[int] | range | None = None) -> float:

@@ -3,7 +3,9 @@
 - BLEU-n: corpus BLEU with sacrebleu, whitespace tokens (``tokenize="none"``), no smoothing
   (``smooth_method="floor"`` with value 0), cumulative n = 1 … 4, × 100.
 - ROUGE-L: longest-common-subsequence F-measure with β = 1.2, per sentence, averaged, × 100.
-- WER: corpus-level word error rate, (S + D + I) / N × 100, with the counts.
+- WER: corpus-level word error rate, (S + D + I) / N × 100, with the counts, over a unit-cost alignment
+  (a substitution, deletion or insertion costs 1: the standard definition; sclite and the SLT code align with
+  substitutions costing 4 and insertions and deletions 3, which can choose other counts and a higher rate).
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ class WERResult:
 def edit_counts(hypothesis: Sequence[str], reference: Sequence[str]) -> tuple[int, int, int]:
     """(substitutions, deletions, insertions) of a minimum-edit alignment of hypothesis to reference.
 
-    Among alignments of minimal total cost, ties prefer substitutions over deletions over insertions.
+    Unit cost (Levenshtein): each substitution, deletion and insertion costs 1, so S + D + I is the edit distance;
+    sclite's and the SLT code's weights (substitution 4, insertion and deletion 3) are not used. Among alignments
+    of minimal total cost, ties prefer substitutions over deletions over insertions.
     """
     n, m = len(reference), len(hypothesis)
     # cost[i][j]: edits between reference[:i] and hypothesis[:j]; ops track (S, D, I)
@@ -99,7 +103,12 @@ def edit_counts(hypothesis: Sequence[str], reference: Sequence[str]) -> tuple[in
 
 
 def wer(hypotheses: Sequence[str], references: Sequence[str]) -> WERResult:
-    """Corpus-level word error rate: total edits over total reference words, × 100."""
+    """Corpus-level word error rate: total edits over total reference words, × 100.
+
+    Tokens are the whitespace-separated words as written (case and punctuation count), aligned at unit cost
+    (:func:`edit_counts`): the standard WER, not sclite's weighted alignment (substitution 4, insertion and
+    deletion 3).
+    """
     _same_length(hypotheses, references)
     S = D = I = N = 0
     for h, r in zip(hypotheses, references, strict=True):
