@@ -289,3 +289,42 @@ def test_a_2d_pose_file_is_refused_as_2d(tmp_path):
         Pose(PoseHeader(0.2, PoseHeaderDimensions(1920, 1080, 0), components), body).write(f)
     with pytest.raises(DataFormatError, match=r"2D points: fgdm reads x, y and z"):
         load_any(tmp_path / "a.pose")
+
+
+def test_an_fgdm_pose_file_normalised_by_pose_format_is_read_as_normalised(tmp_path, pose):
+    """pose-format's normalize keeps fgdm's 1000³ header but moves the points (shoulders' midpoint at 0, their
+    width 1): read as fgdm's canvas, that was a skeleton 0.00167 wide in the wrong place, silently."""
+    from pose_format import Pose
+    from pose_format.utils.generic import pose_normalization_info
+
+    path = save_pose(tmp_path / "a.pose", pose)
+    p = Pose.read(path.read_bytes())
+    p.normalize(pose_normalization_info(p.header))
+    assert (p.header.dimensions.width, p.header.dimensions.depth) == (1000, 1000)
+    with open(tmp_path / "norm.pose", "wb") as f:
+        p.write(f)
+    back = load_any(tmp_path / "norm.pose")
+    width = np.linalg.norm(pose[:, 2, :2] - pose[:, 5, :2], axis=-1)
+    assert abs(np.median(np.linalg.norm(back[:, 2, :2] - back[:, 5, :2], axis=-1)) - 0.334) < 1e-3
+    neck = (pose[:, 2:3] + pose[:, 5:6]) / 2  # the original, normalised as PT data is
+    np.testing.assert_allclose(back, (pose - neck) * 0.334 / np.median(width), atol=1e-3)
+
+
+def test_an_fgdm_pose_file_far_from_pt_scale_still_reads_back_exactly(tmp_path, pose):
+    """An early model's output: shoulders narrow and off the origin, still within fgdm's canvas checks."""
+    odd = pose.copy()
+    odd[..., :2] = odd[..., :2] * 0.4 + np.array([0.2, -0.15], dtype=np.float32)
+    back = load_any(save_pose(tmp_path / "a.pose", odd))
+    others = [j for j in range(50) if j != 1]
+    np.testing.assert_allclose(back[:, others], odd[:, others], atol=1e-4)
+
+
+@pytest.mark.parametrize("suffix", [".pose", ".npy"])
+def test_a_pose_writer_names_the_file_it_refuses(tmp_path, pose, suffix):
+    from fgdm.data.io import save_sequence
+
+    with pytest.raises(ValueError, match=rf"x\{suffix}: no frames"):
+        save_sequence(tmp_path / f"x{suffix}", np.zeros((0, 50, 3)))
+    with pytest.raises(ValueError, match=rf"x\{suffix}: shape \(3, 49, 3\)"):
+        save_sequence(tmp_path / f"x{suffix}", pose[:3, :49])
+    assert not list(tmp_path.iterdir())  # nothing written, not even an empty file

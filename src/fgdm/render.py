@@ -1,16 +1,20 @@
 """Rendering skeleton sequences to GIF and MP4, alone or side by side.
 
-Frames are drawn with Pillow from the skeleton's bones (fast: no plotting library per frame).
+Frames are drawn with Pillow from the skeleton's bones (fast: no plotting library per frame) and go to the
+file one at a time, so a long render takes as little memory as a short one. Files are written beside their
+target and renamed into place once whole: a failed render leaves no partial file behind.
 The PT convention mirrors x against the image; we un-mirror it so the signer faces the viewer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import itertools
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +54,17 @@ def title_font(size: int = 11) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         except OSError:
             continue
     return ImageFont.load_default()
+
+
+@functools.lru_cache(maxsize=256)
+def fit_title(text: str, width: int) -> str:
+    """``text`` as it fits ``width`` pixels in :func:`title_font`: whole, else cut short with an ellipsis."""
+    font = title_font()
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text.rstrip() + "…"
 
 
 class Renderer:
@@ -101,23 +116,23 @@ class Renderer:
                 draw.line([tuple(pts[c]), tuple(pts[p])], fill=colour, width=1 if is_hand else body_w)
                 if is_hand:
                     draw.line([tuple(pts[c]), tuple(pts[p])], fill=colour, width=2)
-        if title:
-            draw.text((6, 4), title, fill=(30, 30, 30), font=self._font)
+        if title:  # within its panel: a long one would run into the next
+            draw.text((6, 4), fit_title(title, self.size - 12), fill=(30, 30, 30), font=self._font)
         return np.asarray(img)
 
-    def frames(self, sequences: Sequence[np.ndarray], titles: Sequence[str] | None = None) -> list[np.ndarray]:
-        """Frames showing several (S_k, J, 3) sequences side by side; shorter ones hold their last pose."""
+    def frames(
+        self, sequences: Sequence[np.ndarray], titles: Sequence[str] | None = None, indices: Iterable[int] | None = None
+    ) -> Iterator[np.ndarray]:
+        """Frames showing several (S_k, J, 3) sequences side by side, drawn one at a time as they are taken;
+        shorter sequences hold their last pose. ``indices``: only these frames (default all, 0 … max S_k - 1)."""
         if not sequences:
             raise ValueError("nothing to render")
         titles = list(titles) if titles is not None else [None] * len(sequences)
         if len(titles) != len(sequences):
             raise ValueError(f"{len(titles)} titles for {len(sequences)} sequences")
-        S = max(len(s) for s in sequences)
-        out = []
-        for i in range(S):
-            panels = [self.frame(seq[min(i, len(seq) - 1)], t) for seq, t in zip(sequences, titles, strict=True)]
-            out.append(np.concatenate(panels, axis=1))
-        return out
+        indices = range(max(len(s) for s in sequences)) if indices is None else indices
+        pairs = list(zip(sequences, titles, strict=True))
+        return (np.concatenate([self.frame(s[min(i, len(s) - 1)], t) for s, t in pairs], axis=1) for i in indices)
 
 
 MIN_FPS, MAX_FPS = 0.01, 1000.0  # a GIF's longest frame delay is 655.35 s
@@ -137,34 +152,103 @@ def gif_timing(n: int, fps: float) -> tuple[list[int], list[int]]:
     return keep, [10 * (b - a) for a, b in itertools.pairwise(starts)]
 
 
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A file to write beside ``path`` (with its suffix, which writers go by), renamed to ``path`` once written:
+    a failed or interrupted write leaves no partial file, and an older ``path`` whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+_MAX_DELAY = 655350  # ms: a GIF frame's delay is 16 bits of hundredths of a second
+
+
+def write_gif(path: Path | str, frames: Iterable[np.ndarray], durations: Sequence[int]) -> None:
+    """RGB frames with their delays (ms) as a looping GIF, written one frame at a time; holds the previous frame
+    only. The frames are those Pillow writes from them all at once (``save_all``): each quantised to its own
+    palette, each after the first cropped to what changed, one that shows the same as the one before merged
+    into it with their delays added; but one frame makes a GIF too (Pillow takes a list of delays only for
+    several)."""
+    from PIL import GifImagePlugin
+
+    pending, shown = None, None  # the frame to write once the next one differs; the pixels last shown
+    with Path(path).open("wb") as f:
+
+        def put(image: Image.Image, offset: tuple[int, int], ms: int, first: bool) -> None:
+            f.write(b"".join(GifImagePlugin.getdata(image, offset, duration=ms, include_color_table=not first)))
+
+        for frame, ms in zip(frames, durations, strict=True):
+            image = Image.fromarray(frame).convert("P", palette=Image.Palette.ADAPTIVE)
+            pixels = np.asarray(image.convert("RGB"))
+            if shown is None:
+                f.write(b"".join(GifImagePlugin.getheader(image, None, {"loop": 0, "duration": ms})[0]))
+                pending, shown = [image, (0, 0), ms, True], pixels
+                continue
+            changed = (pixels != shown).any(-1)
+            if not changed.any() and pending[2] + ms <= _MAX_DELAY:
+                pending[2] += ms
+                continue
+            put(*pending)
+            rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+            box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1) if len(rows) else (0, 0, 1, 1)
+            pending, shown = [image.crop(box), box[:2], ms, False], pixels
+        if pending is None:
+            raise ValueError(f"{path}: no frames")
+        put(*pending)
+        f.write(b";")
+
+
 def save_animation(
     path: Path | str,
     sequences: np.ndarray | Sequence[np.ndarray],
     titles: Sequence[str] | None = None,
     fps: float = 25,
     renderer: Renderer | None = None,
+    progress: bool | None = None,
 ) -> Path:
-    """Writes a GIF or MP4 (by extension) of one (S, J, 3) sequence or several side by side."""
-    import imageio.v3 as iio
+    """Writes a GIF or MP4 (by extension) of one (S, J, 3) sequence or several side by side, frame by frame.
+
+    ``progress``: a progress bar on stderr; None (default): on a terminal, once a render has taken 2 seconds.
+    """
+    from tqdm.auto import tqdm
 
     path = Path(path)
     if isinstance(sequences, np.ndarray) and sequences.ndim == 3:
         sequences = [sequences]
     for k, seq in enumerate(sequences):
-        if seq.ndim != 3 or seq.shape[-1] != 3:
-            raise ValueError(f"sequence {k} has shape {seq.shape}, expected (S, J, 3)")
+        if seq.ndim != 3 or seq.shape[-1] != 3 or len(seq) == 0:
+            raise ValueError(f"{path}: sequence {k} has shape {seq.shape}, expected (S, J, 3) with S ≥ 1")
     suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise ValueError(f"{path}: unsupported animation format {suffix!r} (use .gif or .mp4)")
     if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
         raise ValueError(f"{path}: {fps:g} frames per second; an animation plays at {MIN_FPS:g} to {MAX_FPS:g}")
-    frames = (renderer or Renderer()).frames(list(sequences), titles)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".gif":
-        keep, durations = gif_timing(len(frames), fps)
-        iio.imwrite(path, np.stack([frames[i] for i in keep]), extension=".gif", duration=durations, loop=0)
-    elif suffix == ".mp4":
-        iio.imwrite(path, np.stack(frames), extension=".mp4", fps=fps, codec="libx264", macro_block_size=8)
-    else:
-        raise ValueError(f"{path}: unsupported animation format {suffix!r} (use .gif or .mp4)")
+    count = max((len(s) for s in sequences), default=0)
+    keep, durations = gif_timing(count, fps) if suffix == ".gif" else (list(range(count)), [])
+    frames = (renderer or Renderer()).frames(list(sequences), titles, keep)
+    bar = tqdm(frames, total=len(keep), desc="render", unit="frame", delay=0 if progress else 2,
+               disable=None if progress is None else not progress)  # fmt: skip
+    with _replacing(path) as tmp, contextlib.closing(bar):
+        if suffix == ".gif":
+            write_gif(tmp, bar, durations)
+        else:
+            import imageio.v3 as iio
+
+            with iio.imopen(tmp, "w", plugin="FFMPEG") as file:
+                writer = file.legacy_get_writer(fps=fps, codec="libx264", macro_block_size=8)
+                try:
+                    for frame in bar:
+                        writer.append_data(frame)
+                except BaseException:  # imageio leaves the writer open on an error: ffmpeg would write on later
+                    with contextlib.suppress(Exception):
+                        writer.close()
+                    raise
+                writer.close()
     return path
 
 
@@ -187,8 +271,9 @@ def save_contact_sheet(
     """A PNG of evenly spaced frames of one sequence, or one row per sequence (e.g. generated above
     ground truth, the same frame indices in each row), for reports and quick looks.
 
-    ``closeups`` adds a row per sequence with the most active hand of the last sequence, magnified
-    five times and centred on its root in every frame, so finger shapes can be compared.
+    ``closeups`` adds a row per sequence with the most active hand of the last sequence, relative to its root in
+    every frame and magnified to the box its joints fill over the frames shown (in every row alike), so finger
+    shapes can be compared, none cut off.
     """
     sequences = [sequence] if isinstance(sequence, np.ndarray) and sequence.ndim == 3 else list(sequence)
     labels = list(labels) if labels is not None else [""] * len(sequences)
@@ -202,7 +287,13 @@ def save_contact_sheet(
     ]
     if closeups:
         hand = active_hand(sequences[-1], renderer.skeleton)
-        zoom = Renderer(renderer.skeleton, size=size, extent=renderer.extent / 5, centre=(0.0, 0.0))
+        rel = np.concatenate([(s[idx][:, hand, :2] - s[idx][:, [hand.start], :2]).reshape(-1, 2) for s in sequences])
+        rel = rel[np.isfinite(rel).all(-1)]  # each joint from its root, over the frames shown
+        lo, hi = (rel.min(0), rel.max(0)) if len(rel) else (np.zeros(2), np.zeros(2))
+        centre, extent = (lo + hi) / 2, 0.6 * (hi - lo).max()  # a box around them all, with a 20 % margin
+        if extent < 0.01:  # a hand of one point: as a hand of usual size
+            centre, extent = np.zeros(2), renderer.extent / 5
+        zoom = Renderer(renderer.skeleton, size=size, extent=float(extent), centre=(float(centre[0]), float(centre[1])))
         for seq, label in zip(sequences, labels, strict=True):
             cells = [zoom.frame(seq[i] - seq[i, hand.start], f"{label} hand {i}".strip(), only=hand) for i in idx]
             rows.append(np.concatenate(cells, axis=1))
@@ -210,20 +301,25 @@ def save_contact_sheet(
     if title:
         canvas = Image.new("RGB", (img.width, img.height + 18), _BACKGROUND)
         canvas.paste(img, (0, 18))
-        ImageDraw.Draw(canvas).text((6, 3), title, fill=(0, 0, 0), font=title_font())
+        ImageDraw.Draw(canvas).text((6, 3), fit_title(title, img.width - 12), fill=(0, 0, 0), font=title_font())
         img = canvas
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    with _replacing(path) as tmp:
+        img.save(tmp)
     return path
 
 
 def save_comparison(
-    path: Path | str, generated: np.ndarray, truth: np.ndarray, title: str = "", fps: float = 25
+    path: Path | str,
+    generated: np.ndarray,
+    truth: np.ndarray,
+    title: str = "",
+    fps: float = 25,
+    progress: bool | None = None,
 ) -> tuple[Path, Path]:
     """A generated-vs-true GIF at ``path`` and, beside it, a PNG contact sheet with hand close-ups."""
     path = Path(path)
-    gif = save_animation(path, [generated, truth], ["generated", "ground truth"], fps=fps)
+    gif = save_animation(path, [generated, truth], ["generated", "ground truth"], fps=fps, progress=progress)
     sheet = save_contact_sheet(
         path.with_suffix(".png"),
         [generated, truth],

@@ -165,7 +165,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if out.suffix.lower() in (".gif", ".mp4"):
             from fgdm.render import save_animation
 
-            save_animation(out, pose, [" ".join(tokens)[:60]], fps=loaded.fps)
+            save_animation(out, pose, [" ".join(tokens)], fps=loaded.fps, progress=False if args.quiet else None)
         else:
             from fgdm.data.io import save_sequence
 
@@ -198,7 +198,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         from fgdm.render import save_comparison
 
         paths = save_comparison(out / f"{args.split}_{i:04d}.gif", poses[i], samples[i].pose,
-                                " ".join(samples[i].glosses), loaded.fps)  # fmt: skip
+                                " ".join(samples[i].glosses), loaded.fps, False if args.quiet else None)  # fmt: skip
         rendered += [str(p) for p in paths]
     print(json.dumps({"out": str(out), "split": args.split, "sequences": len(samples), "rendered": rendered}, indent=2))
     return 0

@@ -19,10 +19,12 @@ Mapping, PT joint ← Holistic point:
 PT coordinates put the neck at the origin with the shoulders 0.334 apart, +x toward the signer's right
 (image x mirrored), +y down, +z toward the camera. fgdm writes a .pose on a 1000 × 1000 × 1000 pixel
 canvas (the depth says z is in pixels too), the neck at (500, 350), 600 pixels per PT unit: such a file
-reads back exactly. Any other Holistic file (a video's) is normalised as PT data is: neck at the origin,
-the median shoulder width scaled to 0.334, hands placed in depth at their body wrists; a point missing in
-some frames (confidence 0) is interpolated between the frames that have it, one missing in every frame
-is put at its anchor (a hand at its body wrist, the head above the neck), and both are counted.
+reads back exactly while its shoulders are about there (:func:`on_canvas`; pose-format's ``normalize``
+moves the points and keeps the header). Any other Holistic file (a video's, or one of fgdm's moved so) is
+normalised as PT data is: neck at the origin, the median shoulder width scaled to 0.334, hands placed in
+depth at their body wrists; a point missing in some frames (confidence 0) is interpolated between the
+frames that have it, one missing in every frame is put at its anchor (a hand at its body wrist, the head
+above the neck), and both are counted.
 """
 
 from __future__ import annotations
@@ -69,6 +71,23 @@ def pt_to_pixels(pose: np.ndarray) -> np.ndarray:
 def pixels_to_pt(pixels: np.ndarray) -> np.ndarray:
     """The exact inverse of :func:`pt_to_pixels`."""
     return (pixels - NECK) / SCALE * _mirror()
+
+
+def on_canvas(data: np.ndarray, conf: np.ndarray, names: dict[str, int]) -> bool:
+    """Whether Holistic (S, N, 3) pixel data with confidence (S, N) has its shoulders where fgdm draws a pose:
+    over the frames that show both, the median of their midpoint within 0.5 PT units (300 pixels) of the
+    canvas's neck in x and y, and the median of their distance within a factor of 4 of PT's 0.334 (a model's
+    early output may be far from both; pose-format's normalized data, its midpoint at 0 and its width 1, is
+    not). Shoulders that coincide (median distance 0) count as on the canvas: no one normalised those (that
+    divides by their distance), and normalising cannot place them either."""
+    right, left = (names[f"POSE_LANDMARKS/{side}_SHOULDER"] for side in ("RIGHT", "LEFT"))
+    seen = (conf[:, right] > 0) & (conf[:, left] > 0)
+    if not seen.any():
+        return False
+    r, l = data[seen, right, :2].astype(np.float64), data[seen, left, :2].astype(np.float64)
+    offset = np.median(np.linalg.norm((r + l) / 2 - NECK[:2], axis=-1)) / SCALE
+    width = np.median(np.linalg.norm(r - l, axis=-1)) / SCALE / SHOULDER_WIDTH
+    return bool(width == 0 or (offset <= 0.5 and 0.25 <= width <= 4.0))
 
 
 def components():

@@ -34,7 +34,7 @@ def save_pose(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps
         raise ValueError("the .pose export maps the PT 50-joint skeleton onto Holistic's points")
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"{path}: frame rate {fps} (frames per second > 0), which no reader would take")
-    data, conf = holistic.to_holistic(_check(pose, skeleton))
+    data, conf = holistic.to_holistic(_check(pose, skeleton, str(path)))
     size = holistic.CANVAS
     header = PoseHeader(0.2, PoseHeaderDimensions(size, size, size), holistic.components())
     path = Path(path)
@@ -96,11 +96,14 @@ def read_pose_report(path: Path | str, skeleton: Skeleton = PT50):
         missing = [n for n in need if n not in names]
         if missing:
             raise DataFormatError(path, None, f"a Holistic file without {missing[:3]}")
-        # fgdm's own files: its canvas, and no confidence on the points PT lacks (eyes, hips, legs, a face); a
-        # square 1000-pixel video of MediaPipe's has those points too, and is normalised as any other
+        # fgdm's own files: its canvas, no confidence on the points PT lacks (eyes, hips, legs, a face) and the
+        # shoulders where fgdm draws them; a square 1000-pixel video of MediaPipe's has those points too, and one of
+        # fgdm's moved since (pose-format's normalize keeps the header) has the shoulders elsewhere: both are
+        # normalised as any other
         unused = np.ones(conf.shape[2], dtype=bool)
         unused[[names[n] for n in need]] = False
         exact = (dims.width, dims.height, dims.depth) == (holistic.CANVAS,) * 3 and not conf[:, 0, unused].any()
+        exact = exact and holistic.on_canvas(data[:, 0, :, :3], conf[:, 0], names)
         try:
             got = holistic.from_holistic(data[:, 0, :, :3], conf[:, 0], names, dims.width, dims.depth, fps, exact)
         except ValueError as err:
@@ -122,9 +125,10 @@ def load_pose(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:
 def save_npy(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50) -> Path:
     """Writes one (S, J, 3) sequence to exactly ``path`` (NumPy would add ``.npy`` to ``a.NPY``)."""
     path = Path(path)
+    pose = _check(pose, skeleton, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as f:
-        np.save(f, _check(pose, skeleton).astype(np.float32))
+        np.save(f, pose.astype(np.float32))
     return path
 
 

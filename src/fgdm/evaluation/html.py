@@ -89,7 +89,7 @@ def _gif(example: Example, fps: float) -> str:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = save_animation(Path(tmp) / "a.gif", [example.generated, example.truth], ["generated", "ground truth"],
-                              fps=fps)  # fmt: skip
+                              fps=fps, progress=False)  # fmt: skip
         data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img alt="{html.escape(example.name)}: generated and true" src="data:image/gif;base64,{data}">'
 
