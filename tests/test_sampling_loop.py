@@ -126,17 +126,44 @@ def test_the_same_seed_gives_identical_samples():
     assert a.shape == (3, 12, 50, 3) and torch.equal(mask, fm) and (a[~mask] == 0).all()
 
 
-@pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_a_sequences_poses_depend_on_the_seed_and_its_position_not_on_its_batch(eta):
-    """generate_poses: each sequence draws its own noise at its own length (initial and η-noise), so batch sizes,
-    the longest sequence beside it and a --limit leave its poses as they are (up to float rounding)."""
-    from fgdm.data.vocab import Vocabulary
-    from fgdm.sampling import LoadedModel, generate_poses
+def _loaded():
+    """A tiny seeded model (PyTorch ASGCN) for generate_poses."""
+    from fgdm.data.vocab import SPECIALS, Vocabulary
+    from fgdm.sampling import LoadedModel
 
     torch.manual_seed(0)
     cfg = tiny(**{"model.focal.kernel": "torch"})
     model = activate(build_model(cfg, V, with_scg=False)).eval()
-    loaded = LoadedModel(model, cfg, Vocabulary(["<unk>", "<pad>", "<s>", "</s>"] + [f"G{i}" for i in range(V - 4)]), 0)
+    return LoadedModel(model, cfg, Vocabulary([*SPECIALS, *(f"G{i}" for i in range(V - 4))]), 0)
+
+
+def test_sampling_warns_of_sequences_far_longer_than_the_training_ones():
+    """The longest training sequence travels with the weights (a buffer of the pose statistics): sampling says
+    when a sequence is more than 1.5 times as long; nothing where it was not recorded (older checkpoints)."""
+    import warnings
+
+    from fgdm.sampling import generate_poses
+
+    loaded = _loaded()
+    loaded.model.normalizer.longest.fill_(10)
+    with pytest.warns(UserWarning, match=r"1 sequence\(s\) longer than 1.5 × the longest the model was trained on "
+                      r"\(10 frames\), e.g. sequence 1 \(16 frames\)"):  # fmt: skip
+        generate_poses(loaded, [[5, 6], [7, 8]], [15, 16])
+    state = loaded.model.normalizer.state_dict()
+    assert int(state.pop("longest")) == 10
+    loaded.model.normalizer.load_state_dict(state)  # an older checkpoint's statistics: not recorded
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        generate_poses(loaded, [[5, 6], [7, 8]], [15, 16])
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_a_sequences_poses_depend_on_the_seed_and_its_position_not_on_its_batch(eta):
+    """generate_poses: each sequence draws its own noise at its own length (initial and η-noise), so batch sizes,
+    the longest sequence beside it and a --limit leave its poses as they are (up to float rounding)."""
+    from fgdm.sampling import generate_poses
+
+    loaded = _loaded()
     glosses, frames = [[5, 6, 7], [8, 9], [10, 11, 12, 13], [7, 5]], [9, 14, 5, 11]
 
     def sample(n=4, **kwargs):

@@ -33,6 +33,11 @@ def test_a_tiny_run_writes_checkpoints_and_a_metrics_csv(trained, capsys):
     ckpt = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 20 and ckpt["hyper_parameters"]["config"]["model"]["width"] == 32
     assert ckpt["hyper_parameters"]["vocab"][:4] == ["<unk>", "<pad>", "<s>", "</s>"]
+    from fgdm.config import load_config
+    from fgdm.data.sources import build_corpus
+
+    longest = build_corpus(load_config([TINY], []).data, "train").frame_counts().max()  # sampling warns beyond it
+    assert int(ckpt["state_dict"]["model.normalizer.longest"]) == longest > 0
     # no giant buffers: the file is about parameters + Adam's two moments (+ the EMA copy if any)
     params = sum(v.numel() for k, v in ckpt["state_dict"].items() if v.is_floating_point())
     size = (trained / "checkpoints" / "last.ckpt").stat().st_size

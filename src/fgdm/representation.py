@@ -64,10 +64,14 @@ class PoseNormalizer(nn.Module):
         self.register_buffer("mean", torch.zeros(J, 3))
         self.register_buffer("std", torch.ones(J, 3))
         self.register_buffer("fixed", torch.zeros(J, 3, dtype=torch.bool))  # the same in every training frame
+        # frames of the longest training sequence (0: not recorded), which sampling warns beyond
+        self.register_buffer("longest", torch.zeros((), dtype=torch.long))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        # checkpoints written before the coordinates held fixed were recorded: none held, as they sampled
+        # checkpoints written before the coordinates held fixed were recorded: none held, as they sampled; before
+        # the longest training sequence was: not known
         state_dict.setdefault(prefix + "fixed", torch.zeros_like(self.fixed))
+        state_dict.setdefault(prefix + "longest", torch.zeros_like(self.longest))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def relative_to_wrist(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from fgdm.model import FGDM, build_model
 from fgdm.runtime import signals_held
 
 MAX_FRAMES = 2000  # 80 s at 25 fps: longer requests are mistakes (attention memory grows with the square)
+LONG = 1.5  # sampling warns of sequences longer than this many times the longest training sequence
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -326,6 +327,7 @@ def generate_poses(
     model = loaded.model
     device = next(model.parameters()).device
     out: list[np.ndarray] = []
+    longest, too_long = int(model.normalizer.longest), []  # the longest training sequence, if recorded
     for start in tqdm(range(0, len(glosses), batch_size), desc="generate", disable=not progress):
         chunk = glosses[start : start + batch_size]
         gloss, gloss_mask = pad_sequences(chunk, loaded.vocab.pad_index, torch.long)
@@ -339,10 +341,16 @@ def generate_poses(
             raise ValueError(f"the length head predicts {int(n.max())} frames for sequence {start + int(n.argmax())}, "
                              f"beyond the {MAX_FRAMES} sampling allows: give fewer glosses, or a frame count "
                              "(--length N)")  # fmt: skip
+        too_long += [start + b for b, count in enumerate(n.tolist()) if longest and count > LONG * longest]
         generators = [torch.Generator(device=device).manual_seed(sequence_seed(seed, start + b)) for b in range(len(n))]
         x0, _ = model.generate(gloss, gloss_mask, n, steps=steps, eta=eta, generator=generators)
         x0 = x0.float().cpu().numpy()
         out += [x0[b, :count] for b, count in enumerate(n.tolist())]
+    if too_long:
+        first = names[too_long[0]] if names is not None else f"sequence {too_long[0]}"
+        warnings.warn(f"{len(too_long)} sequence(s) longer than {LONG:g} × the longest the model was trained on "
+                      f"({longest} frames), e.g. {first} ({len(out[too_long[0]])} frames): it never learnt to sign so "
+                      "long, and its motion fades; sample one sentence at a time", stacklevel=2)  # fmt: skip
     return out
 
 

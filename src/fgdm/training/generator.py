@@ -149,6 +149,7 @@ def train(
         suggest_gloss_dropout(data.dataset("dev"), cfg.training.unk_rate)
         if cfg.diffusion.standardise and not resume:  # on resume μ and σ come back with the weights
             module.model.normalizer.fit(pose_sample(data.corpora["train"]))
+        module.model.normalizer.longest.fill_(int(data.dataset("train").frame_counts().max()))
         return fit(module, data, cfg.training, config, "dev/dtw", resume, progress, callbacks)
 
 
