@@ -170,7 +170,36 @@ def test_the_training_loss_goes_to_the_progress_bar_only_when_there_is_one(progr
     seen = Seen()
     cfg = load_config(TINY, [f"training.output_dir={tmp_path}", "training.max_steps=2", "training.val_every=1000"])
     train(cfg, progress=progress, callbacks=[seen])
-    assert ("train/loss" in seen.metrics) is progress
+    assert ("loss" in seen.metrics) is progress
+
+
+@pytest.mark.parametrize("every", [True, False])
+def test_the_bar_shows_each_steps_loss_on_a_cpu_and_the_last_written_one_on_a_gpu(every, tmp_path, monkeypatch):
+    """A GPU's bar is fed the total of the last step the loggers wrote (every log_every, here 5), copied to the host
+    then, not each step's (a read back, and so a wait, every step); a CPU's reads cost nothing: each step's."""
+    from lightning.pytorch.callbacks import Callback
+
+    from fgdm.config import load_config
+    from fgdm.training import LitFGDM, train
+
+    losses, shown = [], []
+    log_terms = LitFGDM.log_training_terms
+
+    def spy(self, batch_size, **terms):
+        losses.append(float(terms["loss"]))
+        log_terms(self, batch_size, **terms)
+
+    class Shown(Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            shown.append(trainer.progress_bar_metrics["loss"])
+
+    monkeypatch.setattr(LitFGDM, "log_training_terms", spy)
+    monkeypatch.setattr(LitFGDM, "bar_every_step", every)
+    cfg = load_config(TINY, [f"training.output_dir={tmp_path}", "training.max_steps=12", "training.val_every=1000",
+                             "training.log_every=5"])  # fmt: skip
+    train(cfg, progress=True, callbacks=[Shown()])
+    written = [losses[0]] * 5 + [losses[4]] * 5 + [losses[9]] * 2  # steps 5 and 10 written (from 1)
+    assert shown == pytest.approx(losses if every else written) and losses[0] != losses[4] != losses[9]
 
 
 def test_training_terms_are_logged_only_on_the_steps_the_loggers_write(tmp_path, monkeypatch):

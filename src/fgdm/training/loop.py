@@ -80,11 +80,13 @@ class ScheduledModule(L.LightningModule):
 
     training_cfg: TrainingConfig
     deferred_finite_check: FiniteCheck | None = None  # set by FiniteCheck while it defers the check
+    bar_every_step: bool | None = None  # the bar's loss read every step; None: on a CPU (log_training_terms)
 
     def __init__(self) -> None:
         super().__init__()
         self.plateau, self._pending_plateau_state = None, None  # ReduceLROnPlateau, and its state from a checkpoint
         self._unlogged_terms: tuple[int, dict[str, torch.Tensor]] | None = None  # see log_training_terms
+        self._bar_loss: torch.Tensor | None = None  # on the host, for the progress bar (log_training_terms)
         self.stopped_at_min_lr: int | None = None  # the step where the plateau schedule stopped training, if it did
         self._resumed_rng: dict | None = None  # a resumed checkpoint's random streams, set when fitting starts
         self._fit_started = False
@@ -103,14 +105,15 @@ class ScheduledModule(L.LightningModule):
         Lightning reduces and copies every value passed to ``self.log`` after every step, and writes it only every
         ``training.log_every`` steps (and at a stop): about half a millisecond of host time per value and step,
         which a small model's GPU step cannot spare. So the terms are kept here and logged in
-        :meth:`on_train_batch_end`, once Lightning knows whether this step is written. ``train/loss`` goes to the
-        progress bar every step when there is a bar (a bar reads its values back to the host after every step,
-        on a GPU a wait for the device that a quiet run need not pay)."""
-        bar = self.trainer.progress_bar_callback is not None
-        if bar:
-            self.log("train/loss", terms["loss"], prog_bar=True, batch_size=batch_size)
-        kept = {name: t.detach() for name, t in terms.items() if not (bar and name == "loss")}
-        self._unlogged_terms = (batch_size, kept)
+        :meth:`on_train_batch_end`, once Lightning knows whether this step is written. A progress bar shows
+        ``loss``: this step's on a CPU; on a GPU the total of the last step written, copied to the host then
+        (Lightning reads a bar's values back after every step, which there would wait for every kernel queued)."""
+        self._unlogged_terms = (batch_size, {name: t.detach() for name, t in terms.items()})
+        if self.trainer.progress_bar_callback is not None:
+            every = self.bar_every_step if self.bar_every_step is not None else terms["loss"].device.type == "cpu"
+            if self._bar_loss is None or every:  # (the first step's: shown from the start)
+                self._bar_loss = terms["loss"].detach().cpu()
+            self.log("loss", self._bar_loss, prog_bar=True, logger=False, batch_size=batch_size)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         unlogged, self._unlogged_terms = self._unlogged_terms, None
@@ -119,6 +122,8 @@ class ScheduledModule(L.LightningModule):
         batch_size, terms = unlogged
         for name, value in terms.items():
             self.log(f"train/{name}", value, batch_size=batch_size, on_step=True, on_epoch=False)
+        if self.trainer.progress_bar_callback is not None:  # read now, with the loggers' values
+            self._bar_loss = terms["loss"].cpu()
 
     def after_validation(self, value: float) -> None:
         if self.trainer.sanity_checking or self.trainer.state.fn != "fit":  # trainer.validate: no schedule to step
