@@ -596,7 +596,14 @@ def test_weights_that_do_not_fit_their_config_say_where(tmp_path):
     shutil.copytree(pretrained_path(), tmp_path / "w")
     vocab = tmp_path / "w" / "vocab.txt"
     vocab.write_text("".join(line + "\n" for line in vocab.read_text().splitlines()[:60]))
-    with pytest.raises(ValueError, match=r"do not fit its stored config \(size mismatch for gloss_encoder.embed"):
+    with pytest.raises(ValueError, match=r"do not fit its stored config and vocabulary \(60 tokens\): size mismatch "
+                       r"for gloss_encoder.embed"):  # fmt: skip
+        load_for_sampling(tmp_path / "w")
+    (tmp_path / "w" / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    with pytest.raises(ValueError, match=r"w/model.safetensors: not readable weights"):  # the file, not the folder
+        load_for_sampling(tmp_path / "w")
+    (tmp_path / "w" / "config.json").write_text("{")
+    with pytest.raises(ValueError, match=r"w/config.json: not an fgdm export's config"):
         load_for_sampling(tmp_path / "w")
 
 

@@ -186,7 +186,8 @@ def load_for_sampling(
         if state["normalizer"]:
             model.normalizer.load_state_dict(state["normalizer"])
     except RuntimeError as err:
-        raise ValueError(f"{path}: its weights do not fit its stored config ({state_mismatch(err)})") from None
+        raise ValueError(f"{path}: its weights do not fit its stored config and vocabulary ({len(vocab)} tokens): "
+                         f"{state_mismatch(err)}") from None
     if not all(bool(t.isfinite().all()) for t in model.state_dict().values() if t.is_floating_point()):
         raise ValueError(f"{path}: its weights hold NaN or infinite values (a damaged file, or a diverged run)")
     if not bool((model.normalizer.std > 0).all()):
@@ -223,11 +224,14 @@ def _read_inference(directory: Path) -> tuple[Config, Vocabulary, dict, int]:
     try:
         meta = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
         cfg, step = from_dict(meta["config"]), int(meta.get("step", 0))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{directory / CONFIG}: not an fgdm export's config ({type(err).__name__}: {err})") from None
+    try:
         tensors = load_file(directory / WEIGHTS)
         with safe_open(directory / WEIGHTS, "pt") as f:
             stored = (f.metadata() or {}).get("step")
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, SafetensorError) as err:
-        raise ValueError(f"{directory}: not a readable inference directory ({type(err).__name__}: {err})") from None
+    except (OSError, ValueError, SafetensorError) as err:
+        raise ValueError(f"{directory / WEIGHTS}: not readable weights ({type(err).__name__}: {err})") from None
     if stored is not None and stored != str(step):
         raise ValueError(f"{directory}: {WEIGHTS} holds step {stored}, {CONFIG} step {step}: two exports mixed; "
                          "export again")  # fmt: skip
