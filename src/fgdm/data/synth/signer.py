@@ -62,6 +62,17 @@ def _mirror_quat(quat: np.ndarray) -> np.ndarray:
     return _frame_quat(u, n)
 
 
+def _continuous(quat: np.ndarray) -> np.ndarray:
+    """(n, 4) quaternions of the same rotations, each with the sign nearer the one before (q and -q are one rotation).
+    A smoothing filter across a sign change averages opposite quaternions: the hand would flip at that frame. Which
+    sign scipy gives an orientation whose components tie (the lexicon's axis-aligned ones) depends on the float
+    rounding of the machine and library build, so without this the rendering did too."""
+    flips = np.cumsum(np.einsum("ij,ij->i", quat[1:], quat[:-1]) < 0) % 2 == 1
+    out = quat.copy()
+    out[1:][flips] *= -1
+    return out
+
+
 def _constant(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False  # shared by every sentence: a write would change them all
     return a
@@ -309,7 +320,7 @@ class SignAnimator:
                 rng, S, 3, 4.0, 0.004
             )
             track.shape = gaussian_filter1d(track.shape, 1.0, axis=0, mode="nearest")
-            track.quat = _unit(gaussian_filter1d(track.quat, 1.0, axis=0, mode="nearest"))
+            track.quat = _unit(gaussian_filter1d(_continuous(track.quat), 1.0, axis=0, mode="nearest"))
 
         pose = np.zeros((S, self.skeleton.num_joints, 3))
         # Head: small nods and turns around the neck.
