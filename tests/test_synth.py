@@ -88,12 +88,12 @@ def test_determinism_by_seed():
 
 @pytest.mark.parametrize(
     ("index", "frames", "right_hand", "left_hand", "total"),
-    [(0, 132, 507.689881, 1151.321946, 1773.117961), (5, 126, 675.492448, 1201.634077, 2006.240952)],
+    [(0, 132, 502.757582, 1151.321946, 1768.185662), (5, 126, 670.08845, 1201.634077, 2000.836955)],
 )
 def test_rendering_is_pinned(index, frames, right_hand, left_hand, total):
     """What a sentence looks like is part of the shipped model's data and of every frame-count cache: a change
-    must raise RENDERER_VERSION. Values of RENDERER_VERSION 2 (the hand orientations smoothed without sign flips,
-    the same on every machine)."""
+    must raise RENDERER_VERSION. Values of RENDERER_VERSION 3 (each orientation's quaternion of one sign, smoothed
+    without sign flips: the same on every machine)."""
     pose = SynthCorpus(8, "train", seed=0)[index].pose.astype(np.float64)
     assert pose.shape == (frames, PT50.num_joints, 3)
     sums = [pose[:, PT50.part("right_hand")].sum(), pose[:, PT50.part("left_hand")].sum(), pose.sum()]
@@ -159,10 +159,36 @@ def test_phoenix_csv_rows_that_cannot_be_read_as_written_are_refused_with_their_
     ]
 
 
-def test_rendering_does_not_depend_on_the_sign_scipy_gives_a_quaternion(monkeypatch):
+def test_an_orientations_quaternion_does_not_depend_on_the_sign_scipy_gives_it(monkeypatch):
     """The lexicon's axis-aligned orientations tie between quaternion components, so which of q and -q scipy
-    returns depends on the machine's float rounding; the poses must not (they did: a sign change smoothed across
-    flipped the hand for a frame, and this test's values were another machine's)."""
+    returns depends on the machine's float rounding (the pinned values above were another machine's): the signer
+    fixes the sign itself, so the other choice renders the same."""
+    from types import SimpleNamespace
+
+    from scipy.spatial.transform import Rotation
+
+    from fgdm.data.synth import signer
+    from fgdm.data.synth.lexicon import ORIENTATIONS
+
+    frames = [tuple(np.asarray(v, dtype=np.float64) for v in ORIENTATIONS[o]) for o in ORIENTATIONS]
+    frames += [(np.array([-0.25, 0.55, 0.8]), np.array([-1.0, 0.0, 0.0])), (np.eye(3)[2], -np.eye(3)[1])]
+    before = [signer._frame_quat(u, n) for u, n in frames]
+
+    class OtherSign:  # scipy as another machine may round: the same rotations, the other quaternions
+        @staticmethod
+        def from_matrix(matrix):
+            q = Rotation.from_matrix(matrix).as_quat()
+            return SimpleNamespace(as_quat=lambda: -q)
+
+    monkeypatch.setattr(signer, "Rotation", OtherSign)
+    after = [signer._frame_quat(u, n) for u, n in frames]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert all(q[np.flatnonzero(np.abs(q) > 1e-9)[0]] > 0 for q in before)
+
+
+def test_a_sign_flip_inside_a_track_is_not_smoothed_into_the_hand(monkeypatch):
+    """Quaternions of opposite signs in one track (where a transition took the short way round) render as the
+    same rotations: the smoothing runs over quaternions made continuous first."""
     from fgdm.data.synth import signer
 
     before = SynthCorpus(8, "train", seed=0)[0].pose

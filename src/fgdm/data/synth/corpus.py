@@ -24,7 +24,7 @@ from fgdm.data.synth.signer import SignAnimator, Signer
 from fgdm.data.vocab import SPECIALS
 
 NUM_SIGNERS = 9  # as PHOENIX14T
-RENDERER_VERSION = 2  # raise when rendering changes what a sentence looks like (invalidates frame caches)
+RENDERER_VERSION = 3  # raise when rendering changes what a sentence looks like (invalidates frame caches)
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,13 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def _frame_quat(u: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Quaternion of the proper rotation with columns (u, n', u × n'), n' orthogonalised against u."""
+    """Quaternion of the proper rotation with columns (u, n', u × n'), n' orthogonalised against u, its sign fixed:
+    the first component that is not zero positive. (q and -q are one rotation, and which one scipy returns for the
+    lexicon's axis-aligned orientations, whose components tie, depends on the machine's float rounding.)"""
     u = _unit(np.asarray(u, dtype=np.float64))
     n = _unit(np.asarray(n, dtype=np.float64) - np.dot(n, u) * u)
-    return Rotation.from_matrix(np.stack([u, n, np.cross(u, n)], axis=1)).as_quat()
+    q = Rotation.from_matrix(np.stack([u, n, np.cross(u, n)], axis=1)).as_quat()
+    return q if q[np.flatnonzero(np.abs(q) > 1e-9)[0]] > 0 else -q
 
 
 _MIRROR = np.array([-1.0, 1.0, 1.0])
@@ -64,9 +67,8 @@ def _mirror_quat(quat: np.ndarray) -> np.ndarray:
 
 def _continuous(quat: np.ndarray) -> np.ndarray:
     """(n, 4) quaternions of the same rotations, each with the sign nearer the one before (q and -q are one rotation).
-    A smoothing filter across a sign change averages opposite quaternions: the hand would flip at that frame. Which
-    sign scipy gives an orientation whose components tie (the lexicon's axis-aligned ones) depends on the float
-    rounding of the machine and library build, so without this the rendering did too."""
+    A smoothing filter across a sign change averages opposite quaternions: the hand would flip at that frame (a sign
+    held through a sign ends where the transition to the next took the short way round)."""
     flips = np.cumsum(np.einsum("ij,ij->i", quat[1:], quat[:-1]) < 0) % 2 == 1
     out = quat.copy()
     out[1:][flips] *= -1
@@ -146,7 +148,7 @@ def _transition(a: _Track, b: _Track, n: int) -> _Track:
     """Co-articulation from the last frame of ``a`` to the first frame of ``b`` over n frames."""
     w = _smoothstep(n)[:, None]
     qa, qb = a.quat[-1], b.quat[0]
-    if np.dot(qa, qb) < 0:  # take the short way round
+    if np.dot(qa, qb) < -1e-9:  # take the short way round (half-turns apart, dot 0: either way, one fixed)
         qb = -qb
     return _Track(
         pos=(1 - w) * a.pos[-1] + w * b.pos[0],
