@@ -304,6 +304,7 @@ def test_score_computes_each_metric_as_evaluate_does(backtranslator, tmp_path):
     gloss = score_text_files(files["hg"], files["rg"])
     text = score_text_files(files["ht"], files["rt"])
     assert row["wer"] == round(gloss["wer"], 2) == 50.0  # tokenised, it would be 2 of 12 (16.67)
+    assert gloss["wer_tokens"] == "as written"
     counts = gloss["wer_counts"]
     assert row["wer_counts"] == {"sub": 2, "del": 1, "ins": 0, "ref": 6} == {
         "sub": counts["substitutions"], "del": counts["deletions"], "ins": counts["insertions"],

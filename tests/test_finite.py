@@ -28,9 +28,10 @@ class Recording(FiniteCheck):
         super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
 
 
-def _train(out, monkeypatch, defer: bool, nan_at: int | None = None, steps: int = 7) -> int:
+def _train(out, monkeypatch, defer: bool, nan_at: int | None = None, steps: int = 7, inf=False, val=1000) -> int:
     """``fgdm train`` of the tiny config for ``steps`` steps, the check deferred or not, the loss of step ``nan_at``
-    (counted from 0) made NaN; its exit status."""
+    (counted from 0) made NaN (``inf``: +inf, its gradients finite), validating every ``val`` steps; its exit
+    status."""
     Recording.seen = []
     monkeypatch.setattr(loop, "FiniteCheck", lambda: Recording(defer=defer))
     calls, loss_of_draws = [], FGDM.loss_of_draws
@@ -38,13 +39,15 @@ def _train(out, monkeypatch, defer: bool, nan_at: int | None = None, steps: int 
     def poisoned(self, *args):
         terms = loss_of_draws(self, *args)
         calls.append(None)
-        if len(calls) - 1 == nan_at:
+        if len(calls) - 1 == nan_at and inf:
+            terms.total = terms.total + float("inf")  # the gradients stay finite
+        elif len(calls) - 1 == nan_at:
             terms.total = terms.total * float("nan")  # NaN gradients everywhere, as a real blow-up gives
         return terms
 
     monkeypatch.setattr(FGDM, "loss_of_draws", poisoned)
     args = ["train", TINY, "--set", f"training.output_dir={out}", "--set", f"training.max_steps={steps}",
-            "--set", "training.val_every=1000", "--set", "training.log_every=4", "--quiet"]  # fmt: skip
+            "--set", f"training.val_every={val}", "--set", "training.log_every=4", "--quiet"]  # fmt: skip
     return main(args)
 
 
@@ -72,6 +75,22 @@ def test_the_deferred_check_skips_the_step_and_stops_at_the_next_check(tmp_path,
     assert torch.equal(weights[2], weights[1])  # the NaN step changed nothing
     assert not torch.equal(weights[3], weights[2]) and all(torch.isfinite(w).all() for w in weights.values())
     assert [s[3] for s in Recording.seen] == [1, 1, 2, 3]  # Adam's step count skipped it too
+
+
+def test_a_step_whose_loss_alone_is_not_finite_is_skipped_too(tmp_path, monkeypatch, capsys):
+    assert _train(tmp_path / "run", monkeypatch, defer=True, nan_at=1, inf=True) == 1
+    assert "step 1: the training loss is inf; that step was not applied" in capsys.readouterr().err
+    weights = {s[0]: s[2] for s in Recording.seen}
+    assert torch.equal(weights[2], weights[1]) and not torch.equal(weights[3], weights[2])
+
+
+def test_the_deferred_check_runs_before_a_validation_and_its_checkpoints(tmp_path, monkeypatch, capsys):
+    """A validation (and the checkpoints written after it) never follows an unchecked non-finite step."""
+    assert _train(tmp_path / "run", monkeypatch, defer=True, nan_at=1, val=3) == 1
+    assert "step 1: the training loss is nan; that step was not applied, and training stopped at step 3" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "run" / "checkpoints" / "best.ckpt").exists()
 
 
 def test_the_immediate_check_stops_before_the_step(tmp_path, monkeypatch, capsys):
@@ -135,5 +154,5 @@ def test_two_processes_skip_the_same_step_and_stop_together(tmp_path):
     env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 1, done.stderr[-3000:]
-    assert "fgdm: error: step 1: the gradients are not finite (the training loss is " in done.stderr
+    assert "fgdm: error: step 1: the training loss or the gradients were not finite, in this process" in done.stderr
     assert "that step was not applied, and training stopped at step 4" in done.stderr

@@ -151,10 +151,13 @@ def test_sampling_warns_of_sequences_far_longer_than_the_training_ones():
         generate_poses(loaded, [[5, 6], [7, 8]], [15, 16])
     state = loaded.model.normalizer.state_dict()
     assert int(state.pop("longest")) == 10
-    loaded.model.normalizer.load_state_dict(state)  # an older checkpoint's statistics: not recorded
+    loaded.model.normalizer.load_state_dict(state)  # a run resumed from an older checkpoint keeps its data's
+    assert int(loaded.model.normalizer.longest) == 10
+    older = _loaded()
+    older.model.normalizer.load_state_dict(state)  # an older checkpoint's statistics, sampled: not recorded
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        generate_poses(loaded, [[5, 6], [7, 8]], [15, 16])
+        generate_poses(older, [[5, 6], [7, 8]], [15, 16])
 
 
 @pytest.mark.parametrize("eta", [0.0, 1.0])

@@ -71,7 +71,7 @@ class PoseNormalizer(nn.Module):
         # checkpoints written before the coordinates held fixed were recorded: none held, as they sampled; before
         # the longest training sequence was: not known
         state_dict.setdefault(prefix + "fixed", torch.zeros_like(self.fixed))
-        state_dict.setdefault(prefix + "longest", torch.zeros_like(self.longest))
+        state_dict.setdefault(prefix + "longest", self.longest.detach().clone())  # (a resumed run's: its data's)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def relative_to_wrist(self, x: torch.Tensor) -> torch.Tensor:

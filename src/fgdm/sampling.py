@@ -187,7 +187,7 @@ def load_for_sampling(
             model.normalizer.load_state_dict(state["normalizer"])
     except RuntimeError as err:
         raise ValueError(f"{path}: its weights do not fit its stored config and vocabulary ({len(vocab)} tokens): "
-                         f"{state_mismatch(err)}") from None
+                         f"{state_mismatch(err)}") from None  # fmt: skip
     if not all(bool(t.isfinite().all()) for t in model.state_dict().values() if t.is_floating_point()):
         raise ValueError(f"{path}: its weights hold NaN or infinite values (a damaged file, or a diverged run)")
     if not bool((model.normalizer.std > 0).all()):

@@ -97,7 +97,8 @@ def score_text_files(hyp_path: Path | str, ref_path: Path | str, tokenize: bool 
     text = ([hypothesis_text(line) for line in hyp], [reference_text(line) for line in ref]) if tokenize else (hyp, ref)
     w = wer(hyp, ref)  # the glosses' WER: tokens as written
     return {**{k: round(v, 4) for k, v in text_metrics(*text).items()}, "wer": round(w.wer, 4),
-            "wer_counts": w.as_dict(), "sentences": len(hyp), "tokenized": tokenize}  # fmt: skip
+            "wer_counts": w.as_dict(), "wer_tokens": "as written", "sentences": len(hyp),
+            "tokenized": tokenize}  # fmt: skip
 
 
 def mean_pose(train: Corpus, limit: int | None = 2000) -> np.ndarray:

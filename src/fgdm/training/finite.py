@@ -3,17 +3,20 @@
 On a CPU the loss is read at once, before the optimiser step (:func:`not_finite`'s error): the read costs nothing
 there, as the step's arithmetic has already been done. Where the loss lives on a GPU, reading it makes the host wait
 for all the step's kernels, so the host cannot issue the next step while the device computes this one. There,
-with PyTorch's fused Adam (float32 and TF32 training, ``optimizer`` in loop.py), :class:`FiniteCheck` defers the
-read without letting a non-finite step reach the weights:
+with PyTorch's fused Adam (every ``training.precision`` but ``16-mixed``: :func:`fgdm.training.optim.optimizer`),
+:class:`FiniteCheck` defers the read without letting a non-finite step reach the weights:
 
-- a step whose gradients are not finite is not applied: its ``found_inf`` flag, as a gradient scaler passes it to
-  the fused step, leaves the weights, Adam's moments and its step count as they were (the flag stays on the device);
-- the first step whose loss or gradients were not finite is kept on the device too, and read every
-  ``training.log_every`` steps and when training ends: the run then stops with the same error, naming that step.
+- a step whose loss or gradients are not finite is not applied: its ``found_inf`` flag, as a gradient scaler passes
+  it to the fused step, leaves the weights, Adam's moments and its step count as they were (the flag stays on the
+  device); buffers that the forward pass itself updates (the SCG branch's BatchNorm statistics) are not covered;
+- the first such step is kept on the device too, and read every ``training.log_every`` steps, before each validation
+  and checkpoint, and when training ends: the run then stops with the same error, naming that step, so no
+  checkpoint is written after it.
 
-In a multi-process (DDP) run every rank sees the same averaged gradients, so they skip the same steps, and they
-agree on stopping at the same check (one all-reduce). Other strategies (FSDP's sharded gradients) and optimisers
-without ``found_inf`` read the loss at once, as on a CPU.
+In a multi-process (DDP) run the ranks agree on skipping a step (one all-reduce of the flag on the device, no wait)
+and on stopping at the same check (one all-reduce). Other strategies (FSDP's sharded gradients), optimisers
+without ``found_inf``, devices other than CUDA and torch before 2.6 (no ``get_total_norm``) read the loss at once,
+as on a CPU.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def not_finite(step: int, loss: float | None, stopped_at: int | None = None) -> 
     where another process's was the cause). ``stopped_at``: where a deferred check found it (the step itself was
     not applied)."""
     if loss is None:
-        what = "the training loss or the gradients were not finite in another process"
+        what = "the training loss or the gradients were not finite, in this process or another"
     elif math.isfinite(loss):
         what = f"the gradients are not finite (the training loss is {loss})"
     else:
@@ -67,8 +70,9 @@ class FiniteCheck(Callback):
             len(optimizers) == 1
             and all(group.get("fused") for group in optimizers[0].param_groups)
             and type(trainer.strategy) in (SingleDeviceStrategy, DDPStrategy)
+            and hasattr(torch.nn.utils, "get_total_norm")  # torch ≥ 2.6
         )
-        wanted = module.device.type != "cpu" if self.defer is None else self.defer
+        wanted = module.device.type == "cuda" if self.defer is None else self.defer
         self.active = bool(works and wanted)
         module.deferred_finite_check = self if self.active else None
         if self.active:
@@ -85,9 +89,11 @@ class FiniteCheck(Callback):
         optimizer = self._optimizer(optimizer)
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         norm = torch.nn.utils.get_total_norm(grads, foreach=True) if grads else self.loss.new_zeros(())
-        skip = ~torch.isfinite(norm)  # the same on every rank: DDP has averaged the gradients by now
-        optimizer.found_inf = skip.float()  # read by the fused step: nothing changes where it is 1
-        new = (skip | ~torch.isfinite(self.loss)) & (self.first < 0)
+        skip = (~torch.isfinite(norm) | ~torch.isfinite(self.loss)).float()
+        if trainer.world_size > 1 and torch.distributed.is_initialized():  # a rank's loss alone: all skip it
+            torch.distributed.all_reduce(skip, op=torch.distributed.ReduceOp.MAX)
+        optimizer.found_inf = skip  # read by the fused step: nothing changes where it is 1
+        new = (skip > 0) & (self.first < 0)
         self.first = torch.where(new, trainer.global_step, self.first)
         self.first_loss = torch.where(new, self.loss.float(), self.first_loss)
         self.loss = None
@@ -96,18 +102,27 @@ class FiniteCheck(Callback):
         """Raises where a step so far was not finite, on every rank at once (one host read; one all-reduce)."""
         if not self.active:
             return
-        first = self.first.clone()
+        none = torch.iinfo(torch.long).max  # the earliest over the ranks; "none" where there is none
+        first = torch.where(self.first < 0, none, self.first)
         if trainer.world_size > 1 and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MAX)
+            torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
         step = int(first)
-        if step < 0:
+        if step == none:
             return
-        mine = int(self.first) == step  # this rank's own loss of that step; another rank's may have been the cause
-        raise not_finite(step, float(self.first_loss) if mine else None, stopped_at=trainer.global_step)
+        loss = float(self.first_loss) if int(self.first) == step else None
+        if loss is not None and math.isfinite(loss) and trainer.world_size > 1:
+            loss = None  # finite here: another process's loss or the averaged gradients were the cause
+        raise not_finite(step, loss, stopped_at=trainer.global_step)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx) -> None:
         if trainer.global_step % max(1, trainer.log_every_n_steps) == 0:
             self.check(trainer)
+
+    def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.check(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict) -> None:
+        self.check(trainer)  # raised here, the checkpoint is not written
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.check(trainer)

@@ -1,8 +1,8 @@
 """The training loop both trainers share, on PyTorch Lightning.
 
-Distribution, mixed precision, gradient clipping, progress bars and logging are Lightning's. This module adds Adam
-with warm-up and either a plateau scheduler stepped on a dev metric (stopping at a minimum learning rate) or a
-cosine decay over the step budget, atomic checkpoint writes, a throughput count, and :func:`fit`, which runs a module.
+Distribution, mixed precision, gradient clipping, progress bars and logging are Lightning's. This module adds the
+learning-rate schedule's steps (the optimiser and the schedule are in optim.py), atomic checkpoint writes, a
+throughput count, the finite check (finite.py), and :func:`fit`, which runs a module.
 """
 
 from __future__ import annotations
