@@ -9,6 +9,7 @@ read needs a value that a meta tensor does not have.
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from fgdm.data.dataset import mask_counts
 from fgdm.model import build_model
 from helpers import V, batch, tiny
 
@@ -88,7 +89,7 @@ def test_a_training_step_with_the_scg_branch_reads_nothing_back_given_the_batchs
     monkeypatch.setattr(scg, "_ctc", ctc)
     model, inputs, made = _on_meta(monkeypatch)
     _, frame_mask, _, gloss_mask = batch()
-    counts = torch.stack((frame_mask.sum(1), gloss_mask.sum(1)), 1)  # as a batch made on the host has them
+    counts = mask_counts(frame_mask, gloss_mask)  # as a batch made on the host has them
     model.loss(*inputs, counts=counts).total.backward()  # the first: tables to the device
     made.clear()
     with _Crossings() as crossings:

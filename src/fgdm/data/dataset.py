@@ -36,6 +36,11 @@ def pad_sequences(
     return out, mask
 
 
+def mask_counts(frame_mask: torch.Tensor, gloss_mask: torch.Tensor) -> torch.Tensor:
+    """(B, 2): each sequence's frame and gloss counts, from its (B, S) and (B, L) masks (:attr:`Batch.counts`)."""
+    return torch.stack((frame_mask.sum(1), gloss_mask.sum(1)), 1)
+
+
 @dataclass
 class Batch:
     """A padded batch. Masks are True on valid (non-padded) positions.
@@ -63,7 +68,7 @@ class Batch:
 
     def __post_init__(self) -> None:
         if self.counts is None and self.frame_mask.device.type == "cpu":
-            self.counts = torch.stack((self.frame_mask.sum(1), self.gloss_mask.sum(1)), 1)
+            self.counts = mask_counts(self.frame_mask, self.gloss_mask)
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
         """The batch with ``fn`` applied to each of its tensors but the host's counts."""

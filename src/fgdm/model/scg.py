@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fgdm.config import SCGConfig
+from fgdm.data.dataset import mask_counts
 from fgdm.model.compiled import conv1d, dynamic
 
 
@@ -129,7 +130,7 @@ class SCGBranch(nn.Module):
         """
         target_lengths = gloss_mask.sum(1)
         if counts is None:
-            counts = torch.stack((frame_mask.sum(1), target_lengths), 1).cpu()  # both in one copy
+            counts = mask_counts(frame_mask, gloss_mask).cpu()  # both in one copy
         log_probs, _ = self(features, frame_mask, counts)
         targets = (gloss + 1).masked_fill(~gloss_mask, 0)  # class 0 is the blank
         per_sample = _ctc(log_probs.transpose(0, 1), targets, counts)
