@@ -1,0 +1,128 @@
+"""The back-translator's beam search against one that takes finished hypotheses out of the beam.
+
+    python benchmarks/beam_search.py BT_CKPT DATA_DIR [--split test ...] [--beams 4 8] [--hyp NAME=PT_DIR ...]
+        [--out benchmarks/results/beam_search.md]
+
+fgdm's search (``BackTranslator.translate``) keeps a hypothesis that has ended in the beam, extended by
+``<pad>`` at no cost, so it holds one of the k places while it stays among the k best by log-probability; the
+translation is the best of the last beam by log-probability / length ** length_penalty. OpenNMT-py's way, the
+*pooled* search here, takes an ended hypothesis out of the beam into its sentence's pool (the beam goes on
+with k unfinished ones) and ends a sentence when the best candidate of a step ends; the translation is the
+best of the pool by the same normalised score. (The SLT code, built on JoeyNMT, does a third thing: ended
+hypotheses stay in the beam and keep being extended, and GNMT's length penalty ((5 + n) / 6) ** α scores
+them.) Each split's ground truth (and each ``--hyp`` directory's poses of that split, e.g. ``fgdm generate``
+output) is back-translated with both searches and scored with the protocol's BLEU and ROUGE-L.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fgdm.data.corpus import PTCorpus
+from fgdm.data.dataset import pad_sequences
+from fgdm.data.pt import read_split
+from fgdm.data.vocab import Vocabulary
+from fgdm.evaluation.backtranslation import load_backtranslator
+from fgdm.evaluation.protocol import reference_text
+from fgdm.metrics.text import bleu, rouge_l
+from fgdm.model.backtranslator import BackTranslator
+
+
+@torch.no_grad()
+def pooled_search(model: BackTranslator, memory: torch.Tensor, mask: torch.Tensor, k: int) -> list[list[int]]:
+    """Beam search in which an ended hypothesis (``</s>`` or the length limit) leaves the beam for its sentence's
+    pool; a sentence ends when the best-scored candidate of a step ends."""
+    B, device = memory.shape[0], memory.device
+    L, W, alpha = model.cfg.max_output_length, model.word_head.out_features, model.cfg.length_penalty
+    eos, pad = Vocabulary.eos_index, Vocabulary.pad_index
+    mem, mem_mask = memory.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
+    tokens = torch.full((B * k, L + 1), pad, dtype=torch.long, device=device)
+    tokens[:, 0] = Vocabulary.bos_index
+    scores = torch.full((B, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0
+    best = torch.full((B, L + 1), pad, dtype=torch.long, device=device)
+    best_score = torch.full((B,), float("-inf"), device=device)
+    ended = torch.zeros(B, dtype=torch.bool, device=device)
+    rows = torch.arange(B, device=device)
+    for step in range(1, L + 1):
+        logp = torch.log_softmax(model.word_logits(mem, mem_mask, tokens[:, :step])[:, -1].float(), dim=-1)
+        scores, flat = (scores.view(-1, 1) + logp).view(B, k * W).topk(k, dim=1)
+        tokens = tokens[(flat // W + rows[:, None] * k).view(-1)]
+        word = flat % W
+        tokens[:, step] = word.view(-1)
+        finished = ((word == eos) | (step == L)) & scores.isfinite() & ~ended[:, None]
+        top, arg = torch.where(finished, scores / step**alpha, float("-inf")).max(1)
+        better = top > best_score
+        best = torch.where(better[:, None], tokens.view(B, k, -1)[rows, arg], best)
+        best_score = torch.maximum(best_score, top)
+        ended |= finished[:, 0]
+        scores = scores.masked_fill(finished | ended[:, None], float("-inf"))
+        if bool(ended.all()):
+            break
+    return [list(itertools.takewhile(lambda w: w not in (eos, pad), row[1:])) for row in best.tolist()]
+
+
+def translations(bt, poses: list[np.ndarray], search: str, k: int, batch_size: int = 32) -> list[str]:
+    model = bt.model
+    order = np.argsort([len(p) for p in poses], kind="stable")
+    out: dict[int, str] = {}
+    for start in range(0, len(poses), batch_size):
+        idx = order[start : start + batch_size]
+        x, mask = pad_sequences([np.asarray(poses[i], dtype=np.float32) for i in idx], 0.0, torch.float32)
+        memory, mmask = model.encode(x, mask)
+        words = model.translate(memory, mmask, beam=k) if search == "fgdm" else pooled_search(model, memory, mmask, k)
+        out.update({int(i): " ".join(bt.text_vocab.decode(w)) for i, w in zip(idx, words, strict=True)})
+    return [out[i] for i in range(len(poses))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("backtranslator")
+    ap.add_argument("data")
+    ap.add_argument("--split", nargs="+", default=["test"])
+    ap.add_argument("--beams", nargs="+", type=int, default=[4, 8])
+    ap.add_argument("--hyp", nargs="*", default=[], help="NAME=PT_DIR: generated poses of the splits it has")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/beam_search.md"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    bt = load_backtranslator(args.backtranslator, "cpu")
+    rows = []
+    for split in args.split:
+        corpus = PTCorpus.read(args.data, split, bt.cfg.data.skip_frames)
+        refs = [reference_text(t) for t in corpus.texts()]
+        systems = [("ground truth", [corpus[i].pose for i in range(len(corpus))])]
+        for name, path in (h.split("=", 1) for h in args.hyp):
+            if (Path(path) / f"{split}.skels").exists():
+                systems.append((name, list(read_split(path, split).poses)))
+        for name, poses in systems:
+            for k in args.beams:
+                for search in ("fgdm", "pooled"):
+                    start = time.perf_counter()
+                    hyp = translations(bt, poses, search, k)
+                    rows.append({"split": split, "sentences": len(refs), "system": name, "beam": k, "search": search,
+                                 "bleu4": round(bleu(hyp, refs)["bleu4"], 2), "rouge_l": round(rouge_l(hyp, refs), 2),
+                                 "mean_words": round(float(np.mean([len(h.split()) for h in hyp])), 2),
+                                 "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+                    print(json.dumps(rows[-1]), flush=True)
+    head = "| split (sentences) | system | beam | search | BLEU-4 | ROUGE-L | words per translation | seconds |"
+    hyps = "".join(f" --hyp {h.split('=', 1)[0]}=DIR" for h in args.hyp)
+    command = f"python benchmarks/beam_search.py BT_CKPT DATA_DIR --split {' '.join(args.split)} --beams " + " ".join(
+        map(str, args.beams)
+    )
+    lines = [f"`{command}{hyps}`", "", head, "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['split']} ({r['sentences']}) | {r['system']} | {r['beam']} | {r['search']} | {r['bleu4']} | "
+              f"{r['rouge_l']} | {r['mean_words']} | {r['seconds']} |" for r in rows]  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
