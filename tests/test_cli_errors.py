@@ -359,6 +359,12 @@ CASES = [
         ("training.accelerator, devices, strategy or precision:",),
     ),
     Case(
+        "every device (-1) where the accelerator found is a CPU",
+        lambda c: [*_train_on(c), "--set", "training.devices=-1"],
+        1,
+        ("training.accelerator, devices, strategy or precision:", "should be an int > 0"),
+    ),
+    Case(
         "resuming a run that has reached max_steps",
         lambda c: ["train", TINY, "--set", f"training.output_dir={c.run}", "--set", "training.max_steps=5", "--resume"],
         1,

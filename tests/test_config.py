@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from fgdm.config import BackTranslatorConfig, Config, ConfigError, from_dict, load_config, to_dict
+from fgdm.config import BackTranslatorConfig, Config, ConfigError, TrainingConfig, from_dict, load_config, to_dict
 
 CONFIGS = sorted(Path("configs").glob("**/*.yaml"))
 
@@ -126,3 +126,193 @@ def test_an_old_key_name_in_a_later_layer_overrides_as_any_key_does(tmp_path):
     (tmp_path / "both.yaml").write_text("training:\n  bone_weight: 0.2\nloss:\n  bone_weight: 0.3\n")
     with pytest.raises(ConfigError, match=r"training.bone_weight \(the old name of loss.bone_weight\) and"):
         load_config(["configs/tiny.yaml", tmp_path / "both.yaml"])
+
+
+def _error(paths, overrides=()) -> str:
+    with pytest.raises(ConfigError) as err:
+        load_config(paths, list(overrides))
+    assert "\n" not in str(err.value)  # one line
+    return str(err.value)
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_set_value_is_refused_not_read_as_null(value):
+    """data.path=$PHOENIX with the variable unset must not train on the embedded synthetic data."""
+    message = _error("configs/paper.yaml", [f"data.path={value}"])
+    assert message.startswith(f"--set data.path={value}: an empty value") and "write data.path=null" in message
+    assert load_config("configs/paper.yaml", ["data.path=null"]).data.path is None  # null, written as such
+    assert load_config("configs/paper.yaml", ["data.path=/x"]).data.path == "/x"
+
+
+def test_a_key_given_twice_in_a_file_is_refused_with_both_lines(tmp_path):
+    text = Path("configs/tiny.yaml").read_text(encoding="utf-8")
+    first = text.split("\n").index("training:") + 1
+    (tmp_path / "c.yaml").write_text(text + "training:\n  max_steps: 5\n", encoding="utf-8")
+    second = len(text.split("\n"))
+    message = _error(tmp_path / "c.yaml")
+    assert message.startswith(f"{tmp_path / 'c.yaml'}:{second}: training: given twice, at lines {first} and {second}")
+    (tmp_path / "d.yaml").write_text("model:\n  width: 32\n  focal: {layers: 1, layers: 2}\n", encoding="utf-8")
+    assert _error(tmp_path / "d.yaml").startswith(
+        f"{tmp_path / 'd.yaml'}:3: model.focal.layers: given twice, on line 3"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "value"),
+    [
+        ("data.path=[v2] phoenix", "[v2] phoenix"),  # YAML: a flow sequence, then an error
+        ("data.path=@foo", "@foo"),  # YAML: a reserved character
+        ("training.output_dir=*runs", "*runs"),  # YAML: an alias
+        ("data.path=: x", ": x"),
+        ("data.path=/data/my phoenix #2", "/data/my phoenix #2"),  # a # is never a comment
+        ("data.path=no", "no"),  # not YAML 1.1's false
+        ('data.path="null"', "null"),  # quoted: a string
+        ("data.vocab= v.txt ", "v.txt"),
+        ("data.vocab=~", None),
+    ],
+)
+def test_a_set_value_of_a_path_key_is_the_text_as_written(override, value):
+    section, key = override.split("=")[0].split(".")
+    assert getattr(getattr(load_config("configs/tiny.yaml", [override]), section), key) == value
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.lr=@foo", "--set training.lr=@foo: training.lr: expected a number, got '@foo'"),
+        ("training.lr=[1", "--set training.lr=[1: training.lr: expected a number, got '[1'"),
+        ("training.seed=42 # x", "--set training.seed=42 # x: training.seed: expected an integer, got '42 # x'"),
+        ("training.max_steps=0x10", "--set training.max_steps=0x10: training.max_steps: expected an integer"),
+        ("training.seed=0042", "--set training.seed=0042: training.seed: 0042 is ambiguous: YAML 1.1 reads"),
+        ("training.seed=-0042", "octal (-34), others as decimal (-42): write -42 or -34"),
+        ("training.seed=00", "00 is ambiguous: YAML 1.1 reads an integer with a leading 0 as octal: write 0"),
+    ],
+)
+def test_a_set_value_that_yaml_would_misread_is_refused_naming_the_set(override, message):
+    assert message in _error("configs/tiny.yaml", [override])
+
+
+def test_set_values_of_other_keys_read_as_their_type():
+    cfg = load_config("configs/tiny.yaml", ["training.max_steps=1_000", "training.seed=0", "model.scg.enabled=off",
+                                            "training.ema_decay=null", "training.compile=reduce-overhead"])  # fmt: skip
+    assert (cfg.training.max_steps, cfg.training.seed, cfg.model.scg.enabled) == (1000, 0, False)
+    assert cfg.training.ema_decay is None and cfg.training.compile == "reduce-overhead"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "training:\n  seed: 0042\n",
+            ":2: training.seed: 0042 is ambiguous: YAML 1.1 reads an integer with a leading 0",
+        ),
+        ("training:\n  max_steps: 0x10\n", ":2: training.max_steps: 0x10 is not written in decimal (YAML 1.1 reads it"),
+        (
+            "training:\n  max_steps: 1:30\n",
+            ":2: training.max_steps: 1:30 is not written in decimal (YAML 1.1 reads it as 90)",
+        ),
+        ("training:\n  lr: 1:30.5\n", ":2: training.lr: 1:30.5 is not written in decimal"),
+        ("training:\n  max_steps: 1" + "0" * 5000 + "\n", ":2: training.max_steps: an integer of 5001 characters"),
+        ("training:\n  seed: 2020-13-45\n", ": invalid YAML (month must be in 1..12)"),
+    ],
+)
+def test_a_number_in_a_file_that_yaml_reads_otherwise_than_it_looks_is_refused(tmp_path, text, message):
+    (tmp_path / "c.yaml").write_text(text, encoding="utf-8")
+    assert _error(tmp_path / "c.yaml").startswith(f"{tmp_path / 'c.yaml'}{message}")
+
+
+@pytest.mark.parametrize("devices", [1, 4, -1, "auto", "0,1", "1,", " 0, 2 ", "2", "-1"])
+def test_training_devices_takes_what_lightning_reads(devices):
+    assert TrainingConfig(devices=devices).devices == devices
+
+
+@pytest.mark.parametrize("devices", [0, -2, "abc", "0,0", "", ",", "1.5", "0", "1 2", "0,-1", "Auto"])
+def test_training_devices_refuses_what_lightning_would_not_read(devices):
+    with pytest.raises(ConfigError, match=r"^training\.devices: must be "):
+        TrainingConfig(devices=devices)
+
+
+def test_a_bad_devices_string_from_a_set_is_blamed_on_it():
+    message = _error("configs/tiny.yaml", ["training.devices=abc"])
+    assert message.startswith("--set training.devices=abc: training.devices: must be a count ≥ 1, -1 or auto")
+    message = _error("configs/tiny.yaml", ["training.accelerator=cpu", "training.devices=0,1"])
+    assert message.startswith("--set training.accelerator=cpu, --set training.devices=0,1: training.devices: the cpu")
+    assert load_config("configs/tiny.yaml", ["training.accelerator=cpu", "training.devices=2"]).training.devices == 2
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "loss.hand_weight=.nan", "loss.bone_weight=.nan", "loss.scg_weight=.inf", "loss.length_weight=-.inf",
+        "diffusion.data_scale=.nan", "diffusion.data_scale=.inf", "training.lr=.inf", "training.min_lr=.nan",
+        "diffusion.cosine_s=.inf", "training.weight_decay=.inf", "training.weight_decay=inf", "training.lr=1e999",
+        "diffusion.eta=NaN", "model.scg.alpha=.nan", "training.max_minutes=.inf", "training.ema_decay=.nan",
+        "training.lr=1" + "0" * 400,
+    ],
+)  # fmt: skip
+def test_a_non_finite_number_is_refused_naming_the_key(override):
+    key, message = override.split("=")[0], _error("configs/tiny.yaml", [override])
+    assert message.startswith(f"--set {override}: {key}: ") and f"{key}: must be a finite number" in message
+
+
+def test_a_non_finite_number_in_a_file_is_refused_naming_file_and_key(tmp_path):
+    (tmp_path / "c.yaml").write_text("diffusion:\n  data_scale: .nan\n", encoding="utf-8")
+    assert (
+        _error(tmp_path / "c.yaml") == f"{tmp_path / 'c.yaml'}: diffusion.data_scale: must be a finite number, got nan"
+    )
+    (tmp_path / "bt.yaml").write_text("model:\n  label_smoothing: .nan\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"model\.label_smoothing: must be a finite number"):
+        load_config(tmp_path / "bt.yaml", schema=BackTranslatorConfig)
+
+
+@pytest.mark.parametrize(("seed", "ok"), [(0, True), (2**32 - 1, True), (-1, False), (2**32, False)])
+def test_training_seed_is_a_32_bit_seed(seed, ok):
+    if ok:
+        assert load_config("configs/tiny.yaml", [f"training.seed={seed}"]).training.seed == seed
+    else:
+        message = _error("configs/tiny.yaml", [f"training.seed={seed}"])
+        assert (
+            message == f"--set training.seed={seed}: training.seed: must be in [0, 2**32 − 1 = 4294967295], got {seed}"
+        )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "blamed", "key"),
+    [
+        (["training.lr=5e-05"], "--set training.lr=5e-05", "training.min_lr"),
+        (["training.min_lr=1", "training.lr=0.5"], "--set training.min_lr=1, --set training.lr=0.5", "training.min_lr"),
+        (["training.schedule=cosine", "training.lr=5e-05"], "--set training.schedule=cosine, --set training.lr=5e-05",
+         "training.min_lr"),
+        (["model.width=33"], "--set model.width=33", "model.general.heads"),
+        (["diffusion.timesteps=3"], "--set diffusion.timesteps=3", "diffusion.sampling_steps"),
+        (["training.lr=1", "training.lr=5e-05"], "--set training.lr=5e-05", "training.min_lr"),  # the last counts
+    ],
+)  # fmt: skip
+def test_a_check_across_keys_blames_every_set_it_read(overrides, blamed, key):
+    assert _error("configs/tiny.yaml", overrides).startswith(f"{blamed}: {key}: ")
+
+
+def test_a_check_across_keys_blames_the_file_when_no_set_is_involved(tmp_path):
+    (tmp_path / "c.yaml").write_text("training:\n  lr: 5.0e-5\n", encoding="utf-8")
+    message = _error(["configs/tiny.yaml", tmp_path / "c.yaml"], ["training.seed=3"])
+    assert message.startswith(f"configs/tiny.yaml + {tmp_path / 'c.yaml'}: training.min_lr: the plateau schedule")
+    with pytest.raises(ConfigError) as err:  # the back-translator's own check across keys
+        load_config("configs/backtranslator.yaml", ["model.width=30"], schema=BackTranslatorConfig)
+    assert str(err.value).startswith("--set model.width=30: model.heads: model.width 30 is not divisible by")
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("data.path=", "fgdm: error: --set data.path=: an empty value"),
+        ("training.devices=abc", "fgdm: error: --set training.devices=abc: training.devices: must be a count"),
+        ("training.lr=@foo", "fgdm: error: --set training.lr=@foo: training.lr: expected a number"),
+        ("diffusion.data_scale=.nan", "fgdm: error: --set diffusion.data_scale=.nan: diffusion.data_scale: must be"),
+    ],
+)
+def test_the_cli_refuses_a_bad_set_in_one_line(override, says, capsys):
+    from fgdm.cli import main
+
+    assert main(["train", "configs/tiny.yaml", "--set", override, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(says) and err.count("\n") == 1 and "Traceback" not in err

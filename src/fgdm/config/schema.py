@@ -7,6 +7,7 @@ Sections: ``data``, ``training``, ``loss``, ``model`` (with ``gloss_encoder``, `
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,7 +18,29 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "dd
 
 
 class ConfigError(ValueError):
-    """A configuration key or value is invalid; the message names the key and the valid choices."""
+    """A configuration key or value is invalid; the message names the key and the valid choices.
+
+    ``also``: the other keys a check between fields read (the message names the first), so that a ``--set`` of
+    any of them takes the blame.
+    """
+
+    def __init__(self, message: str, also: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.also = also
+
+
+def _devices_problem(devices: int | str) -> str | None:
+    """Why Lightning would refuse ``training.devices`` (None: it takes it): a count, -1 or auto (all), or a string
+    of device indices such as "0,1" (or "1,": the device of index 1)."""
+    if isinstance(devices, str) and re.fullmatch(r"\s*-?[0-9]+\s*", devices):
+        devices = int(devices)  # Lightning reads "2" as 2 devices, "-1" as -1
+    if isinstance(devices, int):
+        return None if devices >= 1 or devices == -1 else f"must be ≥ 1 (or -1 for all, or auto), got {devices}"
+    listed = re.fullmatch(r"\s*[0-9]+\s*(,\s*[0-9]+\s*)*,?", devices)
+    indices = [int(x) for x in devices.split(",") if x.strip()] if listed else []
+    if devices != "auto" and (not indices or len(set(indices)) < len(indices)):
+        return f'must be a count ≥ 1, -1 or auto (all), or distinct device indices such as "0,1", got {devices!r}'
+    return None
 
 
 @dataclass(frozen=True)
@@ -90,8 +113,13 @@ class TrainingConfig:
         for key in ("batch_size", "max_steps", "val_every", "log_every", "num_nodes"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"training.{key}: must be ≥ 1, got {getattr(self, key)}")
-        if isinstance(self.devices, int) and (self.devices == 0 or self.devices < -1):
-            raise ConfigError(f"training.devices: must be ≥ 1 (or -1 for all, or auto), got {self.devices}")
+        if (problem := _devices_problem(self.devices)) is not None:
+            raise ConfigError(f"training.devices: {problem}")
+        if self.accelerator == "cpu" and self.devices != "auto" and not str(self.devices).strip().isdigit():
+            raise ConfigError(f"training.devices: the cpu accelerator takes a number of processes ≥ 1 (or auto), got "
+                              f"{self.devices!r}", also=("training.accelerator",))  # fmt: skip
+        if not 0 <= self.seed < 2**32:  # NumPy's and Lightning's seeds are 32-bit
+            raise ConfigError(f"training.seed: must be in [0, 2**32 − 1 = {2**32 - 1}], got {self.seed}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"training.max_minutes: must be > 0 (or null), got {self.max_minutes}")
         if self.val_batches is not None and self.val_batches < 1:
@@ -104,7 +132,7 @@ class TrainingConfig:
             raise ConfigError(f"training.lr: must be > 0, got {self.lr}")
         if self.schedule == "cosine" and not 0 <= self.min_lr <= self.lr:
             raise ConfigError(f"training.min_lr: the cosine schedule decays to it, so it must lie in [0, lr = "
-                              f"{self.lr}], got {self.min_lr}")  # fmt: skip
+                              f"{self.lr}], got {self.min_lr}", also=("training.lr", "training.schedule"))  # fmt: skip
         if not 0 <= self.unk_rate < 1:
             raise ConfigError(f"training.unk_rate: must be in [0, 1), got {self.unk_rate}")
         if not self.weight_decay >= 0:
@@ -113,7 +141,8 @@ class TrainingConfig:
             raise ConfigError(f"training.ema_decay: must be between 0 and 1 (or null), got {self.ema_decay}")
         if self.schedule == "plateau" and self.lr < self.min_lr:
             raise ConfigError(f"training.min_lr: the plateau schedule stops training once the rate falls below it, "
-                              f"so it must not exceed lr = {self.lr}, got {self.min_lr}")  # fmt: skip
+                              f"so it must not exceed lr = {self.lr}, got {self.min_lr}",
+                              also=("training.lr", "training.schedule"))  # fmt: skip
         if not self.clip_grad_norm >= 0:
             raise ConfigError(f"training.clip_grad_norm: must be ≥ 0 (0: no clipping), got {self.clip_grad_norm}")
         if self.scheduler_patience < 0:
@@ -284,7 +313,9 @@ class BackTranslatorConfig:
             if getattr(m, key) < 1:
                 raise ConfigError(f"model.{key}: must be ≥ 1, got {getattr(m, key)}")
         if m.width % m.heads:
-            raise ConfigError(f"model.heads: model.width {m.width} is not divisible by {m.heads} heads")
+            raise ConfigError(
+                f"model.heads: model.width {m.width} is not divisible by {m.heads} heads", ("model.width",)
+            )
         for key in ("dropout", "label_smoothing"):
             if not 0 <= getattr(m, key) < 1:
                 raise ConfigError(f"model.{key}: must be in [0, 1), got {getattr(m, key)}")
@@ -325,9 +356,13 @@ def _check_ranges(cfg: Config) -> None:
         ("model.gloss_encoder.heads", cfg.model.width, cfg.model.gloss_encoder.heads),
     ):
         if width % heads:
-            raise ConfigError(f"{key}: model.width {width} is not divisible by {heads} heads")
+            raise ConfigError(f"{key}: model.width {width} is not divisible by {heads} heads", ("model.width",))
     if cfg.diffusion.sampling_steps > cfg.diffusion.timesteps:
-        raise ConfigError("diffusion.sampling_steps: more sampling steps than diffusion timesteps")
+        raise ConfigError(
+            f"diffusion.sampling_steps: {cfg.diffusion.sampling_steps} sampling steps are more than "
+            f"diffusion.timesteps = {cfg.diffusion.timesteps}",
+            ("diffusion.timesteps",),
+        )
     for key in ("hand_weight", "bone_weight", "scg_weight", "length_weight"):
         if getattr(cfg.loss, key) < 0:
             raise ConfigError(f"loss.{key}: must be ≥ 0, got {getattr(cfg.loss, key)}")

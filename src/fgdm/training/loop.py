@@ -318,7 +318,9 @@ def fit(
                       "dev DTW and no best.ckpt (last.ckpt only)", stacklevel=2)  # fmt: skip
     try:
         trainer = _trainer(t, out, [best, throughput, interrupt, FiniteCheck(), *callbacks], loggers, progress)
-    except MisconfigurationException as err:  # e.g. accelerator gpu on a machine without one
+    except (MisconfigurationException, TypeError) as err:  # accelerator gpu without one; devices -1 on a CPU
+        if isinstance(err, TypeError) and "devices" not in str(err):
+            raise
         raise ValueError(f"training.accelerator, devices, strategy or precision: {err}") from None
     if trainer.strategy.root_device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
