@@ -159,3 +159,93 @@ def test_a_split_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):  # the poses are the last file written
         write_split(tmp_path, "dev", PTSplit(poses, [["C"], ["D"]], ["c", "d"], ["t0", "t1"]))
     assert read_split(tmp_path, "dev").glosses == [["A"], ["B"]] and not list(tmp_path.glob("*.tmp"))
+
+
+def _csv(path, *rows):
+    """A tiny PHOENIX-style CSV; ``rows``: (id, annotation) pairs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("id|signer|annotation|translation\n" + "".join(f"{i}|Signer01|{a}|satz {i}\n" for i, a in rows))
+    return path
+
+
+def test_a_phoenix14t_annotation_folder_gives_each_split_its_own_csv(tmp_path, capsys):
+    """PHOENIX14T's annotations/manual holds a complex annotation of train beside the plain one (and sorts first);
+    macOS leaves ._ files beside copies. Each split gets its .split. file, and the summary names it."""
+    from fgdm.data.sources import csv_splits, open_corpus
+
+    manual = tmp_path / "annotations" / "manual"
+    plain = _csv(manual / "PHOENIX-2014-T.train.corpus.csv", ("a", "MORGEN REGEN"), ("b", "NORD SONNE"))
+    _csv(manual / "PHOENIX-2014-T.train-complex-annotation.corpus.csv", ("a", "__ON__ MORGEN loc-NORD REGEN __OFF__"))
+    dev = _csv(manual / "PHOENIX-2014-T.dev.corpus.csv", ("c", "REGEN"))
+    test = _csv(manual / "PHOENIX-2014-T.test.corpus.csv", ("d", "SONNE"))
+    (manual / "._PHOENIX-2014-T.train.corpus.csv").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    assert csv_splits(manual) == {"train": plain, "dev": dev, "test": test}
+    assert main(["synth", "--out", str(tmp_path / "out"), "--lazy", "--glosses", str(manual), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["csv"]["train"] == str(plain)
+    train = open_corpus(tmp_path / "out", "train")
+    assert [train[i].glosses for i in range(len(train))] == [("MORGEN", "REGEN"), ("NORD", "SONNE")]
+    assert "__ON__" not in (tmp_path / "out" / "src_vocab.txt").read_text()
+    # test.csv beside extra_test_set.csv: the split's own file; a bare name is train
+    other = tmp_path / "other"
+    own = _csv(other / "test.csv", ("e", "REGEN"))
+    _csv(other / "extra_test_set.csv", ("f", "SONNE"))
+    assert csv_splits(other) == {"test": own}
+    assert csv_splits(_csv(tmp_path / "constrained_dev.csv", ("g", "A"))) == {"dev": tmp_path / "constrained_dev.csv"}
+    assert csv_splits(_csv(tmp_path / "glosses.csv", ("h", "A"))) == {"train": tmp_path / "glosses.csv"}
+
+
+def test_a_csv_folder_that_leaves_a_split_in_doubt_is_refused_naming_the_files(tmp_path, capsys):
+    from fgdm.data.pt import DataFormatError
+    from fgdm.data.sources import csv_splits
+
+    two = tmp_path / "two"
+    _csv(two / "phoenix_train.csv", ("a", "REGEN"))
+    _csv(two / "my-train.csv", ("b", "SONNE"))
+    with pytest.raises(DataFormatError, match=r"two: 2 CSVs could be the train split: my-train.csv, "
+                       r"phoenix_train.csv; pass the one to use itself"):  # fmt: skip
+        csv_splits(two)
+    assert (
+        main(["data", "import", str(tmp_path), "--glosses", str(two), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    )
+    assert "2 CSVs could be the train split" in capsys.readouterr().err  # data import reads CSVs the same way
+    both = _csv(tmp_path / "both" / "train_dev.csv", ("c", "REGEN"))
+    with pytest.raises(DataFormatError, match=r"train_dev.csv: the file name names the splits train and dev"):
+        csv_splits(both.parent)
+    with pytest.raises(DataFormatError, match=r"train_dev.csv: the file name names the splits train and dev"):
+        csv_splits(both)
+    with pytest.raises(DataFormatError, match=r"annotations: no CSV here names a split .* subfolder\(s\) manual/"):
+        csv_splits(_csv(tmp_path / "annotations" / "manual" / "dev.csv", ("d", "A")).parent.parent)
+    with pytest.raises(DataFormatError, match=r"no CSV here names a split .*\(it has glosses.csv\)"):
+        csv_splits(_csv(tmp_path / "plain" / "glosses.csv", ("e", "A")).parent)
+
+
+@pytest.mark.parametrize(
+    "manifest, problem",
+    [
+        ('{"sedd": 3}', r"unknown key\(s\) sedd \(the keys are seed, sizes, csv\)"),
+        ('{"seed": 1.9}', r"seed is 1\.9, not a whole number"),
+        ('{"seed": true}', r"seed is True, not a whole number"),
+        ('{"seed": "3"}', r"seed is '3', not a whole number"),
+        ('{"sizes": {"train": 2.7}}', r"sizes are whole numbers, got \{'train': 2\.7\}"),
+        ('{"sizes": {"train": true}}', r"sizes are whole numbers, got \{'train': True\}"),
+        ('{"sizes": [3]}', r"sizes and csv map splits to values"),
+        ('{"csv": {"train": 3}}', r"csv gives each split a file's path, got \{'train': 3\}"),
+        ("[1, 2]", r"a JSON object, not \[1, 2\]"),
+    ],
+)
+def test_a_manifest_key_or_value_read_other_than_written_is_refused_naming_the_file(tmp_path, manifest, problem):
+    from fgdm.data.pt import DataFormatError
+    from fgdm.data.sources import MANIFEST, SynthManifest
+
+    (tmp_path / MANIFEST).write_text(manifest)
+    with pytest.raises(DataFormatError, match=rf"synth\.json: invalid synthetic manifest: {problem}"):
+        SynthManifest.load(tmp_path)
+
+
+def test_a_manifest_is_read_back_exactly_as_saved(tmp_path):
+    from fgdm.data.sources import SynthManifest
+
+    saved = SynthManifest(seed=7, sizes={"train": 0, "dev": 3}, csv={"dev": "x.dev.csv"})
+    saved.save(tmp_path)
+    loaded = SynthManifest.load(tmp_path)
+    assert loaded == saved and type(loaded.seed) is int and loaded.splits() == ["train", "dev"]

@@ -353,3 +353,44 @@ def test_evaluate_scores_data_without_a_train_split_and_warns_of_unknown_glosses
     md, page = (tmp_path / "r.md").read_text(), (tmp_path / "r.html").read_text()
     for text in (md, page):
         assert "no mean-pose row" in text and "has no train split" in text and "Notes" in text
+
+
+def test_evaluate_says_what_reading_pose_hypotheses_changed(backtranslator, tmp_path, capsys):
+    """.pose hypotheses with a hand never seen (scored on its wrist) or off fgdm's canvas (normalised) were scored
+    so silently: evaluate warns and its report's notes say how many files were changed. A flat folder of the
+    synthetic data's names, which every split shares, is refused: it could hold another split's outputs."""
+    from pose_format import Pose
+    from pose_format.numpy import NumPyPoseBody
+    from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
+
+    from fgdm.data import holistic
+    from fgdm.data.io import save_npy, save_pose
+    from fgdm.data.sources import build_corpus
+    from fgdm.evaluation.backtranslation import load_backtranslator
+
+    bt = load_backtranslator(backtranslator)
+    test, fps = build_corpus(bt.cfg.data, "test"), 25 / bt.cfg.data.skip_frames
+    first, second = test[0], test[1]
+    hyp = tmp_path / "hyp"  # hyp/test/synth-00000.pose: matched by path
+    data, conf = holistic.to_holistic(first.pose)
+    conf[:, 0, 33:54] = 0  # the left hand never seen
+    (hyp / "test").mkdir(parents=True)
+    with open(hyp / f"{first.name}.pose", "wb") as f:
+        Pose(PoseHeader(0.2, PoseHeaderDimensions(1000, 1000, 1000), holistic.components()),
+             NumPyPoseBody(fps=fps, data=data, confidence=conf)).write(f)  # fmt: skip
+    save_pose(hyp / f"{second.name}.pose", second.pose * 0.2, fps=fps)  # shrunken: off fgdm's canvas
+    args = ["evaluate", "--backtranslator", str(backtranslator), "--split", "test", "--limit", "2", "--out",
+            str(tmp_path / "r"), "--quiet"]  # fmt: skip
+    said = r"--hyp .*hyp: of its 2 \.pose files scored, 1 has points missing in every frame .* 1 is not on fgdm's"
+    with pytest.warns(UserWarning, match=said):
+        assert main([*args, "--hyp", str(hyp)]) == 0
+    notes = [n for n in json.loads((tmp_path / "r.json").read_text())["meta"]["notes"] if n.startswith("--hyp")]
+    assert len(notes) == 1 and f"({21 * len(first.pose)} joint values put at their anchors" in notes[0]
+    assert f"- {notes[0]}" in (tmp_path / "r.md").read_text()
+    for sample in (first, second):  # the same names directly in a folder: the dev split's outputs, say
+        save_npy(tmp_path / "flat" / f"{sample.name.split('/')[1]}.npy", sample.pose)
+    capsys.readouterr()
+    assert main([*args, "--overwrite", "--hyp", str(tmp_path / "flat")]) == 1
+    err = capsys.readouterr().err
+    assert "flat: its files lie directly in it and the data's train split has their names too" in err
+    assert "('test/synth-00000' and 'train/synth-00000')" in err and "folder named test" in err

@@ -159,3 +159,25 @@ def test_resampling_keeps_the_duration_and_is_exact_on_linear_motion():
     np.testing.assert_allclose(at_30[:, 0], np.arange(37)[:, None] * (25 / 30) * [0.01, -0.02, 0.03], atol=1e-5)
     np.testing.assert_allclose(resample(at_30, 30.0, 25.0), pose, atol=1e-5)  # and back
     assert len(resample(pose, 25.0, 8.0)) == 11 and len(resample(pose[:1], 50.0, 25.0)) == 1
+
+
+def test_a_hand_stays_at_its_wrists_depth_where_the_body_wrist_was_not_seen(tmp_path):
+    """MediaPipe gives a hand's depth relative to the hand's own wrist: it is placed at the body wrist's depth,
+    which must be interpolated first where the body wrist was missed (not taken as the missing value, 0)."""
+    from fgdm.data.io import read_pose_report
+
+    pose = SynthCorpus(1, "train", seed=4)[0].pose
+    pose[..., 2] += 0.3  # the signer away from depth 0, as in a video, where the missing value would stand out
+    write_holistic(tmp_path / "seen.pose", pose)
+    drop = [(f, "POSE_LANDMARKS", "RIGHT_WRIST") for f in range(5, 10)]
+    write_holistic(tmp_path / "missed.pose", pose, drop=drop)
+    seen, _, n_seen, _ = read_pose_report(tmp_path / "seen.pose")
+    missed, _, n_missed, absent = read_pose_report(tmp_path / "missed.pose")
+    assert n_seen == 0 and n_missed == 5 and absent == 0  # the five wrist values; the hand itself was seen
+    root = 29  # right_hand_root
+    depth = missed[:, root, 2]
+    neighbours = (depth[4] + depth[10]) / 2
+    assert np.abs(depth[5:10] - neighbours).max() < 0.05  # the hand's depth carries on through the gap
+    assert np.abs(depth[5:10] - seen[5:10, root, 2]).max() < 0.05
+    np.testing.assert_allclose(missed[5:10, 30:50] - missed[5:10, root : root + 1],  # the hand's shape untouched
+                               seen[5:10, 30:50] - seen[5:10, root : root + 1], atol=1e-4)  # fmt: skip

@@ -1,3 +1,5 @@
+import warnings
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -69,7 +71,7 @@ def _refs(n: int) -> list[np.ndarray]:
 
 
 def test_hypotheses_are_matched_by_name_not_by_listing_order(tmp_path):
-    from fgdm.data.io import load_hypotheses
+    from fgdm.data.hypotheses import load_hypotheses
 
     poses = _refs(3)
     for name, pose in zip(["2", "10", "1"], poses, strict=True):  # as text, "10" sorts before "2"
@@ -79,7 +81,7 @@ def test_hypotheses_are_matched_by_name_not_by_listing_order(tmp_path):
 
 
 def test_hypotheses_with_missing_or_extra_names_are_refused(tmp_path):
-    from fgdm.data.io import load_hypotheses
+    from fgdm.data.hypotheses import load_hypotheses
     from fgdm.data.pt import DataFormatError
 
     for name, pose in zip(["a", "b", "zz"], _refs(3), strict=True):
@@ -90,7 +92,7 @@ def test_hypotheses_with_missing_or_extra_names_are_refused(tmp_path):
 
 
 def test_hypotheses_are_brought_to_the_references_frame_rate(tmp_path):
-    from fgdm.data.io import load_hypotheses
+    from fgdm.data.hypotheses import load_hypotheses
     from fgdm.data.pt import DataFormatError, PTSplit, write_split
 
     poses = _refs(2)
@@ -111,7 +113,7 @@ def test_hypotheses_are_brought_to_the_references_frame_rate(tmp_path):
 def test_npy_hypotheses_as_long_as_the_references_ask_for_their_rate(tmp_path):
     """A model's output saved as .npy is at the references' rate; taken as the data's 25 fps, it would be cut to
     half its frames and scored as a much worse system, silently."""
-    from fgdm.data.io import load_hypotheses
+    from fgdm.data.hypotheses import load_hypotheses
     from fgdm.data.pt import DataFormatError
 
     refs = [p[::2] for p in _refs(3)]  # the references at 12.5 fps
@@ -130,7 +132,7 @@ def test_npy_hypotheses_as_long_as_the_references_ask_for_their_rate(tmp_path):
 
 
 def test_hypotheses_are_matched_by_their_path_to_names_in_folders(tmp_path):
-    from fgdm.data.io import load_hypotheses
+    from fgdm.data.hypotheses import load_hypotheses
     from fgdm.data.pt import DataFormatError
 
     names = ["test/s0", "test/s1"]  # PT names carry their split's folder
@@ -157,14 +159,25 @@ def test_render_plays_its_inputs_at_their_own_frame_rate(tmp_path, capsys):
     save_pose(tmp_path / "slow.pose", pose, fps=12.5)
     save_pose(tmp_path / "fast.pose", pose, fps=25.0)
     save_npy(tmp_path / "a.npy", pose)
+    save_npy(tmp_path / "t0.npy", SynthCorpus(1, "test", seed=0)[0].pose[:12])  # a 25 fps sequence: np.save's
 
     def ms(*argv: str) -> int:
         assert main(["render", *argv, "--out", str(tmp_path / "x.gif"), "--overwrite"]) == 0
         return Image.open(tmp_path / "x.gif").info["duration"]
 
     assert ms(str(tmp_path / "slow.pose")) == 80 and ms(str(tmp_path / "fast.pose")) == 40
-    assert ms(str(tmp_path / "a.npy"), str(tmp_path / "slow.pose")) == 80  # a .npy says no rate
+    capsys.readouterr()
+    # a .npy says no rate: it counts as PT's 25 fps (as --help and evaluate say), beside a 12.5 fps .pose too,
+    # keeping every second frame as the 25 fps .pose does, so that both play the same motion at one speed; warned
+    with pytest.warns(UserWarning, match=r"t0\.npy: a \.npy holds no frame rate, taken as 25 fps beside inputs at "
+                      r"12\.5 fps; if it is at another rate, give --fps"):  # fmt: skip
+        assert ms(str(tmp_path / "t0.npy"), str(tmp_path / "slow.pose")) == 80
+    assert "(6 frames at 12.5 fps, 2 panel(s))" in capsys.readouterr().out  # not its 12 at half speed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same rate as the .npy's, or the .npy alone: nothing to warn of
+        assert ms(str(tmp_path / "t0.npy"), str(tmp_path / "fast.pose")) == 40 and ms(str(tmp_path / "t0.npy")) == 40
     assert ms(str(tmp_path / "a.npy")) == 40 and ms(str(tmp_path / "fast.pose"), "--fps", "10") == 100
+    assert ms(str(tmp_path / "a.npy"), str(tmp_path / "slow.pose"), "--fps", "12.5") == 80  # a model's 12.5 fps .npy
     # a model's 12.5 fps output beside its 25 fps data: the faster keeps every second frame, both play as recorded
     assert ms(str(tmp_path / "slow.pose"), str(tmp_path / "fast.pose")) == 80
     assert "6 frames at 12.5 fps" in capsys.readouterr().out
@@ -328,3 +341,154 @@ def test_a_pose_writer_names_the_file_it_refuses(tmp_path, pose, suffix):
     with pytest.raises(ValueError, match=rf"x\{suffix}: shape \(3, 49, 3\)"):
         save_sequence(tmp_path / f"x{suffix}", pose[:3, :49])
     assert not list(tmp_path.iterdir())  # nothing written, not even an empty file
+
+
+def _fgdm_pose(path, pose, edit=None, fps=25.0):
+    """fgdm's own .pose of ``pose`` (on its 1000-pixel canvas); ``edit(conf)`` may hide points (confidence 0)."""
+    from pose_format import Pose
+    from pose_format.numpy import NumPyPoseBody
+    from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
+
+    from fgdm.data import holistic
+
+    data, conf = holistic.to_holistic(pose)
+    if edit is not None:
+        edit(conf[:, 0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        Pose(PoseHeader(0.2, PoseHeaderDimensions(1000, 1000, 1000), holistic.components()),
+             NumPyPoseBody(fps=fps, data=data, confidence=conf)).write(f)  # fmt: skip
+    return path
+
+
+def test_what_reading_pose_hypotheses_changed_is_counted(tmp_path):
+    """A hypothesis .pose with a hand never seen is scored with that hand on its wrist, and one off fgdm's canvas
+    normalised: evaluate says so (its notes), from these counts."""
+    from fgdm.data.hypotheses import read_hypotheses
+
+    corpus = SynthCorpus(4, "test", seed=0)
+    refs = [corpus[i].pose[:20] for i in range(4)]
+    names = ["s0", "s1", "s2", "s3"]
+    hyp = tmp_path / "h"
+
+    def no_left_hand(conf):
+        conf[:, 33:54] = 0  # LEFT_HAND_LANDMARKS, never seen
+
+    def gaps(conf):
+        conf[3:6, 33 + 21 + 8] = 0  # the right index fingertip missed in three frames
+
+    _fgdm_pose(hyp / "s0.pose", refs[0], no_left_hand)
+    save_pose(hyp / "s1.pose", refs[1] * 0.2)  # a model's early, shrunken output: off fgdm's canvas
+    _fgdm_pose(hyp / "s2.pose", refs[2], gaps)
+    save_npy(hyp / "s3.npy", refs[3])
+    got = read_hypotheses(hyp, "test", names, fps=25.0)
+    assert np.allclose(got.poses[0][:, 8:29], got.poses[0][:, 7:8], atol=1e-4)  # the hand on its wrist
+    assert abs(np.linalg.norm(got.poses[1][0, 2] - got.poses[1][0, 5]) - 0.334 * 0.2) > 0.1  # rescaled
+    counts = (got.pose_files, got.absent_files, got.absent, got.filled_files, got.interpolated, got.normalised)
+    assert counts == (3, 1, 21 * 20, 1, 3, 1)
+    assert got.changes() == (
+        "of its 3 .pose files scored, 1 has points missing in some frames (3 joint values interpolated between the "
+        "frames that show them); 1 has points missing in every frame (420 joint values put at their anchors: a hand "
+        "at its body wrist, the head above the neck); 1 is not on fgdm's canvas and normalised as PT data (the neck "
+        "at the origin, the median shoulder width scaled to 0.334) rather than read back as written: they are "
+        "scored as changed so"
+    )
+    clean = read_hypotheses(hyp, "test", ["s3"], fps=25.0, allow_extra=True)  # only the .npy scored
+    assert clean.changes() == "" and clean.pose_files == 0 and np.array_equal(clean.poses[0], refs[3])
+
+
+def test_a_flat_folder_is_not_taken_for_a_split_whose_names_another_split_has(tmp_path):
+    """The synthetic data names every split's sequences synth-00000 …: files directly in a folder, matched to the
+    test split by the folder rule, could be the dev split's outputs, scored against the test references."""
+    from fgdm.data.hypotheses import load_hypotheses
+    from fgdm.data.pt import DataFormatError
+
+    names = ["test/synth-00000", "test/synth-00001"]
+    elsewhere = {"train/synth-00000": "train", "dev/synth-00000": "dev", "dev/synth-00001": "dev"}
+    for i, pose in enumerate(_refs(2)):
+        save_npy(tmp_path / "H" / f"synth-0000{i}.npy", pose)
+        save_npy(tmp_path / "nested" / "test" / f"synth-0000{i}.npy", pose)
+        save_npy(tmp_path / "ids" / f"clip{i}.npy", pose)
+    with pytest.raises(DataFormatError, match=r"H: its files lie directly in it and the data's train split has their "
+                       r"names too \('test/synth-00000' and 'train/synth-00000'\): they could be that split's outputs; "
+                       r"put the test split's files in a folder named test and give that folder"):  # fmt: skip
+        load_hypotheses(tmp_path / "H", "test", names, fps=25.0, elsewhere=elsewhere)
+    for where in (tmp_path / "nested", tmp_path / "nested" / "test"):  # matched by path, or in a folder named test
+        got = load_hypotheses(where, "test", names, fps=25.0, elsewhere=elsewhere)
+        assert [float(p[0, 0, 0]) for p in got] == [0.0, 1.0]
+    # names no other split has (PHOENIX's, imported ids): a flat folder is matched as before
+    assert len(load_hypotheses(tmp_path / "H", "test", names, fps=25.0, elsewhere={"dev/x": "dev"})) == 2
+    with pytest.raises(DataFormatError, match=r"ids: .* dev split has their names too \('clip1' and 'clip1'\)"):
+        load_hypotheses(tmp_path / "ids", "test", ["clip1", "clip0"], fps=25.0, elsewhere={"clip1": "dev"})
+
+
+def test_the_names_of_the_other_splits_are_read_without_their_poses(tmp_path):
+    from fgdm.config import DataConfig
+    from fgdm.data.hypotheses import names_elsewhere
+    from fgdm.data.pt import PTSplit, write_split
+    from fgdm.data.sources import SynthManifest
+
+    for split, n in (("train", 2), ("dev", 1), ("test", 1)):
+        names = [f"{split}/s{i}" for i in range(n)]
+        write_split(tmp_path, split, PTSplit(_refs(n), [["A"]] * n, ["a"] * n, names))
+    assert names_elsewhere(tmp_path, "test") == {"train/s0": "train", "train/s1": "train", "dev/s0": "dev"}
+    embedded = names_elsewhere(DataConfig(synth_train=2, synth_dev=1, synth_test=3), "test")
+    assert embedded == {"train/synth-00000": "train", "train/synth-00001": "train", "dev/synth-00000": "dev"}
+    SynthManifest(seed=0, sizes={"train": 1, "dev": 2, "test": 1}).save(tmp_path / "lazy")
+    assert names_elsewhere(tmp_path / "lazy", "dev") == {"train/synth-00000": "train", "test/synth-00000": "test"}
+
+
+def test_hidden_files_in_a_hypothesis_folder_are_no_part_of_it(tmp_path):
+    """Jupyter's .ipynb_checkpoints/ inside the folder turned the folder rule off: the right files were listed as
+    extra and the references as missing."""
+    from fgdm.data.hypotheses import load_hypotheses
+
+    for i, pose in enumerate(_refs(2)):
+        save_npy(tmp_path / f"s{i}.npy", pose)
+    save_npy(tmp_path / ".ipynb_checkpoints" / "s0-checkpoint.npy", _refs(3)[2])
+    save_npy(tmp_path / ".s1.npy", _refs(3)[2])
+    got = load_hypotheses(tmp_path, "test", ["test/s0", "test/s1"], fps=25.0)
+    assert [float(p[0, 0, 0]) for p in got] == [0.0, 1.0]
+
+
+def test_hypotheses_as_pt_files_need_only_skels_and_files(tmp_path):
+    """Scoring uses the references' glosses and texts: a system's .gloss and .text may be left out."""
+    from fgdm.data.hypotheses import load_hypotheses
+    from fgdm.data.pt import DataFormatError, PTSplit, write_split
+
+    write_split(tmp_path, "dev", PTSplit(_refs(2), [["A"], ["B"]], ["a", "b"], ["dev/s0", "dev/s1"]))
+    (tmp_path / "dev.gloss").unlink()
+    (tmp_path / "dev.text").unlink()
+    got = load_hypotheses(tmp_path, "dev", ["dev/s1", "dev/s0"], fps=25.0)
+    assert [float(p[0, 0, 0]) for p in got] == [1.0, 0.0]
+    (tmp_path / "dev.files").write_text("dev/s0\n")
+    with pytest.raises(DataFormatError, match=r": dev\.skels has 2 lines but dev\.files has 1$"):
+        load_hypotheses(tmp_path, "dev", ["dev/s0"], fps=25.0)
+    (tmp_path / "dev.files").write_text("dev/s0\ndev/s0\n")
+    with pytest.raises(DataFormatError, match=r"dev\.files:2: the name 'dev/s0' again \(first on line 1\)"):
+        load_hypotheses(tmp_path, "dev", ["dev/s0"], fps=25.0)
+    (tmp_path / "dev.files").unlink()
+    with pytest.raises(DataFormatError, match=r"dev\.files: file not found \(hypotheses as PT files need \.skels "):
+        load_hypotheses(tmp_path, "dev", ["dev/s0"], fps=25.0)
+
+
+def test_a_pose_file_far_out_names_the_frame_and_the_point_as_read(tmp_path, pose):
+    """A nose at a million pixels: the error names where, and the value in the file, not only the normalised one."""
+    from pose_format import Pose
+
+    from fgdm.data.pt import DataFormatError
+
+    path = _holistic_file(tmp_path / "huge.pose", pose, [1])
+    p = Pose.read(path.read_bytes())
+    p.body.data[3, 0, p.header.get_point_index("POSE_LANDMARKS", "NOSE"), 0] = 1e6
+    with open(path, "wb") as f:
+        p.write(f)
+    with pytest.raises(DataFormatError, match=r"huge\.pose: frame 4, point POSE_LANDMARKS/NOSE: \(1e\+06, [-\d.]+, "
+                       r"[-\d.e+]+\) as read, x = -?\d+\.?\d* PT units once normalised as PT data, beyond ±1000: not "
+                       r"a pose$"):  # fmt: skip
+        load_any(path)
+    far = pose.copy()
+    far[2, 9, 1] = -2000.0
+    np.save(tmp_path / "far.npy", far)
+    with pytest.raises(ValueError, match=r"far\.npy: frame 3, joint 9 coordinate y is -2000: beyond ±1000, not a"):
+        load_any(tmp_path / "far.npy")

@@ -1,3 +1,4 @@
+import re
 import shutil
 from pathlib import Path
 
@@ -41,6 +42,10 @@ def _corrupt(src: Path, dst: Path, suffix: str, line: int, fn) -> None:
     [
         ("skels", lambda s: s + " 0.5", "not a multiple of 151"),
         ("skels", lambda s: _set_token(s, 10, "abc"), "value 11 ('abc', frame 1) is not a number"),
+        # float() reads these as 10, 12 and 1: a digit separator, Arabic-Indic and full-width digits
+        ("skels", lambda s: _set_token(s, 160, "1_0"), "value 161 ('1_0', frame 2) is not a number"),
+        ("skels", lambda s: _set_token(s, 3, "\u0661\u0662"), "value 4 ('\u0661\u0662', frame 1) is not a number"),
+        ("skels", lambda s: _set_token(s, 3, "\uff11"), "value 4 ('\uff11', frame 1) is not a number"),
         ("skels", lambda s: _set_token(s, 160, "inf"), "frame 2, joint 3 coordinate x is inf"),
         ("skels", lambda s: " ".join(s.split()[:151] * 2), "counter"),
         ("skels", lambda s: "", "empty line"),
@@ -222,3 +227,50 @@ def test_a_signal_waits_for_the_renames_that_belong_together(sig):
         handler = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, previous)
     assert order == ["renamed", "stopped"] and handler is stop  # the handler before the block is back
+
+
+@pytest.mark.parametrize(
+    ("char", "kind"),
+    [
+        ("\u200b", "an invisible or control character, U+200B (ZERO WIDTH SPACE)"),
+        ("\u200d", "an invisible or control character, U+200D (ZERO WIDTH JOINER)"),
+        ("\u00ad", "an invisible or control character, U+00AD (SOFT HYPHEN)"),
+        ("\u200e", "an invisible or control character, U+200E (LEFT-TO-RIGHT MARK)"),
+        ("\ufe0f", "an invisible or control character, U+FE0F (VARIATION SELECTOR-16)"),
+        ("\u3164", "an invisible or control character, U+3164 (HANGUL FILLER)"),
+        ("\x00", "an invisible or control character, U+0000 (a control character)"),
+        ("\x0b", "an invisible or control character, U+000B (a control character)"),
+        ("\x85", "an invisible or control character, U+0085 (a control character)"),
+        ("\u00a0", "an unusual space, U+00A0 (NO-BREAK SPACE)"),
+        ("\u2009", "an unusual space, U+2009 (THIN SPACE)"),
+        ("\u3000", "an unusual space, U+3000 (IDEOGRAPHIC SPACE)"),
+        ("\u2028", "an unusual space, U+2028 (LINE SEPARATOR)"),
+    ],
+)
+def test_a_character_that_splits_or_makes_a_gloss_unseen_is_refused_with_its_line_and_code_point(
+    synth_dir, tmp_path, char, kind
+):
+    """MILD+ZERO WIDTH SPACE would be a gloss of its own, MILD+NO-BREAK SPACE+REGEN two glosses: every text file
+    (.gloss, .text, .files, a vocabulary, a CSV) refuses such characters, naming where."""
+    from fgdm.data.synth.corpus import read_phoenix_csv
+
+    d = _copy_split(synth_dir, tmp_path / "d")
+    glosses = (d / "dev.gloss").read_text(encoding="utf-8").split("\n")
+    glosses[1] = f"MILD{char}REGEN NORD"
+    (d / "dev.gloss").write_text("\n".join(glosses), encoding="utf-8")
+    with pytest.raises(DataFormatError, match=rf"dev.gloss:2: {re.escape(kind)}, at character 5: "):
+        read_split(d, "dev")
+    csv = tmp_path / "x.train.corpus.csv"
+    csv.write_text(f"id|signer|annotation|translation\na|S1|REGEN|es regnet\nb|S1|MILD NORD{char}|mild\n")
+    with pytest.raises(DataFormatError, match=rf"corpus.csv:3: {re.escape(kind)}, at character 15"):
+        read_phoenix_csv(csv)
+
+
+def test_tabs_umlauts_and_windows_line_ends_are_read_as_they_show(synth_dir, tmp_path):
+    from fgdm.data.pt import text_lines
+
+    (tmp_path / "a.gloss").write_bytes("GL\u00dcCK\tREGEN\r\nSCH\u00d6N \u00dcBER\r\n".encode())
+    assert [line.split() for line in text_lines(tmp_path / "a.gloss")] == [
+        ["GL\u00dcCK", "REGEN"],
+        ["SCH\u00d6N", "\u00dcBER"],
+    ]

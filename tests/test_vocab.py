@@ -52,3 +52,21 @@ def test_a_vocabulary_file_errs_with_its_line_and_takes_a_byte_order_mark(tmp_pa
         Vocabulary.from_file(path)
     with pytest.raises(DataFormatError, match=r"nope.txt: vocabulary file not found"):
         Vocabulary.from_file(tmp_path / "nope.txt")
+
+
+def test_a_gloss_with_an_invisible_character_or_unusual_space_is_refused_in_files_and_on_the_command_line(tmp_path):
+    from fgdm.data.pt import DataFormatError
+    from fgdm.data.vocab import gloss_tokens
+
+    path = tmp_path / "v.txt"
+    path.write_text("<unk>\n<pad>\n<s>\n</s>\nMILD\nMILD\u200b\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"v.txt:6: an invisible or control character, U\+200B \(ZERO WIDTH"):
+        Vocabulary.from_file(path)
+    vocab = Vocabulary(["<unk>", "<pad>", "<s>", "</s>", "MILD", "REGEN"])
+    with pytest.raises(ValueError, match=r"--gloss: 'MILD\\u200b' holds an invisible or control character, U\+200B"):
+        vocab.require_known(["REGEN", "MILD\u200b"], "--gloss")
+    assert gloss_tokens(" MILD  REGEN\t") == ["MILD", "REGEN"]
+    with pytest.raises(ValueError, match=r"--gloss: an unusual space, U\+00A0 \(NO-BREAK SPACE\), at character 5"):
+        gloss_tokens("MILD\u00a0REGEN")
+    with pytest.raises(ValueError, match=r"--gloss: an invisible or control character, U\+2060 \(WORD JOINER\)"):
+        gloss_tokens("MILD REGEN\u2060")

@@ -143,6 +143,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from fgdm.data.io import write_frame_rate
     from fgdm.data.pt import PTSplit, write_split
     from fgdm.data.sources import build_corpus, open_corpus
+    from fgdm.data.vocab import gloss_tokens
     from fgdm.sampling import LengthMode, generate_for, generate_poses, load_for_sampling
 
     out = Path(args.out)
@@ -151,7 +152,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         split_only = [f"--{k}" for k, v in (("data", args.data), ("limit", args.limit), ("render", args.render)) if v]
         if split_only:
             raise ValueError(f"{' and '.join(split_only)}: only with --split (--gloss samples one sentence)")
-        tokens = args.gloss.split()
+        tokens = gloss_tokens(args.gloss)
         if not tokens:
             raise ValueError("--gloss is empty")
         if out.suffix.lower() not in (".npy", ".pose", ".gif", ".mp4"):

@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="generate the synthetic sign language as a data directory")
     p.add_argument("--out", required=True, help="output directory (new or empty, unless --overwrite)")
     p.add_argument("--glosses", help="PHOENIX-style CSV (id|signer|annotation|translation), or a directory of "
-                   "*train*/*dev*/*test*.csv, rendered instead of grammar sentences")  # fmt: skip
+                   "CSVs, one per split (named by it: *.train.*csv …; a split in doubt is refused), rendered "
+                   "instead of grammar sentences")  # fmt: skip
     p.add_argument("--num-train", type=_positive_int, default=None,
                    help="train sentences (default 1000; with --glosses: rows to keep, default all)")  # fmt: skip
     p.add_argument("--num-dev", type=_positive_int, default=None, help="dev sentences (default 100)")
@@ -112,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("import", help="MediaPipe Holistic .pose files + a PHOENIX-style gloss CSV → a PT directory")
     q.add_argument("poses", help="a directory of .pose files (video_to_pose's output), named like the CSV ids")
     q.add_argument("--glosses", required=True, help="a PHOENIX-style CSV (id|signer|annotation|translation), or "
-                   "a directory of *train*/*dev*/*test*.csv")  # fmt: skip
+                   "a directory of CSVs, one per split (named by it: *.train.*csv …; a split in doubt is "
+                   "refused)")  # fmt: skip
     q.add_argument("--out", required=True, help="the PT directory to write (new or empty, unless --overwrite)")
     q.add_argument("--overwrite", action="store_true", help="write into a directory that is not empty")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -125,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, default=0, help="sequence index in a data directory input (default 0)")
     p.add_argument("--fps", type=_positive_rate, default=None,
                    help="frames per second (default: the inputs' own: a .pose file's, or {split}.fps beside PT "
-                   "files as fgdm generate writes it; else 25, also for a .npy, which holds no rate; inputs at "
-                   "whole multiples of the lowest rate keep every k-th frame)")  # fmt: skip
+                   "files as fgdm generate writes it; else 25, also for a .npy, which holds no rate (a warning says "
+                   "so beside inputs at other rates; give --fps for a model's .npy at its rate); inputs at whole "
+                   "multiples of the lowest rate keep every k-th frame)")  # fmt: skip
     p.add_argument("--no-titles", action="store_true", help="no title above each panel")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=commands.cmd_render)
@@ -182,8 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gt | predicted | N (default: the checkpoint config's testing.length, gt in fgdm's "
                    "configs)")  # fmt: skip
     p.add_argument("--hyp", action="append", help="poses of another system, matched to the split by name: a PT "
-                   "directory (.files) or a folder of .npy/.pose files named like the split (repeatable); "
-                   ".skels/.npy count as 25 fps unless SPLIT.fps beside them says their rate")  # fmt: skip
+                   "directory (SPLIT.skels and .files; .gloss and .text optional) or a folder of .npy/.pose files "
+                   "named like the split (hidden files ignored; in a folder named SPLIT where other splits share "
+                   "the names) (repeatable); .skels/.npy count as 25 fps unless SPLIT.fps beside them says their "
+                   "rate; what reading .pose files changes (points filled in, renormalised) goes in the "
+                   "report's notes")  # fmt: skip
     p.add_argument("--out", required=True, help="report path without suffix: writes .json, .md and .html")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     _sampling(p)

@@ -22,9 +22,10 @@ canvas (the depth says z is in pixels too), the neck at (500, 350), 600 pixels p
 reads back exactly while its shoulders are about there (:func:`on_canvas`; pose-format's ``normalize``
 moves the points and keeps the header). Any other Holistic file (a video's, or one of fgdm's moved so) is
 normalised as PT data is: neck at the origin, the median shoulder width scaled to 0.334, hands placed in
-depth at their body wrists; a point missing in some frames (confidence 0) is interpolated between the
-frames that have it, one missing in every frame is put at its anchor (a hand at its body wrist, the head
-above the neck), and both are counted.
+depth at their body wrists (interpolated first where missed); a point missing in some frames (confidence 0)
+is interpolated between the frames that have it, one missing in every frame is put at its anchor (a hand at
+its body wrist, the head above the neck), and both are counted. Such a file is read back as ``normalised``
+(:class:`Imported`), which ``fgdm evaluate`` reports of other systems' files.
 """
 
 from __future__ import annotations
@@ -115,6 +116,13 @@ def to_holistic(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return data[:, None].astype(np.float32), conf[:, None].astype(np.float32)
 
 
+# Each PT joint but the neck (the shoulders' midpoint) ← its Holistic point, "COMPONENT/POINT"
+POINTS = {**{joint: f"POSE_LANDMARKS/{name}" for joint, name in BODY_POINTS.items()}, **{
+    joint: f"{side.upper()}_HAND_LANDMARKS/{name}" for side in ("left", "right")
+    for joint, name in zip(PT50.part(f"{side}_hand"), HAND21, strict=True)
+}}  # fmt: skip
+
+
 @dataclass
 class Imported:
     """A Holistic sequence in PT coordinates, with how much of it was filled in."""
@@ -123,15 +131,16 @@ class Imported:
     fps: float
     interpolated: int  # joint values filled between frames that had them
     absent: int  # joint values of joints missing in every frame, put at their anchor
+    normalised: bool = False  # moved and scaled as PT data (not read back exactly from fgdm's canvas)
 
 
 def _fill(values: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, int]:
-    """Linear interpolation over time of a (S, 3) track where ``present`` (S,) is False; (track, filled count)."""
+    """Linear interpolation over time of a (S, C) track where ``present`` (S,) is False; (track, filled count)."""
     if present.all() or not present.any():
         return values, 0
     t = np.arange(len(values))
     out = values.copy()
-    for c in range(3):
+    for c in range(values.shape[1]):
         out[:, c] = np.interp(t, t[present], values[present, c])
     return out, int((~present).sum())
 
@@ -139,47 +148,53 @@ def _fill(values: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, int]:
 def from_holistic(data: np.ndarray, conf: np.ndarray, names: dict[str, int], width: int, depth: int,
                   fps: float, exact: bool) -> Imported:  # fmt: skip
     """Holistic (S, N, 3) pixel data of the first person, its confidence (S, N) and ``names`` ("COMPONENT/POINT"
-    → index) → PT. ``exact``: a file on fgdm's canvas, read back without normalising."""
+    → index) → PT. ``exact``: a file on fgdm's canvas, read back without normalising.
+
+    The body first, whole (its points missing in some frames interpolated, those missing throughout at their
+    anchors), then the hands, which hang from its wrists: MediaPipe gives a hand's depth relative to the hand's
+    own wrist, so each is placed in depth at its body wrist, interpolated where the body wrist was not seen."""
     S = len(data)
     px = np.zeros((S, PT50.num_joints, 3))
     ok = np.zeros((S, PT50.num_joints), dtype=bool)
-
-    def take(joint: int, key: str) -> None:
+    for joint, key in POINTS.items():
         px[:, joint], ok[:, joint] = data[:, names[key]], conf[:, names[key]] > 0
-
-    for joint, name in BODY_POINTS.items():
-        take(joint, f"POSE_LANDMARKS/{name}")
-    for side in ("left", "right"):
-        for joint, name in zip(PT50.part(f"{side}_hand"), HAND21, strict=True):
-            take(joint, f"{side.upper()}_HAND_LANDMARKS/{name}")
-    if not exact and depth == 0:  # MediaPipe's z: unscaled, and relative to the hand's own wrist for hands
+    mediapipe = not exact and depth == 0  # MediaPipe's z: unscaled, and relative to the hand's own wrist for hands
+    if mediapipe:
         px[..., 2] *= width
-        for side in ("left", "right"):
-            hand = PT50.part(f"{side}_hand")
-            px[:, hand, 2] += (px[:, WRIST[side], 2] - px[:, hand.start, 2])[:, None]
     interpolated = absent = 0
-    for joint in range(PT50.num_joints):
-        if joint == 1:
-            continue
-        px[:, joint], n = _fill(px[:, joint], ok[:, joint])
-        interpolated += n
+
+    def fill(joints) -> None:
+        nonlocal interpolated
+        for joint in joints:
+            px[:, joint], n = _fill(px[:, joint], ok[:, joint])
+            interpolated += n
+
+    fill(BODY_POINTS)
     rs, ls = 2, 5
     if not (ok[:, rs].any() and ok[:, ls].any()):
         raise ValueError("no frame shows both shoulders: the sequence cannot be placed (neck) or scaled")
     px[:, 1] = (px[:, rs] + px[:, ls]) / 2  # the neck
     span = _span(px) if not exact or not ok[:, 0].any() else 0.0  # to scale, or to place a head never seen
-    for joint in range(PT50.num_joints):  # never seen: at its anchor
-        if joint != 1 and not ok[:, joint].any():
-            side = "left" if joint in PT50.part("left_hand") else "right" if joint in PT50.part("right_hand") else None
-            anchor = px[:, WRIST[side]] if side else px[:, 1] - [0.0, 0.5 * span, 0.0]
-            px[:, joint] = anchor
+    for joint in BODY_POINTS:  # never seen: above the neck
+        if not ok[:, joint].any():
+            px[:, joint] = px[:, 1] - [0.0, 0.5 * span, 0.0]
             absent += S
+    for side in ("left", "right"):
+        hand = PT50.part(f"{side}_hand")
+        if mediapipe:  # the hand's own wrist (its depth 0 by MediaPipe's convention where never seen) at the arm's
+            root = _fill(px[:, hand.start, 2:], ok[:, hand.start])[0][:, 0]
+            px[:, hand, 2] += (px[:, WRIST[side], 2] - root)[:, None]
+        fill(hand)
+        for joint in hand:  # never seen: at the body wrist
+            if not ok[:, joint].any():
+                px[:, joint] = px[:, WRIST[side]]
+                absent += S
     if exact:
         pose = pixels_to_pt(px)
     else:
         scale = SHOULDER_WIDTH / span
         pose = (px - px[:, 1:2]) * scale * _mirror()
-    return Imported(pose.astype(np.float32), fps, interpolated, absent)
+    return Imported(pose.astype(np.float32), fps, interpolated, absent, normalised=not exact)
 
 
 def _span(px: np.ndarray) -> float:

@@ -1,6 +1,7 @@
-"""Pose files one sequence each: ``.pose`` (pose-format) and ``.npy``; and directories of another system's poses.
+"""Pose files one sequence each: ``.pose`` (pose-format) and ``.npy``; frame rates beside PT files and for playback.
 
-PT directories (``{split}.skels`` …) are read and written by :mod:`fgdm.data.pt`.
+PT directories (``{split}.skels`` …) are read and written by :mod:`fgdm.data.pt`, another system's poses for
+``fgdm evaluate --hyp`` by :mod:`fgdm.data.hypotheses`.
 
 ``.pose`` files carry the skeleton as three components, BODY (8 points) and the two hands (21
 each), limbs from the skeleton's bones, confidence 1 and their frame rate (SPEC §2.2). Readers
@@ -10,6 +11,7 @@ refuse what is not a pose: wrong shapes, NaN, infinities and coordinates beyond 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,8 +53,16 @@ def read_pose(path: Path | str, skeleton: Skeleton = PT50) -> tuple[np.ndarray, 
     return read_pose_report(path, skeleton)[:2]
 
 
-def read_pose_report(path: Path | str, skeleton: Skeleton = PT50):
+def read_pose_report(path: Path | str, skeleton: Skeleton = PT50) -> tuple[np.ndarray, float, int, int]:
     """:func:`read_pose` plus how many joint values were interpolated and how many were absent throughout."""
+    got = read_pose_details(path, skeleton)
+    return got.pose, got.fps, got.interpolated, got.absent
+
+
+def read_pose_details(path: Path | str, skeleton: Skeleton = PT50):
+    """:func:`read_pose` as a :class:`fgdm.data.holistic.Imported`: the pose, its fps, how many joint values were
+    interpolated and how many absent throughout, and whether it was normalised as PT data (a Holistic file not on
+    fgdm's canvas) rather than read back as written."""
     from pose_format import Pose
 
     from fgdm.data import holistic
@@ -108,13 +118,36 @@ def read_pose_report(path: Path | str, skeleton: Skeleton = PT50):
             got = holistic.from_holistic(data[:, 0, :, :3], conf[:, 0], names, dims.width, dims.depth, fps, exact)
         except ValueError as err:
             raise DataFormatError(path, None, str(err)) from None
-        return _check(got.pose, skeleton, str(path)), fps, got.interpolated, got.absent
+        _refuse_far(path, got.pose, data[:, 0], conf[:, 0], names, got.normalised)
+        got.pose = _check(got.pose, skeleton, str(path))
+        return got
     index = {name.split("/", 1)[1]: i for name, i in names.items()}
     missing = [n for n in skeleton.names if n not in index]
     if missing:
         raise DataFormatError(path, None, f"neither Holistic nor the PT 50-joint skeleton (lacks {missing[:5]})")
     pose = data[:, 0, [index[n] for n in skeleton.names], :3]  # the signer, xyz
-    return _check(pose, skeleton, str(path)).astype(np.float32), fps, 0, 0
+    return holistic.Imported(_check(pose, skeleton, str(path)).astype(np.float32), fps, 0, 0)
+
+
+def _refuse_far(path: Path, pose: np.ndarray, data: np.ndarray, conf: np.ndarray, names: dict[str, int],
+                normalised: bool) -> None:  # fmt: skip
+    """Refuses a Holistic file whose PT pose has a coordinate beyond ±:data:`MAX_ABS`, naming the frame and the
+    point with its value as read (pixels), where it was seen there, rather than the value in PT units alone."""
+    from fgdm.data import holistic
+
+    far = np.abs(pose) > MAX_ABS
+    far[:, 1] = False  # the neck, the shoulders' midpoint: one of them is at least as far
+    if not far.any():
+        return
+    at = np.argwhere(far)
+    seen = [(f, j, c) for f, j, c in at if conf[f, names[holistic.POINTS[j]]] > 0]
+    f, j, c = (seen or at)[0]  # a point seen so, where one is: an interpolated one is only between such
+    key = holistic.POINTS[j]
+    read = ", ".join(f"{v:g}" for v in data[f, names[key], :3])
+    how = f"({read}) as read" if seen else "not seen in that frame (filled in)"
+    normal = " once normalised as PT data" if normalised else ""
+    raise DataFormatError(path, None, f"frame {f + 1}, point {key}: {how}, {'xyz'[c]} = {pose[f, j, c]:g} PT units"
+                          f"{normal}, beyond ±{MAX_ABS:g}: not a pose")  # fmt: skip
 
 
 def load_pose(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:
@@ -157,7 +190,9 @@ def _check(pose: np.ndarray, skeleton: Skeleton, where: str = "pose") -> np.ndar
     if len(pose) == 0:
         raise ValueError(f"{where}: no frames")
     if np.abs(pose).max() > MAX_ABS:
-        raise ValueError(f"{where}: a coordinate of {np.abs(pose).max():g} is beyond ±{MAX_ABS:g}: not a pose")
+        f, j, c = np.argwhere(np.abs(pose) > MAX_ABS)[0]
+        raise ValueError(f"{where}: frame {f + 1}, joint {j} coordinate {'xyz'[c]} is {pose[f, j, c]:g}: beyond "
+                         f"±{MAX_ABS:g}, not a pose")  # fmt: skip
     return pose
 
 
@@ -173,7 +208,7 @@ def save_sequence(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50,
 
 def write_frame_rate(directory: Path | str, split: str, fps: float) -> Path:
     """Records beside a split's PT files the frame rate they were sampled at (``{split}.fps``), which PT files
-    cannot hold; :func:`load_hypotheses` reads it."""
+    cannot hold; :func:`fgdm.data.hypotheses.load_hypotheses` reads it."""
     path = Path(directory) / f"{split}.fps"
     path.write_text(f"{fps}\n", encoding="utf-8")
     return path
@@ -196,106 +231,28 @@ def read_frame_rate(directory: Path | str, split: str, default: float = FPS) -> 
 
 def playback_rate(rates: Sequence[tuple[str, float | None]], default: float = FPS) -> tuple[float, list[int]]:
     """The one frame rate at which sequences side by side play as recorded, and for each input the k of its
-    every k-th frame kept to get there. ``rates``: (input, its rate or None where it has none, a ``.npy``, which
-    goes at the others' or ``default``). The lowest rate is played; an input at k times it keeps every k-th
-    frame, as a data split read at a lower rate does (a model's 12.5 fps output beside its 25 fps data). Rates
-    that are not whole multiples of the lowest are an error: no one rate plays them all as recorded."""
-    said = sorted({r for _, r in rates if r is not None})
-    if not said:
-        return default, [1] * len(rates)
-    low, steps = said[0], []
-    for _, rate in rates:
-        k = 1.0 if rate is None else rate / low
+    every k-th frame kept to get there. ``rates``: (input, its rate, or None where it has none: a ``.npy``, which
+    counts as ``default``, PT's 25 fps, as ``fgdm evaluate`` counts it; a warning says so where it is played
+    beside inputs of another rate). The lowest rate is played; an input at k times it keeps every k-th frame, as
+    a data split read at a lower rate does (a model's 12.5 fps output beside its 25 fps data). Rates that are not
+    whole multiples of the lowest are an error: no one rate plays them all as recorded."""
+    said = [(name, default if rate is None else rate) for name, rate in rates]
+    low = min(rate for _, rate in said) if said else default
+    steps = []
+    for _, rate in said:
+        k = rate / low
         if abs(k - round(k)) > 1e-3:
-            listed = ", ".join(f"{name} {r:g}" for name, r in rates if r is not None)
+            listed = ", ".join(f"{name} {r:g}" + (" (no rate of its own)" if given is None else "")
+                               for (name, r), (_, given) in zip(said, rates, strict=True))  # fmt: skip
             raise ValueError(f"the inputs' frame rates differ ({listed} fps): give --fps to play them at one")
         steps.append(round(k))
+    unrated = [name for name, rate in rates if rate is None]
+    others = sorted({rate for _, rate in rates if rate is not None and abs(rate - default) > 1e-6 * default})
+    if unrated and others:
+        warnings.warn(f"{', '.join(unrated)}: a .npy holds no frame rate, taken as {default:g} fps beside "
+                      f"inputs at {', '.join(f'{r:g}' for r in others)} fps; if it is at another rate, give --fps "
+                      "to play every input's frames at that one", stacklevel=2)  # fmt: skip
     return low, steps
-
-
-def load_hypotheses(
-    path: Path | str,
-    split: str,
-    names: Sequence[str],
-    fps: float,
-    source_fps: float = FPS,
-    allow_extra: bool = False,
-    skeleton: Skeleton = PT50,
-    lengths: Sequence[int] | None = None,
-) -> list[np.ndarray]:
-    """Another system's poses for the references ``names``, in their order, at the references' ``fps``.
-
-    ``path`` is a PT directory holding ``{split}.skels`` (matched by ``{split}.files``) or a directory of
-    ``.npy``/``.pose`` files, in folders or not (matched by path: ``test/seq-7.npy`` is ``test/seq-7``; where
-    every reference lies in one folder, as PT's ``test/…``, files directly in ``path`` match too). Frame rates:
-    a ``.pose`` file's own; else ``{split}.fps`` beside the files (``fgdm generate`` writes it); else
-    ``source_fps``, the rate of the data's own files (25 for PT). A sequence at k times ``fps`` keeps every k-th
-    frame, as the references did. Missing names are an error, and extra ones unless ``allow_extra`` (a
-    ``--limit``-ed evaluation). ``lengths``, the references' frame counts, catch files whose rate was taken as
-    ``source_fps`` but which are as long as the references: at their rate already (``save_sequence``'s ``.npy``
-    of a model's output), which keeping every k-th frame would cut to 1/k. That is refused, asking for
-    ``{split}.fps``.
-    """
-    from fgdm.data.pt import read_split
-
-    path = Path(path)
-    if not path.is_dir():
-        raise DataFormatError(path, None, "hypothesis directory not found")
-    given = read_frame_rate(path, split, source_fps)
-    found: dict[str, tuple[np.ndarray, float]] = {}
-    if (path / f"{split}.skels").is_file():
-        data = read_split(path, split, num_joints=skeleton.num_joints)
-        found = {name: (pose, given) for name, pose in zip(data.names, data.poses, strict=True)}  # names: unique
-        unrated = set(found)
-    else:
-        unrated = set()  # files whose rate is not their own (.npy)
-        for key, f in _hypothesis_files(path, split, names):
-            if key in found:
-                raise DataFormatError(f, None, f"a second file for the name {key!r}")
-            if f.suffix.lower() == ".pose":
-                found[key] = read_pose(f, skeleton)
-            else:
-                found[key] = load_npy(f, skeleton), given
-                unrated.add(key)
-    missing = [n for n in names if n not in found]
-    extra = [] if allow_extra else sorted(set(found) - set(names), key=str)
-    if missing or extra:
-        raise DataFormatError(path, None, f"its names do not match the {split} split's: missing {missing[:5]} "
-                              f"({len(missing)} in all), extra {extra[:5]} ({len(extra)} in all)")  # fmt: skip
-    step = round(source_fps / fps) if source_fps >= fps else 1
-    kept = [(len(found[n][0]), n_ref) for n, n_ref in zip(names, lengths or (), strict=False) if n in unrated]
-    if not (path / f"{split}.fps").is_file() and step > 1 and kept:
-        ratio = float(np.median([n / max(n_ref, 1) for n, n_ref in kept]))
-        if 0.8 <= ratio <= 1.25:  # as long as the references before every k-th frame is kept: at their rate
-            raise DataFormatError(path, None, f"its {split} files carry no frame rate, so they count as the data's "
-                                  f"{source_fps:g} fps and would keep one frame in {step}; but they are as long as "
-                                  f"the references at {fps:g} fps (median length ratio {ratio:.2f}): write their rate "
-                                  f"into {path / f'{split}.fps'} ({fps:g} if they are at the references' rate, "
-                                  f"{source_fps:g} if at the data's)")  # fmt: skip
-    out = []
-    for name in names:
-        pose, rate = found[name]
-        step = rate / fps
-        if round(step) < 1 or abs(step - round(step)) > 1e-3:
-            raise DataFormatError(path, None, f"{name}: at {rate:g} fps, which keeping every k-th frame cannot "
-                                  f"bring to the references' {fps:g} fps")  # fmt: skip
-        out.append(pose[:: round(step)])
-    return out
-
-
-def _hypothesis_files(path: Path, split: str, names: Sequence[str]) -> list[tuple[str, Path]]:
-    """The .npy/.pose files below a hypothesis directory, each with the name it stands for: its path below
-    ``path`` without the suffix (``test/seq-7.npy`` is ``test/seq-7``). Where every reference name lies in one
-    folder (PT's ``test/…``) and every file directly in ``path``, a file stands for the name in that folder."""
-    files = sorted(f for f in path.rglob("*") if f.suffix.lower() in (".npy", ".pose") and f.is_file())
-    if not files:
-        raise DataFormatError(path, None, f"no {split}.skels and no .npy/.pose files to score")
-    keys = [f.relative_to(path).with_suffix("").as_posix() for f in files]
-    folders = {n.rpartition("/")[0] for n in names}
-    if len(folders) == 1 and "" not in folders and all("/" not in k for k in keys):
-        (folder,) = folders
-        keys = [f"{folder}/{k}" for k in keys]
-    return list(zip(keys, files, strict=True))
 
 
 def load_any(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fgdm.data.vocab import SPECIALS
+from fgdm.data.vocab import SPECIALS, odd_character, odd_character_problem
 from fgdm.runtime import signals_held
 from fgdm.skeleton import PT50
 
@@ -100,7 +100,18 @@ def text_lines(
         if "\r" in line:
             raise DataFormatError(path, i, "a carriage return (CR) inside the line: CR-only line ends (old Mac "
                                   "files)? convert them to LF")  # fmt: skip
+    # Control, invisible and unusual space characters (vocab.odd_character) are refused: the plain-ASCII check is
+    # one pass over the bytes (a 250 MB .skels: 0.1-0.2 s); text with other bytes is looked at character by character.
+    if data.translate(None, _PLAIN_BYTES) or not text.isascii():
+        at = odd_character(text, allow="\n\r")
+        if at is not None:
+            start = text.rfind("\n", 0, at) + 1
+            problem = odd_character_problem(text[start : at + 1], at - start)
+            raise DataFormatError(path, text.count("\n", 0, at) + 1, problem)
     return [unicodedata.normalize("NFC", line) for line in lines]
+
+
+_PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r" + bytes(range(0x80, 0x100))  # all but ASCII's controls
 
 
 def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.num_joints) -> np.ndarray:
@@ -116,10 +127,12 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
             f"{len(tokens)} values is not a multiple of {width} ({num_joints} joints × 3 + counter); "
             f"{len(tokens) // width} whole frames and {len(tokens) % width} values left over",
         )
-    try:
+    try:  # Python's float() reads 1_0 as 10 and other scripts' digits (١٠, １０) too: not numbers in a .skels
+        if "_" in line or not line.isascii():
+            raise ValueError
         values = np.array(tokens, dtype=np.float64)
     except ValueError:
-        bad = next(i for i, tok in enumerate(tokens) if not _is_float(tok))
+        bad = next(i for i, tok in enumerate(tokens) if not _is_number(tok))
         raise DataFormatError(
             path, lineno, f"value {bad + 1} ({tokens[bad]!r}, frame {bad // width + 1}) is not a number"
         ) from None
@@ -146,7 +159,10 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
     return frames[:, :-1].reshape(-1, num_joints, 3).astype(np.float32)
 
 
-def _is_float(token: str) -> bool:
+def _is_number(token: str) -> bool:
+    """Whether ``token`` is a decimal number as a .skels holds them (ASCII digits, no ``_`` separators)."""
+    if "_" in token or not token.isascii():
+        return False
     try:
         float(token)
     except ValueError:

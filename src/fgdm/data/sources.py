@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from fgdm.config import SYNTH_SPLIT_SIZES, DataConfig
@@ -76,20 +77,35 @@ class SynthManifest:
 
     @classmethod
     def load(cls, directory: Path | str) -> SynthManifest:
+        """Reads ``synth.json`` strictly: a key it does not know (``sedd``) or a value that is not a whole number
+        (``2.7``, ``"3"``, ``true``) is refused, naming the file, never read as a default or rounded."""
         path = Path(directory) / MANIFEST
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            sizes = {k: int(v) for k, v in raw.get("sizes", {}).items()}
-            negative = {k: n for k, n in sizes.items() if n < 0}
-            if negative:
-                raise ValueError(f"sizes must be ≥ 0, got {negative}")
-            return cls(
-                seed=int(raw.get("seed", 0)),
-                sizes=sizes,
-                csv={k: str(v) for k, v in raw.get("csv", {}).items()},
-            )
-        except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise DataFormatError(path, None, f"invalid synthetic manifest: {err}") from None
+        if not isinstance(raw, dict):
+            raise DataFormatError(path, None, f"invalid synthetic manifest: a JSON object, not {raw!r:.40}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise DataFormatError(path, None, f"invalid synthetic manifest: unknown key(s) {', '.join(unknown)} "
+                                  f"(the keys are {', '.join(known)})")  # fmt: skip
+        seed, sizes, csv = raw.get("seed", 0), raw.get("sizes", {}), raw.get("csv", {})
+        problem = None
+        if not _whole(seed):
+            problem = f"seed is {seed!r}, not a whole number"
+        elif not isinstance(sizes, dict) or not isinstance(csv, dict):
+            problem = f"sizes and csv map splits to values, got {sizes!r:.40} and {csv!r:.40}"
+        elif any(not _whole(n) for n in sizes.values()):
+            problem = f"sizes are whole numbers, got {sizes}"
+        elif any(n < 0 for n in sizes.values()):
+            problem = f"sizes must be ≥ 0, got {dict((k, n) for k, n in sizes.items() if n < 0)}"
+        elif any(not isinstance(v, str) or not v for v in csv.values()):
+            problem = f"csv gives each split a file's path, got {csv}"
+        if problem:
+            raise DataFormatError(path, None, f"invalid synthetic manifest: {problem}")
+        return cls(seed=seed, sizes=dict(sizes), csv=dict(csv))
 
     def splits(self) -> list[str]:
         return sorted(set(self.sizes) | set(self.csv), key=lambda s: ({"train": 0, "dev": 1, "test": 2}.get(s, 3), s))
@@ -104,6 +120,10 @@ class SynthManifest:
         if split not in self.sizes:
             raise KeyError(f"split {split!r} not in the manifest; splits are {self.splits()}")
         return SynthCorpus(self.sizes[split], split, seed=self.seed, frames_cache=base / f".frames-{split}.npz")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # (JSON true is a bool, not a count or seed)
 
 
 def data_splits(directory: Path | str) -> list[str]:
@@ -151,19 +171,54 @@ def build_vocab(data: DataConfig, train: Corpus) -> Vocabulary:
 
 
 def csv_splits(path: Path | str) -> dict[str, Path]:
-    """PHOENIX-style CSVs per split: one file (its split read from its name, else train), or a directory
-    holding ``*train*.csv``, ``*dev*.csv`` and/or ``*test*.csv``."""
+    """PHOENIX-style CSVs per split: one file, or a directory of them.
+
+    A file's split is the one its name names as a component (below), else train. In a directory (hidden files,
+    such as macOS's ``._*``, aside) a split's CSV is the one file whose name has the split as a dot-separated
+    component (``PHOENIX-2014-T.train.corpus.csv``, ``test.csv``), else the one that has it delimited otherwise
+    (``phoenix_dev.csv``): PHOENIX14T's ``annotations/manual`` gives train its ``.train.`` file, not
+    ``.train-complex-annotation.``, and ``test.csv`` beats ``extra_test_set.csv``. Two candidates for a split,
+    or a file named for two splits, are refused: the file itself is then passed.
+    """
     p = Path(path)
     if p.is_dir():
-        found = {s: sorted(p.glob(f"*{s}*.csv")) for s in SPLITS}
-        files = {s: f[0] for s, f in found.items() if f}
-        if not files:
-            raise DataFormatError(p, None, "no *train*.csv, *dev*.csv or *test*.csv in this directory")
-        return files
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".csv" and not f.name.startswith(".")
+                       and f.is_file())  # fmt: skip
+        found: dict[str, Path] = {}
+        for split in SPLITS:
+            named = _naming(files, split)
+            if len(named) > 1:
+                raise DataFormatError(p, None, f"{len(named)} CSVs could be the {split} split: "
+                                      f"{', '.join(f.name for f in named)}; pass the one to use itself "
+                                      "(the file, not this directory)")  # fmt: skip
+            found |= {split: named[0]} if named else {}
+        for file in sorted(set(found.values())):
+            _split_of(file)  # (refuses a name that names two splits)
+        if not found:
+            within = sorted({f.parent.name + "/" for f in p.glob("*/*.csv") if not f.name.startswith(".")})
+            hint = f"; its subfolder(s) {', '.join(within)} hold CSVs" if within else ""
+            have = f" (it has {', '.join(f.name for f in files[:5])})" if files else ""
+            raise DataFormatError(p, None, f"no CSV here names a split train, dev or test, as in "
+                                  f"PHOENIX-2014-T.train.corpus.csv{have}{hint}")  # fmt: skip
+        return found
     if not p.is_file():
         raise DataFormatError(p, None, "gloss CSV not found")
-    split = next((s for s in SPLITS if s in p.name), "train")
-    return {split: p}
+    return {_split_of(p) or "train": p}
+
+
+def _split_of(file: Path) -> str | None:
+    """The split ``file``'s name names (as :func:`_naming` reads names), None if none; refuses two."""
+    named = [s for s in SPLITS if _naming([file], s)]
+    if len(named) > 1:
+        raise DataFormatError(file, None, f"the file name names the splits {' and '.join(named)}: rename it "
+                              "to name one (e.g. phoenix.dev.csv)")  # fmt: skip
+    return named[0] if named else None
+
+
+def _naming(files: list[Path], split: str) -> list[Path]:
+    """The files whose name has ``split`` as a dot-separated component; if none, as one otherwise delimited."""
+    dotted = [f for f in files if split in f.name.lower().split(".")]
+    return dotted or [f for f in files if re.search(rf"(?<![a-z0-9]){split}(?![a-z0-9])", f.name.lower())]
 
 
 def make_synth(
@@ -209,6 +264,8 @@ def make_synth(
             Vocabulary.from_corpus(train.gloss_sequences()).save(new / "src_vocab.txt")
     elapsed = time.perf_counter() - t0
     summary: dict = {"out": str(out), "splits": manifest.splits(), "lazy": lazy, "seed": seed}
+    if csv_files:  # which CSV each split's glosses came from (a directory can hold several)
+        summary["csv"] = {k: str(v) for k, v in csv_files.items()}
     if rendered:
         summary |= {"rendered_sequences": rendered, "seconds": round(elapsed, 2),
                     "sequences_per_second": round(rendered / elapsed, 1)}  # fmt: skip
@@ -251,7 +308,7 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
     missing = [row.name for rows in splits.values() for row in rows if row.name not in files]
     if missing:
         raise DataFormatError(poses, None, f"no .pose file for {len(missing)} CSV rows, e.g. {missing[:5]}")
-    report: dict = {"out": str(out), "splits": {}}
+    report: dict = {"out": str(out), "csv": {k: str(v) for k, v in csv_files.items()}, "splits": {}}
     with _writing_data(out) as new:  # (a lazy synth's manifest, which would shadow the files written here, goes)
         for split, rows in splits.items():
             seqs, rates, filled, absent, resampled, source_frames = [], set(), 0, 0, 0, 0

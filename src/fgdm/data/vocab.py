@@ -14,6 +14,49 @@ SPECIALS: tuple[str, ...] = (UNK, PAD, BOS, EOS)
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
+# Default-ignorable characters that Unicode classes as letters or marks (fillers, variation selectors): as
+# invisible as the format characters (category Cf), and refused with them.
+_IGNORABLE = frozenset([0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, *range(0x180B, 0x1810),
+                        *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])  # fmt: skip
+
+
+def _odd(char: str) -> bool:
+    if char in " \t":
+        return False
+    return unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp") or ord(char) in _IGNORABLE
+
+
+def odd_character(text: str, allow: str = "") -> int | None:
+    """The index of the first character of ``text`` that fgdm refuses in glosses and words, or None: a control
+    character (but tab), an invisible one (zero-width space or joiner, soft hyphen, direction mark, byte-order
+    mark, variation selector, filler) or a space other than U+0020 (no-break, thin, ideographic, line separator).
+    Each would split a gloss where none shows, or make one that looks like another; ``allow``: characters
+    accepted all the same (a reader's line ends)."""
+    odd = {c for c in set(text) if c not in allow and _odd(c)}
+    return min(text.find(c) for c in odd) if odd else None
+
+
+def odd_character_problem(text: str, at: int) -> str:
+    """Says what the character ``text[at]`` found by :func:`odd_character` is and what to do about it."""
+    char = text[at]
+    name = f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
+    if unicodedata.category(char) in ("Zs", "Zl", "Zp"):
+        return (f"an unusual space, {name}, at character {at + 1}: only a plain space or a tab separates glosses "
+                "and words; type a plain space")  # fmt: skip
+    return (f"an invisible or control character, {name}, at character {at + 1}: it would make a gloss or word "
+            "that looks like another but is not; remove it")  # fmt: skip
+
+
+def gloss_tokens(text: str, what: str = "--gloss") -> list[str]:
+    """The glosses of a sentence typed as one string (``fgdm generate --gloss``), split at spaces and tabs; refuses
+    the characters :func:`odd_character` names (a no-break space would split a gloss unseen, a zero-width space
+    make a new one), as the data files' reader does."""
+    at = odd_character(text, allow="\n\r")
+    if at is not None:
+        raise ValueError(f"{what}: {odd_character_problem(text, at)}")
+    return text.split()
+
+
 def tokenize_text(text: str) -> list[str]:
     """Lower-cased words and punctuation marks as separate tokens (the BLEU/ROUGE tokenisation)."""
     return _TOKEN.findall(text.lower())
@@ -111,6 +154,10 @@ class Vocabulary:
         reserved = [t for t in tokens if t in SPECIALS]
         if reserved:
             raise ValueError(f"{what}: {reserved[0]} is a vocabulary's own token, not a gloss")
+        for token in tokens:  # (glosses split by str.split(): a no-break space has split one already, unseen)
+            at = odd_character(token)
+            if at is not None:
+                raise ValueError(f"{what}: {token!r} holds {odd_character_problem(token, at)}")
         if not any(t in self for t in tokens):
             upper = any(t.upper() in self for t in tokens)
             hint = f" (did you mean {' '.join(t.upper() for t in tokens)}? glosses are upper case)" if upper else ""

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fgdm.data.corpus import Corpus, Sample
-from fgdm.data.io import load_hypotheses
+from fgdm.data.hypotheses import names_elsewhere, read_hypotheses
 from fgdm.data.pt import DataFormatError, text_lines
 from fgdm.data.sources import build_corpus, data_splits, open_corpus
 from fgdm.data.vocab import SPECIALS, Vocabulary, tokenize_text
@@ -325,8 +325,9 @@ def evaluate(
     precision: str = "32",
 ) -> dict:
     """The whole protocol: samples ``checkpoint`` (if given) on ``split`` and scores it beside ground truth,
-    the mean pose and the poses in each ``hypotheses`` directory (:func:`fgdm.data.io.load_hypotheses`, read
-    before any sampling), in that order. ``length``: the frame counts to sample (None: the checkpoint config's
+    the mean pose and the poses in each ``hypotheses`` directory (:func:`fgdm.data.hypotheses.read_hypotheses`,
+    read before any sampling; what reading their ``.pose`` files changed is warned of and in the notes), in that
+    order. ``length``: the frame counts to sample (None: the checkpoint config's
     ``testing.length``, :meth:`fgdm.sampling.LengthMode.from_config`). ``examples``: keep the first N generated
     sequences beside the true ones for ``report.html``; ``precision``: the generator's
     (:func:`fgdm.sampling.load_for_sampling`). The report dictionary (:func:`fgdm.evaluation.report.write_report`
@@ -340,8 +341,14 @@ def evaluate(
     lengths = [len(s.pose) for s in ev.samples]
     labels = [Path(h).name for h in hypotheses]
     labels = [str(h) if labels.count(label) > 1 else label for h, label in zip(hypotheses, labels, strict=True)]
-    others = [System(label, load_hypotheses(h, split, names, fps, allow_extra=limit is not None, lengths=lengths))
-              for h, label in zip(hypotheses, labels, strict=True)]  # fmt: skip
+    # names another split has too: files of one such split could pass for another's
+    elsewhere = names_elsewhere(data if data is not None else ev.bt.cfg.data, split) if hypotheses else {}
+    others = []
+    for h, label in zip(hypotheses, labels, strict=True):
+        got = read_hypotheses(h, split, names, fps, allow_extra=limit is not None, lengths=lengths, elsewhere=elsewhere)
+        if got.changes():  # .pose files filled in or normalised: scored as changed, which the report says
+            ev.note(f"--hyp {h}: {got.changes()}")
+        others.append(System(label, got.poses))
     systems, sampling = [], {"steps": None, "eta": None, "precision": None}
     device_used = str(next(ev.bt.model.parameters()).device)
     if checkpoint is not None:

@@ -1,0 +1,224 @@
+"""Another system's poses, for ``fgdm evaluate --hyp``: matched to a split's references by name, brought to their
+frame rate, with what reading them changed (points filled in, files normalised) counted for the report.
+
+A hypothesis directory is either PT files (``{split}.skels`` and ``{split}.files``; ``.gloss`` and ``.text`` are
+not scored and may be left out) or ``.npy``/``.pose`` files, one per reference. Hidden files and folders
+(``.ipynb_checkpoints/`` …) are no part of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fgdm.data.io import FPS, load_npy, read_frame_rate, read_pose_details
+from fgdm.data.pt import DataFormatError, parse_skels_line, read_split, refuse_repeats, text_lines
+from fgdm.skeleton import PT50, Skeleton
+
+
+@dataclass
+class Hypotheses:
+    """One system's sequences in the references' order, and how many of its ``.pose`` files reading changed."""
+
+    poses: list[np.ndarray]
+    pose_files: int = 0  # .pose files among those scored
+    filled_files: int = 0  # … with points missing in some frames,
+    interpolated: int = 0  # the joint values interpolated there
+    absent_files: int = 0  # … with points missing in every frame,
+    absent: int = 0  # the joint values put at their anchors
+    normalised: int = 0  # … not on fgdm's canvas: normalised as PT data, not read back as written
+
+    def changes(self) -> str:
+        """A sentence on what reading the files changed, or "" where nothing."""
+
+        def had(n: int, what: str) -> str:
+            return f"{n} {'has' if n == 1 else 'have'} {what}"
+
+        said = []
+        if self.filled_files:
+            said.append(had(self.filled_files, f"points missing in some frames ({self.interpolated} joint values "
+                            "interpolated between the frames that show them)"))  # fmt: skip
+        if self.absent_files:
+            said.append(had(self.absent_files, f"points missing in every frame ({self.absent} joint values put at "
+                            "their anchors: a hand at its body wrist, the head above the neck)"))  # fmt: skip
+        if self.normalised:
+            said.append(f"{self.normalised} {'is' if self.normalised == 1 else 'are'} not on fgdm's canvas and "
+                        "normalised as PT data (the neck at the origin, the median shoulder width scaled to 0.334) "
+                        "rather than read back as written")  # fmt: skip
+        if not said:
+            return ""
+        return f"of its {self.pose_files} .pose files scored, {'; '.join(said)}: they are scored as changed so"
+
+
+def load_hypotheses(*args: Any, **kwargs: Any) -> list[np.ndarray]:
+    """The poses of :func:`read_hypotheses` (same arguments)."""
+    return read_hypotheses(*args, **kwargs).poses
+
+
+def read_hypotheses(
+    path: Path | str,
+    split: str,
+    names: Sequence[str],
+    fps: float,
+    source_fps: float = FPS,
+    allow_extra: bool = False,
+    skeleton: Skeleton = PT50,
+    lengths: Sequence[int] | None = None,
+    elsewhere: Mapping[str, str] | None = None,
+) -> Hypotheses:
+    """Another system's poses for the references ``names``, in their order, at the references' ``fps``.
+
+    ``path`` is a PT directory holding ``{split}.skels`` (matched by ``{split}.files``) or a directory of
+    ``.npy``/``.pose`` files, in folders or not (matched by path: ``test/seq-7.npy`` is ``test/seq-7``; where
+    every reference lies in one folder, as PT's ``test/…``, files directly in ``path`` match too). Frame rates:
+    a ``.pose`` file's own; else ``{split}.fps`` beside the files (``fgdm generate`` writes it); else
+    ``source_fps``, the rate of the data's own files (25 for PT). A sequence at k times ``fps`` keeps every k-th
+    frame, as the references did. Missing names are an error, and extra ones unless ``allow_extra`` (a
+    ``--limit``-ed evaluation). ``lengths``, the references' frame counts, catch files whose rate was taken as
+    ``source_fps`` but which are as long as the references: at their rate already (``save_sequence``'s ``.npy``
+    of a model's output), which keeping every k-th frame would cut to 1/k. That is refused, asking for
+    ``{split}.fps``. ``elsewhere``: the names of the data's other splits, each with its split
+    (:func:`names_elsewhere`); files directly in ``path`` whose names another split has too (the synthetic
+    data's ``synth-00000`` …) could be that split's outputs, and are refused unless ``path`` is named ``split``.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataFormatError(path, None, "hypothesis directory not found")
+    given = read_frame_rate(path, split, source_fps)
+    found: dict[str, tuple[np.ndarray, float]] = {}
+    read = {}  # the .pose files' details
+    flat = False
+    if (path / f"{split}.skels").is_file():
+        keys, poses = _read_pt(path, split, skeleton.num_joints)
+        found = {name: (pose, given) for name, pose in zip(keys, poses, strict=True)}  # names: unique
+        unrated = set(found)
+    else:
+        unrated = set()  # files whose rate is not their own (.npy)
+        pairs, flat = _hypothesis_files(path, split, names)
+        for key, f in pairs:
+            if key in found:
+                raise DataFormatError(f, None, f"a second file for the name {key!r}")
+            if f.suffix.lower() == ".pose":
+                read[key] = read_pose_details(f, skeleton)
+                found[key] = read[key].pose, read[key].fps
+            else:
+                found[key] = load_npy(f, skeleton), given
+                unrated.add(key)
+    missing = [n for n in names if n not in found]
+    extra = [] if allow_extra else sorted(set(found) - set(names), key=str)
+    if missing or extra:
+        raise DataFormatError(path, None, f"its names do not match the {split} split's: missing {missing[:5]} "
+                              f"({len(missing)} in all), extra {extra[:5]} ({len(extra)} in all)")  # fmt: skip
+    if flat and path.resolve().name != split:
+        _refuse_shared(path, split, names, elsewhere or {})
+    step = round(source_fps / fps) if source_fps >= fps else 1
+    kept = [(len(found[n][0]), n_ref) for n, n_ref in zip(names, lengths or (), strict=False) if n in unrated]
+    if not (path / f"{split}.fps").is_file() and step > 1 and kept:
+        ratio = float(np.median([n / max(n_ref, 1) for n, n_ref in kept]))
+        if 0.8 <= ratio <= 1.25:  # as long as the references before every k-th frame is kept: at their rate
+            raise DataFormatError(path, None, f"its {split} files carry no frame rate, so they count as the data's "
+                                  f"{source_fps:g} fps and would keep one frame in {step}; but they are as long as "
+                                  f"the references at {fps:g} fps (median length ratio {ratio:.2f}): write their rate "
+                                  f"into {path / f'{split}.fps'} ({fps:g} if they are at the references' rate, "
+                                  f"{source_fps:g} if at the data's)")  # fmt: skip
+    out = Hypotheses([])
+    for name in names:
+        pose, rate = found[name]
+        step = rate / fps
+        if round(step) < 1 or abs(step - round(step)) > 1e-3:
+            raise DataFormatError(path, None, f"{name}: at {rate:g} fps, which keeping every k-th frame cannot "
+                                  f"bring to the references' {fps:g} fps")  # fmt: skip
+        out.poses.append(pose[:: round(step)])
+        if name in read:
+            got = read[name]
+            out.pose_files += 1
+            out.filled_files += got.interpolated > 0
+            out.interpolated += got.interpolated
+            out.absent_files += got.absent > 0
+            out.absent += got.absent
+            out.normalised += got.normalised
+    return out
+
+
+def _read_pt(path: Path, split: str, num_joints: int) -> tuple[list[str], list[np.ndarray]]:
+    """The names and poses of a PT split of hypotheses: the four files checked together where ``.gloss`` and
+    ``.text`` are there, else ``.skels`` and ``.files`` alone (scoring uses the references' glosses and texts)."""
+    if all((path / f"{split}.{suffix}").is_file() for suffix in ("gloss", "text")):
+        data = read_split(path, split, num_joints=num_joints)
+        return data.names, data.poses
+    files, skels = path / f"{split}.files", path / f"{split}.skels"
+    names = [name.strip() for name in text_lines(files, "file not found (hypotheses as PT files need .skels and "
+                                                 ".files; .gloss and .text may be left out)")]  # fmt: skip
+    lines = text_lines(skels)
+    if len(lines) != len(names):
+        raise DataFormatError(path, None, f"{skels.name} has {len(lines)} lines but {files.name} has {len(names)}")
+    for i, name in enumerate(names, start=1):
+        if not name:
+            raise DataFormatError(files, i, "empty sequence name")
+    refuse_repeats(files, list(enumerate(names, start=1)), "name")
+    return names, [parse_skels_line(line, skels, i, num_joints) for i, line in enumerate(lines, start=1)]
+
+
+def _hypothesis_files(path: Path, split: str, names: Sequence[str]) -> tuple[list[tuple[str, Path]], bool]:
+    """The .npy/.pose files below a hypothesis directory, each with the name it stands for: its path below
+    ``path`` without the suffix (``test/seq-7.npy`` is ``test/seq-7``). Where every reference name lies in one
+    folder (PT's ``test/…``) and every file directly in ``path``, a file stands for the name in that folder.
+    Hidden files and folders are left out. Also whether every file lies directly in ``path``."""
+    files = sorted(
+        f for f in path.rglob("*")
+        if f.suffix.lower() in (".npy", ".pose") and f.is_file()
+        and not any(part.startswith(".") for part in f.relative_to(path).parts)
+    )  # fmt: skip
+    if not files:
+        raise DataFormatError(path, None, f"no {split}.skels and no .npy/.pose files to score")
+    keys = [f.relative_to(path).with_suffix("").as_posix() for f in files]
+    flat = all("/" not in k for k in keys)
+    folders = {n.rpartition("/")[0] for n in names}
+    if len(folders) == 1 and "" not in folders and flat:
+        (folder,) = folders
+        keys = [f"{folder}/{k}" for k in keys]
+    return list(zip(keys, files, strict=True)), flat
+
+
+def _refuse_shared(path: Path, split: str, names: Sequence[str], elsewhere: Mapping[str, str]) -> None:
+    """Refuses files directly in ``path`` named as ``split``'s references where another split has those names."""
+    others: dict[str, tuple[str, str]] = {}
+    for name, s in elsewhere.items():
+        others.setdefault(name.rpartition("/")[2], (name, s))
+    shared = next((n for n in names if n.rpartition("/")[2] in others), None)
+    if shared is not None:
+        other, where = others[shared.rpartition("/")[2]]
+        raise DataFormatError(path, None, f"its files lie directly in it and the data's {where} split has their names "
+                              f"too ({shared!r} and {other!r}): they could be that split's outputs; put the {split} "
+                              f"split's files in a folder named {split} and give that folder")  # fmt: skip
+
+
+def names_elsewhere(data, split: str) -> dict[str, str]:
+    """Each sequence name of the data's splits other than ``split``, with its split. ``data``: a data directory
+    (PT files, whose ``.files`` are read, or a synthetic manifest) or a :class:`fgdm.config.DataConfig` (its
+    path, else the embedded synthetic language)."""
+    from fgdm.config import DataConfig
+    from fgdm.data.corpus import Subsampled
+    from fgdm.data.sources import MANIFEST, SPLITS, SynthManifest, build_corpus, data_splits
+
+    if isinstance(data, DataConfig):
+        if data.path is not None:
+            return names_elsewhere(data.path, split)
+        corpora = {s: build_corpus(data, s) for s in SPLITS if s != split}
+    else:
+        directory = Path(data)
+        if not (directory / MANIFEST).is_file():
+            listed = {s: directory / f"{s}.files" for s in data_splits(directory) if s != split}
+            return {name.strip(): s for s, f in listed.items() if f.is_file() for name in text_lines(f)}
+        manifest = SynthManifest.load(directory)
+        corpora = {s: manifest.corpus(s, directory) for s in manifest.splits() if s != split}
+    out: dict[str, str] = {}
+    for s, corpus in corpora.items():
+        corpus = corpus.corpus if isinstance(corpus, Subsampled) else corpus
+        for i in range(len(corpus)):
+            out.setdefault(corpus.sentence(i)[2], s)
+    return out
