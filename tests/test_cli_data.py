@@ -249,3 +249,21 @@ def test_a_manifest_is_read_back_exactly_as_saved(tmp_path):
     saved.save(tmp_path)
     loaded = SynthManifest.load(tmp_path)
     assert loaded == saved and type(loaded.seed) is int and loaded.splits() == ["train", "dev"]
+
+
+def test_a_csv_whose_name_holds_its_split_inside_a_word_is_still_that_split(tmp_path):
+    """devset.csv, trainval.csv: a split named inside a word counts where no file names it more clearly."""
+    from fgdm.data.pt import DataFormatError
+    from fgdm.data.sources import csv_splits
+
+    for name in ("train.csv", "devset.csv", "testset.csv", "contest_notes.txt"):
+        (tmp_path / name).write_text("id|signer|annotation|translation\n", encoding="utf-8")
+    assert {s: p.name for s, p in csv_splits(tmp_path).items()} == {
+        "train": "train.csv", "dev": "devset.csv", "test": "testset.csv"
+    }  # fmt: skip
+    assert list(csv_splits(tmp_path / "devset.csv")) == ["dev"]
+    (tmp_path / "phoenix_dev.csv").write_text("id|signer|annotation|translation\n", encoding="utf-8")
+    assert csv_splits(tmp_path)["dev"].name == "phoenix_dev.csv"  # delimited beats inside a word
+    (tmp_path / "train_test.csv").write_text("id|signer|annotation|translation\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="names the splits train and test"):
+        csv_splits(tmp_path / "train_test.csv")

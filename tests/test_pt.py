@@ -250,8 +250,9 @@ def test_a_signal_waits_for_the_renames_that_belong_together(sig):
 def test_a_character_that_splits_or_makes_a_gloss_unseen_is_refused_with_its_line_and_code_point(
     synth_dir, tmp_path, char, kind
 ):
-    """MILD+ZERO WIDTH SPACE would be a gloss of its own, MILD+NO-BREAK SPACE+REGEN two glosses: every text file
-    (.gloss, .text, .files, a vocabulary, a CSV) refuses such characters, naming where."""
+    """MILD+ZERO WIDTH SPACE would be a gloss of its own, MILD+NO-BREAK SPACE+REGEN two glosses: every file of
+    glosses or names (.gloss, .files, a vocabulary, a CSV's ids and annotations) refuses such characters, naming
+    where."""
     from fgdm.data.synth.corpus import read_phoenix_csv
 
     d = _copy_split(synth_dir, tmp_path / "d")
@@ -262,8 +263,27 @@ def test_a_character_that_splits_or_makes_a_gloss_unseen_is_refused_with_its_lin
         read_split(d, "dev")
     csv = tmp_path / "x.train.corpus.csv"
     csv.write_text(f"id|signer|annotation|translation\na|S1|REGEN|es regnet\nb|S1|MILD NORD{char}|mild\n")
-    with pytest.raises(DataFormatError, match=rf"corpus.csv:3: {re.escape(kind)}, at character 15"):
+    with pytest.raises(DataFormatError, match=rf"corpus.csv:3: annotation: {re.escape(kind)}, at character 10"):
         read_phoenix_csv(csv)
+
+
+def test_free_text_keeps_a_no_break_space_which_its_tokeniser_reads_as_a_space(synth_dir, tmp_path):
+    """Translations are tokenised into words apart from the glosses (a no-break space is a space there): .text
+    files, a CSV's translations and other columns, and fgdm score's files are read with it."""
+    from fgdm.data.synth.corpus import read_phoenix_csv
+    from fgdm.evaluation.protocol import score_text_files
+
+    d = _copy_split(synth_dir, tmp_path / "d")
+    texts = (d / "dev.text").read_text(encoding="utf-8").split("\n")
+    texts[1] = "am tag 20\u00a0grad"
+    (d / "dev.text").write_text("\n".join(texts), encoding="utf-8")
+    assert read_split(d, "dev").texts[1] == "am tag 20\u00a0grad"
+    csv = tmp_path / "x.train.corpus.csv"
+    csv.write_text("id|video|signer|annotation|translation\na|v\u00a01|S1|REGEN|20\u00a0grad\n", encoding="utf-8")
+    assert read_phoenix_csv(csv)[0].text == "20\u00a0grad"
+    (tmp_path / "h.txt").write_text("am tag 20\u00a0grad\n", encoding="utf-8")
+    (tmp_path / "r.txt").write_text("am tag 20 grad\n", encoding="utf-8")
+    assert score_text_files(tmp_path / "h.txt", tmp_path / "r.txt")["bleu4"] == 100.0
 
 
 def test_tabs_umlauts_and_windows_line_ends_are_read_as_they_show(synth_dir, tmp_path):

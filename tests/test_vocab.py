@@ -62,9 +62,8 @@ def test_a_gloss_with_an_invisible_character_or_unusual_space_is_refused_in_file
     path.write_text("<unk>\n<pad>\n<s>\n</s>\nMILD\nMILD\u200b\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"v.txt:6: an invisible or control character, U\+200B \(ZERO WIDTH"):
         Vocabulary.from_file(path)
-    vocab = Vocabulary(["<unk>", "<pad>", "<s>", "</s>", "MILD", "REGEN"])
-    with pytest.raises(ValueError, match=r"--gloss: 'MILD\\u200b' holds an invisible or control character, U\+200B"):
-        vocab.require_known(["REGEN", "MILD\u200b"], "--gloss")
+    with pytest.raises(ValueError, match=r"--gloss: an invisible or control character, U\+200B"):
+        gloss_tokens("REGEN MILD\u200b")
     assert gloss_tokens(" MILD  REGEN\t") == ["MILD", "REGEN"]
     with pytest.raises(ValueError, match=r"--gloss: an unusual space, U\+00A0 \(NO-BREAK SPACE\), at character 5"):
         gloss_tokens("MILD\u00a0REGEN")

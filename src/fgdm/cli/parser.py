@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="generate the synthetic sign language as a data directory")
     p.add_argument("--out", required=True, help="output directory (new or empty, unless --overwrite)")
     p.add_argument("--glosses", help="PHOENIX-style CSV (id|signer|annotation|translation), or a directory of "
-                   "CSVs, one per split (named by it: *.train.*csv …; a split in doubt is refused), rendered "
-                   "instead of grammar sentences")  # fmt: skip
+                   "CSVs, one per split (whose name names it: x.train.csv, phoenix_dev.csv …; a split in doubt is "
+                   "refused), rendered instead of grammar sentences")  # fmt: skip
     p.add_argument("--num-train", type=_positive_int, default=None,
                    help="train sentences (default 1000; with --glosses: rows to keep, default all)")  # fmt: skip
     p.add_argument("--num-dev", type=_positive_int, default=None, help="dev sentences (default 100)")
@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("import", help="MediaPipe Holistic .pose files + a PHOENIX-style gloss CSV → a PT directory")
     q.add_argument("poses", help="a directory of .pose files (video_to_pose's output), named like the CSV ids")
     q.add_argument("--glosses", required=True, help="a PHOENIX-style CSV (id|signer|annotation|translation), or "
-                   "a directory of CSVs, one per split (named by it: *.train.*csv …; a split in doubt is "
-                   "refused)")  # fmt: skip
+                   "a directory of CSVs, one per split (whose name names it: x.train.csv, phoenix_dev.csv …; a split "
+                   "in doubt is refused)")  # fmt: skip
     q.add_argument("--out", required=True, help="the PT directory to write (new or empty, unless --overwrite)")
     q.add_argument("--overwrite", action="store_true", help="write into a directory that is not empty")
     q.add_argument("--quiet", action="store_true", help="no progress bars")

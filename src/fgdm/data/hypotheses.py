@@ -8,7 +8,7 @@ not scored and may be left out) or ``.npy``/``.pose`` files, one per reference. 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ def read_hypotheses(
     allow_extra: bool = False,
     skeleton: Skeleton = PT50,
     lengths: Sequence[int] | None = None,
-    elsewhere: Mapping[str, str] | None = None,
+    elsewhere: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
 ) -> Hypotheses:
     """Another system's poses for the references ``names``, in their order, at the references' ``fps``.
 
@@ -82,8 +82,9 @@ def read_hypotheses(
     ``source_fps`` but which are as long as the references: at their rate already (``save_sequence``'s ``.npy``
     of a model's output), which keeping every k-th frame would cut to 1/k. That is refused, asking for
     ``{split}.fps``. ``elsewhere``: the names of the data's other splits, each with its split
-    (:func:`names_elsewhere`); files directly in ``path`` whose names another split has too (the synthetic
-    data's ``synth-00000`` …) could be that split's outputs, and are refused unless ``path`` is named ``split``.
+    (:func:`names_elsewhere`), or a function giving them (called only where they are needed); files directly in
+    ``path`` whose names another split has too (the synthetic data's ``synth-00000`` …) could be that split's
+    outputs, and are refused unless ``path`` is named ``split``.
     """
     path = Path(path)
     if not path.is_dir():
@@ -114,7 +115,7 @@ def read_hypotheses(
         raise DataFormatError(path, None, f"its names do not match the {split} split's: missing {missing[:5]} "
                               f"({len(missing)} in all), extra {extra[:5]} ({len(extra)} in all)")  # fmt: skip
     if flat and path.resolve().name != split:
-        _refuse_shared(path, split, names, elsewhere or {})
+        _refuse_shared(path, split, names, (elsewhere() if callable(elsewhere) else elsewhere) or {})
     step = round(source_fps / fps) if source_fps >= fps else 1
     kept = [(len(found[n][0]), n_ref) for n, n_ref in zip(names, lengths or (), strict=False) if n in unrated]
     if not (path / f"{split}.fps").is_file() and step > 1 and kept:

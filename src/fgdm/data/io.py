@@ -208,7 +208,7 @@ def save_sequence(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50,
 
 def write_frame_rate(directory: Path | str, split: str, fps: float) -> Path:
     """Records beside a split's PT files the frame rate they were sampled at (``{split}.fps``), which PT files
-    cannot hold; :func:`fgdm.data.hypotheses.load_hypotheses` reads it."""
+    cannot hold; :func:`fgdm.data.hypotheses.read_hypotheses` reads it."""
     path = Path(directory) / f"{split}.fps"
     path.write_text(f"{fps}\n", encoding="utf-8")
     return path

@@ -73,12 +73,16 @@ def refuse_repeats(path: Path | str, numbered: Sequence[tuple[int, str]], what: 
 
 
 def text_lines(
-    path: Path | str, missing: str = "file not found (a PT split needs .skels, .gloss, .text, .files)"
+    path: Path | str,
+    missing: str = "file not found (a PT split needs .skels, .gloss, .text, .files)",
+    tokens: bool = True,
 ) -> list[str]:
     """The lines of a UTF-8 text file without their terminators, in Unicode's composed form (NFC, so a gloss saved
     decomposed, as some editors do, is the same gloss). A final newline adds no line; a leading byte-order mark
     and CR before LF are dropped. Errors name the file and the line: bytes that are not UTF-8, a byte-order mark
-    inside the file (files joined by ``cat``), a CR inside a line (CR-only line ends)."""
+    inside the file (files joined by ``cat``), a CR inside a line (CR-only line ends), and, where the lines are
+    ``tokens`` (glosses, names, a vocabulary: not free text, whose words are tokenised apart anyway), a control,
+    invisible or unusual space character (:func:`fgdm.data.vocab.odd_character`)."""
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(path, None, missing)
@@ -102,7 +106,7 @@ def text_lines(
                                   "files)? convert them to LF")  # fmt: skip
     # Control, invisible and unusual space characters (vocab.odd_character) are refused: the plain-ASCII check is
     # one pass over the bytes (a 250 MB .skels: 0.1-0.2 s); text with other bytes is looked at character by character.
-    if data.translate(None, _PLAIN_BYTES) or not text.isascii():
+    if tokens and (data.translate(None, _PLAIN_BYTES) or not text.isascii()):
         at = odd_character(text, allow="\n\r")
         if at is not None:
             start = text.rfind("\n", 0, at) + 1
@@ -193,7 +197,7 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
         raise ValueError(f"skip_frames must be ≥ 1, got {skip_frames}")
     directory = Path(directory)
     paths = {s: directory / f"{split}.{s}" for s in SUFFIXES}
-    lines = {s: text_lines(p) for s, p in paths.items()}
+    lines = {s: text_lines(p, tokens=s != "text") for s, p in paths.items()}
     counts = {s: len(v) for s, v in lines.items()}
     if len(set(counts.values())) > 1:
         detail = ", ".join(f"{paths[s].name} {n}" for s, n in counts.items())

@@ -207,8 +207,10 @@ def csv_splits(path: Path | str) -> dict[str, Path]:
 
 
 def _split_of(file: Path) -> str | None:
-    """The split ``file``'s name names (as :func:`_naming` reads names), None if none; refuses two."""
-    named = [s for s in SPLITS if _naming([file], s)]
+    """The split ``file``'s name names (as :func:`_naming` reads names, the closest reading first), None if none;
+    refuses two read alike (``train_test.csv``)."""
+    tiers = {s: t for s in SPLITS if (t := _tier(file.name, s)) is not None}
+    named = [s for s, t in tiers.items() if t == min(tiers.values())]
     if len(named) > 1:
         raise DataFormatError(file, None, f"the file name names the splits {' and '.join(named)}: rename it "
                               "to name one (e.g. phoenix.dev.csv)")  # fmt: skip
@@ -216,9 +218,21 @@ def _split_of(file: Path) -> str | None:
 
 
 def _naming(files: list[Path], split: str) -> list[Path]:
-    """The files whose name has ``split`` as a dot-separated component; if none, as one otherwise delimited."""
-    dotted = [f for f in files if split in f.name.lower().split(".")]
-    return dotted or [f for f in files if re.search(rf"(?<![a-z0-9]){split}(?![a-z0-9])", f.name.lower())]
+    """The files whose name has ``split`` as a dot-separated component; if none, as one otherwise delimited
+    (``phoenix_dev.csv``); if none, anywhere in it (``devset.csv``, ``trainval.csv``)."""
+    tiers = {f: t for f in files if (t := _tier(f.name, split)) is not None}
+    return [f for f, t in tiers.items() if t == min(tiers.values())]
+
+
+def _tier(name: str, split: str) -> int | None:
+    """How closely a file name names a split: 0 as a dot-separated component, 1 otherwise delimited, 2 inside a
+    word, None not at all."""
+    name = name.lower()
+    if split in name.split("."):
+        return 0
+    if re.search(rf"(?<![a-z0-9]){split}(?![a-z0-9])", name):
+        return 1
+    return 2 if split in name else None
 
 
 def make_synth(

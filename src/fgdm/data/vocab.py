@@ -154,10 +154,6 @@ class Vocabulary:
         reserved = [t for t in tokens if t in SPECIALS]
         if reserved:
             raise ValueError(f"{what}: {reserved[0]} is a vocabulary's own token, not a gloss")
-        for token in tokens:  # (glosses split by str.split(): a no-break space has split one already, unseen)
-            at = odd_character(token)
-            if at is not None:
-                raise ValueError(f"{what}: {token!r} holds {odd_character_problem(token, at)}")
         if not any(t in self for t in tokens):
             upper = any(t.upper() in self for t in tokens)
             hint = f" (did you mean {' '.join(t.upper() for t in tokens)}? glosses are upper case)" if upper else ""

@@ -11,6 +11,7 @@ and the benchmarks use it); :func:`evaluate` is the whole protocol in one call.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -86,7 +87,7 @@ def score_text_files(hyp_path: Path | str, ref_path: Path | str, tokenize: bool 
     for path in paths:
         if path.is_dir():
             raise ValueError(f"{path}: is a directory, not a text file of sentences")
-    hyp, ref = (text_lines(path, "file not found") for path in paths)
+    hyp, ref = (text_lines(path, "file not found", tokens=False) for path in paths)
     if not ref:
         raise ValueError(f"{ref_path}: no sentences to score against")
     if len(hyp) != len(ref):
@@ -341,8 +342,8 @@ def evaluate(
     lengths = [len(s.pose) for s in ev.samples]
     labels = [Path(h).name for h in hypotheses]
     labels = [str(h) if labels.count(label) > 1 else label for h, label in zip(hypotheses, labels, strict=True)]
-    # names another split has too: files of one such split could pass for another's
-    elsewhere = names_elsewhere(data if data is not None else ev.bt.cfg.data, split) if hypotheses else {}
+    # names another split has too (files of one such split could pass for another's), read where needed
+    elsewhere = functools.cache(lambda: names_elsewhere(data if data is not None else ev.bt.cfg.data, split))
     others = []
     for h, label in zip(hypotheses, labels, strict=True):
         got = read_hypotheses(h, split, names, fps, allow_extra=limit is not None, lengths=lengths, elsewhere=elsewhere)

@@ -21,7 +21,7 @@ from fgdm.data.pt import DataFormatError, PTSplit, refuse_repeats, text_lines, w
 from fgdm.data.synth.grammar import Sentence, WeatherGrammar
 from fgdm.data.synth.lexicon import Lexicon, stable_rng
 from fgdm.data.synth.signer import SignAnimator, Signer
-from fgdm.data.vocab import SPECIALS
+from fgdm.data.vocab import SPECIALS, odd_character, odd_character_problem
 
 NUM_SIGNERS = 9  # as PHOENIX14T
 RENDERER_VERSION = 3  # raise when rendering changes what a sentence looks like (invalidates frame caches)
@@ -47,7 +47,7 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
     rows: list[CSVRow] = []
     lines: list[tuple[int, str]] = []  # each row's line and id
     # one row a line (QUOTE_NONE: no field spans lines), so the reader's rows keep the file's line numbers
-    reader = csv.reader(text_lines(path, "file not found"), delimiter="|", quoting=csv.QUOTE_NONE)
+    reader = csv.reader(text_lines(path, "file not found", tokens=False), delimiter="|", quoting=csv.QUOTE_NONE)
     header = next(reader, None)
     need = ("name", "signer", "orth", "translation")
     aliases = {"id": "name", "annotation": "orth", "speaker": "signer"}
@@ -65,6 +65,11 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
             continue
         if len(fields) != len(cols):  # more: a '|' inside a field, which this format cannot hold
             raise DataFormatError(path, lineno, f"{len(fields)} fields, the header has {len(cols)}")
+        for column in ("name", "orth"):  # glosses and ids: a no-break space would split one unseen (free text may)
+            at = odd_character(fields[idx[column]])
+            if at is not None:
+                raise DataFormatError(path, lineno, f"{header[idx[column]].strip()}: "
+                                      f"{odd_character_problem(fields[idx[column]], at)}")  # fmt: skip
         glosses = tuple(fields[idx["orth"]].split())
         if not glosses:
             raise DataFormatError(path, lineno, "empty annotation (no glosses)")
