@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fgdm.data.io import FPS, load_npy, read_frame_rate, read_pose_details
-from fgdm.data.pt import DataFormatError, parse_skels_line, read_split, refuse_repeats, text_lines
+from fgdm.data.pt import DataFormatError, parse_skels_line, read_split, sequence_names, text_lines
 from fgdm.skeleton import PT50, Skeleton
 
 
@@ -152,15 +152,11 @@ def _read_pt(path: Path, split: str, num_joints: int) -> tuple[list[str], list[n
         data = read_split(path, split, num_joints=num_joints)
         return data.names, data.poses
     files, skels = path / f"{split}.files", path / f"{split}.skels"
-    names = [name.strip() for name in text_lines(files, "file not found (hypotheses as PT files need .skels and "
-                                                 ".files; .gloss and .text may be left out)")]  # fmt: skip
+    names = sequence_names(files, text_lines(files, "file not found (hypotheses as PT files need .skels and .files; "
+                                             ".gloss and .text may be left out)"))  # fmt: skip
     lines = text_lines(skels)
     if len(lines) != len(names):
         raise DataFormatError(path, None, f"{skels.name} has {len(lines)} lines but {files.name} has {len(names)}")
-    for i, name in enumerate(names, start=1):
-        if not name:
-            raise DataFormatError(files, i, "empty sequence name")
-    refuse_repeats(files, list(enumerate(names, start=1)), "name")
     return names, [parse_skels_line(line, skels, i, num_joints) for i, line in enumerate(lines, start=1)]
 
 

@@ -214,16 +214,23 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
     for i, text in enumerate(lines["text"], start=1):
         if not text.strip():  # the back-translator would learn, and BLEU score against, an empty sentence
             raise DataFormatError(paths["text"], i, "empty translation line")
-    names = [name.strip() for name in lines["files"]]  # as the CSV reader takes ids: 'a ' names a.npy
-    for i, name in enumerate(names, start=1):
-        if not name:
-            raise DataFormatError(paths["files"], i, "empty sequence name")
-    refuse_repeats(paths["files"], list(enumerate(names, start=1)), "name")
+    names = sequence_names(paths["files"], lines["files"])
     poses = [
         parse_skels_line(line, paths["skels"], i, num_joints)[::skip_frames]
         for i, line in enumerate(lines["skels"], start=1)
     ]
     return PTSplit(poses=poses, glosses=glosses, texts=lines["text"], names=names)
+
+
+def sequence_names(path: Path, lines: list[str]) -> list[str]:
+    """The sequence names of a ``.files`` file's lines, stripped as the CSV reader takes ids ('a ' names a.npy);
+    an empty or repeated name is refused, naming the line."""
+    names = [name.strip() for name in lines]
+    for i, name in enumerate(names, start=1):
+        if not name:
+            raise DataFormatError(path, i, "empty sequence name")
+    refuse_repeats(path, list(enumerate(names, start=1)), "name")
+    return names
 
 
 def write_split(directory: Path | str, split: str, data: PTSplit) -> None:
