@@ -265,15 +265,15 @@ def test_a_non_finite_number_in_a_file_is_refused_naming_file_and_key(tmp_path):
         load_config(tmp_path / "bt.yaml", schema=BackTranslatorConfig)
 
 
-@pytest.mark.parametrize(("seed", "ok"), [(0, True), (2**32 - 1, True), (-1, False), (2**32, False)])
-def test_training_seed_is_a_32_bit_seed(seed, ok):
+@pytest.mark.parametrize("section", ["training", "testing"])
+@pytest.mark.parametrize(("seed", "ok"), [(0, True), (2**32 - 1, True), (-1, False), (2**32, False), (2**64, False)])
+def test_training_and_validation_seeds_are_32_bit_seeds(section, seed, ok):
+    key = f"{section}.seed"
     if ok:
-        assert load_config("configs/tiny.yaml", [f"training.seed={seed}"]).training.seed == seed
+        assert getattr(load_config("configs/tiny.yaml", [f"{key}={seed}"]), section).seed == seed
     else:
-        message = _error("configs/tiny.yaml", [f"training.seed={seed}"])
-        assert (
-            message == f"--set training.seed={seed}: training.seed: must be in [0, 2**32 − 1 = 4294967295], got {seed}"
-        )
+        message = _error("configs/tiny.yaml", [f"{key}={seed}"])
+        assert message == f"--set {key}={seed}: {key}: must be in [0, 2**32 − 1 = 4294967295], got {seed}"
 
 
 @pytest.mark.parametrize(

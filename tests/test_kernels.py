@@ -6,6 +6,7 @@ the AVX2 one (8-lane AVX, on an x86 CPU) and the portable one (the generic-vecto
 runs). The kernel's arguments are checked before any C runs.
 """
 
+import copy
 import dataclasses
 import os
 import re
@@ -14,7 +15,7 @@ import sys
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fgdm.config import FocalConfig
@@ -80,14 +81,19 @@ def assert_close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
 
 
 def assert_same(gcn: ASGCN, h, cond, fm, gm, kernel="c") -> None:
-    out_t, grads_t = run(gcn, "torch", h, cond, fm, gm)
-    out_c, grads_c = run(gcn, kernel, h, cond, fm, gm)
-    assert_close(out_t, out_c, "output")
-    names = ["h", "cond", *(n for n, _ in gcn.named_parameters())]
-    for name, a, b in zip(names, grads_t, grads_c, strict=True):
-        assert (a is None) == (b is None), name
-        if a is not None:
-            assert_close(a, b, f"grad {name}")
+    """The kernel's output and gradients are as close to exact (the PyTorch path in float64) as float32 allows:
+    within 1e-4 of each tensor's magnitude. The parameters' gradients are sums over every frame and map entry whose
+    terms cancel, so float32 rounding reaches that far: over 20,000 random cases of the shapes below, PyTorch's own
+    float32 path was up to 8.3e-5 from exact, the kernel up to 3.1e-5."""
+    exact, exact_grads = run(copy.deepcopy(gcn).double(), "torch", h.double(), cond.double(), fm, gm)
+    out, grads = run(gcn, kernel, h, cond, fm, gm)
+    names = ["output", *(f"grad {n}" for n in ["h", "cond", *(n for n, _ in gcn.named_parameters())])]
+    for name, e, c in zip(names, [exact, *exact_grads], [out, *grads], strict=True):
+        assert (e is None) == (c is None), name
+        if c is not None:
+            scale = max(e.abs().max().item(), 1.0)
+            err = (c.double() - e).abs().max().item()
+            assert err <= 1e-4 * scale, f"{name}: max difference from float64 {err:.3g} at magnitude {scale:.3g}"
 
 
 FLAGS = [
@@ -119,6 +125,9 @@ def test_kernel_matches_pytorch_on_the_real_skeleton(flags):
     flags=st.sampled_from(FLAGS),
     seed=st.integers(0, 100),
 )
+# a bias gradient summed over 4,056 terms: the float32 paths 1e-5 from exact and 2.4e-5 apart, which the former
+# comparison of the two (2e-5 of the magnitude) refused; found on an AVX2 CPU
+@example(B=3, S=8, J=13, D=16, L=1, n=0, K=1, flags={"contextual": False}, seed=82)
 def test_kernel_matches_pytorch_for_any_shape(B, S, J, D, L, n, K, flags, seed):
     """Sizes that are not multiples of 8 (the kernel pads J and D), windows wider than the sequence, K ≠ 3."""
     gcn = make_gcn(random_prior(K, J, seed), D, 8, seed=seed, neighbors=n, **flags)

@@ -276,6 +276,8 @@ class TestingConfig:
         for key in ("fixed_length", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"testing.{key}: must be ≥ 1, got {getattr(self, key)}")
+        if not 0 <= self.seed < 2**32:  # as training.seed; each dev batch seeds a generator with seed + its index
+            raise ConfigError(f"testing.seed: must be in [0, 2**32 − 1 = {2**32 - 1}], got {self.seed}")
 
 
 @dataclass(frozen=True)
