@@ -157,7 +157,7 @@ def _resumed(doc: dict, out: Path, at: list[int], run_dir: Path) -> tuple[dict, 
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise SystemExit(f"--resume: {ckpt} not found (is --work the one the curve ran with?)")
-    step = int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
+    step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
     if step < last["step"]:  # killed after its last point was written, before its weights were
         print(f"--resume: {ckpt} is at step {step}: dropping the curve's points after it", file=sys.stderr)
         old["points"] = [p for p in old["points"] if p["step"] <= step]
