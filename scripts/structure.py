@@ -37,6 +37,7 @@ LAYERS = [
     ("inference", ["fgdm.sampling"]),
     ("evaluation and training", ["fgdm.evaluation", "fgdm.training"]),
     ("interfaces", ["fgdm.cli", "fgdm"]),
+    ("entry point", ["fgdm.__main__"]),
 ]
 PURPOSE = {
     "fgdm.config": "frozen, validated config dataclasses and YAML loading",
@@ -56,6 +57,7 @@ PURPOSE = {
     "fgdm.training": "Lightning modules, the shared loop and data module, both trainers",
     "fgdm.cli": "the fgdm command: argument parsing and one library call per command",
     "fgdm": "the public API (lazy) and __version__",
+    "fgdm.__main__": "`python -m fgdm`: the fgdm command",
 }
 
 
@@ -125,10 +127,15 @@ def drawing() -> str:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), epilog=__doc__.split("\n\n")[2])
+    parser.add_argument("--write", action="store_true", help="rewrite docs/structure.md instead of printing it")
+    args = parser.parse_args()
     problems = violations()
     for p in problems:
         print(f"upward import: {p}", file=sys.stderr)
-    if "--write" in sys.argv:
+    if args.write:
         DOC.parent.mkdir(parents=True, exist_ok=True)
         DOC.write_text(drawing(), encoding="utf-8")
         print(f"wrote {DOC.relative_to(ROOT)}")

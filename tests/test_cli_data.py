@@ -202,7 +202,9 @@ def test_a_csv_folder_that_leaves_a_split_in_doubt_is_refused_naming_the_files(t
     _csv(two / "phoenix_train.csv", ("a", "REGEN"))
     _csv(two / "my-train.csv", ("b", "SONNE"))
     with pytest.raises(DataFormatError, match=r"two: 2 CSVs could be the train split: my-train.csv, "
-                       r"phoenix_train.csv; pass the one to use itself"):  # fmt: skip
+                       r"phoenix_train.csv; keep one of them here \(move or rename the others: the split as a "
+                       r"dot-separated part of the name, as in train.csv, beats phoenix_train.csv, which beats "
+                       r"trainset.csv\), since one CSV passed itself is read as one split alone"):  # fmt: skip
         csv_splits(two)
     assert (
         main(["data", "import", str(tmp_path), "--glosses", str(two), "--out", str(tmp_path / "out"), "--quiet"]) == 1

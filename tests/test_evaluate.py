@@ -394,3 +394,11 @@ def test_evaluate_says_what_reading_pose_hypotheses_changed(backtranslator, tmp_
     err = capsys.readouterr().err
     assert "flat: its files lie directly in it and the data's train split has their names too" in err
     assert "('test/synth-00000' and 'train/synth-00000')" in err and "folder named test" in err
+
+
+def test_a_hypothesis_row_is_named_by_its_folder_or_the_folder_above_a_split(tmp_path, monkeypatch):
+    from fgdm.evaluation.protocol import hypothesis_labels
+
+    monkeypatch.chdir(tmp_path)
+    assert hypothesis_labels(["other", "runs/b/", "sys/test", "test"]) == ["other", "b", "sys", tmp_path.name]
+    assert hypothesis_labels(["a/other", "b/other/test", "c"]) == ["a/other", "b/other/test", "c"]  # two 'other's

@@ -1,6 +1,7 @@
 """Packaging: every import declared, torch not pinned, a version to ask for."""
 
 import ast
+import subprocess
 import sys
 import tomllib
 from importlib.metadata import version
@@ -45,6 +46,9 @@ def test_the_version_is_the_installed_one(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"fgdm {fgdm.__version__}"
+    for module in ("fgdm", "fgdm.cli"):  # python -m runs the command as well
+        run = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120)
+        assert (run.returncode, run.stdout.strip()) == (0, f"fgdm {fgdm.__version__}"), run.stderr
 
 
 def test_the_readme_python_example_runs(tmp_path):

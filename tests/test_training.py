@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -235,6 +236,34 @@ def test_training_terms_are_logged_only_on_the_steps_the_loggers_write(tmp_path,
     assert written == ["2", "4"]  # steps 3 and 5 (from 1), the second at the stop
     assert gated == every_step
     assert (gated_calls, every_step_calls) == (2 * 5, 5 * 5)
+
+
+def test_a_logging_interval_longer_than_an_epoch_loses_no_logs(tmp_path):
+    """Lightning counts the logging steps over the whole run: tiny.yaml's epochs of 4 batches, logged every 6 steps,
+    write at steps 6 and 12 (its warning that the interval is longer than an epoch is left out as misleading)."""
+    from fgdm.config import load_config
+    from fgdm.training import train
+
+    cfg = load_config(TINY, [f"training.output_dir={tmp_path}", "training.max_steps=13", "training.log_every=6",
+                             "training.val_every=1000"])  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(cfg, progress=False)
+    lines = csv.DictReader((tmp_path / "logs" / "version_0" / "metrics.csv").open())
+    assert [r["step"] for r in lines if r.get("train/joint")] == ["5", "11"]  # steps 6 and 12, from 1
+    assert not any("logging interval" in str(w.message) for w in caught)
+
+
+def test_a_run_that_fails_on_its_data_leaves_no_empty_directories(tmp_path, capsys):
+    """The directories training.output_dir needed are made for the run and removed again when it fails before
+    writing anything (here: no data); a directory that was there already stays."""
+    args = ["train", TINY, "--set", f"data.path={tmp_path / 'nowhere'}", "--quiet", "--set"]
+    assert main([*args, f"training.output_dir={tmp_path / 'runs' / 'a'}"]) == 1
+    assert "nowhere: data directory not found" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "mine").mkdir()
+    assert main([*args, f"training.output_dir={tmp_path / 'mine'}"]) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
 
 
 def test_training_seed_alone_sets_the_initial_weights(tmp_path, capsys):

@@ -14,8 +14,19 @@ def test_unknown_glosses_map_to_unk_with_a_counted_warning():
     with pytest.warns(UnknownTokenWarning, match=r"3 of 4 glosses \(2 types\).*X \(2\)"):
         ids = v.encode_all([["A", "X"], ["X", "Y"]])
     assert ids == [[v.stoi["A"], 0], [0, 0]]
-    with pytest.warns(UnknownTokenWarning, match=r"all 2 glosses \(1 types\)"):  # another language's, say
+    with pytest.warns(UnknownTokenWarning, match=r"all 2 glosses \(1 type\) .*: X \(2\)$"):  # another language's
         v.encode_all([["X"], ["X"]])
+
+
+def test_glosses_typed_by_hand_are_offered_the_closest_known_ones():
+    v = Vocabulary.from_corpus([["MORGEN", "NORD", "REGEN", "SONNE"]])
+    with pytest.warns(UnknownTokenWarning, match=r"2 of 4 glosses \(2 types\) .*: NORDD \(1\), SONE \(1\); "
+                      r"did you mean NORD for NORDD, SONNE for SONE\?$"):  # fmt: skip
+        assert v.encode_all([["MORGEN", "NORDD", "SONE", "REGEN"]], suggest=True)[0][1:3] == [0, 0]
+    with pytest.warns(UnknownTokenWarning, match=r": NORDD \(1\), WIND \(1\)$"):  # nothing close to WIND
+        v.encode_all([["NORDD", "WIND"]])  # and corpora are not offered any
+    with pytest.warns(UnknownTokenWarning, match=r": WIND \(1\)$"):
+        v.encode_all([["WIND"]], suggest=True)
 
 
 def test_read_and_write_src_vocab(tmp_path):

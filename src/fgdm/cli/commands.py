@@ -8,31 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from fgdm.cli.refusals import refuse_existing, refuse_nonempty, refuse_unwritable
 from fgdm.data.pt import DataFormatError
-
-
-def refuse_existing(paths: list[Path], overwrite: bool) -> None:
-    """Never replace what is there without ``--overwrite``."""
-    found = [str(p) for p in paths if p.exists()]
-    if found and not overwrite:
-        raise ValueError(f"{', '.join(found[:3])} exists already: choose another --out, or --overwrite to replace it")
-
-
-def refuse_unwritable(path: Path) -> None:
-    """Before any work: a file where ``path``'s directories would go fails now, not after the work."""
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if parent.exists() and not parent.is_dir():
-        raise ValueError(f"{path}: {parent} is a file, not a directory")
-
-
-def refuse_nonempty(out: Path, overwrite: bool, what: str = "its splits") -> None:
-    """A directory that holds files is written into only with ``--overwrite`` (``what``: what it writes again)."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file: --out is the directory to write")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"{out} is not empty: choose a new directory, or --overwrite to write {what} again")
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -162,7 +139,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         loaded.vocab.require_known(tokens, "--gloss")
         frames = (args.length or LengthMode.from_config(loaded.cfg, reference=False)).frame_counts(None, 1)
         refuse_existing([out], args.overwrite)
-        (pose,) = generate_poses(loaded, loaded.vocab.encode_all([tokens]), frames, steps=args.steps, seed=args.seed)
+        ids = loaded.vocab.encode_all([tokens], suggest=True)  # a typo's warning offers the closest known gloss
+        (pose,) = generate_poses(loaded, ids, frames, steps=args.steps, seed=args.seed)
         if out.suffix.lower() in (".gif", ".mp4"):
             from fgdm.render import save_animation
 

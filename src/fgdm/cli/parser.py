@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=commands.cmd_synth)
 
-    p = sub.add_parser("data", help="inspect data directories")
+    p = sub.add_parser("data", help="check data directories, or import .pose files as one")
     dsub = p.add_subparsers(dest="data_command", required=True)
     for name in ("check", "stats"):
         q = dsub.add_parser(

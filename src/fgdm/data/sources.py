@@ -178,7 +178,7 @@ def csv_splits(path: Path | str) -> dict[str, Path]:
     component (``PHOENIX-2014-T.train.corpus.csv``, ``test.csv``), else the one that has it delimited otherwise
     (``phoenix_dev.csv``): PHOENIX14T's ``annotations/manual`` gives train its ``.train.`` file, not
     ``.train-complex-annotation.``, and ``test.csv`` beats ``extra_test_set.csv``. Two candidates for a split,
-    or a file named for two splits, are refused: the file itself is then passed.
+    or a file named for two splits, are refused (a file passed itself is read as one split).
     """
     p = Path(path)
     if p.is_dir():
@@ -189,8 +189,10 @@ def csv_splits(path: Path | str) -> dict[str, Path]:
             named = _naming(files, split)
             if len(named) > 1:
                 raise DataFormatError(p, None, f"{len(named)} CSVs could be the {split} split: "
-                                      f"{', '.join(f.name for f in named)}; pass the one to use itself "
-                                      "(the file, not this directory)")  # fmt: skip
+                                      f"{', '.join(f.name for f in named)}; keep one of them here (move or rename "
+                                      f"the others: the split as a dot-separated part of the name, as in "
+                                      f"{split}.csv, beats phoenix_{split}.csv, which beats {split}set.csv), since "
+                                      "one CSV passed itself is read as one split alone")  # fmt: skip
             found |= {split: named[0]} if named else {}
         for file in sorted(set(found.values())):
             _split_of(file)  # (refuses a name that names two splits)

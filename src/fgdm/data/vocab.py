@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 import warnings
@@ -141,11 +142,15 @@ class Vocabulary:
             ids.append(idx)
         return ids
 
-    def encode_all(self, sentences: Iterable[Sequence[str]], what: str = "glosses") -> list[list[int]]:
-        """Encodes many sentences and warns once, with counts, about unknown tokens."""
+    def encode_all(
+        self, sentences: Iterable[Sequence[str]], what: str = "glosses", suggest: bool = False
+    ) -> list[list[int]]:
+        """Encodes many sentences and warns once, with counts, about unknown tokens; with ``suggest`` (glosses
+        typed by hand), the warning offers the closest known token to each one it names."""
         unknown: Counter[str] = Counter()
         encoded = [self.encode(s, unknown) for s in sentences]
-        warn_unknown(unknown, what, sum(len(s) for s in encoded))
+        known = [t for t in self.itos if t not in SPECIALS] if suggest else None
+        warn_unknown(unknown, what, sum(len(s) for s in encoded), known)
         return encoded
 
     def require_known(self, tokens: Sequence[str], what: str = "glosses") -> None:
@@ -173,16 +178,24 @@ class Vocabulary:
         return out
 
 
-def warn_unknown(unknown: Counter[str], what: str = "glosses", total: int | None = None) -> None:
-    """Warns once about tokens mapped to ``<unk>``, naming the most frequent; ``total``: of how many tokens."""
+def warn_unknown(
+    unknown: Counter[str], what: str = "glosses", total: int | None = None, known: Sequence[str] | None = None
+) -> None:
+    """Warns once about tokens mapped to ``<unk>``, naming the most frequent; ``total``: of how many tokens;
+    ``known``: the tokens to suggest from (each named token's closest, by difflib's ratio ≥ 0.75)."""
     if not unknown:
         return
-    shown = ", ".join(f"{t} ({c})" for t, c in unknown.most_common(10))
+    named = unknown.most_common(10)
+    shown = ", ".join(f"{t} ({c})" for t, c in named)
     more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+    close = [(t, m[0]) for t, _ in named if (m := difflib.get_close_matches(t, known or (), n=1, cutoff=0.75))]
+    if close:
+        more += f"; did you mean {', '.join(f'{m} for {t}' for t, m in close)}?"
     count = sum(unknown.values())
     some = f"all {count}" if count == total else f"{count}" if total is None else f"{count} of {total}"
+    types = f"{len(unknown)} type{'s' if len(unknown) > 1 else ''}"
     warnings.warn(
-        f"{some} {what} ({len(unknown)} types) are not in the vocabulary and map to <unk>: {shown}{more}",
+        f"{some} {what} ({types}) are not in the vocabulary and map to <unk>: {shown}{more}",
         UnknownTokenWarning,
         stacklevel=3,
     )

@@ -12,6 +12,7 @@ and the benchmarks use it); :func:`evaluate` is the whole protocol in one call.
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ import numpy as np
 from fgdm.data.corpus import Corpus, Sample
 from fgdm.data.hypotheses import names_elsewhere, read_hypotheses
 from fgdm.data.pt import DataFormatError, text_lines
-from fgdm.data.sources import build_corpus, data_splits, open_corpus
+from fgdm.data.sources import SPLITS, build_corpus, data_splits, open_corpus
 from fgdm.data.vocab import SPECIALS, Vocabulary, tokenize_text
 from fgdm.evaluation.backtranslation import LoadedBackTranslator, back_translate, load_backtranslator
 from fgdm.evaluation.html import Example
@@ -309,6 +310,14 @@ def _language(data) -> str:
     return str(Path(data.path).resolve())
 
 
+def hypothesis_labels(hypotheses: Sequence[str | Path]) -> list[str]:
+    """Each --hyp folder's row: its name, or its parent's where it is named for a split (``other/test/``: other), or
+    the path as given where two would read alike."""
+    paths = [Path(os.path.abspath(h)) for h in hypotheses]
+    labels = [p.parent.name if p.name in SPLITS and p.parent.name else p.name for p in paths]
+    return [str(h) if labels.count(label) > 1 else label for h, label in zip(hypotheses, labels, strict=True)]
+
+
 def evaluate(
     backtranslator: Path | str,
     checkpoint: Path | str | None = None,
@@ -340,8 +349,7 @@ def evaluate(
     names, fps = [s.name for s in ev.samples], 25.0 / ev.skip_frames
     # the other systems first: a mismatch fails before the sampling
     lengths = [len(s.pose) for s in ev.samples]
-    labels = [Path(h).name for h in hypotheses]
-    labels = [str(h) if labels.count(label) > 1 else label for h, label in zip(hypotheses, labels, strict=True)]
+    labels = hypothesis_labels(hypotheses)
     # names another split has too (files of one such split could pass for another's), read where needed
     elsewhere = functools.cache(lambda: names_elsewhere(data if data is not None else ev.bt.cfg.data, split))
     others = []

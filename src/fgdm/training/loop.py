@@ -329,6 +329,9 @@ def fit(
         warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable")
         # the dev scores are joined over the ranks before they are logged (ranks.py): the same on every rank
         warnings.filterwarnings("ignore", message=r".*sync_dist=True.*when logging on epoch level")
+        # the logs come every training.log_every steps of the whole run (Lightning counts across epochs), so an
+        # epoch shorter than that loses none; its warning of it names a Trainer argument fgdm's users do not set
+        warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
         try:
             trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
         except SIGTERMException:  # a SIGTERM before training began, Lightning's: it stopped, exiting 0

@@ -114,7 +114,17 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
     if is_worker():
         yield stored
         return
+    missing = [p for p in (out, *out.parents) if not p.exists()]  # made here: out, then its new parents
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        yield from _claimed(out, stored, resume, overwrite)
+    finally:
+        for made in missing:  # a run that failed before writing anything (bad data) leaves no empty directories
+            with contextlib.suppress(OSError):
+                made.rmdir()
+
+
+def _claimed(out: Path, stored: dict | None, resume: bool, overwrite: bool) -> Iterator[dict | None]:
     with lock(out):
         _put_back(out)  # an --overwrite killed before its first checkpoint (SIGKILL: no finally ran) left these
         checkpoints = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
