@@ -524,3 +524,20 @@ def test_sigterm_stops_training_with_143_and_keeps_the_last_checkpoint(tmp_path)
     assert "terminated (SIGTERM) at step" in err
     step = int(err.split("terminated (SIGTERM) at step ")[1].split(";")[0])
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == step > 5
+
+
+def test_existing_outputs_are_named_three_at_most_with_how_many_more(tmp_path) -> None:
+    from fgdm.cli.refusals import refuse_existing
+
+    paths = [tmp_path / f"test.{ext}" for ext in ("skels", "gloss", "text", "files")]
+    for path in paths:
+        path.write_text("")
+    for n, says in (
+        (1, "test.skels exists already: .* to replace it"),
+        (2, "test.gloss exist already: .* them"),
+        (4, "test.text and 1 more exist already: choose another --out, or --overwrite to replace them"),
+    ):
+        with pytest.raises(ValueError, match=f"{says}$"):
+            refuse_existing(paths[:n], overwrite=False)
+    refuse_existing(paths, overwrite=True)
+    refuse_existing([tmp_path / "new.skels"], overwrite=False)

@@ -177,6 +177,25 @@ def test_a_checkpoint_is_read_as_tensors_and_plain_containers_only(tmp_path):
                        r"decimal.Decimal was not an allowed global by default; fgdm's checkpoints hold tensors and "
                        r"plain containers only\)$"):  # fmt: skip
         read_checkpoint(tmp_path / "b")
+    ran = tmp_path / "ran"
+    torch.save({"state_dict": {}, "hyper_parameters": {"x": _Runs(f"touch {ran}")}}, tmp_path / "c")
+    with pytest.raises(ValueError, match=r"c: not a readable checkpoint \(UnpicklingError: Trying to load unsupported "
+                       r"GLOBAL \w+\.system whose module \w+ is blocked; fgdm's checkpoints hold tensors and plain "
+                       r"containers only\)$") as refused:  # fmt: skip
+        read_checkpoint(tmp_path / "c")
+    assert "weights_only" not in str(refused.value) and not ran.exists()  # no advice to load it in full; nothing ran
+
+
+class _Runs:
+    """A pickle that runs a shell command when it is loaded in full."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
 
 
 def test_a_damaged_memo_index_in_a_checkpoint_costs_no_memory(tmp_path):

@@ -249,8 +249,8 @@ def test_a_logging_interval_longer_than_an_epoch_loses_no_logs(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         train(cfg, progress=False)
-    lines = csv.DictReader((tmp_path / "logs" / "version_0" / "metrics.csv").open())
-    assert [r["step"] for r in lines if r.get("train/joint")] == ["5", "11"]  # steps 6 and 12, from 1
+    lines = [r for r in csv.DictReader((tmp_path / "logs" / "version_0" / "metrics.csv").open()) if r["train/joint"]]
+    assert [(r["step"], r["epoch"]) for r in lines] == [("5", "1"), ("11", "2")]  # steps 6 and 12 (from 1), epochs 2, 3
     assert not any("logging interval" in str(w.message) for w in caught)
 
 

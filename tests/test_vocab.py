@@ -25,8 +25,13 @@ def test_glosses_typed_by_hand_are_offered_the_closest_known_ones():
         assert v.encode_all([["MORGEN", "NORDD", "SONE", "REGEN"]], suggest=True)[0][1:3] == [0, 0]
     with pytest.warns(UnknownTokenWarning, match=r": NORDD \(1\), WIND \(1\)$"):  # nothing close to WIND
         v.encode_all([["NORDD", "WIND"]])  # and corpora are not offered any
-    with pytest.warns(UnknownTokenWarning, match=r": WIND \(1\)$"):
-        v.encode_all([["WIND"]], suggest=True)
+    with pytest.warns(UnknownTokenWarning, match=r"1 of 2 glosses \(1 type\) is not .*: WIND \(1\)$"):
+        v.encode_all([["WIND", "NORD"]], suggest=True)
+    with pytest.warns(UnknownTokenWarning, match=r": nordd \(1\); did you mean NORD for nordd\?$"):  # case too
+        v.encode_all([["MORGEN", "nordd"]], suggest=True)
+    with pytest.raises(ValueError, match=r"none of 'NORDD SONE' is in the vocabulary \(4 glosses\) \(did you mean "
+                       r"NORD for NORDD, SONNE for SONE\?\)$"):  # fmt: skip
+        v.require_known(["NORDD", "SONE"])  # refused: no known gloss, so no sentence to warn about
 
 
 def test_read_and_write_src_vocab(tmp_path):

@@ -28,13 +28,18 @@ def read_checkpoint(path: Path | str, what: str = "checkpoint") -> dict[str, Any
 
 
 def _problem(err: Exception) -> str:
-    """The reader's error on one line; of the weights-only unpickler's page of advice, only what it found."""
-    text = str(err)
-    if "WeightsUnpickler error:" in text:  # not advice to load the file with the full unpickler, which fgdm never does
-        found = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0].split(". Please use")[0]
-        found = " ".join(found.split())
-        return f"{found}; fgdm's checkpoints hold tensors and plain containers only" if "global" in found else found
-    return " ".join(text.split())
+    """The reader's error on one line. The weights-only unpickler wraps what it found in a page of advice (to load
+    the file with the full unpickler, which fgdm never does): only what it found, kept as the error's context."""
+    found = str(err)
+    if "Weights only load failed" in found:
+        inner = err.__context__ if err.__context__ is not None else err.__cause__
+        found = (
+            str(inner).split(". Please use")[0].rstrip(". ")
+            if inner is not None
+            else "not tensors and plain containers"
+        )
+        found += "; fgdm's checkpoints hold tensors and plain containers only" if "GLOBAL" in found else ""
+    return " ".join(found.split())
 
 
 def substate(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -149,7 +149,7 @@ class Vocabulary:
         typed by hand), the warning offers the closest known token to each one it names."""
         unknown: Counter[str] = Counter()
         encoded = [self.encode(s, unknown) for s in sentences]
-        known = [t for t in self.itos if t not in SPECIALS] if suggest else None
+        known = [t for t in self.itos if t not in SPECIALS] if suggest and unknown else None
         warn_unknown(unknown, what, sum(len(s) for s in encoded), known)
         return encoded
 
@@ -162,6 +162,8 @@ class Vocabulary:
         if not any(t in self for t in tokens):
             upper = any(t.upper() in self for t in tokens)
             hint = f" (did you mean {' '.join(t.upper() for t in tokens)}? glosses are upper case)" if upper else ""
+            if not upper and (close := closest(Counter(tokens), [t for t in self.itos if t not in SPECIALS])):
+                hint = f" (did you mean {close}?)"
             raise ValueError(f"{what}: none of {' '.join(tokens)!r} is in the vocabulary "
                              f"({len(self) - len(SPECIALS)} glosses){hint}")  # fmt: skip
 
@@ -178,6 +180,17 @@ class Vocabulary:
         return out
 
 
+def closest(unknown: Counter[str], known: Sequence[str]) -> str:
+    """'NORD for NORDD, …': the closest known token to each of the ten most frequent unknown ones that has one
+    (difflib's ratio ≥ 0.75, of the token as written or in upper case); empty if none has."""
+    found = []
+    for token, _ in unknown.most_common(10):
+        match = difflib.get_close_matches(token, known, n=1, cutoff=0.75)
+        match = match or difflib.get_close_matches(token.upper(), known, n=1, cutoff=0.75)
+        found += [f"{match[0]} for {token}"] if match else []
+    return ", ".join(found)
+
+
 def warn_unknown(
     unknown: Counter[str], what: str = "glosses", total: int | None = None, known: Sequence[str] | None = None
 ) -> None:
@@ -185,17 +198,15 @@ def warn_unknown(
     ``known``: the tokens to suggest from (each named token's closest, by difflib's ratio ≥ 0.75)."""
     if not unknown:
         return
-    named = unknown.most_common(10)
-    shown = ", ".join(f"{t} ({c})" for t, c in named)
+    shown = ", ".join(f"{t} ({c})" for t, c in unknown.most_common(10))
     more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-    close = [(t, m[0]) for t, _ in named if (m := difflib.get_close_matches(t, known or (), n=1, cutoff=0.75))]
-    if close:
-        more += f"; did you mean {', '.join(f'{m} for {t}' for t, m in close)}?"
+    if known and (close := closest(unknown, known)):
+        more += f"; did you mean {close}?"
     count = sum(unknown.values())
     some = f"all {count}" if count == total else f"{count}" if total is None else f"{count} of {total}"
-    types = f"{len(unknown)} type{'s' if len(unknown) > 1 else ''}"
+    types, are = f"{len(unknown)} type{'s' if len(unknown) > 1 else ''}", "is" if count == 1 else "are"
     warnings.warn(
-        f"{some} {what} ({types}) are not in the vocabulary and map to <unk>: {shown}{more}",
+        f"{some} {what} ({types}) {are} not in the vocabulary and map to <unk>: {shown}{more}",
         UnknownTokenWarning,
         stacklevel=3,
     )
