@@ -165,6 +165,7 @@ def test_checkpoints(small_checkpoint, tmp_path_factory, data):
 def test_a_checkpoint_is_read_as_tensors_and_plain_containers_only(tmp_path):
     """Nothing but tensors and plain containers is unpickled: an object of any other class is refused, not built."""
     import decimal
+    import warnings
 
     import torch
 
@@ -184,6 +185,12 @@ def test_a_checkpoint_is_read_as_tensors_and_plain_containers_only(tmp_path):
                        r"containers only\)$") as refused:  # fmt: skip
         read_checkpoint(tmp_path / "c")
     assert "weights_only" not in str(refused.value) and not ran.exists()  # no advice to load it in full; nothing ran
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "d"))
+    with pytest.raises(ValueError, match=r"d: not a readable checkpoint \(RuntimeError: Cannot use "
+                       r"``weights_only=True`` with TorchScript archives passed to ``torch.load``.\)$"):  # fmt: skip
+        read_checkpoint(tmp_path / "d")
 
 
 class _Runs:

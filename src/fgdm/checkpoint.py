@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ def _problem(err: Exception) -> str:
             else "not tensors and plain containers"
         )
         found += "; fgdm's checkpoints hold tensors and plain containers only" if "GLOBAL" in found else ""
+    found = re.sub(r"\s*In PyTorch 2\.6, we changed .*?trusted source\.", "", found, flags=re.S)  # TorchScript's
     return " ".join(found.split())
 
 
