@@ -252,6 +252,11 @@ def test_a_logging_interval_longer_than_an_epoch_loses_no_logs(tmp_path):
     lines = [r for r in csv.DictReader((tmp_path / "logs" / "version_0" / "metrics.csv").open()) if r["train/joint"]]
     assert [(r["step"], r["epoch"]) for r in lines] == [("5", "1"), ("11", "2")]  # steps 6 and 12 (from 1), epochs 2, 3
     assert not any("logging interval" in str(w.message) for w in caught)
+    short = load_config(TINY, [f"training.output_dir={tmp_path / 'short'}", "training.max_steps=5",
+                               "training.log_every=6", "training.val_every=1000"])  # fmt: skip
+    with pytest.warns(UserWarning, match=r"training.log_every 6 > training.max_steps 5: the CSV log gets no training"):
+        train(short, progress=False)
+    assert not (tmp_path / "short" / "logs" / "version_0" / "metrics.csv").exists()  # not a row
 
 
 def test_a_run_that_fails_on_its_data_leaves_no_empty_directories(tmp_path, capsys):
@@ -264,6 +269,11 @@ def test_a_run_that_fails_on_its_data_leaves_no_empty_directories(tmp_path, caps
     (tmp_path / "mine").mkdir()
     assert main([*args, f"training.output_dir={tmp_path / 'mine'}"]) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["mine"]
+    from fgdm.training.rundir import lock
+
+    gone = lock(tmp_path / "gone")  # removed between claim's mkdir and the lock, by a run that failed
+    with pytest.raises(ValueError, match="another training removed this new directory just now; run again"), gone:
+        pass
 
 
 def test_training_seed_alone_sets_the_initial_weights(tmp_path, capsys):

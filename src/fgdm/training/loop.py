@@ -316,6 +316,9 @@ def fit(
     if t.val_every > t.max_steps:
         warnings.warn(f"training.val_every {t.val_every} > training.max_steps {t.max_steps}: no validation, so no "
                       "dev DTW and no best.ckpt (last.ckpt only)", stacklevel=2)  # fmt: skip
+    if t.log_every > t.max_steps:  # Lightning writes rows at multiples of log_every only (and at a stop of its own)
+        warnings.warn(f"training.log_every {t.log_every} > training.max_steps {t.max_steps}: the CSV log gets no "
+                      "training rows (loss terms, learning rate)", stacklevel=2)  # fmt: skip
     try:
         trainer = _trainer(t, out, [best, throughput, interrupt, FiniteCheck(), *callbacks], loggers, progress)
     except (MisconfigurationException, TypeError) as err:  # accelerator gpu without one; devices -1 on a CPU

@@ -76,6 +76,8 @@ def lock(out: Path) -> Iterator[None]:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         raise ValueError(f"{out}: another training started in this directory just now") from None
+    except FileNotFoundError:  # made by claim, removed by another training that failed before writing anything
+        raise ValueError(f"{out}: another training removed this new directory just now; run again") from None
     with os.fdopen(fd, "w") as f:
         f.write(f"{os.getpid()}\n")
     try:
