@@ -149,7 +149,7 @@ class Vocabulary:
         typed by hand), the warning offers the closest known token to each one it names."""
         unknown: Counter[str] = Counter()
         encoded = [self.encode(s, unknown) for s in sentences]
-        known = [t for t in self.itos if t not in SPECIALS] if suggest and unknown else None
+        known = self.itos[len(SPECIALS) :] if suggest else None  # (a vocabulary starts with SPECIALS)
         warn_unknown(unknown, what, sum(len(s) for s in encoded), known)
         return encoded
 
@@ -162,7 +162,7 @@ class Vocabulary:
         if not any(t in self for t in tokens):
             upper = any(t.upper() in self for t in tokens)
             hint = f" (did you mean {' '.join(t.upper() for t in tokens)}? glosses are upper case)" if upper else ""
-            if not upper and (close := closest(Counter(tokens), [t for t in self.itos if t not in SPECIALS])):
+            if not upper and (close := closest(Counter(tokens), self.itos[len(SPECIALS) :])):
                 hint = f" (did you mean {close}?)"
             raise ValueError(f"{what}: none of {' '.join(tokens)!r} is in the vocabulary "
                              f"({len(self) - len(SPECIALS)} glosses){hint}")  # fmt: skip
