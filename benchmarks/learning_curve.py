@@ -404,7 +404,7 @@ def plot(docs: list[dict], path: Path, readable: bool = True) -> None:
 
 
 def main() -> None:
-    from fgdm.sampling import PRECISIONS
+    from fgdm.choices import PRECISIONS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)

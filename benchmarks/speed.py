@@ -36,11 +36,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from fgdm.choices import PRECISIONS
 from fgdm.config import load_config
 from fgdm.model import build_model
 from fgdm.model.focal import ASGCN, FocalNorm
 from fgdm.runtime import keep_freed_memory
-from fgdm.sampling import PRECISIONS
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:

@@ -541,3 +541,25 @@ def test_existing_outputs_are_named_three_at_most_with_how_many_more(tmp_path) -
             refuse_existing(paths[:n], overwrite=False)
     refuse_existing(paths, overwrite=True)
     refuse_existing([tmp_path / "new.skels"], overwrite=False)
+
+
+def test_help_and_usage_errors_answer_without_loading_pytorch() -> None:
+    """The parser reads its choices from :mod:`fgdm.choices`, not from the sampling API (which imports torch, and
+    torch.compile's machinery through the kernel): ``fgdm --help``, a command's help and a mistyped option answer
+    in a fraction of a second instead of seconds. The commands import what they need when they run."""
+    script = (
+        "import sys\n"
+        "from fgdm.cli import main\n"
+        "for argv in (['--help'], ['generate', '--help'], ['evaluate', '--help'], ['generate', '--length', '0']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as done:\n"
+        "        assert done.code == (0 if '--help' in argv else 2), (argv, done.code)\n"
+        "    else:\n"
+        "        raise AssertionError(argv)\n"
+        "print(sorted(m for m in ('torch', 'lightning', 'numpy') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "['numpy']"  # numpy: the data formats' errors, imported by the commands
+    assert "from 1 to at most 2000, got '0'" in done.stderr

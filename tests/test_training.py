@@ -660,8 +660,9 @@ def test_generate_without_a_checkpoint_uses_the_shipped_weights(tmp_path, capsys
 
 
 def test_a_reference_too_long_to_sample_is_named():
+    from fgdm.choices import LengthMode
     from fgdm.data.corpus import Sample
-    from fgdm.sampling import LengthMode, generate_for, load_for_sampling
+    from fgdm.sampling import generate_for, load_for_sampling
 
     samples = [Sample(("REGEN",), np.zeros((n, 50, 3), np.float32), "", f"test/s{n}") for n in (30, 2001)]
     with pytest.raises(ValueError, match=r"1 sequence\(s\) longer than the 2000 frames .* test/s2001 \(2001 frames\)"):
@@ -669,8 +670,8 @@ def test_a_reference_too_long_to_sample_is_named():
 
 
 def test_the_configs_testing_length_is_what_generate_samples_unless_told(trained, tmp_path, capsys):
+    from fgdm.choices import LengthMode
     from fgdm.config import load_config
-    from fgdm.sampling import LengthMode
 
     out = tmp_path / "exported"
     assert main(["export", str(trained / "checkpoints" / "last.ckpt"), "--out", str(out)]) == 0

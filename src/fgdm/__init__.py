@@ -22,7 +22,7 @@ _API = {
     "load_for_sampling": "fgdm.sampling",
     "generate_poses": "fgdm.sampling",
     "generate_for": "fgdm.sampling",
-    "LengthMode": "fgdm.sampling",
+    "LengthMode": "fgdm.choices",
     "evaluate": "fgdm.evaluation.protocol",
     "save_sequence": "fgdm.data.io",
     "load_config": "fgdm.config",

@@ -14,12 +14,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from fgdm.checkpoint import read_checkpoint, state_mismatch, substate
+from fgdm.choices import MAX_FRAMES, PRECISIONS, LengthMode
 from fgdm.config import Config, from_dict
 from fgdm.data.corpus import Sample
 from fgdm.data.dataset import pad_sequences
@@ -27,7 +27,6 @@ from fgdm.data.vocab import Vocabulary
 from fgdm.model import FGDM, build_model
 from fgdm.runtime import signals_held
 
-MAX_FRAMES = 2000  # 80 s at 25 fps: longer requests are mistakes (attention memory grows with the square)
 LONG = 1.5  # sampling warns of sequences longer than this many times the longest training sequence
 
 
@@ -51,58 +50,6 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     elif device.type != "cpu":
         raise ValueError(f"device {name!r}: fgdm samples on auto, cpu, cuda, cuda:N or mps")
     return device
-
-
-@dataclass(frozen=True)
-class LengthMode:
-    """How many frames to sample per sequence: ``gt`` (the reference's), ``predicted`` (the length head)
-    or ``fixed`` (``frames`` each)."""
-
-    kind: Literal["gt", "predicted", "fixed"] = "gt"
-    frames: int | None = None
-
-    def __post_init__(self) -> None:
-        fixed = self.kind == "fixed"
-        if fixed != (self.frames is not None) or (fixed and not 1 <= (self.frames or 0) <= MAX_FRAMES):
-            raise ValueError(f"length: a fixed length is a frame count from 1 to {MAX_FRAMES}, got {self.frames}")
-
-    @classmethod
-    def parse(cls, text: str | int) -> LengthMode:
-        """``gt``, ``predicted`` or a whole number of frames ≥ 1."""
-        if text in ("gt", "predicted"):
-            return cls(text)  # type: ignore[arg-type]
-        try:
-            n = int(text)
-        except ValueError:
-            raise ValueError(
-                f"length: expected gt, predicted or a frame count from 1 to {MAX_FRAMES}, got {text!r}"
-            ) from None
-        return cls("fixed", n)
-
-    @classmethod
-    def from_config(cls, cfg: Config, reference: bool = True) -> LengthMode:
-        """The config's ``testing.length`` (and ``testing.fixed_length``): how a run samples unless told otherwise;
-        without a reference to take a length from (``reference=False``), ``gt`` falls back to ``predicted``."""
-        kind = cfg.testing.length
-        if kind == "fixed":
-            return cls("fixed", cfg.testing.fixed_length)
-        return cls("gt") if kind == "gt" and reference else cls("predicted")
-
-    def frame_counts(self, samples: Sequence[Sample] | None = None, n: int | None = None) -> list[int] | None:
-        """Frame counts for ``samples`` (or ``n`` sequences without ground truth); None = ask the length head."""
-        if self.kind == "predicted":
-            return None
-        if self.kind == "fixed":
-            return [int(self.frames)] * (len(samples) if samples is not None else int(n or 0))  # type: ignore[arg-type]
-        if samples is None:
-            raise ValueError(
-                "length gt takes each length from a reference sequence (--split has them): for a "
-                "sentence without one, use --length predicted or a frame count (--length N)"
-            )
-        return [len(s.pose) for s in samples]
-
-    def __str__(self) -> str:
-        return str(self.frames) if self.kind == "fixed" else self.kind
 
 
 @dataclass
@@ -133,9 +80,6 @@ def pretrained_path(name: str = PRETRAINED) -> Path:
     if not (path / WEIGHTS).is_file():
         raise FileNotFoundError(f"{path}: no pretrained weights {name!r} in this installation")
     return path
-
-
-PRECISIONS = ("32", "bf16")
 
 
 def build_for_sampling(cfg: Config, vocab_size: int) -> FGDM:

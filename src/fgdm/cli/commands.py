@@ -117,11 +117,12 @@ def cmd_bt_train(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from fgdm.choices import LengthMode
     from fgdm.data.io import write_frame_rate
     from fgdm.data.pt import PTSplit, write_split
     from fgdm.data.sources import build_corpus, open_corpus
     from fgdm.data.vocab import gloss_tokens
-    from fgdm.sampling import LengthMode, generate_for, generate_poses, load_for_sampling
+    from fgdm.sampling import generate_for, generate_poses, load_for_sampling
 
     out = Path(args.out)
     refuse_unwritable(out)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fgdm.choices import MAX_FRAMES, PRECISIONS, LengthMode
 from fgdm.cli import commands
-from fgdm.sampling import MAX_FRAMES, PRECISIONS, LengthMode
 from fgdm.version import __version__
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fgdm.choices import LengthMode
 from fgdm.data.corpus import Corpus, Sample
 from fgdm.data.hypotheses import names_elsewhere, read_hypotheses
 from fgdm.data.pt import DataFormatError, text_lines
@@ -39,7 +40,7 @@ from fgdm.metrics import (
     rouge_l,
     wer,
 )
-from fgdm.sampling import LengthMode, generate_for, load_for_sampling
+from fgdm.sampling import generate_for, load_for_sampling
 
 Translation = tuple[list[str], list[str], np.ndarray]  # glosses, texts, (N, D) features: back_translate's
 # % of the reference glosses or text words outside the back-translator's vocabularies that it warns of (a test
@@ -338,7 +339,7 @@ def evaluate(
     the mean pose and the poses in each ``hypotheses`` directory (:func:`fgdm.data.hypotheses.read_hypotheses`,
     read before any sampling; what reading their ``.pose`` files changed is warned of and in the notes), in that
     order. ``length``: the frame counts to sample (None: the checkpoint config's
-    ``testing.length``, :meth:`fgdm.sampling.LengthMode.from_config`). ``examples``: keep the first N generated
+    ``testing.length``, :meth:`fgdm.choices.LengthMode.from_config`). ``examples``: keep the first N generated
     sequences beside the true ones for ``report.html``; ``precision``: the generator's
     (:func:`fgdm.sampling.load_for_sampling`). The report dictionary (:func:`fgdm.evaluation.report.write_report`
     writes it); its ``meta`` records what the sampled poses depend on: the seed, the batch size (by float rounding
