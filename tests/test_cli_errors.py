@@ -563,3 +563,24 @@ def test_help_and_usage_errors_answer_without_loading_pytorch() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == "['numpy']"  # numpy: the data formats' errors, imported by the commands
     assert "from 1 to at most 2000, got '0'" in done.stderr
+
+
+def test_config_files_after_options_are_read_in_their_order(tmp_path, capsys) -> None:
+    """``fgdm train A.yaml --set K=V B.yaml`` reads B after A (argparse alone refused B as unrecognised); other
+    unrecognised arguments stay a usage error."""
+    wider = tmp_path / "wider.yaml"
+    wider.write_text("model:\n  width: 48\n")
+
+    def summary(*argv: str) -> dict:
+        assert main(["model", "summary", *argv]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    before = summary(TINY, str(wider), "--frames", "8")
+    after = summary(TINY, "--frames", "8", str(wider))
+    assert after["config"] == [TINY, str(wider)] and after["parameters"] == before["parameters"]
+    assert after["parameters"] != summary(TINY, "--frames", "8")["parameters"]  # the later file was read
+    for argv in (["model", "summary", TINY, "--frames", "8", "--nonsense"], ["score", "--hyp", "a", "--ref", "b", "c"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        assert "unrecognized arguments: " in capsys.readouterr().err

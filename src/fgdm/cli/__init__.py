@@ -50,13 +50,13 @@ def _describe(err: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from fgdm.cli.parser import build_parser
+    from fgdm.cli.parser import parse
 
     warnings.formatwarning = _one_line_warning
     for pattern in _NOISE:
         warnings.filterwarnings("ignore", message=pattern)
     keep_freed_memory()  # large tensors reuse freed pages instead of faulting fresh ones in (fgdm.runtime)
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     if args.command in ("train", "backtranslator"):
         import lightning  # noqa: F401  (it sets its loggers' levels on import: quiet them afterwards)
 

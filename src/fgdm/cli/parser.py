@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from fgdm.choices import MAX_FRAMES, PRECISIONS, LengthMode
 from fgdm.cli import commands
@@ -214,3 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--glosses", type=_positive_int, default=8, help="glosses per sequence (default 8)")
     q.set_defaults(func=commands.cmd_model_summary)
     return parser
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line's arguments. Config files may follow options too (``train A.yaml --set K=V B.yaml``):
+    argparse takes a command's positionals in one run, so the files after an option come back unrecognised and
+    join the others here, in their order; anything else unrecognised is the usage error it always was."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "config") and not any(item.startswith("-") for item in extra):
+        args.config += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
