@@ -43,6 +43,7 @@ def test_the_version_is_the_installed_one(capsys):
     from fgdm.cli import main
 
     assert fgdm.__version__ == version("fgdm")
+    assert set(fgdm.__all__) <= set(dir(fgdm))  # the lazily imported API too, for completion
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"fgdm {fgdm.__version__}"

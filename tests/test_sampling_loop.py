@@ -281,3 +281,83 @@ def test_bf16_sampling_lowers_the_general_part_only_and_stays_close_to_float32()
     assert sample.dtype == torch.float32 and (sample[~mask] == 0).all()
     error = (sample - reference).pow(2).mean().sqrt() / reference.std()
     assert 0 < error < 0.02  # bfloat16 did run (not bit-identical), and kept 8 bits of mantissa's worth
+
+
+def test_one_seed_per_sequence_samples_each_as_alone_wherever_it_stands():
+    """generate_poses(seed=[...]): each sequence is sampled as it would be alone with its own seed, so an avatar
+    batching requests as they come signs each sentence the same whatever its place; and each pose owns its memory
+    (not a view keeping the padded batch alive)."""
+    from fgdm.sampling import generate_poses
+
+    loaded = _loaded()
+    glosses, frames = [[5, 6, 7], [8, 9], [10, 11, 12, 13]], [9, 14, 5]
+    together = generate_poses(loaded, glosses, frames, seed=[7, 9, 11], batch_size=2)
+    swapped = generate_poses(loaded, glosses[::-1], frames[::-1], seed=[11, 9, 7])
+    for i, seed in enumerate((7, 9, 11)):
+        (alone,) = generate_poses(loaded, [glosses[i]], [frames[i]], seed=seed)
+        np.testing.assert_allclose(together[i], alone, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(swapped[2 - i], alone, rtol=0, atol=1e-5)
+        assert together[i].base is None
+    assert not np.allclose(together[0], generate_poses(loaded, [glosses[0]], [frames[0]], seed=8)[0], atol=1e-3)
+    # lists, arrays and tensors of ids and frame counts are the same request
+    as_arrays = generate_poses(loaded, np.array([[5, 6, 7]]), np.array([9]), seed=np.int64(7))
+    as_tensors = generate_poses(loaded, torch.tensor([[5, 6, 7]]), torch.tensor([9]), seed=[7])
+    np.testing.assert_array_equal(as_arrays[0], as_tensors[0])
+    np.testing.assert_allclose(as_arrays[0], together[0], rtol=0, atol=1e-5)
+
+
+BAD_REQUESTS = [  # (generate_poses' keyword arguments over a valid request of two sequences, what the error says)
+    ({"glosses": "G1 G2"}, "glosses: a list of gloss ids per sequence"),
+    ({"glosses": [[5], "G1"]}, "gloss sequence 1 is 'G1': give a list of gloss ids"),
+    ({"glosses": [["G1"], [5]]}, "gloss sequence 0 is ['G1']"),
+    ({"glosses": [5, 6]}, "gloss sequence 0 is 5"),
+    ({"glosses": [[5], []]}, "gloss sequence 1 is empty"),
+    ({"glosses": [[5], [V]]}, f"gloss sequence 1: id {V} is not in the vocabulary (0 … {V - 1})"),
+    ({"glosses": [[-1], [5]]}, "gloss sequence 0: id -1 is not in the vocabulary"),
+    ({"frames": [9]}, "1 frame counts for 2 gloss sequences"),
+    ({"frames": 9}, "frames: a frame count per sequence, or None for the length head's: expected a list, got 9"),
+    ({"frames": [9.5, 4]}, "frames: gloss sequence 0's is 9.5, not a whole number of frames"),
+    ({"frames": [None, 4]}, "frames: gloss sequence 0's is None"),
+    ({"frames": [9, 0]}, "1 sequence(s) with no frames to sample, e.g. gloss sequence 1 (0 frames)"),
+    ({"frames": [0, 4], "names": ["a", "b"]}, "e.g. gloss sequence a (0 frames)"),
+    ({"frames": [9, 2001]}, "1 sequence(s) longer than the 2000 frames sampling allows, e.g. gloss sequence 1"),
+    ({"names": ["a"]}, "1 names for 2 gloss sequences"),
+    ({"batch_size": 0}, "batch_size: a whole number ≥ 1, got 0"),
+    ({"batch_size": -1}, "batch_size: a whole number ≥ 1, got -1"),
+    ({"eta": float("nan")}, "eta: must be in [0, 1], got nan"),
+    ({"eta": -0.5}, "eta: must be in [0, 1], got -0.5"),
+    ({"eta": 1.5}, "eta: must be in [0, 1], got 1.5"),
+    ({"seed": -1}, "seed: a whole number from 0 to 2**63 - 1, or one per sequence (2), got -1"),
+    ({"seed": [1]}, "or one per sequence (2), got [1]"),
+    ({"seed": 0.5}, "got 0.5"),
+]
+
+
+@pytest.mark.parametrize(("change", "says"), BAD_REQUESTS, ids=[says[:40] for _, says in BAD_REQUESTS])
+def test_generate_poses_names_each_bad_argument(change, says):
+    """The Python API's errors (an avatar's code calls it directly): each bad argument is named, never a raw error
+    from deep inside torch or NumPy, and nothing is sampled."""
+    from fgdm.sampling import generate_poses
+
+    request = {"glosses": [[5, 6], [7]], "frames": [9, 4], **change}
+    with pytest.raises(ValueError) as refused:
+        generate_poses(_loaded(), **request)
+    assert says in str(refused.value)
+
+
+def test_length_modes_and_devices_refuse_what_they_cannot_mean():
+    from fgdm.choices import LengthMode
+    from fgdm.sampling import resolve_device
+
+    with pytest.raises(ValueError, match="the kind is gt, predicted or fixed, got 'bogus'"):
+        LengthMode("bogus")  # type: ignore[arg-type]
+    for text in (34.9, True, "34.9", "-3", "0"):
+        with pytest.raises(ValueError, match="length: "):
+            LengthMode.parse(text)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"a whole number of frames, got 3\.0"):
+        LengthMode("fixed", 3.0)  # type: ignore[arg-type]
+    assert LengthMode.parse("34") == LengthMode.parse(34) == LengthMode.parse(np.int64(34)) == LengthMode("fixed", 34)
+    assert resolve_device(None) == resolve_device("AUTO") == resolve_device("auto")
+    assert resolve_device("CPU") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device 7: use auto, cpu, cuda, cuda:N or mps"):
+        resolve_device(7)  # type: ignore[arg-type]

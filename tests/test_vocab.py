@@ -1,6 +1,6 @@
 import pytest
 
-from fgdm.data.vocab import UnknownTokenWarning, Vocabulary
+from fgdm.data.vocab import SPECIALS, UnknownTokenWarning, Vocabulary
 
 
 def test_built_from_corpus_by_frequency_then_alphabet():
@@ -85,3 +85,13 @@ def test_a_gloss_with_an_invisible_character_or_unusual_space_is_refused_in_file
         gloss_tokens("MILD\u00a0REGEN")
     with pytest.raises(ValueError, match=r"--gloss: an invisible or control character, U\+2060 \(WORD JOINER\)"):
         gloss_tokens("MILD REGEN\u2060")
+
+
+def test_a_sentence_given_as_one_string_is_refused_not_spelt_out():
+    """encode_all takes each sentence as a list of tokens; a string would be read letter by letter (17 'glosses'
+    of one letter each, sampled with a mere warning): it is refused, with the list it probably meant."""
+    vocab = Vocabulary([*SPECIALS, "MORGEN", "NORD", "REGEN"])
+    with pytest.raises(ValueError, match=r"sentence 1 is one string, 'MORGEN NORD': give its glosses as a list, "
+                       r"e.g. \['MORGEN', 'NORD'\]"):  # fmt: skip
+        vocab.encode_all([["REGEN"], "MORGEN NORD"])
+    assert vocab.encode_all(s for s in [("MORGEN", "NORD")]) == [[4, 5]]  # any iterable of token sequences

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -28,6 +29,10 @@ class LengthMode:
     frames: int | None = None
 
     def __post_init__(self) -> None:
+        if self.kind not in ("gt", "predicted", "fixed"):
+            raise ValueError(f"length: the kind is gt, predicted or fixed, got {self.kind!r}")
+        if self.frames is not None and (isinstance(self.frames, bool) or not isinstance(self.frames, Integral)):
+            raise ValueError(f"length: a fixed length is a whole number of frames, got {self.frames!r}")
         fixed = self.kind == "fixed"
         if fixed != (self.frames is not None) or (fixed and not 1 <= (self.frames or 0) <= MAX_FRAMES):
             raise ValueError(f"length: a fixed length is a frame count from 1 to {MAX_FRAMES}, got {self.frames}")
@@ -38,6 +43,8 @@ class LengthMode:
         if text in ("gt", "predicted"):
             return cls(text)  # type: ignore[arg-type]
         try:
+            if isinstance(text, bool) or not isinstance(text, (str, Integral)):
+                raise ValueError  # 34.9 is no frame count (int() would take 34)
             n = int(text)
         except ValueError:
             raise ValueError(

@@ -129,6 +129,8 @@ class Diffusion:
                 batch, or one per sequence with the sequences' ``lengths`` (:func:`draw_noise`).
         """
         eta = self.cfg.eta if eta is None else eta
+        if not 0.0 <= eta <= 1.0:  # as diffusion.eta (NaN fails too): beyond 1 the noise would outgrow the step
+            raise ValueError(f"eta: must be in [0, 1], got {eta}")
         keep = mask[..., None, None].to(dtype) if mask is not None else 1.0
         x = draw_noise(shape, generator, lengths, device, dtype) * keep
         ts = self.sampling_timesteps(steps)

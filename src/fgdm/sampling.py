@@ -30,14 +30,14 @@ from fgdm.runtime import signals_held
 LONG = 1.5  # sampling warns of sequences longer than this many times the longest training sequence
 
 
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; a clear error for a
-    device this machine lacks or fgdm does not run on."""
-    if str(name) == "auto":
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` or None (CUDA when present, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, in any case; a
+    clear error for a device this machine lacks or fgdm does not run on."""
+    if name is None or str(name).lower() == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
-    except RuntimeError:
+        device = torch.device(name.lower() if isinstance(name, str) else name)
+    except (RuntimeError, TypeError):
         raise ValueError(f"device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -92,7 +92,10 @@ def build_for_sampling(cfg: Config, vocab_size: int) -> FGDM:
 
 
 def load_for_sampling(
-    path: Path | str | None = None, device: str | torch.device = "auto", use_ema: bool = True, precision: str = "32"
+    path: Path | str | None = None,
+    device: str | torch.device | None = "auto",
+    use_ema: bool = True,
+    precision: str = "32",
 ) -> LoadedModel:
     """The generator for sampling, from a training checkpoint (``.ckpt``: EMA weights when present and
     ``use_ema``), an inference directory written by :func:`export` (or its ``model.safetensors``), or, with
@@ -239,38 +242,91 @@ def export(
     return cfg
 
 
+def _whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _listed(values, what: str) -> list:
+    """A list, tuple, tensor or array as a list (of Python scalars, for a tensor or array); ``what`` names it."""
+    if isinstance(values, (torch.Tensor, np.ndarray)):
+        return values.tolist()
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{what}: expected a list, got {values!r}")
+    return list(values)
+
+
+def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_size) -> tuple[list, list | None, list]:
+    """:func:`generate_poses`' arguments checked, each problem named: (the gloss-id lists, the frame counts or
+    None, one generator seed per sequence)."""
+    if not _whole(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size: a whole number ≥ 1, got {batch_size!r}")
+    how = "a list of gloss ids per sequence (loaded.vocab.encode_all([['MORGEN', 'NORD']]) makes them)"
+    ids = _listed(glosses, f"glosses: {how}")
+    if frames is not None:
+        frames = _listed(frames, "frames: a frame count per sequence, or None for the length head's")
+    for what, given in (("frame counts", frames), ("names", names)):
+        if given is not None and len(given) != len(ids):
+            raise ValueError(f"{len(given)} {what} for {len(ids)} gloss sequences")
+    name = (lambda i: f"gloss sequence {names[i]}") if names is not None else (lambda i: f"gloss sequence {i}")
+    vocab = len(loaded.vocab)
+    for i, seq in enumerate(ids):
+        listable = isinstance(seq, (Sequence, torch.Tensor, np.ndarray)) and not isinstance(seq, (str, bytes))
+        listed = _listed(seq, "") if listable else None
+        if listed is None or not all(_whole(x) for x in listed):
+            raise ValueError(f"{name(i)} is {seq!r}: give {how}")
+        if not listed:
+            raise ValueError(f"{name(i)} is empty: nothing to sign")
+        outside = [x for x in listed if not 0 <= x < vocab]
+        if outside:
+            raise ValueError(f"{name(i)}: id {outside[0]} is not in the vocabulary (0 … {vocab - 1})")
+        ids[i] = [int(x) for x in listed]
+    if frames is not None:
+        odd = next((i for i, f in enumerate(frames) if not _whole(f)), None)
+        if odd is not None:
+            raise ValueError(f"frames: {name(odd)}'s is {frames[odd]!r}, not a whole number of frames (give "
+                             "a count for every sequence, or frames=None for the length head's)")  # fmt: skip
+        short = [i for i, f in enumerate(frames) if f < 1]
+        if short:
+            raise ValueError(f"{len(short)} sequence(s) with no frames to sample, e.g. {name(short[0])} "
+                             f"({frames[short[0]]} frames): frame counts go from 1 to {MAX_FRAMES}")  # fmt: skip
+        long = [i for i, f in enumerate(frames) if f > MAX_FRAMES]
+        if long:
+            advice = "; choose another --length" if names is not None else ""  # references' lengths (gt)
+            raise ValueError(f"{len(long)} sequence(s) longer than the {MAX_FRAMES} frames sampling allows, e.g. "
+                             f"{name(long[0])} ({frames[long[0]]} frames){advice}")  # fmt: skip
+        frames = [int(f) for f in frames]
+    own = not _whole(seed)  # one seed per sequence
+    given = _listed(seed, "seed: a whole number, or one per sequence") if own else [seed]
+    if (own and len(given) != len(ids)) or not all(_whole(x) and 0 <= x < 2**63 for x in given):
+        raise ValueError(f"seed: a whole number from 0 to 2**63 - 1, or one per sequence ({len(ids)}), got {seed!r}")
+    seeds = [sequence_seed(int(x), 0) for x in given] if own else [sequence_seed(int(seed), i) for i in range(len(ids))]
+    return ids, frames, seeds
+
+
 def generate_poses(
     loaded: LoadedModel,
-    glosses: list[list[int]],
-    frames: list[int] | None,
+    glosses: Sequence[Sequence[int]],
+    frames: Sequence[int] | None,
     steps: int | None = None,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     batch_size: int = 32,
     progress: bool = False,
     eta: float | None = None,
     names: Sequence[str] | None = None,
 ) -> list[np.ndarray]:
-    """Samples one (S_i, J, 3) sequence per gloss-id list; ``frames=None`` uses the length head. ``names`` (one
-    per list) name the sequences in errors.
+    """Samples one (S_i, J, 3) sequence per gloss-id list (lists, arrays or tensors of ids); ``frames=None`` uses
+    the length head. ``names`` (one per list) name the sequences in errors.
 
     Each sequence draws its noise from its own random generator, seeded by ``seed`` and its position in
     ``glosses`` (:func:`sequence_seed`), at its own length: its poses depend on the seed, its position and the
     device's random numbers (a CPU's and a GPU's differ), not on ``batch_size`` or the sequences beside it (up to
-    float rounding), so the first k of a list are sampled as they would be alone.
+    float rounding), so the first k of a list are sampled as they would be alone. ``seed`` may also be one seed
+    per sequence: each is then sampled as it would be alone, first in a list, with its own seed (an avatar that
+    batches requests as they come gets each sentence's signing whatever its place in the batch).
     """
     from tqdm.auto import tqdm
 
-    if frames is not None and len(frames) != len(glosses):
-        raise ValueError(f"{len(frames)} frame counts for {len(glosses)} gloss sequences")
-    empty = next((i for i, ids in enumerate(glosses) if len(ids) == 0), None)
-    if empty is not None:
-        raise ValueError(f"gloss sequence {names[empty] if names is not None else empty} is empty: nothing to sign")
-    bad = [i for i, f in enumerate(frames or []) if not 1 <= f <= MAX_FRAMES]
-    if bad and names is not None:  # references' lengths (gt): at least a frame each, so too long
-        raise ValueError(f"{len(bad)} sequence(s) longer than the {MAX_FRAMES} frames sampling allows, e.g. "
-                         f"{names[bad[0]]} ({frames[bad[0]]} frames); choose another --length")  # fmt: skip
-    if bad:
-        raise ValueError(f"frame counts go from 1 to {MAX_FRAMES}, got {min(frames)} … {max(frames)}")
+    glosses, frames, seeds = _sampling_inputs(loaded, glosses, frames, seed, names, batch_size)
     loaded.model.diffusion.sampling_timesteps(steps)  # checks steps before any work
     model = loaded.model
     device = next(model.parameters()).device
@@ -290,10 +346,10 @@ def generate_poses(
                              f"beyond the {MAX_FRAMES} sampling allows: give fewer glosses, or a frame count "
                              "(--length N)")  # fmt: skip
         too_long += [start + b for b, count in enumerate(n.tolist()) if longest and count > LONG * longest]
-        generators = [torch.Generator(device=device).manual_seed(sequence_seed(seed, start + b)) for b in range(len(n))]
+        generators = [torch.Generator(device=device).manual_seed(seeds[start + b]) for b in range(len(n))]
         x0, _ = model.generate(gloss, gloss_mask, n, steps=steps, eta=eta, generator=generators)
         x0 = x0.float().cpu().numpy()
-        out += [x0[b, :count] for b, count in enumerate(n.tolist())]
+        out += [x0[b, :count].copy() for b, count in enumerate(n.tolist())]  # not views keeping the batch alive
     if too_long:
         first = names[too_long[0]] if names is not None else f"sequence {too_long[0]}"
         warnings.warn(f"{len(too_long)} sequence(s) longer than {LONG:g} × the longest the model was trained on "

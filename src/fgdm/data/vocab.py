@@ -148,6 +148,11 @@ class Vocabulary:
         """Encodes many sentences and warns once, with counts, about unknown tokens; with ``suggest`` (glosses
         typed by hand), the warning offers the closest known token to each one it names."""
         unknown: Counter[str] = Counter()
+        sentences = list(sentences)
+        one = next((i for i, s in enumerate(sentences) if isinstance(s, str)), None)
+        if one is not None:  # a string is a sequence of characters: each would be taken for a token
+            raise ValueError(f"{what}: sentence {one} is one string, {sentences[one]!r}: give its {what} as a list, "
+                             f"e.g. {sentences[one].split()!r}")  # fmt: skip
         encoded = [self.encode(s, unknown) for s in sentences]
         known = self.itos[len(SPECIALS) :] if suggest else None  # (a vocabulary starts with SPECIALS)
         warn_unknown(unknown, what, sum(len(s) for s in encoded), known)
