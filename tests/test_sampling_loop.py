@@ -301,7 +301,7 @@ def test_one_seed_per_sequence_samples_each_as_alone_wherever_it_stands():
     assert not np.allclose(together[0], generate_poses(loaded, [glosses[0]], [frames[0]], seed=8)[0], atol=1e-3)
     # lists, arrays and tensors of ids and frame counts are the same request
     as_arrays = generate_poses(loaded, np.array([[5, 6, 7]]), np.array([9]), seed=np.int64(7))
-    as_tensors = generate_poses(loaded, torch.tensor([[5, 6, 7]]), torch.tensor([9]), seed=[7])
+    as_tensors = generate_poses(loaded, torch.tensor([[5, 6, 7]]), torch.tensor([9]), seed=torch.tensor(7))
     np.testing.assert_array_equal(as_arrays[0], as_tensors[0])
     np.testing.assert_allclose(as_arrays[0], together[0], rtol=0, atol=1e-5)
 
@@ -329,7 +329,11 @@ BAD_REQUESTS = [  # (generate_poses' keyword arguments over a valid request of t
     ({"eta": 1.5}, "eta: must be in [0, 1], got 1.5"),
     ({"seed": -1}, "seed: a whole number from 0 to 2**63 - 1, or one per sequence (2), got -1"),
     ({"seed": [1]}, "or one per sequence (2), got [1]"),
-    ({"seed": 0.5}, "got 0.5"),
+    ({"seed": 0.5}, "seed: a whole number from 0 to 2**63 - 1, or one per sequence (2), got 0.5"),
+    ({"seed": True}, "seed: a whole number from 0 to 2**63 - 1, or one per sequence (2), got True"),
+    ({"frames": np.array(4)}, "frames: a frame count per sequence, or None for the length head's: expected a list"),
+    ({"glosses": [torch.tensor(5), [7]]}, "gloss sequence 0 is tensor(5): give a list of gloss ids"),
+    ({"names": "ab"}, "names: one name per sequence, as a list, got 'ab'"),
 ]
 
 

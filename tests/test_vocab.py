@@ -94,4 +94,11 @@ def test_a_sentence_given_as_one_string_is_refused_not_spelt_out():
     with pytest.raises(ValueError, match=r"sentence 1 is one string, 'MORGEN NORD': give its glosses as a list, "
                        r"e.g. \['MORGEN', 'NORD'\]"):  # fmt: skip
         vocab.encode_all([["REGEN"], "MORGEN NORD"])
+    with pytest.raises(ValueError, match=r"one string, 'MORGEN NORD': give a list of sentences, each a list of its "
+                       r"glosses, e.g. \[\['MORGEN', 'NORD'\]\]"):  # fmt: skip
+        vocab.encode_all("MORGEN NORD")
+    with pytest.raises(ValueError, match=r"a list of strings, \['MORGEN', 'NORD'\]: .* e.g. \[\['MORGEN', 'NORD'\]\]"):
+        vocab.encode_all(["MORGEN", "NORD"])  # one sentence's glosses, not two sentences
+    with pytest.raises(ValueError, match=r"e.g. \[\['MORGEN', 'NORD'\], \['REGEN'\]\]"):
+        vocab.encode_all(["MORGEN NORD", "REGEN"])  # each string a sentence
     assert vocab.encode_all(s for s in [("MORGEN", "NORD")]) == [[4, 5]]  # any iterable of token sequences

@@ -36,6 +36,8 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     if name is None or str(name).lower() == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
+        if not isinstance(name, (str, torch.device)):  # torch would take a bare number for a CUDA device's
+            raise TypeError
         device = torch.device(name.lower() if isinstance(name, str) else name)
     except (RuntimeError, TypeError):
         raise ValueError(f"device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
@@ -248,9 +250,9 @@ def _whole(value) -> bool:
 
 def _listed(values, what: str) -> list:
     """A list, tuple, tensor or array as a list (of Python scalars, for a tensor or array); ``what`` names it."""
-    if isinstance(values, (torch.Tensor, np.ndarray)):
+    if isinstance(values, (torch.Tensor, np.ndarray)) and values.ndim > 0:
         return values.tolist()
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):  # a 0-d array or tensor too
         raise ValueError(f"{what}: expected a list, got {values!r}")
     return list(values)
 
@@ -264,6 +266,8 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
     ids = _listed(glosses, f"glosses: {how}")
     if frames is not None:
         frames = _listed(frames, "frames: a frame count per sequence, or None for the length head's")
+    if isinstance(names, (str, bytes)):
+        raise ValueError(f"names: one name per sequence, as a list, got {names!r}")
     for what, given in (("frame counts", frames), ("names", names)):
         if given is not None and len(given) != len(ids):
             raise ValueError(f"{len(given)} {what} for {len(ids)} gloss sequences")
@@ -271,6 +275,7 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
     vocab = len(loaded.vocab)
     for i, seq in enumerate(ids):
         listable = isinstance(seq, (Sequence, torch.Tensor, np.ndarray)) and not isinstance(seq, (str, bytes))
+        listable = listable and getattr(seq, "ndim", 1) > 0  # not a 0-d array or tensor
         listed = _listed(seq, "") if listable else None
         if listed is None or not all(_whole(x) for x in listed):
             raise ValueError(f"{name(i)} is {seq!r}: give {how}")
@@ -295,8 +300,10 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
             raise ValueError(f"{len(long)} sequence(s) longer than the {MAX_FRAMES} frames sampling allows, e.g. "
                              f"{name(long[0])} ({frames[long[0]]} frames){advice}")  # fmt: skip
         frames = [int(f) for f in frames]
-    own = not _whole(seed)  # one seed per sequence
-    given = _listed(seed, "seed: a whole number, or one per sequence") if own else [seed]
+    if isinstance(seed, (torch.Tensor, np.ndarray)) and seed.ndim == 0:
+        seed = seed.item()
+    own = isinstance(seed, (Sequence, torch.Tensor, np.ndarray)) and not isinstance(seed, (str, bytes))
+    given = _listed(seed, "seed") if own else [seed]  # one seed per sequence, or one for all
     if (own and len(given) != len(ids)) or not all(_whole(x) and 0 <= x < 2**63 for x in given):
         raise ValueError(f"seed: a whole number from 0 to 2**63 - 1, or one per sequence ({len(ids)}), got {seed!r}")
     seeds = [sequence_seed(int(x), 0) for x in given] if own else [sequence_seed(int(seed), i) for i in range(len(ids))]

@@ -219,12 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line's arguments. Config files may follow options too (``train A.yaml --set K=V B.yaml``):
-    argparse takes a command's positionals in one run, so the files after an option come back unrecognised and
-    join the others here, in their order; anything else unrecognised is the usage error it always was."""
+    argparse takes a command's positionals in one run, so the YAML files after an option come back unrecognised
+    and join the others here, in their order (``--set`` applies after every file, wherever it stands); anything
+    else unrecognised is the usage error it always was, and is all the error names."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and hasattr(args, "config") and not any(item.startswith("-") for item in extra):
-        args.config += extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    extra = [item for item in extra if item != "--"]  # argparse's end of options, where it was left over
+    takes = hasattr(args, "config")
+    files = [item for item in extra if takes and not item.startswith("-") and item.lower().endswith((".yaml", ".yml"))]
+    wrong = [item for item in extra if item not in files]
+    if wrong:
+        parser.error(f"unrecognized arguments: {' '.join(wrong)}")
+    if files:
+        args.config += files
     return args

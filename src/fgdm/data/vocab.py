@@ -148,9 +148,17 @@ class Vocabulary:
         """Encodes many sentences and warns once, with counts, about unknown tokens; with ``suggest`` (glosses
         typed by hand), the warning offers the closest known token to each one it names."""
         unknown: Counter[str] = Counter()
+        if isinstance(sentences, str):  # a string is a sequence of characters: each would be taken for a token
+            raise ValueError(f"{what}: one string, {sentences!r}: give a list of sentences, each a list of its "
+                             f"{what}, e.g. {[sentences.split()]!r}")  # fmt: skip
         sentences = list(sentences)
+        if sentences and all(isinstance(s, str) for s in sentences):
+            spaced = any(" " in s for s in sentences)  # each string a sentence, or one sentence's tokens
+            meant = [s.split() for s in sentences] if spaced else [list(sentences)]
+            raise ValueError(f"{what}: a list of strings, {sentences!r}: give a list of sentences, each a list of its "
+                             f"{what}, e.g. {meant!r}")  # fmt: skip
         one = next((i for i, s in enumerate(sentences) if isinstance(s, str)), None)
-        if one is not None:  # a string is a sequence of characters: each would be taken for a token
+        if one is not None:
             raise ValueError(f"{what}: sentence {one} is one string, {sentences[one]!r}: give its {what} as a list, "
                              f"e.g. {sentences[one].split()!r}")  # fmt: skip
         encoded = [self.encode(s, unknown) for s in sentences]
