@@ -20,6 +20,11 @@ MAX_FRAMES = 2000  # 80 s at 25 fps: longer requests are mistakes (attention mem
 PRECISIONS = ("32", "bf16")  # of sampling: float32, or the General part in bfloat16 (Denoiser.lower_precision)
 
 
+def whole(value: object) -> bool:
+    """A whole number: a Python or NumPy integer, not a bool (a frame count, a seed, a batch size)."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class LengthMode:
     """How many frames to sample per sequence: ``gt`` (the reference's), ``predicted`` (the length head)
@@ -31,7 +36,7 @@ class LengthMode:
     def __post_init__(self) -> None:
         if self.kind not in ("gt", "predicted", "fixed"):
             raise ValueError(f"length: the kind is gt, predicted or fixed, got {self.kind!r}")
-        if self.frames is not None and (isinstance(self.frames, bool) or not isinstance(self.frames, Integral)):
+        if self.frames is not None and not whole(self.frames):
             raise ValueError(f"length: a fixed length is a whole number of frames, got {self.frames!r}")
         fixed = self.kind == "fixed"
         if fixed != (self.frames is not None) or (fixed and not 1 <= (self.frames or 0) <= MAX_FRAMES):
@@ -43,7 +48,7 @@ class LengthMode:
         if text in ("gt", "predicted"):
             return cls(text)  # type: ignore[arg-type]
         try:
-            if isinstance(text, bool) or not isinstance(text, (str, Integral)):
+            if not (isinstance(text, str) or whole(text)):
                 raise ValueError  # 34.9 is no frame count (int() would take 34)
             n = int(text)
         except ValueError:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from fgdm.checkpoint import read_checkpoint, state_mismatch, substate
-from fgdm.choices import MAX_FRAMES, PRECISIONS, LengthMode
+from fgdm.choices import MAX_FRAMES, PRECISIONS, LengthMode, whole
 from fgdm.config import Config, from_dict
 from fgdm.data.corpus import Sample
 from fgdm.data.dataset import pad_sequences
@@ -244,23 +244,24 @@ def export(
     return cfg
 
 
-def _whole(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+def _is_list(values) -> bool:
+    """A list, tuple, tensor or array of at least one dimension: not a string, a scalar or a 0-d array."""
+    if isinstance(values, (torch.Tensor, np.ndarray)):
+        return values.ndim > 0
+    return isinstance(values, Sequence) and not isinstance(values, (str, bytes))
 
 
 def _listed(values, what: str) -> list:
-    """A list, tuple, tensor or array as a list (of Python scalars, for a tensor or array); ``what`` names it."""
-    if isinstance(values, (torch.Tensor, np.ndarray)) and values.ndim > 0:
-        return values.tolist()
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):  # a 0-d array or tensor too
+    """:func:`_is_list`'s values as a list (of Python scalars, for a tensor or array); ``what`` names them."""
+    if not _is_list(values):
         raise ValueError(f"{what}: expected a list, got {values!r}")
-    return list(values)
+    return values.tolist() if isinstance(values, (torch.Tensor, np.ndarray)) else list(values)
 
 
 def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_size) -> tuple[list, list | None, list]:
     """:func:`generate_poses`' arguments checked, each problem named: (the gloss-id lists, the frame counts or
     None, one generator seed per sequence)."""
-    if not _whole(batch_size) or batch_size < 1:
+    if not whole(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size: a whole number ≥ 1, got {batch_size!r}")
     how = "a list of gloss ids per sequence (loaded.vocab.encode_all([['MORGEN', 'NORD']]) makes them)"
     ids = _listed(glosses, f"glosses: {how}")
@@ -274,10 +275,8 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
     name = (lambda i: f"gloss sequence {names[i]}") if names is not None else (lambda i: f"gloss sequence {i}")
     vocab = len(loaded.vocab)
     for i, seq in enumerate(ids):
-        listable = isinstance(seq, (Sequence, torch.Tensor, np.ndarray)) and not isinstance(seq, (str, bytes))
-        listable = listable and getattr(seq, "ndim", 1) > 0  # not a 0-d array or tensor
-        listed = _listed(seq, "") if listable else None
-        if listed is None or not all(_whole(x) for x in listed):
+        listed = _listed(seq, "") if _is_list(seq) else None
+        if listed is None or not all(whole(x) for x in listed):
             raise ValueError(f"{name(i)} is {seq!r}: give {how}")
         if not listed:
             raise ValueError(f"{name(i)} is empty: nothing to sign")
@@ -286,7 +285,7 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
             raise ValueError(f"{name(i)}: id {outside[0]} is not in the vocabulary (0 … {vocab - 1})")
         ids[i] = [int(x) for x in listed]
     if frames is not None:
-        odd = next((i for i, f in enumerate(frames) if not _whole(f)), None)
+        odd = next((i for i, f in enumerate(frames) if not whole(f)), None)
         if odd is not None:
             raise ValueError(f"frames: {name(odd)}'s is {frames[odd]!r}, not a whole number of frames (give "
                              "a count for every sequence, or frames=None for the length head's)")  # fmt: skip
@@ -302,9 +301,9 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
         frames = [int(f) for f in frames]
     if isinstance(seed, (torch.Tensor, np.ndarray)) and seed.ndim == 0:
         seed = seed.item()
-    own = isinstance(seed, (Sequence, torch.Tensor, np.ndarray)) and not isinstance(seed, (str, bytes))
+    own = _is_list(seed)
     given = _listed(seed, "seed") if own else [seed]  # one seed per sequence, or one for all
-    if (own and len(given) != len(ids)) or not all(_whole(x) and 0 <= x < 2**63 for x in given):
+    if (own and len(given) != len(ids)) or not all(whole(x) and 0 <= x < 2**63 for x in given):
         raise ValueError(f"seed: a whole number from 0 to 2**63 - 1, or one per sequence ({len(ids)}), got {seed!r}")
     seeds = [sequence_seed(int(x), 0) for x in given] if own else [sequence_seed(int(seed), i) for i in range(len(ids))]
     return ids, frames, seeds
