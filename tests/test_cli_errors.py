@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from fgdm.cli import main
+from fgdm.cli.parser import parse
 
 TINY = "configs/tiny.yaml"
 FAST = ["--set", "training.max_steps=2", "--set", "training.val_every=2", "--quiet"]
@@ -588,5 +589,22 @@ def test_config_files_after_options_are_read_in_their_order(tmp_path, capsys) ->
     ):
         with pytest.raises(SystemExit) as stop:
             main(argv)
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: unrecognized arguments: {wrong}")
+
+
+def test_render_inputs_after_options_are_rendered_in_their_order(tmp_path, capsys) -> None:
+    """``fgdm render a.npy --out x.gif b.pose DIR``: inputs after an option join the others in their order (argparse
+    alone refused them); an argument that is no input (no .npy or .pose, no directory) stays a usage error."""
+    args = parse(["render", "a.npy", "--out", "x.gif", "B.POSE", "--fps", "10", str(tmp_path)])
+    assert args.inputs == ["a.npy", "B.POSE", str(tmp_path)] and args.out == "x.gif" and args.fps == 10
+    assert parse(["render", "--out", "x.gif", "a.npy"]).inputs == ["a.npy"]
+    for argv, wrong in (
+        (["render", "a.npy", "--out", "x.gif", "--index", "2", "3"], "3"),  # a stray value
+        (["render", "a.npy", "--out", "x.gif", "b.yaml"], "b.yaml"),  # a config file is no input
+        (["render", "a.npy", "--out", "x.gif", str(tmp_path / "missing")], str(tmp_path / "missing")),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            parse(argv)
         assert stop.value.code == 2
         assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: unrecognized arguments: {wrong}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from fgdm.choices import MAX_FRAMES, PRECISIONS, LengthMode
 from fgdm.cli import commands
@@ -217,19 +218,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A command's list of positionals, and which of the arguments left unrecognised after its options it takes: config
+# files (YAML) for the training commands and model summary; render's inputs (.npy, .pose, a data directory)
+_TRAILING = {
+    "config": lambda item: item.lower().endswith((".yaml", ".yml")),
+    "inputs": lambda item: item.lower().endswith((".npy", ".pose")) or Path(item).is_dir(),
+}
+
+
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line's arguments. Config files may follow options too (``train A.yaml --set K=V B.yaml``):
-    argparse takes a command's positionals in one run, so the YAML files after an option come back unrecognised
-    and join the others here, in their order (``--set`` applies after every file, wherever it stands); anything
-    else unrecognised is the usage error it always was, and is all the error names."""
+    """The command line's arguments. A command's list of files may go on after options too (``train A.yaml --set
+    K=V B.yaml``, ``render a.npy --out x.gif b.pose``): argparse takes a command's positionals in one run, so the
+    files after an option come back unrecognised and join the others here, in their order (``--set`` applies after
+    every config file, wherever it stands); anything else unrecognised is the usage error it always was, and is all
+    the error names."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     extra = [item for item in extra if item != "--"]  # argparse's end of options, where it was left over
-    takes = hasattr(args, "config")
-    files = [item for item in extra if takes and not item.startswith("-") and item.lower().endswith((".yaml", ".yml"))]
-    wrong = [item for item in extra if item not in files]
+    dest = next((name for name in _TRAILING if hasattr(args, name)), None)
+    taken = [item for item in extra if dest and not item.startswith("-") and _TRAILING[dest](item)]
+    wrong = [item for item in extra if item not in taken]
     if wrong:
         parser.error(f"unrecognized arguments: {' '.join(wrong)}")
-    if files:
-        args.config += files
+    if taken:
+        setattr(args, dest, getattr(args, dest) + taken)
     return args
