@@ -6,6 +6,8 @@ counts, and takes a minute or two on a 2-core CPU with a cold cache.
 """
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 from fgdm.cli import main
 from fgdm.model import build_model
-from fgdm.model.compiled import conv1d, conv_over_frames, frame_windows
+from fgdm.model.compiled import conv1d, conv_over_frames, frame_windows, outside_graphs
 from fgdm.model.focal import TemporalConv
 from fgdm.training import compiling
 from fgdm.training.compiling import RECOMPILE_LIMIT, compiled_loss, compiled_loss_arguments, frame_bucket, pad_frames
@@ -58,6 +60,12 @@ def test_the_loss_is_its_draws_then_a_computation_that_draws_nothing():
     assert not torch.equal(condition, gloss)  # some glosses became <unk> at this rate and seed
 
 
+def _caller(stack) -> str:
+    """The file of a graph break's last frame, outside_graphs' wrapper left out: where its function is called."""
+    frames = [f for f in stack if not (Path(f.filename).name == "compiled.py" and f.name == "call")]
+    return Path(frames[-1].filename).name
+
+
 @pytest.mark.parametrize("padded", [True, False])
 def test_dynamo_captures_the_training_loss_whole_but_the_scg_branchs_packing(padded):
     """No graph break outside the SCG branch, whose LSTM packs by lengths on the host; with nothing padded too
@@ -72,7 +80,7 @@ def test_dynamo_captures_the_training_loss_whole_but_the_scg_branchs_packing(pad
     explained = torch._dynamo.explain(model.loss_of_draws)(
         pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask)
     )
-    places = [Path(frame.filename).name for reason in explained.break_reasons for frame in reason.user_stack[-1:]]
+    places = [_caller(reason.user_stack) for reason in explained.break_reasons]
     assert places and set(places) == {"scg.py"}, places
     model.scg = None
     torch._dynamo.reset()
@@ -80,6 +88,48 @@ def test_dynamo_captures_the_training_loss_whole_but_the_scg_branchs_packing(pad
         pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask)
     )
     assert explained.graph_count == 1 and explained.graph_break_count == 0
+
+
+def test_outside_graphs_runs_its_function_eagerly_between_the_compiled_graphs():
+    """What the C library's calls and the SCG branch's packing are decorated with: under compilation Dynamo leaves
+    the function out (one graph break, the function not traced: it runs as it is), outside it is called directly."""
+    import torch._dynamo
+
+    compiling_inside = []
+
+    @outside_graphs
+    def host(x: torch.Tensor) -> torch.Tensor:
+        compiling_inside.append(torch.compiler.is_compiling())
+        return x * (x.sum().item() > 0)  # a value read on the host
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return host(torch.sin(x)).cos()
+
+    x = torch.randn(6)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(f)(x)
+    assert explained.graph_count == 2 and explained.graph_break_count == 1
+    assert "disable" in str(explained.break_reasons[0].reason)
+    assert torch.equal(torch.compile(f, backend="aot_eager")(x), f(x))
+    assert compiling_inside and not any(compiling_inside)
+    assert host.__name__ == "host"
+
+
+def test_sampling_with_the_fused_kernels_never_imports_torch_compiles_machinery():
+    """torch.compiler.disable imports torch._dynamo (over a second at start); outside_graphs makes it only once
+    something compiles, so loading the shipped weights and sampling with the C kernels import none of it."""
+    script = (
+        "import sys, torch, fgdm\n"
+        "from fgdm.model import kernels\n"
+        "loaded = fgdm.load_for_sampling()\n"
+        "(pose,) = fgdm.generate_poses(loaded, loaded.vocab.encode_all([['MORGEN', 'NORD']]), frames=[9])\n"
+        "gcn = loaded.model.denoiser.focal.blocks[0].gcn\n"
+        "print(pose.shape, kernels.available() == gcn.uses_kernel(torch.zeros(1, 2, 50, 8)), "
+        "'torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["(9,", "50,", "3)", "True", "False"], done.stdout
 
 
 def test_the_compiled_loss_computes_the_eager_numbers_and_follows_new_lengths():

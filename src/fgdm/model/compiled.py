@@ -21,8 +21,13 @@ compilation :func:`frame_windows` stacks shifted slices, whose backward adds sli
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 from torch import nn
+
+_DISABLED: dict[Callable, Callable] = {}  # outside_graphs' torch.compiler.disable(fn), made on first use
 
 
 def dynamic(x: torch.Tensor, dims: int = 2) -> torch.Tensor:
@@ -32,6 +37,25 @@ def dynamic(x: torch.Tensor, dims: int = 2) -> torch.Tensor:
     for dim in range(min(x.dim(), dims)):
         torch._dynamo.maybe_mark_dynamic(x, dim)
     return x
+
+
+def outside_graphs(fn: Callable) -> Callable:
+    """fn as ``torch.compiler.disable(fn)``, made on its first call under compilation: torch.compile runs fn as it
+    is, between its graphs, where its work cannot be traced (a call into the C library, shapes that depend on
+    values). Outside compilation fn is called directly, so only a process that compiles imports torch.compile's
+    machinery: ``torch.compiler.disable`` itself imports it, 1.3 s on a 2-core CPU, which ``fgdm generate`` and
+    the Python API paid at their start when fgdm's modules applied it at import."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if not torch.compiler.is_compiling():
+            return fn(*args, **kwargs)
+        disabled = _DISABLED.get(fn)
+        if disabled is None:  # under Dynamo's tracing, which sees a disabled function next and leaves it out
+            disabled = _DISABLED[fn] = torch.compiler.disable(fn)
+        return disabled(*args, **kwargs)
+
+    return call
 
 
 def conv_over_frames(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

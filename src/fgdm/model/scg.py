@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fgdm.config import SCGConfig
 from fgdm.data.dataset import mask_counts
-from fgdm.model.compiled import conv1d, dynamic
+from fgdm.model.compiled import conv1d, dynamic, outside_graphs
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
@@ -35,7 +35,7 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         return (y * self.weight[None, :, None] + self.bias[None, :, None]) * m
 
 
-@torch.compiler.disable  # its outputs' shapes depend on the lengths' values: torch.compile runs it as it is
+@outside_graphs  # its outputs' shapes depend on the lengths' values: torch.compile runs it as it is
 def _ctc(log_probs: torch.Tensor, targets: torch.Tensor, counts: torch.Tensor):
     """Per-sample CTC of (S', B, V + 1) log-probabilities against (B, L) targets, blank 0; unalignable ones 0.
     ``counts``: (B, 2) frame and gloss counts on the host, where CTC reads its lengths."""
@@ -97,7 +97,7 @@ class SCGBranch(nn.Module):
         counts = frame_mask.sum(1, keepdim=True).cpu() if counts is None else counts
         return self._decode(h.transpose(1, 2), counts), lengths
 
-    @torch.compiler.disable  # packing reads the lengths on the host: torch.compile runs this part as it is
+    @outside_graphs  # packing reads the lengths on the host: torch.compile runs this part as it is
     def _decode(self, h: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """GSD: the BiLSTM over (B, S', C), packed by the lengths (zero past each length), and the classifier →
         log-probabilities (B, S', V + 1).

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from fgdm.model.compiled import outside_graphs
 from fgdm.model.kernels import build
 
 # Each argument's dimensions, named as in Dims; kt's last one may also be J already padded to a multiple of 8.
@@ -246,7 +247,7 @@ class _FusedASGCN(torch.autograd.Function):
         return None, None, *grads.tensors()
 
 
-@torch.compiler.disable  # a call into the C library: torch.compile runs it as it is, between its graphs
+@outside_graphs  # a call into the C library: torch.compile runs it as it is, between its graphs
 def fused_asgcn(args: ASGCNArgs, *, variant: str = "native") -> torch.Tensor:
     """Σ_k ((A_b + A_a) ⊙ M)_k (x_k + xb_k) per frame: (B, S, J, D), differentiable in every float input.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from fgdm.model.compiled import outside_graphs
 from fgdm.model.kernels import build
 
 
@@ -47,7 +48,7 @@ class _RowNorm(torch.autograd.Function):
         return dx, dw.sum(0), db.sum(0), None, None
 
 
-@torch.compiler.disable  # a call into the C library: torch.compile runs it as it is, between its graphs
+@outside_graphs  # a call into the C library: torch.compile runs it as it is, between its graphs
 def layer_norm(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5, *, variant: str = "native"
 ) -> torch.Tensor:
