@@ -115,21 +115,27 @@ def test_outside_graphs_runs_its_function_eagerly_between_the_compiled_graphs():
     assert host.__name__ == "host"
 
 
-def test_sampling_with_the_fused_kernels_never_imports_torch_compiles_machinery():
+def test_sampling_with_the_fused_kernels_never_imports_torch_compiles_machinery(tmp_path):
     """torch.compiler.disable imports torch._dynamo (over a second at start); outside_graphs makes it only once
-    something compiles, so loading the shipped weights and sampling with the C kernels import none of it."""
+    something compiles, so loading the shipped weights and sampling with the C kernels import none of it, in Python
+    or by ``fgdm generate --gloss`` (which does not import the synthetic signer's modules either)."""
     script = (
         "import sys, torch, fgdm\n"
+        "from fgdm.cli import main\n"
         "from fgdm.model import kernels\n"
         "loaded = fgdm.load_for_sampling()\n"
         "(pose,) = fgdm.generate_poses(loaded, loaded.vocab.encode_all([['MORGEN', 'NORD']]), frames=[9])\n"
         "gcn = loaded.model.denoiser.focal.blocks[0].gcn\n"
         "print(pose.shape, kernels.available() == gcn.uses_kernel(torch.zeros(1, 2, 50, 8)), "
         "'torch._dynamo' in sys.modules)\n"
+        f"assert main(['generate', '--gloss', 'MORGEN NORD', '--length', '9', '--out', {str(tmp_path / 'a.npy')!r}])"
+        " == 0\n"
+        "print(sorted(m for m in ('torch._dynamo', 'lightning', 'fgdm.data.synth') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["(9,", "50,", "3)", "True", "False"], done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["(9,", "50,", "3)", "True", "False"] and lines[-1] == "[]", done.stdout
 
 
 def test_the_compiled_loss_computes_the_eager_numbers_and_follows_new_lengths():

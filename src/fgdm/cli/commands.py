@@ -120,7 +120,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from fgdm.choices import LengthMode
     from fgdm.data.io import write_frame_rate
     from fgdm.data.pt import PTSplit, write_split
-    from fgdm.data.sources import build_corpus, open_corpus
     from fgdm.data.vocab import gloss_tokens
     from fgdm.sampling import generate_for, generate_poses, load_for_sampling
 
@@ -155,6 +154,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 0
     if out.suffix or (out.exists() and not out.is_dir()):
         raise ValueError(f"{out}: with --split the output is a directory (PT files), not a file")
+    from fgdm.data.sources import build_corpus, open_corpus  # the synthetic signer's modules: only for a split
+
     data = args.data or loaded.cfg.data.path  # the data the checkpoint was trained on unless --data
     if data is not None and out.is_dir() and out.resolve() == Path(data).resolve():
         raise ValueError(f"{out} is the data directory: writing there would overwrite the data's own "
