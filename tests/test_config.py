@@ -176,6 +176,20 @@ def test_a_set_value_of_a_path_key_is_the_text_as_written(override, value):
     assert getattr(getattr(load_config("configs/tiny.yaml", [override]), section), key) == value
 
 
+@pytest.mark.parametrize("key", ["data.path", "data.vocab", "training.output_dir"])
+def test_a_path_under_the_home_is_the_homes_from_a_set_or_a_file(key, tmp_path):
+    """The shell leaves ``--set training.output_dir=~/runs/x`` as written: a literal ``~`` folder held part of the run
+    and Lightning (which expands it) the rest. Paths starting with ~ are the home's, wherever they are given."""
+    section, name = key.split(".")
+    assert getattr(getattr(load_config("configs/tiny.yaml", [f"{key}=~/runs/x"]), section), name) == str(
+        Path.home() / "runs/x"
+    )
+    layer = tmp_path / "home.yaml"
+    layer.write_text(f"{section}:\n  {name}: '~/x'\n")
+    assert getattr(getattr(load_config(["configs/tiny.yaml", layer]), section), name) == str(Path.home() / "x")
+    assert getattr(getattr(load_config("configs/tiny.yaml", [f"{key}=runs/~x"]), section), name) == "runs/~x"
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

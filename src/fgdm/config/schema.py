@@ -7,6 +7,7 @@ Sections: ``data``, ``training``, ``loss``, ``model`` (with ``gloss_encoder``, `
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -27,6 +28,15 @@ class ConfigError(ValueError):
     def __init__(self, message: str, also: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.also = also
+
+
+def _expand_home(section: object, *keys: str) -> None:
+    """Paths given as ``~/…`` (a ``--set`` value, which the shell leaves as it is) made the home's: one directory,
+    where a literal ``~`` folder would hold some files and Lightning the others under the home."""
+    for key in keys:
+        value = getattr(section, key)
+        if isinstance(value, str) and value.startswith("~"):
+            object.__setattr__(section, key, os.path.expanduser(value))  # frozen: set once, while it is made
 
 
 def _devices_problem(devices: int | str) -> str | None:
@@ -55,6 +65,7 @@ class DataConfig:
     synth_test: int = SYNTH_SPLIT_SIZES["test"]
 
     def __post_init__(self) -> None:
+        _expand_home(self, "path", "vocab")
         if self.skip_frames < 1:
             raise ConfigError(f"data.skip_frames: must be ≥ 1, got {self.skip_frames}")
         for key in ("synth_train", "synth_dev", "synth_test"):
@@ -110,6 +121,7 @@ class TrainingConfig:
     num_workers: int = 0  # data-loading processes (0: in the training process)
 
     def __post_init__(self) -> None:
+        _expand_home(self, "output_dir")
         for key in ("batch_size", "max_steps", "val_every", "log_every", "num_nodes"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"training.{key}: must be ≥ 1, got {getattr(self, key)}")
