@@ -100,6 +100,7 @@ def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, 
     assert {k: meta[k] for k in ("seed", "batch_size", "device", "precision", "steps", "eta")} == {
         "seed": 0, "batch_size": 2, "device": device, "precision": "32", "steps": 5, "eta": 1.0}  # fmt: skip
     names = [r["system"] for r in report["rows"]]
+    assert names[1].endswith(f", step {meta['step']})")  # the step scored, for fgdm export --report's check
     assert (
         names[0] == "ground truth" and names[-3:] == ["mean pose", str(hyp), str(twin)] and names[1].startswith("FGDM")
     )
@@ -200,7 +201,10 @@ def test_report_paths_keep_a_dotted_name_and_cards_say_what_they_are(tmp_path):
     cfg["data"]["path"], cfg["training"]["ema_decay"] = "data/phoenix", None
     real = model_card("m", cfg, 10, 40)
     assert "- data: data/phoenix" in real and "Limits" not in real and "no EMA" in real
-    assert '--gloss "HAUS BAUM"' in model_card("m", cfg, 10, 40, example="HAUS BAUM")
+    assert "--gloss 'HAUS BAUM' --out" in model_card("m", cfg, 10, 40, example="HAUS BAUM")
+    # DGS's glosses hold $ (which double quotes leave to the shell) and quotes: the command pastes as written
+    card = model_card("m", cfg, 10, 40, example="ICH1 $INDEX1* WIE'S")
+    assert """--gloss 'ICH1 $INDEX1* WIE'"'"'S' --out""" in card
 
 
 def test_evaluate_refuses_one_sequence_and_warns_of_two_languages(trained, backtranslator, tmp_path, capsys):

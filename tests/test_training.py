@@ -592,6 +592,22 @@ def test_export_checks_its_report_before_writing_anything(trained, tmp_path, cap
     (tmp_path / "r.json").write_text(json.dumps(report))
     with pytest.warns(UserWarning, match="other.ckpt, not .*last.ckpt: its table describes that one"):
         assert main(["export", ckpt, "--out", str(tmp_path / "e"), "--report", str(tmp_path / "r.json")]) == 0
+    from fgdm.sampling import load_for_sampling
+
+    step = load_for_sampling(ckpt).step
+    for meta, row_name in (({"step": step + 100}, "FGDM"), ({}, f"FGDM (last.ckpt, step {step + 100})")):
+        # the same file, scored before its training went on: by the report's meta, or (older reports) its row
+        report = {"sequences": 8, "rows": [row | {"system": row_name}], "meta": {"checkpoint": ckpt, **meta}}
+        (tmp_path / "r.json").write_text(json.dumps(report))
+        with pytest.warns(UserWarning, match=f"scored last.ckpt at step {step + 100}, and it is at step {step} now"):
+            assert main(["export", ckpt, "--out", str(tmp_path / "g"), "--report", str(tmp_path / "r.json"),
+                         "--overwrite"]) == 0  # fmt: skip
+    report["rows"][0]["system"] = f"FGDM (last.ckpt, step {step})"
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["export", ckpt, "--out", str(tmp_path / "g"), "--report", str(tmp_path / "r.json"),
+                     "--overwrite"]) == 0  # fmt: skip
     assert main(["export", ckpt, "--out", str(tmp_path / "f"), "--data", str(tmp_path / "nowhere")]) == 1
     assert "nowhere: data directory not found" in capsys.readouterr().err
 

@@ -194,8 +194,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     refuse_nonempty(out, args.overwrite, "the weights")
     if args.data not in ("keep", "embedded") and not Path(args.data).is_dir():
         raise DataFormatError(args.data, None, "data directory not found (--data: keep, embedded or a directory)")
-    report = read_report(args.report, args.checkpoint) if args.report else None  # checked before anything is written
     loaded = load_for_sampling(args.checkpoint)
+    report = read_report(args.report, args.checkpoint, loaded.step) if args.report else None  # before any writing
     known = " ".join([g for g in ("MORGEN", "NORD", "REGEN") if g in loaded.vocab] or loaded.vocab.itos[4:7])
     export(loaded, out, {"keep": "keep", "embedded": None}.get(args.data, args.data), card=lambda cfg: model_card(
         args.name or out.name, to_dict(cfg), loaded.step, len(loaded.vocab), report, args.how, known))  # fmt: skip

@@ -217,9 +217,10 @@ def warn_unknown(
         more += f"; did you mean {close}?"
     count = sum(unknown.values())
     some = f"all {count}" if count == total else f"{count}" if total is None else f"{count} of {total}"
-    types, are = f"{len(unknown)} type{'s' if len(unknown) > 1 else ''}", "is" if count == 1 else "are"
+    types = f"{len(unknown)} type{'s' if len(unknown) > 1 else ''}"
+    are, maps = ("is", "maps") if count == 1 else ("are", "map")
     warnings.warn(
-        f"{some} {what} ({types}) {are} not in the vocabulary and map to <unk>: {shown}{more}",
+        f"{some} {what} ({types}) {are} not in the vocabulary and {maps} to <unk>: {shown}{more}",
         UnknownTokenWarning,
         stacklevel=3,
     )

@@ -385,6 +385,7 @@ def evaluate(
     if examples and checkpoint is not None:  # for report.html: not part of the JSON
         report |= {"_examples": shown, "_fps": fps}
     report["meta"] = {"split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
+                      "step": None if checkpoint is None else loaded.step,
                       "backtranslator": str(backtranslator),
                       "data": str(data) if data is not None else "the back-translator's training data",
                       "length": None if length is None else str(length), **sampling, "seed": seed,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import warnings
 from pathlib import Path
 
@@ -71,9 +73,10 @@ def report_paths(out: Path | str) -> tuple[Path, Path, Path]:
     return tuple(base.with_name(base.name + suffix) for suffix in REPORT_SUFFIXES)  # type: ignore[return-value]
 
 
-def read_report(path: Path | str, checkpoint: Path | str | None = None) -> dict:
+def read_report(path: Path | str, checkpoint: Path | str | None = None, step: int | None = None) -> dict:
     """An ``fgdm evaluate`` report.json, checked to be one (its table can be drawn): errors name the file.
-    ``checkpoint``: the model the report should have scored; a warning where it names another (or none)."""
+    ``checkpoint``: the model the report should have scored, and ``step`` its training step; a warning where it
+    names another model (or none) or scored this file at another step (a training that went on since)."""
     path = Path(path)
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -87,7 +90,20 @@ def read_report(path: Path | str, checkpoint: Path | str | None = None) -> dict:
     if checkpoint is not None and (scored is None or Path(scored).resolve() != Path(checkpoint).resolve()):
         warnings.warn(f"{path} scored {scored or 'no model'}, not {checkpoint}: its table describes that one",
                       stacklevel=2)  # fmt: skip
+    elif checkpoint is not None and step is not None and (at := scored_step(report)) not in (None, step):
+        warnings.warn(f"{path} scored {Path(checkpoint).name} at step {at}, and it is at step {step} now: its "
+                      "table describes the earlier weights (fgdm evaluate them again)", stacklevel=2)  # fmt: skip
     return report
+
+
+def scored_step(report: dict) -> int | None:
+    """The training step of the model a report scored: its meta's, or read from its row (reports before fgdm
+    recorded it); None where it scored no model."""
+    step = report.get("meta", {}).get("step")
+    if step is not None:
+        return int(step)
+    found = [re.fullmatch(r"FGDM \(.*, step (\d+)\)", str(row.get("system", ""))) for row in report.get("rows", [])]
+    return next((int(m.group(1)) for m in found if m), None)
 
 
 def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
@@ -184,7 +200,8 @@ def model_card(
                   f"On the {meta.get('split', 'test')} split ({report['sequences']} sequences), with a back-translator "
                   "trained on ground truth (`fgdm evaluate`; each metric is defined in its report):", "",
                   markdown_table(report)]  # fmt: skip
-    use = f'fgdm generate --checkpoint THIS_DIRECTORY --gloss "{example or "MORGEN NORD REGEN"}" --out a.gif'
+    # quoted for the shell as needed: real glosses may hold $ (DGS's $INDEX1), which double quotes would expand
+    use = f"fgdm generate --checkpoint THIS_DIRECTORY --gloss {shlex.quote(example or 'MORGEN NORD REGEN')} --out a.gif"
     lines += ["", "## Use", "", "```bash", use, "```"]
     if d["path"] is None:
         lines += ["", "Limits: a synthetic language rendered by a procedural signer; it shows the pipeline and the "
