@@ -523,8 +523,26 @@ def test_sigterm_stops_training_with_143_and_keeps_the_last_checkpoint(tmp_path)
     status, err = _stop_training(out, 15, after=1.0)  # a few steps past the validation's checkpoint
     assert status == 143, err
     assert "terminated (SIGTERM) at step" in err
+    assert "fgdm: terminated\n" not in err  # one line: where the last checkpoint is
     step = int(err.split("terminated (SIGTERM) at step ")[1].split(";")[0])
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == step > 5
+
+
+def test_sigterm_stops_any_command_with_143_and_leaves_no_temporary_file(tmp_path) -> None:
+    """SIGTERM killed other commands at once (status 143 but no word, and a half-written GIF's hidden temporary
+    left beside the output): now it stops them as Ctrl-C does, their temporary files removed."""
+    np.save(tmp_path / "long.npy", np.random.default_rng(0).normal(0, 0.2, (3000, 50, 3)).astype(np.float32))
+    cmd = [sys.executable, "-m", "fgdm.cli", "render", str(tmp_path / "long.npy"), "--out", str(tmp_path / "a.gif")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".a.*.tmp.gif")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "rendering ended before it could be stopped"
+    proc.send_signal(15)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "fgdm: terminated", err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.npy"]
 
 
 def test_existing_outputs_are_named_three_at_most_with_how_many_more(tmp_path) -> None:

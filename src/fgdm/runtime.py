@@ -1,4 +1,5 @@
-"""Process-wide settings: CPU runs faster without changing any result; signals held off while files are swapped."""
+"""Process-wide settings: CPU runs faster without changing any result; SIGTERM as an exception; signals held off while
+files are swapped."""
 
 from __future__ import annotations
 
@@ -63,3 +64,22 @@ def signals_held() -> Iterator[None]:
 
 
 _HELD = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by SIGTERM (a cluster scheduler's, ``kill``): raised where it was, so that its
+    ``finally`` blocks run (temporary files removed, training's last checkpoint written). Exit status 143."""
+
+    exit_status = 143  # 128 + SIGTERM, as shells report it
+    reported = False  # True once the command has said what it left (the command line then adds nothing)
+
+
+def raise_on_sigterm() -> None:
+    """SIGTERM raises :class:`Terminated` in the main thread from now on (the default kills the process at once,
+    leaving a half-written file's temporary beside it). Training puts its own handler in place while it runs."""
+
+    def terminate(signum, frame) -> None:
+        raise Terminated
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminate)

@@ -2,8 +2,8 @@
 the library; here, the one place that turns expected failures into one line, ``fgdm: error: ...``.
 
 Exit status: 0 done, 1 an expected failure (bad input, missing or corrupt file, no CUDA, a full disk,
-non-finite training), 2 a usage error (argparse), 130 interrupted (Ctrl-C), 143 training terminated (SIGTERM,
-its last checkpoint written). ``--debug`` prints the failure's traceback too.
+non-finite training), 2 a usage error (argparse), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM; training writes
+its last checkpoint first). ``--debug`` prints the failure's traceback too.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import traceback
 import warnings
 from collections.abc import Sequence
 
-from fgdm.runtime import keep_freed_memory
+from fgdm.runtime import keep_freed_memory, raise_on_sigterm
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
@@ -67,16 +67,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 handler.addFilter(_DropNoise())
             if getattr(args, "quiet", False):
                 logging.getLogger(name).setLevel(logging.WARNING)
+    raise_on_sigterm()  # every command stops as at Ctrl-C, its temporary files removed (143, not 130)
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # `fgdm … | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 1
-    except KeyboardInterrupt as err:  # Ctrl-C, or training's Terminated (SIGTERM: 143)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM's Terminated (143)
         if args.debug:
             traceback.print_exc()
         status = getattr(err, "exit_status", INTERRUPTED)
-        print(f"fgdm: {'interrupted' if status == INTERRUPTED else 'terminated'}", file=sys.stderr)
+        if not getattr(err, "reported", False):  # training says where its last checkpoint is, in one line
+            print(f"fgdm: {'interrupted' if status == INTERRUPTED else 'terminated'}", file=sys.stderr)
         return status
     except (ValueError, KeyError, OSError, RuntimeError, ArithmeticError) as err:  # incl. DataFormatError, ConfigError
         if args.debug:

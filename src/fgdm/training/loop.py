@@ -27,17 +27,12 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from fgdm.config import TrainingConfig
+from fgdm.runtime import Terminated
 from fgdm.training.data import PoseDataModule
 from fgdm.training.finite import FiniteCheck, not_finite
 from fgdm.training.optim import clip_gradients, optimizer, scheduled_lr
 from fgdm.training.ranks import StopOnInterrupt, is_worker, rng_states, set_rng_states
 from fgdm.training.throughput import Throughput
-
-
-class Terminated(KeyboardInterrupt):
-    """Training stopped by SIGTERM (a cluster scheduler's), its final checkpoint written: exit status 143."""
-
-    exit_status = 143  # 128 + SIGTERM, as shells report it
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -348,7 +343,9 @@ def fit(
         print(f"fgdm: {'terminated (SIGTERM)' if interrupt.terminated else 'interrupted'} at step "
               f"{trainer.global_step}; {last} holds {what} (--resume continues)", file=sys.stderr)  # fmt: skip
     if interrupt.requested or interrupt.terminated:
-        raise Terminated if interrupt.terminated else KeyboardInterrupt
+        stop = Terminated() if interrupt.terminated else KeyboardInterrupt()
+        stop.reported = trainer.is_global_zero  # said above, with where the checkpoint is
+        raise stop
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     if (
         timer is not None
