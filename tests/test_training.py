@@ -274,6 +274,16 @@ def test_a_run_that_fails_on_its_data_leaves_no_empty_directories(tmp_path, caps
     gone = lock(tmp_path / "gone")  # removed between claim's mkdir and the lock, by a run that failed
     with pytest.raises(ValueError, match="another training removed this new directory just now; run again"), gone:
         pass
+    if torch.cuda.is_available():  # what follows fails for want of a GPU
+        return
+    # a failure after the run's files were begun (no GPU for accelerator gpu): those go too, the rest stays
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    gpu = ["train", TINY, "--quiet", "--set", "training.accelerator=gpu", "--set"]
+    assert main([*gpu, f"training.output_dir={tmp_path / 'mine'}"]) == 1
+    assert "training.accelerator" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    assert main([*gpu, f"training.output_dir={tmp_path / 'runs' / 'b'}"]) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
 
 
 def test_training_seed_alone_sets_the_initial_weights(tmp_path, capsys):

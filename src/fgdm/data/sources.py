@@ -133,9 +133,13 @@ def data_splits(directory: Path | str) -> list[str]:
     return available_splits(directory)
 
 
-def open_corpus(directory: Path | str, split: str, skip_frames: int = 1) -> Corpus:
-    """The corpus of ``split`` in ``directory``: a synthetic manifest if present, else PT files."""
+def open_corpus(directory: Path | str, split: str, skip_frames: int = 1, advice: str = "--split chooses one") -> Corpus:
+    """The corpus of ``split`` in ``directory``: a synthetic manifest if present, else PT files. ``advice``: what
+    the error of a PT directory without the split says to do."""
     directory = Path(directory)
+    if directory.is_file():
+        raise DataFormatError(directory, None, f"a file, not a data directory: give the directory that holds it "
+                              f"({directory.parent})")  # fmt: skip
     if not directory.is_dir():
         raise DataFormatError(directory, None, "data directory not found")
     if (directory / INCOMPLETE).exists():
@@ -147,15 +151,15 @@ def open_corpus(directory: Path | str, split: str, skip_frames: int = 1) -> Corp
     if not (directory / f"{split}.skels").is_file():
         present = sorted(p.stem for p in directory.glob("*.skels"))
         if present:  # a PT directory without this split (dgs-pt has no test split): name the ones it has
-            raise DataFormatError(directory, None, f"no {split} split here (it has {', '.join(present)}): --split "
-                                  "chooses one")  # fmt: skip
+            raise DataFormatError(directory, None, f"no {split} split here (it has {', '.join(present)}): {advice}")
     return PTCorpus.read(directory, split, skip_frames=skip_frames)
 
 
-def build_corpus(data: DataConfig, split: str) -> Corpus:
-    """The corpus of one split: ``data.path`` (PT files or a synth manifest), else the embedded synthetic data."""
+def build_corpus(data: DataConfig, split: str, advice: str = "--split chooses one") -> Corpus:
+    """The corpus of one split: ``data.path`` (PT files or a synth manifest), else the embedded synthetic data.
+    ``advice``: what the error of a PT directory without the split says to do."""
     if data.path is not None:
-        return open_corpus(data.path, split, skip_frames=data.skip_frames)
+        return open_corpus(data.path, split, skip_frames=data.skip_frames, advice=advice)
     sizes = {"train": data.synth_train, "dev": data.synth_dev, "test": data.synth_test}
     if split not in sizes:
         raise KeyError(f"split {split!r}: the embedded synthetic data has {', '.join(SPLITS)}")

@@ -61,7 +61,8 @@ class PoseDataModule(L.LightningDataModule):
         """The split's corpus, built once and cached: what the pose statistics read before training is what the
         first epoch reads."""
         if split not in self.corpora:
-            self.corpora[split] = Cached(build_corpus(self.data_cfg, split))
+            advice = "training reads train.* and validates on dev.* (a few sentences set apart from train)"
+            self.corpora[split] = Cached(build_corpus(self.data_cfg, split, advice))
         return self.corpora[split]
 
     def dataset(self, split: str) -> PoseDataset:

@@ -138,6 +138,8 @@ def _claimed(out: Path, stored: dict | None, resume: bool, overwrite: bool) -> I
         # run has written a checkpoint of its own; a run that fails before (bad data, no GPU) puts it back whole
         olds = [*checkpoints, *(out / name for name in RUN_FILES if (out / name).exists())] if overwrite else []
         aside = [(path, path.with_name(path.name + REPLACED)) for path in olds]
+        # a fresh run that fails before its first checkpoint (bad data, no GPU) removes what it began there
+        began = [] if resume else [out / name for name in (*RUN_FILES, "checkpoints") if not (out / name).exists()]
         started = False
         try:
             for path, moved in aside:
@@ -152,6 +154,8 @@ def _claimed(out: Path, stored: dict | None, resume: bool, overwrite: bool) -> I
                     moved.replace(path)
                 elif moved.exists():
                     _remove(moved)
+            for path in began if not wrote else []:
+                _remove(path)
 
 
 RUN_FILES = ("config.json", "gloss_vocab.txt", "logs", "tensorboard")  # beside checkpoints/ in a run directory
