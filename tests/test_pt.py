@@ -1,5 +1,6 @@
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,44 @@ def test_data_check_says_when_poses_are_2d(synth_dir, tmp_path):
         write_split(tmp_path / "flat", split, PTSplit(flat, data.glosses, data.texts, data.names))
     with pytest.warns(UserWarning, match=r"z is 0 in every frame of every split \(2D poses\)"):
         assert check_directory(tmp_path / "flat")["depth"] is False
+    # training on them without diffusion.standardise says so too (data check alone did)
+    from fgdm.cli import main
+
+    argv = ["train", "configs/tiny.yaml", "--set", f"data.path={tmp_path / 'flat'}", "--set", "training.max_steps=1",
+            "--set", "training.val_every=5", "--quiet", "--set"]  # fmt: skip
+    with pytest.warns(UserWarning, match=r"flat \(train\): z is 0 in every frame \(2D poses\), and diffusion.standa"):
+        assert main([*argv, f"training.output_dir={tmp_path / 'a'}"]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*argv, f"training.output_dir={tmp_path / 'b'}", "--set", "diffusion.standardise=true"]) == 0
+    assert not [w for w in caught if "2D poses" in str(w.message)]
+
+
+def test_poses_out_of_the_pt_convention_are_named_by_data_check_training_and_render(synth_dir, tmp_path):
+    """Pixel coordinates passed data check without a word and rendered as blank GIFs."""
+    from fgdm.cli import main
+    from fgdm.data.pt import PTSplit, write_split
+    from fgdm.data.stats import check_directory
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_directory(synth_dir)  # the convention: no warning
+    for split in ("train", "dev"):
+        data = read_split(synth_dir, split)
+        write_split(tmp_path / "px", split, PTSplit([p * 300 + 200 for p in data.poses], data.glosses, data.texts,
+                                                    data.names))  # fmt: skip
+    problem = r"poses are not in the PT convention: the neck is up to 2\d\d from the origin and the shoulders are"
+    with pytest.warns(UserWarning, match=rf"px: the train split's {problem}"):
+        check_directory(tmp_path / "px")
+    argv = ["train", "configs/tiny.yaml", "--set", f"data.path={tmp_path / 'px'}", "--set", "training.max_steps=1",
+            "--set", "training.val_every=5", "--set", f"training.output_dir={tmp_path / 'run'}", "--quiet"]  # fmt: skip
+    with pytest.warns(UserWarning, match=rf"px \(train\): its {problem}"):
+        main(argv)
+    with pytest.warns(UserWarning, match=r"a.gif: sequence 0 lies outside the picture \(x 1\d\d"):
+        assert main(["render", str(tmp_path / "px"), "--split", "dev", "--out", str(tmp_path / "a.gif")]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["render", str(synth_dir), "--split", "dev", "--out", str(tmp_path / "b.gif")]) == 0
 
 
 def _copy_split(src: Path, dst: Path) -> Path:

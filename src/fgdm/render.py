@@ -14,6 +14,7 @@ import importlib.util
 import itertools
 import math
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -88,6 +89,12 @@ class Renderer:
         self._colours = _bone_colours(skeleton)
         self._hand_bone = np.array([c >= skeleton.hands.start for c, _ in skeleton.bones])
         self._font = title_font()
+
+    def visible(self, poses: np.ndarray) -> float:
+        """The share of the points of (..., J, 3) poses that fall inside the panel (NaN points count as outside)."""
+        x, y = poses[..., 0] - self.centre[0], poses[..., 1] - self.centre[1]
+        inside = (np.abs(x) <= self.extent) & (np.abs(y) <= self.extent)
+        return float(inside.mean()) if inside.size else 1.0
 
     def to_pixels(self, pose: np.ndarray) -> np.ndarray:
         """(J, 3) pose → (J, 2) pixel coordinates (x un-mirrored, y down)."""
@@ -228,9 +235,22 @@ def save_animation(
         raise ValueError(f"{path}: unsupported animation format {suffix!r} (use .gif or .mp4)")
     if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
         raise ValueError(f"{path}: {fps:g} frames per second; an animation plays at {MIN_FPS:g} to {MAX_FPS:g}")
+    renderer = renderer or Renderer()
+    for k, seq in enumerate(sequences):
+        if renderer.visible(seq) < 0.01:  # e.g. pixel coordinates: the frames would show the titles only
+            points = seq[..., :2].reshape(-1, 2)
+            points = points[np.isfinite(points).all(1)]
+            if not len(points):
+                warnings.warn(f"{path}: sequence {k} has no finite point to draw", stacklevel=2)
+                continue
+            (lo, hi), (cx, cy) = (points.min(0), points.max(0)), renderer.centre
+            warnings.warn(f"{path}: sequence {k} lies outside the picture (x {lo[0]:.3g} … {hi[0]:.3g}, y {lo[1]:.3g} "
+                          f"… {hi[1]:.3g}; the panel shows ±{renderer.extent:g} around ({cx:g}, {cy:g})): poses in "
+                          "the PT convention have the neck at the origin and shoulders about 0.334 apart (pixel "
+                          "coordinates?)", stacklevel=2)  # fmt: skip
     count = max((len(s) for s in sequences), default=0)
     keep, durations = gif_timing(count, fps) if suffix == ".gif" else (list(range(count)), [])
-    frames = (renderer or Renderer()).frames(list(sequences), titles, keep)
+    frames = renderer.frames(list(sequences), titles, keep)
     bar = tqdm(frames, total=len(keep), desc="render", unit="frame", delay=0 if progress else 2,
                disable=None if progress is None else not progress)  # fmt: skip
     with _replacing(path) as tmp, contextlib.closing(bar):

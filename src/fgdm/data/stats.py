@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +96,45 @@ def check_directory(directory: Path | str, splits: Sequence[str] | None = None, 
     flat = all(s["value_range"]["z"] == [0.0, 0.0] for s in report["splits"].values())
     report["depth"] = not flat
     if flat:
-        warnings.warn(f"{directory}: z is 0 in every frame of every split (2D poses); a model trained on them "
-                      "samples z = 0 with diffusion.standardise (a coordinate that never moves in training is held; "
-                      "without it, small z values count in DTW-MJE)", stacklevel=2)  # fmt: skip
+        warnings.warn(f"{directory}: {FLAT_POSES}", stacklevel=2)
+    for split, stats in report["splits"].items():
+        if problem := convention_problem(stats["neck_max_abs"], stats["shoulder_width"]["mean"]):
+            warnings.warn(f"{directory}: the {split} split's {problem}", stacklevel=2)
     return report
+
+
+PT_SHOULDER_WIDTH = 0.334  # the PT convention: the neck at the origin, the shoulders this far apart
+FLAT_POSES = ("z is 0 in every frame of every split (2D poses); a model trained on them samples z = 0 with "
+              "diffusion.standardise (a coordinate that never moves in training is held; without it, small z values "
+              "count in DTW-MJE)")  # fmt: skip
+
+
+def convention_problem(neck_max_abs: float, shoulder_width: float) -> str | None:
+    """What is wrong with poses whose neck goes up to ``neck_max_abs`` from the origin and whose shoulders are
+    ``shoulder_width`` apart on average, against the PT convention that fgdm's models, metrics and renderer assume
+    (None where they follow it, within a factor of 3 for the width)."""
+    if neck_max_abs <= 0.05 and PT_SHOULDER_WIDTH / 3 <= shoulder_width <= 3 * PT_SHOULDER_WIDTH:
+        return None
+    return (f"poses are not in the PT convention: the neck is up to {neck_max_abs:.3g} from the origin and the "
+            f"shoulders are {shoulder_width:.3g} apart on average, where fgdm's models, metrics and renderer take the "
+            f"neck at the origin and the shoulders about {PT_SHOULDER_WIDTH} apart (pixel coordinates? subtract each "
+            "frame's neck and scale; fgdm data import does so for .pose files)")  # fmt: skip
+
+
+def warn_unconventional(poses: Iterable[np.ndarray], where: str, standardise: bool, skeleton: Skeleton = PT50) -> None:
+    """Before training on ``poses`` (a sample of the training split, named ``where``): warns where they are not in
+    the PT convention (:func:`convention_problem`), and where they are 2D and the diffusion is not standardised."""
+    ls, rs = skeleton.names.index("left_shoulder"), skeleton.names.index("right_shoulder")
+    neck, widths, flat = 0.0, [], True
+    for pose in poses:
+        neck = max(neck, float(np.abs(pose[:, skeleton.root]).max()))
+        widths.append(float(np.linalg.norm(pose[:, ls] - pose[:, rs], axis=-1).mean()))
+        flat = flat and not pose[..., 2].any()
+    if not widths:
+        return
+    if problem := convention_problem(neck, float(np.mean(widths))):
+        warnings.warn(f"{where}: its {problem}", stacklevel=2)
+    if flat and not standardise:
+        warnings.warn(f"{where}: z is 0 in every frame (2D poses), and diffusion.standardise is off: the model will "
+                      "sample small z values, which count in DTW-MJE (diffusion.standardise: true holds z at 0)",
+                      stacklevel=2)  # fmt: skip

@@ -19,6 +19,7 @@ from torchmetrics import MeanMetric
 from fgdm.config import Config, from_dict, to_dict
 from fgdm.data.corpus import Corpus
 from fgdm.data.dataset import Batch, PoseDataset
+from fgdm.data.stats import warn_unconventional
 from fgdm.data.vocab import UnknownTokenWarning, Vocabulary
 from fgdm.metrics.dtw import dtw_mje
 from fgdm.model import FGDM, build_model
@@ -147,6 +148,9 @@ def train(
         refuse_foreign_vocabulary(data.dataset("train"), resumed=stored is not None)
         module = LitFGDM(config, data.vocab.itos)
         suggest_gloss_dropout(data.dataset("dev"), cfg.training.unk_rate)
+        if cfg.data.path is not None and not stored:  # the embedded language is in the convention, and z moves
+            warn_unconventional(pose_sample(data.corpora["train"], limit=50), f"{cfg.data.path} (train)",
+                                cfg.diffusion.standardise)  # fmt: skip
         if cfg.diffusion.standardise and not resume:  # on resume μ and σ come back with the weights
             module.model.normalizer.fit(pose_sample(data.corpora["train"]))
         module.model.normalizer.longest.fill_(int(data.dataset("train").frame_counts().max()))
