@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -622,7 +623,7 @@ def test_export_checks_its_report_before_writing_anything(trained, tmp_path, cap
     assert "nowhere: data directory not found" in capsys.readouterr().err
 
 
-def test_export_replaces_an_export_whole_and_never_a_run(trained, tmp_path, capsys, monkeypatch):
+def test_export_replaces_an_export_whole_and_never_a_run(trained, synth_dir, tmp_path, capsys, monkeypatch):
     """--overwrite replaces the files together (an interruption left one export's weights beside another's
     config); a run's directory is refused; the data path is recorded absolute."""
     import fgdm.sampling as sampling
@@ -631,7 +632,7 @@ def test_export_replaces_an_export_whole_and_never_a_run(trained, tmp_path, caps
     ckpt = str(trained / "checkpoints" / "last.ckpt")
     out = tmp_path / "e"
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "data").mkdir()
+    shutil.copytree(synth_dir, tmp_path / "data")  # the embedded language's glosses (another seed's signs)
     assert main(["export", ckpt, "--out", str(out), "--data", "data"]) == 0
     assert load_for_sampling(out).cfg.data.path == str(tmp_path / "data")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -851,3 +852,22 @@ def test_an_overwrite_killed_before_its_first_checkpoint_leaves_the_old_run_to_c
     with back, refused, claim(run, config, Config, resume=False, overwrite=False):
         pass
     assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == old
+
+
+def test_data_of_other_glosses_is_refused_as_the_models_by_export_and_generate(trained, tmp_path, capsys):
+    """export --data took any directory for the training data (its card then named it, and generate --split
+    sampled all <unk> with a warning); a model asked to sign a split it has no glosses for is refused too."""
+    from fgdm.data.pt import PTSplit, write_split
+
+    poses = [np.zeros((4, 50, 3), dtype=np.float32)] * 2
+    for split in ("train", "dev"):
+        write_split(tmp_path / "other", split, PTSplit(poses, [["ICH1", "$INDEX1"], ["GEFÜHL3"]], ["a", "b"],
+                                                       [f"{split}0", f"{split}1"]))  # fmt: skip
+    ckpt = str(trained / "checkpoints" / "last.ckpt")
+    assert main(["export", ckpt, "--out", str(tmp_path / "e"), "--data", str(tmp_path / "other")]) == 1
+    err = capsys.readouterr().err
+    assert "other: 3 of its 3 glosses (100 %) are not in the model's vocabulary: not the data it was trained" in err
+    assert not (tmp_path / "e").exists()
+    args = ["generate", "--checkpoint", ckpt, "--data", str(tmp_path / "other"), "--split", "dev", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "g")]) == 1
+    assert "the 2 sequences to sample (dev0, …): 3 of its 3 glosses (100 %) are not" in capsys.readouterr().err

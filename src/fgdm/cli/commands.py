@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -196,6 +197,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise DataFormatError(args.data, None, "data directory not found (--data: keep, embedded or a directory)")
     loaded = load_for_sampling(args.checkpoint)
     report = read_report(args.report, args.checkpoint, loaded.step) if args.report else None  # before any writing
+    if args.data != "keep":  # the data the card and generate --split will take for its training data
+        from fgdm.data.sources import build_corpus
+
+        data = dataclasses.replace(loaded.cfg.data, path=None if args.data == "embedded" else args.data)
+        loaded.vocab.require_mostly_known(build_corpus(data, "train").gloss_sequences(), f"--data {args.data}")
     known = " ".join([g for g in ("MORGEN", "NORD", "REGEN") if g in loaded.vocab] or loaded.vocab.itos[4:7])
     export(loaded, out, {"keep": "keep", "embedded": None}.get(args.data, args.data), card=lambda cfg: model_card(
         args.name or out.name, to_dict(cfg), loaded.step, len(loaded.vocab), report, args.how, known))  # fmt: skip
