@@ -359,6 +359,32 @@ def test_evaluate_scores_data_without_a_train_split_and_warns_of_unknown_glosses
         assert "no mean-pose row" in text and "has no train split" in text and "Notes" in text
 
 
+def test_evaluate_tells_glosses_unseen_in_training_from_another_corpus(backtranslator, tmp_path):
+    """Most reference glosses unknown to the back-translator: where it knows the data's training split, they are
+    that corpus's glosses unseen in training (a small corpus), not another language's, as it asked before."""
+    from dataclasses import replace
+
+    from fgdm.data.pt import PTSplit, write_split
+    from fgdm.data.sources import build_corpus
+    from fgdm.evaluation.backtranslation import load_backtranslator
+
+    bt = load_backtranslator(backtranslator)
+    _dev_only(bt, tmp_path / "data", foreign=4)
+    train = build_corpus(replace(bt.cfg.data, skip_frames=1), "train")
+    known = [train[i] for i in range(4)]
+    args = ["evaluate", "--backtranslator", str(backtranslator), "--data", str(tmp_path / "data"), "--split", "dev",
+            "--out", str(tmp_path / "r"), "--quiet", "--overwrite"]  # fmt: skip
+    for glosses, says in (
+        ([list(s.glosses) for s in known], "they are unseen in the training split, whose glosses it knows. Its"),
+        ([GLOSS_REFS[0].split()] * 4, "was it trained on another language or corpus? Its BLEU"),
+    ):
+        write_split(tmp_path / "data", "train", PTSplit([s.pose for s in known], glosses, [s.text for s in known],
+                                                        [s.name for s in known]))  # fmt: skip
+        with pytest.warns(UserWarning) as caught:
+            assert main(args) == 0
+        assert any(f"back-translator's vocabularies: {says}" in str(w.message) for w in caught)
+
+
 def test_evaluate_says_what_reading_pose_hypotheses_changed(backtranslator, tmp_path, capsys):
     """.pose hypotheses with a hand never seen (scored on its wrist) or off fgdm's canvas (normalised) were scored
     so silently: evaluate warns and its report's notes say how many files were changed. A flat folder of the

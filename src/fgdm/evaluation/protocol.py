@@ -17,6 +17,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -220,9 +221,11 @@ class Evaluator:
         self.notes: list[str] = []
         self.unknown, said = unknown_to(bt, self.samples)
         worst = max(self.unknown.values())
-        if worst > UNKNOWN_FOREIGN:
-            self.note(f"{said}: was it trained on another language or corpus? Its BLEU, ROUGE and WER of these "
-                      "references then say little")  # fmt: skip
+        if worst > UNKNOWN_FOREIGN:  # the training split's glosses known: its own corpus, whose other splits differ
+            ours = train is not None and _unknown(list(chain(*train.gloss_sequences())), bt.gloss_vocab, "")[0] < 10
+            why = ("they are unseen in the training split, whose glosses it knows." if ours
+                   else "was it trained on another language or corpus?")  # fmt: skip
+            self.note(f"{said}: {why} Its BLEU, ROUGE and WER of these references then say little")
         elif worst > UNKNOWN_WARNING:
             self.note(f"{said}: it cannot read them back, which lowers every row's BLEU, ROUGE and WER, the "
                       "ground truth's too")  # fmt: skip
