@@ -4,6 +4,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from fgdm.data.hypotheses import read_hypotheses
 from fgdm.data.io import load_any, save_npy, save_pose
 from fgdm.data.synth.corpus import SynthCorpus
 from fgdm.render import save_animation
@@ -93,7 +94,7 @@ def test_hypotheses_with_missing_or_extra_names_are_refused(tmp_path):
 
 def test_hypotheses_are_brought_to_the_references_frame_rate(tmp_path):
     from fgdm.data.hypotheses import load_hypotheses
-    from fgdm.data.pt import DataFormatError, PTSplit, write_split
+    from fgdm.data.pt import PTSplit, write_split
 
     poses = _refs(2)
     pt = tmp_path / "pt"  # PT files at the data's own 25 fps: every second frame, as the references (skip 2)
@@ -106,8 +107,50 @@ def test_hypotheses_are_brought_to_the_references_frame_rate(tmp_path):
     save_pose(posed / "s0.pose", poses[0], fps=25.0)
     save_pose(posed / "s1.pose", poses[1], fps=12.5)
     assert [len(p) for p in load_hypotheses(posed, "test", ["s0", "s1"], fps=12.5)] == [5, 11]
-    with pytest.raises(DataFormatError, match=r"s1: at 12\.5 fps, which keeping every k-th frame cannot bring"):
-        load_hypotheses(posed, "test", ["s0", "s1"], fps=25.0)
+    # no whole multiple of the references' rate (12.5 fps against 25; 30 fps): interpolated over time, and said
+    got = read_hypotheses(posed, "test", ["s0", "s1"], fps=25.0)
+    assert [len(p) for p in got.poses] == [10, 21] and np.allclose(got.poses[1][::2], poses[1], atol=1e-5)
+    assert got.notes(25.0) == [
+        "1 sequences (1 at 12.5 fps) were brought to the references' 25 fps by linear interpolation over time, their "
+        "rate being no whole multiple of it"
+    ]
+    save_pose(posed / "s1.pose", poses[1], fps=30.0)
+    assert len(load_hypotheses(posed, "test", ["s0", "s1"], fps=12.5)[1]) == 5  # 11 frames at 30 fps: 0.33 s
+
+
+def test_a_rate_file_beside_npy_files_in_their_split_folder_is_read(tmp_path):
+    """--help says {split}.fps beside the files; a test.fps inside test/ beside them was ignored, and the files,
+    taken as 25 fps, lost every other frame: the scores were wrong without a word."""
+    from fgdm.data.hypotheses import load_hypotheses
+
+    refs = [p[::2] for p in _refs(2)]
+    for i, p in enumerate(refs):
+        save_npy(tmp_path / "h" / "test" / f"s{i}.npy", np.repeat(p, 4, axis=0))  # at 50 fps
+    (tmp_path / "h" / "test" / "test.fps").write_text("50\n")
+    got = load_hypotheses(tmp_path / "h", "test", ["test/s0", "test/s1"], fps=12.5, lengths=[len(p) for p in refs])
+    assert all(np.array_equal(g, r) for g, r in zip(got, refs, strict=True))
+
+
+def test_hypotheses_out_of_the_pt_convention_are_named(tmp_path):
+    """Millimetres, centimetres, pixels or y up were scored as they were (DTW-MJE 24,100 for millimetres) without a
+    word; .npy and .skels hypotheses are now checked for the convention's shoulders, neck and head. Noise on every
+    joint is not taken for such a fault."""
+    refs = [s.pose for s in SynthCorpus(3, "test", seed=0)]
+    rng = np.random.default_rng(0)
+    cases = {"mm": lambda p: p * 1000, "cm": lambda p: p * 100, "px": lambda p: p * 300 + 200,
+             "yup": lambda p: p * np.array([1, -1, 1], np.float32),
+             "noisy": lambda p: p + rng.normal(0, 0.1, p.shape)}  # fmt: skip
+    said = {}
+    for case, change in cases.items():
+        for i, p in enumerate(refs):
+            save_npy(tmp_path / case / f"s{i}.npy", (change(p) if i == 1 else p).astype(np.float32))
+        notes = read_hypotheses(tmp_path / case, "test", ["s0", "s1", "s2"], fps=25.0).notes(25.0)
+        said[case] = notes[0] if notes else ""
+    assert said["mm"].startswith("1 sequences are not in the PT convention (the neck at the origin, the shoulders")
+    assert "e.g. s1: its shoulders are 3" in said["mm"] and "e.g. s1: its shoulders are 3" in said["cm"]
+    assert "s1: its neck is 2" in said["px"] or "s1: its shoulders are 1" in said["px"]
+    assert "s1: its head is below its neck (y up? PT's y points down)" in said["yup"]
+    assert said["noisy"] == ""
 
 
 def test_npy_hypotheses_as_long_as_the_references_ask_for_their_rate(tmp_path):

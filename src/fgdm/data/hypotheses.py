@@ -8,13 +8,15 @@ not scored and may be left out) or ``.npy``/``.pose`` files, one per reference. 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fgdm.data.holistic import resample
 from fgdm.data.io import FPS, load_npy, read_frame_rate, read_pose_details
 from fgdm.data.pt import DataFormatError, parse_skels_line, read_split, sequence_names, text_lines
 from fgdm.skeleton import PT50, Skeleton
@@ -31,6 +33,23 @@ class Hypotheses:
     absent_files: int = 0  # … with points missing in every frame,
     absent: int = 0  # the joint values put at their anchors
     normalised: int = 0  # … not on fgdm's canvas: normalised as PT data, not read back as written
+    resampled: dict[float, int] = field(default_factory=dict)  # sequences brought to the references' rate, by rate
+    unconventional: list[tuple[str, str]] = field(default_factory=list)  # (name, problem): not in the PT convention
+
+    def notes(self, fps: float) -> list[str]:
+        """What reading the files changed (:meth:`changes`), what was resampled, and which sequences are out of the
+        PT convention: sentences for the report's notes (none where all was read as written)."""
+        said = [self.changes()] if self.changes() else []
+        if self.resampled:
+            rates = ", ".join(f"{n} at {rate:g} fps" for rate, n in sorted(self.resampled.items()))
+            said.append(f"{sum(self.resampled.values())} sequences ({rates}) were brought to the references' {fps:g} "
+                        "fps by linear interpolation over time, their rate being no whole multiple of it")  # fmt: skip
+        if self.unconventional:
+            name, problem = self.unconventional[0]
+            said.append(f"{len(self.unconventional)} sequences are not in the PT convention (the neck at the origin, "
+                        f"the shoulders about 0.334 apart, the head above the neck), e.g. {name}: {problem}; their "
+                        "scores say little")  # fmt: skip
+        return said
 
     def changes(self) -> str:
         """A sentence on what reading the files changed, or "" where nothing."""
@@ -75,7 +94,8 @@ def read_hypotheses(
     ``path`` is a PT directory holding ``{split}.skels`` (matched by ``{split}.files``) or a directory of
     ``.npy``/``.pose`` files, in folders or not (matched by path: ``test/seq-7.npy`` is ``test/seq-7``; where
     every reference lies in one folder, as PT's ``test/…``, files directly in ``path`` match too). Frame rates:
-    a ``.pose`` file's own; else ``{split}.fps`` beside the files (``fgdm generate`` writes it); else
+    a ``.pose`` file's own; else ``{split}.fps`` beside the files (``fgdm generate`` writes it), in their folder
+    or in ``path``; else
     ``source_fps``, the rate of the data's own files (25 for PT). A sequence at k times ``fps`` keeps every k-th
     frame, as the references did. Missing names are an error, and extra ones unless ``allow_extra`` (a
     ``--limit``-ed evaluation). ``lengths``, the references' frame counts, catch files whose rate was taken as
@@ -89,6 +109,7 @@ def read_hypotheses(
     path = Path(path)
     if not path.is_dir():
         raise DataFormatError(path, None, "hypothesis directory not found")
+    recorded = functools.cache(lambda folder: (folder / f"{split}.fps").is_file())  # {split}.fps in this folder
     given = read_frame_rate(path, split, source_fps)
     found: dict[str, tuple[np.ndarray, float]] = {}
     read = {}  # the .pose files' details
@@ -96,9 +117,9 @@ def read_hypotheses(
     if (path / f"{split}.skels").is_file():
         keys, poses = _read_pt(path, split, skeleton.num_joints)
         found = {name: (pose, given) for name, pose in zip(keys, poses, strict=True)}  # names: unique
-        unrated = set(found)
+        unrated = set() if recorded(path) else set(found)
     else:
-        unrated = set()  # files whose rate is not their own (.npy)
+        unrated = set()  # files that carry no rate (.npy) and have no {split}.fps beside them or in path
         pairs, flat = _hypothesis_files(path, split, names)
         for key, f in pairs:
             if key in found:
@@ -106,9 +127,10 @@ def read_hypotheses(
             if f.suffix.lower() == ".pose":
                 read[key] = read_pose_details(f, skeleton)
                 found[key] = read[key].pose, read[key].fps
-            else:
-                found[key] = load_npy(f, skeleton), given
-                unrated.add(key)
+            else:  # the rate beside the file (in its folder, test/ say), else the one in path, else the data's
+                found[key] = load_npy(f, skeleton), read_frame_rate(f.parent, split, given)
+                if not (recorded(f.parent) or recorded(path)):
+                    unrated.add(key)
     missing = [n for n in names if n not in found]
     extra = [] if allow_extra else sorted(set(found) - set(names), key=str)
     if missing or extra:
@@ -118,7 +140,7 @@ def read_hypotheses(
         _refuse_shared(path, split, names, (elsewhere() if callable(elsewhere) else elsewhere) or {})
     step = round(source_fps / fps) if source_fps >= fps else 1
     kept = [(len(found[n][0]), n_ref) for n, n_ref in zip(names, lengths or (), strict=False) if n in unrated]
-    if not (path / f"{split}.fps").is_file() and step > 1 and kept:
+    if step > 1 and kept:
         ratio = float(np.median([n / max(n_ref, 1) for n, n_ref in kept]))
         if 0.8 <= ratio <= 1.25:  # as long as the references before every k-th frame is kept: at their rate
             raise DataFormatError(path, None, f"its {split} files carry no frame rate, so they count as the data's "
@@ -130,10 +152,13 @@ def read_hypotheses(
     for name in names:
         pose, rate = found[name]
         step = rate / fps
-        if round(step) < 1 or abs(step - round(step)) > 1e-3:
-            raise DataFormatError(path, None, f"{name}: at {rate:g} fps, which keeping every k-th frame cannot "
-                                  f"bring to the references' {fps:g} fps")  # fmt: skip
-        out.poses.append(pose[:: round(step)])
+        if round(step) < 1 or abs(step - round(step)) > 1e-3:  # no every k-th frame: interpolated, and noted
+            out.resampled[rate] = out.resampled.get(rate, 0) + 1
+            out.poses.append(resample(pose, rate, fps))
+        else:
+            out.poses.append(pose[:: round(step)])
+        if name not in read and (problem := _convention(out.poses[-1], skeleton)):  # .pose files are normalised
+            out.unconventional.append((name, problem))
         if name in read:
             got = read[name]
             out.pose_files += 1
@@ -143,6 +168,25 @@ def read_hypotheses(
             out.absent += got.absent
             out.normalised += got.normalised
     return out
+
+
+def _convention(pose: np.ndarray, skeleton: Skeleton) -> str | None:
+    """Why a (S, J, 3) sequence is not in the PT convention (None where it is), from medians over its frames, which
+    noise added to every joint moves little: shoulders not within 2× of 0.334 apart (other units: mm, cm, pixels),
+    the neck a shoulder width or more from the origin, the head below the neck (y up, not down)."""
+    names = skeleton.names
+    if not {"left_shoulder", "right_shoulder", "head"} <= set(names):
+        return None
+    width = float(np.median(np.linalg.norm(pose[:, names.index("left_shoulder")] - pose[:, names.index(
+        "right_shoulder")], axis=-1)))  # fmt: skip
+    neck = float(np.median(np.linalg.norm(pose[:, skeleton.root], axis=-1)))
+    if not 0.334 / 2 <= width <= 0.334 * 2:
+        return f"its shoulders are {width:.3g} apart"
+    if neck > 0.3:
+        return f"its neck is {neck:.3g} from the origin"
+    if np.median(pose[:, names.index("head"), 1] - pose[:, skeleton.root, 1]) > 0:
+        return "its head is below its neck (y up? PT's y points down)"
+    return None
 
 
 def _read_pt(path: Path, split: str, num_joints: int) -> tuple[list[str], list[np.ndarray]]:

@@ -359,8 +359,8 @@ def evaluate(
     others = []
     for h, label in zip(hypotheses, labels, strict=True):
         got = read_hypotheses(h, split, names, fps, allow_extra=limit is not None, lengths=lengths, elsewhere=elsewhere)
-        if got.changes():  # .pose files filled in or normalised: scored as changed, which the report says
-            ev.note(f"--hyp {h}: {got.changes()}")
+        for said in got.notes(fps):  # files filled in, normalised, resampled, out of convention: the report says
+            ev.note(f"--hyp {h}: {said}")
         others.append(System(label, got.poses))
     systems, sampling = [], {"steps": None, "eta": None, "precision": None}
     device_used = str(next(ev.bt.model.parameters()).device)
