@@ -626,3 +626,15 @@ def test_render_inputs_after_options_are_rendered_in_their_order(tmp_path, capsy
             parse(argv)
         assert stop.value.code == 2
         assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: unrecognized arguments: {wrong}")
+
+
+def test_synth_help_says_glosses_keep_every_row_of_each_split(capsys) -> None:
+    """``--num-dev`` and ``--num-test`` said "default 100", but with ``--glosses`` every row of the CSV is kept."""
+    import re
+
+    with pytest.raises(SystemExit):
+        parse(["synth", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for split, default in (("train", 1000), ("dev", 100), ("test", 100)):
+        assert re.search(rf"--num-{split} NUM_{split.upper()} {split} sentences \(default {default}; with --glosses: "
+                         r"rows to keep, default all\)", text), text  # fmt: skip

@@ -352,6 +352,13 @@ def test_evaluate_scores_data_without_a_train_split_and_warns_of_unknown_glosses
     assert any("has no train split: the report leaves out the mean-pose row" in m for m in said)
     report = json.loads((tmp_path / "r.json").read_text())
     assert [r["system"] for r in report["rows"]] == ["ground truth"]
+    # what identifies the evaluator (a paper's reader compares reports by it); no sampling: no sampling settings
+    from fgdm.evaluation.backtranslation import weights_digest
+
+    meta = report["meta"]
+    assert meta["backtranslator_weights"] == weights_digest(bt.model) and len(meta["backtranslator_weights"]) == 16
+    assert meta["backtranslator_step"] == torch.load(backtranslator, weights_only=False)["global_step"] > 0
+    assert meta["fps"] == 25 / bt.cfg.data.skip_frames and "checkpoint" not in meta and "steps" not in meta
     assert report["meta"]["unknown_to_backtranslator_percent"]["glosses"] == round(100 * n / total, 2)
     assert len(report["meta"]["notes"]) == 2 and report["meta"]["notes"][0].startswith(unknown)
     md, page = (tmp_path / "r.md").read_text(), (tmp_path / "r.html").read_text()

@@ -47,7 +47,7 @@ def _corrupt(src: Path, dst: Path, suffix: str, line: int, fn) -> None:
         ("skels", lambda s: _set_token(s, 160, "1_0"), "value 161 ('1_0', frame 2) is not a number"),
         ("skels", lambda s: _set_token(s, 3, "\u0661\u0662"), "value 4 ('\u0661\u0662', frame 1) is not a number"),
         ("skels", lambda s: _set_token(s, 3, "\uff11"), "value 4 ('\uff11', frame 1) is not a number"),
-        ("skels", lambda s: _set_token(s, 160, "inf"), "frame 2, joint 3 coordinate x is inf"),
+        ("skels", lambda s: _set_token(s, 160, "inf"), "frame 2, joint 3 (right_elbow, 0-based) coordinate x is inf"),
         ("skels", lambda s: " ".join(s.split()[:151] * 2), "counter"),
         ("skels", lambda s: "", "empty line"),
         ("gloss", lambda s: "   ", "empty gloss line"),
@@ -90,7 +90,8 @@ def test_absurd_magnitudes_and_bad_bytes_are_refused_with_file_and_line(synth_di
     lines = skels.read_text().split("\n")
     lines[2] = "5000.0 " + lines[2].split(" ", 1)[1]
     skels.write_text("\n".join(lines))
-    with pytest.raises(DataFormatError, match=r"dev.skels:3: frame 1, joint 0 coordinate x is 5000: beyond ±1000"):
+    beyond = r"x is 5000: beyond ±1000, not PT-normalised \(pixel coordinates\? PT poses have the neck at the origin"
+    with pytest.raises(DataFormatError, match=rf"dev.skels:3: frame 1, joint 0 \(head, 0-based\) coordinate {beyond}"):
         read_split(tmp_path, "dev")
     (tmp_path / "dev.gloss").write_bytes(b"REGEN\nNORD \xff\n")
     with pytest.raises(DataFormatError, match=r"dev.gloss:2: not UTF-8 text"):
@@ -350,3 +351,68 @@ def test_tabs_umlauts_and_windows_line_ends_are_read_as_they_show(synth_dir, tmp
         ["GL\u00dcCK", "REGEN"],
         ["SCH\u00d6N", "\u00dcBER"],
     ]
+
+
+def test_a_coordinate_names_its_joint_which_counts_from_0():
+    """'frame 4, joint 15 coordinate z is nan': frames counted from 1, joints from 0, and nothing said so."""
+    from fgdm.data.pt import parse_skels_line
+
+    frames = np.zeros((5, 151))
+    frames[:, -1] = np.arange(5) / 5
+    frames[3, 15 * 3 + 2] = np.nan
+    line = " ".join(f"{v:g}" for v in frames.ravel())
+    with pytest.raises(DataFormatError, match=r"a.skels:7: frame 4, joint 15 \(left_index_3, 0-based\) coordinate z "
+                       r"is nan \(not finite\)$"):  # fmt: skip
+        parse_skels_line(line, Path("a.skels"), 7)
+    frames = np.zeros((1, 7))
+    frames[0, 4] = 2000  # another skeleton: no name to give
+    with pytest.raises(DataFormatError, match=r"frame 1, joint 1 \(0-based\) coordinate y is 2000: beyond ±1000"):
+        parse_skels_line(" ".join(f"{v:g}" for v in frames.ravel()), Path("a.skels"), 1, num_joints=2)
+
+
+def test_frames_without_the_counter_column_are_named_as_such(synth_dir, tmp_path):
+    """300 values are no whole number of 151-value frames, but two frames of joints without PT's counter."""
+    drop_counters = lambda s: " ".join(t for i, t in enumerate(s.split()) if i % 151 != 150)  # noqa: E731
+    _corrupt(synth_dir, tmp_path / "d", "skels", 2, drop_counters)
+    with pytest.raises(DataFormatError, match=r"dev.skels:2: \d+ values is not a multiple of 151 .*left over; \d+ "
+                       r"frames of 150 values would fit: written without the counter column \(PT's last value of each "
+                       r"frame, its progress 0…1\)\?$"):  # fmt: skip
+        read_split(tmp_path / "d", "dev")
+    _corrupt(synth_dir, tmp_path / "e", "skels", 2, lambda s: s + " 0.5")  # not a multiple of 150 either
+    with pytest.raises(DataFormatError, match=r"values left over$"):
+        read_split(tmp_path / "e", "dev")
+
+
+def test_a_blank_last_line_is_named_when_line_counts_differ(synth_dir, tmp_path):
+    """An editor's extra newline at the end made 'differ in line count' with no hint of which line is extra."""
+    d = _copy_split(synth_dir, tmp_path / "d")
+    with (d / "dev.gloss").open("a") as f:
+        f.write("\n")
+    with pytest.raises(DataFormatError, match=r"dev.files 6; the last line of dev.gloss is blank: remove it$"):
+        read_split(d, "dev")
+    with (d / "dev.text").open("a") as f:
+        f.write("  \r\n")
+    with pytest.raises(DataFormatError, match=r"the last line of dev.gloss and dev.text is blank: remove it$"):
+        read_split(d, "dev")
+    with (d / "dev.text").open("a") as f:
+        f.write("\n")  # two lines more than .skels: not one stray newline
+    with pytest.raises(DataFormatError, match=r"differ in line count: [^;]*$"):
+        read_split(d, "dev")
+
+
+def test_a_split_given_fields_of_the_wrong_type_names_the_field():
+    """PTSplit(glosses, poses, …) was taken and failed later inside numpy."""
+    poses, glosses, texts, names = [np.zeros((2, 50, 3), dtype=np.float32)], [["A", "B"]], ["a b"], ["s0"]
+    PTSplit(poses, glosses, texts, names)
+    PTSplit([], [], [], [])
+    fields = r" \(the fields, in order: poses, glosses, texts, names\)$"
+    for args, problem in (
+        ((glosses, poses, texts, names), r"PTSplit.poses is a list of \(S, J, 3\) arrays, but entry 0 is a list"),
+        (([np.zeros((2, 150))], glosses, texts, names), r"poses .* entry 0 is an array of shape \(2, 150\)"),
+        ((poses, ["A B"], texts, names), r"PTSplit.glosses is a list of lists of glosses \(str\), but entry 0 is a"),
+        ((poses, [["A", 1]], texts, names), r"glosses .* entry 0 is a list holding an int"),
+        ((poses, glosses, "a b", names), r"PTSplit.texts is a list of str, but it is a str"),
+        ((poses, glosses, texts, [None]), r"PTSplit.names is a list of str, but entry 0 is None"),
+    ):
+        with pytest.raises(ValueError, match=problem + fields):
+            PTSplit(*args)

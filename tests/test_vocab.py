@@ -34,6 +34,20 @@ def test_glosses_typed_by_hand_are_offered_the_closest_known_ones():
         v.require_known(["NORDD", "SONE"])  # refused: no known gloss, so no sentence to warn about
 
 
+def test_a_tie_suggests_the_known_gloss_listed_first_the_more_frequent():
+    """ICH is as close to ICH1 as to ICH2: difflib offered ICH2, the last in string order, though ICH1 is the
+    more frequent; a vocabulary built from a corpus lists it first."""
+    v = Vocabulary.from_corpus([["ICH2", "ICH1", "ICH3"], ["ICH1"]])
+    assert v.itos[len(SPECIALS)] == "ICH1"
+    with pytest.raises(ValueError, match=r"\(did you mean ICH1 for ICH, ICH1 for ich\?\)$"):
+        v.require_known(["ICH", "ich"])
+    v = Vocabulary([*SPECIALS, "ICH3", "ICH2", "ICH1", "DU"])  # a vocabulary file's order, kept
+    with pytest.warns(UnknownTokenWarning, match=r"did you mean ICH3 for ICH\?$"):
+        v.encode_all([["ICH", "DU"]], suggest=True)
+    with pytest.warns(UnknownTokenWarning, match=r"did you mean ICH2 for ICH22\?$"):  # a closer one still wins
+        v.encode_all([["ICH22", "DU"]], suggest=True)
+
+
 def test_read_and_write_src_vocab(tmp_path):
     v = Vocabulary.from_corpus([["REGEN", "SONNE"]])
     v.save(tmp_path / "src_vocab.txt")

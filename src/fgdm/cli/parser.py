@@ -88,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "refused), rendered instead of grammar sentences")  # fmt: skip
     p.add_argument("--num-train", type=_positive_int, default=None,
                    help="train sentences (default 1000; with --glosses: rows to keep, default all)")  # fmt: skip
-    p.add_argument("--num-dev", type=_positive_int, default=None, help="dev sentences (default 100)")
-    p.add_argument("--num-test", type=_positive_int, default=None, help="test sentences (default 100)")
+    p.add_argument("--num-dev", type=_positive_int, default=None,
+                   help="dev sentences (default 100; with --glosses: rows to keep, default all)")  # fmt: skip
+    p.add_argument("--num-test", type=_positive_int, default=None,
+                   help="test sentences (default 100; with --glosses: rows to keep, default all)")  # fmt: skip
     p.add_argument("--seed", type=_seed, default=0, help="one seed is one sign language (default 0)")
     p.add_argument("--workers", type=_positive_int, default=1, help="render in this many processes (default 1)")
     p.add_argument("--lazy", action="store_true",

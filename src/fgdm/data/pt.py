@@ -58,10 +58,40 @@ class PTSplit:
         return len(self.poses)
 
     def __post_init__(self) -> None:
+        """Refuses a field of the wrong type (fields given out of order, say), naming it: numpy would fail later,
+        far from the cause, or write nonsense."""
+        for field, kind, ok in (
+            ("poses", "(S, J, 3) arrays", lambda v: isinstance(v, np.ndarray) and v.ndim == 3 and v.shape[2] == 3),
+            ("glosses", "lists of glosses (str)", lambda v: isinstance(v, list | tuple) and _all_str(v)),
+            ("texts", "str", lambda v: isinstance(v, str)),
+            ("names", "str", lambda v: isinstance(v, str)),
+        ):
+            values = getattr(self, field)
+            if not isinstance(values, list | tuple):
+                problem = f"it is {_describe(values)}"
+            elif (bad := next((i for i, v in enumerate(values) if not ok(v)), None)) is not None:
+                problem = f"entry {bad} is {_describe(values[bad])}"
+            else:
+                continue
+            raise ValueError(f"PTSplit.{field} is a list of {kind}, but {problem} (the fields, in order: poses, "
+                             "glosses, texts, names)")  # fmt: skip
         n = len(self.poses)
         for field, values in (("glosses", self.glosses), ("texts", self.texts), ("names", self.names)):
             if len(values) != n:
                 raise ValueError(f"{field} has {len(values)} entries but there are {n} poses")
+
+
+def _all_str(values: Sequence[object]) -> bool:
+    return all(isinstance(v, str) for v in values)
+
+
+def _describe(value: object) -> str:
+    """What a :class:`PTSplit` field or entry holds: 'an array of shape (4, 150)', 'a list holding an int'."""
+    if value is None or isinstance(value, np.ndarray):
+        return "None" if value is None else f"an array of shape {value.shape}"
+    kind = type(value).__name__
+    held = next((v for v in value if not isinstance(v, str)), None) if isinstance(value, list | tuple) else None
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" + (f" holding {_describe(held)}" if held is not None else "")
 
 
 def refuse_repeats(path: Path | str, numbered: Sequence[tuple[int, str]], what: str) -> None:
@@ -125,11 +155,15 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
     if not tokens:
         raise DataFormatError(path, lineno, "empty line: a sequence needs at least one frame")
     if len(tokens) % width:
+        hint = ""
+        if len(tokens) % (width - 1) == 0:  # whole frames of joints alone
+            hint = (f"; {len(tokens) // (width - 1)} frames of {width - 1} values would fit: written without the "
+                    "counter column (PT's last value of each frame, its progress 0…1)?")  # fmt: skip
         raise DataFormatError(
             path,
             lineno,
             f"{len(tokens)} values is not a multiple of {width} ({num_joints} joints × 3 + counter); "
-            f"{len(tokens) // width} whole frames and {len(tokens) % width} values left over",
+            f"{len(tokens) // width} whole frames and {len(tokens) % width} values left over{hint}",
         )
     try:  # Python's float() reads 1_0 as 10 and other scripts' digits (١٠, １０) too: not numbers in a .skels
         if "_" in line or not line.isascii():
@@ -144,13 +178,14 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
     finite = np.isfinite(frames)
     if not finite.all():
         f, c = np.argwhere(~finite)[0]
-        what = "counter" if c == width - 1 else f"joint {c // 3} coordinate {'xyz'[c % 3]}"
+        what = "counter" if c == width - 1 else _coordinate(c, num_joints)
         raise DataFormatError(path, lineno, f"frame {f + 1}, {what} is {tokens[f * width + c]} (not finite)")
     big = np.abs(frames[:, :-1]) > MAX_ABS
     if big.any():
         f, c = np.argwhere(big)[0]
-        raise DataFormatError(path, lineno, f"frame {f + 1}, joint {c // 3} coordinate {'xyz'[c % 3]} is "
-                              f"{frames[f, c]:g}: beyond ±{MAX_ABS:g}, no pose has such coordinates")  # fmt: skip
+        raise DataFormatError(path, lineno, f"frame {f + 1}, {_coordinate(c, num_joints)} is {frames[f, c]:g}: "
+                              f"beyond ±{MAX_ABS:g}, not PT-normalised (pixel coordinates? PT poses have the neck at "
+                              "the origin and the shoulders about 0.334 apart)")  # fmt: skip
     counter = frames[:, -1]
     steps = np.diff(counter)
     if (steps <= 0).any():
@@ -161,6 +196,14 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
             f"frame {f + 1}: counter {counter[f]:g} does not increase (previous {counter[f - 1]:g})",
         )
     return frames[:, :-1].reshape(-1, num_joints, 3).astype(np.float32)
+
+
+def _coordinate(value: int, num_joints: int) -> str:
+    """'joint 15 (left_index_3, 0-based) coordinate z' for value 47 of a frame: frames count from 1 in messages,
+    joints from 0 as in the skeleton, which the joint's name makes plain."""
+    joint = value // 3
+    name = f"{PT50.names[joint]}, " if num_joints == PT50.num_joints else ""
+    return f"joint {joint} ({name}0-based) coordinate {'xyz'[value % 3]}"
 
 
 def _is_number(token: str) -> bool:
@@ -201,6 +244,10 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
     counts = {s: len(v) for s, v in lines.items()}
     if len(set(counts.values())) > 1:
         detail = ", ".join(f"{paths[s].name} {n}" for s, n in counts.items())
+        most = max(counts.values())
+        blank = [s for s, n in counts.items() if n == most and not lines[s][-1].strip()]
+        if most - min(counts.values()) == 1 and len(blank) == list(counts.values()).count(most):
+            detail += f"; the last line of {' and '.join(paths[s].name for s in blank)} is blank: remove it"
         raise DataFormatError(directory, None, f"files of split {split!r} differ in line count: {detail}")
     glosses = []
     for i, line in enumerate(lines["gloss"], start=1):

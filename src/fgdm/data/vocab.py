@@ -208,10 +208,24 @@ def closest(unknown: Counter[str], known: Sequence[str]) -> str:
     (difflib's ratio ≥ 0.75, of the token as written or in upper case); empty if none has."""
     found = []
     for token, _ in unknown.most_common(10):
-        match = difflib.get_close_matches(token, known, n=1, cutoff=0.75)
-        match = match or difflib.get_close_matches(token.upper(), known, n=1, cutoff=0.75)
-        found += [f"{match[0]} for {token}"] if match else []
+        match = _closest_one(token, known) or _closest_one(token.upper(), known)
+        found += [f"{match} for {token}"] if match else []
     return ", ".join(found)
+
+
+def _closest_one(token: str, known: Sequence[str], cutoff: float = 0.75) -> str | None:
+    """The known token with the highest difflib ratio ≥ ``cutoff`` to ``token``, the first in ``known`` of those
+    tied: a vocabulary lists the most frequent first, so ICH suggests ICH1, not ICH2 (difflib's own
+    get_close_matches takes the last in string order)."""
+    matcher = difflib.SequenceMatcher(b=token)
+    best, best_ratio = None, cutoff
+    for candidate in known:
+        matcher.set_seq1(candidate)
+        if matcher.real_quick_ratio() >= best_ratio and matcher.quick_ratio() >= best_ratio:
+            ratio = matcher.ratio()
+            if ratio > best_ratio or (best is None and ratio >= cutoff):
+                best, best_ratio = candidate, ratio
+    return best
 
 
 def warn_unknown(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,18 @@ class LoadedBackTranslator:
     cfg: BackTranslatorConfig
     gloss_vocab: Vocabulary
     text_vocab: Vocabulary
+    step: int = 0  # its training step
+    weights: str = ""  # the SHA-256 of its weights (names and values), 16 hex digits: the same evaluator, or not
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """16 hex digits of the SHA-256 of a model's state (each name and its values' bytes, in order): reports
+    scored by back-translators of the same digest are comparable, whatever their files' names and optimiser state."""
+    digest = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def load_backtranslator(path: Path | str, device: str | torch.device = "auto") -> LoadedBackTranslator:
@@ -46,8 +59,9 @@ def load_backtranslator(path: Path | str, device: str | torch.device = "auto") -
         model.load_state_dict(substate(ckpt["state_dict"], "model."))
     except RuntimeError as err:
         raise ValueError(f"{path}: its weights do not fit its stored config ({state_mismatch(err)})") from None
+    weights = weights_digest(model)
     model.eval().requires_grad_(False).to(resolve_device(device))
-    return LoadedBackTranslator(model, cfg, gv, tv)
+    return LoadedBackTranslator(model, cfg, gv, tv, int(ckpt.get("global_step", 0)), weights)
 
 
 @torch.no_grad()

@@ -387,11 +387,11 @@ def evaluate(
     report = ev.report([*systems, *([ev.mean_pose()] if ev.train is not None else []), *others])
     if examples and checkpoint is not None:  # for report.html: not part of the JSON
         report |= {"_examples": shown, "_fps": fps}
-    report["meta"] = {"split": split, "checkpoint": None if checkpoint is None else str(checkpoint),
-                      "step": None if checkpoint is None else loaded.step,
-                      "backtranslator": str(backtranslator),
-                      "data": str(data) if data is not None else "the back-translator's training data",
-                      "length": None if length is None else str(length), **sampling, "seed": seed,
-                      "batch_size": batch_size, "device": device_used, "hypotheses": [str(h) for h in hypotheses],
+    sampled = {"checkpoint": str(checkpoint), "step": loaded.step, "length": str(length), **sampling, "seed": seed,
+               "batch_size": batch_size} if checkpoint is not None else {}  # fmt: skip
+    report["meta"] = {"split": split, **sampled, "backtranslator": str(backtranslator),
+                      "backtranslator_step": ev.bt.step, "backtranslator_weights": ev.bt.weights, "fps": fps,
+                      "data": str(data) if data is not None else str(ev.bt.cfg.data.path or "the embedded language"),
+                      "device": device_used, "hypotheses": [str(h) for h in hypotheses],
                       "unknown_to_backtranslator_percent": ev.unknown, "notes": list(ev.notes)}  # fmt: skip
     return report

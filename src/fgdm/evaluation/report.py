@@ -23,7 +23,9 @@ DEFINITIONS = {
     "speed scores as the original",
     "FID": "Fréchet distance between Gaussians fitted to the back-translator's pose-encoder features "
     "(mean over time, one vector per sequence) of the ground-truth and of the system's test sequences; it "
-    "grows as the number of sequences falls (the report's 'sequences'): compare FIDs at one number only",
+    "grows as the number of sequences falls (the report's 'sequences'): compare FIDs at one number only. Unpaired, "
+    "as diversity and the finger ratio are: the right poses for the wrong sentences score as well as ground truth "
+    "here (the back-translation and DTW columns pair each sequence with its reference)",
     "diversity": "mean Euclidean distance between the encoder features of 300 random pairs of distinct sequences",
     "finger ratio": "mean length of a bone inside the hands over all frames, generated ÷ ground truth "
     "(1 = fingers of the true length, whatever the sequences' lengths; collapsed fingers score far below)",
@@ -129,8 +131,9 @@ def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
 
 
 # What the Markdown report lists of its meta, in this order (the HTML page lists all of it); "notes" follow the table.
-META_KEYS = ("checkpoint", "backtranslator", "data", "length", "steps", "eta", "seed", "batch_size", "device",
-             "precision", "hypotheses", "unknown_to_backtranslator_percent")  # fmt: skip
+META_KEYS = ("checkpoint", "step", "backtranslator", "backtranslator_step", "backtranslator_weights", "data", "fps",
+             "length", "steps", "eta", "seed", "batch_size", "device", "precision", "hypotheses",
+             "unknown_to_backtranslator_percent")  # fmt: skip
 
 
 def meta_text(value) -> str:
