@@ -382,8 +382,8 @@ def test_evaluate_tells_glosses_unseen_in_training_from_another_corpus(backtrans
     args = ["evaluate", "--backtranslator", str(backtranslator), "--data", str(tmp_path / "data"), "--split", "dev",
             "--out", str(tmp_path / "r"), "--quiet", "--overwrite"]  # fmt: skip
     for glosses, says in (
-        ([list(s.glosses) for s in known], "they are unseen in the training split, whose glosses it knows. Its"),
-        ([GLOSS_REFS[0].split()] * 4, "was it trained on another language or corpus? Its BLEU"),
+        ([list(s.glosses) for s in known], "unseen in the training split, whose glosses it knows. Its"),
+        ([GLOSS_REFS[0].split()] * 4, "another language or corpus? Its BLEU"),
     ):
         write_split(tmp_path / "data", "train", PTSplit([s.pose for s in known], glosses, [s.text for s in known],
                                                         [s.name for s in known]))  # fmt: skip
@@ -439,3 +439,18 @@ def test_a_hypothesis_row_is_named_by_its_folder_or_the_folder_above_a_split(tmp
     monkeypatch.chdir(tmp_path)
     assert hypothesis_labels(["other", "runs/b/", "sys/test", "test"]) == ["other", "b", "sys", tmp_path.name]
     assert hypothesis_labels(["a/other", "b/other/test", "c"]) == ["a/other", "b/other/test", "c"]  # two 'other's
+
+
+def test_hypotheses_are_checked_before_the_ground_truth_is_back_translated(backtranslator, tmp_path, monkeypatch):
+    """A wrong --hyp folder was refused only after the whole split's ground truth was back-translated (20 s on the
+    synthetic test split, minutes on PHOENIX's): now the back-translation waits for the hypotheses."""
+    from fgdm.data.io import save_npy
+    from fgdm.evaluation import protocol
+
+    def never(*args, **kwargs):
+        raise AssertionError("back-translated before the hypotheses were read")
+
+    monkeypatch.setattr(protocol.Reference, "build", never)
+    save_npy(tmp_path / "h" / "test" / "nobody.npy", np.zeros((4, 50, 3), np.float32))
+    with pytest.raises(ValueError, match=r"its names do not match the test split's: missing"):
+        protocol.evaluate(backtranslator, split="test", hypotheses=[tmp_path / "h"], limit=3)

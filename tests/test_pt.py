@@ -409,7 +409,7 @@ def test_a_split_given_fields_of_the_wrong_type_names_the_field():
     for args, problem in (
         ((glosses, poses, texts, names), r"PTSplit.poses is a list of \(S, J, 3\) arrays, but entry 0 is a list"),
         (([np.zeros((2, 150))], glosses, texts, names), r"poses .* entry 0 is an array of shape \(2, 150\)"),
-        ((poses, ["A B"], texts, names), r"PTSplit.glosses is a list of lists of glosses \(str\), but entry 0 is a"),
+        ((poses, ["A B"], texts, names), r"glosses is a list of lists of glosses \(str\), but entry 0 is a str"),
         ((poses, [["A", 1]], texts, names), r"glosses .* entry 0 is a list holding an int"),
         ((poses, glosses, "a b", names), r"PTSplit.texts is a list of str, but it is a str"),
         ((poses, glosses, texts, [None]), r"PTSplit.names is a list of str, but entry 0 is None"),

@@ -223,13 +223,16 @@ class Evaluator:
         worst = max(self.unknown.values())
         if worst > UNKNOWN_FOREIGN:  # the training split's glosses known: its own corpus, whose other splits differ
             ours = train is not None and _unknown(list(chain(*train.gloss_sequences())), bt.gloss_vocab, "")[0] < 10
-            why = ("they are unseen in the training split, whose glosses it knows." if ours
-                   else "was it trained on another language or corpus?")  # fmt: skip
+            why = "unseen in the training split, whose glosses it knows." if ours else "another language or corpus?"
             self.note(f"{said}: {why} Its BLEU, ROUGE and WER of these references then say little")
         elif worst > UNKNOWN_WARNING:
             self.note(f"{said}: it cannot read them back, which lowers every row's BLEU, ROUGE and WER, the "
                       "ground truth's too")  # fmt: skip
-        self.ref = Reference.build(bt, self.samples, batch_size, progress)
+
+    @functools.cached_property
+    def ref(self) -> Reference:
+        """The ground truth back-translated, on first use: after the hypotheses are read, whose errors come first."""
+        return Reference.build(self.bt, self.samples, self.batch_size, self.progress)
 
     def note(self, message: str) -> None:
         """Warns of ``message`` and keeps it for the report's notes."""
