@@ -535,3 +535,25 @@ def test_a_pose_file_far_out_names_the_frame_and_the_point_as_read(tmp_path, pos
     np.save(tmp_path / "far.npy", far)
     with pytest.raises(ValueError, match=r"far\.npy: frame 3, joint 9 coordinate y is -2000: beyond ±1000, not a"):
         load_any(tmp_path / "far.npy")
+
+
+def test_hypotheses_named_without_the_split_folder_short_or_in_another_folder(tmp_path):
+    """PT hypotheses whose .files leave out PT's test/ matched nothing (files directly in the folder did match);
+    sequences of a frame or a tenth of their reference's length are noted; files all in another split's folder
+    are named as such."""
+    from fgdm.data.pt import DataFormatError, PTSplit, write_split
+
+    refs = [s.pose for s in SynthCorpus(3, "test", seed=0)]
+    names, lengths = ["test/s0", "test/s1", "test/s2"], [len(p) for p in refs]
+    short = [refs[0], refs[1][:1], refs[2][: len(refs[2]) // 20]]
+    write_split(tmp_path / "pt", "test", PTSplit(short, [["A"]] * 3, ["a"] * 3, ["s0", "s1", "s2"]))
+    got = read_hypotheses(tmp_path / "pt", "test", names, fps=25.0, lengths=lengths)
+    assert [len(p) for p in got.poses] == [len(p) for p in short]
+    assert got.notes(25.0) == [
+        f"2 sequences are under a tenth of their reference's length (or 1 frame), e.g. test/s1: 1 frame against "
+        f"{lengths[1]}"
+    ]
+    for i, p in enumerate(refs):
+        save_npy(tmp_path / "h" / "dev" / f"s{i}.npy", p)
+    with pytest.raises(DataFormatError, match=r"extra \['dev/s0', .*; its files lie in dev/, the test split's names"):
+        read_hypotheses(tmp_path / "h", "test", names, fps=25.0)

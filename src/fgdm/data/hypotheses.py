@@ -35,6 +35,7 @@ class Hypotheses:
     normalised: int = 0  # … not on fgdm's canvas: normalised as PT data, not read back as written
     resampled: dict[float, int] = field(default_factory=dict)  # sequences brought to the references' rate, by rate
     unconventional: list[tuple[str, str]] = field(default_factory=list)  # (name, problem): not in the PT convention
+    short: list[tuple[str, int, int]] = field(default_factory=list)  # (name, frames, the reference's): < 10 % of it
 
     def notes(self, fps: float) -> list[str]:
         """What reading the files changed (:meth:`changes`), what was resampled, and which sequences are out of the
@@ -44,6 +45,10 @@ class Hypotheses:
             rates = ", ".join(f"{n} at {rate:g} fps" for rate, n in sorted(self.resampled.items()))
             said.append(f"{sum(self.resampled.values())} sequences ({rates}) were brought to the references' {fps:g} "
                         "fps by linear interpolation over time, their rate being no whole multiple of it")  # fmt: skip
+        if self.short:
+            name, n, n_ref = self.short[0]
+            said.append(f"{len(self.short)} sequences are under a tenth of their reference's length (or 1 frame), "
+                        f"e.g. {name}: {n} frame{'s' if n != 1 else ''} against {n_ref}")  # fmt: skip
         if self.unconventional:
             name, problem = self.unconventional[0]
             said.append(f"{len(self.unconventional)} sequences are not in the PT convention (the neck at the origin, "
@@ -116,6 +121,7 @@ def read_hypotheses(
     flat = False
     if (path / f"{split}.skels").is_file():
         keys, poses = _read_pt(path, split, skeleton.num_joints)
+        keys = _in_reference_folder(keys, names)  # test.files may name them without PT's test/ as files may
         found = {name: (pose, given) for name, pose in zip(keys, poses, strict=True)}  # names: unique
         unrated = set() if recorded(path) else set(found)
     else:
@@ -134,8 +140,11 @@ def read_hypotheses(
     missing = [n for n in names if n not in found]
     extra = [] if allow_extra else sorted(set(found) - set(names), key=str)
     if missing or extra:
+        folders = sorted({str(e).rpartition("/")[0] for e in extra} - {n.rpartition("/")[0] for n in names})
+        hint = f"; its files lie in {', '.join(folders[:3])}/, the {split} split's names in other folders" if (
+            folders and len(extra) == len(found)) else ""  # fmt: skip
         raise DataFormatError(path, None, f"its names do not match the {split} split's: missing {missing[:5]} "
-                              f"({len(missing)} in all), extra {extra[:5]} ({len(extra)} in all)")  # fmt: skip
+                              f"({len(missing)} in all), extra {extra[:5]} ({len(extra)} in all){hint}")  # fmt: skip
     if flat and path.resolve().name != split:
         _refuse_shared(path, split, names, (elsewhere() if callable(elsewhere) else elsewhere) or {})
     step = round(source_fps / fps) if source_fps >= fps else 1
@@ -159,6 +168,9 @@ def read_hypotheses(
             out.poses.append(pose[:: round(step)])
         if name not in read and (problem := _convention(out.poses[-1], skeleton)):  # .pose files are normalised
             out.unconventional.append((name, problem))
+        n_ref = dict(zip(names, lengths or (), strict=False)).get(name) if lengths else None
+        if n_ref is not None and (len(out.poses[-1]) < 2 <= n_ref or len(out.poses[-1]) < 0.1 * n_ref):
+            out.short.append((name, len(out.poses[-1]), n_ref))
         if name in read:
             got = read[name]
             out.pose_files += 1
@@ -217,12 +229,17 @@ def _hypothesis_files(path: Path, split: str, names: Sequence[str]) -> tuple[lis
     if not files:
         raise DataFormatError(path, None, f"no {split}.skels and no .npy/.pose files to score")
     keys = [f.relative_to(path).with_suffix("").as_posix() for f in files]
-    flat = all("/" not in k for k in keys)
+    return list(zip(_in_reference_folder(keys, names), files, strict=True)), all("/" not in k for k in keys)
+
+
+def _in_reference_folder(keys: list[str], names: Sequence[str]) -> list[str]:
+    """Hypothesis names without a folder (``seq-7``), each put in the references' one folder (``test/seq-7``)
+    where every reference lies in the same folder, as PT's names do; else the names as they are."""
     folders = {n.rpartition("/")[0] for n in names}
-    if len(folders) == 1 and "" not in folders and flat:
-        (folder,) = folders
-        keys = [f"{folder}/{k}" for k in keys]
-    return list(zip(keys, files, strict=True)), flat
+    if len(folders) != 1 or "" in folders or any("/" in k for k in keys):
+        return keys
+    (folder,) = folders
+    return [f"{folder}/{k}" for k in keys]
 
 
 def _refuse_shared(path: Path, split: str, names: Sequence[str], elsewhere: Mapping[str, str]) -> None:
