@@ -434,7 +434,7 @@ def test_what_reading_pose_hypotheses_changed_is_counted(tmp_path):
         "frames that show them); 1 has points missing in every frame (420 joint values put at their anchors: a hand "
         "at its body wrist, the head above the neck); 1 is not on fgdm's canvas and normalised as PT data (the neck "
         "at the origin, the median shoulder width scaled to 0.334) rather than read back as written: they are "
-        "scored as changed so"
+        "scored with those changes"
     )
     clean = read_hypotheses(hyp, "test", ["s3"], fps=25.0, allow_extra=True)  # only the .npy scored
     assert clean.changes() == "" and clean.pose_files == 0 and np.array_equal(clean.poses[0], refs[3])

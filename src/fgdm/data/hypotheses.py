@@ -75,7 +75,7 @@ class Hypotheses:
                         "rather than read back as written")  # fmt: skip
         if not said:
             return ""
-        return f"of its {self.pose_files} .pose files scored, {'; '.join(said)}: they are scored as changed so"
+        return f"of its {self.pose_files} .pose files scored, {'; '.join(said)}: they are scored with those changes"
 
 
 def load_hypotheses(*args: Any, **kwargs: Any) -> list[np.ndarray]:
