@@ -141,8 +141,9 @@ def read_hypotheses(
     extra = [] if allow_extra else sorted(set(found) - set(names), key=str)
     if missing or extra:
         folders = sorted({str(e).rpartition("/")[0] for e in extra} - {n.rpartition("/")[0] for n in names})
-        hint = f"; its files lie in {', '.join(folders[:3])}/, the {split} split's names in other folders" if (
-            folders and len(extra) == len(found)) else ""  # fmt: skip
+        hint = ""
+        if folders and len(extra) == len(found):  # every file elsewhere: another split's folder, say
+            hint = f"; its files lie in {', '.join(folders[:3])}/, the {split} split's names in other folders"
         raise DataFormatError(path, None, f"its names do not match the {split} split's: missing {missing[:5]} "
                               f"({len(missing)} in all), extra {extra[:5]} ({len(extra)} in all){hint}")  # fmt: skip
     if flat and path.resolve().name != split:
@@ -158,6 +159,7 @@ def read_hypotheses(
                                   f"into {path / f'{split}.fps'} ({fps:g} if they are at the references' rate, "
                                   f"{source_fps:g} if at the data's)")  # fmt: skip
     out = Hypotheses([])
+    reference_length = dict(zip(names, lengths or (), strict=False))
     for name in names:
         pose, rate = found[name]
         step = rate / fps
@@ -168,7 +170,7 @@ def read_hypotheses(
             out.poses.append(pose[:: round(step)])
         if name not in read and (problem := _convention(out.poses[-1], skeleton)):  # .pose files are normalised
             out.unconventional.append((name, problem))
-        n_ref = dict(zip(names, lengths or (), strict=False)).get(name) if lengths else None
+        n_ref = reference_length.get(name)
         if n_ref is not None and (len(out.poses[-1]) < 2 <= n_ref or len(out.poses[-1]) < 0.1 * n_ref):
             out.short.append((name, len(out.poses[-1]), n_ref))
         if name in read:
