@@ -528,6 +528,22 @@ def test_sigterm_stops_training_with_143_and_keeps_the_last_checkpoint(tmp_path)
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == step > 5
 
 
+def test_the_command_line_puts_back_the_sigterm_handler_it_found(capsys) -> None:
+    """Its raising handler is for its commands' run only: a program (a test) that calls main goes on with its own,
+    and training, which stops on SIGTERM by Lightning's handler and fgdm's, never sees it."""
+    import signal
+
+    def mine(signum, frame) -> None:
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert main(["model", "summary", TINY]) == 0
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_sigterm_stops_any_command_with_143_and_leaves_no_temporary_file(tmp_path) -> None:
     """SIGTERM killed other commands at once (status 143 but no word, and a half-written GIF's hidden temporary
     left beside the output): now it stops them as Ctrl-C does, their temporary files removed."""

@@ -74,12 +74,21 @@ class Terminated(KeyboardInterrupt):
     reported = False  # True once the command has said what it left (the command line then adds nothing)
 
 
-def raise_on_sigterm() -> None:
-    """SIGTERM raises :class:`Terminated` in the main thread from now on (the default kills the process at once,
-    leaving a half-written file's temporary beside it). Training puts its own handler in place while it runs."""
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (the default kills the process at
+    once, leaving a half-written file's temporary beside it); the handler before it is put back after. Not for
+    training, whose stop on SIGTERM Lightning and :class:`fgdm.training.ranks.StopOnInterrupt` make (writing the
+    last checkpoint, stopping every process): a raising handler there would be called from Lightning's own."""
 
     def terminate(signum, frame) -> None:
         raise Terminated
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, terminate)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)

@@ -8,6 +8,7 @@ its last checkpoint first). ``--debug`` prints the failure's traceback too.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -17,7 +18,7 @@ import traceback
 import warnings
 from collections.abc import Sequence
 
-from fgdm.runtime import keep_freed_memory, raise_on_sigterm
+from fgdm.runtime import keep_freed_memory, sigterm_raises
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
@@ -57,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message=pattern)
     keep_freed_memory()  # large tensors reuse freed pages instead of faulting fresh ones in (fgdm.runtime)
     args = parse(argv)
-    if args.command in ("train", "backtranslator"):
+    training = args.command in ("train", "backtranslator")  # on SIGTERM, it writes its last checkpoint and stops
+    if training:
         import lightning  # noqa: F401  (it sets its loggers' levels on import: quiet them afterwards)
 
         warnings.formatwarning = _one_line_warning  # Lightning's import put its own, with its source file's path
@@ -67,9 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 handler.addFilter(_DropNoise())
             if getattr(args, "quiet", False):
                 logging.getLogger(name).setLevel(logging.WARNING)
-    raise_on_sigterm()  # every command stops as at Ctrl-C, its temporary files removed (143, not 130)
     try:
-        return int(args.func(args) or 0)
+        with contextlib.nullcontext() if training else sigterm_raises():  # others stop as at Ctrl-C (143)
+            return int(args.func(args) or 0)
     except BrokenPipeError:  # `fgdm … | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 1
