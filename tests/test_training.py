@@ -870,4 +870,21 @@ def test_data_of_other_glosses_is_refused_as_the_models_by_export_and_generate(t
     assert not (tmp_path / "e").exists()
     args = ["generate", "--checkpoint", ckpt, "--data", str(tmp_path / "other"), "--split", "dev", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "g")]) == 1
-    assert "the 2 sequences to sample (dev0, …): 3 of its 3 glosses (100 %) are not" in capsys.readouterr().err
+    assert "the dev split of " in (err := capsys.readouterr().err) and "other: 3 of its 3 glosses (100 %) are" in err
+    # a directory without a train split: the glosses of the splits it has; read from the .gloss files alone
+    for ext in ("skels", "gloss", "text", "files"):
+        (tmp_path / "other" / f"train.{ext}").unlink()
+    (tmp_path / "other" / "dev.skels").write_text("not poses\n")  # not read: the glosses are enough
+    assert main(["export", ckpt, "--out", str(tmp_path / "e"), "--data", str(tmp_path / "other")]) == 1
+    assert "other: 3 of its 3 glosses (100 %)" in capsys.readouterr().err
+    # the whole split is judged, not --limit's part of it: one sentence of unseen glosses among known ones
+    from fgdm.data.sources import build_corpus
+    from fgdm.sampling import load_for_sampling
+
+    loaded = load_for_sampling(ckpt)
+    dev = build_corpus(loaded.cfg.data, "dev")
+    glosses = [["ICH1", "$INDEX1"], *[list(dev[i].glosses) for i in range(1, 4)]]
+    poses = [dev[i].pose for i in range(4)]
+    write_split(tmp_path / "mixed", "dev", PTSplit(poses, glosses, ["t"] * 4, [f"s{i}" for i in range(4)]))
+    args = ["generate", "--checkpoint", ckpt, "--data", str(tmp_path / "mixed"), "--split", "dev", "--limit", "1"]
+    assert main([*args, "--out", str(tmp_path / "m"), "--quiet"]) == 0

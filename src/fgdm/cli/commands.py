@@ -164,8 +164,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     refuse_existing([out / f"{args.split}.{ext}" for ext in ("skels", "gloss", "text", "files")], args.overwrite)
     skip = loaded.cfg.data.skip_frames
     corpus = open_corpus(args.data, args.split, skip) if args.data else build_corpus(loaded.cfg.data, args.split)
+    where = f"the {args.split} split of {data or 'the embedded synthetic data'}"
     if len(corpus) == 0:
-        raise ValueError(f"the {args.split} split of {data or 'the embedded synthetic data'} has no sequences")
+        raise ValueError(f"{where} has no sequences")
+    # the whole split, not --limit's few: a small corpus's dev split may hold half its glosses unseen in training
+    loaded.vocab.require_mostly_known(corpus.gloss_sequences(), where, limit=0.9)
     samples = [corpus[i] for i in range(len(corpus) if args.limit is None else min(args.limit, len(corpus)))]
     poses = generate_for(loaded, samples, args.length or LengthMode.from_config(loaded.cfg), steps=args.steps,
                          seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip
@@ -198,10 +201,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     loaded = load_for_sampling(args.checkpoint)
     report = read_report(args.report, args.checkpoint, loaded.step) if args.report else None  # before any writing
     if args.data != "keep":  # the data the card and generate --split will take for its training data
-        from fgdm.data.sources import build_corpus
+        from fgdm.data.sources import known_glosses
 
         data = dataclasses.replace(loaded.cfg.data, path=None if args.data == "embedded" else args.data)
-        loaded.vocab.require_mostly_known(build_corpus(data, "train").gloss_sequences(), f"--data {args.data}")
+        loaded.vocab.require_mostly_known(known_glosses(data), f"--data {args.data}")
     known = " ".join([g for g in ("MORGEN", "NORD", "REGEN") if g in loaded.vocab] or loaded.vocab.itos[4:7])
     export(loaded, out, {"keep": "keep", "embedded": None}.get(args.data, args.data), card=lambda cfg: model_card(
         args.name or out.name, to_dict(cfg), loaded.step, len(loaded.vocab), report, args.how, known))  # fmt: skip

@@ -11,13 +11,13 @@ import contextlib
 import json
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from fgdm.config import SYNTH_SPLIT_SIZES, DataConfig
 from fgdm.data.corpus import Corpus, PTCorpus, Subsampled
-from fgdm.data.pt import DataFormatError, available_splits
+from fgdm.data.pt import DataFormatError, available_splits, text_lines
 from fgdm.data.synth.corpus import SynthCorpus, read_phoenix_csv
 from fgdm.data.vocab import Vocabulary
 
@@ -165,6 +165,20 @@ def build_corpus(data: DataConfig, split: str, advice: str = "--split chooses on
         raise KeyError(f"split {split!r}: the embedded synthetic data has {', '.join(SPLITS)}")
     corpus: Corpus = SynthCorpus(sizes[split], split, seed=data.synth_seed)
     return Subsampled(corpus, data.skip_frames) if data.skip_frames > 1 else corpus
+
+
+def known_glosses(data: DataConfig) -> list[Sequence[str]]:
+    """The gloss sequences of the data's training split, else of every split it has, read without poses (a PT
+    directory's ``.gloss`` files alone): what a model trained on the data knows."""
+    if data.path is None or (Path(data.path) / MANIFEST).is_file():
+        splits = ["train"] if data.path is None else SynthManifest.load(data.path).splits()
+        return [g for split in (["train"] if "train" in splits else splits) for g in
+                build_corpus(data, split).gloss_sequences()]  # fmt: skip
+    splits = data_splits(data.path)
+    if not splits:
+        raise DataFormatError(data.path, None, "no splits found (expected {split}.skels files or synth.json)")
+    return [line.split() for split in (["train"] if "train" in splits else splits)
+            for line in text_lines(Path(data.path) / f"{split}.gloss")]  # fmt: skip
 
 
 def build_vocab(data: DataConfig, train: Corpus) -> Vocabulary:
