@@ -111,8 +111,8 @@ def test_hypotheses_are_brought_to_the_references_frame_rate(tmp_path):
     got = read_hypotheses(posed, "test", ["s0", "s1"], fps=25.0)
     assert [len(p) for p in got.poses] == [10, 21] and np.allclose(got.poses[1][::2], poses[1], atol=1e-5)
     assert got.notes(25.0) == [
-        "1 sequences (1 at 12.5 fps) were brought to the references' 25 fps by linear interpolation over time, their "
-        "rate being no whole multiple of it"
+        "1 sequence was brought to the references' 25 fps by linear interpolation over time (1 at 12.5 fps: no "
+        "whole multiple of it)"
     ]
     save_pose(posed / "s1.pose", poses[1], fps=30.0)
     assert len(load_hypotheses(posed, "test", ["s0", "s1"], fps=12.5)[1]) == 5  # 11 frames at 30 fps: 0.33 s
@@ -146,7 +146,7 @@ def test_hypotheses_out_of_the_pt_convention_are_named(tmp_path):
             save_npy(tmp_path / case / f"s{i}.npy", (change(p) if i == 1 else p).astype(np.float32))
         notes = read_hypotheses(tmp_path / case, "test", ["s0", "s1", "s2"], fps=25.0).notes(25.0)
         said[case] = notes[0] if notes else ""
-    assert said["mm"].startswith("1 sequences are not in the PT convention (the neck at the origin, the shoulders")
+    assert said["mm"].startswith("1 sequence is not in the PT convention (the neck at the origin, the shoulders")
     assert "e.g. s1: its shoulders are 3" in said["mm"] and "e.g. s1: its shoulders are 3" in said["cm"]
     assert "s1: its neck is 2" in said["px"] or "s1: its shoulders are 1" in said["px"]
     assert "s1: its head is below its neck (y up? PT's y points down)" in said["yup"]

@@ -90,7 +90,7 @@ def test_absurd_magnitudes_and_bad_bytes_are_refused_with_file_and_line(synth_di
     lines = skels.read_text().split("\n")
     lines[2] = "5000.0 " + lines[2].split(" ", 1)[1]
     skels.write_text("\n".join(lines))
-    beyond = r"x is 5000: beyond ±1000, not PT-normalised \(pixel coordinates\? PT poses have the neck at the origin"
+    beyond = r"x is 5000: beyond ±1000, not in the PT convention \(the neck at the origin, the shoulders about 0.334"
     with pytest.raises(DataFormatError, match=rf"dev.skels:3: frame 1, joint 0 \(head, 0-based\) coordinate {beyond}"):
         read_split(tmp_path, "dev")
     (tmp_path / "dev.gloss").write_bytes(b"REGEN\nNORD \xff\n")
@@ -147,14 +147,16 @@ def test_data_check_says_when_poses_are_2d(synth_dir, tmp_path):
         data = read_split(synth_dir, split)
         flat = [np.concatenate([p[..., :2], np.zeros_like(p[..., 2:])], axis=-1) for p in data.poses]
         write_split(tmp_path / "flat", split, PTSplit(flat, data.glosses, data.texts, data.names))
-    with pytest.warns(UserWarning, match=r"z is 0 in every frame of every split \(2D poses\)"):
+    with pytest.warns(UserWarning, match=r"in every split, z is 0 in every frame \(2D poses\)"):
         assert check_directory(tmp_path / "flat")["depth"] is False
     # training on them without diffusion.standardise says so too (data check alone did)
     from fgdm.cli import main
 
     argv = ["train", "configs/tiny.yaml", "--set", f"data.path={tmp_path / 'flat'}", "--set", "training.max_steps=1",
             "--set", "training.val_every=5", "--quiet", "--set"]  # fmt: skip
-    with pytest.warns(UserWarning, match=r"flat \(train\): z is 0 in every frame \(2D poses\), and diffusion.standa"):
+    with pytest.warns(
+        UserWarning, match=r"flat \(train\): z is 0 in every frame \(2D poses\); a model trained on them"
+    ):
         assert main([*argv, f"training.output_dir={tmp_path / 'a'}"]) == 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -175,12 +177,12 @@ def test_poses_out_of_the_pt_convention_are_named_by_data_check_training_and_ren
         data = read_split(synth_dir, split)
         write_split(tmp_path / "px", split, PTSplit([p * 300 + 200 for p in data.poses], data.glosses, data.texts,
                                                     data.names))  # fmt: skip
-    problem = r"poses are not in the PT convention: the neck is up to 2\d\d from the origin and the shoulders are"
-    with pytest.warns(UserWarning, match=rf"px: the train split's {problem}"):
+    problem = r"not in the PT convention \(the neck at the origin, the shoulders about 0.334 apart, y down\), e.g. "
+    with pytest.warns(UserWarning, match=rf"px: 24 of the train split's 24 sequences are {problem}train/synth-0000"):
         check_directory(tmp_path / "px")
     argv = ["train", "configs/tiny.yaml", "--set", f"data.path={tmp_path / 'px'}", "--set", "training.max_steps=1",
             "--set", "training.val_every=5", "--set", f"training.output_dir={tmp_path / 'run'}", "--quiet"]  # fmt: skip
-    with pytest.warns(UserWarning, match=rf"px \(train\): its {problem}"):
+    with pytest.warns(UserWarning, match=rf"px \(train\): 24 of 24 sequences read are {problem}"):
         main(argv)
     with pytest.warns(UserWarning, match=r"a.gif: sequence 0 lies outside the picture \(x 1\d\d"):
         assert main(["render", str(tmp_path / "px"), "--split", "dev", "--out", str(tmp_path / "a.gif")]) == 0

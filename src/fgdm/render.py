@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fgdm.skeleton import FINGERS, JOINTS_PER_FINGER, PT50, Skeleton
+from fgdm.skeleton import CONVENTION, FINGERS, JOINTS_PER_FINGER, PT50, Skeleton
 
 _BODY = (70, 70, 80)
 _FINGER_COLOURS = ((230, 80, 60), (240, 160, 40), (60, 170, 90), (50, 130, 220), (150, 80, 200))
@@ -245,9 +245,8 @@ def save_animation(
                 continue
             (lo, hi), (cx, cy) = (points.min(0), points.max(0)), renderer.centre
             warnings.warn(f"{path}: sequence {k} lies outside the picture (x {lo[0]:.3g} … {hi[0]:.3g}, y {lo[1]:.3g} "
-                          f"… {hi[1]:.3g}; the panel shows ±{renderer.extent:g} around ({cx:g}, {cy:g})): poses in "
-                          "the PT convention have the neck at the origin and shoulders about 0.334 apart (pixel "
-                          "coordinates?)", stacklevel=2)  # fmt: skip
+                          f"… {hi[1]:.3g}; the panel shows ±{renderer.extent:g} around ({cx:g}, {cy:g})): not in the "
+                          f"PT convention ({CONVENTION}; pixel coordinates?)", stacklevel=2)  # fmt: skip
     count = max((len(s) for s in sequences), default=0)
     keep, durations = gif_timing(count, fps) if suffix == ".gif" else (list(range(count)), [])
     frames = renderer.frames(list(sequences), titles, keep)

@@ -179,3 +179,27 @@ SPEC_PARENTS = (
     1, 1, 1, 2, 3, 1, 5, 6, 7, 8, 9, 10, 11, 8, 13, 14, 15, 8, 17, 18, 19, 8, 21, 22, 23, 8, 25, 26,
     27, 4, 29, 30, 31, 32, 29, 34, 35, 36, 29, 38, 39, 40, 29, 42, 43, 44, 29, 46, 47, 48,
 )  # fmt: skip
+
+
+SHOULDER_WIDTH = 0.334  # the PT convention: the neck at the origin, the shoulders this far apart, y pointing down
+CONVENTION = f"the neck at the origin, the shoulders about {SHOULDER_WIDTH} apart, y down"
+
+
+def convention_problem(pose: np.ndarray, skeleton: Skeleton = PT50) -> str | None:
+    """Why a (S, J, 3) sequence is not in the PT convention (:data:`CONVENTION`), or None where it is, judged on
+    medians over its frames, which noise on every joint or an odd frame moves little: the shoulders not within 2×
+    of :data:`SHOULDER_WIDTH` apart (other units: mm, cm, pixels), the neck a shoulder width or more from the
+    origin, the head below the neck (y up). Skeletons without shoulders and a head are not judged."""
+    names = skeleton.names
+    if not {"left_shoulder", "right_shoulder", "head"} <= set(names) or not len(pose):
+        return None
+    shoulders = pose[:, names.index("left_shoulder")] - pose[:, names.index("right_shoulder")]
+    width = float(np.median(np.linalg.norm(shoulders, axis=-1)))
+    neck = float(np.median(np.linalg.norm(pose[:, skeleton.root], axis=-1)))
+    if not SHOULDER_WIDTH / 2 <= width <= SHOULDER_WIDTH * 2:
+        return f"its shoulders are {width:.3g} apart"
+    if neck > 0.3:
+        return f"its neck is {neck:.3g} from the origin"
+    if np.median(pose[:, names.index("head"), 1] - pose[:, skeleton.root, 1]) > 0:
+        return "its head is below its neck (y up? PT's y points down)"
+    return None

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fgdm.skeleton import PT50
+from fgdm.skeleton import PT50, SHOULDER_WIDTH
 
 BODY33 = (
     "NOSE", "LEFT_EYE_INNER", "LEFT_EYE", "LEFT_EYE_OUTER", "RIGHT_EYE_INNER", "RIGHT_EYE", "RIGHT_EYE_OUTER",
@@ -57,7 +57,6 @@ WRIST = {"right": 4, "left": 7}  # the PT body joint each hand hangs from
 CANVAS = 1000  # pixels, width = height = depth of the files fgdm writes
 SCALE = 600.0  # pixels per PT unit
 NECK = np.array([500.0, 350.0, 0.0])  # where the neck is drawn
-SHOULDER_WIDTH = 0.334  # PT's normalisation
 
 
 def _mirror() -> np.ndarray:

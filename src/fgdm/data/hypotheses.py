@@ -19,7 +19,7 @@ import numpy as np
 from fgdm.data.holistic import resample
 from fgdm.data.io import FPS, load_npy, read_frame_rate, read_pose_details
 from fgdm.data.pt import DataFormatError, parse_skels_line, read_split, sequence_names, text_lines
-from fgdm.skeleton import PT50, Skeleton
+from fgdm.skeleton import CONVENTION, PT50, Skeleton, convention_problem
 
 
 @dataclass
@@ -43,17 +43,17 @@ class Hypotheses:
         said = [self.changes()] if self.changes() else []
         if self.resampled:
             rates = ", ".join(f"{n} at {rate:g} fps" for rate, n in sorted(self.resampled.items()))
-            said.append(f"{sum(self.resampled.values())} sequences ({rates}) were brought to the references' {fps:g} "
-                        "fps by linear interpolation over time, their rate being no whole multiple of it")  # fmt: skip
+            n = sum(self.resampled.values())
+            said.append(f"{_sequences(n, 'was', 'were')} brought to the references' {fps:g} fps by linear "
+                        f"interpolation over time ({rates}: no whole multiple of it)")  # fmt: skip
         if self.short:
             name, n, n_ref = self.short[0]
-            said.append(f"{len(self.short)} sequences are under a tenth of their reference's length (or 1 frame), "
+            said.append(f"{_sequences(len(self.short))} under a tenth of their reference's length (or 1 frame), "
                         f"e.g. {name}: {n} frame{'s' if n != 1 else ''} against {n_ref}")  # fmt: skip
         if self.unconventional:
             name, problem = self.unconventional[0]
-            said.append(f"{len(self.unconventional)} sequences are not in the PT convention (the neck at the origin, "
-                        f"the shoulders about 0.334 apart, the head above the neck), e.g. {name}: {problem}; their "
-                        "scores say little")  # fmt: skip
+            said.append(f"{_sequences(len(self.unconventional))} not in the PT convention ({CONVENTION}), e.g. "
+                        f"{name}: {problem}; their scores say little")  # fmt: skip
         return said
 
     def changes(self) -> str:
@@ -76,6 +76,11 @@ class Hypotheses:
         if not said:
             return ""
         return f"of its {self.pose_files} .pose files scored, {'; '.join(said)}: they are scored with those changes"
+
+
+def _sequences(n: int, one: str = "is", more: str = "are") -> str:
+    """'1 sequence is', '3 sequences are' (or the verbs given)."""
+    return f"{n} sequence {one}" if n == 1 else f"{n} sequences {more}"
 
 
 def load_hypotheses(*args: Any, **kwargs: Any) -> list[np.ndarray]:
@@ -140,7 +145,7 @@ def read_hypotheses(
     missing = [n for n in names if n not in found]
     extra = [] if allow_extra else sorted(set(found) - set(names), key=str)
     if missing or extra:
-        folders = sorted({str(e).rpartition("/")[0] for e in extra} - {n.rpartition("/")[0] for n in names})
+        folders = sorted({str(e).rpartition("/")[0] for e in extra} - {n.rpartition("/")[0] for n in names} - {""})
         hint = ""
         if folders and len(extra) == len(found):  # every file elsewhere: another split's folder, say
             hint = f"; its files lie in {', '.join(folders[:3])}/, the {split} split's names in other folders"
@@ -168,7 +173,7 @@ def read_hypotheses(
             out.poses.append(resample(pose, rate, fps))
         else:
             out.poses.append(pose[:: round(step)])
-        if name not in read and (problem := _convention(out.poses[-1], skeleton)):  # .pose files are normalised
+        if name not in read and (problem := convention_problem(out.poses[-1], skeleton)):  # .pose files are normalised
             out.unconventional.append((name, problem))
         n_ref = reference_length.get(name)
         if n_ref is not None and (len(out.poses[-1]) < 2 <= n_ref or len(out.poses[-1]) < 0.1 * n_ref):
@@ -182,25 +187,6 @@ def read_hypotheses(
             out.absent += got.absent
             out.normalised += got.normalised
     return out
-
-
-def _convention(pose: np.ndarray, skeleton: Skeleton) -> str | None:
-    """Why a (S, J, 3) sequence is not in the PT convention (None where it is), from medians over its frames, which
-    noise added to every joint moves little: shoulders not within 2× of 0.334 apart (other units: mm, cm, pixels),
-    the neck a shoulder width or more from the origin, the head below the neck (y up, not down)."""
-    names = skeleton.names
-    if not {"left_shoulder", "right_shoulder", "head"} <= set(names):
-        return None
-    width = float(np.median(np.linalg.norm(pose[:, names.index("left_shoulder")] - pose[:, names.index(
-        "right_shoulder")], axis=-1)))  # fmt: skip
-    neck = float(np.median(np.linalg.norm(pose[:, skeleton.root], axis=-1)))
-    if not 0.334 / 2 <= width <= 0.334 * 2:
-        return f"its shoulders are {width:.3g} apart"
-    if neck > 0.3:
-        return f"its neck is {neck:.3g} from the origin"
-    if np.median(pose[:, names.index("head"), 1] - pose[:, skeleton.root, 1]) > 0:
-        return "its head is below its neck (y up? PT's y points down)"
-    return None
 
 
 def _read_pt(path: Path, split: str, num_joints: int) -> tuple[list[str], list[np.ndarray]]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from fgdm.data.vocab import SPECIALS, odd_character, odd_character_problem
 from fgdm.runtime import signals_held
-from fgdm.skeleton import PT50
+from fgdm.skeleton import CONVENTION, PT50
 
 SUFFIXES: tuple[str, ...] = ("skels", "gloss", "text", "files")
 DECIMALS = 5
@@ -183,9 +183,8 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
     big = np.abs(frames[:, :-1]) > MAX_ABS
     if big.any():
         f, c = np.argwhere(big)[0]
-        raise DataFormatError(path, lineno, f"frame {f + 1}, {_coordinate(c, num_joints)} is {frames[f, c]:g}: "
-                              f"beyond ±{MAX_ABS:g}, not PT-normalised (pixel coordinates? PT poses have the neck at "
-                              "the origin and the shoulders about 0.334 apart)")  # fmt: skip
+        raise DataFormatError(path, lineno, f"frame {f + 1}, {_coordinate(c, num_joints)} is {frames[f, c]:g}: beyond "
+                              f"±{MAX_ABS:g}, not in the PT convention ({CONVENTION}; pixel coordinates?)")  # fmt: skip
     counter = frames[:, -1]
     steps = np.diff(counter)
     if (steps <= 0).any():

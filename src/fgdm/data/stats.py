@@ -10,7 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fgdm.data.corpus import Corpus
-from fgdm.skeleton import PT50, Skeleton
+from fgdm.skeleton import CONVENTION, PT50, Skeleton, convention_problem
 
 
 def mean_speed(pose: np.ndarray, joints: range | list[int]) -> float:
@@ -30,8 +30,11 @@ def corpus_statistics(corpus: Corpus, skeleton: Skeleton = PT50, progress: bool 
     names = skeleton.names
     ls, rs, neck = names.index("left_shoulder"), names.index("right_shoulder"), skeleton.root
     vocab: set[str] = set()
+    odd: list[str] = []  # sequences out of the PT convention, each with its problem
     for i in tqdm(range(n), desc=f"check {name}".strip(), disable=not progress):
         s = corpus[i]
+        if problem := convention_problem(s.pose, skeleton):
+            odd.append(f"{s.name}: {problem}")
         frames.append(len(s.pose))
         glosses.append(len(s.glosses))
         vocab.update(s.glosses)
@@ -64,6 +67,7 @@ def corpus_statistics(corpus: Corpus, skeleton: Skeleton = PT50, progress: bool 
         },
         "shoulder_width": {"mean": round(float(sw.mean()), 5), "std": round(float(sw.std()), 5)},
         "neck_max_abs": round(neck_max, 6),
+        "out_of_convention": {"sequences": len(odd), "example": odd[0]} if odd else None,
     }
 
 
@@ -96,45 +100,34 @@ def check_directory(directory: Path | str, splits: Sequence[str] | None = None, 
     flat = all(s["value_range"]["z"] == [0.0, 0.0] for s in report["splits"].values())
     report["depth"] = not flat
     if flat:
-        warnings.warn(f"{directory}: {FLAT_POSES}", stacklevel=2)
+        warnings.warn(f"{directory}: in every split, {FLAT_POSES}", stacklevel=2)
     for split, stats in report["splits"].items():
-        if problem := convention_problem(stats["neck_max_abs"], stats["shoulder_width"]["mean"]):
-            warnings.warn(f"{directory}: the {split} split's {problem}", stacklevel=2)
+        if out := stats["out_of_convention"]:
+            n, are = out["sequences"], "is" if out["sequences"] == 1 else "are"
+            warnings.warn(f"{directory}: {n} of the {split} split's {stats['sequences']} sequences {are} not in the PT "
+                          f"convention ({CONVENTION}), e.g. {out['example']}", stacklevel=2)  # fmt: skip
     return report
 
 
-PT_SHOULDER_WIDTH = 0.334  # the PT convention: the neck at the origin, the shoulders this far apart
-FLAT_POSES = ("z is 0 in every frame of every split (2D poses); a model trained on them samples z = 0 with "
-              "diffusion.standardise (a coordinate that never moves in training is held; without it, small z values "
-              "count in DTW-MJE)")  # fmt: skip
-
-
-def convention_problem(neck_max_abs: float, shoulder_width: float) -> str | None:
-    """What is wrong with poses whose neck goes up to ``neck_max_abs`` from the origin and whose shoulders are
-    ``shoulder_width`` apart on average, against the PT convention that fgdm's models, metrics and renderer assume
-    (None where they follow it, within a factor of 3 for the width)."""
-    if neck_max_abs <= 0.05 and PT_SHOULDER_WIDTH / 3 <= shoulder_width <= 3 * PT_SHOULDER_WIDTH:
-        return None
-    return (f"poses are not in the PT convention: the neck is up to {neck_max_abs:.3g} from the origin and the "
-            f"shoulders are {shoulder_width:.3g} apart on average, where fgdm's models, metrics and renderer take the "
-            f"neck at the origin and the shoulders about {PT_SHOULDER_WIDTH} apart (pixel coordinates? subtract each "
-            "frame's neck and scale; fgdm data import does so for .pose files)")  # fmt: skip
+FLAT_POSES = (
+    "z is 0 in every frame (2D poses); a model trained on them samples z = 0 with diffusion.standardise "
+    "(a coordinate that never moves in training is held; without it, small z values count in DTW-MJE)"
+)
 
 
 def warn_unconventional(poses: Iterable[np.ndarray], where: str, standardise: bool, skeleton: Skeleton = PT50) -> None:
-    """Before training on ``poses`` (a sample of the training split, named ``where``): warns where they are not in
-    the PT convention (:func:`convention_problem`), and where they are 2D and the diffusion is not standardised."""
-    ls, rs = skeleton.names.index("left_shoulder"), skeleton.names.index("right_shoulder")
-    neck, widths, flat = 0.0, [], True
+    """Before training on ``poses`` (a sample of the training split, named ``where``): warns where some are not in
+    the PT convention (:func:`fgdm.skeleton.convention_problem`), and where all are 2D and the diffusion is not
+    standardised."""
+    problems, flat, n = [], True, 0
     for pose in poses:
-        neck = max(neck, float(np.abs(pose[:, skeleton.root]).max()))
-        widths.append(float(np.linalg.norm(pose[:, ls] - pose[:, rs], axis=-1).mean()))
+        n += 1
+        if problem := convention_problem(pose, skeleton):
+            problems.append(problem)
         flat = flat and not pose[..., 2].any()
-    if not widths:
-        return
-    if problem := convention_problem(neck, float(np.mean(widths))):
-        warnings.warn(f"{where}: its {problem}", stacklevel=2)
-    if flat and not standardise:
-        warnings.warn(f"{where}: z is 0 in every frame (2D poses), and diffusion.standardise is off: the model will "
-                      "sample small z values, which count in DTW-MJE (diffusion.standardise: true holds z at 0)",
-                      stacklevel=2)  # fmt: skip
+    if problems:
+        are = "is" if len(problems) == 1 else "are"
+        warnings.warn(f"{where}: {len(problems)} of {n} sequences read {are} not in the PT convention ({CONVENTION}), "
+                      f"e.g. {problems[0]}", stacklevel=2)  # fmt: skip
+    if n and flat and not standardise:
+        warnings.warn(f"{where}: {FLAT_POSES}", stacklevel=2)

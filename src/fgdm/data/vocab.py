@@ -166,15 +166,21 @@ class Vocabulary:
         warn_unknown(unknown, what, sum(len(s) for s in encoded), known)
         return encoded
 
-    def require_mostly_known(self, sentences: Iterable[Sequence[str]], what: str, limit: float = 0.5) -> None:
+    def require_mostly_known(
+        self,
+        sentences: Iterable[Sequence[str]],
+        what: str,
+        limit: float = 0.5,
+        why: str = "not the data it was trained on (it would sign <unk> for them)",
+    ) -> None:
         """Refuses ``sentences`` more than ``limit`` of whose tokens are not in the vocabulary: data of another
-        corpus or language than the model's, which it would sign as ``<unk>``; ``what`` names them."""
+        corpus or language than the model's; ``what`` names them, ``why`` says what that means here."""
         tokens = [t for s in sentences for t in s]
         unknown = sum(t not in self for t in tokens)
         if tokens and unknown > limit * len(tokens):
             share = 100 * unknown / len(tokens)
             raise ValueError(f"{what}: {unknown} of its {len(tokens)} glosses ({share:.0f} %) are not in the model's "
-                             "vocabulary: not the data it was trained on (it would sign <unk> for them)")  # fmt: skip
+                             f"vocabulary: {why}")  # fmt: skip
 
     def require_known(self, tokens: Sequence[str], what: str = "glosses") -> None:
         """Refuses tokens none of which is in the vocabulary (lower-case glosses, say: the hint offers them upper

@@ -197,8 +197,8 @@ class Evaluator:
     """The frozen back-translator, the evaluation samples and the ground truth's back-translation.
 
     Warns where more than :data:`UNKNOWN_WARNING` (10) % of the references' glosses or text words are outside the
-    back-translator's vocabularies, asking beyond :data:`UNKNOWN_FOREIGN` (50) % whether it was trained on another
-    language; ``unknown`` holds both shares, ``notes`` what was warned of, for the report.
+    back-translator's vocabularies, beyond :data:`UNKNOWN_FOREIGN` (50) % whether it read another language (or that
+    they are unseen in a training split it knows); ``unknown`` holds both shares, ``notes`` the warnings.
 
     Args:
         bt: the back-translator.

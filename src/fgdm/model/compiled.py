@@ -33,7 +33,8 @@ _DISABLED: dict[Callable, Callable] = {}  # outside_graphs' torch.compiler.disab
 def dynamic(x: torch.Tensor, dims: int = 2) -> torch.Tensor:
     """x, its first ``dims`` dimensions (at most) marked dynamic for ``torch.compile``: compiled code it is passed
     to is compiled for sizes that vary, not for this one first and again for the second size it meets (Dynamo's
-    default). A no-op outside compilation, in a fraction of a microsecond."""
+    default). A no-op outside compilation, but its first call imports torch.compile's machinery (only the SCG
+    branch's training loss calls it)."""
     for dim in range(min(x.dim(), dims)):
         torch._dynamo.maybe_mark_dynamic(x, dim)
     return x
