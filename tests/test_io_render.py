@@ -557,3 +557,21 @@ def test_hypotheses_named_without_the_split_folder_short_or_in_another_folder(tm
         save_npy(tmp_path / "h" / "dev" / f"s{i}.npy", p)
     with pytest.raises(DataFormatError, match=r"extra \['dev/s0', .*; its files lie in dev/, the test split's names"):
         read_hypotheses(tmp_path / "h", "test", names, fps=25.0)
+
+
+def test_a_pt_split_of_hypotheses_whose_glosses_differ_from_the_references_is_noted(tmp_path):
+    """Its .gloss was read and never compared: outputs of other sentences (or in another order) under the
+    references' names were scored without a word."""
+    from fgdm.data.pt import PTSplit, write_split
+
+    refs = [s.pose for s in SynthCorpus(3, "test", seed=0)]
+    ours = [["MORGEN", "REGEN"], ["NORD"], ["SONNE", "WIND"]]
+    theirs = [ours[0], ["WIND"], ours[2]]
+    write_split(tmp_path / "pt", "test", PTSplit(refs, theirs, ["a"] * 3, ["s0", "s1", "s2"]))
+    got = read_hypotheses(tmp_path / "pt", "test", ["s0", "s1", "s2"], fps=25.0, glosses=ours)
+    assert got.notes(25.0) == [
+        "1 sequence has other glosses in its .gloss than the reference of its name, e.g. s1: 'WIND' against 'NORD' "
+        "(outputs of other sentences? each is scored against its name's reference)"
+    ]
+    assert read_hypotheses(tmp_path / "pt", "test", ["s0", "s1", "s2"], fps=25.0, glosses=theirs).notes(25.0) == []
+    assert read_hypotheses(tmp_path / "pt", "test", ["s0", "s1", "s2"], fps=25.0).notes(25.0) == []  # none given

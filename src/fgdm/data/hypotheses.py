@@ -36,6 +36,7 @@ class Hypotheses:
     resampled: dict[float, int] = field(default_factory=dict)  # sequences brought to the references' rate, by rate
     unconventional: list[tuple[str, str]] = field(default_factory=list)  # (name, problem): not in the PT convention
     short: list[tuple[str, int, int]] = field(default_factory=list)  # (name, frames, the reference's): < 10 % of it
+    other_glosses: list[tuple[str, Sequence[str], Sequence[str]]] = field(default_factory=list)  # (name, its, ours)
 
     def notes(self, fps: float) -> list[str]:
         """What reading the files changed (:meth:`changes`), what was resampled, and which sequences are out of the
@@ -50,6 +51,11 @@ class Hypotheses:
             name, n, n_ref = self.short[0]
             said.append(f"{_sequences(len(self.short))} under a tenth of their reference's length (or 1 frame), "
                         f"e.g. {name}: {n} frame{'s' if n != 1 else ''} against {n_ref}")  # fmt: skip
+        if self.other_glosses:
+            name, theirs, ours = self.other_glosses[0]
+            said.append(f"{_sequences(len(self.other_glosses), 'has', 'have')} other glosses in its .gloss than the "
+                        f"reference of its name, e.g. {name}: {' '.join(theirs)!r} against {' '.join(ours)!r} (outputs "
+                        "of other sentences? each is scored against its name's reference)")  # fmt: skip
         if self.unconventional:
             name, problem = self.unconventional[0]
             said.append(f"{_sequences(len(self.unconventional))} not in the PT convention ({CONVENTION}), e.g. "
@@ -98,6 +104,7 @@ def read_hypotheses(
     skeleton: Skeleton = PT50,
     lengths: Sequence[int] | None = None,
     elsewhere: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
+    glosses: Sequence[Sequence[str]] | None = None,
 ) -> Hypotheses:
     """Another system's poses for the references ``names``, in their order, at the references' ``fps``.
 
@@ -114,7 +121,8 @@ def read_hypotheses(
     ``{split}.fps``. ``elsewhere``: the names of the data's other splits, each with its split
     (:func:`names_elsewhere`), or a function giving them (called only where they are needed); files directly in
     ``path`` whose names another split has too (the synthetic data's ``synth-00000`` …) could be that split's
-    outputs, and are refused unless ``path`` is named ``split``.
+    outputs, and are refused unless ``path`` is named ``split``. ``glosses``, the references', are compared with a PT
+    split's ``.gloss`` where it has one: the sequences that differ are in the notes (:meth:`Hypotheses.notes`).
     """
     path = Path(path)
     if not path.is_dir():
@@ -123,11 +131,12 @@ def read_hypotheses(
     given = read_frame_rate(path, split, source_fps)
     found: dict[str, tuple[np.ndarray, float]] = {}
     read = {}  # the .pose files' details
-    flat = False
+    flat, said = False, {}  # said: the glosses a PT split of hypotheses gives for each name
     if (path / f"{split}.skels").is_file():
-        keys, poses = _read_pt(path, split, skeleton.num_joints)
+        keys, poses, their_glosses = _read_pt(path, split, skeleton.num_joints)
         keys = _in_reference_folder(keys, names)  # test.files may name them without PT's test/ as files may
         found = {name: (pose, given) for name, pose in zip(keys, poses, strict=True)}  # names: unique
+        said = dict(zip(keys, their_glosses or (), strict=False))
         unrated = set() if recorded(path) else set(found)
     else:
         unrated = set()  # files that carry no rate (.npy) and have no {split}.fps beside them or in path
@@ -142,6 +151,8 @@ def read_hypotheses(
                 found[key] = load_npy(f, skeleton), read_frame_rate(f.parent, split, given)
                 if not (recorded(f.parent) or recorded(path)):
                     unrated.add(key)
+    ours = dict(zip(names, glosses or (), strict=False))  # the references' glosses, where given
+    other = [(n, said[n], ours[n]) for n in names if n in said and n in ours and list(said[n]) != list(ours[n])]
     missing = [n for n in names if n not in found]
     extra = [] if allow_extra else sorted(set(found) - set(names), key=str)
     if missing or extra:
@@ -163,7 +174,7 @@ def read_hypotheses(
                                   f"the references at {fps:g} fps (median length ratio {ratio:.2f}): write their rate "
                                   f"into {path / f'{split}.fps'} ({fps:g} if they are at the references' rate, "
                                   f"{source_fps:g} if at the data's)")  # fmt: skip
-    out = Hypotheses([])
+    out = Hypotheses([], other_glosses=other)
     reference_length = dict(zip(names, lengths or (), strict=False))
     for name in names:
         pose, rate = found[name]
@@ -189,19 +200,20 @@ def read_hypotheses(
     return out
 
 
-def _read_pt(path: Path, split: str, num_joints: int) -> tuple[list[str], list[np.ndarray]]:
-    """The names and poses of a PT split of hypotheses: the four files checked together where ``.gloss`` and
-    ``.text`` are there, else ``.skels`` and ``.files`` alone (scoring uses the references' glosses and texts)."""
+def _read_pt(path: Path, split: str, num_joints: int) -> tuple[list[str], list[np.ndarray], list[list[str]] | None]:
+    """The names, poses and glosses (None where there is no ``.gloss``) of a PT split of hypotheses: the four files
+    checked together where ``.gloss`` and ``.text`` are there, else ``.skels`` and ``.files`` alone (scoring uses
+    the references' glosses and texts; a ``.gloss`` that differs from them is noted)."""
     if all((path / f"{split}.{suffix}").is_file() for suffix in ("gloss", "text")):
         data = read_split(path, split, num_joints=num_joints)
-        return data.names, data.poses
+        return data.names, data.poses, data.glosses
     files, skels = path / f"{split}.files", path / f"{split}.skels"
     names = sequence_names(files, text_lines(files, "file not found (hypotheses as PT files need .skels and .files; "
                                              ".gloss and .text may be left out)"))  # fmt: skip
     lines = text_lines(skels)
     if len(lines) != len(names):
         raise DataFormatError(path, None, f"{skels.name} has {len(lines)} lines but {files.name} has {len(names)}")
-    return names, [parse_skels_line(line, skels, i, num_joints) for i, line in enumerate(lines, start=1)]
+    return names, [parse_skels_line(line, skels, i, num_joints) for i, line in enumerate(lines, start=1)], None
 
 
 def _hypothesis_files(path: Path, split: str, names: Sequence[str]) -> tuple[list[tuple[str, Path]], bool]:

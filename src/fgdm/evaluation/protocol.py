@@ -354,14 +354,14 @@ def evaluate(
     length = LengthMode.parse(length) if isinstance(length, str) else length
     ev = Evaluator.open(backtranslator, data, split, limit, device, batch_size, progress)
     names, fps = [s.name for s in ev.samples], 25.0 / ev.skip_frames
-    # the other systems first: a mismatch fails before the sampling
-    lengths = [len(s.pose) for s in ev.samples]
-    labels = hypothesis_labels(hypotheses)
+    # the other systems first: a mismatch fails before the sampling (and the references' back-translation)
+    lengths, labels = [len(s.pose) for s in ev.samples], hypothesis_labels(hypotheses)
     # names another split has too (files of one such split could pass for another's), read where needed
     elsewhere = functools.cache(lambda: names_elsewhere(data if data is not None else ev.bt.cfg.data, split))
     others = []
     for h, label in zip(hypotheses, labels, strict=True):
-        got = read_hypotheses(h, split, names, fps, allow_extra=limit is not None, lengths=lengths, elsewhere=elsewhere)
+        got = read_hypotheses(h, split, names, fps, allow_extra=limit is not None, lengths=lengths, elsewhere=elsewhere,
+                              glosses=[s.glosses for s in ev.samples])  # fmt: skip
         for said in got.notes(fps):  # files filled in, normalised, resampled, out of convention: the report says
             ev.note(f"--hyp {h}: {said}")
         others.append(System(label, got.poses))
