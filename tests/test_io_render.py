@@ -321,7 +321,9 @@ def test_a_non_finite_point_is_named_with_its_frame(tmp_path, pose):
     bad = pose.copy()
     bad[2, 7, 1] = np.inf
     np.save(tmp_path / "b.npy", bad)
-    with pytest.raises(ValueError, match=r"b.npy: frame 3, joint 7 coordinate y is inf \(not finite\)"):
+    with pytest.raises(
+        ValueError, match=r"b.npy: frame 3, joint 7 \(left_wrist, 0-based\) coordinate y is inf \(not finite\)"
+    ):
         load_any(tmp_path / "b.npy")
     np.save(tmp_path / "c.npy", pose.astype(np.complex64))
     with pytest.raises(ValueError, match=r"c.npy: values of type complex64, expected real numbers"):
@@ -533,7 +535,10 @@ def test_a_pose_file_far_out_names_the_frame_and_the_point_as_read(tmp_path, pos
     far = pose.copy()
     far[2, 9, 1] = -2000.0
     np.save(tmp_path / "far.npy", far)
-    with pytest.raises(ValueError, match=r"far\.npy: frame 3, joint 9 coordinate y is -2000: beyond ±1000, not a"):
+    with pytest.raises(
+        ValueError,
+        match=r"far\.npy: frame 3, joint 9 \(left_thumb_1, 0-based\) coordinate y is -2000: beyond ±1000, not in the",
+    ):
         load_any(tmp_path / "far.npy")
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fgdm.data.pt import MAX_ABS, DataFormatError, text_lines
-from fgdm.skeleton import PT50, Skeleton
+from fgdm.data.pt import MAX_ABS, DataFormatError, coordinate_name, text_lines
+from fgdm.skeleton import CONVENTION, PT50, Skeleton
 
 FPS = 25.0
 
@@ -186,13 +186,15 @@ def _check(pose: np.ndarray, skeleton: Skeleton, where: str = "pose") -> np.ndar
         raise ValueError(f"{where}: values of type {pose.dtype}, expected real numbers")
     if not np.isfinite(pose).all():
         f, j, c = np.argwhere(~np.isfinite(pose))[0]
-        raise ValueError(f"{where}: frame {f + 1}, joint {j} coordinate {'xyz'[c]} is {pose[f, j, c]} (not finite)")
+        what = coordinate_name(3 * j + c, skeleton.num_joints)
+        raise ValueError(f"{where}: frame {f + 1}, {what} is {pose[f, j, c]} (not finite)")
     if len(pose) == 0:
         raise ValueError(f"{where}: no frames")
     if np.abs(pose).max() > MAX_ABS:
         f, j, c = np.argwhere(np.abs(pose) > MAX_ABS)[0]
-        raise ValueError(f"{where}: frame {f + 1}, joint {j} coordinate {'xyz'[c]} is {pose[f, j, c]:g}: beyond "
-                         f"±{MAX_ABS:g}, not a pose")  # fmt: skip
+        raise ValueError(f"{where}: frame {f + 1}, {coordinate_name(3 * j + c, skeleton.num_joints)} is "
+                         f"{pose[f, j, c]:g}: beyond ±{MAX_ABS:g}, not in the PT convention ({CONVENTION}; pixel "
+                         "coordinates?)")  # fmt: skip
     return pose
 
 

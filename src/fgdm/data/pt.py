@@ -178,13 +178,14 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
     finite = np.isfinite(frames)
     if not finite.all():
         f, c = np.argwhere(~finite)[0]
-        what = "counter" if c == width - 1 else _coordinate(c, num_joints)
+        what = "counter" if c == width - 1 else coordinate_name(c, num_joints)
         raise DataFormatError(path, lineno, f"frame {f + 1}, {what} is {tokens[f * width + c]} (not finite)")
     big = np.abs(frames[:, :-1]) > MAX_ABS
     if big.any():
         f, c = np.argwhere(big)[0]
-        raise DataFormatError(path, lineno, f"frame {f + 1}, {_coordinate(c, num_joints)} is {frames[f, c]:g}: beyond "
-                              f"±{MAX_ABS:g}, not in the PT convention ({CONVENTION}; pixel coordinates?)")  # fmt: skip
+        what = coordinate_name(c, num_joints)
+        raise DataFormatError(path, lineno, f"frame {f + 1}, {what} is {frames[f, c]:g}: beyond ±{MAX_ABS:g}, not in "
+                              f"the PT convention ({CONVENTION}; pixel coordinates?)")  # fmt: skip
     counter = frames[:, -1]
     steps = np.diff(counter)
     if (steps <= 0).any():
@@ -197,7 +198,7 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
     return frames[:, :-1].reshape(-1, num_joints, 3).astype(np.float32)
 
 
-def _coordinate(value: int, num_joints: int) -> str:
+def coordinate_name(value: int, num_joints: int) -> str:
     """'joint 15 (left_index_3, 0-based) coordinate z' for value 47 of a frame: frames count from 1 in messages,
     joints from 0 as in the skeleton, which the joint's name makes plain."""
     joint = value // 3
