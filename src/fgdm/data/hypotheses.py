@@ -41,7 +41,7 @@ class Hypotheses:
     def notes(self, fps: float) -> list[str]:
         """What reading the files changed (:meth:`changes`), what was resampled, and which sequences are out of the
         PT convention: sentences for the report's notes (none where all was read as written)."""
-        said = [self.changes()] if self.changes() else []
+        said = [changed] if (changed := self.changes()) else []
         if self.resampled:
             rates = ", ".join(f"{n} at {rate:g} fps" for rate, n in sorted(self.resampled.items()))
             n = sum(self.resampled.values())

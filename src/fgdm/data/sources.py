@@ -170,15 +170,13 @@ def build_corpus(data: DataConfig, split: str, advice: str = "--split chooses on
 def known_glosses(data: DataConfig) -> list[Sequence[str]]:
     """The gloss sequences of the data's training split, else of every split it has, read without poses (a PT
     directory's ``.gloss`` files alone): what a model trained on the data knows."""
-    if data.path is None or (Path(data.path) / MANIFEST).is_file():
-        splits = ["train"] if data.path is None else SynthManifest.load(data.path).splits()
-        return [g for split in (["train"] if "train" in splits else splits) for g in
-                build_corpus(data, split).gloss_sequences()]  # fmt: skip
-    splits = data_splits(data.path)
+    splits = ["train"] if data.path is None else data_splits(data.path)
     if not splits:
         raise DataFormatError(data.path, None, "no splits found (expected {split}.skels files or synth.json)")
-    return [line.split() for split in (["train"] if "train" in splits else splits)
-            for line in text_lines(Path(data.path) / f"{split}.gloss")]  # fmt: skip
+    chosen = ["train"] if "train" in splits else splits
+    if data.path is None or (Path(data.path) / MANIFEST).is_file():
+        return [g for split in chosen for g in build_corpus(data, split).gloss_sequences()]
+    return [line.split() for split in chosen for line in text_lines(Path(data.path) / f"{split}.gloss")]
 
 
 def build_vocab(data: DataConfig, train: Corpus) -> Vocabulary:
