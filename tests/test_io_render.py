@@ -1,3 +1,4 @@
+import re
 import warnings
 
 import imageio.v3 as iio
@@ -6,6 +7,7 @@ import pytest
 
 from fgdm.data.hypotheses import read_hypotheses
 from fgdm.data.io import load_any, save_npy, save_pose
+from fgdm.data.pt import PTSplit, write_split
 from fgdm.data.synth.corpus import SynthCorpus
 from fgdm.render import save_animation
 
@@ -206,7 +208,8 @@ def test_render_plays_its_inputs_at_their_own_frame_rate(tmp_path, capsys):
 
     def ms(*argv: str) -> int:
         assert main(["render", *argv, "--out", str(tmp_path / "x.gif"), "--overwrite"]) == 0
-        return Image.open(tmp_path / "x.gif").info["duration"]
+        with Image.open(tmp_path / "x.gif") as im:
+            return im.info["duration"]
 
     assert ms(str(tmp_path / "slow.pose")) == 80 and ms(str(tmp_path / "fast.pose")) == 40
     capsys.readouterr()
@@ -215,7 +218,7 @@ def test_render_plays_its_inputs_at_their_own_frame_rate(tmp_path, capsys):
     with pytest.warns(UserWarning, match=r"t0\.npy: a \.npy holds no frame rate, taken as 25 fps beside inputs at "
                       r"12\.5 fps; if it is at another rate, give --fps"):  # fmt: skip
         assert ms(str(tmp_path / "t0.npy"), str(tmp_path / "slow.pose")) == 80
-    assert "(6 frames at 12.5 fps, 2 panel(s))" in capsys.readouterr().out  # not its 12 at half speed
+    assert ": 6 frames at 12.5 fps, 2 panel(s)" in capsys.readouterr().out  # not its 12 at half speed
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same rate as the .npy's, or the .npy alone: nothing to warn of
         assert ms(str(tmp_path / "t0.npy"), str(tmp_path / "fast.pose")) == 40 and ms(str(tmp_path / "t0.npy")) == 40
@@ -228,6 +231,45 @@ def test_render_plays_its_inputs_at_their_own_frame_rate(tmp_path, capsys):
     assert main(["render", str(tmp_path / "fast.pose"), str(tmp_path / "odd.pose"), "--out",
                  str(tmp_path / "y.gif")]) == 1  # fmt: skip
     assert "frame rates differ" in capsys.readouterr().err and not (tmp_path / "y.gif").exists()
+
+
+def test_render_says_what_it_cannot_do_before_reading_and_what_it_did_after(tmp_path, capsys):
+    """A name that is no animation fails first; --fps beside inputs at different rates, poses in other units or y
+    up, and a GIF that keeps one frame in k are said; a failed write names the file asked for, not its temporary."""
+    from fgdm.cli import main
+
+    pose = SynthCorpus(1, "test", seed=0)[0].pose[:6]
+    save_pose(tmp_path / "slow.pose", pose, fps=12.5)
+    save_pose(tmp_path / "fast.pose", pose, fps=25.0)
+    (tmp_path / "dir.gif").mkdir()
+    for out, said in (("", r"\. is a directory: name the animation file"),
+                      (".gif", r"\.gif: an animation's name ends in"),
+                      (str(tmp_path), "is a directory: name the animation file to write"),
+                      ("x.webm", "unsupported animation format '.webm'")):  # fmt: skip
+        assert main(["render", str(tmp_path / "missing.npy"), "--out", out, "--overwrite"]) == 1  # before reading
+        assert re.search(said, capsys.readouterr().err)
+    assert main(["render", str(tmp_path / "fast.pose"), "--out", str(tmp_path / "dir.gif"), "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "dir.gif" in err and ".tmp" not in err
+    with pytest.warns(UserWarning, match=r"--fps 25 plays every input's frames at that rate, so inputs recorded at "
+                      r"12\.5 and 25 fps run at different speeds; without --fps they play in step"):  # fmt: skip
+        main(["render", str(tmp_path / "slow.pose"), str(tmp_path / "fast.pose"), "--out", str(tmp_path / "a.gif"),
+              "--fps", "25"])  # fmt: skip
+    assert main(["render", str(tmp_path / "fast.pose"), "--out", str(tmp_path / "b.gif"), "--fps", "100"]) == 0
+    assert "b.gif: 3 frames at 50 fps (one in 2 of 6 at 100 fps: a GIF plays at most 50 a second)" in (
+        capsys.readouterr().out
+    )
+    for name, moved, said in (("cm", pose * 100, r"its shoulders are 33\.\d apart"),
+                              ("up", pose * [1, -1, 1], r"its head is below its neck \(y up\?")):  # fmt: skip
+        with pytest.warns(UserWarning, match=rf"{name}\.gif: sequence 0 is not in the PT convention .*: {said}"):
+            save_animation(tmp_path / f"{name}.gif", moved)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # in the convention: nothing to say
+        save_animation(tmp_path / "c.gif", pose)
+    corpus = tmp_path / "data"
+    write_split(corpus, "test", PTSplit([pose, pose], [["A"], ["B"]], ["a", "b"], ["s0", "s1"]))
+    assert main(["render", str(corpus), "--index", "2", "--out", str(tmp_path / "d.gif")]) == 1
+    assert "--index 2 out of range: " in (err := capsys.readouterr().err) and "test split has 0 to 1" in err
 
 
 @pytest.mark.parametrize("fps", [8.33, 12.5, 25, 30, 60, 100, 240])
@@ -322,7 +364,8 @@ def test_a_non_finite_point_is_named_with_its_frame(tmp_path, pose):
     bad[2, 7, 1] = np.inf
     np.save(tmp_path / "b.npy", bad)
     with pytest.raises(
-        ValueError, match=r"b.npy: frame 3, joint 7 \(left_wrist, 0-based\) coordinate y is inf \(not finite\)"
+        ValueError,
+        match=r"b.npy: frame 3 \(index 2\), joint 7 \(left_wrist, 0-based\) coordinate y is inf \(not finite\)",
     ):
         load_any(tmp_path / "b.npy")
     np.save(tmp_path / "c.npy", pose.astype(np.complex64))
@@ -537,7 +580,7 @@ def test_a_pose_file_far_out_names_the_frame_and_the_point_as_read(tmp_path, pos
     np.save(tmp_path / "far.npy", far)
     with pytest.raises(
         ValueError,
-        match=r"far\.npy: frame 3, joint 9 \(left_thumb_1, 0-based\) coordinate y is -2000: beyond ±1000, not in the",
+        match=r"far\.npy: frame 3 \(index 2\), joint 9 \(left_thumb_1, 0-based\) coordinate y is -2000: beyond ±1000",
     ):
         load_any(tmp_path / "far.npy")
 

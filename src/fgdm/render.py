@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fgdm.skeleton import CONVENTION, FINGERS, JOINTS_PER_FINGER, PT50, Skeleton
+from fgdm.skeleton import CONVENTION, FINGERS, JOINTS_PER_FINGER, PT50, Skeleton, convention_problem
 
 _BODY = (70, 70, 80)
 _FINGER_COLOURS = ((230, 80, 60), (240, 160, 40), (60, 170, 90), (50, 130, 220), (150, 80, 200))
@@ -168,6 +168,10 @@ def _replacing(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         tmp.replace(path)
+    except OSError as err:  # named as the user named it, not as the hidden temporary
+        if err.filename in (str(tmp), tmp):
+            err.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -210,6 +214,29 @@ def write_gif(path: Path | str, frames: Iterable[np.ndarray], durations: Sequenc
         f.write(b";")
 
 
+def animation_format(path: Path | str) -> str:
+    """The format, ``.gif`` or ``.mp4``, that ``path``'s extension names (in any case); a clear error for any
+    other name."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".gif", ".mp4"):
+        return suffix
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory: name the animation file to write (e.g. {path / 'out.gif'})")
+    if not suffix:
+        raise ValueError(f"{path}: an animation's name ends in .gif or .mp4 (e.g. out.gif)")
+    raise ValueError(f"{path}: unsupported animation format {suffix!r} (use .gif or .mp4)")
+
+
+def shown_frames(count: int, fps: float, path: Path | str) -> str:
+    """What an animation of ``count`` frames at ``fps`` shows, in words: '93 frames at 50 fps (one in 2 of 185
+    at 100 fps: a GIF plays at most 50 a second)' (:func:`gif_timing`)."""
+    keep = gif_timing(count, fps)[0] if animation_format(path) == ".gif" else range(count)
+    k = max(1, math.ceil(fps / 50 - 1e-9)) if len(keep) < count else 1
+    said = f"{len(keep)} frame{'s' if len(keep) != 1 else ''} at {fps / k:g} fps"
+    return said if k == 1 else f"{said} (one in {k} of {count} at {fps:g} fps: a GIF plays at most 50 a second)"
+
+
 def save_animation(
     path: Path | str,
     sequences: np.ndarray | Sequence[np.ndarray],
@@ -230,9 +257,7 @@ def save_animation(
     for k, seq in enumerate(sequences):
         if seq.ndim != 3 or seq.shape[-1] != 3 or len(seq) == 0:
             raise ValueError(f"{path}: sequence {k} has shape {seq.shape}, expected (S, J, 3) with S ≥ 1")
-    suffix = path.suffix.lower()
-    if suffix not in (".gif", ".mp4"):
-        raise ValueError(f"{path}: unsupported animation format {suffix!r} (use .gif or .mp4)")
+    suffix = animation_format(path)
     if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
         raise ValueError(f"{path}: {fps:g} frames per second; an animation plays at {MIN_FPS:g} to {MAX_FPS:g}")
     renderer = renderer or Renderer()
@@ -247,6 +272,9 @@ def save_animation(
             warnings.warn(f"{path}: sequence {k} lies outside the picture (x {lo[0]:.3g} … {hi[0]:.3g}, y {lo[1]:.3g} "
                           f"… {hi[1]:.3g}; the panel shows ±{renderer.extent:g} around ({cx:g}, {cy:g})): not in the "
                           f"PT convention ({CONVENTION}; pixel coordinates?)", stacklevel=2)  # fmt: skip
+        elif problem := convention_problem(seq, renderer.skeleton):  # mm or cm, y up: drawn, but not as a signer
+            warnings.warn(f"{path}: sequence {k} is not in the PT convention ({CONVENTION}): {problem}",
+                          stacklevel=2)  # fmt: skip
     count = max((len(s) for s in sequences), default=0)
     keep, durations = gif_timing(count, fps) if suffix == ".gif" else (list(range(count)), [])
     frames = renderer.frames(list(sequences), titles, keep)
@@ -313,8 +341,10 @@ def save_contact_sheet(
         if extent < 0.01:  # a hand of one point: as a hand of usual size
             centre, extent = np.zeros(2), renderer.extent / 5
         zoom = Renderer(renderer.skeleton, size=size, extent=float(extent), centre=(float(centre[0]), float(centre[1])))
+        side = "left" if hand == renderer.skeleton.part("left_hand") else "right"  # the signer's
         for seq, label in zip(sequences, labels, strict=True):
-            cells = [zoom.frame(seq[i] - seq[i, hand.start], f"{label} hand {i}".strip(), only=hand) for i in idx]
+            cells = [zoom.frame(seq[i] - seq[i, hand.start], f"{label} {side} hand {i}".strip(), only=hand)
+                     for i in idx]  # fmt: skip
             rows.append(np.concatenate(cells, axis=1))
     img = Image.fromarray(np.concatenate(rows, axis=0))
     if title:

@@ -38,7 +38,22 @@ class _DropNoise(logging.Filter):
         return not any(re.match(pattern, record.getMessage()) for pattern in _NOISE)
 
 
-def _describe(err: BaseException) -> str:
+def quiet_lightning(quiet: bool = False) -> None:
+    """Lightning's notes that say nothing to an fgdm user left out (``_NOISE``), and with ``quiet`` its
+    informational lines too; warnings in one line. For a process that trains (``fgdm train``, the benchmarks)."""
+    import lightning  # noqa: F401  (it sets its loggers' levels on import: quiet them afterwards)
+
+    warnings.formatwarning = _one_line_warning  # Lightning's import put its own, with its source file's path
+    for pattern in _NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        for handler in logging.getLogger(name).handlers:  # a handler's filter sees its children's records too
+            handler.addFilter(_DropNoise())
+        if quiet:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def describe(err: BaseException) -> str:
     """The one line an expected failure prints."""
     if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and err.errno is not None:
         where = f"{err.filename}: " if err.filename else ""
@@ -60,15 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     training = args.command in ("train", "backtranslator")  # on SIGTERM, it writes its last checkpoint and stops
     if training:
-        import lightning  # noqa: F401  (it sets its loggers' levels on import: quiet them afterwards)
-
-        warnings.formatwarning = _one_line_warning  # Lightning's import put its own, with its source file's path
-
-        for name in ("lightning.pytorch", "lightning.fabric"):
-            for handler in logging.getLogger(name).handlers:  # a handler's filter sees its children's records too
-                handler.addFilter(_DropNoise())
-            if getattr(args, "quiet", False):
-                logging.getLogger(name).setLevel(logging.WARNING)
+        quiet_lightning(getattr(args, "quiet", False))
     try:
         with contextlib.nullcontext() if training else sigterm_raises():  # others stop as at Ctrl-C (143)
             return int(args.func(args) or 0)
@@ -85,5 +92,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, KeyError, OSError, RuntimeError, ArithmeticError) as err:  # incl. DataFormatError, ConfigError
         if args.debug:
             traceback.print_exc()
-        print(f"fgdm: error: {_describe(err)}", file=sys.stderr)
+        print(f"fgdm: error: {describe(err)}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from fgdm.cli.refusals import refuse_existing, refuse_nonempty, refuse_unwritable
@@ -44,14 +45,19 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from fgdm.data.io import FPS, load_any_with_rate, playback_rate, read_frame_rate
     from fgdm.data.sources import MANIFEST, open_corpus
-    from fgdm.render import save_animation
+    from fgdm.render import animation_format, save_animation, shown_frames
 
+    animation_format(args.out)  # a name that cannot be written fails before any reading
     sequences, titles, rates = [], [], []  # rates: (input, its frame rate where it says one, else None)
     for spec in map(Path, args.inputs):
         if spec.is_dir():
             corpus = open_corpus(spec, args.split)
             if not 0 <= args.index < len(corpus):
-                raise ValueError(f"--index {args.index} out of range ({len(corpus)} sequences in {args.split})")
+                raise ValueError(
+                    f"{spec}: the {args.split} split is empty"
+                    if not len(corpus)
+                    else f"--index {args.index} out of range: {spec}'s {args.split} split has 0 to {len(corpus) - 1}"
+                )
             sample = corpus[args.index]
             sequences.append(sample.pose)
             titles.append(f"{spec.name}: {' '.join(sample.glosses)}"[:60])
@@ -63,12 +69,12 @@ def cmd_render(args: argparse.Namespace) -> int:
             sequences.append(pose)
             rates.append((str(spec), rate))
             titles.append(spec.name)
-    fps, steps = (args.fps, [1] * len(rates)) if args.fps else playback_rate(rates)
+    fps, steps = playback_rate(rates, played=args.fps)
     sequences = [s[::k] for s, k in zip(sequences, steps, strict=True)]
     refuse_unwritable(Path(args.out))
     refuse_existing([Path(args.out)], args.overwrite)
     path = save_animation(args.out, sequences, titles if not args.no_titles else None, fps=fps)
-    print(f"wrote {path} ({max(len(s) for s in sequences)} frames at {fps:g} fps, {len(sequences)} panel(s))")
+    print(f"wrote {path}: {shown_frames(max(map(len, sequences)), fps, path)}, {len(sequences)} panel(s)")
     return 0
 
 
@@ -223,6 +229,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for hyp in args.hyp or []:  # before sampling, which may take long
         if not Path(hyp).is_dir():
             raise DataFormatError(hyp, None, "hypothesis directory not found (--hyp)")
+    if args.checkpoint is None and not args.hyp:  # a ceiling check, or a command that forgot its model
+        warnings.warn("no --checkpoint and no --hyp: the report scores the ground truth (the back-translator's "
+                      "ceiling) and the mean pose only", stacklevel=1)  # fmt: skip
     report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
                       args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet,
                       examples=3, precision=args.precision)  # fmt: skip

@@ -8,28 +8,8 @@ from pathlib import Path
 
 from fgdm.choices import MAX_FRAMES, PRECISIONS, LengthMode
 from fgdm.cli import commands
+from fgdm.cli.arguments import count, positive_int, positive_rate, seed
 from fgdm.version import __version__
-
-
-def _number(convert, within, expected: str):
-    """An argparse type: ``convert(text)`` where ``within`` holds of it, else "expected ``expected``"."""
-
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not within(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_int = _number(int, lambda n: n >= 1, "a whole number ≥ 1")
-_count = _number(int, lambda n: n >= 0, "a whole number ≥ 0")  # e.g. how many to render
-_seed = _number(int, lambda n: 0 <= n < 2**63, "a whole number from 0 to 2**63 - 1")  # what torch's generators take
-_positive_rate = _number(float, lambda x: 0 < x < float("inf"), "frames per second > 0")  # NaN fails both
 
 
 def _length(text: str) -> LengthMode:
@@ -59,14 +39,14 @@ def _trainer(sub, name: str, help: str, example: str, func) -> None:
 
 
 def _sampling(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=_positive_int, default=None,
+    p.add_argument("--steps", type=positive_int, default=None,
                    help="DDIM sampling steps, at most diffusion.timesteps (default: the config's, 5)")  # fmt: skip
-    p.add_argument("--seed", type=_seed, default=0, help="sampling seed (default 0)")
-    p.add_argument("--batch-size", type=_positive_int, default=32,
+    p.add_argument("--seed", type=seed, default=0, help="sampling seed (default 0)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
                    help="sequences sampled at once (default 32). Each sequence's poses depend on --seed, its "
                    "position, --device and --precision, and on the batch size by float rounding only; evaluate's "
                    "report records them")  # fmt: skip
-    p.add_argument("--limit", type=_positive_int, default=None, help="only the first N sequences of the split")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N sequences of the split")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", choices=PRECISIONS, default="32",
                    help="32 (default) or bf16: the General stage in bfloat16, faster on GPUs and on CPUs with "
@@ -86,14 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--glosses", help="PHOENIX-style CSV (id|signer|annotation|translation), or a directory of "
                    "CSVs, one per split (whose name names it: x.train.csv, phoenix_dev.csv …; a split in doubt is "
                    "refused), rendered instead of grammar sentences")  # fmt: skip
-    p.add_argument("--num-train", type=_positive_int, default=None,
+    p.add_argument("--num-train", type=positive_int, default=None,
                    help="train sentences (default 1000; with --glosses: rows to keep, default all)")  # fmt: skip
-    p.add_argument("--num-dev", type=_positive_int, default=None,
+    p.add_argument("--num-dev", type=positive_int, default=None,
                    help="dev sentences (default 100; with --glosses: rows to keep, default all)")  # fmt: skip
-    p.add_argument("--num-test", type=_positive_int, default=None,
+    p.add_argument("--num-test", type=positive_int, default=None,
                    help="test sentences (default 100; with --glosses: rows to keep, default all)")  # fmt: skip
-    p.add_argument("--seed", type=_seed, default=0, help="one seed is one sign language (default 0)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="render in this many processes (default 1)")
+    p.add_argument("--seed", type=seed, default=0, help="one seed is one sign language (default 0)")
+    p.add_argument("--workers", type=positive_int, default=1, help="render in this many processes (default 1)")
     p.add_argument("--lazy", action="store_true",
                    help="write only a manifest (synth.json); samples are rendered on demand by index")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="write into a directory that is not empty")
@@ -110,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         q.add_argument("dir", help="a PT-format directory or a synthetic manifest directory")
         q.add_argument("--split", action="append", help="only this split (repeatable)")
-        q.add_argument("--skip-frames", type=_positive_int, default=1, help="keep every k-th frame (default 1)")
+        q.add_argument("--skip-frames", type=positive_int, default=1, help="keep every k-th frame (default 1)")
         q.add_argument("--quiet", action="store_true", help="no progress bars")
         q.set_defaults(func=commands.cmd_data_check)
 
@@ -129,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .gif or .mp4")
     p.add_argument("--split", default="test", help="split of a data directory input (default test)")
     p.add_argument("--index", type=int, default=0, help="sequence index in a data directory input (default 0)")
-    p.add_argument("--fps", type=_positive_rate, default=None,
+    p.add_argument("--fps", type=positive_rate, default=None,
                    help="frames per second (default: the inputs' own: a .pose file's, or {split}.fps beside PT "
                    "files as fgdm generate writes it; else 25, also for a .npy, which holds no rate (a warning says "
                    "so beside inputs at other rates; give --fps for a model's .npy at its rate); inputs at whole "
@@ -153,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "configs, which --gloss, having no reference, takes as predicted)")  # fmt: skip
     p.add_argument(
         "--render",
-        type=_count,
+        type=count,
         default=0,
         help="also render the first N as generated-vs-truth GIFs and PNG contact sheets",
     )
@@ -182,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a model (and baselines, other systems) under the paper's protocol")
     p.add_argument("--backtranslator", required=True, help="a back-translator checkpoint")
-    p.add_argument("--checkpoint", help="an FGDM checkpoint to sample from")
+    p.add_argument("--checkpoint", help="an FGDM checkpoint to sample from (without it or --hyp, the report "
+                   "scores the ground truth and the mean pose only)")  # fmt: skip
     p.add_argument("--data", help="PT or synthetic-manifest directory (default: the back-translator's data)")
     p.add_argument("--split", default="test", help="the split to score (default test)")
     p.add_argument("--length", type=_length, default=None,
@@ -212,10 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     msub = p.add_subparsers(dest="model_command", required=True)
     q = msub.add_parser("summary", help="parameter counts per component and MACs of one denoiser call (JSON)")
     _configs(q, "configs/paper.yaml")
-    q.add_argument("--vocab-size", type=_positive_int, default=1089, help="gloss vocabulary size (PHOENIX14T: 1089)")
-    q.add_argument("--batch", type=_positive_int, default=1, help="sequences in the call (default 1)")
-    q.add_argument("--frames", type=_positive_int, default=130, help="frames per sequence (default 130)")
-    q.add_argument("--glosses", type=_positive_int, default=8, help="glosses per sequence (default 8)")
+    q.add_argument("--vocab-size", type=positive_int, default=1089, help="gloss vocabulary size (PHOENIX14T: 1089)")
+    q.add_argument("--batch", type=positive_int, default=1, help="sequences in the call (default 1)")
+    q.add_argument("--frames", type=positive_int, default=130, help="frames per sequence (default 130)")
+    q.add_argument("--glosses", type=positive_int, default=8, help="glosses per sequence (default 8)")
     q.set_defaults(func=commands.cmd_model_summary)
     return parser
 

@@ -178,6 +178,12 @@ def load_npy(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:
     return _check(pose, skeleton, str(path)).astype(np.float32)
 
 
+def _at(f: int, j: int, c: int, skeleton: Skeleton) -> str:
+    """'frame 3 (index 2), joint 7 (left_wrist, 0-based) coordinate y' for pose[2, 7, 1]: frames count from 1
+    in messages, as in the PT files' (their index beside, for an array's reader)."""
+    return f"frame {f + 1} (index {f}), {coordinate_name(3 * j + c, skeleton.num_joints)}"
+
+
 def _check(pose: np.ndarray, skeleton: Skeleton, where: str = "pose") -> np.ndarray:
     pose = np.asarray(pose)
     if pose.ndim != 3 or pose.shape[1:] != (skeleton.num_joints, 3):
@@ -186,15 +192,13 @@ def _check(pose: np.ndarray, skeleton: Skeleton, where: str = "pose") -> np.ndar
         raise ValueError(f"{where}: values of type {pose.dtype}, expected real numbers")
     if not np.isfinite(pose).all():
         f, j, c = np.argwhere(~np.isfinite(pose))[0]
-        what = coordinate_name(3 * j + c, skeleton.num_joints)
-        raise ValueError(f"{where}: frame {f + 1}, {what} is {pose[f, j, c]} (not finite)")
+        raise ValueError(f"{where}: {_at(f, j, c, skeleton)} is {pose[f, j, c]} (not finite)")
     if len(pose) == 0:
         raise ValueError(f"{where}: no frames")
     if np.abs(pose).max() > MAX_ABS:
         f, j, c = np.argwhere(np.abs(pose) > MAX_ABS)[0]
-        raise ValueError(f"{where}: frame {f + 1}, {coordinate_name(3 * j + c, skeleton.num_joints)} is "
-                         f"{pose[f, j, c]:g}: beyond ±{MAX_ABS:g}, not in the PT convention ({CONVENTION}; pixel "
-                         "coordinates?)")  # fmt: skip
+        raise ValueError(f"{where}: {_at(f, j, c, skeleton)} is {pose[f, j, c]:g}: beyond ±{MAX_ABS:g}, not in the "
+                         f"PT convention ({CONVENTION}; pixel coordinates?)")  # fmt: skip
     return pose
 
 
@@ -231,13 +235,22 @@ def read_frame_rate(directory: Path | str, split: str, default: float = FPS) -> 
     return fps
 
 
-def playback_rate(rates: Sequence[tuple[str, float | None]], default: float = FPS) -> tuple[float, list[int]]:
+def playback_rate(
+    rates: Sequence[tuple[str, float | None]], default: float = FPS, played: float | None = None
+) -> tuple[float, list[int]]:
     """The one frame rate at which sequences side by side play as recorded, and for each input the k of its
     every k-th frame kept to get there. ``rates``: (input, its rate, or None where it has none: a ``.npy``, which
     counts as ``default``, PT's 25 fps, as ``fgdm evaluate`` counts it; a warning says so where it is played
     beside inputs of another rate). The lowest rate is played; an input at k times it keeps every k-th frame, as
     a data split read at a lower rate does (a model's 12.5 fps output beside its 25 fps data). Rates that are not
-    whole multiples of the lowest are an error: no one rate plays them all as recorded."""
+    whole multiples of the lowest are an error: no one rate plays them all as recorded. ``played`` (``fgdm render
+    --fps``): every input's frames at that rate instead, with a warning where their own rates differ."""
+    if played:
+        if len(known := sorted({rate for _, rate in rates if rate})) > 1:
+            warnings.warn(f"--fps {played:g} plays every input's frames at that rate, so inputs recorded at "
+                          f"{' and '.join(f'{r:g}' for r in known)} fps run at different speeds; without --fps "
+                          "they play in step", stacklevel=2)  # fmt: skip
+        return played, [1] * len(rates)
     said = [(name, default if rate is None else rate) for name, rate in rates]
     low = min(rate for _, rate in said) if said else default
     steps = []
