@@ -40,7 +40,7 @@ and two figures: the placement error (L1 between a sample's mean pose and its re
 coordinates, averaged over sequences; the same for the training mean pose) and the motion amplitude (L1
 between each frame and the sequence's own mean pose, per frame; the same for the references).
 
-The table goes to benchmarks/results/baselines/NAME.md and .json.
+The table goes to benchmarks/results/baselines/NAME.md and .json (replacing those only with --overwrite).
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from common import count, nonnegative, positive_int, refuse_existing, run  # noqa: E402  (a sibling module)
 
 from fgdm.data.sources import open_corpus  # noqa: E402
 from fgdm.evaluation.protocol import mean_pose  # noqa: E402
@@ -221,19 +223,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", type=Path, help="PT directory or synthetic manifest directory")
     ap.add_argument("--split", default="dev", help="evaluation split (default dev)")
-    ap.add_argument("--skip-frames", type=int, default=2, help="keep every k-th frame, as the config does (2)")
-    ap.add_argument("--min-count", type=int, default=3, help="gloss lookup: training sequences a gloss needs (3)")
-    ap.add_argument("--ridge", type=float, default=0.1, help="ridge regression's penalty λ (0.1)")
+    ap.add_argument("--skip-frames", type=positive_int, default=2, help="keep every k-th frame, as the config does (2)")
+    ap.add_argument("--min-count", type=positive_int, default=3,
+                    help="gloss lookup: training sequences a gloss needs (3)")  # fmt: skip
+    ap.add_argument("--ridge", type=nonnegative, default=0.1, help="ridge regression's penalty λ ≥ 0 (0.1)")
     ap.add_argument("--name", help="results name (default: the directory's name)")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "baselines")
+    ap.add_argument("--overwrite", action="store_true", help="replace the results NAME.md and .json there")
     ap.add_argument("--checkpoint", type=Path, nargs="+", default=[], help="trained generators to decompose")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="sampling seeds per checkpoint (0)")
+    ap.add_argument("--seeds", type=count, nargs="+", default=[0], help="sampling seeds per checkpoint (0)")
     ap.add_argument(
         "--ensemble",
         action="store_true",
         help="also score the mean of all checkpoints' samples (how much of the error is their spread)",
     )
     args = ap.parse_args()
+    name = args.name or args.data.resolve().name
+    refuse_existing(args.results / f"{name}.md", args.results / f"{name}.json", overwrite=args.overwrite,
+                    where="--name or --results")  # fmt: skip
 
     train = open_corpus(args.data, "train", args.skip_frames)
     test = open_corpus(args.data, args.split, args.skip_frames)
@@ -257,7 +264,6 @@ def main() -> None:
         notes += more_notes
     scores = {name: dtw_mje_parts(poses, refs) for name, poses in rows.items()}
     floor = scores["mean pose (the protocol's floor)"]["all"]
-    name = args.name or args.data.resolve().name
     lines = [
         f"# Baselines that learn nothing{', and trained generators decomposed' if args.checkpoint else ''}: "
         f"{name}, {args.split} split ({len(refs)} sequences)", "",
@@ -284,4 +290,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -1,7 +1,7 @@
 """The back-translator's beam search against one that takes finished hypotheses out of the beam.
 
-    python benchmarks/beam_search.py BT_CKPT DATA_DIR [--split test ...] [--beams 4 8] [--hyp NAME=PT_DIR ...]
-        [--out benchmarks/results/beam_search.md]
+    python benchmarks/beam_search.py BT_CKPT DATA_DIR [--split test ...] [--beams 4 8] [--hyp NAME=DIR ...]
+        [--out runs/beam_search.md]
 
 fgdm's search (``BackTranslator.translate``) keeps a hypothesis that has ended in the beam, extended by
 ``<pad>`` at no cost, so it holds one of the k places while it stays among the k best by log-probability; the
@@ -11,7 +11,9 @@ with k unfinished ones) and ends a sentence when the best candidate of a step en
 best of the pool by the same normalised score. (The SLT code, built on JoeyNMT, does a third thing: ended
 hypotheses stay in the beam and keep being extended, and GNMT's length penalty ((5 + n) / 6) ** α scores
 them.) Each split's ground truth (and each ``--hyp`` directory's poses of that split, e.g. ``fgdm generate``
-output) is back-translated with both searches and scored with the protocol's BLEU and ROUGE-L.
+output, read as ``fgdm evaluate --hyp`` reads them: frame rates included) is back-translated with both searches
+and scored with the protocol's BLEU and ROUGE-L. The table goes to ``--out``: Markdown, or JSON rows where its name
+ends in ``.json`` (the hand-written analysis is in benchmarks/results/beam_search.md).
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import InputError, positive_int, refuse_existing, run  # a sibling module
 
 from fgdm.data.corpus import PTCorpus
 from fgdm.data.dataset import pad_sequences
-from fgdm.data.pt import read_split
+from fgdm.data.hypotheses import read_hypotheses
 from fgdm.data.vocab import Vocabulary
 from fgdm.evaluation.backtranslation import load_backtranslator
 from fgdm.evaluation.protocol import reference_text
@@ -87,20 +91,41 @@ def main() -> None:
     ap.add_argument("backtranslator")
     ap.add_argument("data")
     ap.add_argument("--split", nargs="+", default=["test"])
-    ap.add_argument("--beams", nargs="+", type=int, default=[4, 8])
-    ap.add_argument("--hyp", nargs="*", default=[], help="NAME=PT_DIR: generated poses of the splits it has")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/beam_search.md"))
+    ap.add_argument("--beams", nargs="+", type=positive_int, default=[4, 8])
+    ap.add_argument("--hyp", nargs="*", default=[], help="NAME=DIR: generated poses of the splits it has")
+    ap.add_argument("--out", type=Path, default=Path("runs/beam_search.md"), help="(default runs/beam_search.md)")
+    ap.add_argument("--overwrite", action="store_true", help="replace --out")
     args = ap.parse_args()
+    refuse_existing(args.out, overwrite=args.overwrite)
+    hyps = []
+    for h in args.hyp:
+        name, _, path = h.partition("=")
+        if not name or not Path(path).is_dir():
+            raise InputError(f"--hyp {h}: expected NAME=DIR, DIR a directory of generated poses")
+        hyps.append((name, path))
     torch.set_num_threads(1)
     bt = load_backtranslator(args.backtranslator, "cpu")
     rows = []
     for split in args.split:
         corpus = PTCorpus.read(args.data, split, bt.cfg.data.skip_frames)
         refs = [reference_text(t) for t in corpus.texts()]
-        systems = [("ground truth", [corpus[i].pose for i in range(len(corpus))])]
-        for name, path in (h.split("=", 1) for h in args.hyp):
-            if (Path(path) / f"{split}.skels").exists():
-                systems.append((name, list(read_split(path, split).poses)))
+        samples = [corpus[i] for i in range(len(corpus))]
+        systems = [("ground truth", [s.pose for s in samples])]
+        for name, path in hyps:
+            if not _has_split(Path(path), split):
+                print(f"--hyp {name}={path}: no {split} split there, skipped", file=sys.stderr)
+                continue
+            got = read_hypotheses(
+                path,
+                split,
+                [s.name for s in samples],
+                25 / bt.cfg.data.skip_frames,
+                lengths=[len(s.pose) for s in samples],
+                glosses=[s.glosses for s in samples],
+            )
+            for said in got.notes(25 / bt.cfg.data.skip_frames):
+                print(f"--hyp {name}={path}: {said}", file=sys.stderr)
+            systems.append((name, got.poses))
         for name, poses in systems:
             for k in args.beams:
                 for search in ("fgdm", "pooled"):
@@ -112,17 +137,28 @@ def main() -> None:
                                  "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
                     print(json.dumps(rows[-1]), flush=True)
     head = "| split (sentences) | system | beam | search | BLEU-4 | ROUGE-L | words per translation | seconds |"
-    hyps = "".join(f" --hyp {h.split('=', 1)[0]}=DIR" for h in args.hyp)
+    hyp_args = "".join(f" --hyp {name}=DIR" for name, _ in hyps)
     command = f"python benchmarks/beam_search.py BT_CKPT DATA_DIR --split {' '.join(args.split)} --beams " + " ".join(
         map(str, args.beams)
     )
-    lines = [f"`{command}{hyps}`", "", head, "|---|---|---|---|---|---|---|---|"]
+    lines = [f"`{command}{hyp_args}`", "", head, "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['split']} ({r['sentences']}) | {r['system']} | {r['beam']} | {r['search']} | {r['bleu4']} | "
               f"{r['rouge_l']} | {r['mean_words']} | {r['seconds']} |" for r in rows]  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    if args.out.suffix == ".json":
+        args.out.write_text(json.dumps({"command": command + hyp_args, "rows": rows}, indent=1) + "\n")
+    else:
+        args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 
 
+def _has_split(path: Path, split: str) -> bool:
+    """Whether a directory of generated poses holds ``split``'s: its PT files or folder, or loose files (a
+    directory of one split's ``.npy``/``.pose`` files, which the reader matches by name)."""
+    if (path / f"{split}.skels").is_file() or (path / split).is_dir():
+        return True
+    return any(p.suffix in (".npy", ".pose") for p in path.iterdir())
+
+
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -3,9 +3,10 @@
 A sequence of (batch, frames, glosses) shapes, as a training epoch meets them (full batches, a partial one, new
 frame and gloss counts, shapes met before), goes through ``FGDM.loss_of_draws`` compiled as ``training.compile``
 compiles it, forward and backward, at the host-bound proxy's sizes (synth.yaml, every width near zero, ASGCN
-through PyTorch). Prints one line per batch (its seconds: a compilation takes tens of seconds, a compiled step
-milliseconds) and a JSON summary: the batches that ran, the compilations of the loss and the recompilations of
-every other function (torch's recompilation log), and the error that stopped the sequence, if one did.
+through PyTorch). Prints one line per batch (its seconds: a compilation takes tens of seconds on a GPU machine,
+minutes on a 2-core CPU; a compiled step milliseconds) and a JSON summary: the batches that ran, the compilations
+of the loss and the recompilations of every other function (torch's recompilation log), and the error that
+stopped the sequence, if one did.
 
     python benchmarks/compile_shapes.py [--shapes "4x16x3 4x16x5 …"] [--mode reduce-overhead] [--device cuda]
 
@@ -23,9 +24,11 @@ import time
 from collections import Counter
 
 import torch
+from common import InputError, run  # a sibling module
 
 from fgdm.config import load_config
 from fgdm.model import build_model
+from fgdm.sampling import resolve_device
 from fgdm.training.compiling import CUDA_GRAPHS, compiled_loss, frame_bucket
 
 PROXY = [
@@ -52,7 +55,7 @@ class _Recompilations(logging.Handler):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", default=SHAPES, help="batch×frames×glosses, space-separated")
     parser.add_argument("--mode", default="default", choices=["default", *CUDA_GRAPHS], help="of torch.compile")
     parser.add_argument("--device", default="cpu")
@@ -65,19 +68,24 @@ def main() -> None:
         parser.error(f"--shapes: each shape is batch x frames x glosses, e.g. 4x16x3; got {args.shapes!r}")
     if any(shape[0] < 2 or shape[1] < 4 or shape[2] < 2 for shape in shapes):
         parser.error("--shapes: each batch needs 2 sequences, 4 frames and 2 glosses or more (its second is padded)")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        raise InputError(str(err)) from None
     torch._logging.set_logs(recompiles=True)
     recompilations = _Recompilations()
     logging.getLogger("torch._dynamo").addHandler(recompilations)
     torch.manual_seed(0)
-    model = build_model(load_config(["configs/synth.yaml"], PROXY), 40).to(args.device)
+    model = build_model(load_config(["configs/synth.yaml"], PROXY), 40).to(device)
     loss = compiled_loss(model.loss_of_draws, args.mode)
+    print(f"{len(shapes)} batches on {device}; the first compiles the loss (on a 2-core CPU, minutes)", flush=True)
     ran, error = [], None
     for B, S, L in shapes:
-        pose = torch.randn(B, S, 50, 3, device=args.device)
-        frame_mask = torch.ones(B, S, dtype=torch.bool, device=args.device)
+        pose = torch.randn(B, S, 50, 3, device=device)
+        frame_mask = torch.ones(B, S, dtype=torch.bool, device=device)
         frame_mask[1, S - 3 :] = False
-        gloss = torch.randint(4, 40, (B, L), device=args.device)
-        gloss_mask = torch.ones(B, L, dtype=torch.bool, device=args.device)
+        gloss = torch.randint(4, 40, (B, L), device=device)
+        gloss_mask = torch.ones(B, L, dtype=torch.bool, device=device)
         gloss_mask[1, -1] = False
         batch = (pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask))
         start = time.perf_counter()
@@ -99,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -24,6 +24,8 @@ import argparse
 import json
 import time
 
+from common import count, run  # a sibling module
+
 from fgdm.config import load_config
 from fgdm.data.sources import build_corpus
 from fgdm.training.data import PoseDataModule
@@ -31,10 +33,10 @@ from fgdm.training.generator import pose_sample
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/synth.yaml")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
-    ap.add_argument("--load", type=int, default=200, metavar="N", help="samples loaded alone (0: none)")
+    ap.add_argument("--load", type=count, default=200, metavar="N", help="samples loaded alone (0: none)")
     args = ap.parse_args()
     cfg = load_config(args.config, args.set)
     times: dict[str, float] = {}
@@ -72,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -25,6 +25,8 @@ import random
 import re
 from pathlib import Path
 
+from common import InputError, count, probability, refuse_existing, run  # a sibling module
+
 _MARKS = re.compile(r"[0-9]+[A-Z]?(:.*)?$")
 
 
@@ -54,11 +56,17 @@ def main() -> None:
     ap.add_argument("source", type=Path, help="the dgs-pt directory (train and dev splits)")
     ap.add_argument("out", type=Path, help="the new PT directory")
     ap.add_argument("--form", choices=("lemma", "backoff"), required=True)
-    ap.add_argument("--rate", type=float, default=0.5, help="backoff: a gloss's chance to be its lemma (0.5)")
-    ap.add_argument("--seed", type=int, default=0, help="backoff: the random choice's seed (0)")
+    ap.add_argument("--rate", type=probability, default=0.5, help="backoff: a gloss's chance to be its lemma (0.5)")
+    ap.add_argument("--seed", type=count, default=0, help="backoff: the random choice's seed (0)")
+    ap.add_argument("--overwrite", action="store_true", help="replace the PT files of an earlier run in OUT")
     args = ap.parse_args()
     if args.out.resolve() == args.source.resolve():
-        raise SystemExit(f"{args.out}: the source directory itself; choose a new directory for the new data")
+        raise InputError(f"{args.out}: the source directory itself; choose a new directory for the new data")
+    for name in ("train.gloss", "dev.gloss"):  # a missing source fails before anything is written
+        if not (args.source / name).is_file():
+            raise InputError(f"{args.source / name}: not found (the source is a PT directory with train and dev)")
+    refuse_existing(*(args.out / f"{split}.{suffix}" for split in ("train", "dev") for suffix in ("skels", "gloss")),
+                    overwrite=args.overwrite, where="OUT")  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     train = [line.split() for line in _read(args.source / "train.gloss")]
     dev = [line.split() for line in _read(args.source / "dev.gloss")]
@@ -83,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -15,6 +15,10 @@
 # Runs from the repository root with PYTHONPATH=src (nothing installed). `tiny` shrinks everything
 # for a smoke test on a CPU.
 set -uo pipefail
+if [ $# -lt 3 ] || [ $# -gt 4 ] || [[ $1 == -* ]] || ! [[ $3 =~ ^[1-9][0-9]*$ ]] || [[ ${4:-tiny} != @(tiny|candidates) ]]; then
+    echo "usage: bash benchmarks/gpu_curves.sh CARRY OUT MINUTES [tiny|candidates]   (MINUTES a whole number; the comments at its top say more)" >&2
+    exit 2
+fi
 CARRY=$1 OUT=$2 MINUTES=$3 MODE=${4:-}
 TINY=""
 [ "$MODE" = tiny ] && TINY=1

@@ -27,6 +27,10 @@
 # that finished. Runs from the repository root with PYTHONPATH=src (nothing installed).
 # `tiny` runs the same on the CPU with small sizes: the smoke test before spending device time.
 set -uo pipefail
+if [ $# -lt 1 ] || [ $# -gt 2 ] || [[ $1 == -* ]] || [[ ${2:-tiny} != tiny ]] || [[ ${PART:-all} != @(all|main|compile) ]]; then
+    echo "usage: [PART=all|main|compile] bash benchmarks/gpu_speed.sh OUT [tiny]   (what it runs: the comments at its top)" >&2
+    exit 2
+fi
 OUT=$1 MODE=${2:-} PART=${PART:-all}
 export PYTHONPATH=src PYTHONWARNINGS=ignore
 mkdir -p "$OUT/logs"

@@ -3,12 +3,14 @@ prints what the script writes to OUT/summary.md."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import re
 import statistics
-import sys
 from pathlib import Path
+
+from common import InputError, run  # a sibling module
 
 from fgdm.evaluation.html import read_curves
 
@@ -149,7 +151,11 @@ def _skipped_rows(out: Path) -> list[str]:
 
 
 def main() -> None:
-    out = Path(sys.argv[1])
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("out", type=Path, metavar="OUT", help="the folder a gpu_speed.sh run wrote")
+    out = ap.parse_args().out
+    if not (out / "logs").is_dir():
+        raise InputError(f"{out}: not the folder of a gpu_speed.sh run (it has no logs/)")
     host = _train_rows(out, "train-host", "The same with every width near zero (the host's share, a diagnostic)")
     compiled = [
         _train_rows(out, "train-compiled", "The same with training.compile: true"),
@@ -160,4 +166,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

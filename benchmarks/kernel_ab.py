@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from common import InputError, positive_int, run  # a sibling module
 
 from fgdm.config import load_config
 from fgdm.model import build_model, kernels
@@ -159,11 +160,14 @@ def main() -> None:
     ap.add_argument("new", type=Path, nargs="?", default=build.SOURCE, help="default: the package's asgcn.c")
     ap.add_argument("--pytorch-norm", action="store_true",
                     help="instead of an old asgcn.c: the new library with the Focal LayerNorms in PyTorch")  # fmt: skip
-    ap.add_argument("--repeats", type=int, default=20, help="pairs per measurement (default 20)")
+    ap.add_argument("--repeats", type=positive_int, default=20, help="pairs per measurement (default 20)")
     ap.add_argument("--only", nargs="+", choices=MEASUREMENTS, default=MEASUREMENTS)
     args = ap.parse_args()
     if (args.old is None) == (not args.pytorch_norm):
         ap.error("give an old asgcn.c or --pytorch-norm (one of the two)")
+    for source in (args.old, args.new):
+        if source is not None and (not source.is_file() or source.suffix != ".c"):
+            raise InputError(f"{source}: not a C file (an asgcn.c of fgdm's kernel library, e.g. from git show)")
     keep_freed_memory()  # as the fgdm command does
     new = library(args.new)
     old = new if args.pytorch_norm else library(args.old)
@@ -199,4 +203,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

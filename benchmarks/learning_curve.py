@@ -31,7 +31,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -41,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "learning_curves"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import machine, nonnegative, positive, positive_int, probability  # noqa: E402  (a sibling module)
+from common import run as run_main  # noqa: E402
 from quality import flat_scores  # noqa: E402  (a sibling script; stdlib imports only)
 
 
@@ -177,12 +178,15 @@ def run(args: argparse.Namespace) -> None:
     import torch
     from quality import backtranslator, open_evaluator, same_reference
 
+    from fgdm.cli import quiet_lightning
     from fgdm.config import load_config, to_dict
+    from fgdm.evaluation.backtranslation import weights_digest
     from fgdm.evaluation.protocol import Evaluator
     from fgdm.runtime import keep_freed_memory
     from fgdm.training import train
 
     keep_freed_memory()
+    quiet_lightning()  # as fgdm train: Lightning's notes that say nothing here left out
     data = Path(args.data).resolve()
     if not data.is_dir():
         raise SystemExit(f"{data}: not a data directory")
@@ -215,8 +219,9 @@ def run(args: argparse.Namespace) -> None:
         "split": args.split,
         "sequences": None,
         "backtranslator": bt_path.name,
+        "backtranslator_weights": None,  # their digest (fgdm evaluate's report records the same), once loaded
         "max_minutes": args.max_minutes,  # of training: a point where time ran out has cut_by_time
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {device}",
+        "machine": machine(device),
         "config": _portable(to_dict(cfg)),
         "reference": [],
         "points": [],
@@ -235,7 +240,11 @@ def run(args: argparse.Namespace) -> None:
                 time.sleep(5)
             ev = open_evaluator(data, bt_path, args.split, device)
             if ev.skip_frames != cfg.data.skip_frames:
-                raise SystemExit(f"{bt_path}: skip_frames {ev.skip_frames} ≠ the generator's {cfg.data.skip_frames}")
+                raise SystemExit(
+                    f"{bt_path}: skip_frames {ev.skip_frames} ≠ the generator's {cfg.data.skip_frames} "
+                    f"(--set data.skip_frames={ev.skip_frames} trains the generator at its rate)"
+                )
+            doc["backtranslator_weights"] = weights_digest(ev.bt.model)
             rows = _reference_rows(ev, data, bt_path, args.split, work)
             if doc["reference"] and not same_reference(rows, doc["reference"]):  # a resumed curve's evaluator
                 raise SystemExit(f"--resume: {out} was scored by another back-translator (ground truth WER "
@@ -416,13 +425,13 @@ def main() -> None:
     r.add_argument("--at", default="500,1000,1500,2000,3000", help="steps at which to evaluate, comma-separated")
     r.add_argument("--split", default="test", help="evaluation split (default test)")
     r.add_argument("--bt", help="a trained back-translator checkpoint (default: train one under --work)")
-    r.add_argument("--bt-steps", type=int, default=1500, help="steps when training the back-translator (1500)")
+    r.add_argument("--bt-steps", type=positive_int, default=1500, help="steps when training the back-translator (1500)")
     r.add_argument(
         "--max-minutes",
-        type=float,
+        type=positive,
         help="stop training after this many minutes of it, a resumed curve's earlier ones included (evaluating then)",
     )
-    r.add_argument("--wait-bt", type=float, default=0.0, help="minutes to wait for a --bt still being trained")
+    r.add_argument("--wait-bt", type=nonnegative, default=0.0, help="minutes to wait for a --bt still being trained")
     r.add_argument("--work", default="runs/learning_curve", help="checkpoints, logs, back-translators")
     r.add_argument("--resume", action="store_true", help="extend the curve from its run's last checkpoint")
     r.add_argument("--overwrite", action="store_true", help="replace an existing curve and its run")
@@ -434,8 +443,8 @@ def main() -> None:
     q.add_argument("--data", required=True)
     q.add_argument("--bt", required=True, help="the frozen back-translator")
     q.add_argument("--split", default="test")
-    q.add_argument("--steps", type=int, nargs="+", default=[5], help="DDIM steps to try (default 5)")
-    q.add_argument("--eta", type=float, nargs="+", default=[1.0, 0.0], help="η values to try (default 1 0)")
+    q.add_argument("--steps", type=positive_int, nargs="+", default=[5], help="DDIM steps to try (default 5)")
+    q.add_argument("--eta", type=probability, nargs="+", default=[1.0, 0.0], help="η values to try (default 1 0)")
     q.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["32"], help="precisions (default 32)")
     q.add_argument("--results", default=str(RESULTS))
     q.set_defaults(func=sampling)
@@ -453,4 +462,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -33,14 +33,19 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from common import InputError, machine, number, positive_int, run  # a sibling module
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from fgdm.choices import PRECISIONS
 from fgdm.config import load_config
+from fgdm.data.vocab import SPECIALS as SPECIAL_TOKENS
 from fgdm.model import build_model
-from fgdm.model.focal import ASGCN, FocalNorm
+from fgdm.model.focal import ASGCN, FocalNorm, kernel_applies
 from fgdm.runtime import keep_freed_memory
+from fgdm.sampling import resolve_device
+
+SPECIALS = len(SPECIAL_TOKENS)  # the vocabulary's first ids, which no gloss takes
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
@@ -108,12 +113,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", nargs="+", default=["configs/paper.yaml"])
     ap.add_argument("--set", action="append", default=[])
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--frames", type=int, default=130)
-    ap.add_argument("--glosses", type=int, default=8)
-    ap.add_argument("--vocab-size", type=int, default=1089)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="the four headline figures only, 3 repeats")
+    ap.add_argument("--batch", type=positive_int, default=8)
+    ap.add_argument("--frames", type=positive_int, default=130)
+    ap.add_argument("--glosses", type=positive_int, default=8)
+    ap.add_argument("--vocab-size", type=number(int, lambda n: n > SPECIALS, f"a whole number > {SPECIALS}"),
+                    default=1089, help="glosses known, the special tokens included (PHOENIX14T: 1089)")  # fmt: skip
+    ap.add_argument("--repeats", type=positive_int, help="timed calls of each (default 5, --quick 3)")
+    ap.add_argument("--quick", action="store_true",
+                    help="the four headline figures and what they are of, 3 repeats unless --repeats")  # fmt: skip
     ap.add_argument("--floor", action="store_true", help="also count FLOPs and compute the floor")
     ap.add_argument("--ops", action="store_true", help="also count operator calls per step and per sampling")
     ap.add_argument("--device", default="cpu")
@@ -131,10 +138,12 @@ def main() -> None:
                     "(with CUDA times on a GPU)")  # fmt: skip
     args = ap.parse_args()
     keep_freed_memory()  # as the fgdm command does
-    if args.quick:
-        args.repeats = 3
+    args.repeats = args.repeats or (3 if args.quick else 5)
     torch.manual_seed(0)
-    device = torch.device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        raise InputError(str(err)) from None
     overrides = args.set + ([f"model.focal.kernel={args.kernel}"] if args.kernel else [])
     cfg = load_config(args.config, overrides)
     if device.type == "cuda":  # float32 matmuls and convolutions in TF32 where the config says so, as fgdm train
@@ -143,7 +152,7 @@ def main() -> None:
     B, S, L = args.batch, args.frames, args.glosses
     pose = torch.randn(B, S, 50, 3, device=device) * 0.2
     frame_mask = torch.ones(B, S, dtype=torch.bool, device=device)
-    gloss = torch.randint(4, args.vocab_size, (B, L), device=device)
+    gloss = torch.randint(SPECIALS, args.vocab_size, (B, L), device=device)
     gloss_mask = torch.ones(B, L, dtype=torch.bool, device=device)
     frames = torch.full((B,), S, device=device)
     counts = torch.tensor([[S, L]] * B)  # the frame and gloss counts on the host, as a batch carries them
@@ -226,9 +235,11 @@ def main() -> None:
     if device.type == "cuda":
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         result["tf32"] = bool(cfg.training.tf32)
+    kernel = "c" if kernel_applies(cfg.model.focal.kernel, pose) else "torch"  # what ASGCN ran as (float32)
+    result |= {"config": args.config, "overrides": overrides, "batch": B, "frames": S, "glosses": L,
+               "repeats": args.repeats, "kernel": kernel, "machine": machine(str(device))}  # fmt: skip
     if not args.quick:
         result |= {
-            "config": args.config, "overrides": args.set, "batch": B, "frames": S, "glosses": L,
             "threads": torch.get_num_threads(), "device": str(device), "precision": args.precision[0],
             "train_step_all_s": [round(x, 3) for x in train], "sample_all_s": [round(x, 3) for x in samp],
         }  # fmt: skip
@@ -276,4 +287,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

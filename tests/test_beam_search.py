@@ -3,6 +3,7 @@ fgdm's, checked against the search written out one sentence at a time and agains
 
 import importlib.util
 import itertools
+import sys
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from fgdm.data.vocab import Vocabulary
 from fgdm.model.backtranslator import BackTranslator
 
 BOS, EOS, PAD = Vocabulary.bos_index, Vocabulary.eos_index, Vocabulary.pad_index
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))  # its sibling module, as running it puts there
 _spec = importlib.util.spec_from_file_location("beam_search", Path(__file__).parents[1] / "benchmarks/beam_search.py")
 beam_search = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(beam_search)

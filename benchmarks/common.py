@@ -1,0 +1,68 @@
+"""What the benchmark scripts share with the ``fgdm`` command: argument types that refuse what no one can mean
+(``fgdm.cli.arguments``), results that are not replaced without ``--overwrite``, and bad input reported in one
+line. A sibling module: the scripts run as ``python benchmarks/NAME.py``, which puts this folder on the path."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from fgdm.cli import describe, refusals
+from fgdm.cli.arguments import count, nonnegative, number, positive, positive_int, probability  # noqa: F401
+from fgdm.config.schema import ConfigError
+from fgdm.data.pt import DataFormatError
+
+
+class InputError(ValueError):
+    """An argument or an input that a benchmark script refuses."""
+
+
+def run(main: Callable[[], object]) -> None:
+    """``main()``, with bad input (a config or data that fgdm refuses, a file that is not there or cannot be
+    written, an :class:`InputError`) reported as the ``fgdm`` command reports it: ``NAME.py: error: ...``, exit
+    status 1 (``FGDM_DEBUG=1`` shows the traceback too). Any other failure keeps its traceback: in a benchmark it
+    is a bug."""
+    name = Path(sys.argv[0]).name
+    try:
+        main()
+    except BrokenPipeError:  # `NAME.py … | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except (ConfigError, DataFormatError, OSError, InputError) as err:
+        if os.environ.get("FGDM_DEBUG"):
+            raise
+        print(f"{name}: error: {describe(err)}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def refuse_existing(*paths: Path, overwrite: bool, where: str = "--out") -> None:
+    """Results already there (committed ones among them) are replaced only with ``--overwrite``; ``where``: the
+    argument that names them."""
+    try:
+        refusals.refuse_existing(list(paths), overwrite)
+    except ValueError as err:
+        raise InputError(str(err).replace("another --out", f"another {where}")) from None
+
+
+def machine(device: str = "cpu") -> str:
+    """What a figure was measured on: the CPU's model, the threads PyTorch uses, PyTorch's version, and the GPU's
+    name where ``device`` is one."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    where = f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    if str(device).startswith("cuda"):
+        where += f", {torch.cuda.get_device_name(torch.device(device))}"
+    return where
