@@ -32,6 +32,7 @@ def test_a_tiny_run_writes_checkpoints_and_a_metrics_csv(trained, capsys):
     assert (trained / "checkpoints" / "last.ckpt").is_file() and (trained / "checkpoints" / "best.ckpt").is_file()
     rows = list(csv.DictReader((trained / "logs" / "version_0" / "metrics.csv").open()))
     assert any(r.get("train/loss") for r in rows) and any(r.get("dev/dtw") for r in rows)
+    assert all(float(r["lr"]) > 0 for r in rows if r.get("train/loss"))  # each training row: the schedule's rate
     ckpt = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 20 and ckpt["hyper_parameters"]["config"]["model"]["width"] == 32
     assert ckpt["hyper_parameters"]["vocab"][:4] == ["<unk>", "<pad>", "<s>", "</s>"]
@@ -852,6 +853,52 @@ def test_an_overwrite_killed_before_its_first_checkpoint_leaves_the_old_run_to_c
     with back, refused, claim(run, config, Config, resume=False, overwrite=False):
         pass
     assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == old
+
+
+def test_an_overwrite_killed_after_its_first_checkpoint_is_the_run_that_stays(trained, tmp_path):
+    """The old run goes when the new one writes its first checkpoint (not at its end, which a SIGKILL skips), so
+    a later --resume continues the new run; killed before it, --resume continues the old run, put back first. A
+    checkpoint's half-written temporary is removed."""
+    import shutil
+
+    from fgdm.config import Config, load_config, to_dict
+    from fgdm.training.loop import AtomicCheckpointIO
+    from fgdm.training.rundir import claim
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    config = to_dict(load_config(TINY, [f"training.output_dir={run}", "training.max_steps=40"]))
+    killed = claim(run, config, Config, resume=False, overwrite=True)
+    killed.__enter__()  # the old run set aside; the new one writes its first checkpoint, then is killed
+    new = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    new["global_step"] = 3
+    AtomicCheckpointIO().save_checkpoint(new, run / "checkpoints" / "last.ckpt")
+    assert not list(run.glob("*.replaced")) and not list((run / "checkpoints").glob("*.replaced"))
+    (run / ".lock").unlink()
+    (run / "checkpoints" / ".last.ckpt.99999.tmp").write_bytes(b"")  # a kill while writing one
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing was put back
+        with claim(run, config, Config, resume=True, overwrite=False) as stored:
+            assert stored is not None
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3
+    assert not list((run / "checkpoints").glob(".*.tmp"))
+    # killed before its first checkpoint: --resume puts the old run back first and continues it
+    shutil.rmtree(run)
+    shutil.copytree(trained, run)
+    old = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    killed = claim(run, config, Config, resume=False, overwrite=True)
+    killed.__enter__()
+    (run / "config.json").write_text("{}")
+    (run / ".lock").unlink()
+    back = pytest.warns(UserWarning, match="the run before it is back in place")
+    with back, claim(run, config, Config, resume=True, overwrite=False) as stored:
+        assert stored is not None
+    assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == old
+    config["data"]["path"] = str(tmp_path / "other")  # allowed, but said: config.json will name the new data only
+    moved = pytest.warns(UserWarning, match=r"last.ckpt was trained on the embedded synthetic language and goes on "
+                         r"with .*other \(data.path\)")  # fmt: skip
+    with moved, claim(run, config, Config, resume=True, overwrite=False):
+        pass
 
 
 def test_data_of_other_glosses_is_refused_as_the_models_by_export_and_generate(trained, tmp_path, capsys):

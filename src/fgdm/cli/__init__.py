@@ -74,9 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep_freed_memory()  # large tensors reuse freed pages instead of faulting fresh ones in (fgdm.runtime)
     args = parse(argv)
     training = args.command in ("train", "backtranslator")  # on SIGTERM, it writes its last checkpoint and stops
-    if training:
-        quiet_lightning(getattr(args, "quiet", False))
     try:
+        if training:  # Lightning's import takes seconds: a Ctrl-C meanwhile is an interruption like any other
+            quiet_lightning(getattr(args, "quiet", False))
         with contextlib.nullcontext() if training else sigterm_raises():  # others stop as at Ctrl-C (143)
             return int(args.func(args) or 0)
     except BrokenPipeError:  # `fgdm … | head`: the reader has what it wanted

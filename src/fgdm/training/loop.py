@@ -32,6 +32,7 @@ from fgdm.training.data import PoseDataModule
 from fgdm.training.finite import FiniteCheck, not_finite
 from fgdm.training.optim import clip_gradients, optimizer, scheduled_lr
 from fgdm.training.ranks import StopOnInterrupt, is_worker, rng_states, set_rng_states
+from fgdm.training.rundir import drop_replaced
 from fgdm.training.throughput import Throughput
 
 
@@ -53,6 +54,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+        if path.parent.name == "checkpoints":  # the new run has a checkpoint: an old one an --overwrite set aside goes
+            drop_replaced(path.parent.parent)
 
 
 def _loggers_write_this_step(trainer: L.Trainer) -> bool:
@@ -117,6 +120,7 @@ class ScheduledModule(L.LightningModule):
         batch_size, terms = unlogged
         for name, value in terms.items():
             self.log(f"train/{name}", value, batch_size=batch_size, on_step=True, on_epoch=False)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)  # warm-up, cosine
         if self.trainer.progress_bar_callback is not None:  # read now, with the loggers' values
             self._bar_loss = terms["loss"].cpu()
 

@@ -98,6 +98,9 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
         raise ValueError("--resume continues a run and --overwrite starts one afresh: choose one")
     if out.exists() and not out.is_dir():
         raise ValueError(f"training.output_dir {out} is a file, not a directory")
+    if out.is_dir() and not is_worker():
+        with lock(out):  # what a killed training left, settled before anything is read
+            _recover(out)
     stored = None
     if resume:
         if not last.is_file():
@@ -109,6 +112,10 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
             raise ValueError(f"{last}: a resumed run keeps the model and optimiser it was trained with, but "
                              f"{'; '.join(changed)}. Drop the change, or start a new run (--overwrite or "
                              f"another training.output_dir)")  # fmt: skip
+        was, now = (c.get("data", {}).get("path") for c in (stored["config"], config))
+        if was != now:  # allowed (data moved), but never unsaid: config.json will name the new data only
+            warnings.warn(f"{last} was trained on {was or 'the embedded synthetic language'} and goes on with "
+                          f"{now or 'the embedded synthetic language'} (data.path)", stacklevel=3)  # fmt: skip
         step, wanted = int(ckpt.get("global_step", 0)), config["training"]["max_steps"]
         if step >= wanted:
             raise ValueError(f"{last} is at step {step} already: training.max_steps {wanted} leaves nothing to train; "
@@ -128,14 +135,15 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
 
 def _claimed(out: Path, stored: dict | None, resume: bool, overwrite: bool) -> Iterator[dict | None]:
     with lock(out):
-        _put_back(out)  # an --overwrite killed before its first checkpoint (SIGKILL: no finally ran) left these
+        _recover(out)  # in case another training came and went since claim's look
         checkpoints = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
         if checkpoints and not (resume or overwrite):
             names = ", ".join(p.name for p in checkpoints)
             raise ValueError(f"{out} holds checkpoints ({names}): --resume continues that run, --overwrite starts "
                              f"afresh there, or choose another training.output_dir")  # fmt: skip
-        # --overwrite: the old run (checkpoints, config, vocabulary, logs) steps aside, and goes only once the new
-        # run has written a checkpoint of its own; a run that fails before (bad data, no GPU) puts it back whole
+        # --overwrite: the old run (checkpoints, config, vocabulary, logs) steps aside, and goes once the new run
+        # has written a checkpoint of its own (drop_replaced); a run that fails before (bad data, no GPU) puts it
+        # back whole
         olds = [*checkpoints, *(out / name for name in RUN_FILES if (out / name).exists())] if overwrite else []
         aside = [(path, path.with_name(path.name + REPLACED)) for path in olds]
         # a fresh run that fails before its first checkpoint (bad data, no GPU) removes what it began there
@@ -162,16 +170,34 @@ RUN_FILES = ("config.json", "gloss_vocab.txt", "logs", "tensorboard")  # beside 
 REPLACED = ".replaced"  # an old run's files while an --overwrite has not yet written its first checkpoint
 
 
-def _put_back(out: Path) -> None:
-    """The old run's files that a killed --overwrite had set aside, back in place of what it began."""
-    stale = [*out.glob("*" + REPLACED), *(out / "checkpoints").glob("*" + REPLACED)]
+def _set_aside(out: Path) -> list[Path]:
+    return [*out.glob("*" + REPLACED), *(out / "checkpoints").glob("*" + REPLACED)]
+
+
+def drop_replaced(out: Path) -> None:
+    """An old run that an --overwrite set aside, removed: the new run has written a checkpoint of its own."""
+    for moved in _set_aside(out):
+        _remove(moved)
+
+
+def _recover(out: Path) -> None:
+    """What a killed training (SIGKILL: no ``finally`` ran) left in ``out``, settled: an --overwrite killed before
+    its first checkpoint gets the run before it back in place of what it began (after its first checkpoint, the
+    old run was removed then, or is now); a checkpoint's temporary, half written, is removed."""
+    for tmp in (out / "checkpoints").glob(".*.tmp"):  # the lock is held: no training writes here now
+        tmp.unlink(missing_ok=True)
+    stale = _set_aside(out)
+    if not stale:
+        return
+    if any((out / "checkpoints").glob("*.ckpt")):  # killed between its first checkpoint and drop_replaced
+        drop_replaced(out)
+        return
     for moved in stale:
         path = moved.with_name(moved.name.removesuffix(REPLACED))
         _remove(path)
         moved.replace(path)
-    if stale:
-        warnings.warn(f"{out}: an --overwrite there was killed before its first checkpoint; the run before it is "
-                      "back in place", stacklevel=3)  # fmt: skip
+    warnings.warn(f"{out}: an --overwrite there was killed before its first checkpoint; the run before it is "
+                  "back in place", stacklevel=4)  # fmt: skip
 
 
 def _remove(path: Path) -> None:
