@@ -59,13 +59,19 @@ def test_overrides_are_typed_by_yaml():
 
 
 def test_ablation_configs_switch_one_thing_each():
+    """Each row changes the model's switches alone (and trains into a directory of its own, not the base run's);
+    each sets every switch, so a row layered after another is that row, not a third one."""
     base = to_dict(load_config("configs/paper.yaml"))
     rows = sorted(Path("configs/ablations").glob("*.yaml"))
     assert len(rows) == 7
     for path in rows:
-        diff = _diff(base, to_dict(load_config(["configs/paper.yaml", path])))
-        assert all(k.startswith("model.") for k in diff), (path, diff)
-        assert bool(diff) == (path.stem != "full"), (path, diff)
+        row = to_dict(load_config(["configs/paper.yaml", path]))
+        diff = _diff(base, row)
+        assert all(k.startswith("model.") for k in diff if k != "training.output_dir"), (path, diff)
+        assert bool(set(diff) - {"training.output_dir"}) == (path.stem != "full"), (path, diff)
+        assert row["training"]["output_dir"] == f"runs/ablations/{path.stem}"
+        for other in rows:
+            assert to_dict(load_config(["configs/paper.yaml", other, path])) == row, (other, path)
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -330,3 +336,11 @@ def test_the_cli_refuses_a_bad_set_in_one_line(override, says, capsys):
     assert main(["train", "configs/tiny.yaml", "--set", override, "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(says) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_asgcn_without_a_graph_is_refused_by_the_config_naming_its_keys():
+    with pytest.raises(ConfigError, match=r"model.focal.topology: false beside model.focal.contextual: false"):
+        load_config("configs/tiny.yaml", ["model.focal.topology=false", "model.focal.contextual=false"])
+    load_config(
+        "configs/tiny.yaml", ["model.focal.topology=false", "model.focal.contextual=false", "model.focal.enabled=false"]
+    )  # fmt: skip  (no Focal stage: nothing to say)

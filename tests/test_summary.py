@@ -37,3 +37,19 @@ def test_paper_configuration_sizes():
     sizes = parameter_counts(model)
     assert 20.0e6 < sizes["generator"] < 22.0e6  # released code: about 21.0 M
     assert 21.5e6 < sizes["scg"] < 21.9e6  # released code: about 21.7 M
+
+
+def test_macs_count_the_focal_stage_whichever_path_computes_it():
+    """The C kernel is invisible to torch's FLOP counter: the count goes through the PyTorch path, so it is the
+    same on every machine and dropping A_a (the contextual term) shows its own cost, not a fifth of it."""
+    from fgdm.model.summary import denoiser_macs
+
+    def macs(kernel: str, **overrides) -> int:
+        model = build_model(tiny(**{"model.focal.kernel": kernel, **overrides}), V)
+        macs = denoiser_macs(model, frames=16)
+        assert all(m.kernel == kernel for m in model.modules() if hasattr(m, "kernel"))  # put back
+        return macs
+
+    assert macs("auto") == macs("torch")
+    focal_only = macs("auto") - macs("auto", **{"model.focal.enabled": False})
+    assert macs("auto") - macs("auto", **{"model.focal.contextual": False}) > 0.2 * focal_only

@@ -359,6 +359,9 @@ def _check_ranges(cfg: Config) -> None:
         value = functools.reduce(getattr, key.split("."), cfg)
         if value < 1:
             raise ConfigError(f"{key}: must be ≥ 1, got {value}")
+    if cfg.model.focal.enabled and not (cfg.model.focal.topology or cfg.model.focal.contextual):
+        raise ConfigError("model.focal.topology: false beside model.focal.contextual: false leaves ASGCN no graph to "
+                          "convolve over; keep one of them (or both)", ("model.focal.contextual",))  # fmt: skip
     if cfg.model.focal.neighbors < 0:
         raise ConfigError(f"model.focal.neighbors: must be ≥ 0, got {cfg.model.focal.neighbors}")
     for key, kernel in (("model.focal.tcn_kernel", cfg.model.focal.tcn_kernel),

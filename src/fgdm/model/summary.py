@@ -28,7 +28,9 @@ def parameter_counts(model: FGDM) -> dict[str, int]:
 
 
 def denoiser_macs(model: FGDM, batch: int = 1, frames: int = 130, glosses: int = 8) -> int:
-    """MACs (= FLOPs / 2 as counted by torch's FlopCounterMode) of one denoiser forward."""
+    """MACs (= FLOPs / 2 as counted by torch's FlopCounterMode) of one denoiser forward, the Focal stage counted
+    through its PyTorch path: the counter cannot see into the C kernel, which computes the same equations (so the
+    count is the same on every machine, and an ablation's difference is its own)."""
     d = model.denoiser
     device = next(d.parameters()).device
     x = torch.zeros(batch, frames, model.skeleton.num_joints, 3, device=device)
@@ -36,11 +38,17 @@ def denoiser_macs(model: FGDM, batch: int = 1, frames: int = 130, glosses: int =
     gloss = torch.full((batch, glosses), 4, dtype=torch.long, device=device)
     gloss_mask = torch.ones(batch, glosses, dtype=torch.bool, device=device)
     frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=device)
-    was_training = d.training
+    was_training, kernels = d.training, {m: m.kernel for m in d.modules() if hasattr(m, "kernel")}
     d.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        d(x, t, gloss, gloss_mask, frame_mask)
-    d.train(was_training)
+    try:
+        for module in kernels:
+            module.kernel = "torch"
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            d(x, t, gloss, gloss_mask, frame_mask)
+    finally:
+        for module, choice in kernels.items():
+            module.kernel = choice
+        d.train(was_training)
     return counter.get_total_flops() // 2
 
 
