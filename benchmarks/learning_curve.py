@@ -15,8 +15,8 @@ ceiling) and the training set's mean pose (the floor) are scored with it too, on
 and back-translator file (cached under --work, so parallel curves on one data set score them once).
 One JSON per curve is written to --results (benchmarks/results/learning_curves/NAME.json) after every point, so an
 interrupted run keeps what it measured. With --resume, a curve is extended: training continues from the run's
-last checkpoint under --work (optimizer, EMA and step restored; the data order after the resume is not the one
-an uninterrupted run would have drawn), and the new points are appended to the curve's JSON, their training
+last checkpoint under --work (optimizer, EMA, step and random streams restored: it ends with the weights of a run
+that went straight through, as `fgdm train --resume` does), and the new points are appended to the curve's JSON, their training
 minutes counted on from its last point. The JSON records the steps it was resumed at.
 
 `report` draws the named curves (default: all) into one table (Markdown) and one plot (PNG) beside

@@ -901,6 +901,29 @@ def test_an_overwrite_killed_after_its_first_checkpoint_is_the_run_that_stays(tr
         pass
 
 
+def test_a_resume_whose_time_budget_is_spent_is_refused_as_one_whose_steps_are(trained, tmp_path):
+    """It started, trained nothing and reported 0 steps/s as a success."""
+    import shutil
+
+    from fgdm.config import Config, load_config, to_dict
+    from fgdm.training.rundir import claim
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt["callbacks"]["Timer"] = {"time_elapsed": {"train": 90.0, "validate": 5.0}}
+    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
+    config = to_dict(load_config(TINY, [f"training.output_dir={run}", "training.max_steps=40"]))
+    for budget, refused in ((1.0, True), (2.0, False), (None, False)):
+        config["training"]["max_minutes"] = budget
+        if refused:
+            with pytest.raises(ValueError, match=r"has trained 1.50 minutes already: training.max_minutes 1 leaves"):
+                claim(run, config, Config, resume=True, overwrite=False).__enter__()
+        else:
+            with claim(run, config, Config, resume=True, overwrite=False):
+                pass
+
+
 def test_data_of_other_glosses_is_refused_as_the_models_by_export_and_generate(trained, tmp_path, capsys):
     """export --data took any directory for the training data (its card then named it, and generate --split
     sampled all <unk> with a warning); a model asked to sign a split it has no glosses for is refused too."""
@@ -935,3 +958,13 @@ def test_data_of_other_glosses_is_refused_as_the_models_by_export_and_generate(t
     write_split(tmp_path / "mixed", "dev", PTSplit(poses, glosses, ["t"] * 4, [f"s{i}" for i in range(4)]))
     args = ["generate", "--checkpoint", ckpt, "--data", str(tmp_path / "mixed"), "--split", "dev", "--limit", "1"]
     assert main([*args, "--out", str(tmp_path / "m"), "--quiet"]) == 0
+
+
+def test_a_batch_larger_than_the_training_split_is_said(tmp_path):
+    """Accepted (a tiny data set), but every step is then one batch of the whole split: not what the config says."""
+    assert main(["synth", "--out", str(tmp_path / "d"), "--num-train", "6", "--num-dev", "2", "--num-test", "2",
+                 "--quiet"]) == 0  # fmt: skip
+    args = ["train", TINY, "--set", f"data.path={tmp_path / 'd'}", "--set", f"training.output_dir={tmp_path / 'r'}",
+            "--set", "training.max_steps=1", "--set", "training.batch_size=50", "--quiet"]  # fmt: skip
+    with pytest.warns(UserWarning, match=r"training.batch_size 50 > the 6 training sequences: every step is one batch"):
+        assert main(args) == 0

@@ -28,9 +28,11 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 # Lightning's notes that say nothing to an fgdm user: its own deprecations of torch internals, the checkpoint
-# directory fgdm claimed itself (train --resume / --overwrite), torch.load's weights_only default, an advert
+# directory fgdm claimed itself (train --resume / --overwrite), torch.load's weights_only default, an advert, and
+# the time budget's callback missing when a run with training.max_minutes is resumed without one
 _NOISE = (r".*isinstance\(treespec, LeafSpec\)", r"Checkpoint directory .* exists and is not empty",
-          r".*`weights_only` was not set", r".*Tip: For seamless cloud logging")  # fmt: skip
+          r".*`weights_only` was not set", r".*Tip: For seamless cloud logging",
+          r".*callbacks used to create the checkpoint need to be provided.*\['Timer'\]")  # fmt: skip
 
 
 class _DropNoise(logging.Filter):

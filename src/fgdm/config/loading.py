@@ -295,6 +295,8 @@ def _load_yaml(text: str, path: Path) -> Any:
 
 
 def _read_yaml(path: Path) -> dict:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory: name its YAML files (e.g. {path / '*.yaml'})")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
@@ -352,4 +354,18 @@ def load_config(
                 blamed[key] = override
         if blamed:
             raise ConfigError(", ".join(f"--set {o}" for o in blamed.values()) + f": {text}") from None
+        text += _other_command(raw, schema) if "unknown key" in text else ""
         raise ConfigError(f"{where}: {text}" if where else text) from None
+
+
+def _other_command(raw: dict, schema: type) -> str:
+    """Where a config that ``schema`` refuses is the other model's (a back-translator's given to ``fgdm train``,
+    or the reverse), the command it belongs to."""
+    from fgdm.config.schema import BackTranslatorConfig
+
+    other, command = (BackTranslatorConfig, "backtranslator train") if schema is Config else (Config, "train")
+    try:
+        from_dict(raw, other)
+    except ConfigError:
+        return ""
+    return f" (it is a config for fgdm {command})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterator
 
 import lightning as L
@@ -92,6 +93,12 @@ class PoseDataModule(L.LightningDataModule):
         on_gpu = trainer is not None and trainer.strategy.root_device.type == "cuda"
         sampler = self._sampler(split, world, rank)
         shuffle = split == "train"
+        size = self.training_cfg.batch_size
+        if shuffle and rank == 0 and size * world > len(ds):  # said: the steps are not what the config suggests
+            each = f" × {world} processes" if world > 1 else ""
+            warnings.warn(f"training.batch_size {size}{each} > the {len(ds)} training sequences: every step is one "
+                          "batch of them all" + (", some repeated to fill each process's" if world > 1 else ""),
+                          stacklevel=2)  # fmt: skip
         return DataLoader(
             ds,
             batch_sampler=EpochBatches(sampler, trainer) if shuffle and trainer is not None else sampler,

@@ -120,6 +120,10 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
         if step >= wanted:
             raise ValueError(f"{last} is at step {step} already: training.max_steps {wanted} leaves nothing to train; "
                              "raise it to go on")  # fmt: skip
+        spent = ckpt.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {}).get("train", 0.0) / 60
+        if (budget := config["training"].get("max_minutes")) is not None and spent >= budget:
+            raise ValueError(f"{last} has trained {spent:.2f} minutes already: training.max_minutes {budget:g} leaves "
+                             "nothing to train; raise it (or set it to null) to go on")  # fmt: skip
     if is_worker():
         yield stored
         return
