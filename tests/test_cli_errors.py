@@ -654,3 +654,12 @@ def test_synth_help_says_glosses_keep_every_row_of_each_split(capsys) -> None:
     for split, default in (("train", 1000), ("dev", 100), ("test", 100)):
         assert re.search(rf"--num-{split} NUM_{split.upper()} {split} sentences \(default {default}; with --glosses: "
                          r"rows to keep, default all\)", text), text  # fmt: skip
+
+
+def test_a_lost_training_process_is_said_as_such():
+    from fgdm.cli import describe
+
+    said = describe(RuntimeError("[third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:49335: "
+                                 "Connection reset by peer. GLHF!"))  # fmt: skip
+    assert said.startswith("another process of this training ended (killed?), so this one stops too; --resume")
+    assert describe(RuntimeError("something else")) == "something else"

@@ -64,6 +64,9 @@ def describe(err: BaseException) -> str:
         return f"{where}{err.strerror}"
     if isinstance(err, KeyError) and err.args:
         return str(err.args[0])
+    if isinstance(err, RuntimeError) and "gloo" in str(err) and "by peer" in str(err):  # a rank's connection lost
+        return (f"another process of this training ended (killed?), so this one stops too; --resume continues from "
+                f"the last checkpoint ({str(err).splitlines()[0][:120]})")  # fmt: skip
     return str(err)
 
 
