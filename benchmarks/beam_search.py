@@ -19,6 +19,7 @@ ends in ``.json`` (the hand-written analysis is in benchmarks/results/beam_searc
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import sys
@@ -31,7 +32,8 @@ from common import InputError, positive_int, refuse_existing, run  # a sibling m
 
 from fgdm.data.corpus import PTCorpus
 from fgdm.data.dataset import pad_sequences
-from fgdm.data.hypotheses import read_hypotheses
+from fgdm.data.hypotheses import names_elsewhere, read_hypotheses
+from fgdm.data.pt import DataFormatError
 from fgdm.data.vocab import Vocabulary
 from fgdm.evaluation.backtranslation import load_backtranslator
 from fgdm.evaluation.protocol import reference_text
@@ -115,14 +117,15 @@ def main() -> None:
             if not _has_split(Path(path), split):
                 print(f"--hyp {name}={path}: no {split} split there, skipped", file=sys.stderr)
                 continue
-            got = read_hypotheses(
-                path,
-                split,
-                [s.name for s in samples],
-                25 / bt.cfg.data.skip_frames,
-                lengths=[len(s.pose) for s in samples],
-                glosses=[s.glosses for s in samples],
-            )
+            try:  # as evaluate --hyp reads them: frame rates, files of another split refused
+                got = read_hypotheses(path, split, [s.name for s in samples], 25 / bt.cfg.data.skip_frames,
+                                      lengths=[len(s.pose) for s in samples], glosses=[s.glosses for s in samples],
+                                      elsewhere=functools.partial(names_elsewhere, args.data, split))  # fmt: skip
+            except DataFormatError as err:  # loose files of another split (test's, with --split dev test): skipped
+                if (Path(path) / f"{split}.skels").is_file() or (Path(path) / split).is_dir():
+                    raise
+                print(f"--hyp {name}={path}: not {split}'s files ({err}); skipped", file=sys.stderr)
+                continue
             for said in got.notes(25 / bt.cfg.data.skip_frames):
                 print(f"--hyp {name}={path}: {said}", file=sys.stderr)
             systems.append((name, got.poses))

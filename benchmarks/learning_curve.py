@@ -16,8 +16,8 @@ and back-translator file (cached under --work, so parallel curves on one data se
 One JSON per curve is written to --results (benchmarks/results/learning_curves/NAME.json) after every point, so an
 interrupted run keeps what it measured. With --resume, a curve is extended: training continues from the run's
 last checkpoint under --work (optimizer, EMA, step and random streams restored: it ends with the weights of a run
-that went straight through, as `fgdm train --resume` does), and the new points are appended to the curve's JSON, their training
-minutes counted on from its last point. The JSON records the steps it was resumed at.
+that went straight through, as `fgdm train --resume` does), and the new points are appended to the curve's JSON,
+their training minutes counted on from its last point. The JSON records the steps it was resumed at.
 
 `report` draws the named curves (default: all) into one table (Markdown) and one plot (PNG) beside
 the JSONs: WER, BLEU-4, DTW hands and finger ratio against steps, and WER against training minutes.
@@ -180,7 +180,6 @@ def run(args: argparse.Namespace) -> None:
 
     from fgdm.cli import quiet_lightning
     from fgdm.config import load_config, to_dict
-    from fgdm.evaluation.backtranslation import weights_digest
     from fgdm.evaluation.protocol import Evaluator
     from fgdm.runtime import keep_freed_memory
     from fgdm.training import train
@@ -244,7 +243,7 @@ def run(args: argparse.Namespace) -> None:
                     f"{bt_path}: skip_frames {ev.skip_frames} ≠ the generator's {cfg.data.skip_frames} "
                     f"(--set data.skip_frames={ev.skip_frames} trains the generator at its rate)"
                 )
-            doc["backtranslator_weights"] = weights_digest(ev.bt.model)
+            doc["backtranslator_weights"] = ev.bt.weights
             rows = _reference_rows(ev, data, bt_path, args.split, work)
             if doc["reference"] and not same_reference(rows, doc["reference"]):  # a resumed curve's evaluator
                 raise SystemExit(f"--resume: {out} was scored by another back-translator (ground truth WER "

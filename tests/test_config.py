@@ -349,9 +349,13 @@ def test_asgcn_without_a_graph_is_refused_by_the_config_naming_its_keys():
 def test_a_folder_or_the_other_models_config_is_named_as_such():
     with pytest.raises(ConfigError, match=r"configs/ablations is a directory: name its YAML files"):
         load_config(["configs/tiny.yaml", "configs/ablations"])
-    with pytest.raises(ConfigError, match=r"unknown key .*\(it is a config for fgdm backtranslator train\)$"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key .*\(if it is the other model's config: fgdm backtranslator train reads it\)$"
+    ):
         load_config("configs/backtranslator.yaml")
-    with pytest.raises(ConfigError, match=r"unknown key 'loss'.*\(it is a config for fgdm train\)$"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'loss'.*\(if it is the other model's config: fgdm train reads it\)$"
+    ):
         load_config("configs/synth.yaml", schema=BackTranslatorConfig)
     with pytest.raises(ConfigError, match=r"unknown key 'model.bogus'[^(]*$"):  # a typo: no such hint
         load_config("configs/synth.yaml", ["model.bogus=1"])

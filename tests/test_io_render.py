@@ -261,11 +261,13 @@ def test_render_says_what_it_cannot_do_before_reading_and_what_it_did_after(tmp_
     )
     for name, moved, said in (("cm", pose * 100, r"its shoulders are 33\.\d apart"),
                               ("up", pose * [1, -1, 1], r"its head is below its neck \(y up\?")):  # fmt: skip
-        with pytest.warns(UserWarning, match=rf"{name}\.gif: sequence 0 is not in the PT convention .*: {said}"):
-            save_animation(tmp_path / f"{name}.gif", moved)
+        save_npy(tmp_path / f"{name}.npy", moved)
+        with pytest.warns(UserWarning, match=rf"{name}\.npy: not in the PT convention .*: {said}"):
+            assert main(["render", str(tmp_path / f"{name}.npy"), "--out", str(tmp_path / f"{name}.gif")]) == 0
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # in the convention: nothing to say
-        save_animation(tmp_path / "c.gif", pose)
+        warnings.simplefilter("error")  # in the convention: nothing to say; a model's output is not judged
+        assert main(["render", str(tmp_path / "fast.pose"), "--out", str(tmp_path / "c.gif")]) == 0
+        save_animation(tmp_path / "d.gif", pose * 2)
     corpus = tmp_path / "data"
     write_split(corpus, "test", PTSplit([pose, pose], [["A"], ["B"]], ["a", "b"], ["s0", "s1"]))
     assert main(["render", str(corpus), "--index", "2", "--out", str(tmp_path / "d.gif")]) == 1

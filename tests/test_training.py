@@ -872,7 +872,7 @@ def test_an_overwrite_killed_after_its_first_checkpoint_is_the_run_that_stays(tr
     killed.__enter__()  # the old run set aside; the new one writes its first checkpoint, then is killed
     new = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     new["global_step"] = 3
-    AtomicCheckpointIO().save_checkpoint(new, run / "checkpoints" / "last.ckpt")
+    AtomicCheckpointIO(run).save_checkpoint(new, run / "checkpoints" / "last.ckpt")
     assert not list(run.glob("*.replaced")) and not list((run / "checkpoints").glob("*.replaced"))
     (run / ".lock").unlink()
     (run / "checkpoints" / ".last.ckpt.99999.tmp").write_bytes(b"")  # a kill while writing one
@@ -894,6 +894,13 @@ def test_an_overwrite_killed_after_its_first_checkpoint_is_the_run_that_stays(tr
     with back, claim(run, config, Config, resume=True, overwrite=False) as stored:
         assert stored is not None
     assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == old
+    # killed while it set the old run aside (best.ckpt moved, last.ckpt not yet): the .ckpt there is the old run's
+    (run / "checkpoints" / "best.ckpt").replace(run / "checkpoints" / "best.ckpt.replaced")
+    (run / ".setting-aside").touch()
+    (run / "notes.replaced").write_text("a user's")  # not one of the files an --overwrite sets aside: left alone
+    with back, claim(run, config, Config, resume=True, overwrite=False):
+        pass
+    assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file() and p.stem != "notes"} == old
     config["data"]["path"] = str(tmp_path / "other")  # allowed, but said: config.json will name the new data only
     moved = pytest.warns(UserWarning, match=r"last.ckpt was trained on the embedded synthetic language and goes on "
                          r"with .*other \(data.path\)")  # fmt: skip

@@ -214,6 +214,15 @@ def write_gif(path: Path | str, frames: Iterable[np.ndarray], durations: Sequenc
         f.write(b";")
 
 
+def warn_unconventional(named: Iterable[tuple[str, np.ndarray]], skeleton: Skeleton = PT50) -> None:
+    """A warning for each (name, sequence) read to be drawn that is not in the PT convention (millimetres or
+    centimetres, y up: drawn, but not as a signer; ``fgdm render``'s inputs). Not for a model's outputs, which an
+    under-trained model may place anywhere: that is no unit to fix."""
+    for name, seq in named:
+        if problem := convention_problem(seq, skeleton):
+            warnings.warn(f"{name}: not in the PT convention ({CONVENTION}): {problem}", stacklevel=2)
+
+
 def animation_format(path: Path | str) -> str:
     """The format, ``.gif`` or ``.mp4``, that ``path``'s extension names (in any case); a clear error for any
     other name."""
@@ -272,9 +281,6 @@ def save_animation(
             warnings.warn(f"{path}: sequence {k} lies outside the picture (x {lo[0]:.3g} … {hi[0]:.3g}, y {lo[1]:.3g} "
                           f"… {hi[1]:.3g}; the panel shows ±{renderer.extent:g} around ({cx:g}, {cy:g})): not in the "
                           f"PT convention ({CONVENTION}; pixel coordinates?)", stacklevel=2)  # fmt: skip
-        elif problem := convention_problem(seq, renderer.skeleton):  # mm or cm, y up: drawn, but not as a signer
-            warnings.warn(f"{path}: sequence {k} is not in the PT convention ({CONVENTION}): {problem}",
-                          stacklevel=2)  # fmt: skip
     count = max((len(s) for s in sequences), default=0)
     keep, durations = gif_timing(count, fps) if suffix == ".gif" else (list(range(count)), [])
     frames = renderer.frames(list(sequences), titles, keep)

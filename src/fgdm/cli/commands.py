@@ -45,7 +45,7 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from fgdm.data.io import FPS, load_any_with_rate, playback_rate, read_frame_rate
     from fgdm.data.sources import MANIFEST, open_corpus
-    from fgdm.render import animation_format, save_animation, shown_frames
+    from fgdm.render import animation_format, save_animation, shown_frames, warn_unconventional
 
     animation_format(args.out)  # a name that cannot be written fails before any reading
     sequences, titles, rates = [], [], []  # rates: (input, its frame rate where it says one, else None)
@@ -69,6 +69,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             sequences.append(pose)
             rates.append((str(spec), rate))
             titles.append(spec.name)
+    warn_unconventional((name, seq) for (name, _), seq in zip(rates, sequences, strict=True))
     fps, steps = playback_rate(rates, played=args.fps)
     sequences = [s[::k] for s, k in zip(sequences, steps, strict=True)]
     refuse_unwritable(Path(args.out))

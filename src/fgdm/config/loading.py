@@ -359,8 +359,8 @@ def load_config(
 
 
 def _other_command(raw: dict, schema: type) -> str:
-    """Where a config that ``schema`` refuses is the other model's (a back-translator's given to ``fgdm train``,
-    or the reverse), the command it belongs to."""
+    """Where a config that ``schema`` refuses would do for the other model (a back-translator's given to ``fgdm
+    train``, or the reverse), the command that reads it: a hint, for a typo can make one pass for the other."""
     from fgdm.config.schema import BackTranslatorConfig
 
     other, command = (BackTranslatorConfig, "backtranslator train") if schema is Config else (Config, "train")
@@ -368,4 +368,4 @@ def _other_command(raw: dict, schema: type) -> str:
         from_dict(raw, other)
     except ConfigError:
         return ""
-    return f" (it is a config for fgdm {command})"
+    return f" (if it is the other model's config: fgdm {command} reads it)"

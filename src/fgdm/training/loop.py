@@ -39,8 +39,14 @@ from fgdm.training.throughput import Throughput
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes a checkpoint to a temporary file, syncs it, then renames it over the target.
 
-    A crash while saving leaves the previous checkpoint intact, never a truncated one.
+    A crash while saving leaves the previous checkpoint intact, never a truncated one. ``run_dir``: the run
+    directory :func:`fgdm.training.rundir.claim` holds, whose old run an --overwrite set aside goes once a
+    checkpoint is written.
     """
+
+    def __init__(self, run_dir: Path | None = None) -> None:
+        super().__init__()
+        self.run_dir = run_dir
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         path = Path(path)
@@ -54,8 +60,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-        if path.parent.name == "checkpoints":  # the new run has a checkpoint: an old one an --overwrite set aside goes
-            drop_replaced(path.parent.parent)
+        if self.run_dir is not None:  # the new run has a checkpoint: an old one an --overwrite set aside goes
+            drop_replaced(self.run_dir)
 
 
 def _loggers_write_this_step(trainer: L.Trainer) -> bool:
@@ -232,7 +238,7 @@ def _trainer(t: TrainingConfig, out: Path, callbacks: list, loggers: list, progr
         log_every_n_steps=t.log_every,
         logger=loggers,
         callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(out)],
         enable_progress_bar=progress,
         enable_model_summary=False,
         use_distributed_sampler=False,  # BucketBatchSampler shards by rank itself

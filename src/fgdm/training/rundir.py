@@ -154,8 +154,11 @@ def _claimed(out: Path, stored: dict | None, resume: bool, overwrite: bool) -> I
         began = [] if resume else [out / name for name in (*RUN_FILES, "checkpoints") if not (out / name).exists()]
         started = False
         try:
+            if aside:  # a kill between the moves leaves this: the run is put back whole, not half dropped
+                (out / MOVING).touch()
             for path, moved in aside:
                 path.replace(moved)
+            (out / MOVING).unlink(missing_ok=True)
             started = True
             yield stored
         finally:
@@ -172,10 +175,13 @@ def _claimed(out: Path, stored: dict | None, resume: bool, overwrite: bool) -> I
 
 RUN_FILES = ("config.json", "gloss_vocab.txt", "logs", "tensorboard")  # beside checkpoints/ in a run directory
 REPLACED = ".replaced"  # an old run's files while an --overwrite has not yet written its first checkpoint
+MOVING = ".setting-aside"  # present while an --overwrite moves the old run's files aside
 
 
 def _set_aside(out: Path) -> list[Path]:
-    return [*out.glob("*" + REPLACED), *(out / "checkpoints").glob("*" + REPLACED)]
+    """The old run's files an --overwrite set aside (those claim moves, no other file that ends so)."""
+    return [*(p for name in RUN_FILES if (p := out / (name + REPLACED)).exists()),
+            *(out / "checkpoints").glob("*.ckpt" + REPLACED)]  # fmt: skip
 
 
 def drop_replaced(out: Path) -> None:
@@ -190,11 +196,12 @@ def _recover(out: Path) -> None:
     old run was removed then, or is now); a checkpoint's temporary, half written, is removed."""
     for tmp in (out / "checkpoints").glob(".*.tmp"):  # the lock is held: no training writes here now
         tmp.unlink(missing_ok=True)
-    stale = _set_aside(out)
+    stale, moving = _set_aside(out), (out / MOVING).exists()
+    (out / MOVING).unlink(missing_ok=True)
     if not stale:
         return
-    if any((out / "checkpoints").glob("*.ckpt")):  # killed between its first checkpoint and drop_replaced
-        drop_replaced(out)
+    if not moving and any((out / "checkpoints").glob("*.ckpt")):  # killed between its first checkpoint and
+        drop_replaced(out)  # drop_replaced (a .ckpt during the moves is the old run's: put back below)
         return
     for moved in stale:
         path = moved.with_name(moved.name.removesuffix(REPLACED))
