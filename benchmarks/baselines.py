@@ -239,8 +239,8 @@ def main() -> None:
     )
     args = ap.parse_args()
     name = args.name or args.data.resolve().name
-    refuse_existing(args.results / f"{name}.md", args.results / f"{name}.json", overwrite=args.overwrite,
-                    where="--name or --results")  # fmt: skip
+    refuse_existing([args.results / f"{name}.md", args.results / f"{name}.json"], args.overwrite,
+                    option="--name or --results")  # fmt: skip
 
     train = open_corpus(args.data, "train", args.skip_frames)
     test = open_corpus(args.data, args.split, args.skip_frames)

@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/beam_search.md"), help="(default runs/beam_search.md)")
     ap.add_argument("--overwrite", action="store_true", help="replace --out")
     args = ap.parse_args()
-    refuse_existing(args.out, overwrite=args.overwrite)
+    refuse_existing([args.out], args.overwrite)
     hyps = []
     for h in args.hyp:
         name, _, path = h.partition("=")
@@ -114,14 +114,11 @@ def main() -> None:
         samples = [corpus[i] for i in range(len(corpus))]
         systems = [("ground truth", [s.pose for s in samples])]
         for name, path in hyps:
-            if not _has_split(Path(path), split):
-                print(f"--hyp {name}={path}: no {split} split there, skipped", file=sys.stderr)
-                continue
             try:  # as evaluate --hyp reads them: frame rates, files of another split refused
                 got = read_hypotheses(path, split, [s.name for s in samples], 25 / bt.cfg.data.skip_frames,
                                       lengths=[len(s.pose) for s in samples], glosses=[s.glosses for s in samples],
                                       elsewhere=functools.partial(names_elsewhere, args.data, split))  # fmt: skip
-            except DataFormatError as err:  # loose files of another split (test's, with --split dev test): skipped
+            except DataFormatError as err:  # none of the split's files, or loose ones of another split: skipped
                 if (Path(path) / f"{split}.skels").is_file() or (Path(path) / split).is_dir():
                     raise
                 print(f"--hyp {name}={path}: not {split}'s files ({err}); skipped", file=sys.stderr)
@@ -153,14 +150,6 @@ def main() -> None:
     else:
         args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
-
-
-def _has_split(path: Path, split: str) -> bool:
-    """Whether a directory of generated poses holds ``split``'s: its PT files or folder, or loose files (a
-    directory of one split's ``.npy``/``.pose`` files, which the reader matches by name)."""
-    if (path / f"{split}.skels").is_file() or (path / split).is_dir():
-        return True
-    return any(p.suffix in (".npy", ".pose") for p in path.iterdir())
 
 
 if __name__ == "__main__":

@@ -9,10 +9,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from fgdm.cli import describe, refusals
+from fgdm.cli import describe
 from fgdm.cli.arguments import count, nonnegative, number, positive, positive_int, probability  # noqa: F401
-from fgdm.config.schema import ConfigError
-from fgdm.data.pt import DataFormatError
+from fgdm.cli.refusals import refuse_existing  # noqa: F401
 
 
 class InputError(ValueError):
@@ -20,17 +19,17 @@ class InputError(ValueError):
 
 
 def run(main: Callable[[], object]) -> None:
-    """``main()``, with bad input (a config or data that fgdm refuses, a file that is not there or cannot be
-    written, an :class:`InputError`) reported as the ``fgdm`` command reports it: ``NAME.py: error: ...``, exit
-    status 1 (``FGDM_DEBUG=1`` shows the traceback too). Any other failure keeps its traceback: in a benchmark it
-    is a bug."""
+    """``main()``, with bad input (what fgdm refuses with ``ValueError``: a config, data, a device, results that
+    are there already; a file that is not there or cannot be written; an :class:`InputError`) reported as the
+    ``fgdm`` command reports it: ``NAME.py: error: ...``, exit status 1 (``FGDM_DEBUG=1`` shows the traceback too).
+    Any other failure keeps its traceback: in a benchmark it is a bug."""
     name = Path(sys.argv[0]).name
     try:
         main()
     except BrokenPipeError:  # `NAME.py … | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
-    except (ConfigError, DataFormatError, OSError, InputError) as err:
+    except (ValueError, OSError) as err:
         if os.environ.get("FGDM_DEBUG"):
             raise
         print(f"{name}: error: {describe(err)}", file=sys.stderr)
@@ -38,15 +37,6 @@ def run(main: Callable[[], object]) -> None:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         sys.exit(130)
-
-
-def refuse_existing(*paths: Path, overwrite: bool, where: str = "--out") -> None:
-    """Results already there (committed ones among them) are replaced only with ``--overwrite``; ``where``: the
-    argument that names them."""
-    try:
-        refusals.refuse_existing(list(paths), overwrite)
-    except ValueError as err:
-        raise InputError(str(err).replace("another --out", f"another {where}")) from None
 
 
 def machine(device: str = "cpu") -> str:

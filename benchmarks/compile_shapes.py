@@ -24,7 +24,7 @@ import time
 from collections import Counter
 
 import torch
-from common import InputError, run  # a sibling module
+from common import run  # a sibling module
 
 from fgdm.config import load_config
 from fgdm.model import build_model
@@ -68,10 +68,7 @@ def main() -> None:
         parser.error(f"--shapes: each shape is batch x frames x glosses, e.g. 4x16x3; got {args.shapes!r}")
     if any(shape[0] < 2 or shape[1] < 4 or shape[2] < 2 for shape in shapes):
         parser.error("--shapes: each batch needs 2 sequences, 4 frames and 2 glosses or more (its second is padded)")
-    try:
-        device = resolve_device(args.device)
-    except ValueError as err:
-        raise InputError(str(err)) from None
+    device = resolve_device(args.device)
     torch._logging.set_logs(recompiles=True)
     recompilations = _Recompilations()
     logging.getLogger("torch._dynamo").addHandler(recompilations)

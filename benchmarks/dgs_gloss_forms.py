@@ -65,8 +65,8 @@ def main() -> None:
     for name in ("train.gloss", "dev.gloss"):  # a missing source fails before anything is written
         if not (args.source / name).is_file():
             raise InputError(f"{args.source / name}: not found (the source is a PT directory with train and dev)")
-    refuse_existing(*(args.out / f"{split}.{suffix}" for split in ("train", "dev") for suffix in ("skels", "gloss")),
-                    overwrite=args.overwrite, where="OUT")  # fmt: skip
+    refuse_existing([args.out / f"{split}.{suffix}" for split in ("train", "dev") for suffix in ("skels", "gloss")],
+                    args.overwrite, option="OUT")  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     train = [line.split() for line in _read(args.source / "train.gloss")]
     dev = [line.split() for line in _read(args.source / "dev.gloss")]

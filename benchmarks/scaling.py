@@ -32,7 +32,7 @@ def main() -> None:
     if args.plot_only:
         plot(json.loads((out / "scaling.json").read_text()), out / "scaling.png")
         return
-    refuse_existing(out / "scaling.json", out / "scaling.png", overwrite=args.overwrite)
+    refuse_existing([out / "scaling.json", out / "scaling.png"], args.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     speed = Path(__file__).with_name("speed.py")
     points = []

@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from common import InputError, machine, number, positive_int, run  # a sibling module
+from common import machine, number, positive_int, run  # a sibling module
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -140,10 +140,7 @@ def main() -> None:
     keep_freed_memory()  # as the fgdm command does
     args.repeats = args.repeats or (3 if args.quick else 5)
     torch.manual_seed(0)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as err:
-        raise InputError(str(err)) from None
+    device = resolve_device(args.device)
     overrides = args.set + ([f"model.focal.kernel={args.kernel}"] if args.kernel else [])
     cfg = load_config(args.config, overrides)
     if device.type == "cuda":  # float32 matmuls and convolutions in TF32 where the config says so, as fgdm train

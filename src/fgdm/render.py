@@ -145,6 +145,11 @@ class Renderer:
 MIN_FPS, MAX_FPS = 0.01, 1000.0  # a GIF's longest frame delay is 655.35 s
 
 
+def gif_stride(fps: float) -> int:
+    """k of the every k-th frame a GIF keeps at ``fps`` (:func:`gif_timing`)."""
+    return max(1, math.ceil(fps / 50 - 1e-9))
+
+
 def gif_timing(n: int, fps: float) -> tuple[list[int], list[int]]:
     """The frames a GIF keeps and their delays in milliseconds, so that it plays at ``fps``.
 
@@ -152,7 +157,7 @@ def gif_timing(n: int, fps: float) -> tuple[list[int], list[int]]:
     fps every k-th frame is kept (k = ⌈fps / 50⌉). Each frame's delay is the difference of its rounded start
     times, so delays of 3 and 4 hundredths alternate at 30 fps and the whole keeps time.
     """
-    k = max(1, math.ceil(fps / 50 - 1e-9))
+    k = gif_stride(fps)
     keep = list(range(0, n, k))
     rate = fps / k
     starts = [round(100 * i / rate) for i in range(len(keep) + 1)]
@@ -241,7 +246,7 @@ def shown_frames(count: int, fps: float, path: Path | str) -> str:
     """What an animation of ``count`` frames at ``fps`` shows, in words: '93 frames at 50 fps (one in 2 of 185
     at 100 fps: a GIF plays at most 50 a second)' (:func:`gif_timing`)."""
     keep = gif_timing(count, fps)[0] if animation_format(path) == ".gif" else range(count)
-    k = max(1, math.ceil(fps / 50 - 1e-9)) if len(keep) < count else 1
+    k = gif_stride(fps) if len(keep) < count else 1
     said = f"{len(keep)} frame{'s' if len(keep) != 1 else ''} at {fps / k:g} fps"
     return said if k == 1 else f"{said} (one in {k} of {count} at {fps:g} fps: a GIF plays at most 50 a second)"
 

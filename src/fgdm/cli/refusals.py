@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def refuse_existing(paths: list[Path], overwrite: bool) -> None:
-    """Never replace what is there without ``--overwrite``."""
+def refuse_existing(paths: list[Path], overwrite: bool, option: str = "--out") -> None:
+    """Never replace what is there without ``--overwrite``; ``option``: the argument that names them."""
     found = [str(p) for p in paths if p.exists()]
     if found and not overwrite:
         listed = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
         verb, them = ("exists", "it") if len(found) == 1 else ("exist", "them")
-        raise ValueError(f"{listed} {verb} already: choose another --out, or --overwrite to replace {them}")
+        raise ValueError(f"{listed} {verb} already: choose another {option}, or --overwrite to replace {them}")
 
 
 def refuse_unwritable(path: Path) -> None:
