@@ -747,6 +747,28 @@ def test_epochs_are_reshuffled_and_a_resumed_run_goes_on_as_a_straight_one(tmp_p
     assert all(torch.equal(a[k], b[k]) for k in a)  # the same draws too: the random stream was restored
 
 
+def test_a_resumed_runs_metrics_csv_rows_are_at_a_straight_runs_steps(tmp_path):
+    """Lightning's logging step went one up on every resume (its dev rows a step after the training rows of the
+    same step, two after a second resume): the rows of a run cut twice are a straight run's, step for step."""
+    from fgdm.config import load_config
+    from fgdm.training import train
+
+    def run(name: str, steps: int, resume: bool = False) -> None:
+        cfg = load_config(TINY, [f"training.output_dir={tmp_path / name}", f"training.max_steps={steps}",
+                                 "training.val_every=2", "training.log_every=2"])  # fmt: skip
+        train(cfg, resume=resume, progress=False)
+
+    def rows(name: str) -> list[tuple[str, str, str]]:
+        logs = sorted((tmp_path / name / "logs").glob("version_*/metrics.csv"))
+        return [(r["step"], r["dev/dtw"], r["train/loss"]) for f in logs for r in csv.DictReader(f.open())]
+
+    run("straight", 8)
+    run("cut", 3), run("cut", 6, resume=True), run("cut", 8, resume=True)
+    straight = rows("straight")
+    assert [r[0] for r in straight] == ["1", "1", "3", "3", "5", "5", "7", "7"]  # a training and a dev row each
+    assert rows("cut") == straight
+
+
 def test_a_warm_up_longer_than_the_first_validations_does_not_stop_training(tmp_path, capsys):
     base = ["train", TINY, "--set", f"training.output_dir={tmp_path / 'run'}", "--set", "training.val_every=2",
             "--set", "training.max_steps=6", "--quiet"]  # fmt: skip

@@ -29,10 +29,12 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 # Lightning's notes that say nothing to an fgdm user: its own deprecations of torch internals, the checkpoint
 # directory fgdm claimed itself (train --resume / --overwrite), torch.load's weights_only default, an advert, and
-# the time budget's callback missing when a run with training.max_minutes is resumed without one
+# the time budget's callback missing when a run with training.max_minutes is resumed without one, and that training
+# stopped at max_steps (the bar ends at it; the command's result says the steps)
 _NOISE = (r".*isinstance\(treespec, LeafSpec\)", r"Checkpoint directory .* exists and is not empty",
           r".*`weights_only` was not set", r".*Tip: For seamless cloud logging",
-          r".*callbacks used to create the checkpoint need to be provided.*\['Timer'\]")  # fmt: skip
+          r".*callbacks used to create the checkpoint need to be provided.*\['Timer'\]",
+          r"`Trainer.fit` stopped: `max_steps=\d+` reached")  # fmt: skip
 
 
 class _DropNoise(logging.Filter):

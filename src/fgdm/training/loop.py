@@ -31,6 +31,7 @@ from fgdm.runtime import Terminated
 from fgdm.training.data import PoseDataModule
 from fgdm.training.finite import FiniteCheck, not_finite
 from fgdm.training.optim import clip_gradients, optimizer, scheduled_lr
+from fgdm.training.progress import StepBar
 from fgdm.training.ranks import StopOnInterrupt, is_worker, rng_states, set_rng_states
 from fgdm.training.rundir import drop_replaced
 from fgdm.training.throughput import Throughput
@@ -118,6 +119,14 @@ class ScheduledModule(L.LightningModule):
             if self._bar_loss is None or every:  # (the first step's: shown from the start)
                 self._bar_loss = terms["loss"].detach().cpu()
             self.log("loss", self._bar_loss, prog_bar=True, logger=False, batch_size=batch_size)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """The loggers' step is the optimiser's: Lightning counts it apart and adds one on every resume (it takes a
+        checkpoint to be saved mid-step, but fgdm saves the last one after the fit), so a resumed run's dev rows
+        were a step later in metrics.csv than its training rows, one more per resume."""
+        loop = getattr(self.trainer.fit_loop, "epoch_loop", None)
+        if hasattr(loop, "_batches_that_stepped"):
+            loop._batches_that_stepped = self.trainer.global_step
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         unlogged, self._unlogged_terms = self._unlogged_terms, None
@@ -325,7 +334,8 @@ def fit(
         warnings.warn(f"training.log_every {t.log_every} > training.max_steps {t.max_steps}: the CSV log gets no "
                       "training rows (loss terms, learning rate)", stacklevel=2)  # fmt: skip
     try:
-        trainer = _trainer(t, out, [best, throughput, interrupt, FiniteCheck(), *callbacks], loggers, progress)
+        bar = [StepBar()] if progress else []  # one bar for the run, in steps (Lightning's counts each epoch's)
+        trainer = _trainer(t, out, [best, throughput, interrupt, FiniteCheck(), *bar, *callbacks], loggers, progress)
     except (MisconfigurationException, TypeError) as err:  # accelerator gpu without one; devices -1 on a CPU
         if isinstance(err, TypeError) and "devices" not in str(err):
             raise
