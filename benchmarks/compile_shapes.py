@@ -28,7 +28,7 @@ from common import run  # a sibling module
 
 from fgdm.config import load_config
 from fgdm.model import build_model
-from fgdm.sampling import resolve_device
+from fgdm.runtime import resolve_device
 from fgdm.training.compiling import CUDA_GRAPHS, compiled_loss, frame_bucket
 
 PROXY = [

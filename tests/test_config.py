@@ -22,6 +22,7 @@ def test_every_shipped_config_loads(path):
         (["training.precision=fp8"], "is not one of 32-true, 16-mixed"),
         (["model.focal.layers=two"], "model.focal.layers: expected an integer, got 'two'"),
         (["model.scg.enabled=maybe"], "model.scg.enabled: expected true or false"),
+        (["model.scg.enabled=2"], "model.scg.enabled: expected true or false, got 2"),
         (["model.focal.layers=0"], "model.focal.layers: must be ≥ 1"),
         (["model.general.heads=3"], "not divisible by 3 heads"),
         (["model.focal.tcn_kernel=4"], "must be odd"),
@@ -56,6 +57,10 @@ def test_overrides_are_typed_by_yaml():
     cfg = load_config("configs/paper.yaml", ["model.focal.enabled=false", "training.lr=3e-4", "data.path=/x"])
     assert cfg.model.focal.enabled is False and cfg.training.lr == 3e-4 and cfg.data.path == "/x"
     assert load_config(None).model.width == 512  # defaults are the paper's
+    switches = ["model.focal.enabled=0", "model.scg.enabled=1", "model.focal.semantic_mask=no"]
+    off = load_config("configs/paper.yaml", switches)
+    assert off.model.focal.enabled is False and off.model.scg.enabled is True
+    assert off.model.focal.semantic_mask is False
 
 
 def test_ablation_configs_switch_one_thing_each():

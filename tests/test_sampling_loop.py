@@ -147,7 +147,7 @@ def test_sampling_warns_of_sequences_far_longer_than_the_training_ones():
     loaded = _loaded()
     loaded.model.normalizer.longest.fill_(10)
     with pytest.warns(UserWarning, match=r"1 sequence\(s\) longer than 1.5 × the longest the model was trained on "
-                      r"\(10 frames\), e.g. sequence 1 \(16 frames\)"):  # fmt: skip
+                      r"\(10 frames\), e.g. gloss sequence 1 \(16 frames\)"):  # fmt: skip
         generate_poses(loaded, [[5, 6], [7, 8]], [15, 16])
     state = loaded.model.normalizer.state_dict()
     assert int(state.pop("longest")) == 10
@@ -351,7 +351,7 @@ def test_generate_poses_names_each_bad_argument(change, says):
 
 def test_length_modes_and_devices_refuse_what_they_cannot_mean():
     from fgdm.choices import LengthMode
-    from fgdm.sampling import resolve_device
+    from fgdm.runtime import resolve_device
 
     with pytest.raises(ValueError, match="the kind is gt, predicted or fixed, got 'bogus'"):
         LengthMode("bogus")  # type: ignore[arg-type]

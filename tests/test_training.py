@@ -582,7 +582,7 @@ def test_export_writes_inference_weights_that_sample_exactly_as_the_checkpoint(t
                  "--out", str(tmp_path / "r.npy")]) == 0  # fmt: skip
     modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
     assert len(set(modes.values())) == 1, modes  # the weights as readable as the rest
-    with pytest.raises(ValueError, match=r"raw weights \(--no-ema\) come from the training checkpoint"):
+    with pytest.raises(ValueError, match=r"raw weights \(use_ema=False, --no-ema\) come from the training checkpoint"):
         load_for_sampling(out, use_ema=False)  # not silently the EMA weights
     with pytest.raises(ValueError, match="2 frame counts for 1 gloss sequences"):
         generate_poses(b, ids[:1], [9, 7])

@@ -4,7 +4,7 @@ The public API (imported on first use, so ``import fgdm`` stays light):
 
     from fgdm import load_for_sampling, generate_poses, evaluate
     loaded = load_for_sampling("runs/synth/checkpoints/best.ckpt")
-    (pose,) = generate_poses(loaded, loaded.vocab.encode_all([["MORGEN", "NORD", "REGEN"]]), frames=None)
+    (pose,) = generate_poses(loaded, [loaded.vocab.encode_sentence("MORGEN NORD REGEN")], frames=None)
 
 - :func:`fgdm.sampling.load_for_sampling`, :func:`fgdm.sampling.generate_poses`: inference;
 - :func:`fgdm.evaluation.protocol.evaluate`: the evaluation protocol (back-translation, DTW, FID);

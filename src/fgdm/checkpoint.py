@@ -8,6 +8,11 @@ from typing import Any
 
 import torch
 
+# what a file that is no checkpoint is, by its suffix
+_KINDS = {".yaml": "a config", ".yml": "a config", ".json": "a JSON file", ".txt": "a text file",
+          ".pose": "a pose file", ".npy": "a NumPy array", ".skels": "a PT data file", ".gif": "an animation",
+          ".mp4": "an animation"}  # fmt: skip
+
 
 def read_checkpoint(path: Path | str, what: str = "checkpoint") -> dict[str, Any]:
     """A checkpoint written by fgdm, on the CPU; clear errors for a missing or foreign file.
@@ -22,6 +27,9 @@ def read_checkpoint(path: Path | str, what: str = "checkpoint") -> dict[str, Any
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated, corrupt or foreign file: pickle, zip and torch all raise their own
+        kind = _KINDS.get(path.suffix.lower())
+        if kind is not None:
+            raise ValueError(f"{path}: {kind}, not a {what} (a training checkpoint is a .ckpt file)") from None
         raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {_problem(err)})") from err
     if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not an fgdm {what} (no stored config and weights)")

@@ -39,6 +39,8 @@ class LengthMode:
         if self.frames is not None and not whole(self.frames):
             raise ValueError(f"length: a fixed length is a whole number of frames, got {self.frames!r}")
         fixed = self.kind == "fixed"
+        if not fixed and self.frames is not None:
+            raise ValueError(f"length: {self.kind} takes no frame count (fixed does), got {self.frames}")
         if fixed != (self.frames is not None) or (fixed and not 1 <= (self.frames or 0) <= MAX_FRAMES):
             raise ValueError(f"length: a fixed length is a frame count from 1 to {MAX_FRAMES}, got {self.frames}")
 

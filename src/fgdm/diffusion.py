@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 
@@ -99,13 +100,16 @@ class Diffusion:
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
     def sampling_timesteps(self, steps: int | None = None) -> list[int]:
-        """I evenly spaced timesteps from T−1 down: 999, 799, 599, 399, 199 for T = 1000, I = 5."""
+        """I evenly spaced timesteps from T−1 down, T / I apart (rounded down): 999, 799, 599, 399, 199 for
+        T = 1000, I = 5; the last is under T / I, so more steps end nearer t = 0 (with a whole stride T // I,
+        601 steps ended at t = 399)."""
         steps = self.cfg.sampling_steps if steps is None else steps
+        if not isinstance(steps, Integral) or isinstance(steps, bool):
+            raise ValueError(f"steps: a whole number of sampling steps, got {steps!r}")
         if not 1 <= steps <= self.timesteps:
             raise ValueError(f"{steps} sampling steps: choose from 1 to at most {self.timesteps} (the diffusion's "
                              "timesteps)")  # fmt: skip
-        stride = self.timesteps // steps
-        return [self.timesteps - 1 - i * stride for i in range(steps)]
+        return [self.timesteps - 1 - i * self.timesteps // steps for i in range(steps)]
 
     def sample_steps(
         self,

@@ -251,6 +251,12 @@ def shown_frames(count: int, fps: float, path: Path | str) -> str:
     return said if k == 1 else f"{said} (one in {k} of {count} at {fps:g} fps: a GIF plays at most 50 a second)"
 
 
+def _as_sequences(sequences) -> list[np.ndarray]:  # one (S, J, 3) sequence or several, as arrays or nested lists
+    if isinstance(sequences, np.ndarray) or (len(sequences) and np.ndim(sequences[0]) == 2):
+        return [np.asarray(sequences, dtype=np.float32)] if np.ndim(sequences) == 3 else list(sequences)
+    return [np.asarray(s, dtype=np.float32) for s in sequences]
+
+
 def save_animation(
     path: Path | str,
     sequences: np.ndarray | Sequence[np.ndarray],
@@ -261,13 +267,16 @@ def save_animation(
 ) -> Path:
     """Writes a GIF or MP4 (by extension) of one (S, J, 3) sequence or several side by side, frame by frame.
 
+    ``fps``: the poses' frame rate: 25 for PT data, ``loaded.fps`` for a model's poses (12.5 for the shipped model:
+    at the default they would play twice as fast). A sequence that lies mostly outside the picture (poses not in
+    the PT convention) is warned of.
+
     ``progress``: a progress bar on stderr; None (default): on a terminal, once a render has taken 2 seconds.
     """
     from tqdm.auto import tqdm
 
     path = Path(path)
-    if isinstance(sequences, np.ndarray) and sequences.ndim == 3:
-        sequences = [sequences]
+    sequences = _as_sequences(sequences)
     for k, seq in enumerate(sequences):
         if seq.ndim != 3 or seq.shape[-1] != 3 or len(seq) == 0:
             raise ValueError(f"{path}: sequence {k} has shape {seq.shape}, expected (S, J, 3) with S ≥ 1")
@@ -276,16 +285,16 @@ def save_animation(
         raise ValueError(f"{path}: {fps:g} frames per second; an animation plays at {MIN_FPS:g} to {MAX_FPS:g}")
     renderer = renderer or Renderer()
     for k, seq in enumerate(sequences):
-        if renderer.visible(seq) < 0.01:  # e.g. pixel coordinates: the frames would show the titles only
+        if renderer.visible(seq) < 0.1:  # pixels, millimetres: the frames would show a dot or the titles only
             points = seq[..., :2].reshape(-1, 2)
             points = points[np.isfinite(points).all(1)]
             if not len(points):
                 warnings.warn(f"{path}: sequence {k} has no finite point to draw", stacklevel=2)
                 continue
             (lo, hi), (cx, cy) = (points.min(0), points.max(0)), renderer.centre
-            warnings.warn(f"{path}: sequence {k} lies outside the picture (x {lo[0]:.3g} … {hi[0]:.3g}, y {lo[1]:.3g} "
-                          f"… {hi[1]:.3g}; the panel shows ±{renderer.extent:g} around ({cx:g}, {cy:g})): not in the "
-                          f"PT convention ({CONVENTION}; pixel coordinates?)", stacklevel=2)  # fmt: skip
+            warnings.warn(f"{path}: sequence {k} lies mostly outside the picture (x {lo[0]:.3g} … {hi[0]:.3g}, y "
+                          f"{lo[1]:.3g} … {hi[1]:.3g}; the panel shows ±{renderer.extent:g} around ({cx:g}, {cy:g})): "
+                          f"not in the PT convention ({CONVENTION}; pixels, millimetres?)", stacklevel=2)  # fmt: skip
     count = max((len(s) for s in sequences), default=0)
     keep, durations = gif_timing(count, fps) if suffix == ".gif" else (list(range(count)), [])
     frames = renderer.frames(list(sequences), titles, keep)

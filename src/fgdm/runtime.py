@@ -1,14 +1,22 @@
 """Process-wide settings: CPU runs faster without changing any result; SIGTERM as an exception; signals held off while
-files are swapped."""
+files are swapped; the device a command runs on (:func:`resolve_device`); Lightning's notes that say nothing to an
+fgdm user left out (:func:`lightning_noise_dropped`)."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
+import re
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -92,3 +100,65 @@ def sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+
+
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` or None (CUDA when present, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, in any case; a
+    clear error for a device this machine lacks or fgdm does not run on."""
+    import torch
+
+    if name is None or str(name).lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        if not isinstance(name, (str, torch.device)):  # torch would take a bare number for a CUDA device's
+            raise TypeError
+        device = torch.device(name.lower() if isinstance(name, str) else name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: CUDA is not available on this machine (use cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {name!r}: MPS is not available on this machine (use cpu or auto)")
+    elif device.type != "cpu":
+        raise ValueError(f"device {name!r}: fgdm samples on auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+# Lightning's notes that say nothing to an fgdm user: its own deprecations of torch internals, the checkpoint
+# directory fgdm claimed itself (train --resume / --overwrite), torch.load's weights_only default, an advert, the
+# time budget's callback missing when a run with training.max_minutes is resumed without one, and that training
+# stopped at max_steps (the bar ends at it; the command's result says the steps)
+NOISE = (r".*isinstance\(treespec, LeafSpec\)", r"Checkpoint directory .* exists and is not empty",
+         r".*`weights_only` was not set", r".*Tip: For seamless cloud logging",
+         r".*callbacks used to create the checkpoint need to be provided.*\['Timer'\]",
+         r"`Trainer.fit` stopped: `max_steps=\d+` reached")  # fmt: skip
+
+
+class DropNoise(logging.Filter):
+    """Drops the log records :data:`NOISE` matches."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(re.match(pattern, record.getMessage()) for pattern in NOISE)
+
+
+@contextlib.contextmanager
+def lightning_noise_dropped() -> Iterator[None]:
+    """Within it (or a function it decorates), the warnings and Lightning's log lines :data:`NOISE` matches are
+    left out: training from Python prints what ``fgdm train`` prints. Lightning's loggers as they were after."""
+    names = ("lightning.pytorch", "lightning.fabric")
+    handlers = [h for name in names for h in logging.getLogger(name).handlers]  # they see their children's records
+    drop = DropNoise()
+    with warnings.catch_warnings():
+        for pattern in NOISE:
+            warnings.filterwarnings("ignore", message=pattern)
+        for handler in handlers:
+            handler.addFilter(drop)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(drop)

@@ -1,7 +1,7 @@
 """The public inference API: load a trained generator, sample poses for gloss sequences.
 
     loaded = load_for_sampling("runs/synth/checkpoints/best.ckpt")
-    (pose,) = generate_poses(loaded, loaded.vocab.encode_all([["MORGEN", "NORD", "REGEN"]]), frames=None)
+    (pose,) = generate_poses(loaded, [loaded.vocab.encode_sentence("MORGEN NORD REGEN")], frames=None)
 
 A pose is a (S, 50, 3) float32 array in PT units (:mod:`fgdm.skeleton`). Frame counts come from a
 :class:`LengthMode`: the ground truth's (``gt``), the model's length head (``predicted``), or a fixed N.
@@ -25,33 +25,9 @@ from fgdm.data.corpus import Sample
 from fgdm.data.dataset import pad_sequences
 from fgdm.data.vocab import Vocabulary
 from fgdm.model import FGDM, build_model
-from fgdm.runtime import signals_held
+from fgdm.runtime import resolve_device, signals_held
 
 LONG = 1.5  # sampling warns of sequences longer than this many times the longest training sequence
-
-
-def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` or None (CUDA when present, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, in any case; a
-    clear error for a device this machine lacks or fgdm does not run on."""
-    if name is None or str(name).lower() == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        if not isinstance(name, (str, torch.device)):  # torch would take a bare number for a CUDA device's
-            raise TypeError
-        device = torch.device(name.lower() if isinstance(name, str) else name)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r}: CUDA is not available on this machine (use --device cpu or auto)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError(f"device {name!r}: MPS is not available on this machine (use --device cpu or auto)")
-    elif device.type != "cpu":
-        raise ValueError(f"device {name!r}: fgdm samples on auto, cpu, cuda, cuda:N or mps")
-    return device
 
 
 @dataclass
@@ -84,6 +60,16 @@ def pretrained_path(name: str = PRETRAINED) -> Path:
     return path
 
 
+def _is_pretrained(name: str) -> bool:
+    """Whether ``name`` (a bare name, no path) names weights shipped with fgdm."""
+    if not name or name.startswith(".") or any(c in name for c in "/\\"):
+        return False
+    try:
+        return pretrained_path(name).is_dir()
+    except (FileNotFoundError, OSError):
+        return False
+
+
 def build_for_sampling(cfg: Config, vocab_size: int) -> FGDM:
     """The generator without its SCG branch, on the CPU, for weights to be loaded into it.
 
@@ -100,21 +86,23 @@ def load_for_sampling(
     precision: str = "32",
 ) -> LoadedModel:
     """The generator for sampling, from a training checkpoint (``.ckpt``: EMA weights when present and
-    ``use_ema``), an inference directory written by :func:`export` (or its ``model.safetensors``), or, with
-    no path, the weights shipped with fgdm (:func:`pretrained_path`). ``device``: see :func:`resolve_device`.
+    ``use_ema``), an inference directory written by :func:`export` (or a ``.safetensors`` file in one, read with
+    the directory's config and vocabulary), or, with no path or the name of one (``"synth"``), the weights shipped
+    with fgdm (:func:`pretrained_path`). ``device``: see :func:`resolve_device`.
 
     ``precision``: ``32`` (float32 throughout) or ``bf16``: the General part (F2G, the General stage, the
     output layer) in bfloat16, everything else in float32 (:meth:`fgdm.model.denoiser.Denoiser.lower_precision`).
     bf16 pays on GPUs and on CPUs with bfloat16 matrix units (Intel AMX); elsewhere it is slower."""
     if str(precision) not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-    path = pretrained_path() if path is None else Path(path)
+    if path is None or (isinstance(path, str) and not Path(path).exists() and _is_pretrained(path)):
+        path = pretrained_path(path or PRETRAINED)  # the weights shipped with fgdm, by name ("synth")
+    path = Path(path)
     if path.is_dir() or path.suffix == ".safetensors":
         if not use_ema:
             raise ValueError(f"{path}: exported weights are one set (the EMA's, where training kept one): raw "
-                             "weights (--no-ema) come from the training checkpoint (.ckpt)")  # fmt: skip
-        directory = path if path.is_dir() else path.parent
-        cfg, vocab, state, step = _read_inference(directory)
+                             "weights (use_ema=False, --no-ema) come from the training checkpoint (.ckpt)")  # fmt: skip
+        cfg, vocab, state, step = _read_inference(path / WEIGHTS if path.is_dir() else path)
     else:
         ckpt = read_checkpoint(path)
         hp = ckpt["hyper_parameters"]
@@ -145,6 +133,10 @@ def load_for_sampling(
         raise ValueError(f"{path}: diffusion.standardise is on but the checkpoint has no pose statistics")
     device = resolve_device(device)
     model.eval().to(device)
+    if device.type == "cpu" and cfg.model.focal.kernel != "torch":  # the fused ASGCN kernel built (seconds, once a
+        from fgdm.model import kernels  # machine; cached) or loaded now, not in the first sentence's sampling
+
+        kernels.available()
     if str(precision) == "bf16":
         model.denoiser.lower_precision(torch.bfloat16)
         if device.type == "cpu" and not _has_bf16_matrix_units():
@@ -159,31 +151,37 @@ def _has_bf16_matrix_units() -> bool:
     return True if probe is None else bool(probe())
 
 
-def _read_inference(directory: Path) -> tuple[Config, Vocabulary, dict, int]:
-    """config.json, vocab.txt and model.safetensors of an inference directory."""
+def _read_inference(weights: Path) -> tuple[Config, Vocabulary, dict, int]:
+    """The weights file of an inference directory (its model.safetensors, or another a user saved there) and the
+    directory's config.json and vocab.txt."""
     import json
 
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
-    for name in (WEIGHTS, CONFIG, VOCAB):
+    directory = weights.parent
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: not found" if weights.name != WEIGHTS else
+                                f"{weights}: not found (an inference directory holds {WEIGHTS}, {CONFIG} and "
+                                f"{VOCAB}; fgdm export writes them)")  # fmt: skip
+    for name in (CONFIG, VOCAB):
         if not (directory / name).is_file():
-            raise FileNotFoundError(f"{directory / name}: not found (an inference directory holds {WEIGHTS}, "
-                                    f"{CONFIG} and {VOCAB}; fgdm export writes them)")  # fmt: skip
+            raise FileNotFoundError(f"{directory / name}: not found (the weights {weights.name} are read with the "
+                                    f"{CONFIG} and {VOCAB} beside them, as fgdm export writes them)")  # fmt: skip
     try:
         meta = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
         cfg, step = from_dict(meta["config"]), int(meta.get("step", 0))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{directory / CONFIG}: not an fgdm export's config ({type(err).__name__}: {err})") from None
     try:
-        tensors = load_file(directory / WEIGHTS)
-        with safe_open(directory / WEIGHTS, "pt") as f:
+        tensors = load_file(weights)
+        with safe_open(weights, "pt") as f:
             stored = (f.metadata() or {}).get("step")
     except (OSError, ValueError, SafetensorError) as err:
-        raise ValueError(f"{directory / WEIGHTS}: not readable weights ({type(err).__name__}: {err})") from None
+        raise ValueError(f"{weights}: not readable weights ({type(err).__name__}: {err})") from None
     if stored is not None and stored != str(step):
-        raise ValueError(f"{directory}: {WEIGHTS} holds step {stored}, {CONFIG} step {step}: two exports mixed; "
-                         "export again")  # fmt: skip
+        raise ValueError(f"{directory}: {weights.name} holds step {stored}, {CONFIG} step {step}: two exports "
+                         "mixed; export again")  # fmt: skip
     state = {part: {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(part + ".")}
              for part in ("denoiser", "normalizer")}  # fmt: skip
     return cfg, Vocabulary.from_file(directory / VOCAB), state, step
@@ -212,7 +210,7 @@ def export(
 
     out = Path(out)
     if (out / "checkpoints").is_dir() or any(out.glob("*.ckpt")):
-        raise ValueError(f"{out}: a training run's directory (its config.json is the run's): choose another --out")
+        raise ValueError(f"{out}: a training run's directory (its config.json is the run's): choose another one")
     cfg = loaded.cfg
     if data != "keep":
         path = str(Path(data).resolve()) if data is not None else None  # read later, from elsewhere
@@ -261,9 +259,11 @@ def _listed(values, what: str) -> list:
 def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_size) -> tuple[list, list | None, list]:
     """:func:`generate_poses`' arguments checked, each problem named: (the gloss-id lists, the frame counts or
     None, one generator seed per sequence)."""
+    if not isinstance(loaded, LoadedModel):
+        raise TypeError(f"loaded: a model load_for_sampling(...) returns, got {loaded!r}")
     if not whole(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size: a whole number ≥ 1, got {batch_size!r}")
-    how = "a list of gloss ids per sequence (loaded.vocab.encode_all([['MORGEN', 'NORD']]) makes them)"
+    how = "a list of gloss ids per sequence ([loaded.vocab.encode_sentence('MORGEN NORD')] makes one)"
     ids = _listed(glosses, f"glosses: {how}")
     if frames is not None:
         frames = _listed(frames, "frames: a frame count per sequence, or None for the length head's")
@@ -336,31 +336,34 @@ def generate_poses(
     loaded.model.diffusion.sampling_timesteps(steps)  # checks steps before any work
     model = loaded.model
     device = next(model.parameters()).device
-    out: list[np.ndarray] = []
-    longest, too_long = int(model.normalizer.longest), []  # the longest training sequence, if recorded
-    for start in tqdm(range(0, len(glosses), batch_size), desc="generate", disable=not progress):
-        chunk = glosses[start : start + batch_size]
-        gloss, gloss_mask = pad_sequences(chunk, loaded.vocab.pad_index, torch.long)
+    name = (lambda i: f"gloss sequence {names[i]}") if names is not None else (lambda i: f"gloss sequence {i}")
+    batches = []  # every batch's frame counts first: a refusal comes before any sampling
+    for start in range(0, len(glosses), batch_size):
+        gloss, gloss_mask = pad_sequences(glosses[start : start + batch_size], loaded.vocab.pad_index, torch.long)
         gloss, gloss_mask = gloss.to(device), gloss_mask.to(device)
         n = (  # on the host: read once per batch (a GPU would wait at each read)
             model.predict_frames(gloss, gloss_mask).cpu()
             if frames is None
-            else torch.tensor(frames[start : start + len(chunk)])
+            else torch.tensor(frames[start : start + len(gloss)])
         )
         if frames is None and int(n.max()) > MAX_FRAMES:
-            raise ValueError(f"the length head predicts {int(n.max())} frames for sequence {start + int(n.argmax())}, "
-                             f"beyond the {MAX_FRAMES} sampling allows: give fewer glosses, or a frame count "
-                             "(--length N)")  # fmt: skip
+            raise ValueError(f"the length head predicts {int(n.max())} frames for {name(start + int(n.argmax()))}, "
+                             f"beyond the {MAX_FRAMES} sampling allows: give fewer glosses, or a frame count for "
+                             "it (frames=[N]; fgdm generate --length N)")  # fmt: skip
+        batches.append((start, gloss, gloss_mask, n))
+    out: list[np.ndarray] = []
+    longest, too_long = int(model.normalizer.longest), []  # the longest training sequence, if recorded
+    for start, gloss, gloss_mask, n in tqdm(batches, desc="generate", disable=not progress):
         too_long += [start + b for b, count in enumerate(n.tolist()) if longest and count > LONG * longest]
         generators = [torch.Generator(device=device).manual_seed(seeds[start + b]) for b in range(len(n))]
         x0, _ = model.generate(gloss, gloss_mask, n, steps=steps, eta=eta, generator=generators)
         x0 = x0.float().cpu().numpy()
         out += [x0[b, :count].copy() for b, count in enumerate(n.tolist())]  # not views keeping the batch alive
     if too_long:
-        first = names[too_long[0]] if names is not None else f"sequence {too_long[0]}"
+        advice = "; sample one sentence at a time" if frames is None and len(glosses) > 1 else ""
         warnings.warn(f"{len(too_long)} sequence(s) longer than {LONG:g} × the longest the model was trained on "
-                      f"({longest} frames), e.g. {first} ({len(out[too_long[0]])} frames): it never learnt to sign so "
-                      "long, and its motion fades; sample one sentence at a time", stacklevel=2)  # fmt: skip
+                      f"({longest} frames), e.g. {name(too_long[0])} ({len(out[too_long[0]])} frames): it never "
+                      f"learnt to sign so long, and its motion fades{advice}", stacklevel=2)  # fmt: skip
     return out
 
 
@@ -371,8 +374,11 @@ def sequence_seed(seed: int, index: int) -> int:
 
 
 def generate_for(
-    loaded: LoadedModel, samples: Sequence[Sample], length: LengthMode = LengthMode(), **kwargs
+    loaded: LoadedModel, samples: Sequence[Sample], length: LengthMode | str | int = LengthMode(), **kwargs
 ) -> list[np.ndarray]:
-    """Samples one sequence per corpus sample, from its glosses (keyword arguments: :func:`generate_poses`'s)."""
+    """Samples one sequence per corpus sample, from its glosses; ``length``: a :class:`LengthMode`, or ``"gt"``,
+    ``"predicted"`` or a frame count, as :func:`fgdm.evaluation.evaluate` takes it (keyword arguments:
+    :func:`generate_poses`'s)."""
+    length = length if isinstance(length, LengthMode) else LengthMode.parse(length)
     ids = loaded.vocab.encode_all([s.glosses for s in samples])
     return generate_poses(loaded, ids, length.frame_counts(samples), names=[s.name for s in samples], **kwargs)

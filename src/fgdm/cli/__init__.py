@@ -12,13 +12,12 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import sys
 import traceback
 import warnings
 from collections.abc import Sequence
 
-from fgdm.runtime import keep_freed_memory, sigterm_raises
+from fgdm.runtime import NOISE, DropNoise, keep_freed_memory, sigterm_raises
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
@@ -27,32 +26,17 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     return f"fgdm: warning: {message}\n"
 
 
-# Lightning's notes that say nothing to an fgdm user: its own deprecations of torch internals, the checkpoint
-# directory fgdm claimed itself (train --resume / --overwrite), torch.load's weights_only default, an advert, and
-# the time budget's callback missing when a run with training.max_minutes is resumed without one, and that training
-# stopped at max_steps (the bar ends at it; the command's result says the steps)
-_NOISE = (r".*isinstance\(treespec, LeafSpec\)", r"Checkpoint directory .* exists and is not empty",
-          r".*`weights_only` was not set", r".*Tip: For seamless cloud logging",
-          r".*callbacks used to create the checkpoint need to be provided.*\['Timer'\]",
-          r"`Trainer.fit` stopped: `max_steps=\d+` reached")  # fmt: skip
-
-
-class _DropNoise(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not any(re.match(pattern, record.getMessage()) for pattern in _NOISE)
-
-
 def quiet_lightning(quiet: bool = False) -> None:
-    """Lightning's notes that say nothing to an fgdm user left out (``_NOISE``), and with ``quiet`` its
-    informational lines too; warnings in one line. For a process that trains (``fgdm train``, the benchmarks)."""
+    """Lightning's notes that say nothing to an fgdm user left out (:data:`fgdm.runtime.NOISE`), and with ``quiet``
+    its informational lines too; warnings in one line. For a process that trains (``fgdm train``, the benchmarks)."""
     import lightning  # noqa: F401  (it sets its loggers' levels on import: quiet them afterwards)
 
     warnings.formatwarning = _one_line_warning  # Lightning's import put its own, with its source file's path
-    for pattern in _NOISE:
+    for pattern in NOISE:
         warnings.filterwarnings("ignore", message=pattern)
     for name in ("lightning.pytorch", "lightning.fabric"):
         for handler in logging.getLogger(name).handlers:  # a handler's filter sees its children's records too
-            handler.addFilter(_DropNoise())
+            handler.addFilter(DropNoise())
         if quiet:
             logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -76,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fgdm.cli.parser import parse
 
     warnings.formatwarning = _one_line_warning
-    for pattern in _NOISE:
+    for pattern in NOISE:
         warnings.filterwarnings("ignore", message=pattern)
     keep_freed_memory()  # large tensors reuse freed pages instead of faulting fresh ones in (fgdm.runtime)
     args = parse(argv)

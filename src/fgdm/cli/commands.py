@@ -144,11 +144,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise ValueError(f"{out}: --gloss writes a .npy, .pose, .gif or .mp4 file")
     loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema, precision=args.precision)
     if args.gloss is not None:
-        loaded.vocab.require_known(tokens, "--gloss")
+        ids = loaded.vocab.encode_sentence(tokens, "--gloss")  # a typo's warning offers the closest known gloss
         frames = (args.length or LengthMode.from_config(loaded.cfg, reference=False)).frame_counts(None, 1)
         refuse_existing([out], args.overwrite)
-        ids = loaded.vocab.encode_all([tokens], suggest=True)  # a typo's warning offers the closest known gloss
-        (pose,) = generate_poses(loaded, ids, frames, steps=args.steps, seed=args.seed)
+        (pose,) = generate_poses(loaded, [ids], frames, steps=args.steps, seed=args.seed)
         if out.suffix.lower() in (".gif", ".mp4"):
             from fgdm.render import save_animation
 

@@ -50,6 +50,8 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
                 errors.append(str(err))
         raise ConfigError(f"{key}: {value!r} does not fit {_type_name(hint)} ({'; '.join(errors)})")
     if hint is bool:
+        if type(value) is int and value in (0, 1):  # --set ema.enabled=0, as YAML's no and off are taken
+            return bool(value)
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
         return value
@@ -298,7 +300,9 @@ def _read_yaml(path: Path) -> dict:
     if path.is_dir():
         raise ConfigError(f"{path} is a directory: name its YAML files (e.g. {path / '*.yaml'})")
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        override = "=" in path.name and path.suffix.lower() not in (".yaml", ".yml")
+        hint = f" (an override is given with --set {path})" if override else ""
+        raise ConfigError(f"{path}: config file not found{hint}")
     try:
         raw = _load_yaml(path.read_text(encoding="utf-8-sig"), path) or {}
     except UnicodeDecodeError as err:
@@ -336,6 +340,10 @@ def load_config(
         paths = []
     elif isinstance(paths, str | Path):
         paths = [paths]
+    elif isinstance(paths, dict):
+        raise ConfigError("load_config reads YAML files; a config given as a dict is read by fgdm.config.from_dict")
+    if isinstance(overrides, str):  # one string would be taken character by character
+        raise ConfigError(f"overrides: a list of key=value strings, e.g. [{overrides!r}], got one string")
     raw: dict = {}
     for path in map(Path, paths):  # each layer's old key names moved first, so that a later layer's win
         raw = _merge(raw, upgrade(_read_yaml(path), schema))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -203,7 +204,11 @@ def _check(pose: np.ndarray, skeleton: Skeleton, where: str = "pose") -> np.ndar
 
 
 def save_sequence(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps: float = FPS) -> Path:
-    """Writes one (S, J, 3) sequence as ``.npy`` or ``.pose``, by extension."""
+    """Writes one (S, J, 3) sequence as ``.npy`` or ``.pose``, by extension. ``fps``: the poses' frame rate, which a
+    ``.pose`` file records (a ``.npy`` holds none): 25 for PT data, ``loaded.fps`` for a model's poses (12.5 for the
+    shipped model: at the default, pose-format's tools would play them twice as fast)."""
+    if not isinstance(fps, Real) or isinstance(fps, bool):
+        raise ValueError(f"{path}: fps: a number of frames per second, got {fps!r}")
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
         return save_npy(path, pose, skeleton)

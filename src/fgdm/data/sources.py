@@ -118,7 +118,7 @@ class SynthManifest:
             rows = rows[:cap] if cap is not None else rows
             return SynthCorpus(0, split, seed=self.seed, rows=rows, frames_cache=base / f".frames-{split}.npz")
         if split not in self.sizes:
-            raise KeyError(f"split {split!r} not in the manifest; splits are {self.splits()}")
+            raise ValueError(f"split {split!r} not in the manifest; splits are {self.splits()}")
         return SynthCorpus(self.sizes[split], split, seed=self.seed, frames_cache=base / f".frames-{split}.npz")
 
 
@@ -162,7 +162,7 @@ def build_corpus(data: DataConfig, split: str, advice: str = "--split chooses on
         return open_corpus(data.path, split, skip_frames=data.skip_frames, advice=advice)
     sizes = {"train": data.synth_train, "dev": data.synth_dev, "test": data.synth_test}
     if split not in sizes:
-        raise KeyError(f"split {split!r}: the embedded synthetic data has {', '.join(SPLITS)}")
+        raise ValueError(f"split {split!r}: the embedded synthetic data has {', '.join(SPLITS)}")
     corpus: Corpus = SynthCorpus(sizes[split], split, seed=data.synth_seed)
     return Subsampled(corpus, data.skip_frames) if data.skip_frames > 1 else corpus
 

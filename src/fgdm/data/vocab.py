@@ -58,6 +58,22 @@ def gloss_tokens(text: str, what: str = "--gloss") -> list[str]:
     return text.split()
 
 
+def token_problem(token: object, what: str = "glosses") -> str | None:
+    """What makes ``token`` no gloss (or word) of a sentence, or None: not a string, empty, a space or a character
+    :func:`odd_character` names in it, or a vocabulary's own token. ``what`` names the kind (plural)."""
+    one = what[:-2] if what.endswith("sses") else what[:-1] if what.endswith("s") else what
+    if not isinstance(token, str):
+        return f"{token!r} is no {one} (a string)"
+    if not token:
+        return f"an empty {one}"
+    if token in SPECIALS:
+        return f"{token} is a vocabulary's own token, not a {one}"
+    if any(c.isspace() for c in token):
+        return f"{token!r} holds a space or a line break: give each {one} on its own"
+    at = odd_character(token)
+    return f"{token!r}: {odd_character_problem(token, at)}" if at is not None else None
+
+
 def tokenize_text(text: str) -> list[str]:
     """Lower-cased words and punctuation marks as separate tokens (the BLEU/ROUGE tokenisation)."""
     return _TOKEN.findall(text.lower())
@@ -145,8 +161,11 @@ class Vocabulary:
     def encode_all(
         self, sentences: Iterable[Sequence[str]], what: str = "glosses", suggest: bool = False
     ) -> list[list[int]]:
-        """Encodes many sentences and warns once, with counts, about unknown tokens; with ``suggest`` (glosses
-        typed by hand), the warning offers the closest known token to each one it names."""
+        """Encodes many sentences, each a list of tokens, and warns once, with counts, about unknown tokens; with
+        ``suggest`` (glosses typed by hand), the warning offers the closest known token to each one it names.
+        Refused, naming the sentence: a token that is no string, is empty, holds a space or a character
+        :func:`odd_character` names, or is one of the vocabulary's own (``<pad>``, ``<unk>``, …).
+        :meth:`encode_sentence` checks a sentence typed by hand as ``fgdm generate --gloss`` does."""
         unknown: Counter[str] = Counter()
         if isinstance(sentences, str):  # a string is a sequence of characters: each would be taken for a token
             raise ValueError(f"{what}: one string, {sentences!r}: give a list of sentences, each a list of its "
@@ -161,10 +180,32 @@ class Vocabulary:
         if one is not None:
             raise ValueError(f"{what}: sentence {one} is one string, {sentences[one]!r}: give its {what} as a list, "
                              f"e.g. {sentences[one].split()!r}")  # fmt: skip
+        for i, sentence in enumerate(sentences):
+            problem = next((p for tok in sentence if (p := token_problem(tok, what))), None)
+            if problem:
+                raise ValueError(f"{what}: sentence {i}: {problem}")
         encoded = [self.encode(s, unknown) for s in sentences]
         known = self.itos[len(SPECIALS) :] if suggest else None  # (a vocabulary starts with SPECIALS)
         warn_unknown(unknown, what, sum(len(s) for s in encoded), known)
         return encoded
+
+    def encode_sentence(self, sentence: str | Sequence[str], what: str = "glosses") -> list[int]:
+        """The ids of one sentence typed by hand, a string (``"MORGEN NORD REGEN"``) or a list of its glosses,
+        checked as ``fgdm generate --gloss`` checks it: refused if empty, with a character :func:`odd_character`
+        names, with one of the vocabulary's own tokens, or with no gloss the vocabulary knows (lower-case glosses:
+        the error offers them upper case); some unknown ones map to ``<unk>`` with a warning offering the closest
+        known gloss. For ``generate_poses(loaded, [ids], ...)``."""
+        tokens = gloss_tokens(sentence, what) if isinstance(sentence, str) else list(sentence)
+        if not tokens:
+            raise ValueError(f"{what}: empty, nothing to sign")
+        problem = next((p for tok in tokens if (p := token_problem(tok, what))), None)
+        if problem:
+            raise ValueError(f"{what}: {problem}")
+        self.require_known(tokens, what)
+        unknown: Counter[str] = Counter()
+        ids = self.encode(tokens, unknown)
+        warn_unknown(unknown, what, len(tokens), self.itos[len(SPECIALS) :], stacklevel=3)  # at the caller's line
+        return ids
 
     def require_mostly_known(
         self,
@@ -235,7 +276,11 @@ def _closest_one(token: str, known: Sequence[str], cutoff: float = 0.75) -> str 
 
 
 def warn_unknown(
-    unknown: Counter[str], what: str = "glosses", total: int | None = None, known: Sequence[str] | None = None
+    unknown: Counter[str],
+    what: str = "glosses",
+    total: int | None = None,
+    known: Sequence[str] | None = None,
+    stacklevel: int = 3,
 ) -> None:
     """Warns once about tokens mapped to ``<unk>``, naming the most frequent; ``total``: of how many tokens;
     ``known``: the tokens to suggest from (each named token's closest, by difflib's ratio ≥ 0.75)."""
@@ -247,10 +292,13 @@ def warn_unknown(
         more += f"; did you mean {close}?"
     count = sum(unknown.values())
     some = f"all {count}" if count == total else f"{count}" if total is None else f"{count} of {total}"
-    types = f"{len(unknown)} type{'s' if len(unknown) > 1 else ''}"
+    types = f" ({len(unknown)} type{'s' if len(unknown) > 1 else ''})" if count > 1 else ""
     are, maps = ("is", "maps") if count == 1 else ("are", "map")
+    if count == 1:  # "the only gloss", "1 of 3 glosses", "1 gloss"
+        some = "the only" if total == 1 else some
+        what = what if total not in (None, 1) else what[:-2] if what.endswith("sses") else what.rstrip("s")
     warnings.warn(
-        f"{some} {what} ({types}) {are} not in the vocabulary and {maps} to <unk>: {shown}{more}",
+        f"{some} {what}{types} {are} not in the vocabulary and {maps} to <unk>: {shown}{more}",
         UnknownTokenWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )

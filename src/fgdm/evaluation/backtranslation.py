@@ -16,7 +16,7 @@ from fgdm.config import BackTranslatorConfig, from_dict
 from fgdm.data.dataset import pad_sequences
 from fgdm.data.vocab import Vocabulary
 from fgdm.model.backtranslator import BackTranslator
-from fgdm.sampling import resolve_device
+from fgdm.runtime import resolve_device
 
 
 @dataclass

@@ -27,7 +27,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from fgdm.config import TrainingConfig
-from fgdm.runtime import Terminated
+from fgdm.runtime import Terminated, lightning_noise_dropped
 from fgdm.training.data import PoseDataModule
 from fgdm.training.finite import FiniteCheck, not_finite
 from fgdm.training.optim import clip_gradients, optimizer, scheduled_lr
@@ -294,6 +294,7 @@ class MovableCheckpoint(ModelCheckpoint):
         self.last_score = float(last) if last is not None else None
 
 
+@lightning_noise_dropped()  # (a frame between fit and its caller: its warnings take stacklevel 3)
 def fit(
     module: L.LightningModule,
     data: PoseDataModule,
@@ -329,10 +330,10 @@ def fit(
     throughput, interrupt, lightning_stopped = Throughput(), StopOnInterrupt(), False
     if t.val_every > t.max_steps:
         warnings.warn(f"training.val_every {t.val_every} > training.max_steps {t.max_steps}: no validation, so no "
-                      "dev DTW and no best.ckpt (last.ckpt only)", stacklevel=2)  # fmt: skip
+                      "dev DTW and no best.ckpt (last.ckpt only)", stacklevel=3)  # fmt: skip
     if t.log_every > t.max_steps:  # Lightning writes rows at multiples of log_every only (and at a stop of its own)
         warnings.warn(f"training.log_every {t.log_every} > training.max_steps {t.max_steps}: the CSV log gets no "
-                      "training rows (loss terms, learning rate)", stacklevel=2)  # fmt: skip
+                      "training rows (loss terms, learning rate)", stacklevel=3)  # fmt: skip
     try:
         bar = [StepBar()] if progress else []  # one bar for the run, in steps (Lightning's counts each epoch's)
         trainer = _trainer(t, out, [best, throughput, interrupt, FiniteCheck(), *bar, *callbacks], loggers, progress)
