@@ -57,7 +57,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from common import count, nonnegative, positive_int, refuse_existing, run  # noqa: E402  (a sibling module)
+from common import InputError, count, nonnegative, positive_int, refuse_existing, run  # noqa: E402  (a sibling module)
 
 from fgdm.data.sources import open_corpus  # noqa: E402
 from fgdm.evaluation.protocol import mean_pose  # noqa: E402
@@ -182,7 +182,7 @@ def generator_rows(
     generators = [load_for_sampling(path, device="cpu") for path in checkpoints]
     for path, loaded in zip(checkpoints, generators, strict=True):
         if (skip := loaded.cfg.data.skip_frames) != skip_frames:
-            raise SystemExit(f"{path}: trained at skip_frames {skip}, the references at --skip-frames "
+            raise InputError(f"{path}: trained at skip_frames {skip}, the references at --skip-frames "
                              f"{skip_frames}: give --skip-frames {skip}")  # fmt: skip
     for path, loaded in zip(checkpoints, generators, strict=True):
         run = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem

@@ -90,10 +90,10 @@ def translations(bt, poses: list[np.ndarray], search: str, k: int, batch_size: i
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("backtranslator")
-    ap.add_argument("data")
-    ap.add_argument("--split", nargs="+", default=["test"])
-    ap.add_argument("--beams", nargs="+", type=positive_int, default=[4, 8])
+    ap.add_argument("backtranslator", metavar="BT_CKPT", help="a trained back-translator checkpoint")
+    ap.add_argument("data", metavar="DATA_DIR", help="the PT-format data directory whose splits it reads")
+    ap.add_argument("--split", nargs="+", default=["test"], help="splits to back-translate (default test)")
+    ap.add_argument("--beams", nargs="+", type=positive_int, default=[4, 8], help="beam sizes (default 4 8)")
     ap.add_argument("--hyp", nargs="*", default=[], help="NAME=DIR: generated poses of the splits it has")
     ap.add_argument("--out", type=Path, default=Path("runs/beam_search.md"), help="(default runs/beam_search.md)")
     ap.add_argument("--overwrite", action="store_true", help="replace --out")

@@ -1,11 +1,13 @@
 """What the benchmark scripts share with the ``fgdm`` command: argument types that refuse what no one can mean
-(``fgdm.cli.arguments``), results that are not replaced without ``--overwrite``, and bad input reported in one
-line. A sibling module: the scripts run as ``python benchmarks/NAME.py``, which puts this folder on the path."""
+(``fgdm.cli.arguments``), results that are not replaced without ``--overwrite``, and bad input and warnings reported
+in one line. A sibling module: the scripts run as ``python benchmarks/NAME.py``, which puts this folder on the path."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,12 +20,26 @@ class InputError(ValueError):
     """An argument or an input that a benchmark script refuses."""
 
 
+def _one_line_warnings(name: str) -> None:
+    """Warnings shown as the ``fgdm`` command shows them, in one line (``NAME.py: warning: ...``), without the
+    source file and line. Set as ``warnings.showwarning``, not ``formatwarning``: Lightning's import and
+    ``fgdm.cli.quiet_lightning`` replace the formatter, and would bring the file's path back or name ``fgdm``."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        with contextlib.suppress(OSError):  # stderr gone: as with Python's own, the warning is lost
+            print(f"{name}: warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+
+
 def run(main: Callable[[], object]) -> None:
     """``main()``, with bad input (what fgdm refuses with ``ValueError``: a config, data, a device, results that
     are there already; a file that is not there or cannot be written; an :class:`InputError`) reported as the
-    ``fgdm`` command reports it: ``NAME.py: error: ...``, exit status 1 (``FGDM_DEBUG=1`` shows the traceback too).
-    Any other failure keeps its traceback: in a benchmark it is a bug."""
+    ``fgdm`` command reports it: ``NAME.py: error: ...``, exit status 1 (``FGDM_DEBUG=1`` shows the traceback too),
+    and warnings in one line, ``NAME.py: warning: ...``. Any other failure keeps its traceback: in a benchmark it
+    is a bug."""
     name = Path(sys.argv[0]).name
+    _one_line_warnings(name)
     try:
         main()
     except BrokenPipeError:  # `NAME.py … | head`: the reader has what it wanted

@@ -50,7 +50,7 @@ MEASUREMENTS = ["kernel_forward", "kernel_train", "live_sentence", "train_step_p
 def library(source: Path) -> ctypes.CDLL:
     compiler = build.find_compiler()
     if compiler is None:
-        raise SystemExit("no C compiler found (set CC or install gcc)")
+        raise InputError("no C compiler found (set CC or install gcc)")
     return build.declare(ctypes.CDLL(str(build.build(compiler, "native", source_file=source))))
 
 
@@ -175,7 +175,8 @@ def main() -> None:
         "old": (old, "torch" if args.pytorch_norm or not hasattr(old, "rownorm_forward") else "auto"),
         "new": (new, "auto"),
     }
-    result: dict[str, object] = {"old": str(args.old), "new": str(args.new), "threads": torch.get_num_threads()}
+    old_name = f"{args.new}, the Focal LayerNorms in PyTorch" if args.pytorch_norm else str(args.old)
+    result: dict[str, object] = {"old": old_name, "new": str(args.new), "threads": torch.get_num_threads()}
     result["norms"] = {side: norms for side, (_, norms) in sides.items()}
     for name, fn in measurements(args.only).items():
         outputs = {}

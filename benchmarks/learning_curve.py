@@ -3,6 +3,7 @@
     python benchmarks/learning_curve.py run NAME --data DIR [--config A.yaml B.yaml] [--set key=value ...]
         [--at 500,1000,1500,2000,3000] [--bt BT.ckpt | --bt-steps 1500] [--split test] [--max-minutes M]
     python benchmarks/learning_curve.py run NAME ... --at 3000,4500,6000 --resume   # extend a curve
+    python benchmarks/learning_curve.py sampling NAME --checkpoint CKPT --data DIR --bt BT [--steps 5 10] [--eta 1 0]
     python benchmarks/learning_curve.py report [NAME ...] [--title T] [--out learning_curves]
 
 `run` trains one config (configs/synth.yaml unless --config) on DIR and, at each step in --at, samples
@@ -19,8 +20,12 @@ last checkpoint under --work (optimizer, EMA, step and random streams restored: 
 that went straight through, as `fgdm train --resume` does), and the new points are appended to the curve's JSON,
 their training minutes counted on from its last point. The JSON records the steps it was resumed at.
 
+`sampling` scores one trained checkpoint under several sampling settings into --results/NAME.json.
+
 `report` draws the named curves (default: all) into one table (Markdown) and one plot (PNG) beside
 the JSONs: WER, BLEU-4, DTW hands and finger ratio against steps, and WER against training minutes.
+None of them replaces a JSON, table or plot already there (the committed ones are under
+benchmarks/results/learning_curves) without --overwrite.
 """
 
 from __future__ import annotations
@@ -40,9 +45,26 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "learning_curves"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, nonnegative, positive, positive_int, probability  # noqa: E402  (a sibling module)
+from common import (  # noqa: E402  (a sibling module)
+    InputError,
+    machine,
+    nonnegative,
+    number,
+    positive,
+    positive_int,
+    probability,
+    refuse_existing,
+)
 from common import run as run_main  # noqa: E402
-from quality import flat_scores  # noqa: E402  (a sibling script; stdlib imports only)
+from quality import flat_scores  # noqa: E402  (a sibling script; no torch)
+
+
+def _step_counts(text: str) -> list[int]:
+    return sorted({int(s) for s in text.split(",") if s.strip()})
+
+
+# --at: sorted, without repeats; a usage error (argparse's) unless every one is a whole number ≥ 1
+step_counts = number(_step_counts, lambda at: bool(at) and at[0] >= 1, "step counts ≥ 1 separated by commas (500,1000)")
 
 
 @contextlib.contextmanager
@@ -145,25 +167,25 @@ def _resumed(doc: dict, out: Path, at: list[int], run_dir: Path) -> tuple[dict, 
     import torch
 
     if not out.is_file():
-        raise SystemExit(f"--resume: {out} not found (run the curve once without --resume)")
+        raise InputError(f"--resume: {out} not found (run the curve once without --resume)")
     old = json.loads(out.read_text(encoding="utf-8"))
     for key in ("configs", "overrides", "data", "split", "backtranslator"):
         if old.get(key) != doc[key]:
-            raise SystemExit(f"--resume: {out} has {key} {old.get(key)!r}, this run {doc[key]!r}")
+            raise InputError(f"--resume: {out} has {key} {old.get(key)!r}, this run {doc[key]!r}")
     if not old["points"]:
-        raise SystemExit(f"--resume: {out} has no points yet (run it again without --resume)")
+        raise InputError(f"--resume: {out} has no points yet (run it again without --resume)")
     last = old["points"][-1]
     if at[-1] <= last["step"]:
-        raise SystemExit(f"--resume: {out} already reached step {last['step']}; --at asks for {at[-1]} at most")
+        raise InputError(f"--resume: {out} already reached step {last['step']}; --at asks for {at[-1]} at most")
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
-        raise SystemExit(f"--resume: {ckpt} not found (is --work the one the curve ran with?)")
+        raise InputError(f"--resume: {ckpt} not found (is --work the one the curve ran with?)")
     step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
     if step < last["step"]:  # killed after its last point was written, before its weights were
         print(f"--resume: {ckpt} is at step {step}: dropping the curve's points after it", file=sys.stderr)
         old["points"] = [p for p in old["points"] if p["step"] <= step]
         if not old["points"]:
-            raise SystemExit(f"--resume: {out} has no point at or before step {step}")
+            raise InputError(f"--resume: {out} has no point at or before step {step}")
         last = old["points"][-1]
     elif step > last["step"]:
         print(f"--resume: {ckpt} is at step {step}, past the last point ({last['step']}): training minutes from "
@@ -185,17 +207,16 @@ def run(args: argparse.Namespace) -> None:
     from fgdm.training import train
 
     keep_freed_memory()
-    quiet_lightning()  # as fgdm train: Lightning's notes that say nothing here left out
     data = Path(args.data).resolve()
     if not data.is_dir():
-        raise SystemExit(f"{data}: not a data directory")
+        raise InputError(f"{data}: not a data directory")
+    results = Path(args.results).resolve()
+    out = results / f"{args.name}.json"
+    if out.is_file() and not (args.resume or args.overwrite):  # before a back-translator is trained
+        raise InputError(f"{out}: the curve exists; --resume extends it, --overwrite starts it afresh")
+    quiet_lightning(args.quiet)  # as fgdm train: Lightning's notes that say nothing here left out (--quiet: all)
     work = Path(args.work).resolve()
-    try:
-        at = sorted({int(s) for s in args.at.split(",") if s.strip()})
-    except ValueError:
-        raise SystemExit(f"--at: step counts separated by commas (500,1000,1500), got {args.at!r}") from None
-    if not at or at[0] < 1:
-        raise SystemExit(f"--at: positive step counts, got {args.at!r}")
+    at = args.at
     configs = args.config or [str(ROOT / "configs" / "synth.yaml")]
     overrides = [
         *args.set, f"data.path={data}", f"training.output_dir={work / args.name}", f"training.max_steps={at[-1]}",
@@ -203,11 +224,7 @@ def run(args: argparse.Namespace) -> None:
     cfg = load_config(configs, overrides)
     bt_path = Path(args.bt) if args.bt else backtranslator("curve", data, work / f"bt-{data.name}", args.bt_steps)
     device = "cuda" if cfg.training.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
-    results = Path(args.results).resolve()
     results.mkdir(parents=True, exist_ok=True)
-    out = results / f"{args.name}.json"
-    if out.is_file() and not (args.resume or args.overwrite):
-        raise SystemExit(f"{out}: the curve exists; --resume extends it, --overwrite starts it afresh")
     doc = {
         "name": args.name,
         "configs": [
@@ -239,14 +256,14 @@ def run(args: argparse.Namespace) -> None:
                 time.sleep(5)
             ev = open_evaluator(data, bt_path, args.split, device)
             if ev.skip_frames != cfg.data.skip_frames:
-                raise SystemExit(
+                raise InputError(
                     f"{bt_path}: skip_frames {ev.skip_frames} ≠ the generator's {cfg.data.skip_frames} "
                     f"(--set data.skip_frames={ev.skip_frames} trains the generator at its rate)"
                 )
             doc["backtranslator_weights"] = ev.bt.weights
             rows = _reference_rows(ev, data, bt_path, args.split, work)
             if doc["reference"] and not same_reference(rows, doc["reference"]):  # a resumed curve's evaluator
-                raise SystemExit(f"--resume: {out} was scored by another back-translator (ground truth WER "
+                raise InputError(f"--resume: {out} was scored by another back-translator (ground truth WER "
                                  f"{doc['reference'][0]['wer']} there, {rows[0]['wer']} with {bt_path})")  # fmt: skip
             doc["sequences"], doc["reference"] = len(ev.samples), rows
             gt, mean = doc["reference"]
@@ -258,7 +275,7 @@ def run(args: argparse.Namespace) -> None:
     if bt_path.is_file():
         evaluator()  # fail before training, not after it, on a mismatched back-translator
     elif args.bt and not args.wait_bt:
-        raise SystemExit(f"--bt {args.bt}: not found (--wait-bt MINUTES waits for one still being trained)")
+        raise InputError(f"--bt {args.bt}: not found (--wait-bt MINUTES waits for one still being trained)")
 
     def record(row: dict) -> None:
         doc["points"].append(row)
@@ -282,13 +299,15 @@ def sampling(args: argparse.Namespace) -> None:
     from fgdm.evaluation.protocol import System
     from fgdm.sampling import generate_for, load_for_sampling
 
+    out = Path(args.results).resolve() / f"{args.name}.json"
+    refuse_existing([out], args.overwrite, "NAME")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ev = open_evaluator(Path(args.data).resolve(), Path(args.bt), args.split, device)
     rows = []
     for precision, steps, eta in itertools.product(args.precision, args.steps, args.eta):
         loaded = load_for_sampling(args.checkpoint, device=device, precision=precision)
         if loaded.cfg.data.skip_frames != ev.skip_frames:
-            raise SystemExit(f"{args.checkpoint}: skip_frames {loaded.cfg.data.skip_frames} ≠ the back-translator's "
+            raise InputError(f"{args.checkpoint}: skip_frames {loaded.cfg.data.skip_frames} ≠ the back-translator's "
                              f"{ev.skip_frames}")  # fmt: skip
         t0 = time.perf_counter()
         poses = generate_for(loaded, ev.samples, steps=steps, eta=eta, seed=0)
@@ -299,7 +318,6 @@ def sampling(args: argparse.Namespace) -> None:
         print(f"{precision} steps {steps} η {eta}: WER {row['wer']:.1f} BLEU-4 {row['bleu4']:.1f} DTW hands "
               f"{row['dtw_hands']:.2f} finger ratio {row['finger_ratio']:.3f} handshape {row['handshape']:.1f} "
               f"({seconds:.1f} s)", flush=True)  # fmt: skip
-    out = Path(args.results).resolve() / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"checkpoint_step": loaded.step, "split": args.split, "rows": rows}, indent=2) + "\n")
 
@@ -313,13 +331,15 @@ COLUMNS = [("WER", "wer", 1), ("BLEU-4", "bleu4", 1), ("DTW-MJE", "dtw_all", 2),
 
 def report(args: argparse.Namespace) -> None:
     results = Path(args.results).resolve()
+    stem = results / args.out
+    refuse_existing([stem.with_suffix(".md"), stem.with_suffix(".png")], args.overwrite)
     names = args.names or sorted(p.stem for p in results.glob("*.json") if "points" in json.loads(p.read_text()))
     missing = [n for n in names if not (results / f"{n}.json").is_file()]
     if missing:
-        raise SystemExit(f"{results}: no curve {', '.join(missing)}")
+        raise InputError(f"{results}: no curve {', '.join(missing)}")
     docs = [json.loads((results / f"{n}.json").read_text()) for n in names]
     if not docs:
-        raise SystemExit(f"{results}: no curves")
+        raise InputError(f"{results}: no curves")
     words = ["python benchmarks/learning_curve.py report", *(args.names or [])]
     if args.out != "learning_curves":
         words.append(f"--out {args.out}")
@@ -369,7 +389,6 @@ def report(args: argparse.Namespace) -> None:
             cells = " | ".join(f"{p[k]:.{d}f}" for _, k, d in COLUMNS)
             lines.append(f"| {p['step']} | {p['train_seconds'] / 60:.1f} | {cells} |")
         lines.append("")
-    stem = results / args.out
     stem.with_suffix(".md").write_text("\n".join(lines))
     plot(docs, stem.with_suffix(".png"), readable)
     print(stem.with_suffix(".md").read_text())
@@ -421,7 +440,8 @@ def main() -> None:
     r.add_argument("--data", required=True, help="PT-format or synth-manifest directory to train and evaluate on")
     r.add_argument("--config", nargs="+", help="config files, later ones override (default configs/synth.yaml)")
     r.add_argument("--set", action="append", default=[], help="key=value override (repeatable)")
-    r.add_argument("--at", default="500,1000,1500,2000,3000", help="steps at which to evaluate, comma-separated")
+    r.add_argument("--at", type=step_counts, default="500,1000,1500,2000,3000",
+                   help="steps at which to evaluate, comma-separated (default %(default)s)")  # fmt: skip
     r.add_argument("--split", default="test", help="evaluation split (default test)")
     r.add_argument("--bt", help="a trained back-translator checkpoint (default: train one under --work)")
     r.add_argument("--bt-steps", type=positive_int, default=1500, help="steps when training the back-translator (1500)")
@@ -431,26 +451,30 @@ def main() -> None:
         help="stop training after this many minutes of it, a resumed curve's earlier ones included (evaluating then)",
     )
     r.add_argument("--wait-bt", type=nonnegative, default=0.0, help="minutes to wait for a --bt still being trained")
-    r.add_argument("--work", default="runs/learning_curve", help="checkpoints, logs, back-translators")
+    r.add_argument("--work", default="runs/learning_curve",
+                   help="checkpoints, logs, back-translators (default %(default)s)")  # fmt: skip
     r.add_argument("--resume", action="store_true", help="extend the curve from its run's last checkpoint")
     r.add_argument("--overwrite", action="store_true", help="replace an existing curve and its run")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--quiet", action="store_true", help="no progress bar, nor Lightning's informational lines")
     r.set_defaults(func=run)
     q = sub.add_parser("sampling", help="score one checkpoint under several sampling settings")
     q.add_argument("name", help="file stem of the JSON written under --results")
-    q.add_argument("--checkpoint", required=True)
-    q.add_argument("--data", required=True)
+    q.add_argument("--checkpoint", required=True, help="the trained generator's checkpoint")
+    q.add_argument("--data", required=True, help="PT-format or synth-manifest directory to evaluate on")
     q.add_argument("--bt", required=True, help="the frozen back-translator")
-    q.add_argument("--split", default="test")
+    q.add_argument("--split", default="test", help="evaluation split (default test)")
     q.add_argument("--steps", type=positive_int, nargs="+", default=[5], help="DDIM steps to try (default 5)")
     q.add_argument("--eta", type=probability, nargs="+", default=[1.0, 0.0], help="η values to try (default 1 0)")
     q.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["32"], help="precisions (default 32)")
-    q.add_argument("--results", default=str(RESULTS))
+    q.add_argument("--results", default=str(RESULTS), help="where NAME.json goes (default "
+                   "benchmarks/results/learning_curves)")  # fmt: skip
+    q.add_argument("--overwrite", action="store_true", help="replace an existing NAME.json")
     q.set_defaults(func=sampling)
     p = sub.add_parser("report", help="table and plot of finished curves")
     p.add_argument("names", nargs="*", help="curves to include (default: all)")
-    p.add_argument("--title", default="Learning curves")
+    p.add_argument("--title", default="Learning curves", help="the table's heading (default %(default)s)")
     p.add_argument("--out", default="learning_curves", help="file stem for the .md and .png (default learning_curves)")
+    p.add_argument("--overwrite", action="store_true", help="replace the .md and .png there")
     p.set_defaults(func=report)
     for q in (r, p):
         q.add_argument(

@@ -16,22 +16,25 @@ import re
 import statistics
 from pathlib import Path
 
+from common import InputError, run  # a sibling module
+
 from fgdm.evaluation.html import newest_log, read_curves
 
 
-def losses(run: Path) -> list[tuple[float, float]]:
+def losses(directory: Path) -> list[tuple[float, float]]:
     """(step, training loss) of a run, from its newest log."""
-    log = newest_log(run)
+    log = newest_log(directory)
     if log is None:
-        raise SystemExit(f"{run}: no logs/version_*/metrics.csv (not an fgdm train output directory?)")
+        raise InputError(f"{directory}: no logs/version_*/metrics.csv (not an fgdm train output directory?)")
     points = read_curves(log)["train/loss"]
     if not points:
-        raise SystemExit(f"{log}: no train/loss logged")
+        raise InputError(f"{log}: no train/loss logged")
     return points
 
 
 def summary(points: list[tuple[float, float]]) -> tuple[int, str, str]:
-    """Steps reached, the mean loss over steps 40-60 % and over the last fifth ("–" where none was logged)."""
+    """Steps reached (the CSV's step counts from 0, the plot's and this from 1), the mean loss over steps 40-60 %
+    and over the last fifth ("–" where none was logged)."""
     last = max(s for s, _ in points)
 
     def mean(lo: float, hi: float) -> str:
@@ -64,14 +67,14 @@ def main() -> None:
     print("| panel | run | steps | loss, steps 40-60 % | loss, last fifth |\n|---|---|---|---|---|")
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4), sharey=True, squeeze=False)
     for ax, (title, runs) in zip(axes[0], panels, strict=True):
-        for run in runs:
-            points = losses(run)
+        for directory in runs:
+            points = losses(directory)
             steps, middle, tail = summary(points)
-            print(f"| {title} | {run.name} | {steps} | {middle} | {tail} |")
-            seed = re.search(r"-s(\d+)$", run.name)
-            x, y = zip(*points, strict=True)
-            style = "-" if "32-true" in run.name else "--"
-            ax.plot(x, y, style, lw=1.1, label=run.name, color=f"C{int(seed[1]) if seed else 0}")
+            print(f"| {title} | {directory.name} | {steps} | {middle} | {tail} |")
+            seed = re.search(r"-s(\d+)$", directory.name)
+            x, y = [s + 1 for s, _ in points], [v for _, v in points]  # the steps trained (the CSV counts from 0)
+            style = "-" if "32-true" in directory.name else "--"
+            ax.plot(x, y, style, lw=1.1, label=directory.name, color=f"C{int(seed[1]) if seed else 0}")
         ax.set(title=title, xlabel="step", yscale="log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -83,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

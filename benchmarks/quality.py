@@ -1,8 +1,8 @@
 """The paper's ablations, reproduced at a fixed CPU budget per run (issue: benchmarks/quality).
 
-    python benchmarks/quality.py run phoenix-synth --source PHOENIX14T_ANNOTATIONS_DIR
-    python benchmarks/quality.py run dgs-pt --source DGS_PT_DIR
-    python benchmarks/quality.py report
+    python benchmarks/quality.py run phoenix-synth --source PHOENIX_ANNOTATIONS   # PHOENIX14T's annotations folder
+    python benchmarks/quality.py run dgs-pt --source DGS_PT                         # a PT-format DGS data directory
+    python benchmarks/quality.py report [--overwrite]
 
 Datasets:
     phoenix-synth  the real PHOENIX14T gloss streams and German translations (the annotation CSVs), rendered
@@ -17,7 +17,7 @@ Every run trains `configs/synth.yaml` + `configs/ablations/ROW.yaml` for the sam
 steps, seed 0, EMA weights. A run writes one JSON under benchmarks/results/quality/DATASET/ and is skipped
 when that file exists, so the set runs in parts (--rows, --seeds) and resumes after an interruption.
 `report` turns the JSONs into results/quality.md (one table per dataset, mean ± half the range over
-seeds) and results/quality.png.
+seeds) and results/quality.png; it replaces them (the committed ones) only with --overwrite.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "quality"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import InputError, machine, positive_int, refuse_existing  # noqa: E402  (a sibling module; no torch)
+from common import run as run_main  # noqa: E402
 
 # (config under configs/ablations, label, seeds in the default set)
 ROWS = [
@@ -52,21 +56,22 @@ DATASETS = {
 
 
 def _fgdm(args: list[str], log: Path) -> float:
-    """Runs the fgdm CLI in its own process, output to ``log``; seconds taken. Raises with the log's tail."""
+    """Runs the fgdm CLI in its own process, output to ``log``; seconds taken. Raises with the log's last line."""
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with log.open("w") as f:
         done = subprocess.run([sys.executable, "-m", "fgdm.cli", *args], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
     if done.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        raise SystemExit(f"fgdm {' '.join(args[:2])} failed (log {log}):\n{tail}")
+        last = next((line for line in reversed(log.read_text(errors="replace").splitlines()) if line.strip()), "")
+        raise ChildProcessError(f"fgdm {' '.join(args[:2])} failed (exit status {done.returncode}; the whole log: "
+                                f"{log}): {last.strip()}")  # fmt: skip
     return time.perf_counter() - t0
 
 
 def prepare(dataset: str, source: Path, work: Path) -> Path:
     """The data directory training reads: a lazy manifest for phoenix-synth, the PT directory for dgs-pt."""
     if not source.is_dir():
-        raise SystemExit(f"{source}: not a directory")
+        raise InputError(f"{source}: not a directory")
     if dataset == "dgs-pt":
         return source.resolve()
     data = work / "data"
@@ -117,7 +122,7 @@ def _sha256(path: Path) -> str:
 
 def _refuse_other_reference(where: Path, rows: list[dict], known: list[dict], what: str, folder: Path) -> None:
     if not same_reference(rows, known):
-        raise SystemExit(
+        raise InputError(
             f"{where}: scored by another back-translator or split than {what} (ground truth WER {known[0]['wer']} "
             f"there, {rows[0]['wer']} here); rows scored by two must not share one table: move {folder} aside to "
             "start afresh"
@@ -125,12 +130,14 @@ def _refuse_other_reference(where: Path, rows: list[dict], known: list[dict], wh
 
 
 def run(args: argparse.Namespace) -> None:
-    from common import machine  # a sibling module (it imports fgdm)
-
     dataset, work = args.dataset, Path(args.work).resolve() / args.dataset
+    chosen = args.rows.split(",") if args.rows else [name for name, _, _ in ROWS]
+    for name in chosen:  # before any data is rendered or back-translator trained
+        if name not in LABELS:
+            raise InputError(f"--rows: unknown row {name!r}; rows are {', '.join(LABELS)}")
+    data = prepare(dataset, Path(args.source), work)
     results = RESULTS / dataset
     results.mkdir(parents=True, exist_ok=True)
-    data = prepare(dataset, Path(args.source), work)
     bt_path = backtranslator(dataset, data, work, args.bt_steps)
     evaluator, split, sha = None, DATASETS[dataset]["split"], _sha256(bt_path)
     ref_path = results / "reference.json"
@@ -142,16 +149,13 @@ def run(args: argparse.Namespace) -> None:
             _refuse_other_reference(ref_path, known["rows"], rows, f"the back-translator {bt_path}", results)
         ref = {"split": split, "backtranslator_sha256": sha, "rows": rows}
         ref_path.write_text(json.dumps(ref, indent=2) + "\n")
-    chosen = args.rows.split(",") if args.rows else [name for name, _, _ in ROWS]
     for name in chosen:
-        if name not in LABELS:
-            raise SystemExit(f"unknown row {name!r}; rows are {', '.join(LABELS)}")
         seeds = args.seeds if args.seeds is not None else next(s for n, _, s in ROWS if n == name)
         for seed in seeds:
             out = results / f"{name}-seed{seed}.json"
             made = json.loads(out.read_text()).get("steps") if out.is_file() else None
             if out.is_file() and made != args.steps:
-                raise SystemExit(f"{out}: made at {made} steps, not --steps {args.steps}: one table holds one budget "
+                raise InputError(f"{out}: made at {made} steps, not --steps {args.steps}: one table holds one budget "
                                  "(move it aside to run again)")  # fmt: skip
             if out.is_file():
                 print(f"[{dataset}] {name} seed {seed}: done already ({out.name})", flush=True)
@@ -180,7 +184,7 @@ def evaluate_run(evaluator, checkpoint: Path, name: str) -> dict:
 
     loaded = load_for_sampling(checkpoint)
     if loaded.cfg.data.skip_frames != evaluator.skip_frames:
-        raise SystemExit(f"{checkpoint}: skip_frames {loaded.cfg.data.skip_frames} ≠ the evaluator's "
+        raise InputError(f"{checkpoint}: skip_frames {loaded.cfg.data.skip_frames} ≠ the evaluator's "
                          f"{evaluator.skip_frames}")  # fmt: skip
     poses = generate_for(loaded, evaluator.samples, seed=0)
     return evaluator.score(System(LABELS[name], poses), examples=False)
@@ -202,7 +206,7 @@ def collect(args: argparse.Namespace) -> None:
         row, _, seed = doc["name"].removeprefix(f"{args.dataset}-").rpartition("-s")
         if row not in LABELS or not seed.isdigit() or not doc["points"]:
             rows = ", ".join(LABELS)
-            raise SystemExit(f"{path}: not a finished curve named {args.dataset}-ROW-sSEED with ROW in {rows}")
+            raise InputError(f"{path}: not a finished curve named {args.dataset}-ROW-sSEED with ROW in {rows}")
         if doc["reference"]:
             rows = [{k: v for k, v in r.items() if k != "examples"} for r in doc["reference"]]
             if known is not None:
@@ -273,7 +277,7 @@ def load_results(dataset: str) -> tuple[list[dict], dict[str, Runs]]:
             run = flat_scores(json.loads(path.read_text()))
             key = (name, run["seed"], budget(run))
             if key in seen:
-                raise SystemExit(f"{path} and {seen[key]}: the same row, seed and budget ({key[2]}) twice")
+                raise InputError(f"{path} and {seen[key]}: the same row, seed and budget ({key[2]}) twice")
             seen[key] = path
             budgets.setdefault(key[2], {}).setdefault(name, []).append(run)
 
@@ -405,6 +409,8 @@ def plot(path: Path) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
+    out, png = RESULTS.parent / "quality.md", RESULTS.parent / "quality.png"
+    refuse_existing([out, png], args.overwrite, "--results")
     shown = RESULTS.relative_to(ROOT / "benchmarks") if RESULTS.is_relative_to(ROOT / "benchmarks") else RESULTS.name
     lines = ["# Quality: the paper's ablations at a fixed CPU budget", "",
              f"Generated by `python benchmarks/quality.py report` from the run files in `{shown}/`;",
@@ -430,9 +436,8 @@ def report(args: argparse.Namespace) -> None:
             found = comparisons(dataset, runs)
             lines += [*table(dataset, refs, runs), ""]
             lines += ["The paper's findings, checked on the means:", "", *found, ""] if found else []
-    out = RESULTS.parent / "quality.md"
     out.write_text("\n".join(lines))
-    plot(RESULTS.parent / "quality.png")
+    plot(png)
     print(out.read_text())
 
 
@@ -445,16 +450,18 @@ def main() -> None:
     r.add_argument("--source", required=True, help="PHOENIX14T annotation CSV directory, or the dgs-pt PT directory")
     r.add_argument("--rows", help=f"comma-separated subset of {', '.join(LABELS)} (default: all)")
     r.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 0 1 for the main rows, 0 for the others)")
-    r.add_argument("--steps", type=int, default=300, help="training steps per run, batch 16 (default 300)")
+    r.add_argument("--steps", type=positive_int, default=300, help="training steps per run, batch 16 (default 300)")
     r.add_argument("--work", default="runs/quality", help="checkpoints and logs (default runs/quality)")
-    r.add_argument("--bt-steps", type=int, help="back-translator steps (default 2000 phoenix-synth, 600 dgs-pt)")
+    r.add_argument("--bt-steps", type=positive_int,
+                   help="back-translator steps (default 2000 phoenix-synth, 600 dgs-pt)")  # fmt: skip
     r.set_defaults(func=run)
     c = sub.add_parser("collect", help="run files from learning curves named DATASET-ROW-sSEED (their last points)")
     c.add_argument("dataset", choices=list(DATASETS))
     c.add_argument("curves", nargs="+", help="curve JSONs written by benchmarks/learning_curve.py")
-    c.add_argument("--at", type=int, nargs="+", help="budgets (steps): a run file per curve point at each")
+    c.add_argument("--at", type=positive_int, nargs="+", help="budgets (steps): a run file per curve point at each")
     c.set_defaults(func=collect)
     p = sub.add_parser("report", help="tables and plot from the finished runs")
+    p.add_argument("--overwrite", action="store_true", help="replace the quality.md and quality.png there")
     p.set_defaults(func=report)
     for q in (r, c, p):
         q.add_argument("--results", default=str(RESULTS), help="run files (default benchmarks/results/quality); "
@@ -465,4 +472,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -110,11 +110,13 @@ def _lowered(denoiser: torch.nn.Module) -> torch.nn.Module:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", nargs="+", default=["configs/paper.yaml"])
-    ap.add_argument("--set", action="append", default=[])
-    ap.add_argument("--batch", type=positive_int, default=8)
-    ap.add_argument("--frames", type=positive_int, default=130)
-    ap.add_argument("--glosses", type=positive_int, default=8)
+    ap.add_argument("--config", nargs="+", default=["configs/paper.yaml"],
+                    help="config files, later ones override (default configs/paper.yaml)")  # fmt: skip
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override, as fgdm train --set (repeatable; default none)")  # fmt: skip
+    ap.add_argument("--batch", type=positive_int, default=8, help="sequences per batch, B (default %(default)s)")
+    ap.add_argument("--frames", type=positive_int, default=130, help="frames per sequence, S (default %(default)s)")
+    ap.add_argument("--glosses", type=positive_int, default=8, help="glosses per sequence, L (default %(default)s)")
     ap.add_argument("--vocab-size", type=number(int, lambda n: n > SPECIALS, f"a whole number > {SPECIALS}"),
                     default=1089, help="glosses known, the special tokens included (PHOENIX14T: 1089)")  # fmt: skip
     ap.add_argument("--repeats", type=positive_int, help="timed calls of each (default 5, --quick 3)")
@@ -122,7 +124,9 @@ def main() -> None:
                     help="the four headline figures and what they are of, 3 repeats unless --repeats")  # fmt: skip
     ap.add_argument("--floor", action="store_true", help="also count FLOPs and compute the floor")
     ap.add_argument("--ops", action="store_true", help="also count operator calls per step and per sampling")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cpu",
+                    help="auto, cpu, cuda, cuda:N or mps (default cpu, unlike fgdm's auto: a GPU is measured only "
+                    "when asked for)")  # fmt: skip
     ap.add_argument("--compile", nargs="+", choices=["sample", "train"], default=[],
                     help="also time torch.compile'd sampling and/or training steps")  # fmt: skip
     ap.add_argument("--kernel", choices=["auto", "c", "torch"], help="model.focal.kernel (default: the config's)")

@@ -11,8 +11,9 @@ fi
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     echo "[fgdm] installing fgdm and its dependencies (first run takes a few minutes)" >&2
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    # On this machine kind (CPU only) torch is held to the CPU wheel by a constraint, so that pip never
-    # resolves a CUDA build; pyproject.toml itself asks only for torch>=2.4. FGDM_TORCH overrides it.
+    # torch is pinned by a constraint (pyproject.toml itself asks only for torch>=2.4; FGDM_TORCH overrides the
+    # pin). The pin alone does not choose the CPU build: on fgdm's CPU-only development machines pip finds that
+    # version's CPU wheel on disk; elsewhere a CPU build installed in the venv beforehand satisfies it (README).
     constraints="$(mktemp)"
     echo "torch==${FGDM_TORCH:-2.13.0}" > "$constraints"
     "$VENV/bin/python" -m pip install -q -c "$constraints" -e "$ROOT[dev]"

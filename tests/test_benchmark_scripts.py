@@ -33,6 +33,24 @@ def _run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["kernel_ab.py", "README.md"], 1, "kernel_ab.py: error: README.md: not a C file"),
         (["data_speed.py", "--load", "-3"], 2, "argument --load: expected a whole number ≥ 0"),
         (["learning_curve.py", "run", "x", "--data", "D", "--max-minutes", "-1"], 2, "expected a number > 0"),
+        (["learning_curve.py", "run", "x", "--data", "D", "--at", "5,abc"], 2, "argument --at: expected step counts"),
+        (["learning_curve.py", "run", "x", "--data", "D", "--at", "0,500"], 2, "argument --at: expected step counts"),
+        (
+            ["learning_curve.py", "run", "x", "--data", "/nonexistent-data"],
+            1,
+            "learning_curve.py: error: /nonexistent-data: not a data directory",
+        ),
+        (
+            ["quality.py", "run", "dgs-pt", "--source", "/nonexistent-data"],
+            1,
+            "quality.py: error: /nonexistent-data: not a directory",
+        ),
+        (
+            ["quality.py", "run", "dgs-pt", "--source", "/nonexistent-data", "--rows", "full,nope"],
+            1,
+            "quality.py: error: --rows: unknown row 'nope'",
+        ),
+        (["quality.py", "run", "dgs-pt", "--source", "S", "--steps", "0"], 2, "argument --steps: expected a whole"),
         (["gpu_speed_summary.py", "/nonexistent-run"], 1, "not the folder of a gpu_speed.sh run"),
         (["gpu_speed.sh", "--help"], 2, "usage: [PART=all|main|compile] bash benchmarks/gpu_speed.sh OUT [tiny]"),
         (["gpu_speed.sh", "out", "huge"], 2, "usage:"),
@@ -58,6 +76,71 @@ def test_results_already_there_are_kept(tmp_path):
     done = _run("benchmarks/beam_search.py", "BT.ckpt", "DATA", "--hyp", f"ours={tmp_path / 'typo'}", "--out",
                 str(tmp_path / "new.md"))  # fmt: skip
     assert done.returncode == 1 and "--hyp ours=" in done.stderr and "expected NAME=DIR" in done.stderr
+
+
+def test_curves_tables_and_plots_already_there_are_kept(tmp_path):
+    """learning_curve.py and quality.py write into benchmarks/results by default: nothing there is replaced
+    without --overwrite, and the refusal comes before any work (no data, checkpoint or back-translator read)."""
+    curves, data = tmp_path / "curves", tmp_path / "data"
+    curves.mkdir()
+    data.mkdir()
+    kept = {curves / name: f"{name}, written before\n" for name in ("c.json", "s.json", "learning_curves.md")}
+    kept[tmp_path / "quality.md"] = "the committed table\n"
+    for path, text in kept.items():
+        path.write_text(text)
+    lc = "benchmarks/learning_curve.py"
+    for argv, said in [
+        ([lc, "run", "c", "--data", str(data), "--results", str(curves), "--work", str(tmp_path / "work")],
+         "c.json: the curve exists; --resume extends it, --overwrite starts it afresh"),
+        ([lc, "sampling", "s", "--checkpoint", "CKPT", "--data", "DATA", "--bt", "BT", "--results", str(curves)],
+         "s.json exists already: choose another NAME, or --overwrite to replace it"),
+        ([lc, "report", "--results", str(curves)],
+         "learning_curves.md exists already: choose another --out, or --overwrite to replace it"),
+        (["benchmarks/quality.py", "report", "--results", str(tmp_path / "quality")],
+         "quality.md exists already: choose another --results, or --overwrite to replace it"),
+    ]:  # fmt: skip
+        done = _run(*argv)
+        assert done.returncode == 1, done.stderr
+        name = Path(argv[0]).name
+        where = tmp_path.resolve() / ("curves" if "quality" not in name else "")  # as the scripts name it
+        assert done.stderr == f"{name}: error: {where / said}\n"
+    assert {p: p.read_text() for p in kept} == kept
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["curves", "data", *(p.name for p in kept)])
+
+
+def test_warnings_are_one_line_even_after_lightning_sets_its_format():
+    probe = """import sys, warnings
+sys.argv, sys.path[:0] = ["probe.py"], ["benchmarks"]
+import common
+
+def main():
+    from fgdm.cli import quiet_lightning
+
+    quiet_lightning()  # imports Lightning, which puts its own warning format, and sets fgdm's
+    warnings.warn("careful", UserWarning)
+
+common.run(main)
+"""
+    done = _run("-c", probe)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "probe.py: warning: careful\n"
+
+
+@pytest.mark.parametrize(
+    "argv, defaults",
+    [
+        (["speed.py"], ["--set KEY=VALUE a config override", "(default 8)", "(default 130)", "(default cpu, unlike"]),
+        (["learning_curve.py", "run"], ["(default 500,1000,1500,2000,3000)", "(default runs/learning_curve)"]),
+        (["learning_curve.py", "sampling"], ["--overwrite replace an existing NAME.json"]),
+        (["beam_search.py"], ["to back-translate (default test)", "beam sizes (default 4 8)"]),
+        (["quality.py", "report"], ["--overwrite replace the quality.md and quality.png"]),
+    ],
+)
+def test_help_gives_the_defaults(argv, defaults):
+    done = _run(str(ROOT / "benchmarks" / argv[0]), *argv[1:], "--help")
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())  # as argparse wrapped it for any width
+    assert all(d in text for d in defaults), text
 
 
 def test_a_speed_figure_says_what_it_is_of():

@@ -213,7 +213,7 @@ def test_evaluate_refuses_one_sequence_and_warns_of_two_languages(trained, backt
 
     args = ["evaluate", "--backtranslator", str(backtranslator), "--split", "test", "--out", str(tmp_path / "r"),
             "--quiet"]  # fmt: skip
-    with pytest.warns(UserWarning, match=r"no --checkpoint and no --hyp: the report scores the ground truth"):
+    with pytest.warns(UserWarning, match=r"no --checkpoint and no --hyp: the report scores no model, only the ground"):
         assert main([*args, "--limit", "1"]) == 1
     assert (
         "1 sequence(s) of the test split to evaluate (--limit 1): FID and diversity need 2" in capsys.readouterr().err

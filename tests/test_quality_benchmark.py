@@ -38,7 +38,7 @@ def _collect(quality, *curves: Path) -> None:
 
 def test_collect_refuses_curves_of_two_back_translators_before_writing(quality, tmp_path):
     a, b = _curve(tmp_path, "phoenix-synth-full-s0", 12.99), _curve(tmp_path, "phoenix-synth-full-s1", 30.0)
-    with pytest.raises(SystemExit, match="another back-translator"):
+    with pytest.raises(ValueError, match="another back-translator"):
         _collect(quality, a, b)
     assert not list((tmp_path / "results" / "phoenix-synth").iterdir())  # nothing written
 
@@ -48,7 +48,7 @@ def test_collect_keeps_one_reference_and_refuses_a_later_curve_of_another(qualit
     folder = tmp_path / "results" / "phoenix-synth"
     assert json.loads((folder / "reference.json").read_text())["rows"][0]["wer"] == 12.99
     assert {p.name for p in folder.iterdir()} == {"reference.json", "full-seed0.json", "full-seed1.json"}
-    with pytest.raises(SystemExit, match=r"reference\.json"):
+    with pytest.raises(ValueError, match=r"reference\.json"):
         _collect(quality, _curve(tmp_path, "phoenix-synth-full-s2", 25.0))
     assert not (folder / "full-seed2.json").exists()
 
@@ -76,7 +76,7 @@ def test_curves_cut_by_the_same_minutes_share_one_table_whatever_step_they_reach
     _collect(quality, curves[0])
     _, budgets = quality.load_results("phoenix-synth")
     assert list(budgets) == ["25 min", "3,000 steps"] and len(budgets["25 min"]["full"]) == 2
-    quality.report(argparse.Namespace())
+    quality.report(argparse.Namespace(overwrite=False))
     page = (tmp_path / "quality.md").read_text()
     assert "## phoenix-synth — test split, 25 min" in page and "## phoenix-synth — test split, 3,000 steps" in page
     assert "25 min of training (the clock stopped the runs at steps 3,900–4,100)" in page

@@ -152,6 +152,12 @@ def test_phoenix_csv_rows_that_cannot_be_read_as_written_are_refused_with_their_
     csv.write_bytes((head + "a|S1|REGEN|eins\nb|S1|NORD|f").encode() + b"\xfcr\n")
     with pytest.raises(DataFormatError, match=r"train.csv:3: not UTF-8 text \(byte 12 of the line"):
         read_phoenix_csv(csv)
+    csv.write_text("id,signer,annotation,translation\na,S1,REGEN,eins\n")
+    with pytest.raises(DataFormatError, match=r"train.csv:1: header .*: its columns are separated by ',', not '\|'"):
+        read_phoenix_csv(csv)
+    csv.write_text("id|signer|translation\na|S1|eins\n")
+    with pytest.raises(DataFormatError, match=r"train.csv:1: header 'id\|signer\|translation': it lacks annotation "):
+        read_phoenix_csv(csv)
     csv.write_bytes(b"\xef\xbb\xbf" + (head + "a|S1|REGEN|eins\r\nb|S1|NORD|zwei\r\n").encode())  # BOM, CRLF
     assert [(r.name, r.glosses, r.text) for r in read_phoenix_csv(csv)] == [
         ("a", ("REGEN",), "eins"),
@@ -201,3 +207,13 @@ def test_a_sign_flip_inside_a_track_is_not_smoothed_into_the_hand(monkeypatch):
     monkeypatch.setattr(signer, "_orientation_quats", other_signs)
     after = SynthCorpus(8, "train", seed=0)[0].pose
     np.testing.assert_allclose(after, before, rtol=0, atol=1e-6)
+
+
+def test_a_size_for_a_split_the_glosses_lack_is_refused_not_ignored(tmp_path):
+    from fgdm.data.sources import make_synth
+
+    csv = tmp_path / "x.dev.corpus.csv"
+    csv.write_text("id|signer|annotation|translation\na|S1|REGEN|eins\n")
+    with pytest.raises(ValueError, match=r"train: 5 sentences asked for, but .*x.dev.corpus.csv has no train split"):
+        make_synth(tmp_path / "out", sizes={"train": 5}, glosses=csv, lazy=True)
+    assert make_synth(tmp_path / "out", sizes={"dev": 1}, glosses=csv, lazy=True)["splits"] == ["dev"]

@@ -997,3 +997,25 @@ def test_a_batch_larger_than_the_training_split_is_said(tmp_path):
             "--set", "training.max_steps=1", "--set", "training.batch_size=50", "--quiet"]  # fmt: skip
     with pytest.warns(UserWarning, match=r"training.batch_size 50 > the 6 training sequences: every step is one batch"):
         assert main(args) == 0
+
+
+def test_each_training_process_ignores_lightnings_warnings_of_what_fgdm_does_on_purpose(tmp_path, monkeypatch):
+    """fit's warning filters are its process's; a process ddp_spawn starts sets them itself, in on_fit_start."""
+    import warnings
+
+    from fgdm.config import load_config
+    from fgdm.runtime import drop_noise_warnings
+    from fgdm.training import loop, train
+
+    calls = []
+    monkeypatch.setattr(loop, "drop_noise_warnings", lambda: calls.append(1) or drop_noise_warnings())
+    cfg = load_config(TINY, [f"training.output_dir={tmp_path}", "training.max_steps=1", "training.val_every=1"])
+    train(cfg, progress=False)
+    assert calls == [1]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        drop_noise_warnings()
+        warnings.warn("It is recommended to use `self.log('dev/dtw', ..., sync_dist=True)` when logging on epoch "
+                      "level in distributed setting", stacklevel=1)  # fmt: skip
+        warnings.warn("a warning of something else", stacklevel=1)
+    assert [str(w.message) for w in seen] == ["a warning of something else"]

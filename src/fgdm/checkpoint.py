@@ -22,6 +22,8 @@ def read_checkpoint(path: Path | str, what: str = "checkpoint") -> dict[str, Any
     memo to gigabytes, as Python's full unpickler does for a corrupted index (one damaged checkpoint in a thousand,
     by the reader fuzz test)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: a directory, not a {what}{run_checkpoints(path)}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: {what} not found")
     try:
@@ -34,6 +36,13 @@ def read_checkpoint(path: Path | str, what: str = "checkpoint") -> dict[str, Any
     if not isinstance(ckpt, dict) or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not an fgdm {what} (no stored config and weights)")
     return ckpt
+
+
+def run_checkpoints(directory: Path) -> str:
+    """Advice for a training run's directory given where a checkpoint is wanted: its checkpoints, by name."""
+    found = [f for f in ("best.ckpt", "last.ckpt") if (directory / "checkpoints" / f).is_file()]
+    named = " or ".join(str(directory / "checkpoints" / f) for f in found)
+    return f" (a training run's: give {named})" if found else ""
 
 
 def _problem(err: Exception) -> str:

@@ -131,11 +131,23 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
 # Lightning's notes that say nothing to an fgdm user: its own deprecations of torch internals, the checkpoint
 # directory fgdm claimed itself (train --resume / --overwrite), torch.load's weights_only default, an advert, the
 # time budget's callback missing when a run with training.max_minutes is resumed without one, and that training
-# stopped at max_steps (the bar ends at it; the command's result says the steps)
+# stopped at max_steps (the bar ends at it; the command's result says the steps). And its warnings of what fgdm
+# does on purpose: a resumed epoch's batches go on where they stopped (EpochBatches), though Lightning cannot know
+# it; the dev scores are joined over the ranks before they are logged (ranks.py), the same on every rank; the logs
+# come every training.log_every steps of the whole run (Lightning counts across epochs), so an epoch shorter than
+# that loses none (its warning names a Trainer argument fgdm's users do not set).
 NOISE = (r".*isinstance\(treespec, LeafSpec\)", r"Checkpoint directory .* exists and is not empty",
          r".*`weights_only` was not set", r".*Tip: For seamless cloud logging",
          r".*callbacks used to create the checkpoint need to be provided.*\['Timer'\]",
-         r"`Trainer.fit` stopped: `max_steps=\d+` reached")  # fmt: skip
+         r"`Trainer.fit` stopped: `max_steps=\d+` reached", r".*your dataloader is not resumable",
+         r".*sync_dist=True.*when logging on epoch level",
+         r"The number of training batches .* logging interval")  # fmt: skip
+
+
+def drop_noise_warnings() -> None:
+    """Ignores the warnings :data:`NOISE` matches, from now on (a process that trains)."""
+    for pattern in NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
 
 
 class DropNoise(logging.Filter):
@@ -153,8 +165,7 @@ def lightning_noise_dropped() -> Iterator[None]:
     handlers = [h for name in names for h in logging.getLogger(name).handlers]  # they see their children's records
     drop = DropNoise()
     with warnings.catch_warnings():
-        for pattern in NOISE:
-            warnings.filterwarnings("ignore", message=pattern)
+        drop_noise_warnings()
         for handler in handlers:
             handler.addFilter(drop)
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fgdm.checkpoint import read_checkpoint, state_mismatch, substate
+from fgdm.checkpoint import read_checkpoint, run_checkpoints, state_mismatch, substate
 from fgdm.choices import MAX_FRAMES, PRECISIONS, LengthMode, whole
 from fgdm.config import Config, from_dict
 from fgdm.data.corpus import Sample
@@ -98,6 +98,8 @@ def load_for_sampling(
     if path is None or (isinstance(path, str) and not Path(path).exists() and _is_pretrained(path)):
         path = pretrained_path(path or PRETRAINED)  # the weights shipped with fgdm, by name ("synth")
     path = Path(path)
+    if path.is_dir() and (advice := run_checkpoints(path)):
+        raise ValueError(f"{path}: a directory, not a checkpoint or an exported model{advice}")
     if path.is_dir() or path.suffix == ".safetensors":
         if not use_ema:
             raise ValueError(f"{path}: exported weights are one set (the EMA's, where training kept one): raw "
@@ -209,8 +211,7 @@ def export(
     from fgdm.version import __version__
 
     out = Path(out)
-    if (out / "checkpoints").is_dir() or any(out.glob("*.ckpt")):
-        raise ValueError(f"{out}: a training run's directory (its config.json is the run's): choose another one")
+    refuse_run_directory(out)
     cfg = loaded.cfg
     if data != "keep":
         path = str(Path(data).resolve()) if data is not None else None  # read later, from elsewhere
@@ -240,6 +241,12 @@ def export(
         for path in tmp.values():
             path.unlink(missing_ok=True)
     return cfg
+
+
+def refuse_run_directory(out: Path) -> None:
+    """An export is not written into a training run's directory (its config.json is the run's)."""
+    if (out / "checkpoints").is_dir() or any(out.glob("*.ckpt")):
+        raise ValueError(f"{out}: a training run's directory (its config.json is the run's): choose another one")
 
 
 def _is_list(values) -> bool:

@@ -17,7 +17,7 @@ import traceback
 import warnings
 from collections.abc import Sequence
 
-from fgdm.runtime import NOISE, DropNoise, keep_freed_memory, sigterm_raises
+from fgdm.runtime import DropNoise, drop_noise_warnings, keep_freed_memory, sigterm_raises
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
@@ -32,8 +32,7 @@ def quiet_lightning(quiet: bool = False) -> None:
     import lightning  # noqa: F401  (it sets its loggers' levels on import: quiet them afterwards)
 
     warnings.formatwarning = _one_line_warning  # Lightning's import put its own, with its source file's path
-    for pattern in NOISE:
-        warnings.filterwarnings("ignore", message=pattern)
+    drop_noise_warnings()
     for name in ("lightning.pytorch", "lightning.fabric"):
         for handler in logging.getLogger(name).handlers:  # a handler's filter sees its children's records too
             handler.addFilter(DropNoise())
@@ -60,8 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fgdm.cli.parser import parse
 
     warnings.formatwarning = _one_line_warning
-    for pattern in NOISE:
-        warnings.filterwarnings("ignore", message=pattern)
+    drop_noise_warnings()
     keep_freed_memory()  # large tensors reuse freed pages instead of faulting fresh ones in (fgdm.runtime)
     args = parse(argv)
     training = args.command in ("train", "backtranslator")  # on SIGTERM, it writes its last checkpoint and stops

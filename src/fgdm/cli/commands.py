@@ -17,8 +17,7 @@ from fgdm.data.pt import DataFormatError
 def cmd_synth(args: argparse.Namespace) -> int:
     from fgdm.data.sources import make_synth
 
-    out = Path(args.out)
-    refuse_nonempty(out, args.overwrite)
+    refuse_nonempty(Path(args.out), args.overwrite)
     sizes = {"train": args.num_train, "dev": args.num_dev, "test": args.num_test}
     summary = make_synth(args.out, args.seed, sizes, args.glosses, args.lazy, args.workers, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
@@ -36,9 +35,8 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 def cmd_data_import(args: argparse.Namespace) -> int:
     from fgdm.data.sources import import_holistic
 
-    out = Path(args.out)
-    refuse_nonempty(out, args.overwrite)
-    print(json.dumps(import_holistic(args.poses, args.glosses, out, progress=not args.quiet), indent=2))
+    refuse_nonempty(Path(args.out), args.overwrite)
+    print(json.dumps(import_holistic(args.poses, args.glosses, Path(args.out), progress=not args.quiet), indent=2))
     return 0
 
 
@@ -168,6 +166,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"{out} is the data directory: writing there would overwrite the data's own "
                          f"{args.split}.skels; choose another --out")  # fmt: skip
     refuse_existing([out / f"{args.split}.{ext}" for ext in ("skels", "gloss", "text", "files")], args.overwrite)
+    if args.data is None and data is not None and not Path(data).is_dir():  # moved since training, say
+        raise DataFormatError(data, None, "not found: the checkpoint's training data (data.path); --data gives others")
     skip = loaded.cfg.data.skip_frames
     corpus = open_corpus(args.data, args.split, skip) if args.data else build_corpus(loaded.cfg.data, args.split)
     where = f"the {args.split} split of {data or 'the embedded synthetic data'}"
@@ -198,9 +198,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from fgdm.config import to_dict
     from fgdm.evaluation.report import model_card, read_report
-    from fgdm.sampling import export, load_for_sampling
+    from fgdm.sampling import export, load_for_sampling, refuse_run_directory
 
     out = Path(args.out)
+    refuse_run_directory(out)  # before --overwrite is offered for it
     refuse_nonempty(out, args.overwrite, "the weights")
     if args.data not in ("keep", "embedded") and not Path(args.data).is_dir():
         raise DataFormatError(args.data, None, "data directory not found (--data: keep, embedded or a directory)")
@@ -230,8 +231,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not Path(hyp).is_dir():
             raise DataFormatError(hyp, None, "hypothesis directory not found (--hyp)")
     if args.checkpoint is None and not args.hyp:  # a ceiling check, or a command that forgot its model
-        warnings.warn("no --checkpoint and no --hyp: the report scores the ground truth (the back-translator's "
-                      "ceiling) and the mean pose only", stacklevel=1)  # fmt: skip
+        warnings.warn("no --checkpoint and no --hyp: the report scores no model, only the ground truth (the "
+                      "back-translator's ceiling) and the baselines", stacklevel=1)  # fmt: skip
     report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
                       args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet,
                       examples=3, precision=args.precision)  # fmt: skip

@@ -126,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "weights shipped with fgdm, trained on the embedded synthetic language)")  # fmt: skip
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--gloss", help='one gloss sequence, e.g. "MORGEN NORD REGEN"')
-    src.add_argument("--split", help="a split of --data (default: the checkpoint's own training data)")
-    p.add_argument("--data", help="a PT-format or synthetic-manifest directory (with --split)")
+    src.add_argument("--split", help="sample this split of --data (train, dev or test)")
+    p.add_argument("--data", help="a PT-format or synthetic-manifest directory (with --split; default: the data the "
+                   "checkpoint was trained on)")  # fmt: skip
     p.add_argument("--length", type=_length, default=None,
                    help="gt | predicted | N frames (default: the checkpoint config's testing.length, gt in fgdm's "
                    "configs, which --gloss, having no reference, takes as predicted)")  # fmt: skip
@@ -147,8 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a training checkpoint (.ckpt; its EMA weights when it has them) or an "
                    "exported directory")  # fmt: skip
     p.add_argument("--out", required=True, help="the directory to write (new or empty, unless --overwrite)")
-    p.add_argument("--data", default="keep", help="the training data the config records: keep (as trained), "
-                   "embedded (the embedded language, also when it was written to files first) or a path")  # fmt: skip
+    p.add_argument("--data", default="keep", help="the training data the config records: keep (as trained; the "
+                   "default), embedded (the embedded language, also when it was written to files first) or a "
+                   "path")  # fmt: skip
     p.add_argument("--report", help="an fgdm evaluate report.json whose table goes into the model card")
     p.add_argument("--name", help="the model card's title (default: the directory's name)")
     p.add_argument("--how", default="", help="one line for the model card on how it was trained (a command)")
@@ -163,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a model (and baselines, other systems) under the paper's protocol")
     p.add_argument("--backtranslator", required=True, help="a back-translator checkpoint")
     p.add_argument("--checkpoint", help="an FGDM checkpoint to sample from (without it or --hyp, the report "
-                   "scores the ground truth and the mean pose only)")  # fmt: skip
+                   "scores the ground truth and the baselines only)")  # fmt: skip
     p.add_argument("--data", help="PT or synthetic-manifest directory (default: the back-translator's data)")
     p.add_argument("--split", default="test", help="the split to score (default test)")
     p.add_argument("--length", type=_length, default=None,
@@ -193,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     msub = p.add_subparsers(dest="model_command", required=True)
     q = msub.add_parser("summary", help="parameter counts per component and MACs of one denoiser call (JSON)")
     _configs(q, "configs/paper.yaml")
-    q.add_argument("--vocab-size", type=positive_int, default=1089, help="gloss vocabulary size (PHOENIX14T: 1089)")
+    q.add_argument("--vocab-size", type=positive_int, default=1089,
+                   help="gloss vocabulary size (default 1089, PHOENIX14T's)")  # fmt: skip
     q.add_argument("--batch", type=positive_int, default=1, help="sequences in the call (default 1)")
     q.add_argument("--frames", type=positive_int, default=130, help="frames per sequence (default 130)")
     q.add_argument("--glosses", type=positive_int, default=8, help="glosses per sequence (default 8)")
@@ -218,6 +221,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     extra = [item for item in extra if item != "--"]  # argparse's end of options, where it was left over
+    if "--debug" in extra:  # after the command's name, where argparse's top-level option is not looked for
+        extra, args.debug = [item for item in extra if item != "--debug"], True
     dest = next((name for name in _TRAILING if hasattr(args, name)), None)
     taken = [item for item in extra if dest and not item.startswith("-") and _TRAILING[dest](item)]
     wrong = [item for item in extra if item not in taken]

@@ -133,15 +133,21 @@ def data_splits(directory: Path | str) -> list[str]:
     return available_splits(directory)
 
 
-def open_corpus(directory: Path | str, split: str, skip_frames: int = 1, advice: str = "--split chooses one") -> Corpus:
-    """The corpus of ``split`` in ``directory``: a synthetic manifest if present, else PT files. ``advice``: what
-    the error of a PT directory without the split says to do."""
+def require_data_directory(directory: Path | str) -> Path:
+    """``directory`` as a Path, refused if it is a file (the directory holding it named) or missing."""
     directory = Path(directory)
     if directory.is_file():
         raise DataFormatError(directory, None, f"a file, not a data directory: give the directory that holds it "
                               f"({directory.parent})")  # fmt: skip
     if not directory.is_dir():
         raise DataFormatError(directory, None, "data directory not found")
+    return directory
+
+
+def open_corpus(directory: Path | str, split: str, skip_frames: int = 1, advice: str = "--split chooses one") -> Corpus:
+    """The corpus of ``split`` in ``directory``: a synthetic manifest if present, else PT files. ``advice``: what
+    the error of a PT directory without the split says to do."""
+    directory = require_data_directory(directory)
     if (directory / INCOMPLETE).exists():
         raise DataFormatError(directory, None, "incomplete: an fgdm synth or data import writing it was interrupted "
                               "(or is still running); run it again with --overwrite")  # fmt: skip
@@ -276,6 +282,9 @@ def make_synth(
     out = Path(out)
     given = {k: (sizes or {}).get(k) for k in SPLITS}
     csv_files = csv_splits(glosses) if glosses else {}
+    if csv_files and (ignored := [k for k, v in given.items() if v is not None and k not in csv_files]):
+        raise ValueError(f"{ignored[0]}: {given[ignored[0]]} sentences asked for, but {glosses} has no "
+                         f"{ignored[0]} split (it has {', '.join(csv_files)})")  # fmt: skip
     if csv_files:  # every row of each CSV, unless a size caps that split
         chosen = {k: v for k, v in given.items() if k in csv_files and v is not None}
     else:

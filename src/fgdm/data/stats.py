@@ -76,11 +76,9 @@ def check_directory(directory: Path | str, splits: Sequence[str] | None = None, 
     """Reads every split of a data directory (or the given ones), which validates each file, and returns
     their statistics, the gloss vocabulary's size and, per split, the gloss types unseen in train."""
     from fgdm.data.pt import DataFormatError
-    from fgdm.data.sources import data_splits, open_corpus
+    from fgdm.data.sources import data_splits, open_corpus, require_data_directory
 
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise DataFormatError(directory, None, "data directory not found")
+    directory = require_data_directory(directory)
     splits = list(splits or data_splits(directory))
     if not splits:
         raise DataFormatError(directory, None, "no splits found (expected {split}.skels files or synth.json)")

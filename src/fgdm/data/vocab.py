@@ -194,17 +194,17 @@ class Vocabulary:
         checked as ``fgdm generate --gloss`` checks it: refused if empty, with a character :func:`odd_character`
         names, with one of the vocabulary's own tokens, or with no gloss the vocabulary knows (lower-case glosses:
         the error offers them upper case); some unknown ones map to ``<unk>`` with a warning offering the closest
-        known gloss. For ``generate_poses(loaded, [ids], ...)``."""
+        known gloss. ``what`` names the sentence in errors. For ``generate_poses(loaded, [ids], ...)``."""
         tokens = gloss_tokens(sentence, what) if isinstance(sentence, str) else list(sentence)
         if not tokens:
             raise ValueError(f"{what}: empty, nothing to sign")
-        problem = next((p for tok in tokens if (p := token_problem(tok, what))), None)
+        problem = next((p for tok in tokens if (p := token_problem(tok))), None)
         if problem:
             raise ValueError(f"{what}: {problem}")
         self.require_known(tokens, what)
         unknown: Counter[str] = Counter()
         ids = self.encode(tokens, unknown)
-        warn_unknown(unknown, what, len(tokens), self.itos[len(SPECIALS) :], stacklevel=3)  # at the caller's line
+        warn_unknown(unknown, "glosses", len(tokens), self.itos[len(SPECIALS) :], stacklevel=3)  # the caller's line
         return ids
 
     def require_mostly_known(

@@ -27,7 +27,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from fgdm.config import TrainingConfig
-from fgdm.runtime import Terminated, lightning_noise_dropped
+from fgdm.runtime import Terminated, drop_noise_warnings, lightning_noise_dropped
 from fgdm.training.data import PoseDataModule
 from fgdm.training.finite import FiniteCheck, not_finite
 from fgdm.training.optim import clip_gradients, optimizer, scheduled_lr
@@ -200,7 +200,9 @@ class ScheduledModule(L.LightningModule):
             self.on_fit_start()
 
     def on_fit_start(self) -> None:
-        """Each rank's random streams: those of the checkpoint resumed from, or one of its own (ranks.py)."""
+        """Each rank's random streams: those of the checkpoint resumed from, or one of its own (ranks.py); and the
+        warning filters of Lightning's noise, which a process ddp_spawn started has not (in fit's, fit has them)."""
+        drop_noise_warnings()
         set_rng_states(self.trainer, self._resumed_rng, self.training_cfg.seed)
         self._resumed_rng, self._fit_started = None, True
 
@@ -343,14 +345,7 @@ def fit(
         raise ValueError(f"training.accelerator, devices, strategy or precision: {err}") from None
     if trainer.strategy.root_device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
-    with interrupt.arm(trainer), warnings.catch_warnings():
-        # a resumed epoch's batches go on where they stopped (EpochBatches), though Lightning cannot know it
-        warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable")
-        # the dev scores are joined over the ranks before they are logged (ranks.py): the same on every rank
-        warnings.filterwarnings("ignore", message=r".*sync_dist=True.*when logging on epoch level")
-        # the logs come every training.log_every steps of the whole run (Lightning counts across epochs), so an
-        # epoch shorter than that loses none; its warning of it names a Trainer argument fgdm's users do not set
-        warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+    with interrupt.arm(trainer):
         try:
             trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
         except SIGTERMException:  # a SIGTERM before training began, Lightning's: it stopped, exiting 0

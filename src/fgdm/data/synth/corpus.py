@@ -55,10 +55,13 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
         raise DataFormatError(path, 1, "empty file (expected a header id|signer|annotation|translation)")
     cols = [aliases.get(h.strip(), h.strip()) for h in header]
     missing = [c for c in need if c not in cols]
+    names = {v: k for k, v in aliases.items() if k != "speaker"}  # the names the header may use (PHOENIX14T's)
     if missing:
-        raise DataFormatError(
-            path, 1, f"header {'|'.join(header)!r} lacks {missing} (expected id|signer|annotation|translation)"
-        )
+        other = next((sep for sep in ",;\t" if len(header) == 1 and sep in header[0]), None)  # another separator
+        problem = (f"its columns are separated by {other!r}, not '|'" if other else
+                   f"it lacks {', '.join(names.get(c, c) for c in missing)}")  # fmt: skip
+        raise DataFormatError(path, 1, f"header {'|'.join(header)!r}: {problem} (expected id|signer|annotation|"
+                              "translation, separated by '|')")  # fmt: skip
     idx = {c: cols.index(c) for c in need}
     for lineno, fields in enumerate(reader, start=2):
         if not fields:
