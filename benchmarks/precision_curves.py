@@ -1,6 +1,6 @@
 """Training-loss curves of `fgdm train` runs that differ in precision and seed: a table and a plot.
 
-    python benchmarks/precision_curves.py OUT.png "TITLE=RUN[,RUN...]" ["TITLE=RUN[,RUN...]" ...]
+    python benchmarks/precision_curves.py OUT.png "TITLE=RUN[,RUN...]" ["TITLE=RUN[,RUN...]" ...] [--overwrite]
 
 Each argument after OUT.png is one panel of the plot: a title and the output directories of its runs (each run's
 last ``logs/version_*/metrics.csv``), or glob patterns of them (``DIR/loss-*``). A run's label is its directory's
@@ -16,7 +16,7 @@ import re
 import statistics
 from pathlib import Path
 
-from common import InputError, run  # a sibling module
+from common import InputError, refuse_existing, run  # a sibling module
 
 from fgdm.evaluation.html import newest_log, read_curves
 
@@ -48,7 +48,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="the plot (PNG)")
     parser.add_argument("panels", nargs="+", metavar="TITLE=RUN[,RUN...]")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT.png (a committed plot, say)")
     args = parser.parse_args()
+    refuse_existing([args.out], args.overwrite, "OUT.png")
     panels = []
     for spec in args.panels:
         title, sep, runs = spec.partition("=")

@@ -195,7 +195,8 @@ def collect(args: argparse.Namespace) -> None:
     benchmarks/gpu_curves.sh) into run files: each curve's last point is that row's result at its budget, or,
     with ``--at``, each of its points at those steps (one run file per budget: ``ROW-seedS-stepN.json``).
     A last point where the curve's ``--max-minutes`` ran out is a result at that time budget: curves cut by the
-    same minutes share one table whatever step each reached."""
+    same minutes share one table whatever step each reached. Run files already there (committed ones among them)
+    are replaced only with ``--overwrite``."""
     results = RESULTS / args.dataset
     results.mkdir(parents=True, exist_ok=True)
     ref_path = results / "reference.json"
@@ -212,9 +213,15 @@ def collect(args: argparse.Namespace) -> None:
             if known is not None:
                 _refuse_other_reference(path, rows, known[1], str(known[0]), results)
             known = known or (path, rows)
+    chosen = {}  # curve → (its row, its seed, its points to collect)
     for path, doc in docs.items():
         row, _, seed = doc["name"].removeprefix(f"{args.dataset}-").rpartition("-s")
-        points = [p for p in doc["points"] if p["step"] in args.at] if args.at else doc["points"][-1:]
+        chosen[path] = row, seed, [p for p in doc["points"] if p["step"] in args.at] if args.at else doc["points"][-1:]
+    named = [f"{row}-seed{seed}" + (f"-step{p['step']}" if args.at else "") for row, seed, points in chosen.values()
+             for p in points]  # fmt: skip
+    refuse_existing([results / f"{name}.json" for name in named], args.overwrite, "--results")  # committed ones too
+    for path, doc in docs.items():
+        row, seed, points = chosen[path]
         for point in points:
             out = {k: v for k, v in point.items() if k not in ("step", "train_seconds", "eval_seconds")}
             out |= {"system": LABELS[row], "row": row, "seed": int(seed), "steps": point["step"],
@@ -459,6 +466,7 @@ def main() -> None:
     c.add_argument("dataset", choices=list(DATASETS))
     c.add_argument("curves", nargs="+", help="curve JSONs written by benchmarks/learning_curve.py")
     c.add_argument("--at", type=positive_int, nargs="+", help="budgets (steps): a run file per curve point at each")
+    c.add_argument("--overwrite", action="store_true", help="replace the run files already there")
     c.set_defaults(func=collect)
     p = sub.add_parser("report", help="tables and plot from the finished runs")
     p.add_argument("--overwrite", action="store_true", help="replace the quality.md and quality.png there")

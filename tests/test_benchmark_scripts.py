@@ -73,6 +73,10 @@ def test_results_already_there_are_kept(tmp_path):
     done = _run("benchmarks/beam_search.py", "BT.ckpt", "DATA", "--out", str(tmp_path / "table.md"))
     assert done.returncode == 1 and "table.md exists already" in done.stderr
     assert (tmp_path / "table.md").read_text() == "written by hand\n"
+    (tmp_path / "loss.png").write_text("a committed plot\n")
+    done = _run("benchmarks/precision_curves.py", str(tmp_path / "loss.png"), "T=/nonexistent-run")
+    assert done.returncode == 1 and "loss.png exists already: choose another OUT.png, or --overwrite" in done.stderr
+    assert (tmp_path / "loss.png").read_text() == "a committed plot\n"
     done = _run("benchmarks/beam_search.py", "BT.ckpt", "DATA", "--hyp", f"ours={tmp_path / 'typo'}", "--out",
                 str(tmp_path / "new.md"))  # fmt: skip
     assert done.returncode == 1 and "--hyp ours=" in done.stderr and "expected NAME=DIR" in done.stderr

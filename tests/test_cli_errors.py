@@ -102,6 +102,13 @@ def _texts(ctx: Ctx, hyp: str, ref: str) -> list[str]:
     return ["score", "--hyp", str(ctx.tmp / "h.txt"), "--ref", str(ctx.tmp / "r.txt")]
 
 
+def _moved_training_data(ctx: Ctx) -> list[str]:
+    """An export recording ``ctx.data`` as its training data, which then moves."""
+    assert main(["export", ctx.ckpt, "--out", str(ctx.tmp / "exp"), "--data", str(ctx.data)]) == 0
+    ctx.data.rename(ctx.tmp / "moved")
+    return ["generate", "--checkpoint", str(ctx.tmp / "exp"), "--split", "test", "--out", str(ctx.tmp / "g")]
+
+
 def _gen(ctx: Ctx, *extra: str) -> list[str]:
     return ["generate", "--checkpoint", ctx.ckpt, "--gloss", "REGEN NORD", *extra]
 
@@ -393,6 +400,31 @@ CASES = [
         1,
         ("h.txt:2: not UTF-8 text",),
     ),
+    # --- a run's directory, a data file, moved data: named for what they are ------------------------
+    Case(
+        "generate from a run's directory",
+        lambda c: ["generate", "--checkpoint", str(c.run), "--gloss", "REGEN", "--out", str(c.tmp / "a.npy")],
+        1,
+        ("run: a directory, not a checkpoint or an exported model (a training run's: give ", "last.ckpt)"),
+    ),
+    Case(
+        "export into a run's directory, before --overwrite is offered",
+        lambda c: ["export", c.ckpt, "--out", str(c.run)],
+        1,
+        ("run: a training run's directory (its config.json is the run's): choose another one",),
+    ),
+    Case(
+        "data check on a data file",
+        lambda c: ["data", "check", str(c.data / "train.skels")],
+        1,
+        ("train.skels: a file, not a data directory: give the directory that holds it",),
+    ),
+    Case(
+        "generate --split from data moved since training",
+        _moved_training_data,
+        1,
+        ("not found: the checkpoint's training data (data.path); --data gives others",),
+    ),
 ]
 
 
@@ -434,6 +466,8 @@ def test_cli_case(case: Case, ctx: Ctx, capsys) -> None:
 
 def test_debug_shows_the_traceback(ctx, capsys) -> None:
     assert main(["--debug", "data", "check", str(ctx.tmp / "nothing")]) == 1
+    assert "Traceback" in capsys.readouterr().err
+    assert main(["data", "check", str(ctx.tmp / "nothing"), "--debug"]) == 1  # after the command's name too
     assert "Traceback" in capsys.readouterr().err
 
 

@@ -32,8 +32,9 @@ def _curve(tmp_path: Path, name: str, gt_wer: float) -> Path:
     return path
 
 
-def _collect(quality, *curves: Path) -> None:
-    quality.collect(argparse.Namespace(dataset="phoenix-synth", curves=[str(c) for c in curves], at=None))
+def _collect(quality, *curves: Path, overwrite: bool = False) -> None:
+    quality.collect(argparse.Namespace(dataset="phoenix-synth", curves=[str(c) for c in curves], at=None,
+                                       overwrite=overwrite))  # fmt: skip
 
 
 def test_collect_refuses_curves_of_two_back_translators_before_writing(quality, tmp_path):
@@ -51,6 +52,22 @@ def test_collect_keeps_one_reference_and_refuses_a_later_curve_of_another(qualit
     with pytest.raises(ValueError, match=r"reference\.json"):
         _collect(quality, _curve(tmp_path, "phoenix-synth-full-s2", 25.0))
     assert not (folder / "full-seed2.json").exists()
+
+
+def test_collect_replaces_run_files_only_with_overwrite(quality, tmp_path):
+    """The run files under benchmarks/results/quality are committed: collecting a curve again keeps them."""
+    curve = _curve(tmp_path, "phoenix-synth-full-s0", 12.99)
+    _collect(quality, curve)
+    out = tmp_path / "results" / "phoenix-synth" / "full-seed0.json"
+    before = out.read_text()
+    doc = json.loads(curve.read_text())
+    doc["points"][0]["wer"] = 40.0
+    curve.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"full-seed0.json exists already: choose another --results, or --overwrite"):
+        _collect(quality, curve)
+    assert out.read_text() == before
+    _collect(quality, curve, overwrite=True)
+    assert json.loads(out.read_text())["wer"] == 40.0
 
 
 def test_curves_cut_by_the_same_minutes_share_one_table_whatever_step_they_reached(quality, tmp_path):

@@ -263,6 +263,11 @@ def _listed(values, what: str) -> list:
     return values.tolist() if isinstance(values, (torch.Tensor, np.ndarray)) else list(values)
 
 
+def _namer(names: Sequence[str] | None) -> Callable[[int], str]:
+    """How errors and warnings name the i-th sequence: by its name, where given, else by its place."""
+    return lambda i: f"gloss sequence {names[i] if names is not None else i}"
+
+
 def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_size) -> tuple[list, list | None, list]:
     """:func:`generate_poses`' arguments checked, each problem named: (the gloss-id lists, the frame counts or
     None, one generator seed per sequence)."""
@@ -279,7 +284,7 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
     for what, given in (("frame counts", frames), ("names", names)):
         if given is not None and len(given) != len(ids):
             raise ValueError(f"{len(given)} {what} for {len(ids)} gloss sequences")
-    name = (lambda i: f"gloss sequence {names[i]}") if names is not None else (lambda i: f"gloss sequence {i}")
+    name = _namer(names)
     vocab = len(loaded.vocab)
     for i, seq in enumerate(ids):
         listed = _listed(seq, "") if _is_list(seq) else None
@@ -343,7 +348,7 @@ def generate_poses(
     loaded.model.diffusion.sampling_timesteps(steps)  # checks steps before any work
     model = loaded.model
     device = next(model.parameters()).device
-    name = (lambda i: f"gloss sequence {names[i]}") if names is not None else (lambda i: f"gloss sequence {i}")
+    name = _namer(names)
     batches = []  # every batch's frame counts first: a refusal comes before any sampling
     for start in range(0, len(glosses), batch_size):
         gloss, gloss_mask = pad_sequences(glosses[start : start + batch_size], loaded.vocab.pad_index, torch.long)

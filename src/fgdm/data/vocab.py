@@ -61,7 +61,7 @@ def gloss_tokens(text: str, what: str = "--gloss") -> list[str]:
 def token_problem(token: object, what: str = "glosses") -> str | None:
     """What makes ``token`` no gloss (or word) of a sentence, or None: not a string, empty, a space or a character
     :func:`odd_character` names in it, or a vocabulary's own token. ``what`` names the kind (plural)."""
-    one = what[:-2] if what.endswith("sses") else what[:-1] if what.endswith("s") else what
+    one = _singular(what)
     if not isinstance(token, str):
         return f"{token!r} is no {one} (a string)"
     if not token:
@@ -72,6 +72,11 @@ def token_problem(token: object, what: str = "glosses") -> str | None:
         return f"{token!r} holds a space or a line break: give each {one} on its own"
     at = odd_character(token)
     return f"{token!r}: {odd_character_problem(token, at)}" if at is not None else None
+
+
+def _singular(what: str) -> str:
+    """One of the kind ``what`` names: "glosses" → "gloss", "words" → "word"."""
+    return what[:-2] if what.endswith("sses") else what[:-1] if what.endswith("s") else what
 
 
 def tokenize_text(text: str) -> list[str]:
@@ -296,7 +301,7 @@ def warn_unknown(
     are, maps = ("is", "maps") if count == 1 else ("are", "map")
     if count == 1:  # "the only gloss", "1 of 3 glosses", "1 gloss"
         some = "the only" if total == 1 else some
-        what = what if total not in (None, 1) else what[:-2] if what.endswith("sses") else what.rstrip("s")
+        what = what if total not in (None, 1) else _singular(what)
     warnings.warn(
         f"{some} {what}{types} {are} not in the vocabulary and {maps} to <unk>: {shown}{more}",
         UnknownTokenWarning,
