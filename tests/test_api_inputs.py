@@ -131,6 +131,19 @@ def test_loading_builds_the_cpu_kernel_so_that_the_first_sentence_does_not(monke
     assert len(asked) == 1
 
 
+def test_a_model_without_the_focal_stage_builds_no_kernel(tmp_path, monkeypatch):
+    from fgdm.model import kernels
+    from fgdm.training import train
+
+    cfg = load_config("configs/tiny.yaml", [f"training.output_dir={tmp_path}", "training.max_steps=1",
+                                            "training.val_every=1", "model.focal.enabled=false"])  # fmt: skip
+    train(cfg, progress=False)
+    asked = []
+    monkeypatch.setattr(kernels, "available", lambda *a: asked.append(a) or True)
+    load_for_sampling(tmp_path / "checkpoints" / "last.ckpt", device="cpu")
+    assert not asked
+
+
 def test_lengths_as_evaluate_takes_them_and_unknown_splits_as_value_errors(loaded):
     from fgdm.config import DataConfig
     from fgdm.data.sources import build_corpus

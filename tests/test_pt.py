@@ -273,6 +273,8 @@ def test_a_signal_waits_for_the_renames_that_belong_together(sig):
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
+    # Python's own SIGINT handler, also where the test runs with SIGINT ignored (a shell's background job)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=time.sleep, args=(2,), daemon=True).start()
     order = []
     try:
@@ -285,6 +287,7 @@ def test_a_signal_waits_for_the_renames_that_belong_together(sig):
     finally:
         handler = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     assert order == ["renamed", "stopped"] and handler is stop  # the handler before the block is back
 
 

@@ -135,8 +135,8 @@ def load_for_sampling(
         raise ValueError(f"{path}: diffusion.standardise is on but the checkpoint has no pose statistics")
     device = resolve_device(device)
     model.eval().to(device)
-    if device.type == "cpu" and cfg.model.focal.kernel != "torch":  # the fused ASGCN kernel built (seconds, once a
-        from fgdm.model import kernels  # machine; cached) or loaded now, not in the first sentence's sampling
+    if device.type == "cpu" and cfg.model.focal.enabled and cfg.model.focal.kernel != "torch":  # the ASGCN kernel
+        from fgdm.model import kernels  # built (seconds, once a machine; cached) or loaded now, not in the first call
 
         kernels.available()
     if str(precision) == "bf16":
