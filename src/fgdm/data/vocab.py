@@ -230,10 +230,8 @@ class Vocabulary:
 
     def require_known(self, tokens: Sequence[str], what: str = "glosses") -> None:
         """Refuses tokens none of which is in the vocabulary (lower-case glosses, say: the hint offers them upper
-        case), or any of the vocabulary's own tokens; some unknown ones are left to :meth:`encode_all`'s warning."""
-        reserved = [t for t in tokens if t in SPECIALS]
-        if reserved:
-            raise ValueError(f"{what}: {reserved[0]} is a vocabulary's own token, not a gloss")
+        case); some unknown ones are left to the encoding's warning. The tokens are glosses already
+        (:func:`token_problem`: :meth:`encode_sentence` checks them first)."""
         if not any(t in self for t in tokens):
             upper = any(t.upper() in self for t in tokens)
             hint = f" (did you mean {' '.join(t.upper() for t in tokens)}? glosses are upper case)" if upper else ""
