@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from common import machine, number, positive_int, run  # a sibling module
+from common import machine, number, positive_int, refuse_existing, run  # a sibling module
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -139,7 +139,10 @@ def main() -> None:
     ap.add_argument("--profile", metavar="FILE",
                     help="also write torch.profiler's operator tables of one training step and one sampling to FILE "
                     "(with CUDA times on a GPU)")  # fmt: skip
+    ap.add_argument("--overwrite", action="store_true", help="replace the --profile FILE if it exists")
     args = ap.parse_args()
+    if args.profile:  # before the work, not after it
+        refuse_existing([Path(args.profile)], args.overwrite, "--profile FILE")
     keep_freed_memory()  # as the fgdm command does
     args.repeats = args.repeats or (3 if args.quick else 5)
     torch.manual_seed(0)

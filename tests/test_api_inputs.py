@@ -66,7 +66,10 @@ def test_encode_all_refuses_what_is_no_gloss_naming_the_sentence_and_words_its_w
     for sentences, says in (
         ([["XX"]], r"^the only gloss is not in the vocabulary and maps to <unk>: XX \(1\)$"),
         ([["XX", "NORD"]], r"^1 of 2 glosses is not"),
-        ([["XX", "YY"]], r"^all 2 glosses \(2 types\) are not"),
+        (
+            [["XX", "YY"]],
+            r"^none of the 2 glosses \(2 types\) is in the vocabulary; all map to <unk>: XX \(1\), YY \(1\)$",
+        ),
     ):
         with pytest.warns(UnknownTokenWarning, match=says):
             v.encode_all(sentences)
@@ -180,6 +183,14 @@ def test_save_animation_takes_lists_and_warns_of_poses_in_other_units(tmp_path, 
         save_animation(tmp_path / "mm.gif", pose * 1000, fps=loaded.fps, renderer=Renderer(size=48))
     with pytest.raises(ValueError, match=r"a.pose: fps: a number of frames per second, got '12.5'"):
         save_sequence(tmp_path / "a.pose", pose, fps="12.5")
+    flat = pose.reshape(len(pose), -1)  # (S, J·3): each sequence of a list is named with its own shape
+    with pytest.raises(ValueError, match=rf"b.gif: sequence 1 has shape \({len(pose)}, {flat.shape[1]}\), expected"):
+        save_animation(tmp_path / "b.gif", [pose, flat], renderer=Renderer(size=48))
+    with pytest.raises(ValueError, match=rf"b.gif: sequence 0 has shape \({len(pose)}, {flat.shape[1]}\), expected"):
+        save_animation(tmp_path / "b.gif", flat, renderer=Renderer(size=48))
+    with pytest.raises(ValueError, match=r"b.gif: no sequence to draw"):
+        save_animation(tmp_path / "b.gif", [], renderer=Renderer(size=48))
+    assert not (tmp_path / "b.gif").exists()
 
 
 def test_training_from_python_leaves_lightnings_noise_out_and_its_loggers_as_they_were():

@@ -73,6 +73,9 @@ def test_results_already_there_are_kept(tmp_path):
     done = _run("benchmarks/beam_search.py", "BT.ckpt", "DATA", "--out", str(tmp_path / "table.md"))
     assert done.returncode == 1 and "table.md exists already" in done.stderr
     assert (tmp_path / "table.md").read_text() == "written by hand\n"
+    done = _run("benchmarks/speed.py", "--profile", str(tmp_path / "table.md"))  # refused before any timing
+    assert done.returncode == 1 and "table.md exists already: choose another --profile FILE" in done.stderr
+    assert (tmp_path / "table.md").read_text() == "written by hand\n"
     (tmp_path / "loss.png").write_text("a committed plot\n")
     done = _run("benchmarks/precision_curves.py", str(tmp_path / "loss.png"), "T=/nonexistent-run")
     assert done.returncode == 1 and "loss.png exists already: choose another OUT.png, or --overwrite" in done.stderr

@@ -46,9 +46,9 @@ def test_causal_attention_never_looks_ahead():
 
 @pytest.mark.parametrize("attention", ["bidirectional", "causal"])
 def test_the_evaluation_decoder_computes_what_pytorchs_decoder_layers_compute(attention):
-    """In evaluation the General stage runs its decoder layers' weights through its own loop, with the
-    cross-attention's keys and values of the glosses given; it equals nn.TransformerDecoder, padding
-    included (float64, so only the equations can differ)."""
+    """The General stage runs its decoder layers' weights through its own loop, with the cross-attention to the
+    glosses computed per call or, as sampling does, regrouped beforehand (CrossMemory); both equal
+    nn.TransformerDecoder, padding included (float64, so only the equations can differ)."""
     torch.manual_seed(0)
     cfg = tiny(**{"model.general.attention": attention, "model.general.layers": 2}).model.general
     stage = GeneralStage(32, cfg).double().eval()
@@ -59,7 +59,7 @@ def test_the_evaluation_decoder_computes_what_pytorchs_decoder_layers_compute(at
                             memory_key_padding_mask=~gm) * fm[..., None]  # fmt: skip
     torch.testing.assert_close(stage(h, cond, fm, gm), expected)
     memory = stage.memory(torch.stack([2 * cond, cond]))  # two conditions at once, as for two sampling steps
-    torch.testing.assert_close(stage(h, cond, fm, gm, [(k[1], v[1]) for k, v in memory]), expected)
+    torch.testing.assert_close(stage(h, cond, fm, gm, [m[1] for m in memory]), expected)
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,11 @@ def test_the_fit_loop_rate_counts_this_runs_steps_over_its_wall_clock():
 
     from fgdm.training.throughput import Throughput
 
-    meter, trainer, module = Throughput(), SimpleNamespace(global_step=20), SimpleNamespace(device=torch.device("cpu"))
+    meter, trainer, module = (
+        Throughput(),
+        SimpleNamespace(global_step=20, world_size=1),
+        SimpleNamespace(device=torch.device("cpu")),
+    )
     meter.on_train_start(trainer, module)
     time.sleep(0.05)
     trainer.global_step = 25
@@ -91,7 +95,11 @@ def test_the_median_rate_leaves_out_slow_steps_wherever_they_fall():
 
     from fgdm.training.throughput import Throughput
 
-    meter, trainer, module = Throughput(), SimpleNamespace(global_step=0), SimpleNamespace(device=torch.device("cpu"))
+    meter, trainer, module = (
+        Throughput(),
+        SimpleNamespace(global_step=0, world_size=1),
+        SimpleNamespace(device=torch.device("cpu")),
+    )
     meter.on_train_start(trainer, module)
     for pause in (0.3, 0.01, 0.01, 0.3, 0.01, 0.01):
         meter.on_train_batch_start(trainer, module, [0], 0)
@@ -109,7 +117,11 @@ def test_the_late_rate_counts_the_last_half_of_the_steps_from_the_end_of_the_fir
 
     from fgdm.training.throughput import Throughput
 
-    meter, trainer, module = Throughput(), SimpleNamespace(global_step=0), SimpleNamespace(device=torch.device("cpu"))
+    meter, trainer, module = (
+        Throughput(),
+        SimpleNamespace(global_step=0, world_size=1),
+        SimpleNamespace(device=torch.device("cpu")),
+    )
     batch = [0, 0]
     meter.on_train_start(trainer, module)
     for pause in (0.3, 0.01, 0.01, 0.01):
@@ -388,6 +400,7 @@ def test_two_process_ddp_on_cpu_completes(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout[done.stdout.index("{") :])
     assert summary["steps"] == 4 and done.stdout.count('"steps"') == 1  # one summary, from rank 0
+    assert 4 * 8 < summary["train_sequences"] <= 2 * 4 * 8  # both processes' batches (of at most 8), not rank 0's
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 

@@ -252,9 +252,9 @@ def shown_frames(count: int, fps: float, path: Path | str) -> str:
 
 
 def _as_sequences(sequences) -> list[np.ndarray]:  # one (S, J, 3) sequence or several, as arrays or nested lists
-    if isinstance(sequences, np.ndarray) or (len(sequences) and np.ndim(sequences[0]) == 2):
-        return [np.asarray(sequences, dtype=np.float32)] if np.ndim(sequences) == 3 else list(sequences)
-    return [np.asarray(s, dtype=np.float32) for s in sequences]
+    frames = None if isinstance(sequences, np.ndarray) else [np.shape(f) for f in sequences]  # one, frame by frame?
+    one = sequences.ndim != 4 if frames is None else frames and all(len(f) == 2 and f[-1] == 3 for f in frames)
+    return [np.asarray(sequences, dtype=np.float32)] if one else [np.asarray(s, dtype=np.float32) for s in sequences]
 
 
 def save_animation(
@@ -269,14 +269,14 @@ def save_animation(
 
     ``fps``: the poses' frame rate: 25 for PT data, ``loaded.fps`` for a model's poses (12.5 for the shipped model:
     at the default they would play twice as fast). A sequence that lies mostly outside the picture (poses not in
-    the PT convention) is warned of.
-
-    ``progress``: a progress bar on stderr; None (default): on a terminal, once a render has taken 2 seconds.
+    the PT convention) is warned of. ``progress``: a progress bar on stderr; None (default): on a terminal, once a
+    render has taken 2 seconds.
     """
     from tqdm.auto import tqdm
 
-    path = Path(path)
-    sequences = _as_sequences(sequences)
+    path, sequences = Path(path), _as_sequences(sequences)
+    if not sequences:
+        raise ValueError(f"{path}: no sequence to draw")
     for k, seq in enumerate(sequences):
         if seq.ndim != 3 or seq.shape[-1] != 3 or len(seq) == 0:
             raise ValueError(f"{path}: sequence {k} has shape {seq.shape}, expected (S, J, 3) with S ≥ 1")

@@ -107,7 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     with contextlib.redirect_stdout(sys.stderr):  # progress bars on the terminal, stdout keeps the JSON
         result = train(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
-    print_result(result, {"train_sequences_per_second": round(result.sequences_per_second, 2)})
+    print_result(result, {"train_sequences": result.sequences,
+                          "train_sequences_per_second": round(result.sequences_per_second, 2)})  # fmt: skip
     return 0
 
 

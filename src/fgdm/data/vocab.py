@@ -294,14 +294,17 @@ def warn_unknown(
     if known and (close := closest(unknown, known)):
         more += f"; did you mean {close}?"
     count = sum(unknown.values())
-    some = f"all {count}" if count == total else f"{count}" if total is None else f"{count} of {total}"
     types = f" ({len(unknown)} type{'s' if len(unknown) > 1 else ''})" if count > 1 else ""
-    are, maps = ("is", "maps") if count == 1 else ("are", "map")
-    if count == 1:  # "the only gloss", "1 of 3 glosses", "1 gloss"
-        some = "the only" if total == 1 else some
-        what = what if total not in (None, 1) else _singular(what)
+    if count == total and count > 1:  # not "all 2 glosses are not …", which reads as "not all"
+        message = f"none of the {count} {what}{types} is in the vocabulary; all map to <unk>"
+    else:  # "the only gloss is", "1 of 3 glosses is", "1 gloss is", "2 of 5 glosses are", "2 glosses are"
+        some = "the only" if count == total else f"{count}" if total is None else f"{count} of {total}"
+        if count == 1 and total in (None, 1):
+            what = _singular(what)
+        are, maps = ("is", "maps") if count == 1 else ("are", "map")
+        message = f"{some} {what}{types} {are} not in the vocabulary and {maps} to <unk>"
     warnings.warn(
-        f"{some} {what}{types} {are} not in the vocabulary and {maps} to <unk>: {shown}{more}",
+        f"{message}: {shown}{more}",
         UnknownTokenWarning,
         stacklevel=stacklevel,
     )

@@ -57,5 +57,9 @@ def feed_forward(
     layer: nn.TransformerEncoderLayer | nn.TransformerDecoderLayer, x: torch.Tensor, out_dropout: nn.Dropout
 ) -> torch.Tensor:
     """The layer's feed-forward block of x, dropout on its hidden layer and on its output."""
-    hidden = dropped(layer.activation(layer.linear1(x)), layer.dropout)
+    hidden = layer.linear1(x)
+    # ReLU in place on the product's fresh output (the product's backward does not need it): no second hidden-size
+    # tensor, which at sampling's sizes costs as long as the ReLU itself (benchmarks/results/speed.md)
+    hidden = hidden.relu_() if layer.activation is nn.functional.relu else layer.activation(hidden)
+    hidden = dropped(hidden, layer.dropout)
     return dropped(layer.linear2(hidden), out_dropout)

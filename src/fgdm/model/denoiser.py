@@ -12,7 +12,7 @@ from fgdm.config import ModelConfig
 from fgdm.data.vocab import Vocabulary
 from fgdm.model.embeddings import TimestepEmbedding
 from fgdm.model.focal import FocalStage, GlossSide
-from fgdm.model.general import FrameToGeneral, GeneralStage, OutputLayer
+from fgdm.model.general import CrossMemory, FrameToGeneral, GeneralStage, OutputLayer
 from fgdm.model.gloss_encoder import GlossEncoder
 from fgdm.model.iconicity import ID_FEATURES, IconicityDisentanglement
 from fgdm.skeleton import Skeleton
@@ -37,7 +37,7 @@ class StepContext:
     cond: torch.Tensor  # G = gloss encoding + timestep embedding (B, L, D_g)
     positions: list[torch.Tensor] | None  # F2G's frame encoding terms (FrameToGeneral.positions)
     focal: list[GlossSide] | None  # per Focal block, the semantic mask's inputs from G; None without them
-    memory: list[tuple[torch.Tensor, torch.Tensor]] | None  # per General layer, cross-attention keys and values
+    memory: list[CrossMemory] | None  # per General layer, its cross-attention to G
 
 
 class LengthHead(nn.Module):
@@ -117,7 +117,7 @@ class Denoiser(nn.Module):
                 cond[i],
                 positions,
                 None if sides is None else [side[i] for side in sides],
-                None if memory is None else [(k[i], v[i]) for k, v in memory],
+                None if memory is None else [m[i] for m in memory],
             )
             for i in range(T)
         ]

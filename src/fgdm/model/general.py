@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -43,15 +45,50 @@ class FrameToGeneral(nn.Module):
         return out
 
 
+@dataclass(eq=False)
+class CrossMemory:
+    """One decoder layer's cross-attention to the glosses G, regrouped for frames x that attend only to them.
+
+    With q_h = x W_q,h + b_q,h, K_h and V_h the glosses' keys and values of head h, and W_o,h the out-projection's
+    columns for that head, the layer computes Σ_h softmax(q_h K_hᵀ / √d_h) V_h W_o,hᵀ + b_o. Grouped around the
+    glosses, the scores are x · (W_q,hᵀ K_hᵀ / √d_h) + b_q,h K_hᵀ / √d_h and the values V_h W_o,hᵀ: products of
+    width H·L (heads times glosses) instead of D_g. Sampling computes them once for all its steps
+    (:meth:`GeneralStage.memory`); per frame the cross-attention then costs a small fraction of its two D_g × D_g
+    projections (benchmarks/results/speed.md, *The cross-attention regrouped for sampling*).
+    """
+
+    scores: torch.Tensor  # (..., D_g, H·L)
+    offset: torch.Tensor  # (..., 1, H·L)
+    values: torch.Tensor  # (..., H·L, D_g)
+    heads: int
+
+    def __getitem__(self, index: int) -> CrossMemory:
+        """The memory of one entry of the first dimension (one sampling step)."""
+        return CrossMemory(self.scores[index], self.offset[index], self.values[index], self.heads)
+
+    def attend(
+        self, x: torch.Tensor, glosses: torch.Tensor | None, bias: torch.Tensor, dropout: float = 0.0
+    ) -> torch.Tensor:
+        """The cross-attention's output for x (B, S, D_g), out-projection and its ``bias`` included; ``glosses``
+        (B, 1, 1, L), True where a frame may attend, or None; ``dropout`` on the attention weights."""
+        scores = torch.baddbmm(self.offset, x, self.scores).unflatten(-1, (self.heads, -1))  # (B, S, H, L)
+        if glosses is not None:
+            scores = scores.masked_fill(~glosses, float("-inf"))
+        weights = scores.softmax(-1)
+        if dropout > 0:
+            weights = nn.functional.dropout(weights, dropout)
+        return torch.baddbmm(bias, weights.flatten(2), self.values)
+
+
 class GeneralStage(nn.Module):
     """L2 Transformer decoder layers: self-attention over frames, cross-attention to the glosses.
 
     Shape: h (B, S, D_g), cond (B, L, D_g), frame_mask (B, S), gloss_mask (B, L) → (B, S, D_g).
 
     The weights are those of PyTorch's ``nn.TransformerDecoder`` (pre-norm), and so are the checkpoint keys;
-    :meth:`_decode` computes its equations (:mod:`fgdm.model.attention`), dropout included in training, taking the
-    cross-attention's keys and values of the glosses from :meth:`memory`, which sampling computes once for all
-    its steps. Fewer operators than PyTorch's layers: synth.yaml's training forward issues 138 against 197.
+    :meth:`forward` computes its equations (:mod:`fgdm.model.attention`), dropout included in training, taking the
+    cross-attention from :meth:`memory` where sampling computed it once for all its steps. Fewer operators than
+    PyTorch's layers: synth.yaml's training forward issues 138 against 197.
     """
 
     def __init__(self, width: int, cfg: GeneralConfig) -> None:
@@ -62,13 +99,21 @@ class GeneralStage(nn.Module):
         )
         self.layers = nn.TransformerDecoder(layer, cfg.layers)
 
-    def memory(self, cond: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each layer's cross-attention keys and values of G (..., L, D_g), each (..., L, D_g)."""
+    def memory(self, cond: torch.Tensor) -> list[CrossMemory]:
+        """Each layer's :class:`CrossMemory` of G (..., L, D_g)."""
         out = []
         for layer in self.layers.layers:
             attn, D = layer.multihead_attn, cond.shape[-1]
+            H = attn.num_heads
             k, v = nn.functional.linear(cond, attn.in_proj_weight[D:], attn.in_proj_bias[D:]).chunk(2, dim=-1)
-            out.append((k, v))
+            k, v = k.unflatten(-1, (H, -1)), v.unflatten(-1, (H, -1))  # (..., L, H, d_h)
+            wq, bq = attn.in_proj_weight[:D].unflatten(0, (H, -1)), attn.in_proj_bias[:D].unflatten(0, (H, -1))
+            scale = k.shape[-1] ** -0.5
+            scores = torch.einsum("hdc,...lhd->...chl", wq * scale, k).flatten(-2)  # (..., D_g, H·L)
+            offset = torch.einsum("hd,...lhd->...hl", bq * scale, k).flatten(-2).unsqueeze(-2)  # (..., 1, H·L)
+            wo = attn.out_proj.weight.unflatten(1, (H, -1))  # (D_g, H, d_h)
+            values = torch.einsum("...lhd,chd->...hlc", v, wo).flatten(-3, -2)  # (..., H·L, D_g)
+            out.append(CrossMemory(scores, offset, values, H))
         return out
 
     def forward(
@@ -77,33 +122,30 @@ class GeneralStage(nn.Module):
         cond: torch.Tensor,
         frame_mask: torch.Tensor,
         gloss_mask: torch.Tensor,
-        memory: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        memory: list[CrossMemory] | None = None,
     ) -> torch.Tensor:
-        return self._decode(h, memory if memory is not None else self.memory(cond), frame_mask, gloss_mask)
-
-    def _decode(
-        self,
-        h: torch.Tensor,
-        memory: list[tuple[torch.Tensor, torch.Tensor]],
-        frame_mask: torch.Tensor,
-        gloss_mask: torch.Tensor,
-    ) -> torch.Tensor:
-        """The decoder layers (pre-norm: h += SelfAttn(LN h); h += CrossAttn(LN h, G); h += FF(LN h)), with each
-        layer's keys and values of the glosses given; in training with the layers' dropout where PyTorch's
-        layers apply it: on the attention weights, the three residual branches and the feed-forward's hidden
-        layer."""
+        """The decoder layers (pre-norm: h += SelfAttn(LN h); h += CrossAttn(LN h, G); h += FF(LN h)); in training
+        with the layers' dropout where PyTorch's layers apply it: on the attention weights, the three residual
+        branches and the feed-forward's hidden layer. ``memory``: :meth:`memory` of ``cond``, if already computed
+        (``cond`` is then not read)."""
         S, D = h.shape[1], h.shape[2]
         own = None if nothing_padded(frame_mask) else frame_mask[:, None, None, :]  # True = may attend
         if self.causal:
             below = torch.ones(S, S, dtype=torch.bool, device=h.device).tril()
             own = below if own is None else own & below
         glosses = None if nothing_padded(gloss_mask) else gloss_mask[:, None, None, :]
-        for layer, (k, v) in zip(self.layers.layers, memory, strict=True):
+        for i, layer in enumerate(self.layers.layers):
             ca = layer.multihead_attn
+            dropout = ca.dropout if self.training else 0.0
             h = h + dropped(self_attention(layer.self_attn, layer.norm1(h), own), layer.dropout1)
-            q = nn.functional.linear(layer.norm2(h), ca.in_proj_weight[:D], ca.in_proj_bias[:D])
-            cross = attend(q, k, v, ca.num_heads, glosses, ca.dropout if self.training else 0.0)
-            h = h + dropped(ca.out_proj(cross), layer.dropout2)
+            x = layer.norm2(h)
+            if memory is not None:
+                cross = memory[i].attend(x, glosses, ca.out_proj.bias, dropout)
+            else:  # training: the keys and values of this batch's G, as PyTorch's layer computes them
+                k, v = nn.functional.linear(cond, ca.in_proj_weight[D:], ca.in_proj_bias[D:]).chunk(2, dim=-1)
+                q = nn.functional.linear(x, ca.in_proj_weight[:D], ca.in_proj_bias[:D])
+                cross = ca.out_proj(attend(q, k, v, ca.num_heads, glosses, dropout))
+            h = h + dropped(cross, layer.dropout2)
             h = h + feed_forward(layer, layer.norm3(h), layer.dropout3)
         return h * frame_mask[..., None]
 

@@ -217,7 +217,8 @@ class TrainResult:
     steps: int
     monitor: str  # the dev metric that picks the best checkpoint (dev/dtw for FGDM, dev/wer for the back-translator)
     monitored: float | None  # its last value
-    sequences_per_second: float  # of this process, in its training steps
+    sequences: int  # trained on, by all processes
+    sequences_per_second: float  # of all processes, over the training steps' time
     steps_per_second: float  # of the fit loop, end to end (validation, EMA, logging, checkpoints included)
     late_steps_per_second: float  # the same over the fit loop's last half of the steps: after warm-up and compiling
     median_steps_per_second: float  # 1 / the median step (end to end): the typical step, compilations left out
@@ -384,6 +385,7 @@ def fit(
         steps=trainer.global_step,
         monitor=monitor,
         monitored=float(value) if value is not None else None,
+        sequences=throughput.sequences,
         sequences_per_second=throughput.sequences / max(throughput.seconds, 1e-9),
         steps_per_second=throughput.fit_steps / max(throughput.fit_seconds, 1e-9),
         late_steps_per_second=throughput.late_steps / max(throughput.late_seconds, 1e-9),

@@ -14,7 +14,8 @@ from fgdm.data.dataset import Batch
 
 
 class Throughput(Callback):
-    """Counts training sequences and the time of the training steps, for a sequences-per-second figure; and the
+    """Counts training sequences (of all processes, at the end) and the time of the training steps, for a
+    sequences-per-second figure; and the
     steps and wall-clock time of the whole fit loop (validation, EMA, logging and checkpoints included, process
     start and data preparation not), for a steps-per-second figure, also over the fit loop's last half of the steps
     alone (after warm-up and, with ``training.compile``, the first compilations), and for the typical step: the
@@ -35,6 +36,9 @@ class Throughput(Callback):
         if module.device.type == "cuda":
             torch.cuda.synchronize(module.device)  # the last steps' kernels, not just their launches
         end = time.perf_counter()
+        if trainer.world_size > 1:  # every process's sequences; the processes step together, so one's time is all's
+            mine = torch.tensor(float(self.sequences), device=module.device)
+            self.sequences = round(float(trainer.strategy.reduce(mine, reduce_op="sum")))
         self.fit_seconds = end - self._fit_t0
         self.fit_steps = trainer.global_step - self._first_step
         self.late_steps, self.late_seconds = self.fit_steps, self.fit_seconds
