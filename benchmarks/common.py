@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fgdm.cli import describe
 from fgdm.cli.arguments import count, nonnegative, number, positive, positive_int, probability  # noqa: F401
-from fgdm.cli.refusals import refuse_existing  # noqa: F401
+from fgdm.cli.refusals import refuse_existing, refuse_unwritable  # noqa: F401
 
 
 class InputError(ValueError):

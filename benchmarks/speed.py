@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from common import machine, number, positive_int, refuse_existing, run  # a sibling module
+from common import machine, number, positive_int, refuse_existing, refuse_unwritable, run  # a sibling module
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -143,6 +143,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.profile:  # before the work, not after it
         refuse_existing([Path(args.profile)], args.overwrite, "--profile FILE")
+        if Path(args.profile).is_dir():
+            raise ValueError(f"--profile {args.profile}: a directory, not a file")
+        refuse_unwritable(Path(args.profile))
     keep_freed_memory()  # as the fgdm command does
     args.repeats = args.repeats or (3 if args.quick else 5)
     torch.manual_seed(0)

@@ -31,6 +31,8 @@ def test_every_shipped_config_loads(path):
         (["nonsense"], "--set expects key=value"),
         (["diffusion=3"], "diffusion: expected a section"),
         (["training.strategy=ddp_everywhere"], "training.strategy: 'ddp_everywhere' is not one of auto, ddp"),
+        (["training.strategy=ddp_spawn"], "training.strategy: ddp_spawn trains in processes it starts itself, which"),
+        (["training.strategy=ddp_notebook"], "hand their step count, optimizer state or figures back to the process"),
         (["loss.bone_weight=-1"], "loss.bone_weight: must be ≥ 0"),
         (["training.unk_rate=1"], "training.unk_rate: must be in [0, 1), got 1"),
         (["training.weight_decay=-0.1"], "training.weight_decay: must be ≥ 0, got -0.1"),

@@ -1013,7 +1013,7 @@ def test_a_batch_larger_than_the_training_split_is_said(tmp_path):
 
 
 def test_each_training_process_ignores_lightnings_warnings_of_what_fgdm_does_on_purpose(tmp_path, monkeypatch):
-    """fit's warning filters are its process's; a process ddp_spawn starts sets them itself, in on_fit_start."""
+    """fit's warning filters are its process's; every training process also sets them itself, in on_fit_start."""
     import warnings
 
     from fgdm.config import load_config

@@ -16,6 +16,7 @@ from typing import Literal
 SYNTH_SPLIT_SIZES = {"train": 1000, "dev": 100, "test": 100}
 # Lightning's strategies that fgdm runs under (single process, and data-parallel across processes).
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "ddp_notebook", "fsdp")
+SPAWNED = ("ddp_spawn", "ddp_notebook")  # Lightning's, refused with the reason (TrainingConfig.__post_init__)
 
 
 class ConfigError(ValueError):
@@ -130,6 +131,11 @@ class TrainingConfig:
         if self.accelerator == "cpu" and self.devices != "auto" and not str(self.devices).strip().isdigit():
             raise ConfigError(f"training.devices: the cpu accelerator takes a number of processes ≥ 1 (or auto), got "
                               f"{self.devices!r}", also=("training.accelerator",))  # fmt: skip
+        if self.strategy in SPAWNED:
+            raise ConfigError(f"training.strategy: {self.strategy} trains in processes it starts itself, which do not "
+                              "hand their step count, optimizer state or figures back to the process that saves the "
+                              "final checkpoint and reports the run: use ddp, the same data-parallel training with "
+                              "processes started as commands")  # fmt: skip
         if not 0 <= self.seed < 2**32:  # NumPy's and Lightning's seeds are 32-bit
             raise ConfigError(f"training.seed: must be in [0, 2**32 − 1 = {2**32 - 1}], got {self.seed}")
         if self.max_minutes is not None and not self.max_minutes > 0:

@@ -141,7 +141,7 @@ class GeneralStage(nn.Module):
             x = layer.norm2(h)
             if memory is not None:
                 cross = memory[i].attend(x, glosses, ca.out_proj.bias, dropout)
-            else:  # training: the keys and values of this batch's G, as PyTorch's layer computes them
+            else:  # no memory given (training, a call without a step context): as PyTorch's layer computes it
                 k, v = nn.functional.linear(cond, ca.in_proj_weight[D:], ca.in_proj_bias[D:]).chunk(2, dim=-1)
                 q = nn.functional.linear(x, ca.in_proj_weight[:D], ca.in_proj_bias[:D])
                 cross = ca.out_proj(attend(q, k, v, ca.num_heads, glosses, dropout))

@@ -201,7 +201,7 @@ class ScheduledModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         """Each rank's random streams: those of the checkpoint resumed from, or one of its own (ranks.py); and the
-        warning filters of Lightning's noise, which a process ddp_spawn started has not (in fit's, fit has them)."""
+        warning filters of Lightning's noise, set in every process here (fit's own scope is its caller's process)."""
         drop_noise_warnings()
         set_rng_states(self.trainer, self._resumed_rng, self.training_cfg.seed)
         self._resumed_rng, self._fit_started = None, True

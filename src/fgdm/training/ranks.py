@@ -60,7 +60,7 @@ def rng_states(trainer: L.Trainer | None) -> dict[str, Any]:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     if trainer is None or trainer.world_size == 1 or not torch.distributed.is_initialized():
-        return state  # (ddp_spawn's parent process saves the final checkpoint with no process group)
+        return state
     ranks: list[dict | None] = [None] * trainer.world_size
     torch.distributed.all_gather_object(ranks, state)
     return {**ranks[0], "ranks": ranks}

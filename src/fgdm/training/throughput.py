@@ -37,8 +37,8 @@ class Throughput(Callback):
             torch.cuda.synchronize(module.device)  # the last steps' kernels, not just their launches
         end = time.perf_counter()
         if trainer.world_size > 1:  # every process's sequences; the processes step together, so one's time is all's
-            mine = torch.tensor(float(self.sequences), device=module.device)
-            self.sequences = round(float(trainer.strategy.reduce(mine, reduce_op="sum")))
+            mine = torch.tensor(self.sequences, dtype=torch.long, device=module.device)  # exact past 2**24
+            self.sequences = int(trainer.strategy.reduce(mine, reduce_op="sum"))
         self.fit_seconds = end - self._fit_t0
         self.fit_steps = trainer.global_step - self._first_step
         self.late_steps, self.late_seconds = self.fit_steps, self.fit_seconds
