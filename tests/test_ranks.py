@@ -161,5 +161,27 @@ def test_a_signal_that_reaches_one_rank_stops_every_rank_with_the_last_checkpoin
     _, err = proc.communicate(timeout=200)
     assert proc.returncode == status, err[-3000:]
     assert err.count(f"{said} at step") == 1  # said once, by rank 0
+    assert "fgdm: interrupted\n" not in err and "fgdm: terminated\n" not in err  # the other rank says nothing
     step = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
     assert step > 7 and step % 5 == 0  # where the ranks agreed: a multiple of training.log_every (5), after step 7
+
+
+@pytest.mark.parametrize("command", [["train", TINY], ["backtranslator", "train", "configs/backtranslator.yaml"]])
+def test_several_machines_without_a_multinode_launch_are_refused_before_any_work(tmp_path, monkeypatch, capsys,
+                                                                                 command):  # fmt: skip
+    """training.num_nodes = 2 in a process started on its own waited forever for a second machine, silently."""
+    from fgdm.cli import main
+    from fgdm.training.ranks import MULTINODE_LAUNCH
+
+    for name in MULTINODE_LAUNCH:
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "run"
+    args = [*command, "--set", f"training.output_dir={out}", "--set", "training.num_nodes=2", "--quiet"]
+    assert main(args) == 1
+    said = capsys.readouterr().err
+    assert "training.num_nodes = 2, but nothing launched this process on several machines" in said, said
+    assert not out.exists()
+    monkeypatch.setenv("NODE_RANK", "0")  # a launch that says which machine this is: no refusal from fgdm
+    from fgdm.training.ranks import require_multinode_launch
+
+    require_multinode_launch(2)

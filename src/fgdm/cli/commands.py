@@ -88,7 +88,7 @@ def cmd_model_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_result(result, extra: dict | None = None) -> None:
+def print_result(result) -> None:
     if result.is_global_zero:  # one summary, from the first process
         best = str(result.best_checkpoint) if result.best_checkpoint else None
         print(json.dumps({"output_dir": str(result.output_dir), "last_checkpoint": str(result.last_checkpoint),
@@ -96,8 +96,9 @@ def print_result(result, extra: dict | None = None) -> None:
                           result.monitor.replace("/", "_"): result.monitored,
                           "steps_per_second": round(result.steps_per_second, 2),
                           "late_steps_per_second": round(result.late_steps_per_second, 2),
-                          "median_steps_per_second": round(result.median_steps_per_second, 2), **(extra or {})},
-                         indent=2))  # fmt: skip
+                          "median_steps_per_second": round(result.median_steps_per_second, 2),
+                          "train_sequences": result.sequences,
+                          "train_sequences_per_second": round(result.sequences_per_second, 2)}, indent=2))  # fmt: skip
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -107,8 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     with contextlib.redirect_stdout(sys.stderr):  # progress bars on the terminal, stdout keeps the JSON
         result = train(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
-    print_result(result, {"train_sequences": result.sequences,
-                          "train_sequences_per_second": round(result.sequences_per_second, 2)})  # fmt: skip
+    print_result(result)
     return 0
 
 

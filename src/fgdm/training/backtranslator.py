@@ -12,7 +12,7 @@ from fgdm.metrics.text import bleu, wer
 from fgdm.model.backtranslator import BackTranslator
 from fgdm.training.data import PoseDataModule
 from fgdm.training.loop import ScheduledModule, TrainResult, fit, seed_everything
-from fgdm.training.ranks import dev_batch, joined, quiet_workers
+from fgdm.training.ranks import dev_batch, joined, quiet_workers, require_multinode_launch
 from fgdm.training.rundir import claim, with_absolute_paths
 
 
@@ -79,6 +79,7 @@ def train_backtranslator(
     cfg = with_absolute_paths(cfg)
     config = to_dict(cfg)
     quiet_workers()
+    require_multinode_launch(cfg.training.num_nodes)
     with claim(cfg.training.output_dir, config, BackTranslatorConfig, resume, overwrite) as stored:
         seed_everything(cfg.training.seed)  # the initial weights come from training.seed
         vocab = Vocabulary(stored["gloss_vocab"]) if stored else None

@@ -28,7 +28,7 @@ from fgdm.training.compiling import compiled_loss
 from fgdm.training.data import PoseDataModule
 from fgdm.training.ema import EMA
 from fgdm.training.loop import ScheduledModule, TrainResult, fit, seed_everything
-from fgdm.training.ranks import dev_batch, quiet_workers
+from fgdm.training.ranks import dev_batch, quiet_workers, require_multinode_launch
 from fgdm.training.rundir import claim, with_absolute_paths
 
 
@@ -137,6 +137,7 @@ def train(
     cfg = with_absolute_paths(cfg)
     config = to_dict(cfg)
     quiet_workers()
+    require_multinode_launch(cfg.training.num_nodes)
     with claim(cfg.training.output_dir, config, Config, resume, overwrite) as stored:
         seed_everything(cfg.training.seed)  # the initial weights come from training.seed, whatever ran before
         vocab = Vocabulary(stored["vocab"]) if stored else None

@@ -361,7 +361,7 @@ def fit(
               f"{trainer.global_step}; {last} holds {what} (--resume continues)", file=sys.stderr)  # fmt: skip
     if interrupt.requested or interrupt.terminated:
         stop = Terminated() if interrupt.terminated else KeyboardInterrupt()
-        stop.reported = trainer.is_global_zero  # said above, with where the checkpoint is
+        stop.reported = True  # the first process said it above, with where the checkpoint is; the others say nothing
         raise stop
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     if (

@@ -29,6 +29,22 @@ def is_worker() -> bool:
     return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
 
 
+# what a multi-node launch sets: Lightning's own variables, SLURM's, torchrun's, LSF's
+MULTINODE_LAUNCH = ("NODE_RANK", "MASTER_ADDR", "SLURM_NTASKS", "GROUP_RANK", "LSB_JOBID")
+
+
+def require_multinode_launch(num_nodes: int) -> None:
+    """Refuses training.num_nodes > 1 in a process that no multi-node launch started: it would wait for the other
+    machines forever, saying nothing."""
+    if num_nodes > 1 and not any(name in os.environ for name in MULTINODE_LAUNCH):
+        raise ValueError(
+            f"training.num_nodes = {num_nodes}, but nothing launched this process on several machines "
+            f"(none of {', '.join(MULTINODE_LAUNCH)} is set): it would wait for the other machines "
+            "forever. Start the same command on every machine with NODE_RANK (0, 1, …), MASTER_ADDR "
+            "and MASTER_PORT set, or under SLURM or torchrun; on one machine, use training.devices"
+        )
+
+
 def quiet_workers() -> None:
     """Warnings once per run, not once per process: the other ranks read the same data and config."""
     if is_worker():
