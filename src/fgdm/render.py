@@ -253,7 +253,7 @@ def shown_frames(count: int, fps: float, path: Path | str) -> str:
 
 def _as_sequences(sequences) -> list[np.ndarray]:  # one (S, J, 3) sequence or several, as arrays or nested lists
     shapes = None if hasattr(sequences, "ndim") else {np.shape(f) for f in sequences}  # a list: of frames (J, 3)?
-    one = sequences.ndim != 4 if shapes is None else len(shapes) == 1 and len(s := shapes.pop()) == 2 and s[-1] == 3
+    one = sequences.ndim != 4 if shapes is None else len(shapes) == 1 and len(f := shapes.pop()) == 2 and f[-1] == 3
     return [np.asarray(sequences, dtype=np.float32)] if one else [np.asarray(s, dtype=np.float32) for s in sequences]
 
 
