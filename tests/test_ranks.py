@@ -185,3 +185,15 @@ def test_several_machines_without_a_multinode_launch_are_refused_before_any_work
     from fgdm.training.ranks import require_multinode_launch
 
     require_multinode_launch(2)
+
+
+def test_a_strategy_this_machine_cannot_run_is_refused_naming_the_settings(tmp_path, capsys):
+    """fsdp on the CPU: Lightning's refusal, said as fgdm's other refusals of these settings are, nothing written."""
+    from fgdm.cli import main
+
+    out = tmp_path / "run"
+    sets = [f"training.output_dir={out}", "training.strategy=fsdp", "training.accelerator=cpu"]
+    assert main(["train", TINY, "--quiet", *[a for s in sets for a in ("--set", s)]]) == 1
+    said = capsys.readouterr().err
+    assert "fgdm: error: training.accelerator, devices, strategy or precision: The strategy `fsdp` requires" in said
+    assert not out.exists()

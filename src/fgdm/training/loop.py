@@ -340,7 +340,7 @@ def fit(
     try:
         bar = [StepBar()] if progress else []  # one bar for the run, in steps (Lightning's counts each epoch's)
         trainer = _trainer(t, out, [best, throughput, interrupt, FiniteCheck(), *bar, *callbacks], loggers, progress)
-    except (MisconfigurationException, TypeError) as err:  # accelerator gpu without one; devices -1 on a CPU
+    except (MisconfigurationException, TypeError, ValueError) as err:  # gpu without one; devices -1 or fsdp on a CPU
         if isinstance(err, TypeError) and "devices" not in str(err):
             raise
         raise ValueError(f"training.accelerator, devices, strategy or precision: {err}") from None
