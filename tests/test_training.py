@@ -782,6 +782,60 @@ def test_a_resumed_runs_metrics_csv_rows_are_at_a_straight_runs_steps(tmp_path):
     assert rows("cut") == straight
 
 
+def test_a_run_stopped_between_validations_and_resumed_validates_as_a_straight_one(tmp_path):
+    """Lightning validates once more when asked to stop (fgdm's Ctrl-C and SIGTERM, training.max_minutes): a dev
+    row and a plateau-scheduler count that a straight run has not, which could lower the learning rate earlier (with
+    no patience, at the first score that is not the best). fgdm stops without it: the run cut at step 4 and resumed
+    has the straight run's dev rows, rates and weights (before, an extra row at step 4)."""
+    import signal
+
+    from lightning.pytorch.callbacks import Callback
+
+    from fgdm.config import load_config
+    from fgdm.training import train
+
+    class CtrlC(Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if trainer.global_step == 4:
+                os.kill(os.getpid(), signal.SIGINT)  # fgdm's handler: stop after this step
+
+    def run(name: str, steps: int, resume: bool = False, callbacks=()) -> None:
+        cfg = load_config(TINY, [f"training.output_dir={tmp_path / name}", f"training.max_steps={steps}",
+                                 "training.val_every=3", "training.log_every=1", "training.scheduler_patience=0",
+                                 "training.scheduler_factor=0.5", "training.min_lr=1e-9"])  # fmt: skip
+        train(cfg, resume=resume, progress=False, callbacks=list(callbacks))
+
+    def rows(name: str) -> list[tuple[str, str, str]]:
+        logs = sorted((tmp_path / name / "logs").glob("version_*/metrics.csv"))
+        return [(r["step"], r["dev/dtw"], r["lr"]) for f in logs for r in csv.DictReader(f.open()) if r["dev/dtw"]]
+
+    run("straight", 8)
+    with pytest.raises(KeyboardInterrupt):
+        run("cut", 100, callbacks=[CtrlC()])
+    ckpt = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 4 and ckpt["plateau"]["last_epoch"] == 1  # one validation: step 3's
+    run("cut", 8, resume=True)
+    assert [r[0] for r in rows("straight")] == ["2", "5"]  # validations at steps 3 and 6 (from 1)
+    assert rows("cut") == rows("straight")
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_time_budget_that_ends_between_validations_adds_none(tmp_path, capsys):
+    """training.max_minutes stops without the validation Lightning runs at a stop: the dev rows are the scheduled
+    ones only (none here: the budget ends before step 3)."""
+    base = ["train", TINY, "--quiet", "--set", f"training.output_dir={tmp_path}", "--set", "training.max_steps=1000",
+            "--set", "training.val_every=1000", "--set", "training.max_minutes=0.0001"]  # fmt: skip
+    assert main(base) == 0
+    out, err = capsys.readouterr()
+    assert "training.max_minutes = 0.0001 reached at step" in err
+    rows = list(csv.DictReader((tmp_path / "logs" / "version_0" / "metrics.csv").open()))
+    assert rows and not any(r.get("dev/dtw") for r in rows)
+    result = json.loads(out)
+    assert result["dev_dtw"] is None and result["best_checkpoint"] is None
+
+
 def test_a_warm_up_longer_than_the_first_validations_does_not_stop_training(tmp_path, capsys):
     base = ["train", TINY, "--set", f"training.output_dir={tmp_path / 'run'}", "--set", "training.val_every=2",
             "--set", "training.max_steps=6", "--quiet"]  # fmt: skip

@@ -129,6 +129,12 @@ class ScheduledModule(L.LightningModule):
             loop._batches_that_stepped = self.trainer.global_step
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Lightning validates once more when asked to stop between validations (fgdm's Ctrl-C and SIGTERM,
+        # training.max_minutes): dev sampling before the stop, and a dev row, best.ckpt candidate and plateau count
+        # that a run going straight on has not. Here, after every callback's say on the stop, it is switched off.
+        t = self.trainer
+        if t.should_stop and (t.fit_loop.epoch_loop.total_batch_idx + 1) % t.val_check_batch:
+            t.limit_val_batches = 0
         unlogged, self._unlogged_terms = self._unlogged_terms, None
         if unlogged is None or not _loggers_write_this_step(self.trainer):
             return
