@@ -782,21 +782,26 @@ def test_a_resumed_runs_metrics_csv_rows_are_at_a_straight_runs_steps(tmp_path):
     assert rows("cut") == straight
 
 
-def test_a_run_stopped_between_validations_and_resumed_validates_as_a_straight_one(tmp_path):
+def test_a_run_stopped_between_validations_and_resumed_validates_as_a_straight_one(tmp_path, monkeypatch):
     """Lightning validates once more when asked to stop (fgdm's Ctrl-C and SIGTERM, training.max_minutes): a dev
     row and a plateau-scheduler count that a straight run has not, which could lower the learning rate earlier (with
-    no patience, at the first score that is not the best). fgdm stops without it: the run cut at step 4 and resumed
-    has the straight run's dev rows, rates and weights (before, an extra row at step 4)."""
+    no patience, at the first score that is not the best). fgdm stops without it, and still validates a stop at a
+    validation's step: a run cut at step 3, at 4, or at 5 (by a Ctrl-C that landed after fgdm decided that step 4
+    needed no validation) and resumed has the straight run's dev rows, rates and weights."""
     import signal
 
     from lightning.pytorch.callbacks import Callback
 
     from fgdm.config import load_config
     from fgdm.training import train
+    from fgdm.training.generator import LitFGDM
 
     class CtrlC(Callback):
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            if trainer.global_step == 4:
+        def __init__(self, step: int) -> None:
+            self.step = step  # from 1
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if trainer.global_step + 1 == self.step:
                 os.kill(os.getpid(), signal.SIGINT)  # fgdm's handler: stop after this step
 
     def run(name: str, steps: int, resume: bool = False, callbacks=()) -> None:
@@ -809,17 +814,32 @@ def test_a_run_stopped_between_validations_and_resumed_validates_as_a_straight_o
         logs = sorted((tmp_path / name / "logs").glob("version_*/metrics.csv"))
         return [(r["step"], r["dev/dtw"], r["lr"]) for f in logs for r in csv.DictReader(f.open()) if r["dev/dtw"]]
 
+    def weights(name: str) -> dict[str, torch.Tensor]:
+        return torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+
     run("straight", 8)
-    with pytest.raises(KeyboardInterrupt):
-        run("cut", 100, callbacks=[CtrlC()])
-    ckpt = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert ckpt["global_step"] == 4 and ckpt["plateau"]["last_epoch"] == 1  # one validation: step 3's
-    run("cut", 8, resume=True)
     assert [r[0] for r in rows("straight")] == ["2", "5"]  # validations at steps 3 and 6 (from 1)
-    assert rows("cut") == rows("straight")
-    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
-    b = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    hook = LitFGDM.on_train_batch_end
+
+    def late(self, outputs, batch, batch_idx):  # the signal after fgdm's decision, before Lightning's
+        hook(self, outputs, batch, batch_idx)
+        if self.trainer.global_step == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    # stops at step 3, a validation's, and at 4 and 5 between validations: the last Ctrl-C lands in step 4 after fgdm
+    # decided that the step needs no validation, and is taken at the end of the next
+    for name, callbacks, stopped in (("at3", [CtrlC(3)], 3), ("at4", [CtrlC(4)], 4), ("late", [], 5)):
+        with monkeypatch.context() as m:
+            if name == "late":
+                m.setattr(LitFGDM, "on_train_batch_end", late)
+            with pytest.raises(KeyboardInterrupt):
+                run(name, 100, callbacks=callbacks)
+        ckpt = torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=False)
+        assert (ckpt["global_step"], ckpt["plateau"]["last_epoch"]) == (stopped, 1), name  # one validation: step 3's
+        run(name, 8, resume=True)
+        assert rows(name) == rows("straight"), name
+        a, b = weights("straight"), weights(name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
 def test_a_time_budget_that_ends_between_validations_adds_none(tmp_path, capsys):

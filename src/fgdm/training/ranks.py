@@ -114,16 +114,15 @@ class StopOnInterrupt(Callback):
         self.requested, self._previous = False, None
         self.terminated = False  # by SIGTERM
 
+    # The handlers only note the request; the trainer is told at fixed points of the loop (below). Set from a
+    # handler, should_stop could change after fgdm decided that this stop needs no validation and before Lightning
+    # reads it, which then validated once more (ScheduledModule.on_train_batch_end).
     def _handle(self, signum, frame) -> None:
         self.requested = True
-        if self.trainer is not None and self.trainer.world_size == 1:
-            self.trainer.should_stop = True
         signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
 
     def _terminate(self, signum, frame) -> None:
         self.terminated = self.requested = True
-        if self.trainer is not None and self.trainer.world_size == 1:
-            self.trainer.should_stop = True
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self.requested and trainer.world_size == 1:
@@ -132,9 +131,16 @@ class StopOnInterrupt(Callback):
             signal.signal(signal.SIGTERM, self._terminate)  # (Lightning puts the one before fit back at its end)
 
     def on_train_batch_end(self, trainer: L.Trainer, module, outputs, batch, batch_idx: int) -> None:
-        agree = trainer.world_size > 1 and trainer.global_step % max(1, trainer.log_every_n_steps) == 0
+        if trainer.world_size == 1:
+            trainer.should_stop = trainer.should_stop or self.requested
+            return
+        agree = trainer.global_step % max(1, trainer.log_every_n_steps) == 0
         if agree and trainer.strategy.reduce_boolean_decision(self.requested, all=False):
             self.requested = trainer.should_stop = True
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.requested and trainer.world_size == 1 and trainer.state.fn == "fit":  # stopped during a validation
+            trainer.should_stop = True
 
     def arm(self, trainer: L.Trainer) -> StopOnInterrupt:
         self.trainer = trainer
