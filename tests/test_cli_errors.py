@@ -562,9 +562,67 @@ def test_sigterm_stops_training_with_143_and_keeps_the_last_checkpoint(tmp_path)
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == step > 5
 
 
+def _train_signalled(out: Path, where: str, *more: str) -> tuple[int, str]:
+    """``fgdm train`` of the tiny config, in a process that sends itself SIGTERM as ``where`` is called (a method
+    as module:Class.name): its exit status and stderr."""
+    script = (
+        "import importlib, os, signal, sys\n"
+        f"module, name = {where!r}.split(':')\n"
+        "owner, method = name.split('.')\n"
+        "cls = getattr(importlib.import_module(module), owner)\n"
+        "real = getattr(cls, method)\n"
+        "def signalled(*a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return real(*a, **k)\n"
+        "setattr(cls, method, signalled)\n"
+        "from fgdm.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    cmd = [sys.executable, "-c", script, "train", TINY, "--set", f"training.output_dir={out}", "--quiet", *more]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stderr
+
+
+def test_sigterm_while_training_starts_says_what_is_kept_and_leaves_no_lock(tmp_path) -> None:
+    """A SIGTERM while a training loaded its data killed it at once, without a word (status -15, not 143), leaving its
+    lock and the files it began. Now: one line, 143, and what was there before is as it was."""
+    import torch
+
+    out = tmp_path / "run"
+    status, err = _train_signalled(out, "fgdm.training.data:PoseDataModule.__init__")
+    assert status == 143, err
+    assert err.strip().splitlines()[-1] == "fgdm: terminated (SIGTERM) before training's end; nothing was kept: run " \
+                                           "the command again"  # fmt: skip
+    assert not out.exists()  # a fresh run's directory, lock and files removed
+    assert main(["train", TINY, "--set", f"training.output_dir={out}", "--set", "training.max_steps=2", "--quiet"]) == 0
+    status, err = _train_signalled(out, "fgdm.training.data:PoseDataModule.__init__", "--set",
+                                   "training.max_steps=4", "--resume")  # fmt: skip
+    assert status == 143, err
+    last = out / "checkpoints" / "last.ckpt"
+    assert f"fgdm: terminated (SIGTERM) before training's end; {last} holds the run's last saved state " \
+           "(--resume continues)" in err  # fmt: skip
+    assert not (out / ".lock").exists() and torch.load(last, weights_only=False)["global_step"] == 2
+
+
+def test_sigterm_while_the_final_checkpoint_is_written_waits_for_it(tmp_path) -> None:
+    """The last checkpoint is written after Lightning's fit, whose SIGTERM handler it has put back by then: a SIGTERM
+    there killed the process with the file half written (the lock left, the steps since the last validation lost).
+    Now it is noted: the checkpoint is written whole, then the stop is said and the status is 143."""
+    import torch
+
+    out = tmp_path / "run"
+    status, err = _train_signalled(out, "lightning:Trainer.save_checkpoint", "--set", "training.max_steps=3",
+                                   "--set", "training.val_every=1000")  # fmt: skip
+    assert status == 143, err
+    last = out / "checkpoints" / "last.ckpt"
+    assert f"terminated (SIGTERM) at step 3; {last} holds it (training.max_steps was reached)" in err
+    assert torch.load(last, weights_only=False)["global_step"] == 3
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt"] and not (out / ".lock").exists()
+
+
 def test_the_command_line_puts_back_the_sigterm_handler_it_found(capsys) -> None:
-    """Its raising handler is for its commands' run only: a program (a test) that calls main goes on with its own,
-    and training, which stops on SIGTERM by Lightning's handler and fgdm's, never sees it."""
+    """Its raising handler is for its commands' run only: a program (a test) that calls main goes on with its own.
+    (Training uses it while starting; its fit and final checkpoint note the signal instead.)"""
     import signal
 
     def mine(signum, frame) -> None:

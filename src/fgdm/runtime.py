@@ -85,9 +85,10 @@ class Terminated(KeyboardInterrupt):
 @contextlib.contextmanager
 def sigterm_raises() -> Iterator[None]:
     """Within the block, SIGTERM raises :class:`Terminated` in the main thread (the default kills the process at
-    once, leaving a half-written file's temporary beside it); the handler before it is put back after. Not for
-    training, whose stop on SIGTERM Lightning and :class:`fgdm.training.ranks.StopOnInterrupt` make (writing the
-    last checkpoint, stopping every process): a raising handler there would be called from Lightning's own."""
+    once, leaving a half-written file's temporary beside it); the handler before it is put back after. Training
+    replaces it for its fit and final checkpoint with :class:`fgdm.training.ranks.StopOnInterrupt`'s, which notes the
+    signal and stops after the step (writing the last checkpoint, stopping every process): Lightning calls the
+    handler it finds from its own, and a raising one would cut its steps anywhere."""
 
     def terminate(signum, frame) -> None:
         raise Terminated

@@ -8,7 +8,6 @@ its last checkpoint first). ``--debug`` prints the failure's traceback too.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -62,11 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     drop_noise_warnings()
     keep_freed_memory()  # large tensors reuse freed pages instead of faulting fresh ones in (fgdm.runtime)
     args = parse(argv)
-    training = args.command in ("train", "backtranslator")  # on SIGTERM, it writes its last checkpoint and stops
     try:
-        if training:  # Lightning's import takes seconds: a Ctrl-C meanwhile is an interruption like any other
-            quiet_lightning(getattr(args, "quiet", False))
-        with contextlib.nullcontext() if training else sigterm_raises():  # others stop as at Ctrl-C (143)
+        with sigterm_raises():  # a SIGTERM stops as a Ctrl-C does (143); training notes both during its fit
+            if args.command in ("train", "backtranslator"):  # Lightning's import takes seconds: interruptible too
+                quiet_lightning(getattr(args, "quiet", False))
             return int(args.func(args) or 0)
     except BrokenPipeError:  # `fgdm … | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes

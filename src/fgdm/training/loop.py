@@ -129,9 +129,8 @@ class ScheduledModule(L.LightningModule):
             loop._batches_that_stepped = self.trainer.global_step
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # Lightning validates once more when asked to stop between validations (fgdm's Ctrl-C and SIGTERM,
-        # training.max_minutes): dev sampling before the stop, and a dev row, best.ckpt candidate and plateau count
-        # that a run going straight on has not. Here, after every callback's say on the stop, it is switched off.
+        # Lightning validates once more at a stop between validations (Ctrl-C, SIGTERM, max_minutes): a dev row,
+        # best.ckpt candidate and plateau count a straight run has not. Switched off here, after every callback's say.
         t = self.trainer
         if t.should_stop and (t.fit_loop.epoch_loop.total_batch_idx + 1) % t.val_check_batch:
             t.limit_val_batches = 0
@@ -352,19 +351,20 @@ def fit(
         raise ValueError(f"training.accelerator, devices, strategy or precision: {err}") from None
     if trainer.strategy.root_device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
-    with interrupt.arm(trainer):
+    with interrupt.arm(trainer):  # a Ctrl-C or SIGTERM is noted, not raised, until the final state is written
         try:
             trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
         except SIGTERMException:  # a SIGTERM before training began, Lightning's: it stopped, exiting 0
             interrupt.terminated = lightning_stopped = True
-    # the final state, also between validations; not where Lightning stopped several processes on its own (a save,
-    # a collective, would wait for ranks that may be gone)
-    if saved := trainer.world_size == 1 or not lightning_stopped:
-        trainer.save_checkpoint(last)
+        # the final state, also between validations; not where Lightning stopped several processes on its own (a
+        # save, a collective, would wait for ranks that may be gone)
+        if saved := trainer.world_size == 1 or not lightning_stopped:
+            trainer.save_checkpoint(last)
     if (interrupt.requested or interrupt.terminated) and trainer.is_global_zero:
         what = "it" if saved else "its last validation's state"
+        more = "--resume continues" if trainer.global_step < t.max_steps else "training.max_steps was reached"
         print(f"fgdm: {'terminated (SIGTERM)' if interrupt.terminated else 'interrupted'} at step "
-              f"{trainer.global_step}; {last} holds {what} (--resume continues)", file=sys.stderr)  # fmt: skip
+              f"{trainer.global_step}; {last} holds {what} ({more})", file=sys.stderr)  # fmt: skip
     if interrupt.requested or interrupt.terminated:
         stop = Terminated() if interrupt.terminated else KeyboardInterrupt()
         stop.reported = True  # the first process said it above, with where the checkpoint is; the others say nothing

@@ -111,7 +111,7 @@ class StopOnInterrupt(Callback):
 
     def __init__(self) -> None:
         self.trainer: L.Trainer | None = None
-        self.requested, self._previous = False, None
+        self.requested, self._previous, self._previous_term = False, None, None
         self.terminated = False  # by SIGTERM
 
     # The handlers only note the request; the trainer is told at fixed points of the loop (below). Set from a
@@ -147,10 +147,14 @@ class StopOnInterrupt(Callback):
         return self
 
     def __enter__(self) -> StopOnInterrupt:
+        """Ctrl-C and SIGTERM noted from here (Lightning calls the SIGTERM handler it finds from its own, during fit)
+        until the block ends: the final checkpoint is written after fit, and a signal then must not cut it."""
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous_term = signal.signal(signal.SIGTERM, self._terminate)
         return self
 
     def __exit__(self, *exc) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+            signal.signal(signal.SIGTERM, self._previous_term or signal.SIG_DFL)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from fgdm.checkpoint import read_checkpoint
 from fgdm.config import from_dict, to_dict
+from fgdm.runtime import Terminated
 from fgdm.training.ranks import is_worker
 
 # Keys a resumed run may change: how it runs, not what it learns. The ASGCN kernel and its frame chunks compute the
@@ -131,6 +133,14 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
     out.mkdir(parents=True, exist_ok=True)
     try:
         yield from _claimed(out, stored, resume, overwrite)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM where training's own stop does not apply: starting up
+        if not getattr(stop, "reported", False):  # (training's stop says where its checkpoint is itself)
+            kind = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+            kept = (f"{last} holds the run's last saved state (--resume continues)" if last.is_file() else
+                    "nothing was kept: run the command again")  # fmt: skip
+            print(f"fgdm: {kind} before training's end; {kept}", file=sys.stderr)
+            stop.reported = True
+        raise
     finally:
         for made in missing:  # a run that failed before writing anything (bad data) leaves no empty directories
             with contextlib.suppress(OSError):
