@@ -842,6 +842,22 @@ def test_a_run_stopped_between_validations_and_resumed_validates_as_a_straight_o
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
+def test_a_run_killed_between_its_first_two_checkpoints_resumes_from_best(tmp_path, capsys):
+    """Killed after its first validation wrote best.ckpt and before last.ckpt, a run had no way on: --resume said
+    there was nothing to resume, a fresh start was refused for the checkpoint it held. best.ckpt is the run's whole
+    state at that step: it becomes last.ckpt (with a warning), and the run goes on as a straight one."""
+    base = ["train", TINY, "--quiet", "--set", "training.val_every=2"]
+    straight, cut = tmp_path / "straight", tmp_path / "cut"
+    assert main([*base, "--set", f"training.output_dir={straight}", "--set", "training.max_steps=4"]) == 0
+    assert main([*base, "--set", f"training.output_dir={cut}", "--set", "training.max_steps=2"]) == 0
+    (cut / "checkpoints" / "last.ckpt").unlink()  # as a kill between the two writes leaves it
+    with pytest.warns(UserWarning, match="last.ckpt was missing .*best.ckpt, the run's latest state, is copied to it"):
+        assert main([*base, "--set", f"training.output_dir={cut}", "--set", "training.max_steps=4", "--resume"]) == 0
+    capsys.readouterr()
+    a, b = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=False) for run in (straight, cut))
+    assert b["global_step"] == 4 and all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
 def test_a_time_budget_that_ends_between_validations_adds_none(tmp_path, capsys):
     """training.max_minutes stops without the validation Lightning runs at a stop: the dev rows are the scheduled
     ones only (none here: the budget ends before step 3)."""

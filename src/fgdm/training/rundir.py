@@ -209,6 +209,7 @@ def _recover(out: Path) -> None:
     stale, moving = _set_aside(out), (out / MOVING).exists()
     (out / MOVING).unlink(missing_ok=True)
     if not stale:
+        _last_from_best(out)
         return
     if not moving and any((out / "checkpoints").glob("*.ckpt")):  # killed between its first checkpoint and
         drop_replaced(out)  # drop_replaced (a .ckpt during the moves is the old run's: put back below)
@@ -219,6 +220,19 @@ def _recover(out: Path) -> None:
         moved.replace(path)
     warnings.warn(f"{out}: an --overwrite there was killed before its first checkpoint; the run before it is "
                   "back in place", stacklevel=4)  # fmt: skip
+
+
+def _last_from_best(out: Path) -> None:
+    """A training killed between its first validation's two checkpoints left best.ckpt alone: the run's whole state
+    at that step, which last.ckpt would have held too. It becomes last.ckpt, so that --resume continues (it said
+    there was nothing to resume, while a fresh start was refused for the checkpoint)."""
+    best, last = out / "checkpoints" / "best.ckpt", out / "checkpoints" / "last.ckpt"
+    if best.is_file() and not last.exists():
+        tmp = last.with_name(f".{last.name}.{os.getpid()}.tmp")
+        shutil.copyfile(best, tmp)
+        os.replace(tmp, last)
+        warnings.warn(f"{out}: last.ckpt was missing (a training killed while writing it?); best.ckpt, the run's "
+                      "latest state, is copied to it", stacklevel=5)  # fmt: skip
 
 
 def _remove(path: Path) -> None:
