@@ -562,24 +562,27 @@ def test_sigterm_stops_training_with_143_and_keeps_the_last_checkpoint(tmp_path)
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == step > 5
 
 
-def _train_signalled(out: Path, where: str, *more: str) -> tuple[int, str]:
-    """``fgdm train`` of the tiny config, in a process that sends itself SIGTERM as ``where`` is called (a method
-    as module:Class.name): its exit status and stderr."""
+def _train_signalled(out: Path, where: str, *more: str, sig: str = "SIGTERM", env: dict | None = None):
+    """``fgdm train`` of the tiny config, in a process that sends itself ``sig`` as ``where`` is called (a method
+    as module:Class.name, the Nth call with module:Class.name:N): its exit status and stderr."""
     script = (
         "import importlib, os, signal, sys\n"
-        f"module, name = {where!r}.split(':')\n"
+        f"module, name, *nth = {where!r}.split(':')\n"
+        "calls = []\n"
         "owner, method = name.split('.')\n"
         "cls = getattr(importlib.import_module(module), owner)\n"
         "real = getattr(cls, method)\n"
         "def signalled(*a, **k):\n"
-        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    calls.append(1)\n"
+        "    if len(calls) == int((nth or [1])[0]):\n"
+        f"        os.kill(os.getpid(), signal.{sig})\n"
         "    return real(*a, **k)\n"
         "setattr(cls, method, signalled)\n"
         "from fgdm.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     cmd = [sys.executable, "-c", script, "train", TINY, "--set", f"training.output_dir={out}", "--quiet", *more]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
     return done.returncode, done.stderr
 
 
@@ -618,6 +621,29 @@ def test_sigterm_while_the_final_checkpoint_is_written_waits_for_it(tmp_path) ->
     assert f"terminated (SIGTERM) at step 3; {last} holds it (training.max_steps was reached)" in err
     assert torch.load(last, weights_only=False)["global_step"] == 3
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt"] and not (out / ".lock").exists()
+
+
+def test_under_slurm_sigusr1_stops_training_as_sigterm_does_and_lightning_saves_nothing_of_its_own(tmp_path) -> None:
+    """Lightning's SLURM auto-requeue answered SIGUSR1 (sbatch --signal=USR1@90) with a checkpoint of its own in the
+    run directory, hpc_ckpt_1.ckpt, which a later fit without --resume (an --overwrite's) silently continued. fgdm
+    turns it off and stops on SIGUSR1 as on SIGTERM, writing last.ckpt; the trainer's root directory, where
+    Lightning looks for such files, is the checkpoints folder, where no earlier run put one."""
+    import torch
+
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0",
+             "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}  # fmt: skip
+    out = tmp_path / "run"
+    status, err = _train_signalled(out, "fgdm.training.generator:LitFGDM.training_step:3", "--set",
+                                   "training.max_steps=40", sig="SIGUSR1", env=slurm)  # fmt: skip
+    assert status == 143, err
+    last = out / "checkpoints" / "last.ckpt"
+    assert f"fgdm: terminated (SIGUSR1) at step 3; {last} holds it (--resume continues)" in err
+    assert torch.load(last, weights_only=False)["global_step"] == 3
+    assert not list(tmp_path.rglob("hpc_ckpt_*"))
+    shutil.copyfile(last, out / "hpc_ckpt_1.ckpt")  # as Lightning's requeue left one in an earlier fgdm's run
+    status, err = _train_signalled(out, "fgdm.training.generator:LitFGDM.training_step:2", "--set",
+                                   "training.max_steps=40", "--overwrite", sig="SIGUSR1", env=slurm)  # fmt: skip
+    assert status == 143 and f"at step 2; {last} holds it" in err, err  # afresh: not step 3 + 2
 
 
 def test_the_command_line_puts_back_the_sigterm_handler_it_found(capsys) -> None:

@@ -32,7 +32,7 @@ from fgdm.training.data import PoseDataModule
 from fgdm.training.finite import FiniteCheck, not_finite
 from fgdm.training.optim import clip_gradients, optimizer, scheduled_lr
 from fgdm.training.progress import StepBar
-from fgdm.training.ranks import StopOnInterrupt, is_worker, rng_states, set_rng_states
+from fgdm.training.ranks import StopOnInterrupt, cluster_plugins, is_worker, rng_states, set_rng_states
 from fgdm.training.rundir import drop_replaced
 from fgdm.training.throughput import Throughput
 
@@ -255,11 +255,11 @@ def _trainer(t: TrainingConfig, out: Path, callbacks: list, loggers: list, progr
         log_every_n_steps=t.log_every,
         logger=loggers,
         callbacks=callbacks,
-        plugins=[AtomicCheckpointIO(out)],
+        plugins=[AtomicCheckpointIO(out), *cluster_plugins()],
         enable_progress_bar=progress,
         enable_model_summary=False,
         use_distributed_sampler=False,  # BucketBatchSampler shards by rank itself
-        default_root_dir=str(out),
+        default_root_dir=str(out / "checkpoints"),  # not out: see ranks.cluster_plugins
     )
 
 
@@ -355,7 +355,7 @@ def fit(
         try:
             trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
         except SIGTERMException:  # a SIGTERM before training began, Lightning's: it stopped, exiting 0
-            interrupt.terminated = lightning_stopped = True
+            interrupt.terminated, lightning_stopped = "SIGTERM", True
         # the final state, also between validations; not where Lightning stopped several processes on its own (a
         # save, a collective, would wait for ranks that may be gone)
         if saved := trainer.world_size == 1 or not lightning_stopped:
@@ -363,7 +363,7 @@ def fit(
     if (interrupt.requested or interrupt.terminated) and trainer.is_global_zero:
         what = "it" if saved else "its last validation's state"
         more = "--resume continues" if trainer.global_step < t.max_steps else "training.max_steps was reached"
-        print(f"fgdm: {'terminated (SIGTERM)' if interrupt.terminated else 'interrupted'} at step "
+        print(f"fgdm: {f'terminated ({interrupt.terminated})' if interrupt.terminated else 'interrupted'} at step "
               f"{trainer.global_step}; {last} holds {what} ({more})", file=sys.stderr)  # fmt: skip
     if interrupt.requested or interrupt.terminated:
         stop = Terminated() if interrupt.terminated else KeyboardInterrupt()

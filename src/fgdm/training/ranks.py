@@ -45,6 +45,17 @@ def require_multinode_launch(num_nodes: int) -> None:
         )
 
 
+def cluster_plugins() -> list:
+    """Lightning's plugins for where this process runs: under SLURM, its environment without auto-requeue. That
+    one's SIGUSR1 handler saved a checkpoint of its own (hpc_ckpt_N.ckpt) in the trainer's root directory, the run
+    directory then, which a later fit without --resume (an --overwrite's) continued silently: Lightning under SLURM
+    resumes from one it finds there. fgdm stops on SIGUSR1 as on SIGTERM instead, writing last.ckpt
+    (:data:`TERMINATING`), and the trainer's root is the checkpoints folder, where no older run put one."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
 def quiet_workers() -> None:
     """Warnings once per run, not once per process: the other ranks read the same data and config."""
     if is_worker():
@@ -97,6 +108,11 @@ def set_rng_states(trainer: L.Trainer, saved: dict[str, Any] | None, seed: int) 
         torch.manual_seed(int(np.random.SeedSequence([seed, rank]).generate_state(1)[0]))
 
 
+# Signals that stop training as SIGTERM does: SLURM's --signal=USR1@SECONDS too, a warning before the job's end (fgdm
+# turns Lightning's own SLURM requeue off, whose SIGUSR1 handler saved a checkpoint outside fgdm's: loop.py)
+TERMINATING = (signal.SIGTERM, *([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else []))
+
+
 class StopOnInterrupt(Callback):
     """Ctrl-C (SIGINT) asks the trainer to stop after the current step instead of killing it, so the final
     checkpoint is written; a second Ctrl-C interrupts at once.
@@ -111,8 +127,8 @@ class StopOnInterrupt(Callback):
 
     def __init__(self) -> None:
         self.trainer: L.Trainer | None = None
-        self.requested, self._previous, self._previous_term = False, None, None
-        self.terminated = False  # by SIGTERM
+        self.requested, self._previous, self._previous_term = False, None, {}
+        self.terminated: str | None = None  # the signal's name, when SIGTERM (or SLURM's SIGUSR1) asked
 
     # The handlers only note the request; the trainer is told at fixed points of the loop (below). Set from a
     # handler, should_stop could change after fgdm decided that this stop needs no validation and before Lightning
@@ -122,7 +138,7 @@ class StopOnInterrupt(Callback):
         signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
 
     def _terminate(self, signum, frame) -> None:
-        self.terminated = self.requested = True
+        self.terminated, self.requested = signal.Signals(signum).name, True
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self.requested and trainer.world_size == 1:
@@ -151,10 +167,11 @@ class StopOnInterrupt(Callback):
         until the block ends: the final checkpoint is written after fit, and a signal then must not cut it."""
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._previous_term = signal.signal(signal.SIGTERM, self._terminate)
+            self._previous_term = {sig: signal.signal(sig, self._terminate) for sig in TERMINATING}
         return self
 
     def __exit__(self, *exc) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
-            signal.signal(signal.SIGTERM, self._previous_term or signal.SIG_DFL)
+            for sig, handler in self._previous_term.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
