@@ -96,6 +96,31 @@ def _live_lock(ctx: Ctx) -> list[str]:
     return _train_on(ctx)
 
 
+def _lock_of(ctx: Ctx, pid: int, host: str | None = None, start: str | None = None) -> list[str]:
+    """A lock in the run directory as fgdm writes it, of process ``pid`` as this machine sees it, the host or the
+    process's start changed where given."""
+    from fgdm.training.rundir import _identity
+
+    who = _identity(pid)
+    who = [host or who[0], who[1], start or who[2]]
+    out = ctx.tmp / "run2"
+    out.mkdir()
+    (out / ".lock").write_text("\n".join([str(pid), *who]) + "\n")
+    return _train_on(ctx)
+
+
+def _own_lock(ctx: Ctx) -> list[str]:
+    return _lock_of(ctx, os.getppid())  # a process that is alive, as it is
+
+
+def _reused_lock(ctx: Ctx) -> list[str]:
+    return _lock_of(ctx, os.getppid(), start="1")  # its id, but a process started at another time
+
+
+def _remote_lock(ctx: Ctx) -> list[str]:
+    return _lock_of(ctx, os.getppid(), host="node-17")
+
+
 def _texts(ctx: Ctx, hyp: str, ref: str) -> list[str]:
     (ctx.tmp / "h.txt").write_text(hyp, encoding="utf-8")
     (ctx.tmp / "r.txt").write_text(ref, encoding="utf-8")
@@ -152,6 +177,9 @@ CASES = [
     ),
     Case("a second training in the same directory", _live_lock, 1, ("another training", "is running")),
     Case("a stale lock from a dead process", _stale_lock, 0, ("stale lock",)),
+    Case("a lock of a running process, its own", _own_lock, 1, ("another training", "is running")),
+    Case("a lock of a process id now another's (started later)", _reused_lock, 0, ("stale lock",)),
+    Case("a lock written on another machine", _remote_lock, 0, ("on node-17, which cannot be checked", "ended there")),
     # --- refuse non-finite input ---------------------------------------------------------------
     Case("an absurd value in .skels", lambda c: _first_value(c, "train", 0, "1e30"), 1, ("train.skels:1:", "1e+30")),
     Case("NaN in .skels", lambda c: _first_value(c, "dev", 1, "nan"), 1, ("dev.skels:2:", "not finite")),

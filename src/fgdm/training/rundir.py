@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import sys
 import warnings
 from collections.abc import Iterator
@@ -60,28 +61,51 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _identity(pid: int) -> list[str]:
+    """Who process ``pid`` is, as a lock records it: this machine's name, its boot's id and the process's start
+    (in clock ticks since the boot); the last two empty where the system does not say (no /proc)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        boot = start = ""
+    return [socket.gethostname(), boot, start]
+
+
 @contextlib.contextmanager
 def lock(out: Path) -> Iterator[None]:
-    """Holds ``out/.lock`` (this process's id) while the block runs."""
+    """Holds ``out/.lock`` (this process's id, and who it is: :func:`_identity`) while the block runs.
+
+    A lock is another training's while its process runs: the same id, started at the same time (a process id is
+    reused, a container's first one always). One written on another machine (a cluster job requeued elsewhere,
+    the directory shared) cannot be checked from here; it is taken as left by a training that ended."""
     path = out / LOCK
     if path.exists():
         try:
-            pid = int(path.read_text().split()[0])
-        except (ValueError, IndexError, OSError):
-            pid = -1
-        if pid > 0 and pid != os.getpid() and _alive(pid):
+            pid, *who = path.read_text().splitlines()
+            pid = int(pid)
+        except (ValueError, OSError):
+            pid, who = -1, []
+        here = _identity(pid) if pid > 0 else []
+        if len(who) == 3 and who[0] != here[0]:
+            warnings.warn(f"{path}: removing a lock of process {pid} on {who[0]}, which cannot be checked from "
+                          f"{here[0]}: taken as left by a training that ended there (if it runs, stop one of "
+                          "them)", stacklevel=3)  # fmt: skip
+        elif pid > 0 and pid != os.getpid() and _alive(pid) and (len(who) != 3 or who == here):
             raise ValueError(f"{out}: another training (process {pid}) is running in this directory; wait for it "
                              f"or choose another training.output_dir")  # fmt: skip
-        warnings.warn(f"{path}: removing a stale lock left by process {pid}, which is no longer running", stacklevel=3)
+        else:
+            warnings.warn(f"{path}: removing a stale lock left by process {pid}, which is no longer running",
+                          stacklevel=3)  # fmt: skip
         path.unlink(missing_ok=True)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         raise ValueError(f"{out}: another training started in this directory just now") from None
     except FileNotFoundError:  # made by claim, removed by another training that failed before writing anything
         raise ValueError(f"{out}: another training removed this new directory just now; run again") from None
     with os.fdopen(fd, "w") as f:
-        f.write(f"{os.getpid()}\n")
+        f.write("\n".join([str(os.getpid()), *_identity(os.getpid())]) + "\n")
     try:
         yield
     finally:
