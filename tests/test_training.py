@@ -987,7 +987,7 @@ def test_an_overwrite_killed_after_its_first_checkpoint_is_the_run_that_stays(tr
     import shutil
 
     from fgdm.config import Config, load_config, to_dict
-    from fgdm.training.loop import AtomicCheckpointIO
+    from fgdm.training.checkpoints import AtomicCheckpointIO
     from fgdm.training.rundir import claim
 
     run = tmp_path / "run"

@@ -1,15 +1,14 @@
 """The training loop both trainers share, on PyTorch Lightning.
 
 Distribution, mixed precision, gradient clipping, progress bars and logging are Lightning's. This module adds the
-learning-rate schedule's steps (the optimiser and the schedule are in optim.py), atomic checkpoint writes, a
-throughput count, the finite check (finite.py), and :func:`fit`, which runs a module.
+learning-rate schedule's steps (the optimiser and the schedule are in optim.py), and :func:`fit`, which runs a module
+with fgdm's callbacks: checkpoints (checkpoints.py), a throughput count, the finite check (finite.py), the stop.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -20,49 +19,20 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import Callback, Timer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from fgdm.config import TrainingConfig
 from fgdm.runtime import Terminated, drop_noise_warnings, lightning_noise_dropped
+from fgdm.training.checkpoints import AtomicCheckpointIO, MovableCheckpoint
 from fgdm.training.data import PoseDataModule
 from fgdm.training.finite import FiniteCheck, not_finite
 from fgdm.training.optim import clip_gradients, optimizer, scheduled_lr
 from fgdm.training.progress import StepBar
 from fgdm.training.ranks import StopOnInterrupt, cluster_plugins, is_worker, rng_states, set_rng_states
-from fgdm.training.rundir import drop_replaced
 from fgdm.training.throughput import Throughput
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes a checkpoint to a temporary file, syncs it, then renames it over the target.
-
-    A crash while saving leaves the previous checkpoint intact, never a truncated one. ``run_dir``: the run
-    directory :func:`fgdm.training.rundir.claim` holds, whose old run an --overwrite set aside goes once a
-    checkpoint is written.
-    """
-
-    def __init__(self, run_dir: Path | None = None) -> None:
-        super().__init__()
-        self.run_dir = run_dir
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with tmp.open("wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        if self.run_dir is not None:  # the new run has a checkpoint: an old one an --overwrite set aside goes
-            drop_replaced(self.run_dir)
 
 
 def _loggers_write_this_step(trainer: L.Trainer) -> bool:
@@ -261,45 +231,6 @@ def _trainer(t: TrainingConfig, out: Path, callbacks: list, loggers: list, progr
         use_distributed_sampler=False,  # BucketBatchSampler shards by rank itself
         default_root_dir=str(out / "checkpoints"),  # not out: see ranks.cluster_plugins
     )
-
-
-class MovableCheckpoint(ModelCheckpoint):
-    """Lightning's checkpointing, whose best score survives a run directory moved or copied (off a cluster,
-    say): Lightning restores the score only where the stored directory is the current one, and otherwise lets the
-    next validation, however bad, become ``best.ckpt``. The stored paths are taken over by file name. Its state
-    is stored under ModelCheckpoint's key, so runs checkpointed before it resume with their scores. It also keeps
-    the last validation's score (Lightning's ``current_score`` is the last one that was best), so a resumed run
-    that validates no more still reports it."""
-
-    last_score: float | None = None
-
-    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        value = trainer.callback_metrics.get(self.monitor) if self.monitor else None
-        if value is not None and not trainer.sanity_checking:
-            self.last_score = float(value)
-        super().on_validation_end(trainer, module)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "last_score": self.last_score}
-
-    @property
-    def state_key(self) -> str:
-        return "ModelCheckpoint" + super().state_key.removeprefix(type(self).__qualname__)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        stored = state_dict.get("dirpath")
-        if stored is not None and self.dirpath is not None and stored != self.dirpath:
-
-            def moved(path: str) -> str:
-                return os.path.join(self.dirpath, os.path.basename(path)) if path else path
-
-            paths = ("best_model_path", "kth_best_model_path", "last_model_path")
-            kept = {moved(k): v for k, v in state_dict.get("best_k_models", {}).items()}
-            state_dict = {**state_dict, "dirpath": self.dirpath, **{k: moved(state_dict.get(k, "")) for k in paths},
-                          "best_k_models": kept}  # fmt: skip
-        super().load_state_dict(state_dict)
-        last = state_dict.get("last_score", state_dict.get("current_score"))  # (older runs kept the best alone)
-        self.last_score = float(last) if last is not None else None
 
 
 @lightning_noise_dropped()  # (a frame between fit and its caller: its warnings take stacklevel 3)
