@@ -591,8 +591,9 @@ def test_sigterm_stops_training_with_143_and_keeps_the_last_checkpoint(tmp_path)
 
 
 def _train_signalled(out: Path, where: str, *more: str, sig: str = "SIGTERM", env: dict | None = None):
-    """``fgdm train`` of the tiny config, in a process that sends itself ``sig`` as ``where`` is called (a method
-    as module:Class.name, the Nth call with module:Class.name:N): its exit status and stderr."""
+    """``fgdm train`` of the tiny config, in a process that sends itself ``sig`` (or several: SIGINT,SIGINT) as
+    ``where`` is called (a method as module:Class.name, the Nth call with module:Class.name:N): its exit status and
+    stderr."""
     script = (
         "import importlib, os, signal, sys\n"
         f"module, name, *nth = {where!r}.split(':')\n"
@@ -603,7 +604,8 @@ def _train_signalled(out: Path, where: str, *more: str, sig: str = "SIGTERM", en
         "def signalled(*a, **k):\n"
         "    calls.append(1)\n"
         "    if len(calls) == int((nth or [1])[0]):\n"
-        f"        os.kill(os.getpid(), signal.{sig})\n"
+        f"        for sig in {sig.split(',')!r}:\n"
+        "            os.kill(os.getpid(), getattr(signal, sig))\n"
         "    return real(*a, **k)\n"
         "setattr(cls, method, signalled)\n"
         "from fgdm.cli import main\n"
@@ -633,6 +635,27 @@ def test_sigterm_while_training_starts_says_what_is_kept_and_leaves_no_lock(tmp_
     assert f"fgdm: terminated (SIGTERM) before training's end; {last} holds the run's last saved state " \
            "(--resume continues)" in err  # fmt: skip
     assert not (out / ".lock").exists() and torch.load(last, weights_only=False)["global_step"] == 2
+
+
+def test_a_stop_before_a_fits_first_step_keeps_what_was_there(tmp_path) -> None:
+    """A SIGTERM while Lightning set the fit up (after fgdm's start, before a step) wrote a step-0 last.ckpt, which,
+    under an --overwrite, dropped the run set aside for it. Now nothing is written: the old run is back, as after a
+    stop while starting. A second Ctrl-C during the fit (Lightning then exits 1, saying nothing) is said and 130."""
+    import torch
+
+    out = tmp_path / "run"
+    assert main(["train", TINY, "--set", f"training.output_dir={out}", "--set", "training.max_steps=2", "--quiet"]) == 0
+    status, err = _train_signalled(out, "fgdm.training.loop:ScheduledModule.configure_optimizers", "--overwrite")
+    assert status == 143, err
+    last = out / "checkpoints" / "last.ckpt"
+    assert f"fgdm: terminated (SIGTERM) before training's end; {last} holds the run's last saved state" in err
+    assert torch.load(last, weights_only=False)["global_step"] == 2 and (out / "config.json").is_file()
+    assert not list(out.glob("*.replaced")) and not list((out / "checkpoints").glob("*.replaced"))
+    status, err = _train_signalled(out, "fgdm.training.generator:LitFGDM.training_step:2", "--set",
+                                   "training.max_steps=40", "--resume", sig="SIGINT,SIGINT")  # fmt: skip
+    assert status == 130, err
+    assert f"fgdm: interrupted before training's end; {last} holds the run's last saved state" in err
+    assert torch.load(last, weights_only=False)["global_step"] == 2  # stopped mid-step: nothing saved
 
 
 def test_sigterm_while_the_final_checkpoint_is_written_waits_for_it(tmp_path) -> None:
@@ -668,6 +691,10 @@ def test_under_slurm_sigusr1_stops_training_as_sigterm_does_and_lightning_saves_
     assert f"fgdm: terminated (SIGUSR1) at step 3; {last} holds it (--resume continues)" in err
     assert torch.load(last, weights_only=False)["global_step"] == 3
     assert not list(tmp_path.rglob("hpc_ckpt_*"))
+    status, err = _train_signalled(tmp_path / "early", "fgdm.training.data:PoseDataModule.__init__", sig="SIGUSR1",
+                                   env=slurm)  # fmt: skip
+    assert status == 143 and "fgdm: terminated (SIGUSR1) before training's end; nothing was kept" in err, err
+    assert not (tmp_path / "early").exists()
     shutil.copyfile(last, out / "hpc_ckpt_1.ckpt")  # as Lightning's requeue left one in an earlier fgdm's run
     status, err = _train_signalled(out, "fgdm.training.generator:LitFGDM.training_step:2", "--set",
                                    "training.max_steps=40", "--overwrite", sig="SIGUSR1", env=slurm)  # fmt: skip

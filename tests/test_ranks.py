@@ -142,11 +142,14 @@ def test_ddp_backtranslator_scores_the_whole_dev_split(tmp_path):
     assert _logged(run, "dev/loss")[7] == pytest.approx(alone["dev/loss"], rel=1e-5)
 
 
-@pytest.mark.parametrize(("sig", "status", "said"), [(2, 130, "interrupted"), (15, 143, "terminated (SIGTERM)")])
-def test_a_signal_that_reaches_one_rank_stops_every_rank_with_the_last_checkpoint(tmp_path, sig, status, said):
-    """``kill -INT`` (or a scheduler's ``-TERM``) of the first process alone: the ranks agree to stop at a step, so
+@pytest.mark.parametrize(("sig", "status", "said", "rank"),
+                         [(2, 130, "interrupted", 0), (15, 143, "terminated (SIGTERM)", 0),
+                          (15, 143, "terminated (SIGTERM)", 1)])  # fmt: skip
+def test_a_signal_that_reaches_one_rank_stops_every_rank_with_the_last_checkpoint(tmp_path, sig, status, said, rank):
+    """``kill -INT`` (or a scheduler's ``-TERM``) of one process alone: the ranks agree to stop at a step, so
     none waits for another forever, and the final checkpoint is written. (Lightning's own SIGTERM handler
-    broadcast from inside the handler, and hung ranks that were at different collectives.)"""
+    broadcast from inside the handler, and hung ranks that were at different collectives.) A SIGTERM that reached
+    the second process only is said as one, with its status (it was said as an interruption, 130)."""
     import time
 
     out = tmp_path / "run"
@@ -157,7 +160,11 @@ def test_a_signal_that_reaches_one_rank_stops_every_rank_with_the_last_checkpoin
     deadline = time.time() + 200
     while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
         time.sleep(0.5)
-    proc.send_signal(sig)  # to rank 0's process only, not to its process group
+    if rank == 0:
+        proc.send_signal(sig)  # to rank 0's process only, not to its process group
+    else:  # to the process rank 0 started for rank 1
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        os.kill(int(children[0]), sig)
     _, err = proc.communicate(timeout=200)
     assert proc.returncode == status, err[-3000:]
     assert err.count(f"{said} at step") == 1  # said once, by rank 0

@@ -856,6 +856,31 @@ def test_a_run_killed_between_its_first_two_checkpoints_resumes_from_best(tmp_pa
     capsys.readouterr()
     a, b = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=False) for run in (straight, cut))
     assert b["global_step"] == 4 and all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    # a later validation's best.ckpt (it names the last.ckpt before it) is older than the lost last state: not taken
+    best = torch.load(straight / "checkpoints" / "best.ckpt", weights_only=False)
+    key = next(k for k in best["callbacks"] if k.startswith("ModelCheckpoint"))
+    best["callbacks"][key]["last_model_path"] = str(straight / "checkpoints" / "last.ckpt")
+    torch.save(best, straight / "checkpoints" / "best.ckpt")
+    (straight / "checkpoints" / "last.ckpt").unlink()
+    assert main([*base, "--set", f"training.output_dir={straight}", "--set", "training.max_steps=6", "--resume"]) == 1
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_every_process_but_a_trainings_first_is_a_worker(monkeypatch):
+    """Lightning's processes for other devices or nodes, and the other tasks of torchrun or srun (each sets its own
+    variables): only the first owns the run directory (under srun both took it: one refused, one hung)."""
+    from fgdm.training.ranks import is_worker
+
+    names = ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    assert not is_worker()
+    for name in names:
+        with monkeypatch.context() as m:
+            m.setenv(name, "0")
+            assert not is_worker()
+            m.setenv(name, "1")
+            assert is_worker(), name
 
 
 def test_a_time_budget_that_ends_between_validations_adds_none(tmp_path, capsys):

@@ -75,11 +75,20 @@ _HELD = (signal.SIGINT, signal.SIGTERM)
 
 
 class Terminated(KeyboardInterrupt):
-    """The process was asked to stop by SIGTERM (a cluster scheduler's, ``kill``): raised where it was, so that its
-    ``finally`` blocks run (temporary files removed, training's last checkpoint written). Exit status 143."""
+    """The process was asked to stop by SIGTERM (a cluster scheduler's, ``kill``), or SLURM's warning SIGUSR1: raised
+    where it was, so that its ``finally`` blocks run (temporary files removed, training's last checkpoint written).
+    Exit status 143."""
 
     exit_status = 143  # 128 + SIGTERM, as shells report it
     reported = False  # True once the command has said what it left (the command line then adds nothing)
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+# what stops a command as SIGTERM does: SLURM's --signal=USR1@SECONDS too, a warning before the job's end
+TERMINATING = (signal.SIGTERM, *([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else []))
 
 
 @contextlib.contextmanager
@@ -91,16 +100,17 @@ def sigterm_raises() -> Iterator[None]:
     handler it finds from its own, and a raising one would cut its steps anywhere."""
 
     def terminate(signum, frame) -> None:
-        raise Terminated
+        raise Terminated(signal.Signals(signum).name)
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.signal(signal.SIGTERM, terminate)
+    before = {sig: signal.signal(sig, terminate) for sig in TERMINATING}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+        for sig, handler in before.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:

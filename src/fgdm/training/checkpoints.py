@@ -59,6 +59,10 @@ class MovableCheckpoint(ModelCheckpoint):
             self.last_score = float(value)
         super().on_validation_end(trainer, module)
 
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """Nothing: :func:`fgdm.training.loop.fit` writes last.ckpt after the fit. Lightning's save here wrote one at
+        step 0 when training stopped before its first step, and it replaced an --overwrite's old run."""
+
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "last_score": self.last_score}
 

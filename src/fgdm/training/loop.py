@@ -287,6 +287,12 @@ def fit(
             trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
         except SIGTERMException:  # a SIGTERM before training began, Lightning's: it stopped, exiting 0
             interrupt.terminated, lightning_stopped = "SIGTERM", True
+        except SystemExit:  # Lightning's exit at a second Ctrl-C, mid-step: nothing to save
+            if not interrupt.requested:
+                raise
+            raise Terminated(interrupt.terminated) if interrupt.terminated else KeyboardInterrupt() from None
+        if (interrupt.requested or interrupt.terminated) and not throughput.sequences:  # no step: nothing to save
+            raise Terminated(interrupt.terminated) if interrupt.terminated else KeyboardInterrupt()  # (claim says it)
         # the final state, also between validations; not where Lightning stopped several processes on its own (a
         # save, a collective, would wait for ranks that may be gone)
         if saved := trainer.world_size == 1 or not lightning_stopped:
@@ -297,7 +303,7 @@ def fit(
         print(f"fgdm: {f'terminated ({interrupt.terminated})' if interrupt.terminated else 'interrupted'} at step "
               f"{trainer.global_step}; {last} holds {what} ({more})", file=sys.stderr)  # fmt: skip
     if interrupt.requested or interrupt.terminated:
-        stop = Terminated() if interrupt.terminated else KeyboardInterrupt()
+        stop = Terminated(interrupt.terminated) if interrupt.terminated else KeyboardInterrupt()
         stop.reported = True  # the first process said it above, with where the checkpoint is; the others say nothing
         raise stop
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)

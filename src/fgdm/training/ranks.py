@@ -22,11 +22,15 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from fgdm.runtime import TERMINATING
+
 
 def is_worker() -> bool:
-    """A process that Lightning started for a second device or node: the first one owns the run directory and
-    says what there is to say."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+    """A process other than a training's first: Lightning's for a second device or node, or another task that
+    torchrun or SLURM's srun started (each sets its own variables). The first owns the run directory and says what
+    there is to say."""
+    ranks = ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID")
+    return any(os.environ.get(name, "0").strip() not in ("", "0") for name in ranks)
 
 
 # what a multi-node launch sets: Lightning's own variables, SLURM's, torchrun's, LSF's
@@ -50,7 +54,7 @@ def cluster_plugins() -> list:
     one's SIGUSR1 handler saved a checkpoint of its own (hpc_ckpt_N.ckpt) in the trainer's root directory, the run
     directory then, which a later fit without --resume (an --overwrite's) continued silently: Lightning under SLURM
     resumes from one it finds there. fgdm stops on SIGUSR1 as on SIGTERM instead, writing last.ckpt
-    (:data:`TERMINATING`), and the trainer's root is the checkpoints folder, where no older run put one."""
+    (:data:`fgdm.runtime.TERMINATING`), and the trainer's root is the checkpoints folder, where no older run put one."""
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
@@ -108,11 +112,6 @@ def set_rng_states(trainer: L.Trainer, saved: dict[str, Any] | None, seed: int) 
         torch.manual_seed(int(np.random.SeedSequence([seed, rank]).generate_state(1)[0]))
 
 
-# Signals that stop training as SIGTERM does: SLURM's --signal=USR1@SECONDS too, a warning before the job's end (fgdm
-# turns Lightning's own SLURM requeue off, whose SIGUSR1 handler saved a checkpoint outside fgdm's: loop.py)
-TERMINATING = (signal.SIGTERM, *([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else []))
-
-
 class StopOnInterrupt(Callback):
     """Ctrl-C (SIGINT) asks the trainer to stop after the current step instead of killing it, so the final
     checkpoint is written; a second Ctrl-C interrupts at once.
@@ -152,6 +151,8 @@ class StopOnInterrupt(Callback):
             return
         agree = trainer.global_step % max(1, trainer.log_every_n_steps) == 0
         if agree and trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+            if trainer.strategy.reduce_boolean_decision(self.terminated is not None, all=False):  # said so, 143
+                self.terminated = self.terminated or "SIGTERM"
             self.requested = trainer.should_stop = True
 
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:

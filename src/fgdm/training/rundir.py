@@ -22,7 +22,7 @@ from typing import Any
 
 from fgdm.checkpoint import read_checkpoint
 from fgdm.config import from_dict, to_dict
-from fgdm.runtime import Terminated
+from fgdm.runtime import Terminated, signals_held
 from fgdm.training.ranks import is_worker
 
 # Keys a resumed run may change: how it runs, not what it learns. The ASGCN kernel and its frame chunks compute the
@@ -64,12 +64,14 @@ def _alive(pid: int) -> bool:
 def _identity(pid: int) -> list[str]:
     """Who process ``pid`` is, as a lock records it: this machine's name, its boot's id and the process's start
     (in clock ticks since the boot); the last two empty where the system does not say (no /proc)."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        boot = start = ""
-    return [socket.gethostname(), boot, start]
+    who = [socket.gethostname()]
+    for read in (lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+                 lambda: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]):  # fmt: skip
+        try:
+            who.append(read())
+        except (OSError, IndexError):
+            who.append("")
+    return who
 
 
 @contextlib.contextmanager
@@ -86,12 +88,12 @@ def lock(out: Path) -> Iterator[None]:
             pid = int(pid)
         except (ValueError, OSError):
             pid, who = -1, []
-        here = _identity(pid) if pid > 0 else []
-        if len(who) == 3 and who[0] != here[0]:
+        here = _identity(pid) if pid > 0 else ["", "", ""]
+        if pid > 0 and len(who) == 3 and who[0] != here[0]:
             warnings.warn(f"{path}: removing a lock of process {pid} on {who[0]}, which cannot be checked from "
                           f"{here[0]}: taken as left by a training that ended there (if it runs, stop one of "
                           "them)", stacklevel=3)  # fmt: skip
-        elif pid > 0 and pid != os.getpid() and _alive(pid) and (len(who) != 3 or who == here):
+        elif pid > 0 and pid != os.getpid() and _alive(pid) and (len(who) != 3 or who == here or not here[2]):
             raise ValueError(f"{out}: another training (process {pid}) is running in this directory; wait for it "
                              f"or choose another training.output_dir")  # fmt: skip
         else:
@@ -104,13 +106,14 @@ def lock(out: Path) -> Iterator[None]:
         raise ValueError(f"{out}: another training started in this directory just now") from None
     except FileNotFoundError:  # made by claim, removed by another training that failed before writing anything
         raise ValueError(f"{out}: another training removed this new directory just now; run again") from None
+    mine = "\n".join([str(os.getpid()), *_identity(os.getpid())]) + "\n"
     with os.fdopen(fd, "w") as f:
-        f.write("\n".join([str(os.getpid()), *_identity(os.getpid())]) + "\n")
+        f.write(mine)
     try:
         yield
     finally:
         with contextlib.suppress(OSError):
-            if path.read_text().split()[0] == str(os.getpid()):
+            if path.read_text() == mine:  # (not another's, taken over meanwhile)
                 path.unlink()
 
 
@@ -127,6 +130,8 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
     if out.is_dir() and not is_worker():
         with lock(out):  # what a killed training left, settled before anything is read
             _recover(out)
+            if resume:
+                _last_from_best(out)
     stored = None
     if resume:
         if not last.is_file():
@@ -159,7 +164,7 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
         yield from _claimed(out, stored, resume, overwrite)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM where training's own stop does not apply: starting up
         if not getattr(stop, "reported", False):  # (training's stop says where its checkpoint is itself)
-            kind = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+            kind = f"terminated ({stop.signal_name})" if isinstance(stop, Terminated) else "interrupted"
             kept = (f"{last} holds the run's last saved state (--resume continues)" if last.is_file() else
                     "nothing was kept: run the command again")  # fmt: skip
             print(f"fgdm: {kind} before training's end; {kept}", file=sys.stderr)
@@ -196,15 +201,16 @@ def _claimed(out: Path, stored: dict | None, resume: bool, overwrite: bool) -> I
             started = True
             yield stored
         finally:
-            wrote = started and any((out / "checkpoints").glob("*.ckpt"))
-            for path, moved in aside:
-                if moved.exists() and not wrote:
-                    _remove(path)  # what the failed run began
-                    moved.replace(path)
-                elif moved.exists():
-                    _remove(moved)
-            for path in began if not wrote else []:
-                _remove(path)
+            with signals_held():  # a second signal must not cut the old run's return in two
+                wrote = started and any((out / "checkpoints").glob("*.ckpt"))
+                for path, moved in reversed(aside):  # its checkpoints last: _recover reads them as the run's
+                    if moved.exists() and not wrote:
+                        _remove(path)  # what the failed run began
+                        moved.replace(path)
+                    elif moved.exists():
+                        _remove(moved)
+                for path in began if not wrote else []:
+                    _remove(path)
 
 
 RUN_FILES = ("config.json", "gloss_vocab.txt", "logs", "tensorboard")  # beside checkpoints/ in a run directory
@@ -233,7 +239,6 @@ def _recover(out: Path) -> None:
     stale, moving = _set_aside(out), (out / MOVING).exists()
     (out / MOVING).unlink(missing_ok=True)
     if not stale:
-        _last_from_best(out)
         return
     if not moving and any((out / "checkpoints").glob("*.ckpt")):  # killed between its first checkpoint and
         drop_replaced(out)  # drop_replaced (a .ckpt during the moves is the old run's: put back below)
@@ -249,14 +254,22 @@ def _recover(out: Path) -> None:
 def _last_from_best(out: Path) -> None:
     """A training killed between its first validation's two checkpoints left best.ckpt alone: the run's whole state
     at that step, which last.ckpt would have held too. It becomes last.ckpt, so that --resume continues (it said
-    there was nothing to resume, while a fresh start was refused for the checkpoint)."""
+    there was nothing to resume, while a fresh start was refused for the checkpoint). A later validation's best.ckpt
+    (it names a last.ckpt written before it) is older than the run's lost last state, and is left as it is."""
     best, last = out / "checkpoints" / "best.ckpt", out / "checkpoints" / "last.ckpt"
-    if best.is_file() and not last.exists():
-        tmp = last.with_name(f".{last.name}.{os.getpid()}.tmp")
-        shutil.copyfile(best, tmp)
-        os.replace(tmp, last)
-        warnings.warn(f"{out}: last.ckpt was missing (a training killed while writing it?); best.ckpt, the run's "
-                      "latest state, is copied to it", stacklevel=5)  # fmt: skip
+    if not best.is_file() or last.exists():
+        return
+    kept = read_checkpoint(best).get("callbacks", {})
+    if any(state.get("last_model_path") for key, state in kept.items() if key.startswith("ModelCheckpoint")):
+        return
+    tmp = last.with_name(f".{last.name}.{os.getpid()}.tmp")
+    with best.open("rb") as source, tmp.open("wb") as copy:
+        shutil.copyfileobj(source, copy)
+        copy.flush()
+        os.fsync(copy.fileno())
+    os.replace(tmp, last)
+    warnings.warn(f"{out}: last.ckpt was missing (a training killed while writing it?); best.ckpt, the run's "
+                  "latest state, is copied to it", stacklevel=5)  # fmt: skip
 
 
 def _remove(path: Path) -> None:
