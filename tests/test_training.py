@@ -762,7 +762,8 @@ def test_epochs_are_reshuffled_and_a_resumed_run_goes_on_as_a_straight_one(tmp_p
 
 def test_a_resumed_runs_metrics_csv_rows_are_at_a_straight_runs_steps(tmp_path):
     """Lightning's logging step went one up on every resume (its dev rows a step after the training rows of the
-    same step, two after a second resume): the rows of a run cut twice are a straight run's, step for step."""
+    same step, two after a second resume), and so did its epoch: the rows of a run cut twice are a straight run's,
+    step for step, epoch for epoch."""
     from fgdm.config import load_config
     from fgdm.training import train
 
@@ -771,15 +772,16 @@ def test_a_resumed_runs_metrics_csv_rows_are_at_a_straight_runs_steps(tmp_path):
                                  "training.val_every=2", "training.log_every=2"])  # fmt: skip
         train(cfg, resume=resume, progress=False)
 
-    def rows(name: str) -> list[tuple[str, str, str]]:
+    def rows(name: str) -> list[tuple[str, str, str, str]]:
         logs = sorted((tmp_path / name / "logs").glob("version_*/metrics.csv"))
-        return [(r["step"], r["dev/dtw"], r["train/loss"]) for f in logs for r in csv.DictReader(f.open())]
+        return [(r["step"], r["epoch"], r["dev/dtw"], r["train/loss"]) for f in logs for r in csv.DictReader(f.open())]
 
     run("straight", 8)
     run("cut", 3), run("cut", 6, resume=True), run("cut", 8, resume=True)
     straight = rows("straight")
     assert [r[0] for r in straight] == ["1", "1", "3", "3", "5", "5", "7", "7"]  # a training and a dev row each
-    assert rows("cut") == straight
+    assert [float(r[1]) for r in straight] == [0, 0, 0, 0, 1, 1, 1, 1]  # epochs of 4 batches
+    assert rows("cut") == straight  # the epoch too (Lightning's went one up at every resume)
 
 
 def test_a_run_stopped_between_validations_and_resumed_validates_as_a_straight_one(tmp_path, monkeypatch):

@@ -44,6 +44,16 @@ def _loggers_write_this_step(trainer: L.Trainer) -> bool:
     return bool(getattr(connector, "should_update_logs", True))
 
 
+class WholeEpochCSVLogger(CSVLogger):
+    """Lightning's CSV log, its ``epoch`` column a whole number as Lightning writes its own (fgdm logs the data's epoch
+    as a value, :meth:`ScheduledModule.data_epoch`, which Lightning turns into a float)."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": int(metrics["epoch"])}
+        super().log_metrics(metrics, step)
+
+
 class ScheduledModule(L.LightningModule):
     """Adam (:func:`optimizer`) with warm-up and a learning-rate schedule (:func:`scheduled_lr`).
 
@@ -111,12 +121,19 @@ class ScheduledModule(L.LightningModule):
         for name, value in terms.items():
             self.log(f"train/{name}", value, batch_size=batch_size, on_step=True, on_epoch=False)
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)  # warm-up, cosine
+        self.log("epoch", self.data_epoch(), on_step=True, on_epoch=False)
         if self.trainer.progress_bar_callback is not None:  # read now, with the loggers' values
             self._bar_loss = terms["loss"].cpu()
+
+    def data_epoch(self) -> int:
+        """The epoch of the data the last step trained on (as EpochBatches counts it), for the logs' ``epoch``:
+        Lightning's counts one more on every resume (its epoch ends where a run stops)."""
+        return (self.trainer.global_step - 1) // max(1, self.trainer.num_training_batches)
 
     def after_validation(self, value: float) -> None:
         if self.trainer.sanity_checking or self.trainer.state.fn != "fit":  # trainer.validate: no schedule to step
             return
+        self.log("epoch", self.data_epoch())
         if self.plateau is None:  # the cosine schedule: nothing to step, the rate is logged
             self.log("lr", self.optimizers().param_groups[0]["lr"])
             return
@@ -254,7 +271,7 @@ def fit(
     if not is_worker():  # one writer: the other ranks of a multi-process run hold the same
         (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         data.vocab.save(out / "gloss_vocab.txt")
-    loggers: list = [CSVLogger(str(out), name="logs")]
+    loggers: list = [WholeEpochCSVLogger(str(out), name="logs")]
     try:
         import tensorboard  # noqa: F401
         from lightning.pytorch.loggers import TensorBoardLogger
