@@ -65,8 +65,7 @@ def signals_held() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        restore_handlers(before)
         for sig in dict.fromkeys(noted):
             signal.raise_signal(sig)
 
@@ -109,8 +108,13 @@ def sigterm_raises() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        restore_handlers(before)
+
+
+def restore_handlers(before: dict) -> None:
+    """Puts back the handlers ``signal.signal`` returned, by signal (one set outside Python, None, as the default)."""
+    for sig, handler in before.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:

@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from fgdm.config import TrainingConfig
-from fgdm.runtime import Terminated, drop_noise_warnings, lightning_noise_dropped
+from fgdm.runtime import drop_noise_warnings, lightning_noise_dropped
 from fgdm.training.checkpoints import AtomicCheckpointIO, MovableCheckpoint
 from fgdm.training.data import PoseDataModule
 from fgdm.training.finite import FiniteCheck, not_finite
@@ -299,28 +299,28 @@ def fit(
         raise ValueError(f"training.accelerator, devices, strategy or precision: {err}") from None
     if trainer.strategy.root_device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
-    with interrupt.arm(trainer):  # a Ctrl-C or SIGTERM is noted, not raised, until the final state is written
+    with interrupt:  # a Ctrl-C or SIGTERM is noted, not raised, until the final state is written
         try:
             trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
         except SIGTERMException:  # a SIGTERM before training began, Lightning's: it stopped, exiting 0
-            interrupt.terminated, lightning_stopped = "SIGTERM", True
+            interrupt.terminated, interrupt.requested, lightning_stopped = "SIGTERM", True, True
         except SystemExit:  # Lightning's exit at a second Ctrl-C, mid-step: nothing to save
             if not interrupt.requested:
                 raise
-            raise Terminated(interrupt.terminated) if interrupt.terminated else KeyboardInterrupt() from None
-        if (interrupt.requested or interrupt.terminated) and not throughput.sequences:  # no step: nothing to save
-            raise Terminated(interrupt.terminated) if interrupt.terminated else KeyboardInterrupt()  # (claim says it)
+            raise interrupt.stop() from None
+        if interrupt.requested and not throughput.sequences:  # stopped before a step: nothing to save (claim says it)
+            raise interrupt.stop()
         # the final state, also between validations; not where Lightning stopped several processes on its own (a
         # save, a collective, would wait for ranks that may be gone)
         if saved := trainer.world_size == 1 or not lightning_stopped:
             trainer.save_checkpoint(last)
-    if (interrupt.requested or interrupt.terminated) and trainer.is_global_zero:
+    if interrupt.requested and trainer.is_global_zero:
         what = "it" if saved else "its last validation's state"
         more = "--resume continues" if trainer.global_step < t.max_steps else "training.max_steps was reached"
         print(f"fgdm: {f'terminated ({interrupt.terminated})' if interrupt.terminated else 'interrupted'} at step "
               f"{trainer.global_step}; {last} holds {what} ({more})", file=sys.stderr)  # fmt: skip
-    if interrupt.requested or interrupt.terminated:
-        stop = Terminated(interrupt.terminated) if interrupt.terminated else KeyboardInterrupt()
+    if interrupt.requested:
+        stop = interrupt.stop()
         stop.reported = True  # the first process said it above, with where the checkpoint is; the others say nothing
         raise stop
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from fgdm.runtime import TERMINATING
+from fgdm.runtime import TERMINATING, Terminated, restore_handlers
 
 
 def is_worker() -> bool:
@@ -125,7 +125,6 @@ class StopOnInterrupt(Callback):
     two CPU processes that were at different collectives (one sampling its dev batch, one at validation's end)."""
 
     def __init__(self) -> None:
-        self.trainer: L.Trainer | None = None
         self.requested, self._previous, self._previous_term = False, None, {}
         self.terminated: str | None = None  # the signal's name, when SIGTERM (or SLURM's SIGUSR1) asked
 
@@ -159,9 +158,9 @@ class StopOnInterrupt(Callback):
         if self.requested and trainer.world_size == 1 and trainer.state.fn == "fit":  # stopped during a validation
             trainer.should_stop = True
 
-    def arm(self, trainer: L.Trainer) -> StopOnInterrupt:
-        self.trainer = trainer
-        return self
+    def stop(self) -> KeyboardInterrupt:
+        """The exception that ends the command for the stop asked: :class:`Terminated` (143) or KeyboardInterrupt."""
+        return Terminated(self.terminated) if self.terminated else KeyboardInterrupt()
 
     def __enter__(self) -> StopOnInterrupt:
         """Ctrl-C and SIGTERM noted from here (Lightning calls the SIGTERM handler it finds from its own, during fit)
@@ -173,6 +172,4 @@ class StopOnInterrupt(Callback):
 
     def __exit__(self, *exc) -> None:
         if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            for sig, handler in self._previous_term.items():
-                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            restore_handlers({signal.SIGINT: self._previous, **self._previous_term})
