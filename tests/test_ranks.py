@@ -204,3 +204,43 @@ def test_a_strategy_this_machine_cannot_run_is_refused_naming_the_settings(tmp_p
     said = capsys.readouterr().err
     assert "fgdm: error: training.accelerator, devices, strategy or precision: The strategy `fsdp` requires" in said
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("devices", "omp", "warned"),
+    [
+        (3, None, "3 training processes of 1 thread each on this machine's 2 cores"),
+        (2, "2", "2 training processes of 2 threads each (OMP_NUM_THREADS) on this machine's 2 cores"),
+        (2, None, None),  # Lightning gives each 1 thread
+        (2, "1", None),
+        (1, "8", None),  # one process: its threads are the caller's affair
+    ],
+)
+def test_cpu_processes_that_crowd_the_cores_are_warned_of(monkeypatch, devices, omp, warned):
+    """A multi-process CPU training asking for more threads than the machine's cores is warned of, with what to
+    set instead; Lightning's trainer is built as fit builds it (no process is started by building it)."""
+    import warnings
+
+    import lightning as L
+
+    from fgdm.training.ranks import warn_crowded_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    trainer = L.Trainer(accelerator="cpu", devices=devices, logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False)  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_crowded_cores(trainer)
+    said = [str(w.message) for w in caught if "take turns on the cores" in str(w.message)]
+    if warned is None:
+        assert said == []
+    else:
+        assert len(said) == 1 and f"training.devices {devices} starts {warned}" in said[0]
+        fix = "training.devices 2 at most" if devices > 2 else "OMP_NUM_THREADS=1"
+        assert said[0].endswith(f"{fix} trains faster")

@@ -31,7 +31,14 @@ from fgdm.training.data import PoseDataModule
 from fgdm.training.finite import FiniteCheck, not_finite
 from fgdm.training.optim import clip_gradients, optimizer, scheduled_lr
 from fgdm.training.progress import StepBar
-from fgdm.training.ranks import StopOnInterrupt, cluster_plugins, is_worker, rng_states, set_rng_states
+from fgdm.training.ranks import (
+    StopOnInterrupt,
+    cluster_plugins,
+    is_worker,
+    rng_states,
+    set_rng_states,
+    warn_crowded_cores,
+)
 from fgdm.training.throughput import Throughput
 
 
@@ -297,6 +304,7 @@ def fit(
         if isinstance(err, TypeError) and "devices" not in str(err):
             raise
         raise ValueError(f"training.accelerator, devices, strategy or precision: {err}") from None
+    warn_crowded_cores(trainer)
     if trainer.strategy.root_device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
     with interrupt:  # a Ctrl-C or SIGTERM is noted, not raised, until the final state is written

@@ -49,6 +49,26 @@ def require_multinode_launch(num_nodes: int) -> None:
         )
 
 
+def warn_crowded_cores(trainer: L.Trainer) -> None:
+    """Warns when a multi-process training on the CPU asks this machine for more threads than it has cores: the
+    processes then take turns on the cores and every step waits for the slowest. Each process runs
+    ``OMP_NUM_THREADS`` threads, or, where it is unset, what Lightning gives it (the cores shared out, at least one)."""
+    processes = trainer.num_devices
+    if trainer.strategy.root_device.type != "cpu" or processes < 2 or is_worker():
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    given = os.environ.get("OMP_NUM_THREADS", "").strip()
+    threads = int(given) if given.isdigit() and int(given) > 0 else max(1, cores // processes)
+    if processes * threads <= cores:
+        return
+    each = f"{threads} thread{'s' * (threads > 1)} each" + (" (OMP_NUM_THREADS)" if given.isdigit() else "")
+    fix = f"training.devices {cores} at most" if processes > cores else f"OMP_NUM_THREADS={max(1, cores // processes)}"
+    # stacklevel: this function, fit, fit's decorator, fit's caller
+    warnings.warn(f"training.devices {processes} starts {processes} training processes of {each} on this machine's "
+                  f"{cores} core{'s' * (cores > 1)}: they take turns on the cores, and a step waits for the slowest; "
+                  f"{fix} trains faster", stacklevel=4)  # fmt: skip
+
+
 def cluster_plugins() -> list:
     """Lightning's plugins for where this process runs: under SLURM, its environment without auto-requeue. That
     one's SIGUSR1 handler saved a checkpoint of its own (hpc_ckpt_N.ckpt) in the trainer's root directory, the run
