@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from fgdm.data.synth.corpus import SynthCorpus, write_pt
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests name the repository's files from its root (configs/tiny.yaml, …), so they run there, wherever
+    pytest was started (``cd tests && python -m pytest test_config.py`` included)."""
+    os.chdir(ROOT)
 
 
 @pytest.fixture(scope="session")

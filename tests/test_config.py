@@ -69,16 +69,17 @@ def test_ablation_configs_switch_one_thing_each():
     """Each row changes the model's switches alone (and trains into a directory of its own, not the base run's);
     each sets every switch, so a row layered after another is that row, not a third one."""
     base = to_dict(load_config("configs/paper.yaml"))
-    rows = sorted(Path("configs/ablations").glob("*.yaml"))
-    assert len(rows) == 7
+    rows = sorted(Path("configs/ablations").glob("*.yaml"))  # benchmarks/quality.py's ROWS name each (its tests)
+    assert len(rows) >= 7
     for path in rows:
         row = to_dict(load_config(["configs/paper.yaml", path]))
         diff = _diff(base, row)
-        assert all(k.startswith("model.") for k in diff if k != "training.output_dir"), (path, diff)
-        assert bool(set(diff) - {"training.output_dir"}) == (path.stem != "full"), (path, diff)
+        assert all(k.startswith("model.") for k in diff if k != "training.output_dir"), f"{path} changes {diff}"
+        assert bool(set(diff) - {"training.output_dir"}) == (path.stem != "full"), f"{path} changes {diff}"
         assert row["training"]["output_dir"] == f"runs/ablations/{path.stem}"
         for other in rows:
-            assert to_dict(load_config(["configs/paper.yaml", other, path])) == row, (other, path)
+            unset = _diff(row, to_dict(load_config(["configs/paper.yaml", other, path])))
+            assert not unset, f"{path} layered after {other} is not {path.name} alone: {path} should set {unset}"
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:

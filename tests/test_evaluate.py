@@ -279,6 +279,19 @@ def test_a_report_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
         "r.html", "r.json", "r.md"]  # fmt: skip
 
 
+def test_a_report_of_the_first_release_still_reads(tmp_path):
+    """report.json files written before a column existed still read and draw their table (the column blank), as
+    fgdm export --report reads them for a model card."""
+    from fgdm.evaluation.report import COLUMNS, markdown_table, read_report
+
+    first = {"system": "FGDM", "bleu1": 40.0, "bleu4": 20.0, "rouge_l": 45.0, "wer": 50.0, "fid": 1.5,
+             "diversity": 3.0, "dtw_mje": {"all": 1.0, "body": 0.5, "hands": 1.5}}  # fmt: skip
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"sequences": 2, "rows": [first]}))
+    table = markdown_table(read_report(path))
+    assert table.count("| nan") == sum(1 for name, _ in COLUMNS if name in ("finger ratio", "handshape"))
+
+
 GLOSS_REFS = ["AB-SO DANKE2* $INDEX1 neg-HABEN", "WETTER MORGEN"]  # DGS corpus glosses: one token each
 TEXT_REFS = ["Na ja, ich bin Gehörloser.", "Morgen regnet es im Norden!"]
 

@@ -98,3 +98,10 @@ def test_curves_cut_by_the_same_minutes_share_one_table_whatever_step_they_reach
     assert "## phoenix-synth — test split, 25 min" in page and "## phoenix-synth — test split, 3,000 steps" in page
     assert "25 min of training (the clock stopped the runs at steps 3,900–4,100)" in page
     assert (tmp_path / "quality.png").stat().st_size > 0
+
+
+def test_every_ablation_config_is_a_row_of_the_table_and_every_row_a_config(quality):
+    """A new configs/ablations/*.yaml is trained and scored by the benchmark only once ROWS names it."""
+    configs = {path.stem for path in (ROOT / "configs" / "ablations").glob("*.yaml")}
+    rows = [name for name, _, _ in quality.ROWS]
+    assert sorted(rows) == sorted(configs), f"ROWS in benchmarks/quality.py: {rows}; configs/ablations: {configs}"

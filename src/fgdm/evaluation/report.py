@@ -38,7 +38,9 @@ DEFINITIONS = {
 }
 
 
-# The report's columns: (heading, the formatted cell of a row), in every table (Markdown, HTML).
+# The report's columns: (heading, the formatted cell of a row), in every table (Markdown, HTML). A column added
+# after the first release reads its value with r.get(key, nan): report.json files written before it (the shipped
+# model card's, `fgdm export --report`'s) lack the key and must still read (tests/test_evaluate.py).
 COLUMNS = [
     ("BLEU-1", lambda r: f"{r['bleu1']:.2f}"), ("BLEU-4", lambda r: f"{r['bleu4']:.2f}"),
     ("ROUGE", lambda r: f"{r['rouge_l']:.2f}"), ("WER", lambda r: f"{r['wer']:.2f}"),
