@@ -36,7 +36,7 @@ from fgdm.data.hypotheses import names_elsewhere, read_hypotheses
 from fgdm.data.pt import DataFormatError
 from fgdm.data.vocab import Vocabulary
 from fgdm.evaluation.backtranslation import load_backtranslator
-from fgdm.evaluation.protocol import reference_text
+from fgdm.evaluation.scores import reference_text
 from fgdm.metrics.text import bleu, rouge_l
 from fgdm.model.backtranslator import BackTranslator
 

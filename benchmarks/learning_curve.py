@@ -96,7 +96,7 @@ def curve_callback(evaluator, at: list[int], max_seconds: float | None, record, 
     """
     from lightning.pytorch.callbacks import Callback
 
-    from fgdm.evaluation.protocol import System
+    from fgdm.evaluation.scores import System
     from fgdm.sampling import generate_for
 
     class Curve(Callback):
@@ -296,7 +296,7 @@ def sampling(args: argparse.Namespace) -> None:
     import torch
     from quality import open_evaluator
 
-    from fgdm.evaluation.protocol import System
+    from fgdm.evaluation.scores import System
     from fgdm.sampling import generate_for, load_for_sampling
 
     out = Path(args.results).resolve() / f"{args.name}.json"

@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def evaluate_run(evaluator, checkpoint: Path, name: str) -> dict:
-    from fgdm.evaluation.protocol import System
+    from fgdm.evaluation.scores import System
     from fgdm.sampling import generate_for, load_for_sampling
 
     loaded = load_for_sampling(checkpoint)

@@ -41,7 +41,8 @@ from fgdm.choices import PRECISIONS
 from fgdm.config import load_config
 from fgdm.data.vocab import SPECIALS as SPECIAL_TOKENS
 from fgdm.model import build_model
-from fgdm.model.focal import ASGCN, FocalNorm, kernel_applies
+from fgdm.model.asgcn import ASGCN, kernel_applies
+from fgdm.model.focal import FocalNorm
 from fgdm.runtime import keep_freed_memory, resolve_device
 
 SPECIALS = len(SPECIAL_TOKENS)  # the vocabulary's first ids, which no gloss takes

@@ -20,7 +20,7 @@ DOC = ROOT / "docs" / "structure.md"
 
 # (layer name, packages or modules in it), lowest first.
 LAYERS = [
-    ("foundations", ["fgdm.config", "fgdm.skeleton", "fgdm.runtime", "fgdm.version"]),
+    ("foundations", ["fgdm.config", "fgdm.skeleton", "fgdm.runtime", "fgdm.version", "fgdm.gif"]),
     (
         "data, metrics, maths",
         [
@@ -51,6 +51,7 @@ PURPOSE = {
     "fgdm.diffusion": "the cosine schedule, forward process and DDIM sampler",
     "fgdm.losses": "joint, bone and length losses",
     "fgdm.render": "GIF/MP4 animations and PNG contact sheets",
+    "fgdm.gif": "GIF files written a frame at a time, at delays that keep the frame rate",
     "fgdm.choices": "what sampling may be asked for (LengthMode, precisions), without torch: for the parser",
     "fgdm.model": "the networks: FGDM's denoiser (Focal, General), SCG branch, back-translator",
     "fgdm.checkpoint": "reading fgdm checkpoints",

@@ -1,4 +1,4 @@
-"""The denoiser end to end (SPEC §4): padding is invisible, causal attention never looks ahead."""
+"""The denoiser end to end (docs/model.md §4): padding is invisible, causal attention never looks ahead."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""The forward process (SPEC §6): the cosine schedule, its sampling timesteps, and q(x_t | x_0)."""
+"""The forward process (docs/model.md §6): the cosine schedule, its sampling timesteps, and q(x_t | x_0)."""
 
 import math
 

@@ -301,7 +301,8 @@ def test_score_computes_each_metric_as_evaluate_does(backtranslator, tmp_path):
     written, BLEU and ROUGE of the lower-cased, punctuation-split text (a back-translated <unk> one token)."""
     from fgdm.data.corpus import Sample
     from fgdm.evaluation.backtranslation import load_backtranslator
-    from fgdm.evaluation.protocol import Evaluator, System, score_text_files
+    from fgdm.evaluation.protocol import Evaluator
+    from fgdm.evaluation.scores import System, score_text_files
 
     rng = np.random.default_rng(0)
     poses = [rng.normal(size=(9, 50, 3)).astype(np.float32) for _ in GLOSS_REFS]

@@ -1,10 +1,10 @@
-"""The Focal stage's ASGCN (SPEC §4, Eq. 4–8): contextual correlation A_a, semantic mask M, chunking."""
+"""The Focal stage's ASGCN (docs/model.md §4.3): contextual correlation A_a, semantic mask M, chunking."""
 
 import math
 
 import torch
 
-from fgdm.model.focal import ASGCN
+from fgdm.model.asgcn import ASGCN
 from fgdm.skeleton import PT50
 from helpers import activate, asgcn_inputs, tiny
 

@@ -1,4 +1,4 @@
-"""Iconicity disentanglement (SPEC §4): per-joint features from a joint and its parent only."""
+"""Iconicity disentanglement (docs/model.md §3): per-joint features from a joint and its parent only."""
 
 import torch
 

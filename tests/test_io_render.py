@@ -280,7 +280,7 @@ def test_gifs_keep_time_at_any_rate(tmp_path, fps):
     dropped, and delays alternate so that the whole plays at the rate asked."""
     from PIL import Image
 
-    from fgdm.render import gif_timing
+    from fgdm.gif import gif_timing
 
     pose = SynthCorpus(1, "test", seed=0)[0].pose[:30]
     path = save_animation(tmp_path / "a.gif", pose, fps=fps)

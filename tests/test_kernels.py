@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from fgdm.config import FocalConfig
 from fgdm.model import kernels
-from fgdm.model.focal import ASGCN, FocalNorm
+from fgdm.model.asgcn import ASGCN
+from fgdm.model.focal import FocalNorm
 from fgdm.model.kernels import build
 from fgdm.model.kernels.asgcn import CONTEXTUAL, SEMANTIC, SHAPES
 from fgdm.skeleton import PT50
@@ -387,7 +388,7 @@ def test_without_a_compiler_asgcn_falls_back_and_says_why(tmp_path):
     env = {**os.environ, "FGDM_CACHE": str(tmp_path), "CC": str(tmp_path / "no-such-cc")}
     code = (
         "import torch; from fgdm.model import kernels; from fgdm.config import FocalConfig;"
-        "from fgdm.model.focal import ASGCN; from fgdm.skeleton import PT50\n"
+        "from fgdm.model.asgcn import ASGCN; from fgdm.skeleton import PT50\n"
         "assert not kernels.available(); print(kernels.unavailable_reason())\n"
         "gcn = ASGCN(torch.as_tensor(PT50.partition_adjacency()), 8, 16, FocalConfig(width=8))\n"
         "h = torch.randn(1, 4, 50, 8); assert not gcn.uses_kernel(h)\n"

@@ -1,4 +1,4 @@
-"""The losses (SPEC §7, Eq. 17–18) against values worked out by hand, and FGDM.loss's weighted total.
+"""The losses (docs/model.md §7) against values worked out by hand, and FGDM.loss's weighted total.
 
 Every expected number is written as the arithmetic that produces it. Padded frames carry huge errors:
 a mask that leaked would change the loss by orders of magnitude.

@@ -1,4 +1,4 @@
-"""Metrics against values worked out by hand (SPEC §8)."""
+"""Metrics against values worked out by hand (docs/model.md §8)."""
 
 import json
 import math
@@ -128,7 +128,7 @@ def test_score_tokenises_text_as_evaluate_does_unless_as_is(tmp_path, capsys):
     the tokens as written: score computes each the same way."""
     from fgdm.cli import main
     from fgdm.data.pt import DataFormatError
-    from fgdm.evaluation.protocol import score_text_files
+    from fgdm.evaluation.scores import score_text_files
 
     (tmp_path / "hyp.txt").write_text("es regnet heute im norden .\n")
     (tmp_path / "ref.txt").write_text("Es regnet heute im Norden.\n")

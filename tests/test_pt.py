@@ -333,7 +333,7 @@ def test_free_text_keeps_a_no_break_space_which_its_tokeniser_reads_as_a_space(s
     """Translations are tokenised into words apart from the glosses (a no-break space is a space there): .text
     files, a CSV's translations and other columns, and fgdm score's files are read with it."""
     from fgdm.data.synth.corpus import read_phoenix_csv
-    from fgdm.evaluation.protocol import score_text_files
+    from fgdm.evaluation.scores import score_text_files
 
     d = _copy_split(synth_dir, tmp_path / "d")
     texts = (d / "dev.text").read_text(encoding="utf-8").split("\n")

@@ -10,6 +10,7 @@ from PIL import Image
 
 from fgdm import render
 from fgdm.data.synth.corpus import SynthCorpus
+from fgdm.gif import gif_timing
 from fgdm.render import Renderer, save_animation, save_contact_sheet
 
 BACKGROUND = (250, 250, 247)
@@ -127,7 +128,7 @@ def test_streamed_files_equal_those_written_all_at_once(tmp_path, pose, suffix):
     frames = list(renderer.frames(sequences, titles))
     old = tmp_path / f"old{suffix}"
     if suffix == ".gif":
-        keep, durations = render.gif_timing(len(frames), fps)
+        keep, durations = gif_timing(len(frames), fps)
         iio.imwrite(old, np.stack([frames[i] for i in keep]), extension=".gif", duration=durations, loop=0)
         (a, delays_a), (b, delays_b) = _gif(old), _gif(new)
         assert delays_a == delays_b and len(delays_b) == len(held) - 1 and sum(delays_b) == sum(durations)

@@ -1,4 +1,4 @@
-"""The DDIM sampling loop (SPEC §6, fgdm.diffusion.Diffusion.sample_steps), pinned to golden values.
+"""The DDIM sampling loop (docs/model.md §6, fgdm.diffusion.Diffusion.sample_steps), pinned to golden values.
 
 Part a) drives the loop with analytic x_0 predictors and compares every step with the DDIM update written
 out here in float64. Part b) pins the output of a tiny seeded model end to end (representation,

@@ -1,4 +1,4 @@
-"""The SCG branch (SPEC §5): its w(t) weighting and its lengths; hand-worked loss values: test_losses.py."""
+"""The SCG branch (docs/model.md §5): its w(t) weighting and its lengths; hand-worked loss values: test_losses.py."""
 
 import math
 

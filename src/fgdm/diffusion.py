@@ -1,4 +1,4 @@
-"""Gaussian diffusion with a cosine schedule and a DDIM sampler (SPEC §6).
+"""Gaussian diffusion with a cosine schedule and a DDIM sampler (docs/model.md §6).
 
 The diffusion process never builds or owns the network: :meth:`Diffusion.sample` takes the
 denoiser (any callable returning an x_0 prediction) as an argument, so EMA weights or a guidance

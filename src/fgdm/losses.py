@@ -1,4 +1,4 @@
-"""Regression losses (SPEC §7), masked to valid frames; the SCG loss lives with its branch."""
+"""Regression losses (docs/model.md §7), masked to valid frames; the SCG loss lives with its branch."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Everything that needs to know about joints — the graph prior, the bone loss, iconicity
 disentanglement, the synthetic signer, rendering and ``.pose`` export — reads :data:`PT50`.
 
-Layout (SPEC §1): 0 head, 1 neck (root, the origin), 2–4 one arm (shoulder, elbow, wrist),
+Layout (docs/model.md §1): 0 head, 1 neck (root, the origin), 2–4 one arm (shoulder, elbow, wrist),
 5–7 the other arm, 8–28 the hand attached to joint 7, 29–49 the hand attached to joint 4.
 Each hand is its root followed by thumb, index, middle, ring and pinky, four joints each, root to tip.
 In the PT convention (x mirrored, y down) joints 2–4 and 29–49 are the signer's right side.
@@ -119,7 +119,7 @@ class Skeleton:
         self loops is normalised by node degree before splitting, so that the three subsets sum to the
         normalised hop-1 adjacency:
 
-        - ``receiving`` (the paper, SPEC §4.3): ``D^-1 A``, each row ``v`` divided by the receiving
+        - ``receiving`` (the paper, docs/model.md §4.3): ``D^-1 A``, each row ``v`` divided by the receiving
           joint's degree, so every joint takes a weighted mean of its neighbourhood (rows sum to 1);
         - ``sending``: ``A D^-1``, each column divided by the sending joint's degree (ST-GCN's code and
           the authors' release; a joint with many children, like a hand root, sends less to each).
@@ -172,9 +172,10 @@ def _pt50() -> Skeleton:
 
 
 PT50 = _pt50()
-"""The 50-joint Progressive-Transformers skeleton (SPEC §1)."""
+"""The 50-joint Progressive-Transformers skeleton (docs/model.md §1)."""
 
-# The parent table as written in SPEC §1, kept to pin the declarative construction above.
+# The parent table as docs/model.md §1 (and fgdm's specification) writes it, kept to pin the declarative
+# construction above.
 SPEC_PARENTS = (
     1, 1, 1, 2, 3, 1, 5, 6, 7, 8, 9, 10, 11, 8, 13, 14, 15, 8, 17, 18, 19, 8, 21, 22, 23, 8, 25, 26,
     27, 4, 29, 30, 31, 32, 29, 34, 35, 36, 29, 38, 39, 40, 29, 42, 43, 44, 29, 46, 47, 48,

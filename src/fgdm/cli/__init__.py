@@ -1,5 +1,6 @@
-"""The ``fgdm`` command line: :mod:`fgdm.cli.parser` reads the arguments, :mod:`fgdm.cli.commands` calls
-the library; here, the one place that turns expected failures into one line, ``fgdm: error: ...``.
+"""The ``fgdm`` command line: :mod:`fgdm.cli.parser` reads the arguments, :mod:`fgdm.cli.commands` (and
+:mod:`fgdm.cli.generate`, ``fgdm generate``) calls the library; here, the one place that turns expected
+failures into one line, ``fgdm: error: ...``.
 
 Exit status: 0 done, 1 an expected failure (bad input, missing or corrupt file, no CUDA, a full disk,
 non-finite training), 2 a usage error (argparse), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM; training writes

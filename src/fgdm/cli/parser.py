@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fgdm.choices import MAX_FRAMES, PRECISIONS, LengthMode
-from fgdm.cli import commands
+from fgdm.cli import commands, generate
 from fgdm.cli.arguments import count, positive_int, positive_rate, seed
 from fgdm.version import __version__
 
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="a .npy/.pose/.gif/.mp4 file (--gloss) or a directory (--split)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier output (never the data's own files)")
     _sampling(p)
-    p.set_defaults(func=commands.cmd_generate)
+    p.set_defaults(func=generate.cmd_generate)
 
     p = sub.add_parser("export", help="a training checkpoint → inference weights (safetensors, config, vocabulary)")
     p.add_argument("checkpoint", help="a training checkpoint (.ckpt; its EMA weights when it has them) or an "

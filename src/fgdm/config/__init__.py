@@ -1,10 +1,12 @@
 """Configuration: commented YAML (joeynmt layout) loaded into frozen, validated dataclasses.
 
-:mod:`fgdm.config.schema` holds the sections and their defaults; :mod:`fgdm.config.loading` reads YAML,
-applies overrides and checks every value. Every key is documented beside its default in the schema.
+:mod:`fgdm.config.schema` holds the sections and their defaults (the model's in :mod:`fgdm.config.model`);
+:mod:`fgdm.config.loading` reads YAML, applies overrides and checks every value. Every key is documented beside
+its default in the schema.
 """
 
 from fgdm.config.loading import MOVED, apply_overrides, from_dict, load_config, to_dict, upgrade
+from fgdm.config.model import FocalConfig, GeneralConfig, GlossEncoderConfig, ModelConfig, SCGConfig
 from fgdm.config.schema import (
     STRATEGIES,
     SYNTH_SPLIT_SIZES,
@@ -14,12 +16,7 @@ from fgdm.config.schema import (
     ConfigError,
     DataConfig,
     DiffusionConfig,
-    FocalConfig,
-    GeneralConfig,
-    GlossEncoderConfig,
     LossConfig,
-    ModelConfig,
-    SCGConfig,
     TestingConfig,
     TrainingConfig,
 )

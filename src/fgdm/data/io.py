@@ -3,9 +3,9 @@
 PT directories (``{split}.skels`` …) are read and written by :mod:`fgdm.data.pt`, another system's poses for
 ``fgdm evaluate --hyp`` by :mod:`fgdm.data.hypotheses`.
 
-``.pose`` files carry the skeleton as three components, BODY (8 points) and the two hands (21
-each), limbs from the skeleton's bones, confidence 1 and their frame rate (SPEC §2.2). Readers
-refuse what is not a pose: wrong shapes, NaN, infinities and coordinates beyond ±1,000.
+``.pose`` files are written in MediaPipe Holistic's layout (:mod:`fgdm.data.holistic`): the body's 33 points (those
+the PT skeleton has with confidence 1, the rest 0) and the two hands' 21, Holistic's limbs, at the poses' frame rate
+(docs/model.md §2.2). Readers refuse what is not a pose: wrong shapes, NaN, infinities and coordinates beyond ±1,000.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reader and writer for the Progressive-Transformers (PT) data format (SPEC §2.1).
+"""Reader and writer for the Progressive-Transformers (PT) data format (docs/model.md §2.1).
 
 A PT data directory holds ``{split}.skels``, ``{split}.gloss``, ``{split}.text`` and ``{split}.files``;
 line i of each describes sequence i. A ``.skels`` line holds T frames of 151 space-separated floats:

@@ -1,9 +1,10 @@
-"""The evaluation protocol (SPEC §8): every system scored against the same references, one row each.
+"""The evaluation protocol (docs/model.md §8): every system scored against the same references, one row each.
 
 Rows: ground truth (the back-translator's ceiling), the model, the trivial mean-pose baseline (DTW-MJE
 rewards static average motion, so a model must beat it), and optionally poses made by another system.
 Each row: BLEU, ROUGE and WER of the back-translation, DTW-MJE (all, body, hands), FID and diversity
-of the pose-encoder features, the finger bone-length ratio and the handshape agreement.
+of the pose-encoder features, the finger bone-length ratio and the handshape agreement
+(:func:`fgdm.evaluation.scores.score_system`).
 
 :class:`Evaluator` holds the frozen back-translator and the references, loaded once (``fgdm evaluate``
 and the benchmarks use it); :func:`evaluate` is the whole protocol in one call.
@@ -16,7 +17,6 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
@@ -25,84 +25,17 @@ import numpy as np
 from fgdm.choices import LengthMode
 from fgdm.data.corpus import Corpus, Sample
 from fgdm.data.hypotheses import names_elsewhere, read_hypotheses
-from fgdm.data.pt import DataFormatError, text_lines
 from fgdm.data.sources import SPLITS, build_corpus, data_splits, open_corpus
-from fgdm.data.vocab import SPECIALS, Vocabulary, tokenize_text
-from fgdm.evaluation.backtranslation import LoadedBackTranslator, back_translate, load_backtranslator
+from fgdm.data.vocab import Vocabulary, tokenize_text
+from fgdm.evaluation.backtranslation import LoadedBackTranslator, load_backtranslator
 from fgdm.evaluation.html import Example
 from fgdm.evaluation.report import DEFINITIONS
-from fgdm.metrics import (
-    bleu,
-    diversity,
-    dtw_mje_parts,
-    finger_length_ratio,
-    frechet_distance,
-    handshape_agreement,
-    rouge_l,
-    wer,
-)
+from fgdm.evaluation.scores import Reference, System, Translation, score_system
 from fgdm.sampling import generate_for, load_for_sampling
 
-Translation = tuple[list[str], list[str], np.ndarray]  # glosses, texts, (N, D) features: back_translate's
 # % of the reference glosses or text words outside the back-translator's vocabularies that it warns of (a test
 # split of the corpus it was trained on has a few %), and beyond which it asks whether it is another language's
 UNKNOWN_WARNING, UNKNOWN_FOREIGN = 10.0, 50.0
-
-
-@dataclass
-class System:
-    """A named set of generated sequences, one per reference sample, in the references' order."""
-
-    name: str
-    poses: list[np.ndarray]
-
-
-def reference_text(text: str) -> str:
-    """A sentence as BLEU and ROUGE-L see it: lower-cased words and punctuation marks
-    (:func:`fgdm.data.vocab.tokenize_text`), one space apart."""
-    return " ".join(tokenize_text(text))
-
-
-def hypothesis_text(text: str) -> str:
-    """:func:`reference_text`, but a vocabulary's own token (``<unk>``, which the back-translator may write) stays
-    one token: the back-translator's translations, already in that form, come out unchanged."""
-    return " ".join(t for word in text.split() for t in ([word] if word in SPECIALS else tokenize_text(word)))
-
-
-def text_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """BLEU-1..4 and ROUGE-L (unrounded) of sentences already in :func:`reference_text`'s form: a report's text
-    columns. A report's WER is :func:`fgdm.metrics.wer` of the glosses as written."""
-    return {**bleu(hypotheses, references), "rouge_l": rouge_l(hypotheses, references)}
-
-
-def score_text_files(hyp_path: Path | str, ref_path: Path | str, tokenize: bool = True) -> dict:
-    """BLEU-1..4, ROUGE-L and WER of two line-aligned text files (``fgdm score``), each as ``fgdm evaluate``
-    computes it from the same strings.
-
-    ``tokenize`` (True): BLEU and ROUGE-L of the lines lower-cased with punctuation split off (the references by
-    :func:`reference_text`, the hypotheses by :func:`hypothesis_text`), as evaluate scores the back-translator's
-    text; WER of the lines as written, split at whitespace (case and punctuation count), as evaluate scores the
-    recognised glosses (``AB-SO``, ``DANKE2*``, ``$INDEX1`` are one token each). False: every metric of the lines
-    as written. An empty reference line is refused (it has nothing to score against); an empty hypothesis is a
-    system's output and scores what it scores.
-    """
-    paths = Path(hyp_path), Path(ref_path)
-    for path in paths:
-        if path.is_dir():
-            raise ValueError(f"{path}: is a directory, not a text file of sentences")
-    hyp, ref = (text_lines(path, "file not found", tokens=False) for path in paths)
-    if not ref:
-        raise ValueError(f"{ref_path}: no sentences to score against")
-    if len(hyp) != len(ref):
-        raise ValueError(f"{hyp_path} has {len(hyp)} lines but {ref_path} has {len(ref)}")
-    empty = next((i for i, line in enumerate(ref, 1) if not line.strip()), None)
-    if empty is not None:
-        raise DataFormatError(paths[1], empty, "an empty reference: every line needs the sentence to score against")
-    text = ([hypothesis_text(line) for line in hyp], [reference_text(line) for line in ref]) if tokenize else (hyp, ref)
-    w = wer(hyp, ref)  # the glosses' WER: tokens as written
-    return {**{k: round(v, 4) for k, v in text_metrics(*text).items()}, "wer": round(w.wer, 4),
-            "wer_counts": w.as_dict(), "wer_tokens": "as written", "sentences": len(hyp),
-            "tokenized": tokenize}  # fmt: skip
 
 
 def mean_pose(train: Corpus, limit: int | None = 2000) -> np.ndarray:
@@ -114,65 +47,6 @@ def mean_pose(train: Corpus, limit: int | None = 2000) -> np.ndarray:
         total = p.sum(0) if total is None else total + p.sum(0)
         frames += len(p)
     return (total / max(frames, 1)).astype(np.float32)
-
-
-@dataclass
-class Reference:
-    """What every system is scored against: the test samples, their reference glosses and text, and the
-    back-translation of the ground-truth poses (its features are FID's reference)."""
-
-    samples: Sequence[Sample]
-    gloss: list[str]
-    text: list[str]
-    translated: Translation  # back_translate of the ground truth
-
-    @property
-    def features(self) -> np.ndarray:
-        return self.translated[2]
-
-    @classmethod
-    def build(
-        cls, bt: LoadedBackTranslator, samples: Sequence[Sample], batch_size: int = 32, progress: bool = False
-    ) -> Reference:
-        out = back_translate(bt, [s.pose for s in samples], batch_size, progress, "back-translate ground truth")
-        gloss = [" ".join(s.glosses) for s in samples]
-        return cls(samples, gloss, [reference_text(s.text) for s in samples], out)
-
-
-def score_system(
-    bt: LoadedBackTranslator,
-    ref: Reference,
-    system: System,
-    batch_size: int = 32,
-    progress: bool = False,
-    translated: Translation | None = None,
-) -> dict:
-    """One report row: back-translation scores, DTW-MJE, FID and diversity of ``system`` against ``ref``.
-
-    ``translated``: the system's back-translation when it is already known (the ground truth's is in ``ref``).
-    """
-    if len(system.poses) != len(ref.samples):
-        raise ValueError(f"{system.name}: {len(system.poses)} sequences for {len(ref.samples)} references")
-    if translated is None:
-        translated = back_translate(bt, system.poses, batch_size, progress, f"back-translate {system.name}")
-    glosses, texts, feats = translated
-    refs = [s.pose for s in ref.samples]
-    w = wer(glosses, ref.gloss)  # the glosses as written, as score_text_files's WER
-    return {
-        "system": system.name,
-        **{k: round(v, 2) for k, v in text_metrics(texts, ref.text).items()},
-        "wer": round(w.wer, 2),
-        "wer_counts": {"sub": w.substitutions, "del": w.deletions, "ins": w.insertions, "ref": w.reference_words},
-        "dtw_mje": {k: round(v, 4) for k, v in dtw_mje_parts(system.poses, refs).items()},
-        "fid": round(frechet_distance(ref.features, feats), 4),
-        "finger_ratio": round(finger_length_ratio(system.poses, refs), 4),
-        "handshape": round(handshape_agreement(system.poses, refs), 2),
-        "diversity": round(diversity(feats), 4),
-        "examples": [
-            {"reference": ref.text[i], "translation": texts[i], "glosses": glosses[i]}
-            for i in range(min(3, len(ref.samples)))
-        ],
-    }
 
 
 def _unknown(tokens: Sequence[str], vocab: Vocabulary, what: str) -> tuple[float, str]:

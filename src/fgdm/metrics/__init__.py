@@ -1,4 +1,4 @@
-"""Metrics as pure functions of arrays and strings (SPEC §8); nothing here trains, samples or loads.
+"""Metrics as pure functions of arrays and strings (docs/model.md §8); nothing here trains, samples or loads.
 
 - :mod:`fgdm.metrics.text`: BLEU-1…4, ROUGE-L, WER of back-translations;
 - :mod:`fgdm.metrics.dtw`: DTW-MJE (all joints, body, hands);

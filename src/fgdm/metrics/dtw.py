@@ -1,4 +1,4 @@
-"""Dynamic time warping and DTW-MJE (SPEC §8)."""
+"""Dynamic time warping and DTW-MJE (docs/model.md §8)."""
 
 from __future__ import annotations
 

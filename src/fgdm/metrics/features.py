@@ -1,4 +1,4 @@
-"""Distribution metrics of pose-encoder features (SPEC §8).
+"""Distribution metrics of pose-encoder features (docs/model.md §8).
 
 - FID: Fréchet distance between Gaussians fitted to two feature sets (one row per sequence).
 - Diversity: mean Euclidean distance between features of randomly paired sequences.

@@ -1,4 +1,4 @@
-"""Text metrics of back-translations as pure functions (SPEC §8).
+"""Text metrics of back-translations as pure functions (docs/model.md §8).
 
 - BLEU-n: corpus BLEU with sacrebleu, whitespace tokens (``tokenize="none"``), no smoothing
   (``smooth_method="floor"`` with value 0), cumulative n = 1 … 4, × 100.

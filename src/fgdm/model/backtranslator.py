@@ -1,4 +1,4 @@
-"""The back-translation evaluator, in the spirit of Sign Language Transformers (SPEC §8).
+"""The back-translation evaluator, in the spirit of Sign Language Transformers (docs/model.md §8).
 
 A pose encoder (strided convolution + Transformer) with a CTC gloss-recognition head (→ WER) and a
 Transformer text decoder (beam search → BLEU, ROUGE). Trained on ground-truth poses only, then

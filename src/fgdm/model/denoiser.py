@@ -1,4 +1,4 @@
-"""The FGDM denoiser (SPEC §4): predicts x_0 from a noisy sequence x_t, the timestep and the glosses."""
+"""The FGDM denoiser (docs/model.md §4): predicts x_0 from a noisy sequence x_t, the timestep and the glosses."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from torch import nn
 
 from fgdm.config import ModelConfig
 from fgdm.data.vocab import Vocabulary
+from fgdm.model.asgcn import GlossSide
 from fgdm.model.embeddings import TimestepEmbedding
-from fgdm.model.focal import FocalStage, GlossSide
+from fgdm.model.focal import FocalStage
 from fgdm.model.general import CrossMemory, FrameToGeneral, GeneralStage, OutputLayer
 from fgdm.model.gloss_encoder import GlossEncoder
 from fgdm.model.iconicity import ID_FEATURES, IconicityDisentanglement

@@ -1,4 +1,4 @@
-"""The General stage (SPEC §4.4–4.6): F2G transform, Transformer decoder over frames, output layer."""
+"""The General stage (docs/model.md §4.4–4.6): F2G transform, Transformer decoder over frames, output layer."""
 
 from __future__ import annotations
 

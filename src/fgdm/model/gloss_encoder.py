@@ -1,4 +1,4 @@
-"""Gloss encoder (SPEC §4.1): embedding + sinusoidal positions → Transformer encoder."""
+"""Gloss encoder (docs/model.md §4.1): embedding + sinusoidal positions → Transformer encoder."""
 
 from __future__ import annotations
 

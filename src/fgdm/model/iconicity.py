@@ -1,4 +1,4 @@
-"""Iconicity disentanglement (SPEC §3): each joint's position, bone length and bone direction."""
+"""Iconicity disentanglement (docs/model.md §3): each joint's position, bone length and bone direction."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Semantic Consistent Guidance (SPEC §5): a CTC gloss recogniser on the General-stage output.
+"""Semantic Consistent Guidance (docs/model.md §5): a CTC gloss recogniser on the General-stage output.
 
 X^go (B, S, D_g) → V2S adapter → LSD (2 × Conv1d → BatchNorm → ReLU → MaxPool(2), lengths tracked)
 → GSD (BiLSTM, packed by length) → classifier (V + 1 classes, blank 0) → CTC against the glosses,

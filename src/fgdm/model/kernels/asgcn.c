@@ -1,10 +1,10 @@
 /* Fused ASGCN for float32 on the CPU: one frame's adjacency is built and applied in cache.
  *
- * The PyTorch path (fgdm/model/focal.py) materialises (B, S, 2n+1, J, J) score maps and (B, S, K, J, J)
+ * The PyTorch path (fgdm/model/asgcn.py) materialises (B, S, 2n+1, J, J) score maps and (B, S, K, J, J)
  * adjacencies and spends most of its time moving them through memory in small batched products. Here
  * each frame's maps live in a few tens of kilobytes of scratch: scores, sigmoid, W_Agg aggregation, the
  * prior, the semantic mask and the K message products happen in one pass, and the backward pass
- * recomputes them per frame instead of storing them. Same equations as focal.py (SPEC §4.3):
+ * recomputes them per frame instead of storing them. Same equations as asgcn.py (docs/model.md §4.3):
  *
  *   C_m   = σ(q_i k_{i+m-n}^T)                        (J, J), m = 0 … W-1 (W = 2n+1)
  *   A_a,k = b_k + Σ_m W_Agg[k,m] valid_m C_m           (only with the contextual term)
