@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -213,11 +214,16 @@ def test_evaluate_refuses_one_sequence_and_warns_of_two_languages(trained, backt
 
     args = ["evaluate", "--backtranslator", str(backtranslator), "--split", "test", "--out", str(tmp_path / "r"),
             "--quiet"]  # fmt: skip
-    with pytest.warns(UserWarning, match=r"no --checkpoint and no --hyp: the report scores no model, only the ground"):
+    no_model = r"no checkpoint and no hypotheses \(--checkpoint, --hyp\): the report scores no model, only the ground"
+    with warnings.catch_warnings(record=True) as caught:  # a bad argument's error comes alone
+        warnings.simplefilter("always")
         assert main([*args, "--limit", "1"]) == 1
+    assert not [w for w in caught if re.search(no_model, str(w.message))]
     assert (
         "1 sequence(s) of the test split to evaluate (--limit 1): FID and diversity need 2" in capsys.readouterr().err
     )
+    with pytest.warns(UserWarning, match=no_model):  # a ceiling check: said, and done
+        assert main([*args, "--limit", "2"]) == 0
     assert _language(DataConfig(synth_seed=1)) != _language(DataConfig(synth_seed=0))
     assert _language(DataConfig(path=str(tmp_path))) == _language(DataConfig(path=str(tmp_path / "." / "")))
     with pytest.warns(UserWarning, match=r"the generator was trained on .* seed 0, the back-translator on .* seed 5"):

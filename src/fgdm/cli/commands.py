@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import json
 import sys
-import warnings
 from pathlib import Path
 
 from fgdm.cli.refusals import refuse_existing, refuse_nonempty, refuse_unwritable
@@ -158,9 +157,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for hyp in args.hyp or []:  # before sampling, which may take long
         if not Path(hyp).is_dir():
             raise DataFormatError(hyp, None, "hypothesis directory not found (--hyp)")
-    if args.checkpoint is None and not args.hyp:  # a ceiling check, or a command that forgot its model
-        warnings.warn("no --checkpoint and no --hyp: the report scores no model, only the ground truth (the "
-                      "back-translator's ceiling) and the baselines", stacklevel=1)  # fmt: skip
     report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
                       args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet,
                       examples=3, precision=args.precision)  # fmt: skip

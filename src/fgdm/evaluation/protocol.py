@@ -227,6 +227,10 @@ def evaluate(
     steps and η as resolved from the checkpoint's config."""
     length = LengthMode.parse(length) if isinstance(length, str) else length
     ev = Evaluator.open(backtranslator, data, split, limit, device, batch_size, progress)
+    if checkpoint is None and not hypotheses:  # a ceiling check, or a call that forgot its model: said once the
+        # arguments are known to be good (an error then comes alone), before the long work
+        warnings.warn("no checkpoint and no hypotheses (--checkpoint, --hyp): the report scores no model, only the "
+                      "ground truth (the back-translator's ceiling) and the baselines", stacklevel=2)  # fmt: skip
     names, fps = [s.name for s in ev.samples], 25.0 / ev.skip_frames
     # the other systems first: a mismatch fails before the sampling (and the references' back-translation)
     lengths, labels = [len(s.pose) for s in ev.samples], hypothesis_labels(hypotheses)
