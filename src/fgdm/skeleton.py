@@ -119,7 +119,7 @@ class Skeleton:
         self loops is normalised by node degree before splitting, so that the three subsets sum to the
         normalised hop-1 adjacency:
 
-        - ``receiving`` (the paper, docs/model.md §4.3): ``D^-1 A``, each row ``v`` divided by the receiving
+        - ``receiving`` (the paper, docs/model.md §1): ``D^-1 A``, each row ``v`` divided by the receiving
           joint's degree, so every joint takes a weighted mean of its neighbourhood (rows sum to 1);
         - ``sending``: ``A D^-1``, each column divided by the sending joint's degree (ST-GCN's code and
           the authors' release; a joint with many children, like a hand root, sends less to each).

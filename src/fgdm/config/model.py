@@ -1,5 +1,5 @@
-"""The ``model`` section of the configuration: the network's sizes and switches (docs/model.md §4, §5), frozen
-dataclasses with their defaults (the paper's); their ranges are checked with the whole config
+"""The ``model`` section of the configuration: the network's sizes and switches (docs/model.md §4, §5; the length
+head §6), frozen dataclasses with their defaults (the paper's); their ranges are checked with the whole config
 (:mod:`fgdm.config.schema`). Every ablation row (configs/ablations/) is a setting of these switches.
 """
 

@@ -1,4 +1,5 @@
-"""The FGDM denoiser (docs/model.md §4): predicts x_0 from a noisy sequence x_t, the timestep and the glosses."""
+"""The FGDM denoiser (docs/model.md §4): predicts x_0 from a noisy sequence x_t, the timestep and the glosses;
+its length head predicts frame counts (§6)."""
 
 from __future__ import annotations
 
