@@ -89,8 +89,9 @@ class TrainingConfig:
     clip_grad_norm: float = 5.0  # the gradients' global L2 norm is clipped to this
     warmup_steps: int = 0  # linear learning-rate warm-up from 0 over this many optimizer steps
     # after the warm-up: "plateau" multiplies the rate by scheduler_factor when the dev metric has not
-    # improved for scheduler_patience validations and stops training below min_lr; "cosine" decays it
-    # from lr to min_lr over max_steps (half a cosine), for a fixed budget
+    # improved (by more than 0.01 %) for more than scheduler_patience validations (PyTorch's ReduceLROnPlateau)
+    # and stops training below min_lr; "cosine" decays it from lr to min_lr over max_steps (half a cosine), for
+    # a fixed budget
     schedule: Literal["plateau", "cosine"] = "plateau"
     scheduler_patience: int = 7
     scheduler_factor: float = 0.7
