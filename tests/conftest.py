@@ -12,9 +12,10 @@ from fgdm.data.synth.corpus import SynthCorpus, write_pt
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def pytest_sessionstart(session: pytest.Session) -> None:
     """The tests name the repository's files from its root (configs/tiny.yaml, …), so they run there, wherever
-    pytest was started (``cd tests && python -m pytest test_config.py`` included)."""
+    pytest was started (``cd tests && python -m pytest test_config.py`` included). At the session's start, after
+    pytest has made its own paths absolute (``--basetemp``, ``--junitxml``, ``--log-file`` stay where it started)."""
     os.chdir(ROOT)
 
 

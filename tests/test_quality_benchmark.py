@@ -104,4 +104,6 @@ def test_every_ablation_config_is_a_row_of_the_table_and_every_row_a_config(qual
     """A new configs/ablations/*.yaml is trained and scored by the benchmark only once ROWS names it."""
     configs = {path.stem for path in (ROOT / "configs" / "ablations").glob("*.yaml")}
     rows = [name for name, _, _ in quality.ROWS]
-    assert sorted(rows) == sorted(configs), f"ROWS in benchmarks/quality.py: {rows}; configs/ablations: {configs}"
+    assert sorted(rows) == sorted(configs), (f"configs/ablations without a row in benchmarks/quality.py's ROWS: "
+                                             f"{sorted(configs - set(rows))}; rows without a config: "
+                                             f"{sorted(set(rows) - configs)}")  # fmt: skip

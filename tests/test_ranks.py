@@ -211,6 +211,8 @@ def test_a_strategy_this_machine_cannot_run_is_refused_naming_the_settings(tmp_p
     [
         (3, None, "3 training processes of 1 thread each on this machine's 2 cores"),
         (2, "2", "2 training processes of 2 threads each (OMP_NUM_THREADS) on this machine's 2 cores"),
+        (3, "2", "3 training processes of 2 threads each (OMP_NUM_THREADS) on this machine's 2 cores"),
+        (3, "0", "3 training processes of 1 thread each on this machine's 2 cores"),  # 0: Lightning's share
         (2, None, None),  # Lightning gives each 1 thread
         (2, "1", None),
         (1, "8", None),  # one process: its threads are the caller's affair
@@ -226,7 +228,7 @@ def test_cpu_processes_that_crowd_the_cores_are_warned_of(monkeypatch, devices, 
     from fgdm.training.ranks import warn_crowded_cores
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID"):
+    for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID", "SLURM_JOB_NAME"):
         monkeypatch.delenv(name, raising=False)
     if omp is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -234,13 +236,21 @@ def test_cpu_processes_that_crowd_the_cores_are_warned_of(monkeypatch, devices, 
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
     trainer = L.Trainer(accelerator="cpu", devices=devices, logger=False, enable_progress_bar=False,
                         enable_checkpointing=False, enable_model_summary=False)  # fmt: skip
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        warn_crowded_cores(trainer)
-    said = [str(w.message) for w in caught if "take turns on the cores" in str(w.message)]
+
+    def said() -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warn_crowded_cores(trainer)
+        return [str(w.message) for w in caught if "take turns on the cores" in str(w.message)]
+
     if warned is None:
-        assert said == []
+        assert said() == []
     else:
-        assert len(said) == 1 and f"training.devices {devices} starts {warned}" in said[0]
-        fix = "training.devices 2 at most" if devices > 2 else "OMP_NUM_THREADS=1"
-        assert said[0].endswith(f"{fix} trains faster")
+        (message,) = said()
+        assert f"training.devices {devices} starts {warned}" in message
+        more = " and OMP_NUM_THREADS=1" if omp == "2" else ""
+        fix = "OMP_NUM_THREADS=1" if devices <= 2 else f"training.devices 2 at most{more}"
+        assert message.endswith(f"{fix} trains faster")
+    for name, value in {"SLURM_NTASKS": devices, "SLURM_NTASKS_PER_NODE": devices, "SLURM_JOB_NAME": "train"}.items():
+        monkeypatch.setenv(name, str(value))  # srun's tasks: each has CPUs of its own, so nothing is said
+    assert said() == []

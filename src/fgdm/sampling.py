@@ -389,7 +389,7 @@ def generate_for(
     loaded: LoadedModel, samples: Sequence[Sample], length: LengthMode | str | int = LengthMode(), **kwargs
 ) -> list[np.ndarray]:
     """Samples one sequence per corpus sample, from its glosses; ``length``: a :class:`LengthMode`, or ``"gt"``,
-    ``"predicted"`` or a frame count, as :func:`fgdm.evaluation.evaluate` takes it (keyword arguments:
+    ``"predicted"`` or a frame count, as :func:`fgdm.evaluation.protocol.evaluate` takes it (keyword arguments:
     :func:`generate_poses`'s)."""
     length = length if isinstance(length, LengthMode) else LengthMode.parse(length)
     ids = loaded.vocab.encode_all([s.glosses for s in samples])

@@ -52,17 +52,21 @@ def require_multinode_launch(num_nodes: int) -> None:
 def warn_crowded_cores(trainer: L.Trainer) -> None:
     """Warns when a multi-process training on the CPU asks this machine for more threads than it has cores: the
     processes then take turns on the cores and every step waits for the slowest. Each process runs
-    ``OMP_NUM_THREADS`` threads, or, where it is unset, what Lightning gives it (the cores shared out, at least one)."""
+    ``OMP_NUM_THREADS`` threads, or, where it is unset, what Lightning gives it (the cores shared out, at least one).
+    Not under SLURM, whose tasks each have CPUs of their own (this process's affinity is its task's alone)."""
     processes = trainer.num_devices
-    if trainer.strategy.root_device.type != "cpu" or processes < 2 or is_worker():
+    if trainer.strategy.root_device.type != "cpu" or processes < 2 or is_worker() or cluster_plugins():
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     given = os.environ.get("OMP_NUM_THREADS", "").strip()
-    threads = int(given) if given.isdigit() and int(given) > 0 else max(1, cores // processes)
+    explicit = given.isdigit() and int(given) > 0
+    threads = int(given) if explicit else max(1, cores // processes)
     if processes * threads <= cores:
         return
-    each = f"{threads} thread{'s' * (threads > 1)} each" + (" (OMP_NUM_THREADS)" if given.isdigit() else "")
-    fix = f"training.devices {cores} at most" if processes > cores else f"OMP_NUM_THREADS={max(1, cores // processes)}"
+    each = f"{threads} thread{'s' * (threads > 1)} each" + (" (OMP_NUM_THREADS)" if explicit else "")
+    fewer = f"OMP_NUM_THREADS={max(1, cores // processes)}"
+    fix = (f"training.devices {cores} at most" + (" and OMP_NUM_THREADS=1" if threads > 1 else "")
+           if processes > cores else fewer)  # fmt: skip
     # stacklevel: this function, fit, fit's decorator, fit's caller
     warnings.warn(f"training.devices {processes} starts {processes} training processes of {each} on this machine's "
                   f"{cores} core{'s' * (cores > 1)}: they take turns on the cores, and a step waits for the slowest; "
