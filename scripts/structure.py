@@ -20,6 +20,7 @@ DOC = ROOT / "docs" / "structure.md"
 
 # (layer name, packages or modules in it), lowest first.
 LAYERS = [
+    ("plain text", ["fgdm.encoding"]),
     ("foundations", ["fgdm.config", "fgdm.skeleton", "fgdm.runtime", "fgdm.version", "fgdm.gif"]),
     (
         "data, metrics, maths",
@@ -41,6 +42,7 @@ LAYERS = [
     ("entry point", ["fgdm.__main__"]),
 ]
 PURPOSE = {
+    "fgdm.encoding": "what a text file that is not UTF-8 likely is (gzip, UTF-16, Windows-1252), for messages",
     "fgdm.config": "frozen, validated config dataclasses and YAML loading",
     "fgdm.skeleton": "the 50-joint PT skeleton as data: joints, bones, parts, adjacency",
     "fgdm.runtime": "process-level settings: memory, signals held while files are swapped",

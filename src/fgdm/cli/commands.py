@@ -13,13 +13,18 @@ from fgdm.cli.refusals import refuse_existing, refuse_nonempty, refuse_unwritabl
 from fgdm.data.pt import DataFormatError
 
 
+def print_json(value) -> None:
+    """A command's result on stdout, as indented JSON; names in any script as they are (not \\u00fc)."""
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from fgdm.data.sources import make_synth
 
     refuse_nonempty(Path(args.out), args.overwrite)
     sizes = {"train": args.num_train, "dev": args.num_dev, "test": args.num_test}
     summary = make_synth(args.out, args.seed, sizes, args.glosses, args.lazy, args.workers, progress=not args.quiet)
-    print(json.dumps(summary, indent=2))
+    print_json(summary)
     return 0
 
 
@@ -27,7 +32,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     from fgdm.data.stats import check_directory
 
     report = check_directory(args.dir, args.split, args.skip_frames, progress=not args.quiet)
-    print(json.dumps(report, indent=2, ensure_ascii=False))
+    print_json(report)
     return 0
 
 
@@ -35,7 +40,7 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     from fgdm.data.sources import import_holistic
 
     refuse_nonempty(Path(args.out), args.overwrite)
-    print(json.dumps(import_holistic(args.poses, args.glosses, Path(args.out), progress=not args.quiet), indent=2))
+    print_json(import_holistic(args.poses, args.glosses, Path(args.out), progress=not args.quiet))
     return 0
 
 
@@ -83,21 +88,21 @@ def cmd_model_summary(args: argparse.Namespace) -> int:
 
     model = build_model(load_config(args.config, args.set), args.vocab_size)
     summary = model_summary(model, args.batch, args.frames, args.glosses)
-    print(json.dumps({"config": args.config, "vocab_size": args.vocab_size, **summary}, indent=2))
+    print_json({"config": args.config, "vocab_size": args.vocab_size, **summary})
     return 0
 
 
 def print_result(result) -> None:
     if result.is_global_zero:  # one summary, from the first process
         best = str(result.best_checkpoint) if result.best_checkpoint else None
-        print(json.dumps({"output_dir": str(result.output_dir), "last_checkpoint": str(result.last_checkpoint),
-                          "best_checkpoint": best, "steps": result.steps,
-                          result.monitor.replace("/", "_"): result.monitored,
-                          "steps_per_second": round(result.steps_per_second, 2),
-                          "late_steps_per_second": round(result.late_steps_per_second, 2),
-                          "median_steps_per_second": round(result.median_steps_per_second, 2),
-                          "train_sequences": result.sequences,
-                          "train_sequences_per_second": round(result.sequences_per_second, 2)}, indent=2))  # fmt: skip
+        print_json({"output_dir": str(result.output_dir), "last_checkpoint": str(result.last_checkpoint),
+                    "best_checkpoint": best, "steps": result.steps,
+                    result.monitor.replace("/", "_"): result.monitored,
+                    "steps_per_second": round(result.steps_per_second, 2),
+                    "late_steps_per_second": round(result.late_steps_per_second, 2),
+                    "median_steps_per_second": round(result.median_steps_per_second, 2),
+                    "train_sequences": result.sequences,
+                    "train_sequences_per_second": round(result.sequences_per_second, 2)})  # fmt: skip
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -143,7 +148,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     export(loaded, out, {"keep": "keep", "embedded": None}.get(args.data, args.data), card=lambda cfg: model_card(
         args.name or out.name, to_dict(cfg), loaded.step, len(loaded.vocab), report, args.how, known))  # fmt: skip
     size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
-    print(json.dumps({"out": str(out), "step": loaded.step, "megabytes": round(size, 2)}, indent=2))
+    print_json({"out": str(out), "step": loaded.step, "megabytes": round(size, 2)})
     return 0
 
 
@@ -169,5 +174,5 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from fgdm.evaluation.scores import score_text_files
 
-    print(json.dumps(score_text_files(args.hyp, args.ref, tokenize=not args.as_is), indent=2))
+    print_json(score_text_files(args.hyp, args.ref, tokenize=not args.as_is))
     return 0

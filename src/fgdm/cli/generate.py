@@ -4,9 +4,9 @@ renders beside them)."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from fgdm.cli.commands import print_json
 from fgdm.cli.refusals import refuse_existing, refuse_unwritable
 from fgdm.data.pt import DataFormatError
 
@@ -80,5 +80,5 @@ def cmd_generate(args: argparse.Namespace) -> int:
         paths = save_comparison(out / f"{args.split}_{i:04d}.gif", poses[i], samples[i].pose,
                                 " ".join(samples[i].glosses), loaded.fps, False if args.quiet else None)  # fmt: skip
         rendered += [str(p) for p in paths]
-    print(json.dumps({"out": str(out), "split": args.split, "sequences": len(samples), "rendered": rendered}, indent=2))
+    print_json({"out": str(out), "split": args.split, "sequences": len(samples), "rendered": rendered})
     return 0

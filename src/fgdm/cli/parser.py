@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -230,4 +231,17 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"unrecognized arguments: {' '.join(wrong)}")
     if taken:
         setattr(args, dest, getattr(args, dest) + taken)
+    for name in _PATHS:  # what the shell left as it was (--out=~/x, a quoted "~/x"): the home's, as --set's paths
+        value = getattr(args, name, None)
+        if isinstance(value, (str, list)):
+            setattr(args, name, _home(value) if isinstance(value, str) else [_home(v) for v in value])
     return args
+
+
+# The arguments that name files or directories (a name such as --checkpoint synth or --data keep has no ~)
+_PATHS = ("config", "out", "dir", "poses", "glosses", "inputs", "checkpoint", "data", "report", "backtranslator",
+          "hyp", "ref")  # fmt: skip
+
+
+def _home(path: str) -> str:
+    return os.path.expanduser(path) if path.startswith("~") else path

@@ -10,6 +10,7 @@ the resolved config is stored with every checkpoint (:func:`to_dict`) and rebuil
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import dataclasses
 import math
@@ -22,6 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from fgdm.config.schema import Config, ConfigError
+from fgdm.encoding import not_utf8, whole_file_problem
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:
@@ -303,10 +305,15 @@ def _read_yaml(path: Path) -> dict:
         override = "=" in path.name and path.suffix.lower() not in (".yaml", ".yml")
         hint = f" (an override is given with --set {path})" if override else ""
         raise ConfigError(f"{path}: config file not found{hint}")
+    data = path.read_bytes()
+    if problem := whole_file_problem(data):
+        raise ConfigError(f"{path}: {problem}")
     try:
-        raw = _load_yaml(path.read_text(encoding="utf-8-sig"), path) or {}
+        raw = _load_yaml(data.decode("utf-8-sig"), path) or {}
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
+        at = err.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)  # err.start counts after the mark
+        line = data[:at].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: {not_utf8(data, at)}") from None
     except yaml.YAMLError as err:  # one line: where, and what the parser expected
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}: column {mark.column + 1}: " if mark is not None else f"{path}: "

@@ -9,6 +9,7 @@ not scored and may be left out) or ``.npy``/``.pose`` files, one per reference. 
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,7 +229,8 @@ def _hypothesis_files(path: Path, split: str, names: Sequence[str]) -> tuple[lis
     )  # fmt: skip
     if not files:
         raise DataFormatError(path, None, f"no {split}.skels and no .npy/.pose files to score")
-    keys = [f.relative_to(path).with_suffix("").as_posix() for f in files]
+    # in Unicode's composed form, as the references' names are read (a Mac's file names are decomposed)
+    keys = [unicodedata.normalize("NFC", f.relative_to(path).with_suffix("").as_posix()) for f in files]
     return list(zip(_in_reference_folder(keys, names), files, strict=True)), all("/" not in k for k in keys)
 
 

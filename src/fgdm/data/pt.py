@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import unicodedata
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fgdm.data.vocab import SPECIALS, odd_character, odd_character_problem
+from fgdm.encoding import not_utf8, whole_file_problem
 from fgdm.runtime import signals_held
 from fgdm.skeleton import CONVENTION, PT50
 
@@ -110,19 +112,31 @@ def text_lines(
     """The lines of a UTF-8 text file without their terminators, in Unicode's composed form (NFC, so a gloss saved
     decomposed, as some editors do, is the same gloss). A final newline adds no line; a leading byte-order mark
     and CR before LF are dropped. Errors name the file and the line: bytes that are not UTF-8, a byte-order mark
-    inside the file (files joined by ``cat``), a CR inside a line (CR-only line ends), and, where the lines are
-    ``tokens`` (glosses, names, a vocabulary: not free text, whose words are tokenised apart anyway), a control,
-    invisible or unusual space character (:func:`fgdm.data.vocab.odd_character`)."""
+    inside the file (files joined by ``cat``), a CR inside a line (CR-only line ends), a control character but tab
+    and, where the lines are ``tokens`` (glosses, names, a vocabulary: not free text, whose words are tokenised
+    apart anyway), an invisible or unusual space character (:func:`fgdm.data.vocab.odd_character`). A file in
+    another encoding (gzip, UTF-16, Windows-1252) is named as such, with the conversion (:mod:`fgdm.encoding`)."""
     path = Path(path)
     if not path.is_file():
-        raise DataFormatError(path, None, missing)
+        packed = path.with_name(path.name + ".gz")
+        raise DataFormatError(
+            path,
+            None,
+            missing
+            + (
+                f"; {packed.name} is beside it: gzip-compressed, decompress it (gunzip -k {packed.name})"
+                if packed.is_file()
+                else ""
+            ),
+        )
     data = path.read_bytes()
+    if problem := whole_file_problem(data):  # gzip, UTF-16 (which UTF-8's decoder may read as text full of NULs)
+        raise DataFormatError(path, None, problem)
     try:
         text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first token
     except UnicodeDecodeError as err:
         at = err.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)  # err.start counts after the mark
-        line, column = data[:at].count(b"\n") + 1, at - data.rfind(b"\n", 0, at)
-        raise DataFormatError(path, line, f"not UTF-8 text (byte {column} of the line: {err.reason})") from None
+        raise DataFormatError(path, data[:at].count(b"\n") + 1, not_utf8(data, at)) from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -136,12 +150,19 @@ def text_lines(
                                   "files)? convert them to LF")  # fmt: skip
     # Control, invisible and unusual space characters (vocab.odd_character) are refused: the plain-ASCII check is
     # one pass over the bytes (a 250 MB .skels: 0.1-0.2 s); text with other bytes is looked at character by character.
-    if tokens and (data.translate(None, _PLAIN_BYTES) or not text.isascii()):
+    controls = data.translate(None, _PLAIN_BYTES)  # ASCII's control characters (but tab and the line ends), if any
+    if tokens and (controls or not text.isascii()):
         at = odd_character(text, allow="\n\r")
-        if at is not None:
-            start = text.rfind("\n", 0, at) + 1
-            problem = odd_character_problem(text[start : at + 1], at - start)
-            raise DataFormatError(path, text.count("\n", 0, at) + 1, problem)
+    elif controls:  # free text is tokenised apart anyway, but a control character (a NUL, an escape) is no writing
+        at = next(i for i, c in enumerate(text) if (c < " " and c not in "\t\n\r") or c == "\x7f")
+    else:
+        at = None
+    if at is not None:
+        start = text.rfind("\n", 0, at) + 1
+        problem = (odd_character_problem(text[start : at + 1], at - start) if tokens else
+                   f"a control character, U+{ord(text[at]):04X}, at character {at - start + 1}: no text holds one; "
+                   "remove it")  # fmt: skip
+        raise DataFormatError(path, text.count("\n", 0, at) + 1, problem)
     return [unicodedata.normalize("NFC", line) for line in lines]
 
 
@@ -159,11 +180,14 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
         if len(tokens) % (width - 1) == 0:  # whole frames of joints alone
             hint = (f"; {len(tokens) // (width - 1)} frames of {width - 1} values would fit: written without the "
                     "counter column (PT's last value of each frame, its progress 0…1)?")  # fmt: skip
+        elif separator := next((s for s in ",;" if line.count(s) >= len(tokens)), None):  # a spreadsheet's export
+            hint = f"; the values are separated by {separator!r}: a .skels separates them by spaces"
+        n, left = len(tokens), len(tokens) % width
         raise DataFormatError(
             path,
             lineno,
-            f"{len(tokens)} values is not a multiple of {width} ({num_joints} joints × 3 + counter); "
-            f"{len(tokens) // width} whole frames and {len(tokens) % width} values left over{hint}",
+            f"{n} value{'s are' if n != 1 else ' is'} not a multiple of {width} ({num_joints} joints × 3 + counter); "
+            f"{n // width} whole frames and {left} value{'s' if left != 1 else ''} left over{hint}",
         )
     try:  # Python's float() reads 1_0 as 10 and other scripts' digits (١٠, １０) too: not numbers in a .skels
         if "_" in line or not line.isascii():
@@ -171,8 +195,12 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
         values = np.array(tokens, dtype=np.float64)
     except ValueError:
         bad = next(i for i, tok in enumerate(tokens) if not _is_number(tok))
+        comma = _is_number(tokens[bad].replace(",", ".", 1))  # 0,5: a decimal comma
         raise DataFormatError(
-            path, lineno, f"value {bad + 1} ({tokens[bad]!r}, frame {bad // width + 1}) is not a number"
+            path,
+            lineno,
+            f"value {bad + 1} ({tokens[bad]!r}, frame {bad // width + 1}) is not a "
+            f"number{': a decimal comma? write a point (0.5)' if comma else ''}",
         ) from None
     frames = values.reshape(-1, width)
     finite = np.isfinite(frames)
@@ -249,6 +277,9 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
         if most - min(counts.values()) == 1 and len(blank) == list(counts.values()).count(most):
             detail += f"; the last line of {' and '.join(paths[s].name for s in blank)} is blank: remove it"
         raise DataFormatError(directory, None, f"files of split {split!r} differ in line count: {detail}")
+    if counts["skels"] and all(not lines[s][-1].strip() for s in SUFFIXES):  # else: the empty line's own error
+        raise DataFormatError(directory, None, f"the last line of each file of split {split!r} is blank (an extra "
+                              "newline at their ends?): remove it")  # fmt: skip
     glosses = []
     for i, line in enumerate(lines["gloss"], start=1):
         tokens = line.split()
@@ -315,7 +346,12 @@ def _write_lines(tmp: Path, lines: Sequence[str] | object, path: Path) -> None:
 
 
 def available_splits(directory: Path | str) -> list[str]:
-    """Splits present in a PT directory (those with a ``.skels`` file), train/dev/test first."""
-    found = sorted(p.stem for p in Path(directory).glob("*.skels"))
+    """Splits present in a PT directory (those with a ``.skels`` file), train/dev/test first; hidden files (a Mac's
+    ``._train.skels`` beside ``train.skels``) are none."""
+    found = sorted(p.stem for p in Path(directory).glob("*.skels") if not p.name.startswith("."))
+    for packed in sorted(Path(directory).glob("*.skels.gz")):  # not read: said, so that no split goes missing unseen
+        if not packed.name.startswith(".") and packed.name.removesuffix(".skels.gz") not in found:
+            warnings.warn(f"{packed}: gzip-compressed, so not read as a split: decompress it (gunzip -k "
+                          f"{packed.name})", stacklevel=2)  # fmt: skip
     order = {"train": 0, "dev": 1, "test": 2}
     return sorted(found, key=lambda s: (order.get(s, 3), s))

@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 import shutil
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -333,11 +334,13 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
     poses, out = Path(poses), Path(out)
     if not poses.is_dir():
         raise DataFormatError(poses, None, "directory of .pose files not found")
-    files: dict[str, Path] = {}
-    for path in sorted(poses.rglob("*.pose")):
-        if path.stem in files:
-            raise DataFormatError(path, None, f"a second .pose file for {path.stem!r} (also {files[path.stem]})")
-        files[path.stem] = path
+    files: dict[str, Path] = {}  # by name in Unicode's composed form, as the CSV's ids are read (a Mac's are not)
+    for path in sorted(poses.rglob("*")):  # .pose in any case; not hidden files (a Mac's ._clip.pose)
+        if path.suffix.lower() != ".pose" or path.name.startswith(".") or not path.is_file():
+            continue
+        if (name := unicodedata.normalize("NFC", path.stem)) in files:
+            raise DataFormatError(path, None, f"a second .pose file for {name!r} (also {files[name]})")
+        files[name] = path
     csv_files = csv_splits(glosses)
     splits = {split: read_phoenix_csv(csv) for split, csv in csv_files.items()}
     first: dict[str, str] = {}

@@ -123,7 +123,8 @@ class Vocabulary:
         lines = [line.strip() for line in text_lines(path, "vocabulary file not found")]
         for i, line in enumerate(lines, start=1):
             if len(line.split()) != 1:
-                raise DataFormatError(path, i, f"a vocabulary line holds exactly one token, got {line!r}")
+                last = "" if line or any(lines[i:]) else " (blank lines at the file's end: remove them)"
+                raise DataFormatError(path, i, f"a vocabulary line holds exactly one token, got {line!r}{last}")
         refuse_repeats(path, list(enumerate(lines, start=1)), "token")
         try:
             return cls(lines)

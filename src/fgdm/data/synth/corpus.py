@@ -53,13 +53,15 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
     aliases = {"id": "name", "annotation": "orth", "speaker": "signer"}
     if header is None:
         raise DataFormatError(path, 1, "empty file (expected a header id|signer|annotation|translation)")
-    cols = [aliases.get(h.strip(), h.strip()) for h in header]
+    cols = [aliases.get(h.strip().lower(), h.strip().lower()) for h in header]  # Name|Speaker|Orth|Translation too
     missing = [c for c in need if c not in cols]
     names = {v: k for k, v in aliases.items() if k != "speaker"}  # the names the header may use (PHOENIX14T's)
     if missing:
         other = next((sep for sep in ",;\t" if len(header) == 1 and sep in header[0]), None)  # another separator
+        quoted = all(len(h.strip()) > 1 and h.strip()[0] == h.strip()[-1] == '"' for h in header)
         problem = (f"its columns are separated by {other!r}, not '|'" if other else
-                   f"it lacks {', '.join(names.get(c, c) for c in missing)}")  # fmt: skip
+                   "its fields are in double quotes (a spreadsheet's export?), which this format has none of: "
+                   "remove them" if quoted else f"it lacks {', '.join(names.get(c, c) for c in missing)}")  # fmt: skip
         raise DataFormatError(path, 1, f"header {'|'.join(header)!r}: {problem} (expected id|signer|annotation|"
                               "translation, separated by '|')")  # fmt: skip
     idx = {c: cols.index(c) for c in need}
