@@ -30,13 +30,24 @@ def test_text_in_another_encoding_is_named_with_the_conversion(split):
         (ascii_only.encode("utf-16-be"), "UTF-16BE text without a byte-order mark", None),
         (plain.encode("utf-16"), "UTF-16 text (it starts with UTF-16's byte-order mark)", None),
         (gzip.compress(plain.encode()), "gzip-compressed, not text: decompress it", None),
-        ("Gut\nGrüße\n".encode("latin-1"), "not UTF-8 text (byte 3 of the line, 0xFC): 'ü' in Windows-1252", 2),
+        ("Gut\nGrüße\n".encode("latin-1"), "(byte 3 of the line, 0xFC: invalid start byte); 'ü' in Windows-1252", 2),
+        ("It\x92s\n".encode("latin-1"), "(byte 3 of the line, 0x92: invalid start byte); '’' in Windows-1252", 1),
+        ("Καλημέρα κόσμε.\nΤι κάνεις;\n".encode("utf-16-le"), "UTF-16LE text without a byte-order mark", None),
     ]:
         text.write_bytes(encoded)
         with pytest.raises(DataFormatError) as err:
             text_lines(text, tokens=False)
         assert said in str(err.value) and err.value.line == line, str(err.value)
-        assert "iconv" in str(err.value) or "gunzip" in str(err.value)
+        said = str(err.value)
+        assert ("iconv -f" in said and "mv dev.text.utf8 dev.text" in said) or "gzip -dc dev.text >" in said
+    text.write_bytes(b"\x00" * 64)  # zeroed by a crash: not UTF-16, whatever its NULs say
+    with pytest.raises(DataFormatError, match=r"dev.text: NUL bytes, no text"):
+        text_lines(text, tokens=False)
+    text.write_bytes("Grüß".encode()[:-1])  # cut inside a character: the decoder's reason, no encoding guessed
+    with pytest.raises(
+        DataFormatError, match=r"dev.text:1: not UTF-8 text \(byte 5 of the line, 0xC3: unexpected end of data\)$"
+    ):
+        text_lines(text, tokens=False)
 
 
 def test_a_control_character_in_free_text_is_refused_naming_the_line(split):
@@ -47,7 +58,11 @@ def test_a_control_character_in_free_text_is_refused_naming_the_line(split):
     text.write_text("\n".join(lines))
     with pytest.raises(DataFormatError, match=r"dev.text:2: a control character, U\+0000, at character 5: no text"):
         read_split(split, "dev")
-    lines[1] = lines[1].replace("\x00", "\t")  # a tab is a space between words
+    lines[1] = lines[1].replace("\x00", "\x0b")  # a word processor's soft line break
+    text.write_text("\n".join(lines))
+    with pytest.raises(DataFormatError, match=r"U\+000B, at character 5: .*soft line break or page break\? replace"):
+        read_split(split, "dev")
+    lines[1] = lines[1].replace("\x0b", "\t")  # a tab is a space between words
     text.write_text("\n".join(lines))
     assert "\t" in read_split(split, "dev").texts[1]
 
@@ -78,16 +93,24 @@ def test_a_blank_last_line_in_every_file_of_a_split_is_named(split):
 
 def test_skels_written_by_a_spreadsheet_are_named_as_such():
     frame = [f"{v:.3f}" for v in np.linspace(-0.5, 0.5, 150)] + ["0.0"]
-    with pytest.raises(DataFormatError, match=r"1 value is not .* 1 value left over; the values are separated by ','"):
+    with pytest.raises(DataFormatError, match=r"1 value is not .* 0 whole frames and 1 value left over; the values "
+                       r"are separated by ',': a .skels separates them by spaces$"):  # fmt: skip
         parse_skels_line(",".join(frame), "a.skels", 1)
+    german = [v.replace(".", ",") for v in frame]  # a German spreadsheet: decimal commas, ';' between the values
+    with pytest.raises(DataFormatError, match=r"separated by ';' with decimal commas: .* and writes decimal points$"):
+        parse_skels_line(";".join(german), "a.skels", 1)
     with pytest.raises(DataFormatError, match=r"value 1 \('-0,500', frame 1\) is not a number: a decimal comma\?"):
-        parse_skels_line(" ".join(v.replace(".", ",") for v in frame), "a.skels", 1)
+        parse_skels_line(" ".join(german), "a.skels", 1)
+    with pytest.raises(DataFormatError, match=r"value 1 \('-0.500,', frame 1\) is not a number: values separated by"):
+        parse_skels_line(", ".join(frame), "a.skels", 1)
 
 
 def test_a_config_in_another_encoding_names_its_line(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_bytes("model:\n  width: 8  # Grüße\n".encode("latin-1"))
-    with pytest.raises(ConfigError, match=r"c.yaml:2: not UTF-8 text \(byte 17 of the line, 0xFC\): 'ü' in Windows"):
+    with pytest.raises(
+        ConfigError, match=r"c.yaml:2: not UTF-8 text \(byte 17 of the line, 0xFC: invalid start byte\); 'ü' in"
+    ):
         load_config(cfg)
     cfg.write_bytes("model:\n  width: 8\n".encode("utf-16"))
     with pytest.raises(ConfigError, match=r"c.yaml: UTF-16 text"):
@@ -126,6 +149,7 @@ def test_names_saved_decomposed_by_a_mac_match_the_references(tmp_path, monkeypa
         write_holistic(videos / unicodedata.normalize("NFD", f"Grüße{i}.POSE"), sample.pose)
         rows.append(f"Grüße{i}|s|{' '.join(sample.glosses)}|{sample.text}")
     (videos / "._Grüße0.pose").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+    shutil.copytree(videos, videos / ".Trashes")  # hidden folders hold no data either (their copies would be seconds)
     (tmp_path / "test.csv").write_text("id|signer|annotation|translation\n" + "\n".join(rows) + "\n")
     assert main(["data", "import", str(videos), "--glosses", str(tmp_path / "test.csv"), "--out",
                  str(tmp_path / "pt-Grüße"), "--quiet"]) == 0  # fmt: skip
@@ -150,3 +174,18 @@ def test_score_names_blank_lines_at_a_files_end(tmp_path):
     (tmp_path / "r.txt").write_text("ein Satz\nnoch einer\n")
     with pytest.raises(ValueError, match=r"h.txt has 3 lines but .*r.txt has 2; the last 1 line\(s\) of .*h.txt are"):
         score_text_files(tmp_path / "h.txt", tmp_path / "r.txt")
+
+
+def test_a_result_goes_out_escaped_where_the_output_cannot_show_its_names(tmp_path, monkeypatch):
+    """The commands' JSON keeps names as written; a terminal or pipe in ASCII (PYTHONIOENCODING=ascii) gets them
+    escaped rather than an error after the work was done."""
+    import io
+    import sys
+
+    from fgdm.cli.commands import print_json
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", out)
+    print_json({"out": "Grüße"})
+    out.flush()
+    assert json.loads(out.buffer.getvalue()) == {"out": "Grüße"} and b"\\u00fc" in out.buffer.getvalue()

@@ -116,7 +116,7 @@ def test_a_missing_split_names_the_splits_there(synth_dir, tmp_path):
     shutil.copytree(synth_dir, tmp_path / "d")
     for ext in ("skels", "gloss", "text", "files"):
         (tmp_path / "d" / f"test.{ext}").unlink()
-    with pytest.raises(DataFormatError, match=r"no test split here \(it has dev, train\): --split chooses one"):
+    with pytest.raises(DataFormatError, match=r"no test split here \(it has train, dev\): --split chooses one"):
         open_corpus(tmp_path / "d", "test")
     with pytest.raises(DataFormatError, match=r"train.skels: a file, not a data directory: give the directory that"):
         open_corpus(tmp_path / "d" / "train.skels", "train")
@@ -133,7 +133,7 @@ def test_training_without_a_dev_split_says_it_needs_one(synth_dir, tmp_path, cap
             f"training.output_dir={tmp_path / 'run'}", "--quiet"]  # fmt: skip
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "no dev split here (it has test, train): training reads train.* and validates on dev.*" in err, err
+    assert "no dev split here (it has train, test): training reads train.* and validates on dev.*" in err, err
     assert not (tmp_path / "run").exists()
 
 

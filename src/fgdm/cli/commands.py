@@ -15,7 +15,10 @@ from fgdm.data.pt import DataFormatError
 
 def print_json(value) -> None:
     """A command's result on stdout, as indented JSON; names in any script as they are (not \\u00fc)."""
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    try:
+        print(json.dumps(value, indent=2, ensure_ascii=False))
+    except UnicodeEncodeError:  # a terminal or pipe that cannot show them (PYTHONIOENCODING=ascii, a cp1252 console)
+        print(json.dumps(value, indent=2))
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

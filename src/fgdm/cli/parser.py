@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 # files (YAML) for the training commands and model summary; render's inputs (.npy, .pose, a data directory)
 _TRAILING = {
     "config": lambda item: item.lower().endswith((".yaml", ".yml")),
-    "inputs": lambda item: item.lower().endswith((".npy", ".pose")) or Path(item).is_dir(),
+    "inputs": lambda item: item.lower().endswith((".npy", ".pose")) or Path(_home(item)).is_dir(),
 }
 
 

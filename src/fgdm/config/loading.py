@@ -306,14 +306,14 @@ def _read_yaml(path: Path) -> dict:
         hint = f" (an override is given with --set {path})" if override else ""
         raise ConfigError(f"{path}: config file not found{hint}")
     data = path.read_bytes()
-    if problem := whole_file_problem(data):
+    if problem := whole_file_problem(data, path.name):
         raise ConfigError(f"{path}: {problem}")
     try:
         raw = _load_yaml(data.decode("utf-8-sig"), path) or {}
     except UnicodeDecodeError as err:
         at = err.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)  # err.start counts after the mark
         line = data[:at].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: {not_utf8(data, at)}") from None
+        raise ConfigError(f"{path}:{line}: {not_utf8(data, at, err.reason, path.name)}") from None
     except yaml.YAMLError as err:  # one line: where, and what the parser expected
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}: column {mark.column + 1}: " if mark is not None else f"{path}: "

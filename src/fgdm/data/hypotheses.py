@@ -143,8 +143,9 @@ def read_hypotheses(
         unrated = set()  # files that carry no rate (.npy) and have no {split}.fps beside them or in path
         pairs, flat = _hypothesis_files(path, split, names)
         for key, f in pairs:
-            if key in found:
-                raise DataFormatError(f, None, f"a second file for the name {key!r}")
+            if key in found:  # (two files whose names differ in Unicode's form only, a Mac's and another's, too)
+                first = next(g for k, g in pairs if k == key)
+                raise DataFormatError(f, None, f"a second file for the name {key!r} (also {first})")
             if f.suffix.lower() == ".pose":
                 read[key] = read_pose_details(f, skeleton)
                 found[key] = read[key].pose, read[key].fps

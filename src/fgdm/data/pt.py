@@ -11,6 +11,7 @@ line and the problem. It never drops, pads or repairs data.
 from __future__ import annotations
 
 import codecs
+import re
 import unicodedata
 import warnings
 from collections.abc import Sequence
@@ -130,13 +131,14 @@ def text_lines(
             ),
         )
     data = path.read_bytes()
-    if problem := whole_file_problem(data):  # gzip, UTF-16 (which UTF-8's decoder may read as text full of NULs)
+    # gzip, UTF-16 (which UTF-8's decoder may read as text full of NULs)
+    if problem := whole_file_problem(data, path.name):
         raise DataFormatError(path, None, problem)
     try:
         text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first token
     except UnicodeDecodeError as err:
         at = err.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)  # err.start counts after the mark
-        raise DataFormatError(path, data[:at].count(b"\n") + 1, not_utf8(data, at)) from None
+        raise DataFormatError(path, data[:at].count(b"\n") + 1, not_utf8(data, at, err.reason, path.name)) from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -154,18 +156,20 @@ def text_lines(
     if tokens and (controls or not text.isascii()):
         at = odd_character(text, allow="\n\r")
     elif controls:  # free text is tokenised apart anyway, but a control character (a NUL, an escape) is no writing
-        at = next(i for i, c in enumerate(text) if (c < " " and c not in "\t\n\r") or c == "\x7f")
+        at = _CONTROL.search(text).start()  # type: ignore[union-attr]
     else:
         at = None
     if at is not None:
         start = text.rfind("\n", 0, at) + 1
+        soft = " (a word processor's soft line break or page break? replace it with a space)" * (text[at] in "\v\f")
         problem = (odd_character_problem(text[start : at + 1], at - start) if tokens else
                    f"a control character, U+{ord(text[at]):04X}, at character {at - start + 1}: no text holds one; "
-                   "remove it")  # fmt: skip
+                   f"remove it{soft}")  # fmt: skip
         raise DataFormatError(path, text.count("\n", 0, at) + 1, problem)
     return [unicodedata.normalize("NFC", line) for line in lines]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # what _PLAIN_BYTES leaves out, as characters
 _PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r" + bytes(range(0x80, 0x100))  # all but ASCII's controls
 
 
@@ -180,14 +184,16 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
         if len(tokens) % (width - 1) == 0:  # whole frames of joints alone
             hint = (f"; {len(tokens) // (width - 1)} frames of {width - 1} values would fit: written without the "
                     "counter column (PT's last value of each frame, its progress 0…1)?")  # fmt: skip
-        elif separator := next((s for s in ",;" if line.count(s) >= len(tokens)), None):  # a spreadsheet's export
-            hint = f"; the values are separated by {separator!r}: a .skels separates them by spaces"
+        elif separator := next((s for s in ";," if s in line and _split_count(line, s) % width == 0), None):
+            comma = separator == ";" and "," in line  # a spreadsheet's export, perhaps with decimal commas
+            hint = (f"; the values are separated by {separator!r}{' with decimal commas' * comma}: a .skels separates "
+                    f"them by spaces{' and writes decimal points' * comma}")  # fmt: skip
         n, left = len(tokens), len(tokens) % width
         raise DataFormatError(
             path,
             lineno,
             f"{n} value{'s are' if n != 1 else ' is'} not a multiple of {width} ({num_joints} joints × 3 + counter); "
-            f"{n // width} whole frames and {left} value{'s' if left != 1 else ''} left over{hint}",
+            f"{n // width} whole frame{'s' * (n // width != 1)} and {left} value{'s' * (left != 1)} left over{hint}",
         )
     try:  # Python's float() reads 1_0 as 10 and other scripts' digits (١٠, １０) too: not numbers in a .skels
         if "_" in line or not line.isascii():
@@ -195,12 +201,12 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
         values = np.array(tokens, dtype=np.float64)
     except ValueError:
         bad = next(i for i, tok in enumerate(tokens) if not _is_number(tok))
-        comma = _is_number(tokens[bad].replace(",", ".", 1))  # 0,5: a decimal comma
+        token = tokens[bad]
+        hint = (": a decimal comma? write a point (0.5)" if _is_number(token.replace(",", ".", 1)) else
+                f": values separated by {token[-1]!r}? a .skels separates them by spaces" if _is_number(token[:-1])
+                and token[-1] in ",;" else "")  # fmt: skip
         raise DataFormatError(
-            path,
-            lineno,
-            f"value {bad + 1} ({tokens[bad]!r}, frame {bad // width + 1}) is not a "
-            f"number{': a decimal comma? write a point (0.5)' if comma else ''}",
+            path, lineno, f"value {bad + 1} ({token!r}, frame {bad // width + 1}) is not a number{hint}"
         ) from None
     frames = values.reshape(-1, width)
     finite = np.isfinite(frames)
@@ -224,6 +230,11 @@ def parse_skels_line(line: str, path: Path, lineno: int, num_joints: int = PT50.
             f"frame {f + 1}: counter {counter[f]:g} does not increase (previous {counter[f - 1]:g})",
         )
     return frames[:, :-1].reshape(-1, num_joints, 3).astype(np.float32)
+
+
+def _split_count(line: str, separator: str) -> int:
+    """How many values ``line`` holds when ``separator`` (and spaces) separate them."""
+    return len([v for v in re.split(rf"[{separator}\s]+", line.strip()) if v])
 
 
 def coordinate_name(value: int, num_joints: int) -> str:

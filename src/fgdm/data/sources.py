@@ -156,7 +156,7 @@ def open_corpus(directory: Path | str, split: str, skip_frames: int = 1, advice:
         corpus: Corpus = SynthManifest.load(directory).corpus(split, directory)
         return Subsampled(corpus, skip_frames) if skip_frames > 1 else corpus
     if not (directory / f"{split}.skels").is_file():
-        present = sorted(p.stem for p in directory.glob("*.skels"))
+        present = available_splits(directory)
         if present:  # a PT directory without this split (dgs-pt has no test split): name the ones it has
             raise DataFormatError(directory, None, f"no {split} split here (it has {', '.join(present)}): {advice}")
     return PTCorpus.read(directory, split, skip_frames=skip_frames)
@@ -336,7 +336,8 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
         raise DataFormatError(poses, None, "directory of .pose files not found")
     files: dict[str, Path] = {}  # by name in Unicode's composed form, as the CSV's ids are read (a Mac's are not)
     for path in sorted(poses.rglob("*")):  # .pose in any case; not hidden files (a Mac's ._clip.pose)
-        if path.suffix.lower() != ".pose" or path.name.startswith(".") or not path.is_file():
+        hidden = any(part.startswith(".") for part in path.relative_to(poses).parts)  # (.Trashes/, ._clip.pose)
+        if path.suffix.lower() != ".pose" or hidden or not path.is_file():
             continue
         if (name := unicodedata.normalize("NFC", path.stem)) in files:
             raise DataFormatError(path, None, f"a second .pose file for {name!r} (also {files[name]})")
