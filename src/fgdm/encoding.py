@@ -15,14 +15,16 @@ def _convert(encoding: str, name: str) -> str:
     return f"iconv -f {encoding} -t UTF-8 {name} > {name}.utf8 && mv {name}.utf8 {name}"
 
 
+def decompress(name: str) -> str:
+    """The command that decompresses the gzip file ``name`` in place (``x.gz`` → ``x``; a name without .gz kept)."""
+    return f"gunzip -k {name}" if name.endswith(".gz") else f"gzip -dc {name} > {name}.txt && mv {name}.txt {name}"
+
+
 def whole_file_problem(data: bytes, name: str) -> str | None:
     """Why the whole of ``data``, the file ``name``, is no UTF-8 text where a look at its start tells (gzip, UTF-16,
     NUL bytes only), else None."""
     if data.startswith(GZIP_MAGIC):
-        unpack = (
-            f"gunzip -k {name}" if name.endswith(".gz") else f"gzip -dc {name} > {name}.txt && mv {name}.txt {name}"
-        )
-        return f"gzip-compressed, not text: decompress it ({unpack})"
+        return f"gzip-compressed, not text: decompress it ({decompress(name)})"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return (
             f"UTF-16 text (it starts with UTF-16's byte-order mark), not UTF-8: convert it ({_convert('UTF-16', name)})"
@@ -38,7 +40,7 @@ def whole_file_problem(data: bytes, name: str) -> str | None:
     if nuls >= max(4, len(head) // 100) and min(at_even, at_odd) <= 0.05 * max(at_even, at_odd):
         order = "UTF-16BE" if at_even > at_odd else "UTF-16LE"
         try:
-            even.decode(order.lower().replace("utf-16", "utf_16_"))
+            even.decode(order)
         except UnicodeDecodeError:
             return None
         return (f"{order} text without a byte-order mark (NUL bytes between its letters), not UTF-8: convert it "

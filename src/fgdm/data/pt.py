@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fgdm.data.vocab import SPECIALS, odd_character, odd_character_problem
-from fgdm.encoding import not_utf8, whole_file_problem
+from fgdm.encoding import decompress, not_utf8, whole_file_problem
 from fgdm.runtime import signals_held
 from fgdm.skeleton import CONVENTION, PT50
 
@@ -120,16 +120,8 @@ def text_lines(
     path = Path(path)
     if not path.is_file():
         packed = path.with_name(path.name + ".gz")
-        raise DataFormatError(
-            path,
-            None,
-            missing
-            + (
-                f"; {packed.name} is beside it: gzip-compressed, decompress it (gunzip -k {packed.name})"
-                if packed.is_file()
-                else ""
-            ),
-        )
+        beside = f"; {packed.name} is beside it: gzip-compressed, decompress it ({decompress(packed.name)})"
+        raise DataFormatError(path, None, missing + (beside if packed.is_file() else ""))
     data = path.read_bytes()
     # gzip, UTF-16 (which UTF-8's decoder may read as text full of NULs)
     if problem := whole_file_problem(data, path.name):
@@ -362,7 +354,7 @@ def available_splits(directory: Path | str) -> list[str]:
     found = sorted(p.stem for p in Path(directory).glob("*.skels") if not p.name.startswith("."))
     for packed in sorted(Path(directory).glob("*.skels.gz")):  # not read: said, so that no split goes missing unseen
         if not packed.name.startswith(".") and packed.name.removesuffix(".skels.gz") not in found:
-            warnings.warn(f"{packed}: gzip-compressed, so not read as a split: decompress it (gunzip -k "
-                          f"{packed.name})", stacklevel=2)  # fmt: skip
+            warnings.warn(f"{packed}: gzip-compressed, so not read as a split: decompress it "
+                          f"({decompress(packed.name)})", stacklevel=2)  # fmt: skip
     order = {"train": 0, "dev": 1, "test": 2}
     return sorted(found, key=lambda s: (order.get(s, 3), s))
