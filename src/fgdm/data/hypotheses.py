@@ -19,7 +19,7 @@ import numpy as np
 
 from fgdm.data.holistic import resample
 from fgdm.data.io import FPS, load_npy, read_frame_rate, read_pose_details
-from fgdm.data.pt import DataFormatError, parse_skels_line, read_split, sequence_names, text_lines
+from fgdm.data.pt import DataFormatError, hidden, parse_skels_line, read_split, sequence_names, text_lines
 from fgdm.skeleton import CONVENTION, PT50, Skeleton, convention_problem
 
 
@@ -226,7 +226,7 @@ def _hypothesis_files(path: Path, split: str, names: Sequence[str]) -> tuple[lis
     files = sorted(
         f for f in path.rglob("*")
         if f.suffix.lower() in (".npy", ".pose") and f.is_file()
-        and not any(part.startswith(".") for part in f.relative_to(path).parts)
+        and not hidden(f, path)
     )  # fmt: skip
     if not files:
         raise DataFormatError(path, None, f"no {split}.skels and no .npy/.pose files to score")

@@ -348,6 +348,12 @@ def _write_lines(tmp: Path, lines: Sequence[str] | object, path: Path) -> None:
             f.write(line + "\n")
 
 
+def hidden(path: Path, root: Path) -> bool:
+    """Whether ``path`` is hidden below ``root``: its name or a folder's between them starts with a dot (a Mac's
+    ``._clip.pose``, ``.Trashes/``); ``root``'s own place (``~/.cache/…``) does not count."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def available_splits(directory: Path | str) -> list[str]:
     """Splits present in a PT directory (those with a ``.skels`` file), train/dev/test first; hidden files (a Mac's
     ``._train.skels`` beside ``train.skels``) are none."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fgdm.config import SYNTH_SPLIT_SIZES, DataConfig
 from fgdm.data.corpus import Corpus, PTCorpus, Subsampled
-from fgdm.data.pt import DataFormatError, available_splits, text_lines
+from fgdm.data.pt import DataFormatError, available_splits, hidden, text_lines
 from fgdm.data.synth.corpus import SynthCorpus, read_phoenix_csv
 from fgdm.data.vocab import Vocabulary
 
@@ -336,8 +336,7 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
         raise DataFormatError(poses, None, "directory of .pose files not found")
     files: dict[str, Path] = {}  # by name in Unicode's composed form, as the CSV's ids are read (a Mac's are not)
     for path in sorted(poses.rglob("*")):  # .pose in any case; not hidden files (a Mac's ._clip.pose)
-        hidden = any(part.startswith(".") for part in path.relative_to(poses).parts)  # (.Trashes/, ._clip.pose)
-        if path.suffix.lower() != ".pose" or hidden or not path.is_file():
+        if path.suffix.lower() != ".pose" or hidden(path, poses) or not path.is_file():
             continue
         if (name := unicodedata.normalize("NFC", path.stem)) in files:
             raise DataFormatError(path, None, f"a second .pose file for {name!r} (also {files[name]})")

@@ -60,13 +60,13 @@ def warn_crowded_cores(trainer: L.Trainer) -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     given = os.environ.get("OMP_NUM_THREADS", "").strip()
     explicit = given.isdigit() and int(given) > 0
-    threads = int(given) if explicit else max(1, cores // processes)
+    share = max(1, cores // processes)  # Lightning's threads for each where OMP_NUM_THREADS is unset
+    threads = int(given) if explicit else share
     if processes * threads <= cores:
         return
     each = f"{threads} thread{'s' * (threads > 1)} each" + (" (OMP_NUM_THREADS)" if explicit else "")
-    fewer = f"OMP_NUM_THREADS={max(1, cores // processes)}"
     fix = (f"training.devices {cores} at most" + (" and OMP_NUM_THREADS=1" if threads > 1 else "")
-           if processes > cores else fewer)  # fmt: skip
+           if processes > cores else f"OMP_NUM_THREADS={share}")  # fmt: skip
     # stacklevel: this function, fit, fit's decorator, fit's caller
     warnings.warn(f"training.devices {processes} starts {processes} training processes of {each} on this machine's "
                   f"{cores} core{'s' * (cores > 1)}: they take turns on the cores, and a step waits for the slowest; "
