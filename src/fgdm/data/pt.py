@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fgdm.data.vocab import SPECIALS, odd_character, odd_character_problem
+from fgdm.data.vocab import odd_character, odd_character_problem, token_problem
 from fgdm.encoding import decompress, not_utf8, whole_file_problem
 from fgdm.runtime import signals_held
 from fgdm.skeleton import CONVENTION, PT50
@@ -288,9 +288,9 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
         tokens = line.split()
         if not tokens:
             raise DataFormatError(paths["gloss"], i, "empty gloss line")
-        reserved = [t for t in tokens if t in SPECIALS]
-        if reserved:
-            raise DataFormatError(paths["gloss"], i, f"{reserved[0]} is a vocabulary's own token, not a gloss")
+        problem = next(filter(None, map(token_problem, tokens)), None)  # a vocabulary's own token (<pad>, ...)
+        if problem:
+            raise DataFormatError(paths["gloss"], i, problem)
         glosses.append(tokens)
     for i, text in enumerate(lines["text"], start=1):
         if not text.strip():  # the back-translator would learn, and BLEU score against, an empty sentence

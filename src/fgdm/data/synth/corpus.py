@@ -21,7 +21,7 @@ from fgdm.data.pt import DataFormatError, PTSplit, refuse_repeats, text_lines, w
 from fgdm.data.synth.grammar import Sentence, WeatherGrammar
 from fgdm.data.synth.lexicon import Lexicon, stable_rng
 from fgdm.data.synth.signer import SignAnimator, Signer
-from fgdm.data.vocab import SPECIALS, odd_character, odd_character_problem
+from fgdm.data.vocab import odd_character, odd_character_problem, token_problem
 
 NUM_SIGNERS = 9  # as PHOENIX14T
 RENDERER_VERSION = 3  # raise when rendering changes what a sentence looks like (invalidates frame caches)
@@ -78,9 +78,9 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
         glosses = tuple(fields[idx["orth"]].split())
         if not glosses:
             raise DataFormatError(path, lineno, "empty annotation (no glosses)")
-        reserved = [g for g in glosses if g in SPECIALS]
-        if reserved:
-            raise DataFormatError(path, lineno, f"{reserved[0]} is a vocabulary's own token, not a gloss")
+        problem = next(filter(None, map(token_problem, glosses)), None)  # a vocabulary's own token (<pad>, ...)
+        if problem:
+            raise DataFormatError(path, lineno, problem)
         if not fields[idx["translation"]].strip():
             raise DataFormatError(path, lineno, "empty translation")
         name = fields[idx["name"]].strip()
