@@ -1,33 +1,25 @@
-"""The public inference API: load a trained generator, sample poses for gloss sequences.
+"""Loading a trained generator for sampling, and the inference format it can be exported to.
 
-    loaded = load_for_sampling("runs/synth/checkpoints/best.ckpt")
-    (pose,) = generate_poses(loaded, [loaded.vocab.encode_sentence("MORGEN NORD REGEN")], frames=None)
-
-A pose is a (S, 50, 3) float32 array in PT units (:mod:`fgdm.skeleton`). Frame counts come from a
-:class:`LengthMode`: the ground truth's (``gt``), the model's length head (``predicted``), or a fixed N.
+:func:`load_for_sampling` reads a training checkpoint, an exported directory (:func:`export`: safetensors weights,
+config, vocabulary, model card) or the weights shipped with fgdm (:func:`pretrained_path`).
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from fgdm.checkpoint import read_checkpoint, run_checkpoints, state_mismatch, substate
-from fgdm.choices import MAX_FRAMES, PRECISIONS, LengthMode, whole
+from fgdm.choices import PRECISIONS
 from fgdm.config import Config, from_dict
-from fgdm.data.corpus import Sample
-from fgdm.data.dataset import pad_sequences
 from fgdm.data.vocab import Vocabulary
 from fgdm.model import FGDM, build_model
 from fgdm.runtime import resolve_device, signals_held
-
-LONG = 1.5  # sampling warns of sequences longer than this many times the longest training sequence
 
 
 @dataclass
@@ -247,150 +239,3 @@ def refuse_run_directory(out: Path) -> None:
     """An export is not written into a training run's directory (its config.json is the run's)."""
     if (out / "checkpoints").is_dir() or any(out.glob("*.ckpt")):
         raise ValueError(f"{out}: a training run's directory (its config.json is the run's): choose another one")
-
-
-def _is_list(values) -> bool:
-    """A list, tuple, tensor or array of at least one dimension: not a string, a scalar or a 0-d array."""
-    if isinstance(values, (torch.Tensor, np.ndarray)):
-        return values.ndim > 0
-    return isinstance(values, Sequence) and not isinstance(values, (str, bytes))
-
-
-def _listed(values, what: str) -> list:
-    """:func:`_is_list`'s values as a list (of Python scalars, for a tensor or array); ``what`` names them."""
-    if not _is_list(values):
-        raise ValueError(f"{what}: expected a list, got {values!r}")
-    return values.tolist() if isinstance(values, (torch.Tensor, np.ndarray)) else list(values)
-
-
-def _namer(names: Sequence[str] | None) -> Callable[[int], str]:
-    """How errors and warnings name the i-th sequence: by its name, where given, else by its place."""
-    return lambda i: f"gloss sequence {names[i] if names is not None else i}"
-
-
-def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_size) -> tuple[list, list | None, list]:
-    """:func:`generate_poses`' arguments checked, each problem named: (the gloss-id lists, the frame counts or
-    None, one generator seed per sequence)."""
-    if not isinstance(loaded, LoadedModel):
-        raise TypeError(f"loaded: a model load_for_sampling(...) returns, got {loaded!r}")
-    if not whole(batch_size) or batch_size < 1:
-        raise ValueError(f"batch_size: a whole number ≥ 1, got {batch_size!r}")
-    how = "a list of gloss ids per sequence ([loaded.vocab.encode_sentence('MORGEN NORD')] makes one)"
-    ids = _listed(glosses, f"glosses: {how}")
-    if frames is not None:
-        frames = _listed(frames, "frames: a frame count per sequence, or None for the length head's")
-    if isinstance(names, (str, bytes)):
-        raise ValueError(f"names: one name per sequence, as a list, got {names!r}")
-    for what, given in (("frame counts", frames), ("names", names)):
-        if given is not None and len(given) != len(ids):
-            raise ValueError(f"{len(given)} {what} for {len(ids)} gloss sequences")
-    name = _namer(names)
-    vocab = len(loaded.vocab)
-    for i, seq in enumerate(ids):
-        listed = _listed(seq, "") if _is_list(seq) else None
-        if listed is None or not all(whole(x) for x in listed):
-            raise ValueError(f"{name(i)} is {seq!r}: give {how}")
-        if not listed:
-            raise ValueError(f"{name(i)} is empty: nothing to sign")
-        outside = [x for x in listed if not 0 <= x < vocab]
-        if outside:
-            raise ValueError(f"{name(i)}: id {outside[0]} is not in the vocabulary (0 … {vocab - 1})")
-        ids[i] = [int(x) for x in listed]
-    if frames is not None:
-        odd = next((i for i, f in enumerate(frames) if not whole(f)), None)
-        if odd is not None:
-            raise ValueError(f"frames: {name(odd)}'s is {frames[odd]!r}, not a whole number of frames (give "
-                             "a count for every sequence, or frames=None for the length head's)")  # fmt: skip
-        short = [i for i, f in enumerate(frames) if f < 1]
-        if short:
-            raise ValueError(f"{len(short)} sequence(s) with no frames to sample, e.g. {name(short[0])} "
-                             f"({frames[short[0]]} frames): frame counts go from 1 to {MAX_FRAMES}")  # fmt: skip
-        long = [i for i, f in enumerate(frames) if f > MAX_FRAMES]
-        if long:
-            advice = "; choose another --length" if names is not None else ""  # references' lengths (gt)
-            raise ValueError(f"{len(long)} sequence(s) longer than the {MAX_FRAMES} frames sampling allows, e.g. "
-                             f"{name(long[0])} ({frames[long[0]]} frames){advice}")  # fmt: skip
-        frames = [int(f) for f in frames]
-    if isinstance(seed, (torch.Tensor, np.ndarray)) and seed.ndim == 0:
-        seed = seed.item()
-    own = _is_list(seed)
-    given = _listed(seed, "seed") if own else [seed]  # one seed per sequence, or one for all
-    if (own and len(given) != len(ids)) or not all(whole(x) and 0 <= x < 2**63 for x in given):
-        raise ValueError(f"seed: a whole number from 0 to 2**63 - 1, or one per sequence ({len(ids)}), got {seed!r}")
-    seeds = [sequence_seed(int(x), 0) for x in given] if own else [sequence_seed(int(seed), i) for i in range(len(ids))]
-    return ids, frames, seeds
-
-
-def generate_poses(
-    loaded: LoadedModel,
-    glosses: Sequence[Sequence[int]],
-    frames: Sequence[int] | None,
-    steps: int | None = None,
-    seed: int | Sequence[int] = 0,
-    batch_size: int = 32,
-    progress: bool = False,
-    eta: float | None = None,
-    names: Sequence[str] | None = None,
-) -> list[np.ndarray]:
-    """Samples one (S_i, J, 3) sequence per gloss-id list (lists, arrays or tensors of ids); ``frames=None`` uses
-    the length head. ``names`` (one per list) name the sequences in errors.
-
-    Each sequence draws its noise from its own random generator, seeded by ``seed`` and its position in
-    ``glosses`` (:func:`sequence_seed`), at its own length: its poses depend on the seed, its position and the
-    device's random numbers (a CPU's and a GPU's differ), not on ``batch_size`` or the sequences beside it (up to
-    float rounding), so the first k of a list are sampled as they would be alone. ``seed`` may also be one seed
-    per sequence: each is then sampled as it would be alone, first in a list, with its own seed (an avatar that
-    batches requests as they come gets each sentence's signing whatever its place in the batch).
-    """
-    from tqdm.auto import tqdm
-
-    glosses, frames, seeds = _sampling_inputs(loaded, glosses, frames, seed, names, batch_size)
-    loaded.model.diffusion.sampling_timesteps(steps)  # checks steps before any work
-    model = loaded.model
-    device = next(model.parameters()).device
-    name = _namer(names)
-    batches = []  # every batch's frame counts first: a refusal comes before any sampling
-    for start in range(0, len(glosses), batch_size):
-        gloss, gloss_mask = pad_sequences(glosses[start : start + batch_size], loaded.vocab.pad_index, torch.long)
-        gloss, gloss_mask = gloss.to(device), gloss_mask.to(device)
-        n = (  # on the host: read once per batch (a GPU would wait at each read)
-            model.predict_frames(gloss, gloss_mask).cpu()
-            if frames is None
-            else torch.tensor(frames[start : start + len(gloss)])
-        )
-        if frames is None and int(n.max()) > MAX_FRAMES:
-            raise ValueError(f"the length head predicts {int(n.max())} frames for {name(start + int(n.argmax()))}, "
-                             f"beyond the {MAX_FRAMES} sampling allows: give fewer glosses, or a frame count for "
-                             "it (frames=[N]; fgdm generate --length N)")  # fmt: skip
-        batches.append((start, gloss, gloss_mask, n))
-    out: list[np.ndarray] = []
-    longest, too_long = int(model.normalizer.longest), []  # the longest training sequence, if recorded
-    for start, gloss, gloss_mask, n in tqdm(batches, desc="generate", disable=not progress):
-        too_long += [start + b for b, count in enumerate(n.tolist()) if longest and count > LONG * longest]
-        generators = [torch.Generator(device=device).manual_seed(seeds[start + b]) for b in range(len(n))]
-        x0, _ = model.generate(gloss, gloss_mask, n, steps=steps, eta=eta, generator=generators)
-        x0 = x0.float().cpu().numpy()
-        out += [x0[b, :count].copy() for b, count in enumerate(n.tolist())]  # not views keeping the batch alive
-    if too_long:
-        advice = "; sample one sentence at a time" if frames is None and len(glosses) > 1 else ""
-        warnings.warn(f"{len(too_long)} sequence(s) longer than {LONG:g} × the longest the model was trained on "
-                      f"({longest} frames), e.g. {name(too_long[0])} ({len(out[too_long[0]])} frames): it never "
-                      f"learnt to sign so long, and its motion fades{advice}", stacklevel=2)  # fmt: skip
-    return out
-
-
-def sequence_seed(seed: int, index: int) -> int:
-    """The seed of sequence ``index``'s random generator in a sampling run seeded with ``seed``: distinct streams
-    for every (seed, index) pair (NumPy's ``SeedSequence`` mixes them)."""
-    return int(np.random.SeedSequence([seed % 2**64, index]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def generate_for(
-    loaded: LoadedModel, samples: Sequence[Sample], length: LengthMode | str | int = LengthMode(), **kwargs
-) -> list[np.ndarray]:
-    """Samples one sequence per corpus sample, from its glosses; ``length``: a :class:`LengthMode`, or ``"gt"``,
-    ``"predicted"`` or a frame count, as :func:`fgdm.evaluation.protocol.evaluate` takes it (keyword arguments:
-    :func:`generate_poses`'s)."""
-    length = length if isinstance(length, LengthMode) else LengthMode.parse(length)
-    ids = loaded.vocab.encode_all([s.glosses for s in samples])
-    return generate_poses(loaded, ids, length.frame_counts(samples), names=[s.name for s in samples], **kwargs)
