@@ -142,12 +142,13 @@ def test_sampling_warns_of_sequences_far_longer_than_the_training_ones():
     when a sequence is more than 1.5 times as long; nothing where it was not recorded (older checkpoints)."""
     import warnings
 
+    from fgdm import LongSequenceWarning
     from fgdm.sampling import generate_poses
 
     loaded = _loaded()
     loaded.model.normalizer.longest.fill_(10)
-    with pytest.warns(UserWarning, match=r"1 sequence\(s\) longer than 1.5 × the longest the model was trained on "
-                      r"\(10 frames\), e.g. gloss sequence 1 \(16 frames\)"):  # fmt: skip
+    with pytest.warns(LongSequenceWarning, match=r"1 sequence\(s\) longer than 1.5 × the longest the model was "
+                      r"trained on \(10 frames\), e.g. gloss sequence 1 \(16 frames\)"):  # fmt: skip
         generate_poses(loaded, [[5, 6], [7, 8]], [15, 16])
     state = loaded.model.normalizer.state_dict()
     assert int(state.pop("longest")) == 10
@@ -316,7 +317,7 @@ BAD_REQUESTS = [  # (generate_poses' keyword arguments over a valid request of t
     ({"glosses": [[-1], [5]]}, "gloss sequence 0: id -1 is not in the vocabulary"),
     ({"frames": [9]}, "1 frame counts for 2 gloss sequences"),
     ({"frames": 9}, "frames: a frame count per sequence, or None for the length head's: expected a list, got 9"),
-    ({"frames": [9.5, 4]}, "frames: gloss sequence 0's is 9.5, not a whole number of frames"),
+    ({"frames": [9.5, 4]}, "frames: gloss sequence 0's is 9.5, not a whole number of frames (an int"),
     ({"frames": [None, 4]}, "frames: gloss sequence 0's is None"),
     ({"frames": [9, 0]}, "1 sequence(s) with no frames to sample, e.g. gloss sequence 1 (0 frames)"),
     ({"frames": [0, 4], "names": ["a", "b"]}, "e.g. gloss sequence a (0 frames)"),

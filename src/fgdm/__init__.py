@@ -8,7 +8,9 @@ The public API (imported on first use, so ``import fgdm`` stays light):
 
 - :func:`fgdm.sampling.load_for_sampling`, :func:`fgdm.sampling.generate_poses`: inference;
 - :func:`fgdm.evaluation.protocol.evaluate`: the evaluation protocol (back-translation, DTW, FID);
-- :func:`fgdm.data.io.save_sequence`: one sequence to ``.npy`` or ``.pose``.
+- :func:`fgdm.data.io.save_sequence`: one sequence to ``.npy`` or ``.pose``;
+- :class:`fgdm.data.vocab.UnknownTokenWarning`, :class:`fgdm.sampling.LongSequenceWarning`: the warnings a service
+  may route or filter by category.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ _API = {
     "evaluate": "fgdm.evaluation.protocol",
     "save_sequence": "fgdm.data.io",
     "load_config": "fgdm.config",
+    "UnknownTokenWarning": "fgdm.data.vocab",  # a gloss the model does not know, sampled as <unk>
+    "LongSequenceWarning": "fgdm.sampling",  # a sequence far longer than the model was trained on
 }
 __all__ = ["__version__", *_API]
 

@@ -1,12 +1,14 @@
 """Process-wide settings: CPU runs faster without changing any result; SIGTERM as an exception; signals held off while
-files are swapped; the device a command runs on (:func:`resolve_device`); Lightning's notes that say nothing to an
-fgdm user left out (:func:`lightning_noise_dropped`)."""
+files are swapped; one thread in a forked child (:func:`one_thread_after_fork`); the device a command runs on
+(:func:`resolve_device`); Lightning's notes that say nothing to an fgdm user left out
+(:func:`lightning_noise_dropped`)."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import logging
+import os
 import re
 import signal
 import sys
@@ -115,6 +117,29 @@ def restore_handlers(before: dict) -> None:
     """Puts back the handlers ``signal.signal`` returned, by signal (one set outside Python, None, as the default)."""
     for sig, handler in before.items():
         signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+_fork_hook = False
+
+
+def one_thread_after_fork() -> None:
+    """A process forked from this one from now on computes on one CPU thread (``torch.set_num_threads(1)``), as
+    PyTorch's own DataLoader workers do.
+
+    On Linux PyTorch's CPU threads are GNU OpenMP's, whose thread pool does not survive a fork: a child forked after
+    the parent computed on more than one thread waits forever at its first parallel operation, silently, using no
+    CPU. That is the worker of a pre-forking server that loaded the model first (gunicorn ``--preload``) and the
+    worker of a ``multiprocessing`` pool with the "fork" start method. One thread per worker is what such servers
+    want anyway (a worker per core); raising it again in the child hangs as before: for more threads per worker,
+    start workers with "spawn" or "forkserver". Registered once per process; a no-op where ``os.register_at_fork``
+    is missing (Windows)."""
+    global _fork_hook
+    if _fork_hook or not hasattr(os, "register_at_fork"):
+        return
+    import torch
+
+    os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
+    _fork_hook = True
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:

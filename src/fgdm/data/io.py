@@ -10,11 +10,15 @@ the PT skeleton has with confidence 1, the rest 0) and the two hands' 21, Holist
 
 from __future__ import annotations
 
+import io
 import math
+import os
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -27,6 +31,10 @@ FPS = 25.0
 def save_pose(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps: float = FPS) -> Path:
     """Writes a (S, J, 3) PT sequence as a MediaPipe Holistic ``.pose`` (:mod:`fgdm.data.holistic`), which
     pose-format's tools read, draw upright and recognise (``detect_known_pose_format`` → holistic)."""
+    return _replace_with(Path(path), lambda f: _write_pose(f, pose, skeleton, fps, str(path)))
+
+
+def _write_pose(f: BinaryIO, pose: np.ndarray, skeleton: Skeleton, fps: float, where: str) -> None:
     from pose_format import Pose
     from pose_format.numpy import NumPyPoseBody
     from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
@@ -36,14 +44,26 @@ def save_pose(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps
     if skeleton is not PT50:
         raise ValueError("the .pose export maps the PT 50-joint skeleton onto Holistic's points")
     if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"{path}: frame rate {fps} (frames per second > 0), which no reader would take")
-    data, conf = holistic.to_holistic(_check(pose, skeleton, str(path)))
+        raise ValueError(f"{where}: frame rate {fps} (frames per second > 0), which no reader would take")
+    data, conf = holistic.to_holistic(_check(pose, skeleton, where))
     size = holistic.CANVAS
     header = PoseHeader(0.2, PoseHeaderDimensions(size, size, size), holistic.components())
-    path = Path(path)
+    Pose(header, NumPyPoseBody(fps=fps, data=data, confidence=conf)).write(f)
+
+
+def _replace_with(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Writes ``path`` by ``write``, in memory first (a refusal touches no file), then into a hidden file beside it,
+    renamed over it once complete: neither a reader (a server sending it) nor an interruption ever sees half a file,
+    and a file there stays whole until replaced."""
+    content = io.BytesIO()
+    write(content)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
-        Pose(header, NumPyPoseBody(fps=fps, data=data, confidence=conf)).write(f)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads of one process apart
+    try:
+        tmp.write_bytes(content.getbuffer())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -158,12 +178,11 @@ def load_pose(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:
 
 def save_npy(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50) -> Path:
     """Writes one (S, J, 3) sequence to exactly ``path`` (NumPy would add ``.npy`` to ``a.NPY``)."""
-    path = Path(path)
-    pose = _check(pose, skeleton, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
-        np.save(f, pose.astype(np.float32))
-    return path
+    return _replace_with(Path(path), lambda f: _write_npy(f, pose, skeleton, str(path)))
+
+
+def _write_npy(f: BinaryIO, pose: np.ndarray, skeleton: Skeleton, where: str) -> None:
+    np.save(f, _check(pose, skeleton, where).astype(np.float32))
 
 
 def load_npy(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:
@@ -203,18 +222,40 @@ def _check(pose: np.ndarray, skeleton: Skeleton, where: str = "pose") -> np.ndar
     return pose
 
 
-def save_sequence(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps: float = FPS) -> Path:
-    """Writes one (S, J, 3) sequence as ``.npy`` or ``.pose``, by extension. ``fps``: the poses' frame rate, which a
-    ``.pose`` file records (a ``.npy`` holds none): 25 for PT data, ``loaded.fps`` for a model's poses (12.5 for the
-    shipped model: at the default, pose-format's tools would play them twice as fast)."""
+def save_sequence(
+    target: Path | str | BinaryIO,
+    pose: np.ndarray,
+    skeleton: Skeleton = PT50,
+    fps: float = FPS,
+    kind: str | None = None,
+) -> Path | BinaryIO:
+    """Writes one (S, J, 3) sequence as ``.npy`` or ``.pose``. ``target``: a path, whose extension gives the format
+    (written beside it and renamed over it, so it is never seen half-written), or a binary file object such as an
+    ``io.BytesIO`` (a service's response), with ``kind`` ``"npy"`` or ``"pose"``; returns the path or the file
+    object. ``fps``: the poses' frame rate, which a ``.pose`` file records (a ``.npy`` holds none): 25 for PT data,
+    ``loaded.fps`` for a model's poses (12.5 for the shipped model: at the default, pose-format's tools would play
+    them twice as fast)."""
+    if hasattr(target, "write"):
+        if kind not in ("npy", "pose"):
+            raise ValueError(f"a file object: kind 'npy' or 'pose' says what to write, got {kind!r}")
+        _check_fps(fps, "file object")
+        if kind == "npy":
+            _write_npy(target, pose, skeleton, "file object")
+        else:
+            _write_pose(target, pose, skeleton, fps, "file object")
+        return target
+    _check_fps(fps, target)
+    suffix = Path(target).suffix.lower()
+    if suffix not in (".npy", ".pose"):
+        raise ValueError(f"{target}: unsupported pose file {suffix!r} (use .npy or .pose)")
+    if kind is not None and f".{kind}" != suffix:
+        raise ValueError(f"{target}: kind {kind!r} for a {suffix} file (a path's extension says what to write)")
+    return save_npy(target, pose, skeleton) if suffix == ".npy" else save_pose(target, pose, skeleton, fps)
+
+
+def _check_fps(fps: object, where: object) -> None:
     if not isinstance(fps, Real) or isinstance(fps, bool):
-        raise ValueError(f"{path}: fps: a number of frames per second, got {fps!r}")
-    suffix = Path(path).suffix.lower()
-    if suffix == ".npy":
-        return save_npy(path, pose, skeleton)
-    if suffix == ".pose":
-        return save_pose(path, pose, skeleton, fps)
-    raise ValueError(f"{path}: unsupported pose file {suffix!r} (use .npy or .pose)")
+        raise ValueError(f"{where}: fps: a number of frames per second, got {fps!r}")
 
 
 def write_frame_rate(directory: Path | str, split: str, fps: float) -> Path:

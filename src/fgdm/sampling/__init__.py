@@ -10,7 +10,7 @@
 A pose is a (S, 50, 3) float32 array in PT units (:mod:`fgdm.skeleton`).
 """
 
-from fgdm.sampling.generating import LONG, generate_for, generate_poses, sequence_seed
+from fgdm.sampling.generating import LONG, LongSequenceWarning, generate_for, generate_poses, sequence_seed
 from fgdm.sampling.loading import (
     CARD,
     CONFIG,
@@ -33,6 +33,7 @@ __all__ = [
     "VOCAB",
     "WEIGHTS",
     "LoadedModel",
+    "LongSequenceWarning",
     "build_for_sampling",
     "export",
     "generate_for",

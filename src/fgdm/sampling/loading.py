@@ -6,6 +6,7 @@ config, vocabulary, model card) or the weights shipped with fgdm (:func:`pretrai
 
 from __future__ import annotations
 
+import gc
 import os
 import warnings
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from fgdm.choices import PRECISIONS
 from fgdm.config import Config, from_dict
 from fgdm.data.vocab import Vocabulary
 from fgdm.model import FGDM, build_model
-from fgdm.runtime import resolve_device, signals_held
+from fgdm.runtime import one_thread_after_fork, resolve_device, signals_held
 
 
 @dataclass
@@ -84,7 +85,10 @@ def load_for_sampling(
 
     ``precision``: ``32`` (float32 throughout) or ``bf16``: the General part (F2G, the General stage, the
     output layer) in bfloat16, everything else in float32 (:meth:`fgdm.model.denoiser.Denoiser.lower_precision`).
-    bf16 pays on GPUs and on CPUs with bfloat16 matrix units (Intel AMX); elsewhere it is slower."""
+    bf16 pays on GPUs and on CPUs with bfloat16 matrix units (Intel AMX); elsewhere it is slower.
+
+    Processes forked from this one afterwards (a pre-forking server's workers) compute on one CPU thread, where
+    more would hang them (:func:`fgdm.runtime.one_thread_after_fork`)."""
     if str(precision) not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if path is None or (isinstance(path, str) and not Path(path).exists() and _is_pretrained(path)):
@@ -126,6 +130,7 @@ def load_for_sampling(
     if cfg.diffusion.standardise and not state["normalizer"]:
         raise ValueError(f"{path}: diffusion.standardise is on but the checkpoint has no pose statistics")
     device = resolve_device(device)
+    one_thread_after_fork()  # a worker forked from this process would otherwise hang (gunicorn --preload)
     model.eval().to(device)
     if device.type == "cpu" and cfg.model.focal.enabled and cfg.model.focal.kernel != "torch":  # the ASGCN kernel
         from fgdm.model import kernels  # built (seconds, once a machine; cached) or loaded now, not in the first call
@@ -136,6 +141,7 @@ def load_for_sampling(
         if device.type == "cpu" and not _has_bf16_matrix_units():
             warnings.warn("precision bf16: this CPU has no bfloat16 matrix units (AMX), so it samples slower than "
                           "in float32", stacklevel=2)  # fmt: skip
+    gc.collect()  # Python's first full collection after torch's import (~0.1 s) comes now, not in the first requests
     return LoadedModel(model, cfg, vocab, step, str(precision))
 
 

@@ -1,0 +1,140 @@
+"""The Python API as a live service uses it: workers forked after loading, requests from several threads, poses
+written to a response's buffer or to files that are served while they are replaced."""
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from fgdm.sampling import generate_poses, load_for_sampling
+
+# A pre-forking server (gunicorn --preload): the parent loads and samples on two threads, then forks a worker that
+# samples the same request. Without fgdm's at-fork hook the worker waits forever in GNU OpenMP's thread pool.
+FORKED_WORKER = """
+import os, sys, time
+import numpy as np
+import torch
+from fgdm import generate_poses, load_for_sampling
+
+torch.set_num_threads(2)
+loaded = load_for_sampling()
+ids = loaded.vocab.encode_sentence("MORGEN NORD REGEN")
+(parent,) = generate_poses(loaded, [ids], None, seed=3)
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    (child,) = generate_poses(loaded, [ids], None, seed=3)
+    os.write(write, f"{float(np.abs(child - parent).max())} {torch.get_num_threads()}".encode())
+    os._exit(0)
+os.close(write)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    if os.waitpid(pid, os.WNOHANG)[0]:
+        print(os.read(read, 100).decode())
+        sys.exit(0)
+    time.sleep(0.1)
+os.kill(pid, 9)
+sys.exit("the forked worker did not finish in 60 s")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
+def test_a_worker_forked_after_loading_samples_as_the_parent_on_one_thread():
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(FORKED_WORKER)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "2"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    difference, threads = done.stdout.split()
+    assert float(difference) < 1e-5 and threads == "1"
+
+
+def test_no_full_garbage_collection_slows_the_first_requests():
+    """Python's first full collection after importing torch takes about 0.1 s, four times a short sentence: it
+    came in the third request; load_for_sampling runs it."""
+    script = """
+import gc
+from fgdm import generate_poses, load_for_sampling
+
+loaded = load_for_sampling()
+ids = loaded.vocab.encode_sentence("MORGEN NORD REGEN")
+full = []
+gc.callbacks.append(lambda phase, info: phase == "stop" and info["generation"] == 2 and full.append(1))
+for _ in range(8):
+    generate_poses(loaded, [ids], None)
+print(len(full))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0"]
+
+
+def test_requests_from_several_threads_sample_as_one_at_a_time():
+    loaded = load_for_sampling()
+    words = loaded.vocab.itos[4:]
+    requests = [([loaded.vocab.encode_sentence(words[i : i + 1 + i % 4])], 100 + i) for i in range(12)]
+    alone = [generate_poses(loaded, ids, None, seed=seed)[0] for ids, seed in requests]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda r: generate_poses(loaded, r[0], None, seed=r[1])[0], requests))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-6)
+
+
+def test_a_pose_is_written_to_a_file_object_as_to_a_file(tmp_path):
+    from pose_format import Pose
+
+    from fgdm.data.io import load_any, save_sequence
+
+    pose = np.random.default_rng(0).normal(0, 0.3, (7, 50, 3)).astype(np.float32)
+    for kind in ("pose", "npy"):
+        buffer = io.BytesIO()
+        assert save_sequence(buffer, pose, fps=12.5, kind=kind) is buffer
+        path = save_sequence(tmp_path / f"a.{kind}", pose, fps=12.5)
+        assert buffer.getvalue() == path.read_bytes()
+    assert Pose.read(path.with_suffix(".pose").read_bytes()).body.fps == 12.5
+    np.testing.assert_array_equal(load_any(tmp_path / "a.npy"), pose)
+    with pytest.raises(ValueError, match=r"a file object: kind 'npy' or 'pose' says what to write, got None"):
+        save_sequence(io.BytesIO(), pose)
+    with pytest.raises(ValueError, match=r"b.npy: kind 'pose' for a .npy file"):
+        save_sequence(tmp_path / "b.npy", pose, kind="pose")
+
+
+def test_a_pose_file_is_replaced_whole_or_not_at_all(tmp_path):
+    """Served while it is rewritten, a reader sees the old file or the new one, never a part; a refused pose leaves
+    the old file and makes no folder; no hidden temporary stays behind."""
+    from fgdm.data.io import load_any, save_sequence
+
+    old = np.zeros((3, 50, 3), np.float32)
+    new = np.full((400, 50, 3), 0.5, np.float32)
+    for name in ("a.npy", "a.pose"):
+        path = save_sequence(tmp_path / name, old)
+        stop, seen = threading.Event(), set()
+
+        def read(path=path, stop=stop, seen=seen):
+            while not stop.is_set():
+                try:
+                    seen.add(len(load_any(path)))
+                except Exception as err:  # a half-written file
+                    seen.add(f"{type(err).__name__}: {err}")
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            for _ in range(20):
+                save_sequence(path, new)
+                save_sequence(path, old)
+        finally:
+            stop.set()
+            reader.join()
+        assert seen <= {3, 400}
+        with pytest.raises(ValueError, match="not finite"):
+            save_sequence(path, np.full((3, 50, 3), np.nan, np.float32))
+        np.testing.assert_array_equal(load_any(path), old)
+        with pytest.raises(ValueError, match="not finite"):
+            save_sequence(tmp_path / "new" / name, np.full((3, 50, 3), np.nan, np.float32))
+        assert not (tmp_path / "new").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "a.pose"]
