@@ -45,7 +45,7 @@ PURPOSE = {
     "fgdm.encoding": "what a text file that is not UTF-8 likely is (gzip, UTF-16, Windows-1252), for messages",
     "fgdm.config": "frozen, validated config dataclasses and YAML loading",
     "fgdm.skeleton": "the 50-joint PT skeleton as data: joints, bones, parts, adjacency",
-    "fgdm.runtime": "process-level settings: memory, signals held while files are swapped",
+    "fgdm.runtime": "process-level settings: memory, signals held while files are swapped, files replaced whole, forks",
     "fgdm.version": "the installed version",
     "fgdm.data": "corpora (PT, synthetic), vocabularies, pose files, batching, statistics",
     "fgdm.metrics": "BLEU, ROUGE-L, WER, DTW-MJE, FID, diversity, hand metrics: pure functions",

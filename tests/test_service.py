@@ -84,6 +84,20 @@ def test_requests_from_several_threads_sample_as_one_at_a_time():
         np.testing.assert_allclose(b, a, atol=1e-6)
 
 
+class Stream(io.RawIOBase):
+    """A socket's or pipe's stream: bytes go out as written, with no going back (no tell, no seek)."""
+
+    def __init__(self) -> None:
+        self.sent = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.sent += bytes(data)
+        return len(data)
+
+
 def test_a_pose_is_written_to_a_file_object_as_to_a_file(tmp_path):
     from pose_format import Pose
 
@@ -91,14 +105,21 @@ def test_a_pose_is_written_to_a_file_object_as_to_a_file(tmp_path):
 
     pose = np.random.default_rng(0).normal(0, 0.3, (7, 50, 3)).astype(np.float32)
     for kind in ("pose", "npy"):
-        buffer = io.BytesIO()
+        buffer, stream = io.BytesIO(), Stream()
         assert save_sequence(buffer, pose, fps=12.5, kind=kind) is buffer
+        save_sequence(stream, pose, fps=12.5, kind=kind)
         path = save_sequence(tmp_path / f"a.{kind}", pose, fps=12.5)
-        assert buffer.getvalue() == path.read_bytes()
-    assert Pose.read(path.with_suffix(".pose").read_bytes()).body.fps == 12.5
+        assert buffer.getvalue() == stream.sent == path.read_bytes()
+    assert Pose.read((tmp_path / "a.pose").read_bytes()).body.fps == 12.5
     np.testing.assert_array_equal(load_any(tmp_path / "a.npy"), pose)
     with pytest.raises(ValueError, match=r"a file object: kind 'npy' or 'pose' says what to write, got None"):
         save_sequence(io.BytesIO(), pose)
+    with pytest.raises(ValueError, match=r"a file object for text: open it for bytes \('wb'\)"):
+        save_sequence(io.StringIO(), pose, kind="npy")
+    stream = Stream()
+    with pytest.raises(ValueError, match="not finite"):  # refused before anything is sent
+        save_sequence(stream, np.full((3, 50, 3), np.nan, np.float32), kind="pose")
+    assert not stream.sent
     with pytest.raises(ValueError, match=r"b.npy: kind 'pose' for a .npy file"):
         save_sequence(tmp_path / "b.npy", pose, kind="pose")
 
@@ -138,3 +159,24 @@ def test_a_pose_file_is_replaced_whole_or_not_at_all(tmp_path):
             save_sequence(tmp_path / "new" / name, np.full((3, 50, 3), np.nan, np.float32))
         assert not (tmp_path / "new").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "a.pose"]
+
+
+def test_a_replaced_file_keeps_its_link_and_permissions_and_errors_name_it(tmp_path, monkeypatch):
+    from fgdm.data.io import load_any, save_sequence
+    from fgdm.runtime import replacing
+
+    pose = np.zeros((3, 50, 3), np.float32)
+    target = save_sequence(tmp_path / "take-1.npy", pose)
+    target.chmod(0o600)
+    (tmp_path / "latest.npy").symlink_to("take-1.npy")
+    save_sequence(tmp_path / "latest.npy", pose + 0.5)  # written through the link
+    assert (tmp_path / "latest.npy").is_symlink() and load_any(target)[0, 0, 0] == 0.5
+    assert target.stat().st_mode & 0o777 == 0o600
+    (tmp_path / "d.npy").mkdir()
+    with pytest.raises(IsADirectoryError) as err:
+        save_sequence(tmp_path / "d.npy", pose)
+    assert ".tmp" not in str(err.value) and str(tmp_path / "d.npy") in str(err.value)
+    monkeypatch.setattr("fgdm.runtime.os.access", lambda path, mode: False)  # a read-only file (root writes any)
+    with pytest.raises(PermissionError, match=r"take-1\.npy"), replacing(target):
+        pytest.fail("a file that may not be written is refused before anything is written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npy", "latest.npy", "take-1.npy"]

@@ -12,7 +12,6 @@ import contextlib
 import functools
 import importlib.util
 import math
-import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from fgdm.gif import gif_stride, gif_timing, write_gif
+from fgdm.runtime import replacing
 from fgdm.skeleton import CONVENTION, FINGERS, JOINTS_PER_FINGER, PT50, Skeleton, convention_problem
 
 _BODY = (70, 70, 80)
@@ -145,23 +145,6 @@ class Renderer:
 MIN_FPS, MAX_FPS = 0.01, 1000.0  # a GIF's longest frame delay is 655.35 s
 
 
-@contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """A file to write beside ``path`` (with its suffix, which writers go by), renamed to ``path`` once written:
-    a failed or interrupted write leaves no partial file, and an older ``path`` whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        yield tmp
-        tmp.replace(path)
-    except OSError as err:  # named as the user named it, not as the hidden temporary
-        if err.filename in (str(tmp), tmp):
-            err.filename = str(path)
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def warn_unconventional(named: Iterable[tuple[str, np.ndarray]], skeleton: Skeleton = PT50) -> None:
     """A warning for each (name, sequence) read to be drawn that is not in the PT convention (millimetres or
     centimetres, y up: drawn, but not as a signer; ``fgdm render``'s inputs). Not for a model's outputs, which an
@@ -243,7 +226,7 @@ def save_animation(
     frames = renderer.frames(list(sequences), titles, keep)
     bar = tqdm(frames, total=len(keep), desc="render", unit="frame", delay=0 if progress else 2,
                disable=None if progress is None else not progress)  # fmt: skip
-    with _replacing(path) as tmp, contextlib.closing(bar):
+    with replacing(path) as tmp, contextlib.closing(bar):
         if suffix == ".gif":
             write_gif(tmp, bar, durations)
         else:
@@ -316,7 +299,7 @@ def save_contact_sheet(
         ImageDraw.Draw(canvas).text((6, 3), fit_title(title, img.width - 12), fill=(0, 0, 0), font=title_font())
         img = canvas
     path = Path(path)
-    with _replacing(path) as tmp:
+    with replacing(path) as tmp:
         img.save(tmp)
     return path
 

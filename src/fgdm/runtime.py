@@ -1,20 +1,23 @@
 """Process-wide settings: CPU runs faster without changing any result; SIGTERM as an exception; signals held off while
-files are swapped; one thread in a forked child (:func:`one_thread_after_fork`); the device a command runs on
-(:func:`resolve_device`); Lightning's notes that say nothing to an fgdm user left out
-(:func:`lightning_noise_dropped`)."""
+files are swapped, and a file replaced whole (:func:`replacing`); one thread in a forked child
+(:func:`one_thread_after_fork`); the device a command runs on (:func:`resolve_device`); Lightning's notes that say
+nothing to an fgdm user left out (:func:`lightning_noise_dropped`)."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -73,6 +76,33 @@ def signals_held() -> Iterator[None]:
 
 
 _HELD = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def replacing(path: Path | str) -> Iterator[Path]:
+    """A file to write beside ``path`` (hidden, with ``path``'s suffix, which writers go by), renamed over ``path``
+    once written: a failed or interrupted write leaves no partial file and an older ``path`` whole, and a reader never
+    sees half a file (where a rename is atomic: Linux, macOS; nothing is synced, so not after a power loss).
+    A symbolic link is written through; a file replaced keeps its permissions, one not writable is refused as writing
+    it would be, and a hard link to it keeps the old content. Errors name ``path``, not the temporary file."""
+    path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{threading.get_native_id()}.tmp{path.suffix}")  # per thread
+    try:
+        if path.is_file() and not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        yield tmp
+        if path.is_file():
+            shutil.copymode(path, tmp)
+        tmp.replace(path)
+    except OSError as err:  # named as the user named it, not as the hidden temporary
+        if err.filename in (str(tmp), tmp):
+            err.filename, err.filename2 = str(path), None
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Terminated(KeyboardInterrupt):

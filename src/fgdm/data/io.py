@@ -10,10 +10,9 @@ the PT skeleton has with confidence 1, the rest 0) and the two hands' 21, Holist
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-import os
-import threading
 import warnings
 from collections.abc import Callable, Sequence
 from numbers import Real
@@ -23,6 +22,7 @@ from typing import BinaryIO
 import numpy as np
 
 from fgdm.data.pt import MAX_ABS, DataFormatError, coordinate_name, text_lines
+from fgdm.runtime import replacing
 from fgdm.skeleton import CONVENTION, PT50, Skeleton
 
 FPS = 25.0
@@ -31,10 +31,10 @@ FPS = 25.0
 def save_pose(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps: float = FPS) -> Path:
     """Writes a (S, J, 3) PT sequence as a MediaPipe Holistic ``.pose`` (:mod:`fgdm.data.holistic`), which
     pose-format's tools read, draw upright and recognise (``detect_known_pose_format`` → holistic)."""
-    return _replace_with(Path(path), lambda f: _write_pose(f, pose, skeleton, fps, str(path)))
+    return _written(path, lambda f: _write_pose(f, pose, skeleton, str(path), fps))
 
 
-def _write_pose(f: BinaryIO, pose: np.ndarray, skeleton: Skeleton, fps: float, where: str) -> None:
+def _write_pose(f: BinaryIO, pose: np.ndarray, skeleton: Skeleton, where: str, fps: float) -> None:
     from pose_format import Pose
     from pose_format.numpy import NumPyPoseBody
     from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
@@ -49,22 +49,6 @@ def _write_pose(f: BinaryIO, pose: np.ndarray, skeleton: Skeleton, fps: float, w
     size = holistic.CANVAS
     header = PoseHeader(0.2, PoseHeaderDimensions(size, size, size), holistic.components())
     Pose(header, NumPyPoseBody(fps=fps, data=data, confidence=conf)).write(f)
-
-
-def _replace_with(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Writes ``path`` by ``write``, in memory first (a refusal touches no file), then into a hidden file beside it,
-    renamed over it once complete: neither a reader (a server sending it) nor an interruption ever sees half a file,
-    and a file there stays whole until replaced."""
-    content = io.BytesIO()
-    write(content)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads of one process apart
-    try:
-        tmp.write_bytes(content.getbuffer())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def read_pose(path: Path | str, skeleton: Skeleton = PT50) -> tuple[np.ndarray, float]:
@@ -178,7 +162,7 @@ def load_pose(path: Path | str, skeleton: Skeleton = PT50) -> np.ndarray:
 
 def save_npy(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50) -> Path:
     """Writes one (S, J, 3) sequence to exactly ``path`` (NumPy would add ``.npy`` to ``a.NPY``)."""
-    return _replace_with(Path(path), lambda f: _write_npy(f, pose, skeleton, str(path)))
+    return _written(path, lambda f: _write_npy(f, pose, skeleton, str(path)))
 
 
 def _write_npy(f: BinaryIO, pose: np.ndarray, skeleton: Skeleton, where: str) -> None:
@@ -230,19 +214,19 @@ def save_sequence(
     kind: str | None = None,
 ) -> Path | BinaryIO:
     """Writes one (S, J, 3) sequence as ``.npy`` or ``.pose``. ``target``: a path, whose extension gives the format
-    (written beside it and renamed over it, so it is never seen half-written), or a binary file object such as an
-    ``io.BytesIO`` (a service's response), with ``kind`` ``"npy"`` or ``"pose"``; returns the path or the file
-    object. ``fps``: the poses' frame rate, which a ``.pose`` file records (a ``.npy`` holds none): 25 for PT data,
-    ``loaded.fps`` for a model's poses (12.5 for the shipped model: at the default, pose-format's tools would play
-    them twice as fast)."""
+    (replaced whole: :func:`fgdm.runtime.replacing`), or a file object opened for bytes, such as an ``io.BytesIO``
+    (a service's response), with ``kind`` ``"npy"`` or ``"pose"`` (the file complete or, on a refusal, nothing
+    written to it); returns the path or the file object. ``fps``: the poses' frame rate, which a ``.pose`` file
+    records (a ``.npy`` holds none): 25 for PT data, ``loaded.fps`` for a model's poses (12.5 for the shipped model:
+    at the default, pose-format's tools would play them twice as fast)."""
     if hasattr(target, "write"):
         if kind not in ("npy", "pose"):
             raise ValueError(f"a file object: kind 'npy' or 'pose' says what to write, got {kind!r}")
+        if isinstance(target, io.TextIOBase):
+            raise ValueError("a file object for text: open it for bytes ('wb')")
         _check_fps(fps, "file object")
-        if kind == "npy":
-            _write_npy(target, pose, skeleton, "file object")
-        else:
-            _write_pose(target, pose, skeleton, fps, "file object")
+        write = _write_npy if kind == "npy" else functools.partial(_write_pose, fps=fps)
+        target.write(_content(lambda f: write(f, pose, skeleton, where="file object")))  # one write, once complete
         return target
     _check_fps(fps, target)
     suffix = Path(target).suffix.lower()
@@ -251,6 +235,21 @@ def save_sequence(
     if kind is not None and f".{kind}" != suffix:
         raise ValueError(f"{target}: kind {kind!r} for a {suffix} file (a path's extension says what to write)")
     return save_npy(target, pose, skeleton) if suffix == ".npy" else save_pose(target, pose, skeleton, fps)
+
+
+def _content(write: Callable[[BinaryIO], None]) -> memoryview:
+    """What ``write`` writes to a file, in memory: a refusal (a bad pose) comes before any file is touched."""
+    content = io.BytesIO()
+    write(content)
+    return content.getbuffer()
+
+
+def _written(path: Path | str, write: Callable[[BinaryIO], None]) -> Path:
+    """``path`` replaced whole by what ``write`` writes (:func:`fgdm.runtime.replacing`)."""
+    content = _content(write)
+    with replacing(path) as tmp:
+        tmp.write_bytes(content)
+    return Path(path)
 
 
 def _check_fps(fps: object, where: object) -> None:
