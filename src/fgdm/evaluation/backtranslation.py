@@ -16,7 +16,7 @@ from fgdm.config import BackTranslatorConfig, from_dict
 from fgdm.data.dataset import pad_sequences
 from fgdm.data.vocab import Vocabulary
 from fgdm.model.backtranslator import BackTranslator
-from fgdm.runtime import resolve_device
+from fgdm.runtime import one_thread_after_fork, resolve_device
 
 
 @dataclass
@@ -61,6 +61,7 @@ def load_backtranslator(path: Path | str, device: str | torch.device = "auto") -
         raise ValueError(f"{path}: its weights do not fit its stored config ({state_mismatch(err)})") from None
     weights = weights_digest(model)
     model.eval().requires_grad_(False).to(resolve_device(device))
+    one_thread_after_fork()  # as load_for_sampling: a process forked from this one would otherwise hang
     return LoadedBackTranslator(model, cfg, gv, tv, int(ckpt.get("global_step", 0)), weights)
 
 
