@@ -161,8 +161,8 @@ def one_thread_after_fork() -> None:
     CPU. That is the worker of a pre-forking server that loaded the model first (gunicorn ``--preload``) and the
     worker of a ``multiprocessing`` pool with the "fork" start method. One thread per worker is what such servers
     want anyway (a worker per core); raising it again in the child hangs as before: for more threads per worker,
-    start workers with "spawn" or "forkserver". Registered once per process; a no-op where ``os.register_at_fork``
-    is missing (Windows)."""
+    load in each worker (a server without preloading; "spawn" or "forkserver"). Registered once per process; a
+    no-op where ``os.register_at_fork`` is missing (Windows)."""
     global _fork_hook
     if _fork_hook or not hasattr(os, "register_at_fork"):
         return

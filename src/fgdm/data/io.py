@@ -10,7 +10,6 @@ the PT skeleton has with confidence 1, the rest 0) and the two hands' 21, Holist
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 import warnings
@@ -224,9 +223,12 @@ def save_sequence(
             raise ValueError(f"a file object: kind 'npy' or 'pose' says what to write, got {kind!r}")
         if isinstance(target, io.TextIOBase):
             raise ValueError("a file object for text: open it for bytes ('wb')")
-        _check_fps(fps, "file object")
-        write = _write_npy if kind == "npy" else functools.partial(_write_pose, fps=fps)
-        target.write(_content(lambda f: write(f, pose, skeleton, where="file object")))  # one write, once complete
+        _check_fps(fps, where := "file object")
+        if kind == "npy":
+            content = _content(lambda f: _write_npy(f, pose, skeleton, where))
+        else:
+            content = _content(lambda f: _write_pose(f, pose, skeleton, where, fps))
+        target.write(content)  # one write, once complete
         return target
     _check_fps(fps, target)
     suffix = Path(target).suffix.lower()
