@@ -63,7 +63,7 @@ def _train_rows(out: Path, name: str = "train", title: str = "fgdm train configs
     # per compilation after the first, of the loss or of a frame Dynamo compiles on its own where the loss breaks
     recompiled = text.count("Recompiling function loss_of_draws")
     others = text.count("Recompiling function") - recompiled
-    breaks = sorted({at.rsplit("/src/", 1)[-1] for at in re.findall(r"Graph break in user code at (\S+)", text)})
+    breaks = graph_breaks(text)
     times = "once" if recompiled == 0 else f"{1 + recompiled} times"
     compiles = ""
     if "compiled" in name:
@@ -82,6 +82,16 @@ def _train_rows(out: Path, name: str = "train", title: str = "fgdm train configs
             f"included) ran at {loop}, its last half of the steps at {late}{median}; from process start "
             f"(imports, data, model building included) {steps / seconds:.1f} steps/s, {seconds:.1f} s of wall "
             f"clock; {model} sequences/s of model time (rc {run.get('rc')}).{compiles}"]  # fmt: skip
+
+
+def graph_breaks(log: str) -> list[str]:
+    """Where torch's graph-break log (TORCH_LOGS=graph_breaks) says the graph broke, as src-relative file:line, with
+    the function it skipped where it says (a break in fgdm.model.compiled's wrapper names the function it runs)."""
+    places = set()
+    for block in log.split("Graph break in user code at ")[1:]:
+        skipped = re.search(r"Skip calling function `<function (\S+) at", block)
+        places.add(block.split(maxsplit=1)[0].rsplit("/src/", 1)[-1] + (f" ({skipped[1]})" if skipped else ""))
+    return sorted(places)
 
 
 def _last_step(path: Path) -> int | None:

@@ -42,6 +42,7 @@ from fgdm.config import load_config
 from fgdm.data.vocab import SPECIALS as SPECIAL_TOKENS
 from fgdm.model import build_model
 from fgdm.model.asgcn import ASGCN, kernel_applies
+from fgdm.model.compiled import disable_outside_graphs
 from fgdm.model.focal import FocalNorm
 from fgdm.runtime import keep_freed_memory, resolve_device
 
@@ -178,6 +179,8 @@ def main() -> None:
             torch.cuda.synchronize()
 
     # as training.compile: the draws eager, the rest compiled
+    if args.compile:
+        disable_outside_graphs()
     compiled_loss = torch.compile(model.loss_of_draws, dynamic=False) if "train" in args.compile else None
 
     def step(precision: str = "32-true", compiled: bool = False) -> None:  # as fgdm's Lightning module does:

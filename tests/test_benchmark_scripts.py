@@ -159,3 +159,31 @@ def test_a_speed_figure_says_what_it_is_of():
     assert (figures["config"], figures["batch"], figures["frames"], figures["glosses"], figures["repeats"]) == (
         ["configs/tiny.yaml"], 1, 8, 8, 1)  # fmt: skip
     assert figures["kernel"] in ("c", "torch") and "threads, torch " in figures["machine"]
+
+
+def test_the_gpu_summary_names_the_function_a_graph_break_skipped(monkeypatch):
+    """A break in fgdm.model.compiled's wrapper is named by the function it runs outside the graphs: its file and
+    line alone would be the same for every such function."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its sibling module, as running it puts there
+    spec = importlib.util.spec_from_file_location("gpu_speed_summary", ROOT / "benchmarks" / "gpu_speed_summary.py")
+    summary = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summary)
+    prefix = "V1202 03:21:58.205000 5052 torch/_dynamo/symbolic_convert.py:5127] [4/0] [__graph_breaks] "
+    log = "\n".join(prefix + line for line in [
+        "Graph break in user code at /home/u/fgdm/src/fgdm/model/compiled.py:57",
+        "Graph Break Reason: Encountered graph break when attempting to trace CALL_FUNCTION_EX",
+        "  Explanation: Skip calling function `<function SCGBranch._decode at 0x7ff25bf4a980>` since it was wrapped",
+        "Graph break in user code at /home/u/fgdm/src/fgdm/model/compiled.py:57",
+        "  Explanation: Skip calling function `<function _ctc at 0x7ff25bf4a981>` since it was wrapped",
+        "Graph break in user code at /home/u/fgdm/src/fgdm/model/scg.py:98",
+        "Graph Break Reason: Data-dependent branching",
+        "Graph break in user code at /home/u/fgdm/src/fgdm/model/compiled.py:57",
+        "  Explanation: Skip calling function `<function _ctc at 0x7ff25bf4a981>` since it was wrapped",
+    ])  # fmt: skip
+    assert summary.graph_breaks(log) == [
+        "fgdm/model/compiled.py:57 (SCGBranch._decode)",
+        "fgdm/model/compiled.py:57 (_ctc)",
+        "fgdm/model/scg.py:98",
+    ]

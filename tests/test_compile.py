@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from fgdm.cli import main
 from fgdm.model import build_model
-from fgdm.model.compiled import conv1d, conv_over_frames, frame_windows, outside_graphs
+from fgdm.model.compiled import conv1d, conv_over_frames, disable_outside_graphs, frame_windows, outside_graphs
 from fgdm.model.focal import TemporalConv
 from fgdm.training import compiling
 from fgdm.training.compiling import RECOMPILE_LIMIT, compiled_loss, compiled_loss_arguments, frame_bucket, pad_frames
@@ -113,6 +113,50 @@ def test_outside_graphs_runs_its_function_eagerly_between_the_compiled_graphs():
     assert torch.equal(torch.compile(f, backend="aot_eager")(x), f(x))
     assert compiling_inside and not any(compiling_inside)
     assert host.__name__ == "host"
+
+
+def test_outside_graphs_functions_called_in_turn_compile_nothing_again():
+    """Two of them called in turn, as the SCG branch's two eager parts are at every step: once
+    disable_outside_graphs has run (as training.compile runs it), nothing compiles again over the calls. Before,
+    their wrappers shared one code object, whose compiled frame each function's call evicted, and the disabled
+    function made while traced failed the guards of the frame traced first."""
+    import logging
+
+    import torch._dynamo
+
+    @outside_graphs
+    def first(x: torch.Tensor) -> torch.Tensor:
+        return x * (x.sum().item() > 0)
+
+    @outside_graphs
+    def second(x: torch.Tensor) -> torch.Tensor:
+        return x + (x.amax().item() > 0)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return second(first(torch.sin(x)).cos()).tan()
+
+    class Recompilations(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if "Recompiling function" in record.getMessage():
+                self.seen.append(record.getMessage().splitlines()[0])
+
+    disable_outside_graphs()
+    torch._dynamo.reset()
+    recompilations = Recompilations()
+    torch._logging.set_logs(recompiles=True)
+    logging.getLogger("torch._dynamo").addHandler(recompilations)
+    try:
+        compiled, x = torch.compile(f, backend="eager"), torch.randn(6)
+        for _ in range(4):
+            torch.testing.assert_close(compiled(x), f(x))
+    finally:
+        logging.getLogger("torch._dynamo").removeHandler(recompilations)
+        torch._logging.set_logs()
+    assert not recompilations.seen, recompilations.seen
 
 
 def test_sampling_with_the_fused_kernels_never_imports_torch_compiles_machinery(tmp_path):

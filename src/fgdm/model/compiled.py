@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-_DISABLED: dict[Callable, Callable] = {}  # outside_graphs' torch.compiler.disable(fn), made on first use
+_DISABLED: dict[Callable, Callable | None] = {}  # each outside_graphs function: torch.compiler.disable of it, once made
 
 
 def dynamic(x: torch.Tensor, dims: int = 2) -> torch.Tensor:
@@ -41,22 +41,35 @@ def dynamic(x: torch.Tensor, dims: int = 2) -> torch.Tensor:
 
 
 def outside_graphs(fn: Callable) -> Callable:
-    """fn as ``torch.compiler.disable(fn)``, made on its first call under compilation: torch.compile runs fn as it
-    is, between its graphs, where its work cannot be traced (a call into the C library, shapes that depend on
-    values). Outside compilation fn is called directly, so only a process that compiles imports torch.compile's
-    machinery: ``torch.compiler.disable`` itself imports it, 1.3 s on a 2-core CPU, which ``fgdm generate`` and
-    the Python API paid at their start when fgdm's modules applied it at import."""
+    """fn as ``torch.compiler.disable(fn)``, made by :func:`disable_outside_graphs`: torch.compile runs fn as it is,
+    between its graphs, where its work cannot be traced (a call into the C library, shapes that depend on values).
+    Outside compilation fn is called directly, so only a process that compiles imports torch.compile's machinery:
+    ``torch.compiler.disable`` itself imports it, 1.3 s on a 2-core CPU, which ``fgdm generate`` and the Python API
+    paid at their start when fgdm's modules applied it at import."""
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
         if not torch.compiler.is_compiling():
             return fn(*args, **kwargs)
-        disabled = _DISABLED.get(fn)
-        if disabled is None:  # under Dynamo's tracing, which sees a disabled function next and leaves it out
+        disabled = _DISABLED[fn]
+        if disabled is None:  # compiled without disable_outside_graphs: made while traced, a graph break of its own
             disabled = _DISABLED[fn] = torch.compiler.disable(fn)
         return disabled(*args, **kwargs)
 
+    # each wrapper its own code object: Dynamo keeps what it compiled per code object, so two functions' wrappers
+    # sharing one compiled again whenever the other had been called (the SCG branch's two parts, every step)
+    call.__code__ = call.__code__.replace(co_qualname=f"outside_graphs({fn.__qualname__})")
+    _DISABLED[fn] = None
     return call
+
+
+def disable_outside_graphs() -> None:
+    """Makes every :func:`outside_graphs` function's ``torch.compiler.disable`` now, before anything compiles: made
+    while Dynamo traces, it would break the graph there once more and, once made, fail the guards of the frame traced
+    first, which then compiled again. ``fgdm.training.compiling`` and the benchmarks call it before compiling."""
+    for fn, disabled in _DISABLED.items():
+        if disabled is None:
+            _DISABLED[fn] = torch.compiler.disable(fn)
 
 
 def conv_over_frames(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from fgdm.model.compiled import dynamic
+from fgdm.model.compiled import disable_outside_graphs, dynamic
 
 # the most compilations of one function torch may keep (its default: 8): what is left to compile again for is a
 # dimension of size 1 (a batch of one sequence, one gloss) and, on a CPU, its code generator's thresholds on B · S
@@ -63,6 +63,7 @@ def compiled_loss(loss_of_draws: Callable, mode: bool | str) -> Callable:
 
     config = torch._dynamo.config
     config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
+    disable_outside_graphs()
     compiled = torch.compile(loss_of_draws, mode=None if mode is True else mode)
     pad = mode in CUDA_GRAPHS
 
