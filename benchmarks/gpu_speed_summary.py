@@ -86,11 +86,13 @@ def _train_rows(out: Path, name: str = "train", title: str = "fgdm train configs
 
 def graph_breaks(log: str) -> list[str]:
     """Where torch's graph-break log (TORCH_LOGS=graph_breaks) says the graph broke, as src-relative file:line, with
-    the function it skipped where it says (a break in fgdm.model.compiled's wrapper names the function it runs)."""
+    the function it skipped where it says (a break in fgdm.model.compiled's wrapper names the function it runs).
+    A break at a place that broke before is logged as "Graph break (user stack suppressed ...) in user code at"."""
+    starts = list(re.finditer(r"Graph break (?:\([^)]*\) )?in user code at (\S+)", log))
     places = set()
-    for block in log.split("Graph break in user code at ")[1:]:
-        skipped = re.search(r"Skip calling function `<function (\S+) at", block)
-        places.add(block.split(maxsplit=1)[0].rsplit("/src/", 1)[-1] + (f" ({skipped[1]})" if skipped else ""))
+    for here, after in zip(starts, [*starts[1:], None], strict=True):
+        skipped = re.search(r"Skip calling function `<function (\S+) at", log[here.end() : after and after.start()])
+        places.add(here[1].rsplit("/src/", 1)[-1] + (f" ({skipped[1]})" if skipped else ""))
     return sorted(places)
 
 

@@ -30,15 +30,19 @@ def backtranslator(tmp_path_factory):
     return out / "checkpoints" / "last.ckpt"
 
 
-def test_loading_the_backtranslator_leaves_the_random_stream_alone(backtranslator):
-    """Opening the evaluator mid-run must not change the noise the run draws after it."""
-    from fgdm.evaluation.backtranslation import load_backtranslator
+def test_loading_the_backtranslator_leaves_the_random_stream_alone(backtranslator, monkeypatch):
+    """Opening the evaluator mid-run must not change the noise the run draws after it. A process forked after it
+    computes on one thread, as after load_for_sampling (tests/test_service.py)."""
+    from fgdm.evaluation import backtranslation
 
+    registered = []
+    monkeypatch.setattr(backtranslation, "one_thread_after_fork", lambda: registered.append(True))
     torch.manual_seed(3)
     expected = torch.rand(4)
     torch.manual_seed(3)
-    load_backtranslator(backtranslator)
+    backtranslation.load_backtranslator(backtranslator)
     assert torch.equal(torch.rand(4), expected)
+    assert registered
 
 
 def test_tokenisation_splits_punctuation_and_lowercases():

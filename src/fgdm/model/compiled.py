@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-_DISABLED: dict[Callable, Callable | None] = {}  # each outside_graphs function: torch.compiler.disable of it, once made
+_OUTSIDE: list[Callable[[], Callable]] = []  # each outside_graphs wrapper's maker of its torch.compiler.disable(fn)
 
 
 def dynamic(x: torch.Tensor, dims: int = 2) -> torch.Tensor:
@@ -47,19 +47,25 @@ def outside_graphs(fn: Callable) -> Callable:
     ``torch.compiler.disable`` itself imports it, 1.3 s on a 2-core CPU, which ``fgdm generate`` and the Python API
     paid at their start when fgdm's modules applied it at import."""
 
+    disabled = None
+
+    def make() -> Callable:
+        nonlocal disabled
+        if disabled is None:
+            disabled = torch.compiler.disable(fn)
+        return disabled
+
     @functools.wraps(fn)
     def call(*args, **kwargs):
         if not torch.compiler.is_compiling():
             return fn(*args, **kwargs)
-        disabled = _DISABLED[fn]
-        if disabled is None:  # compiled without disable_outside_graphs: made while traced, a graph break of its own
-            disabled = _DISABLED[fn] = torch.compiler.disable(fn)
-        return disabled(*args, **kwargs)
+        return (disabled or make())(*args, **kwargs)  # made here, while traced, it breaks the graph once more
 
-    # each wrapper its own code object: Dynamo keeps what it compiled per code object, so two functions' wrappers
-    # sharing one compiled again whenever the other had been called (the SCG branch's two parts, every step)
+    # Dynamo keeps what it compiled per code object and guards on what the code reads, so each wrapper has a code
+    # object of its own and reads only its own closure: the SCG branch's two wrappers, called in turn at every step,
+    # compiled again when they shared one code object and read a shared table
     call.__code__ = call.__code__.replace(co_qualname=f"outside_graphs({fn.__qualname__})")
-    _DISABLED[fn] = None
+    _OUTSIDE.append(make)
     return call
 
 
@@ -67,9 +73,8 @@ def disable_outside_graphs() -> None:
     """Makes every :func:`outside_graphs` function's ``torch.compiler.disable`` now, before anything compiles: made
     while Dynamo traces, it would break the graph there once more and, once made, fail the guards of the frame traced
     first, which then compiled again. ``fgdm.training.compiling`` and the benchmarks call it before compiling."""
-    for fn, disabled in _DISABLED.items():
-        if disabled is None:
-            _DISABLED[fn] = torch.compiler.disable(fn)
+    for make in list(_OUTSIDE):  # (a module imported meanwhile may add one)
+        make()
 
 
 def conv_over_frames(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
