@@ -51,7 +51,7 @@ def _sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", choices=PRECISIONS, default="32",
                    help="32 (default) or bf16: the General stage in bfloat16, faster on GPUs and on CPUs with "
-                   "AMX (Intel Xeon 4th generation and later), slower on other CPUs")  # fmt: skip
+                   "bfloat16 instructions (Intel AMX, AVX512-BF16 as on AMD Zen 4), slower on other CPUs")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
