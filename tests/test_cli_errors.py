@@ -595,7 +595,7 @@ def _train_signalled(out: Path, where: str, *more: str, sig: str = "SIGTERM", en
     ``where`` is called (a method as module:Class.name, the Nth call with module:Class.name:N): its exit status and
     stderr."""
     script = (
-        "import importlib, os, signal, sys\n"
+        "import importlib, signal, sys\n"
         f"module, name, *nth = {where!r}.split(':')\n"
         "calls = []\n"
         "owner, method = name.split('.')\n"
@@ -604,8 +604,8 @@ def _train_signalled(out: Path, where: str, *more: str, sig: str = "SIGTERM", en
         "def signalled(*a, **k):\n"
         "    calls.append(1)\n"
         "    if len(calls) == int((nth or [1])[0]):\n"
-        f"        for sig in {sig.split(',')!r}:\n"
-        "            os.kill(os.getpid(), getattr(signal, sig))\n"
+        f"        for sig in {sig.split(',')!r}:\n"  # to this thread: the process's may go to another thread, and two
+        "            signal.raise_signal(getattr(signal, sig))\n"  # noted there before Python ran a handler are one
         "    return real(*a, **k)\n"
         "setattr(cls, method, signalled)\n"
         "from fgdm.cli import main\n"

@@ -76,6 +76,7 @@ def test_dynamo_captures_the_training_loss_whole_but_the_scg_branchs_packing(pad
     pose, frame_mask, gloss, gloss_mask = batch()
     if not padded:
         frame_mask, gloss_mask = torch.ones_like(frame_mask), torch.ones_like(gloss_mask)
+    disable_outside_graphs()  # as training.compile does first
     torch._dynamo.reset()
     explained = torch._dynamo.explain(model.loss_of_draws)(
         pose, frame_mask, gloss, gloss_mask, *model.draws(pose, gloss, gloss_mask)
