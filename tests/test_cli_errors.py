@@ -590,12 +590,16 @@ def test_sigterm_stops_training_with_143_and_keeps_the_last_checkpoint(tmp_path)
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == step > 5
 
 
-def _train_signalled(out: Path, where: str, *more: str, sig: str = "SIGTERM", env: dict | None = None):
+def _train_signalled(
+    out: Path, where: str, *more: str, sig: str = "SIGTERM", env: dict | None = None, background: bool = False
+):
     """``fgdm train`` of the tiny config, in a process that sends itself ``sig`` (or several: SIGINT,SIGINT) as
     ``where`` is called (a method as module:Class.name, the Nth call with module:Class.name:N): its exit status and
-    stderr."""
+    stderr. The process starts with Ctrl-C's SIGINT as from a terminal, or ignored as a shell's ``background`` job
+    (whatever the tests were started as: a background job's children inherit the ignored SIGINT)."""
     script = (
         "import importlib, signal, sys\n"
+        f"signal.signal(signal.SIGINT, signal.{'SIG_IGN' if background else 'default_int_handler'})\n"
         f"module, name, *nth = {where!r}.split(':')\n"
         "calls = []\n"
         "owner, method = name.split('.')\n"
@@ -614,6 +618,21 @@ def _train_signalled(out: Path, where: str, *more: str, sig: str = "SIGTERM", en
     cmd = [sys.executable, "-c", script, "train", TINY, "--set", f"training.output_dir={out}", "--quiet", *more]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
     return done.returncode, done.stderr
+
+
+def test_a_background_job_keeps_training_through_a_ctrl_c(tmp_path) -> None:
+    """A shell starts a background job with SIGINT ignored, so that a terminal's Ctrl-C does not reach it; training
+    keeps it so (fgdm's handler had replaced it: such a job stopped at a Ctrl-C). SIGTERM still stops it."""
+    import torch
+
+    out = tmp_path / "run"
+    status, err = _train_signalled(out, "fgdm.training.generator:LitFGDM.training_step:2", "--set",
+                                   "training.max_steps=4", sig="SIGINT", background=True)  # fmt: skip
+    assert status == 0 and "interrupted" not in err, err
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4  # not stopped at 2
+    status, err = _train_signalled(out, "fgdm.training.generator:LitFGDM.training_step:2", "--set",
+                                   "training.max_steps=8", "--resume", background=True)  # fmt: skip
+    assert status == 143 and "terminated (SIGTERM) at step" in err, err
 
 
 def test_sigterm_while_training_starts_says_what_is_kept_and_leaves_no_lock(tmp_path) -> None:

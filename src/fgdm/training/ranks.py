@@ -190,7 +190,9 @@ class StopOnInterrupt(Callback):
         """Ctrl-C and SIGTERM noted from here (Lightning calls the SIGTERM handler it finds from its own, during fit)
         until the block ends: the final checkpoint is written after fit, and a signal then must not cut it."""
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = signal.getsignal(signal.SIGINT)
+            if self._previous is not signal.SIG_IGN:  # ignored from the start: a background job's, which the shell
+                signal.signal(signal.SIGINT, self._handle)  # keeps out of a terminal's Ctrl-C (as Python does)
             self._previous_term = {sig: signal.signal(sig, self._terminate) for sig in TERMINATING}
         return self
 
