@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from numpy.random import SeedSequence  # imported with the module: on first use it took 0.1 s of the first sentence
 
 from fgdm.choices import MAX_FRAMES, LengthMode, whole
 from fgdm.data.corpus import Sample
@@ -160,7 +159,7 @@ def generate_poses(
 def sequence_seed(seed: int, index: int) -> int:
     """The seed of sequence ``index``'s random generator in a sampling run seeded with ``seed``: distinct streams
     for every (seed, index) pair (NumPy's ``SeedSequence`` mixes them)."""
-    return int(SeedSequence([seed % 2**64, index]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    return int(np.random.SeedSequence([seed % 2**64, index]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def generate_for(
