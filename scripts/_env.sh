@@ -11,7 +11,7 @@ fi
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     echo "[fgdm] installing fgdm and its dependencies (first run takes a few minutes)" >&2
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    # torch is pinned by a constraint (pyproject.toml itself asks only for torch>=2.4; FGDM_TORCH overrides the
+    # torch is pinned by a constraint (pyproject.toml itself asks only for torch>=2.8; FGDM_TORCH overrides the
     # pin). The pin alone does not choose the CPU build: on fgdm's CPU-only development machines pip finds that
     # version's CPU wheel on disk; elsewhere a CPU build installed in the venv beforehand satisfies it (README).
     constraints="$(mktemp)"
