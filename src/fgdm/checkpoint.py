@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,11 @@ def read_checkpoint(path: Path | str, what: str = "checkpoint") -> dict[str, Any
     if not path.is_file():
         raise FileNotFoundError(f"{path}: {what} not found")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice to call torch.jit.load: said below as what the file is
+            warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated, corrupt or foreign file: pickle, zip and torch all raise their own
-        kind = _KINDS.get(path.suffix.lower())
+        kind = _KINDS.get(path.suffix.lower()) or ("a TorchScript archive" if "TorchScript" in str(err) else None)
         if kind is not None:
             raise ValueError(f"{path}: {kind}, not a {what} (a training checkpoint is a .ckpt file)") from None
         raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {_problem(err)})") from err
