@@ -239,11 +239,13 @@ def save_sequence(
     return save_npy(target, pose, skeleton) if suffix == ".npy" else save_pose(target, pose, skeleton, fps)
 
 
-def _content(write: Callable[[BinaryIO], None]) -> memoryview:
-    """What ``write`` writes to a file, in memory: a refusal (a bad pose) comes before any file is touched."""
+def _content(write: Callable[[BinaryIO], None]) -> bytes:
+    """What ``write`` writes to a file, in memory: a refusal (a bad pose) comes before any file is touched. A copy,
+    not a view of the buffer: a view alive when the buffer was collected (both in a cycle, as a caught error's
+    frames make one) had its closing fail, "Exception ignored ... BufferError" on stderr under Python 3.13."""
     content = io.BytesIO()
     write(content)
-    return content.getbuffer()
+    return content.getvalue()
 
 
 def _written(path: Path | str, write: Callable[[BinaryIO], None]) -> Path:
