@@ -60,7 +60,7 @@ def _problem(err: Exception) -> str:
             else "not tensors and plain containers"
         )
         found += "; fgdm's checkpoints hold tensors and plain containers only" if "GLOBAL" in found else ""
-    found = re.sub(r"\s*In PyTorch 2\.6, we changed .*?trusted source\.", "", found, flags=re.S)  # TorchScript's
+    found = re.sub(r"\s*In PyTorch 2\.6, we changed .*?trusted source\.", "", found, flags=re.S)  # legacy .tar's
     return " ".join(found.split())
 
 
