@@ -28,8 +28,9 @@ from common import run  # a sibling module
 
 from fgdm.config import load_config
 from fgdm.model import build_model
+from fgdm.model.compiled import CUDA_GRAPHS, frame_bucket
 from fgdm.runtime import resolve_device
-from fgdm.training.compiling import CUDA_GRAPHS, compiled_loss, frame_bucket
+from fgdm.training.compiling import compiled_loss
 
 PROXY = [
     "model.width=8", "model.focal.width=2", "model.gloss_encoder.ff=8", "model.general.ff=8",

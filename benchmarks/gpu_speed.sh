@@ -17,7 +17,8 @@
 # 6. step 3 with `training.compile: true`: the steps per second over its last half of the steps, after compiling;
 #    how many times the loss compiled (once, with dynamic shapes, for batches of every size and length), how many
 #    times other frames compiled again, and where the graph breaks (the SCG branch's two eager parts);
-# 7. the live sentence, eager against torch.compile with CUDA graphs (speed.py --compile sample), both precisions;
+# 7. the live sentence, eager against torch.compile with CUDA graphs (speed.py --compile sample --api: through
+#    load_for_sampling(compile="reduce-overhead") and generate_poses, as a program using fgdm samples), both precisions;
 # 8. step 6 with `training.compile: reduce-overhead` (CUDA graphs as well: each batch padded to one of a few frame
 #    counts, each recording its graph);
 # 9. a diagnostic: step 3 with every width near zero, so its steps per second are what the host can issue (is the
@@ -160,7 +161,7 @@ compiled() {  # 6-8
     synth_data
     TORCH_LOGS=recompiles,graph_breaks,cudagraphs,perf_hints train train-compiled 200 120 "$COMPILED_MINUTES" \
         --set training.compile=true --set training.max_steps="$TRAIN_STEPS"
-    speed live-compile 120 60 "${LIVE[@]}" --repeats "$LIVE_REPEATS" --precision 32 bf16 --compile sample \
+    speed live-compile 120 60 "${LIVE[@]}" --repeats "$LIVE_REPEATS" --precision 32 bf16 --compile sample --api \
         "${SIZE[@]}"
     TORCH_LOGS=recompiles,graph_breaks,cudagraphs,perf_hints train train-compiled-graphs 200 120 "$COMPILED_MINUTES" \
         --set training.compile=reduce-overhead --set training.max_steps="$TRAIN_STEPS"

@@ -142,8 +142,9 @@ def _compile_rows(out: Path) -> list[str]:
             "logs/live-compile.err)."
         ]
     samp, first = d.get("sample_s_by_precision", {}), d.get("sample_first_call_s", {})
-    rows = [f"| live sentence {d['batch']} × {d['frames']}, precision | eager (ms) | compiled (ms) | first compiled "
-            "call (s) |", "|---|---|---|---|"]  # fmt: skip
+    how = " through generate_poses" if d.get("api") else ""  # speed.py --api: as a program using fgdm samples
+    rows = [f"| live sentence {d['batch']} × {d['frames']}{how}, precision | eager (ms) | compiled (ms) | first "
+            "compiled call (s) |", "|---|---|---|---|"]  # fmt: skip
     for p in ("32", "bf16"):
         compiled, first_call = samp.get(p + "+compile"), first.get(p + "+compile", "–")
         rows.append(f"| {p} | {_ms(samp.get(p))} | {_ms(compiled)} | {first_call} |")

@@ -4,6 +4,7 @@
     python benchmarks/speed.py --config configs/paper.yaml --batch 8 --frames 130 --glosses 8 --repeats 7
     python benchmarks/speed.py --ops --kernel torch --batch 64 --repeats 1   # operator calls (a GPU proxy)
     python benchmarks/speed.py --batch 1 --frames 125 --repeats 10 --compile sample   # + torch.compile, paired
+    python benchmarks/speed.py --batch 1 --frames 125 --repeats 10 --compile sample --api   # through generate_poses
 
 Measures, at B = 8, S = 130, L = 8 by default: the median time of one training step (forward,
 backward, Adam; SCG on), the median time of 5-step DDIM sampling, the peak resident memory of the
@@ -14,9 +15,11 @@ calls that reach PyTorch's kernels in one training step (forward and backward) a
 call, and how many of them compute (not views): on a GPU each of those is at least one kernel launch, and
 every call costs Python and dispatch time on the host.
 With --compile sample (train), every sampling (training) precision is also timed with torch.compile of
-the denoiser (of ``model.loss_of_draws``, the draws eager, as ``training.compile``), ``dynamic=False``, in turn
-with the eager ones; the first call of each (compilation included) is reported as ``*_first_call_s``. On a GPU
-the compiled denoiser also replays its kernel launches as CUDA graphs (``mode="reduce-overhead"``).
+the denoiser, as ``load_for_sampling(compile=...)`` compiles it (of ``model.loss_of_draws``, the draws eager, as
+``training.compile``, ``dynamic=False``), in turn with the eager ones; the first call of each (compilation included)
+is reported as ``*_first_call_s``. On a GPU the compiled denoiser also replays its kernel launches as CUDA graphs
+(``mode="reduce-overhead"``; without --api the batch is not padded to a frame bucket, as ``generate_poses`` pads
+it).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from fgdm.config import load_config
 from fgdm.data.vocab import SPECIALS as SPECIAL_TOKENS
 from fgdm.model import build_model
 from fgdm.model.asgcn import ASGCN, kernel_applies
-from fgdm.model.compiled import disable_outside_graphs
+from fgdm.model.compiled import compile_module, disable_outside_graphs
 from fgdm.model.focal import FocalNorm
 from fgdm.runtime import keep_freed_memory, resolve_device
 
@@ -105,6 +108,28 @@ def _profile(path: Path, device: torch.device, step, sample, model: torch.nn.Mod
     path.write_text("\n".join(sections), encoding="utf-8")
 
 
+def _api_samplers(model, cfg, args, device, glosses: list[list[int]], frames: int) -> dict:
+    """--api: per sampling precision, and each compiled too with --compile sample, a call of ``generate_poses``
+    sampling ``glosses`` at ``frames`` frames from a copy of the model's weights made ready as
+    ``load_for_sampling`` makes what it reads (the device has no safetensors, so no export is read back)."""
+    from fgdm.data.vocab import Vocabulary
+    from fgdm.sampling import generate_poses
+    from fgdm.sampling.loading import build_for_sampling, ready_for_sampling
+
+    vocab = Vocabulary([*SPECIAL_TOKENS, *(f"G{i}" for i in range(args.vocab_size - SPECIALS))])
+    modes = [False, *(["reduce-overhead" if device.type == "cuda" else True] if "sample" in args.compile else [])]
+    samplers = {}
+    for precision in args.precision:
+        for mode in modes:
+            copy_ = build_for_sampling(cfg, args.vocab_size)
+            copy_.denoiser.load_state_dict(model.denoiser.state_dict())
+            copy_.normalizer.load_state_dict(model.normalizer.state_dict())
+            loaded = ready_for_sampling(copy_, cfg, vocab, 0, device, precision, mode)
+            name = precision + ("+compile" if mode else "")
+            samplers[name] = partial(generate_poses, loaded, glosses, [frames] * len(glosses), seed=0)
+    return samplers
+
+
 def _lowered(denoiser: torch.nn.Module) -> torch.nn.Module:
     """A copy of the denoiser with its General part in bfloat16 (what ``fgdm generate --precision bf16`` samples)."""
     return copy.deepcopy(denoiser).lower_precision(torch.bfloat16)
@@ -131,6 +156,11 @@ def main() -> None:
                     "when asked for)")  # fmt: skip
     ap.add_argument("--compile", nargs="+", choices=["sample", "train"], default=[],
                     help="also time torch.compile'd sampling and/or training steps")  # fmt: skip
+    ap.add_argument("--api", action="store_true",
+                    help="sample as a program using fgdm does: a copy of the weights made ready as "
+                    "load_for_sampling makes what it reads (its precision and compile), sampled by generate_poses "
+                    "(one generator per sequence, the poses copied to the host; with CUDA graphs each batch padded "
+                    "to its frame and gloss buckets)")  # fmt: skip
     ap.add_argument("--kernel", choices=["auto", "c", "torch"], help="model.focal.kernel (default: the config's)")
     ap.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["32"],
                     help="sampling precisions (fgdm generate --precision), timed in turn in each repeat; "
@@ -219,12 +249,16 @@ def main() -> None:
     train_by = timed(steps)
     train = train_by[args.train_precision[0]]
     model.eval()
-    samplers = {p: partial(sample, _lowered(model.denoiser) if p == "bf16" else None) for p in args.precision}
-    if "sample" in args.compile:
-        mode = "reduce-overhead" if device.type == "cuda" else None  # on a GPU with CUDA graphs: launches replayed
+    if args.api:
+        samplers = _api_samplers(model, cfg, args, device, gloss.tolist(), S)
+    else:
+        samplers = {p: partial(sample, _lowered(model.denoiser) if p == "bf16" else None) for p in args.precision}
+    if "sample" in args.compile and not args.api:
+        # as load_for_sampling(compile=...) compiles; on a GPU with CUDA graphs: the launches replayed
+        mode = "reduce-overhead" if device.type == "cuda" else True
         samplers |= {
-            f"{p}+compile": partial(sample, torch.compile(_lowered(model.denoiser) if p == "bf16" else model.denoiser,
-                                                          dynamic=False, mode=mode))
+            f"{p}+compile": partial(sample, compile_module(_lowered(model.denoiser) if p == "bf16" else model.denoiser,
+                                                           mode))
             for p in args.precision
         }  # fmt: skip
     with torch.no_grad():
@@ -247,7 +281,7 @@ def main() -> None:
         result["tf32"] = bool(cfg.training.tf32)
     kernel = "c" if kernel_applies(cfg.model.focal.kernel, pose) else "torch"  # what ASGCN ran as (float32)
     result |= {"config": args.config, "overrides": overrides, "batch": B, "frames": S, "glosses": L,
-               "repeats": args.repeats, "kernel": kernel, "machine": machine(str(device))}  # fmt: skip
+               "repeats": args.repeats, "kernel": kernel, "api": args.api, "machine": machine(str(device))}  # fmt: skip
     if not args.quick:
         result |= {
             "threads": torch.get_num_threads(), "device": str(device), "precision": args.precision[0],

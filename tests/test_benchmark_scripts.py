@@ -159,6 +159,17 @@ def test_a_speed_figure_says_what_it_is_of():
     assert (figures["config"], figures["batch"], figures["frames"], figures["glosses"], figures["repeats"]) == (
         ["configs/tiny.yaml"], 1, 8, 8, 1)  # fmt: skip
     assert figures["kernel"] in ("c", "torch") and "threads, torch " in figures["machine"]
+    assert figures["api"] is False
+
+
+def test_speed_samples_through_the_api_when_asked():
+    """--api: the sampling precisions timed through generate_poses, each on its own copy made ready for sampling."""
+    done = _run("benchmarks/speed.py", "--config", "configs/tiny.yaml", "--batch", "2", "--frames", "8",
+                "--repeats", "1", "--precision", "32", "bf16", "--api")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["api"] is True and set(figures["sample_s_by_precision"]) == {"32", "bf16"}
+    assert all(t > 0 for t in figures["sample_s_by_precision"].values())
 
 
 def test_the_gpu_summary_names_the_function_a_graph_break_skipped(monkeypatch):

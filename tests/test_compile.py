@@ -17,10 +17,18 @@ from hypothesis import strategies as st
 
 from fgdm.cli import main
 from fgdm.model import build_model
-from fgdm.model.compiled import conv1d, conv_over_frames, disable_outside_graphs, frame_windows, outside_graphs
+from fgdm.model.compiled import (
+    RECOMPILE_LIMIT,
+    conv1d,
+    conv_over_frames,
+    disable_outside_graphs,
+    frame_bucket,
+    frame_windows,
+    outside_graphs,
+)
 from fgdm.model.focal import TemporalConv
 from fgdm.training import compiling
-from fgdm.training.compiling import RECOMPILE_LIMIT, compiled_loss, compiled_loss_arguments, frame_bucket, pad_frames
+from fgdm.training.compiling import compiled_loss, compiled_loss_arguments, pad_frames
 from helpers import V, batch, tiny
 
 TINY = "configs/tiny.yaml"
@@ -452,3 +460,137 @@ def test_training_compile_takes_true_false_or_a_mode_of_torch_compile():
     assert load_config([TINY], ["training.compile=max-autotune"]).training.compile == "max-autotune"
     with pytest.raises(ConfigError, match=r"training\.compile"):
         load_config([TINY], ["training.compile=fast"])
+
+
+def test_training_compile_and_sampling_compile_take_the_same_modes():
+    import typing
+
+    from fgdm.choices import COMPILE_MODES
+    from fgdm.config.schema import TrainingConfig
+
+    annotation = typing.get_type_hints(TrainingConfig)["compile"]
+    assert {a for a in typing.get_args(annotation) if a is not bool} == {typing.Literal[COMPILE_MODES]}
+
+
+def test_sampling_padded_to_cuda_graph_buckets_signs_each_sentence_as_unpadded(monkeypatch):
+    """With CUDA graphs (one per shape), generate_poses pads each batch's frames and glosses to their buckets, a few
+    sizes: the padded frames and glosses change no sentence's poses (the eager denoiser stands in for the compiled
+    one here, so this checks the padding alone)."""
+    import dataclasses
+
+    import numpy as np
+
+    from fgdm.sampling import generate_poses, load_for_sampling
+
+    eager = load_for_sampling()
+    padded = dataclasses.replace(eager, compile="reduce-overhead", compiled=eager.model.denoiser)
+    words = eager.vocab.itos[4:]
+    ids = [eager.vocab.encode_sentence(words[i : i + 2 + 3 * i]) for i in range(3)]  # 2, 5 and 8 glosses
+    shapes, generate = [], type(eager.model).generate
+
+    def spy(self, gloss, gloss_mask, frames, **kwargs):
+        out = generate(self, gloss, gloss_mask, frames, **kwargs)
+        shapes.append((tuple(gloss.shape), int(gloss_mask.sum()), kwargs["frames_to"], tuple(out[0].shape[:2])))
+        return out
+
+    monkeypatch.setattr(type(eager.model), "generate", spy)
+    frames, seeds = [21, 33, 70], [1, 2, 3]
+    together = generate_poses(padded, ids, frames, seed=seeds, batch_size=2)
+    alone = [generate_poses(eager, [i], [f], seed=[s])[0] for i, f, s in zip(ids, frames, seeds, strict=True)]
+    # batch 1: glosses 2 and 5 padded to 8, frames 33 to 40; batch 2: 8 glosses stay, 70 frames padded to 80
+    assert shapes[:2] == [((2, 8), 7, 40, (2, 40)), ((1, 8), 8, 80, (1, 80))]
+    assert all(frames_to is None for *_, frames_to, _ in shapes[2:])  # without CUDA graphs, as given
+    for a, b in zip(together, alone, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_compiled_sampling_gives_the_eager_poses_and_compiles_again_only_for_a_new_shape():
+    """load_for_sampling(compile=True): the denoiser through torch.compile (inductor), compiled on the first
+    sentence and again on the second length met, whose sizes then stay dynamic: the third compiles nothing. The
+    poses are the eager ones up to float rounding. On a CPU with the fused kernel, where it does not pay, it warns
+    (with the PyTorch path it does not)."""
+    import numpy as np
+    from torch._dynamo.utils import counters
+
+    from fgdm.sampling import generate_poses, load_for_sampling
+
+    with pytest.warns(UserWarning, match="compile on a CPU with the fused ASGCN kernel: compiled sampling measured"):
+        compiled = load_for_sampling(compile=True)
+    eager = load_for_sampling()
+    assert compiled.compile is True and compiled.compiled is not None and eager.compiled is None
+    words = eager.vocab.itos[4:]
+    graphs = []
+    for i, frames in enumerate([21, 32, 39]):
+        ids = [eager.vocab.encode_sentence(words[i : i + 2 + i])]
+        (a,) = generate_poses(compiled, ids, [frames], seed=i)
+        graphs.append(counters["stats"]["unique_graphs"])
+        (b,) = generate_poses(eager, ids, [frames], seed=i)
+        assert a.shape == b.shape == (frames, 50, 3)
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert graphs[0] < graphs[1] == graphs[2]
+
+
+def test_sampling_compile_is_refused_unless_a_mode_and_the_commands_pass_theirs(monkeypatch, tmp_path):
+    import fgdm.evaluation.protocol
+    import fgdm.sampling
+    from fgdm.cli.parser import build_parser
+    from fgdm.sampling import load_for_sampling
+
+    with pytest.raises(ValueError, match="compile 'fast': use False, True or one of default, reduce-overhead"):
+        load_for_sampling(compile="fast")
+    seen = []
+
+    def stop(*args, **kwargs):
+        seen.append(kwargs["compile"])
+        raise KeyboardInterrupt  # enough: what the command passed on
+
+    monkeypatch.setattr(fgdm.sampling, "load_for_sampling", stop)
+    monkeypatch.setattr(fgdm.evaluation.protocol, "evaluate", stop)
+    out = ["--out", str(tmp_path / "a.npy")]
+    for option in ([], ["--compile"], ["--compile", "reduce-overhead"]):
+        assert main(["generate", "--gloss", "MORGEN", *out, *option]) == 130
+        assert main(["evaluate", "--backtranslator", "bt.ckpt", "--out", str(tmp_path / "r"), *option]) == 130
+    assert seen == [False, False, "default", "default", "reduce-overhead", "reduce-overhead"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--gloss", "MORGEN", *out, "--compile", "fast"])
+
+
+@pytest.mark.parametrize(("kernel", "warned"), [("torch", False), ("auto", True)])
+def test_compiling_for_sampling_warns_only_where_the_fused_kernel_breaks_the_graph(kernel, warned):
+    """On the CPU's fused kernel compiled sampling measured no faster; on the PyTorch path it took 0.82 of eager's
+    time (benchmarks/results/speed.md), so only the kernel's case is warned of."""
+    import warnings
+
+    from fgdm.data.vocab import SPECIALS, Vocabulary
+    from fgdm.model import kernels
+    from fgdm.sampling.loading import build_for_sampling, ready_for_sampling
+
+    if warned and not kernels.available():
+        pytest.skip("no C compiler here: the kernel is not built, so nothing to warn of")
+    cfg = tiny(**{"model.focal.kernel": kernel})
+    vocab = Vocabulary([*SPECIALS, *(f"G{i}" for i in range(V - len(SPECIALS)))])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        loaded = ready_for_sampling(build_for_sampling(cfg, V), cfg, vocab, 0, "cpu", compile="max-autotune")
+    assert loaded.compile == "max-autotune" and loaded.compiled is not None
+    assert any("fused ASGCN kernel" in str(w.message) for w in seen) == warned
+
+
+def test_a_loaded_model_pickles_and_copies_compiled_or_not_each_copy_with_its_own_lock_and_compiled_code():
+    import copy
+    import pickle
+
+    from fgdm.data.vocab import SPECIALS, Vocabulary
+    from fgdm.sampling.loading import build_for_sampling, ready_for_sampling
+
+    cfg = tiny(**{"model.focal.kernel": "torch"})
+    vocab = Vocabulary([*SPECIALS, *(f"G{i}" for i in range(V - len(SPECIALS)))])
+    for mode in (False, "reduce-overhead"):
+        loaded = ready_for_sampling(build_for_sampling(cfg, V), cfg, vocab, 3, "cpu", compile=mode)
+        for twin in (pickle.loads(pickle.dumps(loaded)), copy.deepcopy(loaded)):
+            assert (twin.compile, twin.step, twin.vocab.itos) == (mode, 3, vocab.itos)
+            assert twin.lock is not loaded.lock and (twin.compiled is None) == (mode is False)
+            assert twin.compiled is None or twin.compiled is not loaded.compiled
+            for a, b in zip(twin.model.state_dict().values(), loaded.model.state_dict().values(), strict=True):
+                assert torch.equal(a, b)

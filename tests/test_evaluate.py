@@ -102,8 +102,9 @@ def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, 
     assert report["sequences"] == 5 and meta["hypotheses"] == [str(hyp), str(twin)]
     # what the sampled poses depend on, the steps and η resolved from the checkpoint's config (tiny.yaml: 5, 1.0)
     device = "cuda:0" if torch.cuda.is_available() else "cpu"  # --device auto, resolved
-    assert {k: meta[k] for k in ("seed", "batch_size", "device", "precision", "steps", "eta")} == {
-        "seed": 0, "batch_size": 2, "device": device, "precision": "32", "steps": 5, "eta": 1.0}  # fmt: skip
+    assert {k: meta[k] for k in ("seed", "batch_size", "device", "precision", "compile", "steps", "eta")} == {
+        "seed": 0, "batch_size": 2, "device": device, "precision": "32", "compile": False, "steps": 5,
+        "eta": 1.0}  # fmt: skip
     names = [r["system"] for r in report["rows"]]
     assert names[1].endswith(f", step {meta['step']})")  # the step scored, for fgdm export --report's check
     assert (

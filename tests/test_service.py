@@ -201,3 +201,44 @@ def test_a_replaced_file_keeps_its_link_and_permissions_and_errors_name_it(tmp_p
     with pytest.raises(PermissionError, match=r"take-1\.npy"), replacing(target):
         pytest.fail("a file that may not be written is refused before anything is written")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npy", "latest.npy", "take-1.npy"]
+
+
+def test_a_compiled_denoiser_is_called_by_one_thread_at_a_time():
+    """Requests from several threads take turns at a compiled denoiser (Dynamo compiles for one thread, CUDA graphs
+    are recorded per thread); a watcher stands in for the compiled module and counts the threads inside it."""
+    import dataclasses
+    import time
+
+    import torch
+
+    loaded = load_for_sampling()
+    inside, most = [0], [0]
+
+    class Watcher(torch.nn.Module):
+        def __init__(self, denoiser: torch.nn.Module) -> None:
+            super().__init__()
+            self.denoiser = denoiser
+
+        def forward(self, *args, **kwargs):
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.005)  # long enough for another thread to come in, if it may
+            try:
+                return self.denoiser(*args, **kwargs)
+            finally:
+                inside[0] -= 1
+
+        def __getattr__(self, name: str):  # encode_glosses, step_contexts, dtype: the denoiser's, as compiled ones
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(self.denoiser, name)
+
+    compiled = dataclasses.replace(loaded, compile=True, compiled=Watcher(loaded.model.denoiser))
+    words = loaded.vocab.itos[4:]
+    requests = [([loaded.vocab.encode_sentence(words[i : i + 1 + i % 3])], 200 + i) for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda r: generate_poses(compiled, r[0], None, seed=r[1])[0], requests))
+    assert most[0] == 1
+    for (ids, seed), pose in zip(requests, together, strict=True):
+        np.testing.assert_allclose(pose, generate_poses(loaded, ids, None, seed=seed)[0], atol=1e-6)

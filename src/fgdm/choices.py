@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 MAX_FRAMES = 2000  # 80 s at 25 fps: longer requests are mistakes (attention memory grows with the square)
 PRECISIONS = ("32", "bf16")  # of sampling: float32, or the General part in bfloat16 (Denoiser.lower_precision)
+# torch.compile's modes, as training.compile and sampling's compile take them (or True for "default"); the two
+# "max-autotune" modes search kernels' settings for minutes, "reduce-overhead" and "max-autotune" record CUDA graphs
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def whole(value: object) -> bool:

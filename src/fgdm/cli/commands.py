@@ -167,7 +167,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise DataFormatError(hyp, None, "hypothesis directory not found (--hyp)")
     report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
                       args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet,
-                      examples=3, precision=args.precision)  # fmt: skip
+                      examples=3, precision=args.precision, compile=args.compile)  # fmt: skip
     paths = write_report(report, args.out)
     print(markdown_table(report))
     print(f"\nwrote {', '.join(map(str, paths))}")

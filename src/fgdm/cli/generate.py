@@ -29,7 +29,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise ValueError("--gloss is empty")
         if out.suffix.lower() not in (".npy", ".pose", ".gif", ".mp4"):
             raise ValueError(f"{out}: --gloss writes a .npy, .pose, .gif or .mp4 file")
-    loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema, precision=args.precision)
+    loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema, precision=args.precision,
+                               compile=args.compile)  # fmt: skip
     if args.gloss is not None:
         ids = loaded.vocab.encode_sentence(tokens, "--gloss")  # a typo's warning offers the closest known gloss
         frames = (args.length or LengthMode.from_config(loaded.cfg, reference=False)).frame_counts(None, 1)

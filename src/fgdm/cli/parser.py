@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from fgdm.choices import MAX_FRAMES, PRECISIONS, LengthMode
+from fgdm.choices import COMPILE_MODES, MAX_FRAMES, PRECISIONS, LengthMode
 from fgdm.cli import commands, generate
 from fgdm.cli.arguments import count, positive_int, positive_rate, seed
 from fgdm.version import __version__
@@ -52,6 +52,9 @@ def _sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="32",
                    help="32 (default) or bf16: the General stage in bfloat16, faster on GPUs and on CPUs with "
                    "bfloat16 instructions (Intel AMX, AVX512-BF16 as on AMD Zen 4), slower on other CPUs")  # fmt: skip
+    p.add_argument("--compile", nargs="?", const="default", default=False, choices=COMPILE_MODES,
+                   help="torch.compile the denoiser, in its default mode or the one given (reduce-overhead: also "
+                   "CUDA graphs): for many sentences on a GPU; it compiles for minutes; on a CPU no gain")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -214,17 +214,18 @@ def evaluate(
     progress: bool = False,
     examples: int = 0,
     precision: str = "32",
+    compile: bool | str = False,
 ) -> dict:
     """The whole protocol: samples ``checkpoint`` (if given) on ``split`` and scores it beside ground truth,
     the mean pose and the poses in each ``hypotheses`` directory (:func:`fgdm.data.hypotheses.read_hypotheses`,
     read before any sampling; what reading their ``.pose`` files changed is warned of and in the notes), in that
     order. ``length``: the frame counts to sample (None: the checkpoint config's
     ``testing.length``, :meth:`fgdm.choices.LengthMode.from_config`). ``examples``: keep the first N generated
-    sequences beside the true ones for ``report.html``; ``precision``: the generator's
+    sequences beside the true ones for ``report.html``; ``precision`` and ``compile``: the generator's
     (:func:`fgdm.sampling.load_for_sampling`). The report dictionary (:func:`fgdm.evaluation.report.write_report`
     writes it); its ``meta`` records what the sampled poses depend on: the seed, the batch size (by float rounding
-    only: :func:`fgdm.sampling.generate_poses`), the device (its random generator), the precision and the sampling
-    steps and η as resolved from the checkpoint's config."""
+    only: :func:`fgdm.sampling.generate_poses`), the device (its random generator), the precision, torch.compile's
+    mode (by float rounding only) and the sampling steps and η as resolved from the checkpoint's config."""
     length = LengthMode.parse(length) if isinstance(length, str) else length
     ev = Evaluator.open(backtranslator, data, split, limit, device, batch_size, progress)
     if checkpoint is None and not hypotheses:  # a ceiling check, or a call that forgot its model: said once the
@@ -243,10 +244,10 @@ def evaluate(
         for said in got.notes(fps):  # files filled in, normalised, resampled, out of convention: the report says
             ev.note(f"--hyp {h}: {said}")
         others.append(System(label, got.poses))
-    systems, sampling = [], {"steps": None, "eta": None, "precision": None}
+    systems, sampling = [], {"steps": None, "eta": None, "precision": None, "compile": None}
     device_used = str(next(ev.bt.model.parameters()).device)
     if checkpoint is not None:
-        loaded = load_for_sampling(checkpoint, device=device, precision=precision)
+        loaded = load_for_sampling(checkpoint, device=device, precision=precision, compile=compile)
         length = length or LengthMode.from_config(loaded.cfg)
         if _language(loaded.cfg.data) != _language(ev.bt.cfg.data):
             ev.note(f"the generator was trained on {_language(loaded.cfg.data)}, the back-translator on "
@@ -258,7 +259,7 @@ def evaluate(
                              progress=progress)  # fmt: skip
         diffusion = loaded.model.diffusion
         sampling = {"steps": len(diffusion.sampling_timesteps(steps)), "eta": diffusion.cfg.eta,
-                    "precision": loaded.precision}  # fmt: skip
+                    "precision": loaded.precision, "compile": loaded.compile}  # fmt: skip
         device_used = str(next(loaded.model.parameters()).device)
         systems.append(System(f"FGDM ({Path(checkpoint).name}, step {loaded.step})", poses))
         shown = [

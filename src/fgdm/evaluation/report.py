@@ -134,7 +134,7 @@ def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
 
 # What the Markdown report lists of its meta, in this order (the HTML page lists all of it); "notes" follow the table.
 META_KEYS = ("checkpoint", "step", "backtranslator", "backtranslator_step", "backtranslator_weights", "data", "fps",
-             "length", "steps", "eta", "seed", "batch_size", "device", "precision", "hypotheses",
+             "length", "steps", "eta", "seed", "batch_size", "device", "precision", "compile", "hypotheses",
              "unknown_to_backtranslator_percent")  # fmt: skip
 
 

@@ -1,5 +1,5 @@
-"""What the model does for ``torch.compile`` (``training.compile``) so that its training loss compiles once for
-every batch shape.
+"""What the model does for ``torch.compile`` (``training.compile``, sampling's ``compile``) so that its training
+loss compiles once for every batch shape, and how fgdm compiles (:func:`compile_module`).
 
 **Dynamic dimensions.** :func:`dynamic` marks a tensor's batch and frame (or gloss) dimensions dynamic, so code
 compiled for it serves every size from the first compilation. ``fgdm/training/compiling.py`` marks the loss's
@@ -28,6 +28,35 @@ import torch
 from torch import nn
 
 _OUTSIDE: list[Callable[[], Callable]] = []  # each outside_graphs wrapper's maker of its torch.compiler.disable(fn)
+
+# the most compilations of one function torch may keep (its default: 8): what is left to compile again for is a
+# dimension of size 1 (a batch of one sequence, one gloss) and, on a CPU, its code generator's thresholds on B · S
+RECOMPILE_LIMIT = 64
+# the modes of torch.compile that record CUDA graphs, one per input shape
+CUDA_GRAPHS = ("reduce-overhead", "max-autotune")
+
+
+def compile_module(fn: Callable, mode: bool | str) -> Callable:
+    """``torch.compile(fn)`` in ``mode`` (True: the default mode) as fgdm compiles: every :func:`outside_graphs`
+    function made first (:func:`disable_outside_graphs`) and torch's recompile limit raised to
+    :data:`RECOMPILE_LIMIT` (a process-wide setting of Dynamo's), so that each of the few compilations that new
+    shapes need keeps its code instead of falling back to eager."""
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
+    disable_outside_graphs()
+    return torch.compile(fn, mode=None if mode is True else mode)
+
+
+def frame_bucket(size: int, grain: int = 8) -> int:
+    """The size a batch's ``size`` frames (or glosses) are padded to where each shape records a CUDA graph: a
+    multiple of ``grain`` up to ``8 * grain``, then four sizes per octave, so at most 8 sizes up to ``8 * grain``,
+    4 more per doubling, and above it under 25 % of padding."""
+    if size < 1:
+        raise ValueError(f"a batch has at least one frame, got {size}")
+    step = max(grain, 1 << max(0, (size - 1).bit_length() - 3))
+    return -(-size // step) * step
 
 
 def dynamic(x: torch.Tensor, dims: int = 2) -> torch.Tensor:

@@ -164,19 +164,21 @@ class FGDM(nn.Module):
         eta: float | None = None,
         generator: Generators = None,
         denoiser: nn.Module | None = None,
+        frames_to: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Samples poses for (B, L) glosses and (B,) frame counts.
 
         Returns (B, S, J, 3) poses (zero past each length) and the (B, S) frame mask.
         ``generator``: one for the batch, or one per sequence, each drawing its sequence's noise at its own length
         (its poses then do not depend on the batch; give ``frames`` on the host: they are read there).
-        ``denoiser`` replaces the model's own (e.g. EMA weights).
+        ``denoiser`` replaces the model's own (e.g. EMA weights, or the compiled one). ``frames_to``: S at least
+        this, the batch padded with frames that change no sequence's poses (a shape a CUDA graph was recorded for).
         """
         net = denoiser if denoiser is not None else self.denoiser
         per_sequence = generator is not None and not isinstance(generator, torch.Generator)
         lengths = frames.long().clamp_min(1).tolist() if per_sequence else None
         frames = frames.to(gloss.device).long().clamp_min(1)
-        S = int(frames.max())
+        S = max(int(frames.max()), frames_to or 0)
         frame_mask = torch.arange(S, device=gloss.device)[None] < frames[:, None]
         encoding = net.encode_glosses(gloss, gloss_mask)  # once, not per step
         # what the steps take from the glosses and the timesteps, for all steps at once (a Denoiser; other

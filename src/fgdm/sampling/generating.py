@@ -7,6 +7,7 @@ A pose is a (S, 50, 3) float32 array in PT units (:mod:`fgdm.skeleton`). Frame c
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -16,6 +17,7 @@ import torch
 from fgdm.choices import MAX_FRAMES, LengthMode, whole
 from fgdm.data.corpus import Sample
 from fgdm.data.dataset import pad_sequences
+from fgdm.model.compiled import CUDA_GRAPHS, frame_bucket
 from fgdm.sampling.loading import LoadedModel
 
 LONG = 1.5  # sampling warns of sequences longer than this many times the longest training sequence
@@ -141,10 +143,19 @@ def generate_poses(
         batches.append((start, gloss, gloss_mask, n))
     out: list[np.ndarray] = []
     longest, too_long = int(model.normalizer.longest), []  # the longest training sequence, if recorded
+    buckets = loaded.compile in CUDA_GRAPHS  # a CUDA graph per shape: a few shapes
     for start, gloss, gloss_mask, n in tqdm(batches, desc="generate", disable=not progress):
         too_long += [start + b for b, count in enumerate(n.tolist()) if longest and count > LONG * longest]
         generators = [torch.Generator(device=device).manual_seed(seeds[start + b]) for b in range(len(n))]
-        x0, _ = model.generate(gloss, gloss_mask, n, steps=steps, eta=eta, generator=generators)
+        frames_to = None
+        if buckets:  # padded after the length head has read the glosses (padding may move its rounding)
+            extra = frame_bucket(gloss.shape[1], grain=4) - gloss.shape[1]
+            gloss = torch.nn.functional.pad(gloss, (0, extra), value=loaded.vocab.pad_index)
+            gloss_mask = torch.nn.functional.pad(gloss_mask, (0, extra), value=False)
+            frames_to = frame_bucket(int(n.max()))
+        with loaded.lock if loaded.compiled is not None else contextlib.nullcontext():
+            x0, _ = model.generate(gloss, gloss_mask, n, steps=steps, eta=eta, generator=generators,
+                                   denoiser=loaded.compiled, frames_to=frames_to)  # fmt: skip
         x0 = x0.float().cpu().numpy()
         out += [x0[b, :count].copy() for b, count in enumerate(n.tolist())]  # not views keeping the batch alive
     if too_long:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from fgdm.checkpoint import read_checkpoint, run_checkpoints, state_mismatch, substate
-from fgdm.choices import PRECISIONS
+from fgdm.choices import COMPILE_MODES, PRECISIONS
 from fgdm.config import Config, from_dict
 from fgdm.data.vocab import Vocabulary
 from fgdm.model import FGDM, build_model
@@ -25,13 +27,29 @@ from fgdm.runtime import one_thread_after_fork, resolve_device, signals_held
 
 @dataclass
 class LoadedModel:
-    """A model rebuilt from a checkpoint for sampling (no SCG branch), with its config and vocabulary."""
+    """A model rebuilt from a checkpoint for sampling (no SCG branch), with its config and vocabulary; where
+    ``compile`` asked, its denoiser through ``torch.compile`` too (``compiled``), which one thread at a time calls
+    (``lock``): Dynamo compiles for one thread, and CUDA graphs are recorded per thread."""
 
     model: FGDM
     cfg: Config
     vocab: Vocabulary
     step: int
     precision: str = "32"
+    compile: bool | str = False
+    compiled: nn.Module | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        """A pickled or deep-copied LoadedModel leaves its lock and compiled code behind: the copy makes its own."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("lock", "compiled")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, lock=threading.Lock(), compiled=None)
+        if self.compile is not False:  # compiled again on its first sentence
+            from fgdm.model.compiled import compile_module
+
+            self.compiled = compile_module(self.model.denoiser, self.compile)
 
     @property
     def fps(self) -> float:
@@ -77,6 +95,7 @@ def load_for_sampling(
     device: str | torch.device | None = "auto",
     use_ema: bool = True,
     precision: str = "32",
+    compile: bool | str = False,
 ) -> LoadedModel:
     """The generator for sampling, from a training checkpoint (``.ckpt``: EMA weights when present and
     ``use_ema``), an inference directory written by :func:`export` (or a ``.safetensors`` file in one, read with
@@ -87,10 +106,18 @@ def load_for_sampling(
     output layer) in bfloat16, everything else in float32 (:meth:`fgdm.model.denoiser.Denoiser.lower_precision`).
     bf16 pays on GPUs and on CPUs with bfloat16 instructions (Intel AMX, AVX512-BF16); elsewhere it is slower.
 
+    ``compile``: False, or True (torch.compile's default mode) or one of :data:`fgdm.choices.COMPILE_MODES`: the
+    denoiser's steps through ``torch.compile``, compiled (seconds to minutes) on the first sentence, again on the
+    first of another shape (the sizes that changed are then dynamic) and where a size of 1 (one sequence, one
+    gloss) grows; the poses are eager's up to float rounding. With CUDA graphs (``reduce-overhead``,
+    ``max-autotune``) each batch is padded to one of a few sizes of frames and glosses
+    (:func:`fgdm.model.compiled.frame_bucket`), each recording its graph when first met; padding changes no
+    sequence's poses beyond float rounding. On a CPU with the fused ASGCN kernel, compiled sampling measured no
+    faster than eager (benchmarks/results/speed.md).
+
     Processes forked from this one afterwards (a pre-forking server's workers) compute on one CPU thread, where
     more would hang them (:func:`fgdm.runtime.one_thread_after_fork`)."""
-    if str(precision) not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    _refuse_options(precision, compile)  # before any reading
     if path is None or (isinstance(path, str) and not Path(path).exists() and _is_pretrained(path)):
         path = pretrained_path(path or PRETRAINED)  # the weights shipped with fgdm, by name ("synth")
     path = Path(path)
@@ -129,20 +156,53 @@ def load_for_sampling(
         raise ValueError(f"{path}: its pose statistics have a spread of 0 or less")
     if cfg.diffusion.standardise and not state["normalizer"]:
         raise ValueError(f"{path}: diffusion.standardise is on but the checkpoint has no pose statistics")
+    return ready_for_sampling(model, cfg, vocab, step, device, precision, compile)
+
+
+def ready_for_sampling(
+    model: FGDM,
+    cfg: Config,
+    vocab: Vocabulary,
+    step: int,
+    device: str | torch.device | None = "auto",
+    precision: str = "32",
+    compile: bool | str = False,
+) -> LoadedModel:
+    """A generator with its weights loaded (:func:`build_for_sampling`), made ready as :func:`load_for_sampling`
+    makes the one it reads: on ``device``, in ``precision``, compiled where ``compile`` asks (see there)."""
+    _refuse_options(precision, compile)
     device = resolve_device(device)
     one_thread_after_fork()  # a worker forked from this process would otherwise hang (gunicorn --preload)
     model.eval().to(device)
-    if device.type == "cpu" and cfg.model.focal.enabled and cfg.model.focal.kernel != "torch":  # the ASGCN kernel
+    kernel = False  # whether the ASGCN kernel computes
+    if device.type == "cpu" and cfg.model.focal.enabled and cfg.model.focal.kernel != "torch":
         from fgdm.model import kernels  # built (seconds, once a machine; cached) or loaded now, not in the first call
 
-        kernels.available()
+        kernel = kernels.available()
     if str(precision) == "bf16":
         model.denoiser.lower_precision(torch.bfloat16)
         if device.type == "cpu" and not _has_bf16_units():
             warnings.warn("precision bf16: this CPU has no bfloat16 instructions (AMX, AVX512-BF16), so it samples "
-                          "slower than in float32", stacklevel=2)  # fmt: skip
+                          "slower than in float32", stacklevel=3)  # fmt: skip
+    compiled = None
+    if compile is not False:
+        from fgdm.model.compiled import compile_module
+
+        if kernel:  # whose calls break the graph
+            warnings.warn("compile on a CPU with the fused ASGCN kernel: compiled sampling measured no faster than "
+                          "eager there, and its first sentence compiles for seconds to minutes",
+                          stacklevel=3)  # fmt: skip
+        compiled = compile_module(model.denoiser, compile)
     gc.collect()  # Python's first full collection after torch's import (~0.1 s) comes now, not in the first requests
-    return LoadedModel(model, cfg, vocab, step, str(precision))
+    return LoadedModel(model, cfg, vocab, step, str(precision), compile, compiled)
+
+
+def _refuse_options(precision: str, compile: bool | str) -> None:
+    """A precision or compile mode that sampling does not know, refused naming those it does."""
+    if str(precision) not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if not (compile is False or compile is True or compile in COMPILE_MODES):
+        raise ValueError(f"compile {compile!r}: use False, True or one of {', '.join(COMPILE_MODES)}")
 
 
 def _has_bf16_units() -> bool:

@@ -18,23 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from fgdm.model.compiled import disable_outside_graphs, dynamic
-
-# the most compilations of one function torch may keep (its default: 8): what is left to compile again for is a
-# dimension of size 1 (a batch of one sequence, one gloss) and, on a CPU, its code generator's thresholds on B · S
-RECOMPILE_LIMIT = 64
-# the modes of torch.compile that record CUDA graphs, one per batch shape
-CUDA_GRAPHS = ("reduce-overhead", "max-autotune")
-
-
-def frame_bucket(frames: int, grain: int = 8) -> int:
-    """The frame count a batch of ``frames`` frames is padded to where each shape records a CUDA graph: a
-    multiple of ``grain`` up to ``8 * grain``, then four counts per octave, so at most 8 counts up to 64 frames, 4
-    more per doubling, and above 64 frames under 25 % of padding."""
-    if frames < 1:
-        raise ValueError(f"a batch has at least one frame, got {frames}")
-    step = max(grain, 1 << max(0, (frames - 1).bit_length() - 3))
-    return -(-frames // step) * step
+from fgdm.model.compiled import CUDA_GRAPHS, compile_module, dynamic, frame_bucket
 
 
 def pad_frames(
@@ -57,14 +41,8 @@ def pad_frames(
 def compiled_loss(loss_of_draws: Callable, mode: bool | str) -> Callable:
     """:meth:`FGDM.loss_of_draws` through ``torch.compile`` in ``mode`` (True: the default mode), taking the same
     arguments: their batch, frame and gloss dimensions marked dynamic, and with CUDA graphs (:data:`CUDA_GRAPHS`)
-    the batch padded to its :func:`frame_bucket`. torch's recompile limit is raised to :data:`RECOMPILE_LIMIT` (a
-    process-wide setting of Dynamo's), so that each of the few compilations left keeps its code."""
-    import torch._dynamo
-
-    config = torch._dynamo.config
-    config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
-    disable_outside_graphs()
-    compiled = torch.compile(loss_of_draws, mode=None if mode is True else mode)
+    the batch padded to its :func:`frame_bucket` (:func:`fgdm.model.compiled.compile_module`)."""
+    compiled = compile_module(loss_of_draws, mode)
     pad = mode in CUDA_GRAPHS
 
     def loss(*arguments: torch.Tensor | None):
