@@ -90,8 +90,9 @@ def graph_breaks(log: str) -> list[str]:
     A break at a place that broke before is logged as "Graph break (user stack suppressed ...) in user code at"."""
     starts = list(re.finditer(r"Graph break (?:\([^)]*\) )?in user code at (\S+)", log))
     places = set()
-    for here, after in zip(starts, [*starts[1:], None], strict=True):
-        skipped = re.search(r"Skip calling function `<function (\S+) at", log[here.end() : after and after.start()])
+    ends = [after.start() for after in starts[1:]] + ([len(log)] if starts else [])  # each break's text: to the next
+    for here, end in zip(starts, ends, strict=True):
+        skipped = re.search(r"Skip calling function `<function (\S+) at", log[here.end() : end])
         places.add(here[1].rsplit("/src/", 1)[-1] + (f" ({skipped[1]})" if skipped else ""))
     return sorted(places)
 

@@ -194,6 +194,7 @@ def test_the_gpu_summary_names_the_function_a_graph_break_skipped(monkeypatch):
         "Graph break in user code at /home/u/fgdm/src/fgdm/model/compiled.py:57",
         "  Explanation: Skip calling function `<function _ctc at 0x7ff25bf4a981>` since it was wrapped",
     ])  # fmt: skip
+    assert summary.graph_breaks("") == summary.graph_breaks(prefix + "no break logged") == []  # an eager run's log
     assert summary.graph_breaks(log) == [
         "fgdm/model/compiled.py:57 (SCGBranch._decode)",
         "fgdm/model/compiled.py:57 (_ctc)",
