@@ -566,8 +566,7 @@ def test_compiling_for_sampling_warns_only_where_the_fused_kernel_breaks_the_gra
     from fgdm.model import kernels
     from fgdm.sampling.loading import build_for_sampling, ready_for_sampling
 
-    if warned and not kernels.available():
-        pytest.skip("no C compiler here: the kernel is not built, so nothing to warn of")
+    warned = warned and kernels.available()  # without a C compiler there is no kernel, and nothing to warn of
     cfg = tiny(**{"model.focal.kernel": kernel})
     vocab = Vocabulary([*SPECIALS, *(f"G{i}" for i in range(V - len(SPECIALS)))])
     with warnings.catch_warnings(record=True) as seen:
