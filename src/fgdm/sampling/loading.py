@@ -28,8 +28,8 @@ from fgdm.runtime import one_thread_after_fork, resolve_device, signals_held
 @dataclass
 class LoadedModel:
     """A model rebuilt from a checkpoint for sampling (no SCG branch), with its config and vocabulary; where
-    ``compile`` asked, its denoiser through ``torch.compile`` too (``compiled``), which one thread at a time calls
-    (``lock``): Dynamo compiles for one thread, and CUDA graphs are recorded per thread."""
+    ``compile`` asks, its denoiser through ``torch.compile`` too (``compiled``, made when not given), which one
+    thread at a time calls (``lock``): Dynamo compiles for one thread, and CUDA graphs are recorded per thread."""
 
     model: FGDM
     cfg: Config
@@ -40,16 +40,19 @@ class LoadedModel:
     compiled: nn.Module | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.compile is not False and self.compiled is None:  # compiled on its first sentence
+            from fgdm.model.compiled import compile_module
+
+            self.compiled = compile_module(self.model.denoiser, self.compile)
+
     def __getstate__(self) -> dict:
         """A pickled or deep-copied LoadedModel leaves its lock and compiled code behind: the copy makes its own."""
         return {k: v for k, v in self.__dict__.items() if k not in ("lock", "compiled")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, lock=threading.Lock(), compiled=None)
-        if self.compile is not False:  # compiled again on its first sentence
-            from fgdm.model.compiled import compile_module
-
-            self.compiled = compile_module(self.model.denoiser, self.compile)
+        self.__post_init__()
 
     @property
     def fps(self) -> float:
@@ -184,17 +187,11 @@ def ready_for_sampling(
         if device.type == "cpu" and not _has_bf16_units():
             warnings.warn("precision bf16: this CPU has no bfloat16 instructions (AMX, AVX512-BF16), so it samples "
                           "slower than in float32", stacklevel=3)  # fmt: skip
-    compiled = None
-    if compile is not False:
-        from fgdm.model.compiled import compile_module
-
-        if kernel:  # whose calls break the graph
-            warnings.warn("compile on a CPU with the fused ASGCN kernel: compiled sampling measured no faster than "
-                          "eager there, and its first sentence compiles for seconds to minutes",
-                          stacklevel=3)  # fmt: skip
-        compiled = compile_module(model.denoiser, compile)
+    if compile is not False and kernel:  # whose calls break the graph
+        warnings.warn("compile on a CPU with the fused ASGCN kernel: compiled sampling measured no faster than "
+                      "eager there, and its first sentence compiles for seconds to minutes", stacklevel=3)  # fmt: skip
     gc.collect()  # Python's first full collection after torch's import (~0.1 s) comes now, not in the first requests
-    return LoadedModel(model, cfg, vocab, step, str(precision), compile, compiled)
+    return LoadedModel(model, cfg, vocab, step, str(precision), compile)  # compiled there
 
 
 def _refuse_options(precision: str, compile: bool | str) -> None:
