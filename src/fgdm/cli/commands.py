@@ -53,6 +53,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from fgdm.render import animation_format, save_animation, shown_frames, warn_unconventional
 
     animation_format(args.out)  # a name that cannot be written fails before any reading
+    if Path(args.out).is_dir():
+        raise ValueError(f"{args.out} is a directory: --out names the animation's file")
     sequences, titles, rates = [], [], []  # rates: (input, its frame rate where it says one, else None)
     for spec in map(Path, args.inputs):
         if spec.is_dir():

@@ -24,8 +24,9 @@ def refuse_unwritable(path: Path) -> None:
 
 
 def refuse_nonempty(out: Path, overwrite: bool, what: str = "its splits") -> None:
-    """A directory that holds files is written into only with ``--overwrite`` (``what``: what it writes again)."""
+    """A directory that holds files is written into only with ``--overwrite`` (``what``: what it writes again);
+    hidden ones (a Mac's ``.DS_Store``) are none."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} is a file: --out is the directory to write")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()) and not overwrite:
         raise ValueError(f"{out} is not empty: choose a new directory, or --overwrite to write {what} again")

@@ -25,6 +25,7 @@ from fgdm.runtime import replacing
 from fgdm.skeleton import CONVENTION, PT50, Skeleton
 
 FPS = 25.0
+MIN_FPS, MAX_FPS = 1.0, 1000.0  # the frame rates a .pose file is read at: a recording's, not a header's slip
 
 
 def save_pose(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps: float = FPS) -> Path:
@@ -89,8 +90,9 @@ def read_pose_details(path: Path | str, skeleton: Skeleton = PT50):
         flat = " (2D points: fgdm reads x, y and z)" if data.ndim == 4 and data.shape[3] == 2 else ""
         raise DataFormatError(path, None, f"pose data of shape {data.shape}, expected (frames, people, points, "
                               f"xyz){flat}")  # fmt: skip
-    if not (np.isfinite(fps) and fps > 0):
-        raise DataFormatError(path, None, f"frame rate {fps} fps")
+    if not (np.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):  # brought to PT's 25 fps: 1e-5 fps made 5e6 frames
+        raise DataFormatError(path, None, f"frame rate {fps:g} fps, not a recording's ({MIN_FPS:g} to {MAX_FPS:g}; "
+                              "set the right one with pose-format: pose.body.fps = 25)")  # fmt: skip
     if len(data) == 0:
         raise DataFormatError(path, None, "no frames")
     seen = [i for i in range(data.shape[1]) if conf[:, i].any()]  # people with a point in some frame
@@ -331,4 +333,7 @@ def load_any_with_rate(path: Path | str, skeleton: Skeleton = PT50) -> tuple[np.
         return load_npy(path, skeleton), None
     if suffix == ".pose":
         return read_pose(path, skeleton)
-    raise ValueError(f"{path}: unsupported pose file {suffix!r} (use .npy or .pose)")
+    split = (
+        f"; a PT split's sequences are read from their directory ({Path(path).parent})" if suffix == ".skels" else ""
+    )
+    raise ValueError(f"{path}: unsupported pose file {suffix!r} (use .npy or .pose{split})")

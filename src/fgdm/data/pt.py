@@ -11,6 +11,7 @@ line and the problem. It never drops, pads or repairs data.
 from __future__ import annotations
 
 import codecs
+import os
 import re
 import unicodedata
 import warnings
@@ -105,6 +106,15 @@ def refuse_repeats(path: Path | str, numbered: Sequence[tuple[int, str]], what: 
             raise DataFormatError(path, line, f"the {what} {value!r} again (first on line {first[value]})")
 
 
+def not_a_file(path: Path) -> str | None:
+    """What ``path`` is where a file was expected (a folder, a broken symbolic link), or None."""
+    if path.is_dir():
+        return "a folder, not a file"
+    if path.is_symlink() and not path.exists():
+        return f"a broken symbolic link (to {os.readlink(path)}, which does not exist)"
+    return None
+
+
 def text_lines(
     path: Path | str,
     missing: str = "file not found (a PT split needs .skels, .gloss, .text, .files)",
@@ -121,7 +131,7 @@ def text_lines(
     if not path.is_file():
         packed = path.with_name(path.name + ".gz")
         beside = f"; {packed.name} is beside it: gzip-compressed, decompress it ({decompress(packed.name)})"
-        raise DataFormatError(path, None, missing + (beside if packed.is_file() else ""))
+        raise DataFormatError(path, None, not_a_file(path) or missing + (beside if packed.is_file() else ""))
     data = path.read_bytes()
     # gzip, UTF-16 (which UTF-8's decoder may read as text full of NULs)
     if problem := whole_file_problem(data, path.name):
@@ -356,8 +366,12 @@ def hidden(path: Path, root: Path) -> bool:
 
 def available_splits(directory: Path | str) -> list[str]:
     """Splits present in a PT directory (those with a ``.skels`` file), train/dev/test first; hidden files (a Mac's
-    ``._train.skels`` beside ``train.skels``) are none."""
+    ``._train.skels`` beside ``train.skels``) are none, and a ``.skels`` that is no file (a folder, a broken link)
+    is refused, named."""
     found = sorted(p.stem for p in Path(directory).glob("*.skels") if not p.name.startswith("."))
+    for split in found:
+        if problem := not_a_file(Path(directory) / f"{split}.skels"):
+            raise DataFormatError(Path(directory) / f"{split}.skels", None, problem)
     for packed in sorted(Path(directory).glob("*.skels.gz")):  # not read: said, so that no split goes missing unseen
         if not packed.name.startswith(".") and packed.name.removesuffix(".skels.gz") not in found:
             warnings.warn(f"{packed}: gzip-compressed, so not read as a split: decompress it "

@@ -21,12 +21,13 @@ from fgdm.data.corpus import Corpus, PTCorpus, Subsampled
 from fgdm.data.pt import DataFormatError, available_splits, hidden, text_lines
 from fgdm.data.synth.corpus import SynthCorpus, read_phoenix_csv
 from fgdm.data.vocab import Vocabulary
+from fgdm.encoding import decompress
 
 SPLITS = ("train", "dev", "test")
 
 MANIFEST = "synth.json"
 INCOMPLETE = ".fgdm-incomplete"  # in a data directory while fgdm synth or data import writes it
-_DATA_FILES = (".skels", ".gloss", ".text", ".files", ".fps", ".tmp")
+_DATA_FILES = (".skels", ".gloss", ".text", ".files", ".fps")
 
 
 @contextlib.contextmanager
@@ -44,14 +45,26 @@ def _writing_data(out: Path) -> Iterator[Path]:
         yield staging
         marker = out / INCOMPLETE
         marker.write_text("fgdm synth or fgdm data import was writing here and was interrupted: run it again\n")
-        for path in out.iterdir():
-            if path.is_file() and (path.suffix in _DATA_FILES or path.name in ("src_vocab.txt", MANIFEST)):
-                path.unlink()
+        for path in _data_set_files(out, staging):
+            path.unlink()
         for path in staging.iterdir():
             path.replace(out / path.name)
         marker.unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _data_set_files(out: Path, staging: Path) -> list[Path]:
+    """The files of ``out``'s data set that a new one (in ``staging``) replaces: vocabulary, manifest and splits' files
+    (of a name with a ``.skels`` there or in the new set; ``train.skels.tmp`` too), not the user's ``notes.text``."""
+
+    def split_file(name: str) -> tuple[str, str]:  # train.skels(.tmp) → (train, .skels)
+        stem, dot, suffix = name.removesuffix(".tmp").rpartition(".")
+        return (stem, dot + suffix) if dot + suffix in _DATA_FILES else ("", "")
+
+    splits = {split_file(p.name)[0] for p in [*out.glob("*.skels"), *staging.iterdir()]} - {""}
+    whole = ("src_vocab.txt", MANIFEST)
+    return [p for p in out.iterdir() if p.is_file() and (p.name in whole or split_file(p.name)[0] in splits)]
 
 
 @dataclass
@@ -94,8 +107,8 @@ class SynthManifest:
                                   f"(the keys are {', '.join(known)})")  # fmt: skip
         seed, sizes, csv = raw.get("seed", 0), raw.get("sizes", {}), raw.get("csv", {})
         problem = None
-        if not _whole(seed):
-            problem = f"seed is {seed!r}, not a whole number"
+        if not _whole(seed) or seed < 0:
+            problem = f"seed is {seed!r}, not a whole number ≥ 0"
         elif not isinstance(sizes, dict) or not isinstance(csv, dict):
             problem = f"sizes and csv map splits to values, got {sizes!r:.40} and {csv!r:.40}"
         elif any(not _whole(n) for n in sizes.values()):
@@ -114,7 +127,11 @@ class SynthManifest:
     def corpus(self, split: str, base: Path) -> SynthCorpus:
         if split in self.csv:
             csv = Path(self.csv[split])
-            rows = read_phoenix_csv(csv if csv.is_absolute() else base / csv)
+            csv = csv if csv.is_absolute() else base / csv
+            if not csv.exists():
+                raise DataFormatError(base / MANIFEST, None, f"its {split} split's CSV {csv} is not found: moved? "
+                                      "(make the manifest again with fgdm synth --lazy --glosses ...)")  # fmt: skip
+            rows = read_phoenix_csv(csv)
             cap = self.sizes.get(split)
             rows = rows[:cap] if cap is not None else rows
             return SynthCorpus(0, split, seed=self.seed, rows=rows, frames_cache=base / f".frames-{split}.npz")
@@ -222,7 +239,9 @@ def csv_splits(path: Path | str) -> dict[str, Path]:
         if not found:
             within = sorted({f.parent.name + "/" for f in p.glob("*/*.csv") if not f.name.startswith(".")})
             hint = f"; its subfolder(s) {', '.join(within)} hold CSVs" if within else ""
+            packed = sorted(f.name for f in p.glob("*.csv.gz") if not f.name.startswith("."))
             have = f" (it has {', '.join(f.name for f in files[:5])})" if files else ""
+            have += f"; {', '.join(packed)}: gzip-compressed, decompress ({decompress(packed[0])})" if packed else ""
             raise DataFormatError(p, None, f"no CSV here names a split train, dev or test, as in "
                                   f"PHOENIX-2014-T.train.corpus.csv{have}{hint}")  # fmt: skip
         return found
@@ -333,7 +352,8 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
 
     poses, out = Path(poses), Path(out)
     if not poses.is_dir():
-        raise DataFormatError(poses, None, "directory of .pose files not found")
+        what = "a file: give the directory that holds the .pose files" if poses.is_file() else "not found"
+        raise DataFormatError(poses, None, f"directory of .pose files {what}")
     files: dict[str, Path] = {}  # by name in Unicode's composed form, as the CSV's ids are read (a Mac's are not)
     for path in sorted(poses.rglob("*")):  # .pose in any case; not hidden files (a Mac's ._clip.pose)
         if path.suffix.lower() != ".pose" or hidden(path, poses) or not path.is_file():
@@ -343,12 +363,13 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
         files[name] = path
     csv_files = csv_splits(glosses)
     splits = {split: read_phoenix_csv(csv) for split, csv in csv_files.items()}
-    first: dict[str, str] = {}
+    first: dict[str, tuple[str, int]] = {}
     for split, rows in splits.items():
         for row in rows:
-            if first.setdefault(row.name, split) != split:
-                raise DataFormatError(csv_files[split], None, f"the id {row.name!r} is in the "
-                                      f"{first[row.name]} split too: one recording in two splits")  # fmt: skip
+            other, line = first.setdefault(row.name, (split, row.line))
+            if other != split:
+                raise DataFormatError(csv_files[split], row.line, f"the id {row.name!r} is in the {other} split too "
+                                      f"({csv_files[other]}:{line}): one recording in two splits")  # fmt: skip
     missing = [row.name for rows in splits.values() for row in rows if row.name not in files]
     if missing:
         raise DataFormatError(poses, None, f"no .pose file for {len(missing)} CSV rows, e.g. {missing[:5]}")

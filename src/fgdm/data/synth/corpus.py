@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ class CSVRow:
     signer: str
     glosses: tuple[str, ...]
     text: str
+    line: int = 0  # its 1-based line in the file (0: not from a file)
 
 
 def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
@@ -53,12 +55,14 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
     aliases = {"id": "name", "annotation": "orth", "speaker": "signer"}
     if header is None:
         raise DataFormatError(path, 1, "empty file (expected a header id|signer|annotation|translation)")
+    if not "".join(header).strip():
+        raise DataFormatError(path, 1, "a blank line: the header id|signer|annotation|translation is the first line")
     cols = [aliases.get(h.strip().lower(), h.strip().lower()) for h in header]  # Name|Speaker|Orth|Translation too
     missing = [c for c in need if c not in cols]
     names = {v: k for k, v in aliases.items() if k != "speaker"}  # the names the header may use (PHOENIX14T's)
     if missing:
         other = next((sep for sep in ",;\t" if len(header) == 1 and sep in header[0]), None)  # another separator
-        quoted = all(len(h.strip()) > 1 and h.strip()[0] == h.strip()[-1] == '"' for h in header)
+        quoted = all(map(_quoted, header))
         problem = (f"its columns are separated by {other!r}, not '|'" if other else
                    "its fields are in double quotes (a spreadsheet's export?), which this format has none of: "
                    "remove them" if quoted else f"it lacks {', '.join(names.get(c, c) for c in missing)}")  # fmt: skip
@@ -66,10 +70,15 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
                               "translation, separated by '|')")  # fmt: skip
     idx = {c: cols.index(c) for c in need}
     for lineno, fields in enumerate(reader, start=2):
-        if not fields:
+        if not "".join(fields).strip():  # a blank line, spaces only included
             continue
         if len(fields) != len(cols):  # more: a '|' inside a field, which this format cannot hold
             raise DataFormatError(path, lineno, f"{len(fields)} fields, the header has {len(cols)}")
+        for column in ("name", "orth"):  # quotes would stay in the id and the first and last glosses
+            if _quoted(fields[idx[column]]):
+                raise DataFormatError(path, lineno, f"{header[idx[column]].strip()} {fields[idx[column]].strip()}: "
+                                      "in double quotes (a spreadsheet's export?), which this format has none of: "
+                                      "remove them")  # fmt: skip
         for column in ("name", "orth"):  # glosses and ids: a no-break space would split one unseen (free text may)
             at = odd_character(fields[idx[column]])
             if at is not None:
@@ -87,11 +96,17 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
         if not name:
             raise DataFormatError(path, lineno, "empty id")
         lines.append((lineno, name))
-        rows.append(CSVRow(name, fields[idx["signer"]], glosses, fields[idx["translation"]].strip()))
+        rows.append(CSVRow(name, fields[idx["signer"]], glosses, fields[idx["translation"]].strip(), lineno))
     if not rows:
         raise DataFormatError(path, None, "no rows after the header")
     refuse_repeats(path, lines, "id")
     return rows
+
+
+def _quoted(field: str) -> bool:
+    """A CSV field in double quotes, as a spreadsheet's export writes them."""
+    field = field.strip()
+    return len(field) > 1 and field[0] == field[-1] == '"'
 
 
 class SynthCorpus:
@@ -177,7 +192,7 @@ class SynthCorpus:
                 with np.load(self.frames_cache) as cached:
                     if str(cached["key"]) == key and len(cached["counts"]) == self.size:
                         return cached["counts"].astype(np.int64)
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 pass  # unreadable or foreign: plan again and overwrite
         counts = []
         for i in range(self.size):
