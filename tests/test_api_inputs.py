@@ -212,3 +212,93 @@ def test_training_from_python_leaves_lightnings_noise_out_and_its_loggers_as_the
     logging.getLogger("lightning.pytorch").removeHandler(own)
     record = logging.LogRecord("lightning.pytorch", logging.INFO, "", 0, "💡 Tip: For seamless cloud logging", (), None)
     assert not DropNoise().filter(record)
+
+
+def test_a_padded_batch_or_a_vocabularys_own_token_is_refused_naming_the_sentence(loaded):
+    v = loaded.vocab
+    a, b = v.encode_sentence("MORGEN NORD REGEN"), v.encode_sentence("MORGEN")
+    with pytest.raises(ValueError, match=r"gloss sequence 1: id 1 is <pad>, no gloss \(a padded batch\?"):
+        generate_poses(loaded, torch.tensor([a, b + [v.pad_index] * 2]), None)  # its length and poses would change
+    for special in (v.bos_index, v.eos_index):
+        with pytest.raises(ValueError, match=rf"gloss sequence 0: id {special} is {v.itos[special]}, no gloss"):
+            generate_poses(loaded, [[special, *b]], [4])
+    assert len(generate_poses(loaded, [[v.unk_index]], [3])[0]) == 3  # <unk>: a gloss the model does not know
+    with pytest.raises(TypeError, match=r"^loaded: a model load_for_sampling\(...\) returns, got FGDM$"):
+        generate_poses(loaded.model, [a], None)  # named by its type, not its hundred-line repr
+    assert repr(loaded).startswith("LoadedModel(step=") and "\n" not in repr(loaded)
+
+
+def test_text_metrics_refuse_a_string_for_a_list_and_no_sentences():
+    from fgdm.metrics import bleu, text_scores, wer
+
+    with pytest.raises(TypeError, match=r"hypotheses: a list of sentences, got one string 'ABCD'"):
+        wer("ABCD", "ABCE")  # (its characters scored as sentences: WER 25)
+    with pytest.raises(TypeError, match=r"references: a list of sentences, got one string"):
+        text_scores(["the cat"], "the cat")
+    with pytest.raises(TypeError, match=r"hypotheses: each sentence a string of words, got \['A', 'B'\]"):
+        wer([["A", "B"]], ["A B"])
+    with pytest.raises(ValueError, match="no sentences to score"):
+        bleu([], [])
+    assert wer(["A B"], ["A C"]).wer == 50.0
+
+
+def test_pose_metrics_refuse_what_they_cannot_score():
+    from fgdm.metrics import dtw_mje, finger_length_ratio
+    from fgdm.metrics.features import diversity, frechet_distance
+
+    p = np.zeros((4, 50, 3), np.float32)
+    with pytest.raises(ValueError, match="1 hypotheses for 2 references"):
+        finger_length_ratio([p], [p, 2 * p])
+    with pytest.raises(ValueError, match=r"the hypothesis is no \(S ≥ 1, J, 3\) finite pose sequence \(no frames\)"):
+        dtw_mje(p[:0], p)
+    with pytest.raises(ValueError, match=r"the reference is no .* \(non-finite values\)"):
+        dtw_mje(p, np.full_like(p, np.nan))
+    with pytest.raises(ValueError, match=r"hypothesis frames \(20, 3\) against reference frames \(50, 3\)"):
+        dtw_mje(p[:, :20], p)
+    features = np.random.default_rng(0).normal(size=(5, 3))
+    with pytest.raises(ValueError, match="non-finite values"):
+        frechet_distance(features, np.full_like(features, np.nan))
+    with pytest.raises(ValueError, match="pairs is a whole number ≥ 1, got 0"):
+        diversity(features, pairs=0)
+
+
+def test_save_animation_names_a_frame_rate_that_is_no_number_and_poses_of_another_skeleton(tmp_path, loaded):
+    from fgdm.render import save_animation
+
+    pose = generate_poses(loaded, [loaded.vocab.encode_sentence("NORD")], [3])[0]
+    with pytest.raises(ValueError, match=r"a.gif: fps: a number of frames per second, got '12.5'"):
+        save_animation(tmp_path / "a.gif", pose, fps="12.5")
+    with pytest.raises(ValueError, match=r"a.gif: sequence 0 has shape \(3, 20, 3\), expected \(S, 50, 3\)"):
+        save_animation(tmp_path / "a.gif", pose[:, :20])
+    assert not (tmp_path / "a.gif").exists()
+
+
+def test_generate_for_takes_names_and_evaluate_refuses_length_0(loaded):
+    from fgdm.data.synth.corpus import SynthCorpus
+    from fgdm.evaluation.protocol import evaluate
+
+    samples = [SynthCorpus(2, "test", seed=0)[i] for i in range(2)]
+    poses = generate_for(loaded, samples, 3, names=["mine", "yours"])  # (was: names given twice, a TypeError)
+    assert [len(p) for p in poses] == [3, 3]
+    with pytest.raises(ValueError, match=r"length: a fixed length is a frame count from 1 to 2000, got 0"):
+        evaluate("bt.ckpt", "synth", length=0)  # (was: the config's length, silently)
+    with pytest.raises(TypeError, match=r"a string of glosses or a list of them, got None"):
+        loaded.vocab.encode_sentence(None)
+
+
+def test_a_fixed_length_beyond_sampling_is_refused_in_the_config_and_a_folder_named_synth_does_not_hide_silently(
+    tmp_path, monkeypatch, loaded
+):
+    from fgdm.sampling import export
+
+    with pytest.raises(ConfigError, match=r"testing.fixed_length: sampling takes at most 2000 frames, got 3000"):
+        load_config("configs/tiny.yaml", ["testing.length=fixed", "testing.fixed_length=3000"])
+    load_config("configs/tiny.yaml", ["testing.fixed_length=3000"])  # unused unless fixed: old configs load
+    with pytest.raises(ValueError, match=r"data: .*nowhere: no directory"):
+        export(loaded, tmp_path / "out", data=str(tmp_path / "nowhere"))
+    assert not (tmp_path / "out").exists()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synth").mkdir()
+    with pytest.raises(ValueError, match=r"synth: a folder here, without exported weights, has the name of fgdm's "):
+        load_for_sampling("synth")
+    assert load_for_sampling().step == loaded.step  # no name: the shipped weights

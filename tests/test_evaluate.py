@@ -487,3 +487,12 @@ def test_hypotheses_are_checked_before_the_ground_truth_is_back_translated(backt
     save_npy(tmp_path / "h" / "test" / "nobody.npy", np.zeros((4, 50, 3), np.float32))
     with pytest.raises(ValueError, match=r"its names do not match the test split's: missing"):
         protocol.evaluate(backtranslator, split="test", hypotheses=[tmp_path / "h"], limit=3)
+
+
+def test_evaluate_takes_one_hypothesis_folder_as_a_list_of_one(backtranslator, tmp_path, monkeypatch):
+    from fgdm.evaluation.protocol import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    for one in ("other", tmp_path / "other"):  # not the folders o, t, h, … of a string; a Path is no list either
+        with pytest.raises(Exception, match=r"other: hypothesis directory not found"):
+            evaluate(backtranslator, hypotheses=one, split="test", limit=2)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from numbers import Integral
 from typing import TYPE_CHECKING, Literal
 
+from fgdm.config.schema import MAX_FRAMES
+
 if TYPE_CHECKING:
     from fgdm.config import Config
     from fgdm.data.corpus import Sample
 
-MAX_FRAMES = 2000  # 80 s at 25 fps: longer requests are mistakes (attention memory grows with the square)
 PRECISIONS = ("32", "bf16")  # of sampling: float32, or the General part in bfloat16 (Denoiser.lower_precision)
 # torch.compile's modes, as training.compile and sampling's compile take them (or True for "default"); the two
 # "max-autotune" modes search kernels' settings for minutes, "reduce-overhead" and "max-autotune" record CUDA graphs

@@ -14,6 +14,7 @@ import importlib.util
 import math
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -203,13 +204,16 @@ def save_animation(
     path, sequences = Path(path), _as_sequences(sequences)
     if not sequences:
         raise ValueError(f"{path}: no sequence to draw")
+    renderer = renderer or Renderer()
+    joints = renderer.skeleton.num_joints
     for k, seq in enumerate(sequences):
-        if seq.ndim != 3 or seq.shape[-1] != 3 or len(seq) == 0:
-            raise ValueError(f"{path}: sequence {k} has shape {seq.shape}, expected (S, J, 3) with S ≥ 1")
+        if seq.ndim != 3 or seq.shape[-1] != 3 or len(seq) == 0 or seq.shape[1] != joints:
+            raise ValueError(f"{path}: sequence {k} has shape {seq.shape}, expected (S, {joints}, 3) with S ≥ 1")
     suffix = animation_format(path)
+    if not isinstance(fps, Real) or isinstance(fps, bool):
+        raise ValueError(f"{path}: fps: a number of frames per second, got {fps!r}")
     if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
         raise ValueError(f"{path}: {fps:g} frames per second; an animation plays at {MIN_FPS:g} to {MAX_FPS:g}")
-    renderer = renderer or Renderer()
     for k, seq in enumerate(sequences):
         if renderer.visible(seq) < 0.1:  # pixels, millimetres: the frames would show a dot or the titles only
             points = seq[..., :2].reshape(-1, 2)

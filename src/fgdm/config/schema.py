@@ -15,6 +15,8 @@ from typing import Literal
 
 from fgdm.config.model import ModelConfig
 
+MAX_FRAMES = 2000  # 80 s at 25 fps: longer requests are mistakes (attention memory grows with the square)
+
 # Sentences per split of the embedded synthetic language, wherever none are given (config, ``fgdm synth``).
 SYNTH_SPLIT_SIZES = {"train": 1000, "dev": 100, "test": 100}
 # Lightning's strategies that fgdm runs under (single process, and data-parallel across processes).
@@ -221,6 +223,9 @@ class TestingConfig:
         for key in ("fixed_length", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"testing.{key}: must be ≥ 1, got {getattr(self, key)}")
+        if self.length == "fixed" and self.fixed_length > MAX_FRAMES:
+            raise ConfigError(f"testing.fixed_length: sampling takes at most {MAX_FRAMES} frames, got "
+                              f"{self.fixed_length}")  # fmt: skip
         if not 0 <= self.seed < 2**32:  # as training.seed; each dev batch seeds a generator with seed + its index
             raise ConfigError(f"testing.seed: must be in [0, 2**32 − 1 = {2**32 - 1}], got {self.seed}")
 

@@ -25,7 +25,7 @@ from fgdm.runtime import replacing
 from fgdm.skeleton import CONVENTION, PT50, Skeleton
 
 FPS = 25.0
-MIN_FPS, MAX_FPS = 1.0, 1000.0  # the frame rates a .pose file is read at: a recording's, not a header's slip
+RECORDED_FPS = (1.0, 1000.0)  # the frame rates a .pose file is read at: a recording's, not a header's slip
 
 
 def save_pose(path: Path | str, pose: np.ndarray, skeleton: Skeleton = PT50, fps: float = FPS) -> Path:
@@ -90,9 +90,10 @@ def read_pose_details(path: Path | str, skeleton: Skeleton = PT50):
         flat = " (2D points: fgdm reads x, y and z)" if data.ndim == 4 and data.shape[3] == 2 else ""
         raise DataFormatError(path, None, f"pose data of shape {data.shape}, expected (frames, people, points, "
                               f"xyz){flat}")  # fmt: skip
-    if not (np.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):  # brought to PT's 25 fps: 1e-5 fps made 5e6 frames
-        raise DataFormatError(path, None, f"frame rate {fps:g} fps, not a recording's ({MIN_FPS:g} to {MAX_FPS:g}; "
-                              "set the right one with pose-format: pose.body.fps = 25)")  # fmt: skip
+    low, high = RECORDED_FPS  # (brought to PT's 25 fps, 1e-5 fps would be 2.5 million frames a frame)
+    if not (np.isfinite(fps) and low <= fps <= high):
+        raise DataFormatError(path, None, f"frame rate {fps:g} fps, not a recording's ({low:g} to {high:g}; set the "
+                              "right one with pose-format: pose.body.fps = 25)")  # fmt: skip
     if len(data) == 0:
         raise DataFormatError(path, None, "no frames")
     seen = [i for i in range(data.shape[1]) if conf[:, i].any()]  # people with a point in some frame

@@ -140,7 +140,7 @@ class Evaluator:
         from tqdm.auto import tqdm
 
         if n < 2:
-            limited = f" (--limit {limit})" if limit else ""
+            limited = f" (--limit {limit})" if limit is not None else ""
             raise ValueError(f"{n} sequence(s) of the {split} split to evaluate{limited}: FID and diversity need 2")
         samples = [corpus[i] for i in tqdm(range(n), desc=f"load {split}", disable=not progress)]
         ev = cls(bt, samples, train, batch_size, progress)
@@ -205,7 +205,7 @@ def evaluate(
     data: Path | str | None = None,
     split: str = "test",
     length: LengthMode | str | None = None,
-    hypotheses: Sequence[Path | str] = (),
+    hypotheses: Sequence[Path | str] | Path | str = (),
     steps: int | None = None,
     seed: int = 0,
     limit: int | None = None,
@@ -217,16 +217,17 @@ def evaluate(
     compile: bool | str = False,
 ) -> dict:
     """The whole protocol: samples ``checkpoint`` (if given) on ``split`` and scores it beside ground truth,
-    the mean pose and the poses in each ``hypotheses`` directory (:func:`fgdm.data.hypotheses.read_hypotheses`,
-    read before any sampling; what reading their ``.pose`` files changed is warned of and in the notes), in that
-    order. ``length``: the frame counts to sample (None: the checkpoint config's
-    ``testing.length``, :meth:`fgdm.choices.LengthMode.from_config`). ``examples``: keep the first N generated
-    sequences beside the true ones for ``report.html``; ``precision`` and ``compile``: the generator's
+    the mean pose and the poses in each ``hypotheses`` directory (one or a list of them;
+    :func:`fgdm.data.hypotheses.read_hypotheses`, read before any sampling; what reading their ``.pose`` files
+    changed is warned of and in the notes), in that order. ``length``: the frame counts to sample (None: the
+    checkpoint config's ``testing.length``, :meth:`fgdm.choices.LengthMode.from_config`). ``examples``: keep the
+    first N generated sequences beside the true ones for ``report.html``; ``precision`` and ``compile``: the generator's
     (:func:`fgdm.sampling.load_for_sampling`). The report dictionary (:func:`fgdm.evaluation.report.write_report`
     writes it); its ``meta`` records what the sampled poses depend on: the seed, the batch size (by float rounding
     only: :func:`fgdm.sampling.generate_poses`), the device (its random generator), the precision, torch.compile's
     mode (by float rounding only) and the sampling steps and η as resolved from the checkpoint's config."""
-    length = LengthMode.parse(length) if isinstance(length, str) else length
+    length = LengthMode.parse(length) if length is not None and not isinstance(length, LengthMode) else length
+    hypotheses = [hypotheses] if isinstance(hypotheses, (str, os.PathLike)) else list(hypotheses)  # one folder
     ev = Evaluator.open(backtranslator, data, split, limit, device, batch_size, progress)
     if checkpoint is None and not hypotheses:  # a ceiling check, or a call that forgot its model: said once the
         # arguments are known to be good (an error then comes alone), before the long work
@@ -248,7 +249,7 @@ def evaluate(
     device_used = str(next(ev.bt.model.parameters()).device)
     if checkpoint is not None:
         loaded = load_for_sampling(checkpoint, device=device, precision=precision, compile=compile)
-        length = length or LengthMode.from_config(loaded.cfg)
+        length = length if length is not None else LengthMode.from_config(loaded.cfg)
         if _language(loaded.cfg.data) != _language(ev.bt.cfg.data):
             ev.note(f"the generator was trained on {_language(loaded.cfg.data)}, the back-translator on "
                     f"{_language(ev.bt.cfg.data)}: their scores mean something only for one sign language")  # fmt: skip

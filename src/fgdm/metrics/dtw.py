@@ -61,6 +61,13 @@ def frame_cost(hyp: np.ndarray, ref: np.ndarray, joints: Sequence[int] | range |
 
 def dtw_mje(hyp: np.ndarray, ref: np.ndarray, joints: Sequence[int] | range | None = None) -> float:
     """DTW mean joint error of one sequence: DTW total (L1 frame cost) divided by the reference length."""
+    hyp, ref = np.asarray(hyp), np.asarray(ref)
+    for what, x in (("hypothesis", hyp), ("reference", ref)):
+        if x.ndim != 3 or not len(x) or not np.isfinite(x).all():
+            problem = "no frames" if x.ndim == 3 and not len(x) else "non-finite values" if x.ndim == 3 else x.shape
+            raise ValueError(f"DTW-MJE: the {what} is no (S ≥ 1, J, 3) finite pose sequence ({problem})")
+    if hyp.shape[1:] != ref.shape[1:]:
+        raise ValueError(f"DTW-MJE: hypothesis frames {hyp.shape[1:]} against reference frames {ref.shape[1:]}")
     return dtw_cost(frame_cost(hyp, ref, joints)) / len(ref)
 
 

@@ -21,6 +21,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"feature sets must be (N, D) with the same D, got {a.shape} and {b.shape}")
     if len(a) < 2 or len(b) < 2:
         raise ValueError("FID needs at least two sequences per set")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("FID of feature sets with non-finite values (NaN or infinity)")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     covmean = linalg.sqrtm(cov_a @ cov_b)  # (no ``disp``: SciPy 1.18 removed it)
@@ -36,6 +38,8 @@ def diversity(features: np.ndarray, pairs: int = 300, seed: int = 0) -> float:
     """Mean distance between features of random pairs of distinct sequences (higher = more varied)."""
     features = np.asarray(features, dtype=np.float64)
     n = len(features)
+    if not isinstance(pairs, int) or isinstance(pairs, bool) or pairs < 1:
+        raise ValueError(f"diversity: pairs is a whole number ≥ 1, got {pairs!r}")
     if n < 2:
         return float("nan")
     rng = np.random.default_rng(seed)

@@ -50,6 +50,8 @@ def finger_length_ratio(hyps: Sequence[np.ndarray], refs: Sequence[np.ndarray], 
     A mean per frame, so a system that chooses its own lengths (a length head, ``--length N``, another
     system's poses) is compared on its fingers, not on its number of frames.
     """
+    if len(hyps) != len(refs):  # a mean over each side's frames would not notice
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
     bones = np.asarray(finger_bones(skeleton))
 
     def mean(poses: Sequence[np.ndarray]) -> float:

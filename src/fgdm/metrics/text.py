@@ -53,8 +53,8 @@ def rouge_l_sentence(hypothesis: str, reference: str, beta: float = 1.2) -> floa
 
 
 def rouge_l(hypotheses: Sequence[str], references: Sequence[str], beta: float = 1.2) -> float:
-    """Mean sentence ROUGE-L F (β = 1.2) × 100."""
-    _same_length(hypotheses, references)
+    """Mean sentence ROUGE-L F (β = 1.2) × 100; NaN for no sentences."""
+    _same_length(hypotheses, references, empty=True)
     if not hypotheses:
         return float("nan")
     return 100.0 * float(np.mean([rouge_l_sentence(h, r, beta) for h, r in zip(hypotheses, references, strict=True)]))
@@ -125,6 +125,15 @@ def text_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[st
             "wer": wer(hypotheses, references).wer}  # fmt: skip
 
 
-def _same_length(hypotheses: Sequence[str], references: Sequence[str]) -> None:
+def _same_length(hypotheses: Sequence[str], references: Sequence[str], empty: bool = False) -> None:
+    """Lists of sentences (strings), as many hypotheses as references; none at all only where ``empty``."""
+    for what, given in (("hypotheses", hypotheses), ("references", references)):
+        if isinstance(given, (str, bytes)):  # scored as a list, a string's characters would be its sentences
+            raise TypeError(f"{what}: a list of sentences, got one string {given[:40]!r} (give [{given[:20]!r}])")
+        odd = next((x for x in given if not isinstance(x, str)), None)
+        if odd is not None:
+            raise TypeError(f"{what}: each sentence a string of words, got {odd!r:.60}")
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    if not references and not empty:
+        raise ValueError("no sentences to score")

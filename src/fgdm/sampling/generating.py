@@ -50,7 +50,7 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
     """:func:`generate_poses`' arguments checked, each problem named: (the gloss-id lists, the frame counts or
     None, one generator seed per sequence)."""
     if not isinstance(loaded, LoadedModel):
-        raise TypeError(f"loaded: a model load_for_sampling(...) returns, got {loaded!r}")
+        raise TypeError(f"loaded: a model load_for_sampling(...) returns, got {type(loaded).__name__}")
     if not whole(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size: a whole number ≥ 1, got {batch_size!r}")
     how = "a list of gloss ids per sequence ([loaded.vocab.encode_sentence('MORGEN NORD')] makes one)"
@@ -63,7 +63,8 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
         if given is not None and len(given) != len(ids):
             raise ValueError(f"{len(given)} {what} for {len(ids)} gloss sequences")
     name = _namer(names)
-    vocab = len(loaded.vocab)
+    vocab, v = len(loaded.vocab), loaded.vocab
+    specials = {v.pad_index, v.bos_index, v.eos_index}
     for i, seq in enumerate(ids):
         listed = _listed(seq, "") if _is_list(seq) else None
         if listed is None or not all(whole(x) for x in listed):
@@ -73,6 +74,10 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
         outside = [x for x in listed if not 0 <= x < vocab]
         if outside:
             raise ValueError(f"{name(i)}: id {outside[0]} is not in the vocabulary (0 … {vocab - 1})")
+        special = next((x for x in listed if x in specials), None)  # <unk> (0) is a gloss unknown to the model
+        if special is not None:
+            raise ValueError(f"{name(i)}: id {special} is {loaded.vocab.itos[special]}, no gloss (a padded batch? "
+                             "give each sequence its own list, unpadded)")  # fmt: skip
         ids[i] = [int(x) for x in listed]
     if frames is not None:
         odd = next((i for i, f in enumerate(frames) if not whole(f)), None)
@@ -178,7 +183,9 @@ def generate_for(
 ) -> list[np.ndarray]:
     """Samples one sequence per corpus sample, from its glosses; ``length``: a :class:`LengthMode`, or ``"gt"``,
     ``"predicted"`` or a frame count, as :func:`fgdm.evaluation.protocol.evaluate` takes it (keyword arguments:
-    :func:`generate_poses`'s)."""
+    :func:`generate_poses`'s; ``names``: the samples' own unless given). Ground-truth lengths are the samples' frame
+    counts: open the corpus at the model's frame rate (``skip_frames=loaded.cfg.data.skip_frames``)."""
     length = length if isinstance(length, LengthMode) else LengthMode.parse(length)
     ids = loaded.vocab.encode_all([s.glosses for s in samples])
-    return generate_poses(loaded, ids, length.frame_counts(samples), names=[s.name for s in samples], **kwargs)
+    kwargs.setdefault("names", [s.name for s in samples])
+    return generate_poses(loaded, ids, length.frame_counts(samples), **kwargs)

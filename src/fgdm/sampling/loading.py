@@ -54,6 +54,11 @@ class LoadedModel:
         self.__dict__.update(state, lock=threading.Lock(), compiled=None)
         self.__post_init__()
 
+    def __repr__(self) -> str:  # not the network's and the config's hundred lines
+        device = next(self.model.parameters()).device
+        return (f"LoadedModel(step={self.step}, glosses={len(self.vocab)}, device={device}, "
+                f"precision={self.precision!r}, compile={self.compile!r}, fps={self.fps:g})")  # fmt: skip
+
     @property
     def fps(self) -> float:
         """Frames per second of what it generates (PT data is 25 fps; ``data.skip_frames`` divides it)."""
@@ -121,11 +126,16 @@ def load_for_sampling(
     Processes forked from this one afterwards (a pre-forking server's workers) compute on one CPU thread, where
     more would hang them (:func:`fgdm.runtime.one_thread_after_fork`)."""
     _refuse_options(precision, compile)  # before any reading
-    if path is None or (isinstance(path, str) and not Path(path).exists() and _is_pretrained(path)):
+    named = isinstance(path, str) and _is_pretrained(path)  # "synth": shipped weights, unless a path is there
+    if path is None or (named and not Path(path).exists()):
         path = pretrained_path(path or PRETRAINED)  # the weights shipped with fgdm, by name ("synth")
     path = Path(path)
     if path.is_dir() and (advice := run_checkpoints(path)):
         raise ValueError(f"{path}: a directory, not a checkpoint or an exported model{advice}")
+    if named and path.is_dir() and not (path / WEIGHTS).is_file():
+        raise ValueError(f"{path}: a folder here, without exported weights, has the name of fgdm's shipped "
+                         f"weights and hides them: for those, give no path (no --checkpoint) or "
+                         f"{pretrained_path(str(path))}")  # fmt: skip
     if path.is_dir() or path.suffix == ".safetensors":
         if not use_ema:
             raise ValueError(f"{path}: exported weights are one set (the EMA's, where training kept one): raw "
@@ -270,6 +280,8 @@ def export(
     refuse_run_directory(out)
     cfg = loaded.cfg
     if data != "keep":
+        if data is not None and not Path(data).is_dir():  # ("embedded" is the command line's word for None)
+            raise ValueError(f'data: {data}: no directory (give "keep", a data directory, or None: embedded)')
         path = str(Path(data).resolve()) if data is not None else None  # read later, from elsewhere
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=path))
     cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, output_dir="runs/fgdm"))
