@@ -201,7 +201,7 @@ class Vocabulary:
         names, with one of the vocabulary's own tokens, or with no gloss the vocabulary knows (lower-case glosses:
         the error offers them upper case); some unknown ones map to ``<unk>`` with a warning offering the closest
         known gloss. ``what`` names the sentence in errors. For ``generate_poses(loaded, [ids], ...)``."""
-        if not isinstance(sentence, (str, list, tuple)):
+        if not isinstance(sentence, Iterable) or isinstance(sentence, (bytes, dict)):
             raise TypeError(f"{what}: a string of glosses or a list of them, got {sentence!r:.60}")
         tokens = gloss_tokens(sentence, what) if isinstance(sentence, str) else list(sentence)
         if not tokens:

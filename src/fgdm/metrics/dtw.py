@@ -63,9 +63,10 @@ def dtw_mje(hyp: np.ndarray, ref: np.ndarray, joints: Sequence[int] | range | No
     """DTW mean joint error of one sequence: DTW total (L1 frame cost) divided by the reference length."""
     hyp, ref = np.asarray(hyp), np.asarray(ref)
     for what, x in (("hypothesis", hyp), ("reference", ref)):
-        if x.ndim != 3 or not len(x) or not np.isfinite(x).all():
-            problem = "no frames" if x.ndim == 3 and not len(x) else "non-finite values" if x.ndim == 3 else x.shape
-            raise ValueError(f"DTW-MJE: the {what} is no (S ≥ 1, J, 3) finite pose sequence ({problem})")
+        problem = f"shape {x.shape}" if x.ndim != 3 else "no frames" if not len(x) else None
+        if problem or not np.isfinite(x).all():
+            raise ValueError(f"DTW-MJE: the {what} is no (S ≥ 1, J, 3) finite pose sequence "
+                             f"({problem or 'non-finite values'})")  # fmt: skip
     if hyp.shape[1:] != ref.shape[1:]:
         raise ValueError(f"DTW-MJE: hypothesis frames {hyp.shape[1:]} against reference frames {ref.shape[1:]}")
     return dtw_cost(frame_cost(hyp, ref, joints)) / len(ref)

@@ -63,8 +63,8 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
         if given is not None and len(given) != len(ids):
             raise ValueError(f"{len(given)} {what} for {len(ids)} gloss sequences")
     name = _namer(names)
-    vocab, v = len(loaded.vocab), loaded.vocab
-    specials = {v.pad_index, v.bos_index, v.eos_index}
+    vocab, itos = len(loaded.vocab), loaded.vocab.itos
+    specials = {loaded.vocab.pad_index, loaded.vocab.bos_index, loaded.vocab.eos_index}
     for i, seq in enumerate(ids):
         listed = _listed(seq, "") if _is_list(seq) else None
         if listed is None or not all(whole(x) for x in listed):
@@ -76,7 +76,7 @@ def _sampling_inputs(loaded: LoadedModel, glosses, frames, seed, names, batch_si
             raise ValueError(f"{name(i)}: id {outside[0]} is not in the vocabulary (0 … {vocab - 1})")
         special = next((x for x in listed if x in specials), None)  # <unk> (0) is a gloss unknown to the model
         if special is not None:
-            raise ValueError(f"{name(i)}: id {special} is {loaded.vocab.itos[special]}, no gloss (a padded batch? "
+            raise ValueError(f"{name(i)}: id {special} is {itos[special]}, no gloss (a padded batch? "
                              "give each sequence its own list, unpadded)")  # fmt: skip
         ids[i] = [int(x) for x in listed]
     if frames is not None:

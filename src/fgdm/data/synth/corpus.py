@@ -74,12 +74,11 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
             continue
         if len(fields) != len(cols):  # more: a '|' inside a field, which this format cannot hold
             raise DataFormatError(path, lineno, f"{len(fields)} fields, the header has {len(cols)}")
-        for column in ("name", "orth"):  # quotes would stay in the id and the first and last glosses
-            if _quoted(fields[idx[column]]):
+        for column in ("name", "orth"):  # glosses and ids: a no-break space would split one unseen (free text may)
+            if _quoted(fields[idx[column]]):  # the quotes would stay in the id, the first and the last gloss
                 raise DataFormatError(path, lineno, f"{header[idx[column]].strip()} {fields[idx[column]].strip()}: "
                                       "in double quotes (a spreadsheet's export?), which this format has none of: "
                                       "remove them")  # fmt: skip
-        for column in ("name", "orth"):  # glosses and ids: a no-break space would split one unseen (free text may)
             at = odd_character(fields[idx[column]])
             if at is not None:
                 raise DataFormatError(path, lineno, f"{header[idx[column]].strip()}: "
