@@ -260,6 +260,9 @@ def test_pose_metrics_refuse_what_they_cannot_score():
         frechet_distance(features, np.full_like(features, np.nan))
     with pytest.raises(ValueError, match="pairs is a whole number ≥ 1, got 0"):
         diversity(features, pairs=0)
+    same = np.tile([1.0, 2.0, 3.0], (3, 1))  # covariances of zero: SciPy's warning, named as FID's
+    with pytest.warns(UserWarning, match=r"FID of 3 and 3 sequences of 3 features: Matrix is singular"):
+        assert frechet_distance(same, same + 1) == pytest.approx(3.0)
 
 
 def test_save_animation_names_a_frame_rate_that_is_no_number_and_poses_of_another_skeleton(tmp_path, loaded):

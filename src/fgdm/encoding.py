@@ -21,10 +21,12 @@ def decompress(name: str) -> str:
 
 
 def whole_file_problem(data: bytes, name: str) -> str | None:
-    """Why the whole of ``data``, the file ``name``, is no UTF-8 text where a look at its start tells (gzip, UTF-16,
-    NUL bytes only), else None."""
+    """Why the whole of ``data``, the file ``name``, is no UTF-8 text where a look at its start tells (gzip, zip,
+    UTF-16, NUL bytes only), else None."""
     if data.startswith(GZIP_MAGIC):
         return f"gzip-compressed, not text: decompress it ({decompress(name)})"
+    if data.startswith(b"PK\x03\x04"):  # no conversion to offer: a checkpoint given where text belongs, say
+        return "a zip archive (a PyTorch checkpoint, .ckpt or .pt?), not text"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return (
             f"UTF-16 text (it starts with UTF-16's byte-order mark), not UTF-8: convert it ({_convert('UTF-16', name)})"

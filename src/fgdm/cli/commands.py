@@ -88,9 +88,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_model_summary(args: argparse.Namespace) -> int:
     from fgdm.config import load_config
+    from fgdm.data.vocab import SPECIALS
     from fgdm.model import build_model
     from fgdm.model.summary import model_summary
 
+    if args.vocab_size <= len(SPECIALS):
+        raise ValueError(f"--vocab-size {args.vocab_size}: a vocabulary holds {' '.join(SPECIALS)} and a gloss at "
+                         f"least, {len(SPECIALS) + 1} tokens")  # fmt: skip
     model = build_model(load_config(args.config, args.set), args.vocab_size)
     summary = model_summary(model, args.batch, args.frames, args.glosses)
     print_json({"config": args.config, "vocab_size": args.vocab_size, **summary})
@@ -166,7 +170,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     refuse_existing(list(paths), args.overwrite)
     for hyp in args.hyp or []:  # before sampling, which may take long
         if not Path(hyp).is_dir():
-            raise DataFormatError(hyp, None, "hypothesis directory not found (--hyp)")
+            what = "a file: --hyp gives a directory of the system's poses" if Path(hyp).is_file() else "not found"
+            raise DataFormatError(hyp, None, f"hypothesis directory {what} (--hyp)")
     report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
                       args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet,
                       examples=3, precision=args.precision, compile=args.compile)  # fmt: skip

@@ -27,8 +27,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         tokens = gloss_tokens(args.gloss)
         if not tokens:
             raise ValueError("--gloss is empty")
-        if out.suffix.lower() not in (".npy", ".pose", ".gif", ".mp4"):
-            raise ValueError(f"{out}: --gloss writes a .npy, .pose, .gif or .mp4 file")
+        if out.suffix.lower() not in (".npy", ".pose", ".gif", ".mp4") or out.is_dir():
+            raise ValueError(f"{out}: --gloss writes a .npy, .pose, .gif or .mp4 file"
+                             + (", and this is a directory" if out.is_dir() else ""))  # fmt: skip
     loaded = load_for_sampling(args.checkpoint, device=args.device, use_ema=not args.no_ema, precision=args.precision,
                                compile=args.compile)  # fmt: skip
     if args.gloss is not None:
@@ -55,6 +56,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if data is not None and out.is_dir() and out.resolve() == Path(data).resolve():
         raise ValueError(f"{out} is the data directory: writing there would overwrite the data's own "
                          f"{args.split}.skels; choose another --out")  # fmt: skip
+    marks = ["src_vocab.txt", "synth.json", *(["train.skels"] if args.split != "train" else [])]  # of a data set
+    if mark := next((m for m in marks if (out / m).exists()), None):
+        raise ValueError(f"{out} holds a data set ({mark}): generated poses never replace a data set's splits; "
+                         "choose another --out")  # fmt: skip
     refuse_existing([out / f"{args.split}.{ext}" for ext in ("skels", "gloss", "text", "files")], args.overwrite)
     if args.data is None and data is not None and not Path(data).is_dir():  # moved since training, say
         raise DataFormatError(data, None, "not found: the checkpoint's training data (data.path); --data gives others")

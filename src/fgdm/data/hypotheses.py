@@ -127,7 +127,8 @@ def read_hypotheses(
     """
     path = Path(path)
     if not path.is_dir():
-        raise DataFormatError(path, None, "hypothesis directory not found")
+        what = "a file: give the directory of the system's poses" if path.is_file() else "not found"
+        raise DataFormatError(path, None, f"hypothesis directory {what}")
     recorded = functools.cache(lambda folder: (folder / f"{split}.fps").is_file())  # {split}.fps in this folder
     given = read_frame_rate(path, split, source_fps)
     found: dict[str, tuple[np.ndarray, float]] = {}

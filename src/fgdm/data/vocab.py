@@ -221,14 +221,15 @@ class Vocabulary:
         what: str,
         limit: float = 0.5,
         why: str = "not the data it was trained on (it would sign <unk> for them)",
+        unit: str = "glosses",
     ) -> None:
-        """Refuses ``sentences`` more than ``limit`` of whose tokens are not in the vocabulary: data of another
-        corpus or language than the model's; ``what`` names them, ``why`` says what that means here."""
+        """Refuses ``sentences`` more than ``limit`` of whose tokens (``unit``) are not in the vocabulary: data of
+        another corpus or language than the model's; ``what`` names them, ``why`` says what that means here."""
         tokens = [t for s in sentences for t in s]
         unknown = sum(t not in self for t in tokens)
         if tokens and unknown > limit * len(tokens):
             share = 100 * unknown / len(tokens)
-            raise ValueError(f"{what}: {unknown} of its {len(tokens)} glosses ({share:.0f} %) are not in the model's "
+            raise ValueError(f"{what}: {unknown} of its {len(tokens)} {unit} ({share:.0f} %) are not in the model's "
                              f"vocabulary: {why}")  # fmt: skip
 
     def require_known(self, tokens: Sequence[str], what: str = "glosses") -> None:

@@ -256,6 +256,8 @@ def evaluate(
         if loaded.cfg.data.skip_frames != ev.skip_frames:
             raise ValueError(f"the checkpoint samples at skip_frames={loaded.cfg.data.skip_frames}, the "
                              f"back-translator was trained at {ev.skip_frames}: they must match")  # fmt: skip
+        where = f"the {split} split of " + (str(data) if data is not None else "the back-translator's data")
+        loaded.vocab.require_mostly_known((s.glosses for s in ev.samples), where, limit=0.9)  # as fgdm generate
         poses = generate_for(loaded, ev.samples, length, steps=steps, seed=seed, batch_size=batch_size,
                              progress=progress)  # fmt: skip
         diffusion = loaded.model.diffusion

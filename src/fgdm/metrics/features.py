@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -25,10 +27,15 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError("FID of feature sets with non-finite values (NaN or infinity)")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b)  # (no ``disp``: SciPy 1.18 removed it)
-    if not np.isfinite(covmean).all():  # near-singular product: regularise as the reference FID code does
-        eps = np.eye(a.shape[1]) * 1e-6
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    with warnings.catch_warnings(record=True) as said:  # SciPy's own warning names no metric and no sizes
+        warnings.simplefilter("always", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(cov_a @ cov_b)  # (no ``disp``: SciPy 1.18 removed it)
+        if not np.isfinite(covmean).all():  # near-singular product: regularise as the reference FID code does
+            eps = np.eye(a.shape[1]) * 1e-6
+            covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    if said:
+        warnings.warn(f"FID of {len(a)} and {len(b)} sequences of {a.shape[1]} features: {said[-1].message} (more "
+                      "sequences make it reliable)", stacklevel=2)  # fmt: skip
     covmean = np.real(covmean)
     value = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
     return max(value, 0.0)

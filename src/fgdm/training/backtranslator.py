@@ -87,5 +87,10 @@ def train_backtranslator(
         train = data.corpora["train"]
         text_vocab = (Vocabulary(stored["text_vocab"]) if stored else
                       Vocabulary.from_corpus(tokenize_text(text) for text in train.texts()))  # fmt: skip
+        if stored:  # the resumed run's vocabularies: of other data, it would train on <unk>
+            why = "the run being resumed was trained on other data (it would train on <unk>)"
+            data.vocab.require_mostly_known(train.gloss_sequences(), "the training split", why=why)
+            text_vocab.require_mostly_known(map(tokenize_text, train.texts()), "the training split's translations",
+                                            why=why, unit="words")  # fmt: skip
         module = LitBackTranslator(config, data.vocab.itos, text_vocab.itos)
         return fit(module, data, cfg.training, config, "dev/wer", resume, progress)

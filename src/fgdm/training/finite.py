@@ -41,7 +41,7 @@ def not_finite(step: int, loss: float | None, stopped_at: int | None = None) -> 
     else:
         what = f"the training loss is {loss}"
     if stopped_at is None:
-        where = "training stopped there (the checkpoints hold the last finite state)"
+        where = "training stopped there, before the step reached the weights (no checkpoint holds it)"
     else:
         where = (f"that step was not applied, and training stopped at step {stopped_at}, where this was checked "
                  f"(every training.log_every steps: a GPU does not wait for each step's loss)")  # fmt: skip

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fgdm.checkpoint import read_checkpoint
-from fgdm.config import from_dict, to_dict
+from fgdm.config import BackTranslatorConfig, from_dict, to_dict
 from fgdm.runtime import Terminated, signals_held
 from fgdm.training.ranks import is_worker
 
@@ -138,6 +138,11 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
             raise FileNotFoundError(f"{last}: nothing to resume (no last checkpoint in training.output_dir)")
         ckpt = read_checkpoint(last)
         stored = ckpt["hyper_parameters"]
+        kinds = ["a generator's", "a back-translator's"]  # (a back-translator stores its text vocabulary too)
+        was, now = int("text_vocab" in stored), int(schema is BackTranslatorConfig)
+        if was != now:
+            raise ValueError(f"{last}: {kinds[was]} checkpoint, and this command trains {kinds[now][:-2]}: give it "
+                             "another training.output_dir")  # fmt: skip
         changed = changed_settings(stored["config"], config, schema)
         if changed:
             raise ValueError(f"{last}: a resumed run keeps the model and optimiser it was trained with, but "
@@ -182,8 +187,13 @@ def _claimed(out: Path, stored: dict | None, resume: bool, overwrite: bool) -> I
         checkpoints = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
         if checkpoints and not (resume or overwrite):
             names = ", ".join(p.name for p in checkpoints)
-            raise ValueError(f"{out} holds checkpoints ({names}): --resume continues that run, --overwrite starts "
-                             f"afresh there, or choose another training.output_dir")  # fmt: skip
+            last, best = out / "checkpoints" / "last.ckpt", out / "checkpoints" / "best.ckpt"
+            how = "--resume continues that run"
+            if not last.is_file() and not _best_is_latest(best):  # a later validation's best.ckpt is no run's end
+                how = "its last.ckpt is gone, so --resume cannot continue it"
+                how += " (a copy of best.ckpt named last.ckpt goes on from that validation)" if best.is_file() else ""
+            raise ValueError(f"{out} holds checkpoints ({names}): {how}, --overwrite starts afresh there, or choose "
+                             "another training.output_dir")  # fmt: skip
         # --overwrite: the old run (checkpoints, config, vocabulary, logs) steps aside, and goes once the new run
         # has written a checkpoint of its own (drop_replaced); a run that fails before (bad data, no GPU) puts it
         # back whole
@@ -257,10 +267,7 @@ def _last_from_best(out: Path) -> None:
     there was nothing to resume, while a fresh start was refused for the checkpoint). A later validation's best.ckpt
     (it names a last.ckpt written before it) is older than the run's lost last state, and is left as it is."""
     best, last = out / "checkpoints" / "best.ckpt", out / "checkpoints" / "last.ckpt"
-    if not best.is_file() or last.exists():
-        return
-    kept = read_checkpoint(best).get("callbacks", {})
-    if any(state.get("last_model_path") for key, state in kept.items() if key.startswith("ModelCheckpoint")):
+    if last.exists() or not _best_is_latest(best):
         return
     tmp = last.with_name(f".{last.name}.{os.getpid()}.tmp")
     with best.open("rb") as source, tmp.open("wb") as copy:
@@ -270,6 +277,14 @@ def _last_from_best(out: Path) -> None:
     os.replace(tmp, last)
     warnings.warn(f"{out}: last.ckpt was missing (a training killed while writing it?); best.ckpt, the run's "
                   "latest state, is copied to it", stacklevel=5)  # fmt: skip
+
+
+def _best_is_latest(best: Path) -> bool:
+    """Whether ``best`` is a first validation's best.ckpt, written before any last.ckpt: the run's latest state."""
+    if not best.is_file():
+        return False
+    kept = read_checkpoint(best).get("callbacks", {})
+    return not any(state.get("last_model_path") for key, state in kept.items() if key.startswith("ModelCheckpoint"))
 
 
 def _remove(path: Path) -> None:
