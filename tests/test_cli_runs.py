@@ -118,3 +118,28 @@ def test_a_first_step_that_diverges_claims_no_checkpoint(tmp_path):
 
     said = str(not_finite(1, math.nan))
     assert "before the step reached the weights (no checkpoint holds it)" in said and "the checkpoints hold" not in said
+
+
+def test_export_refuses_a_report_that_scored_no_model_and_reads_a_report_written_elsewhere(trained, bt_run, tmp_path,
+                                                                                          capsys):  # fmt: skip
+    from fgdm.evaluation.report import _same_file
+
+    assert main(["evaluate", "--backtranslator", str(bt_run / "checkpoints" / "last.ckpt"), "--split", "test",
+                 "--limit", "2", "--out", str(tmp_path / "ceiling"), "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    ckpt = str(trained / "checkpoints" / "last.ckpt")
+    assert main(["export", ckpt, "--out", str(tmp_path / "exp"), "--report", str(tmp_path / "ceiling.json")]) == 1
+    assert "ceiling.json scored no model (evaluate without --checkpoint): the card's table" in capsys.readouterr().err
+    assert not (tmp_path / "exp").exists()
+    # a report records the checkpoint as evaluate was given it, relative to where it ran
+    assert _same_file("run1/checkpoints/last.ckpt", tmp_path / "audit" / "run1" / "checkpoints" / "last.ckpt")
+    assert not _same_file("run2/checkpoints/last.ckpt", tmp_path / "audit" / "run1" / "checkpoints" / "last.ckpt")
+    assert not _same_file("../run1/last.ckpt", tmp_path / "run1" / "last.ckpt")  # (only where it ran could tell)
+
+
+def test_a_set_below_a_key_a_config_file_gives_a_value_names_the_file(tmp_path):
+    from fgdm.config import ConfigError, load_config
+
+    (cfg := tmp_path / "c.yaml").write_text("data:\nmodel:\n  width: 16\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"--set data.path=x: 'data' is not a section: .*c.yaml gives data: None, "):
+        load_config(cfg, ["data.path=x"])

@@ -148,6 +148,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise DataFormatError(args.data, None, "data directory not found (--data: keep, embedded or a directory)")
     loaded = load_for_sampling(args.checkpoint)
     report = read_report(args.report, args.checkpoint, loaded.step) if args.report else None  # before any writing
+    if report is not None and report.get("meta", {}).get("checkpoint") is None:
+        raise ValueError(f"--report {args.report} scored no model (evaluate without --checkpoint): the card's table "
+                         "would describe none; give the report of fgdm evaluate --checkpoint CKPT")  # fmt: skip
     if args.data != "keep":  # the data the card and generate --split will take for its training data
         from fgdm.data.sources import known_glosses
 

@@ -212,6 +212,14 @@ def _parse_value(text: str, hint: Any) -> Any:
     return float(value.replace(".", "", 1)) if _SPECIAL_FLOAT.fullmatch(value) else value
 
 
+class _NotASectionError(ConfigError):
+    """A ``--set`` below a key that the config files give a value, not a section (``given``: what they give)."""
+
+    def __init__(self, message: str, given: str) -> None:
+        super().__init__(message)
+        self.given = given
+
+
 def apply_overrides(raw: dict, overrides: list[str], schema: type = Config) -> dict:
     """Applies ``key.sub=value`` strings to a nested dictionary, in place; values read as :func:`_parse_value` says.
 
@@ -238,8 +246,8 @@ def apply_overrides(raw: dict, overrides: list[str], schema: type = Config) -> d
         node = raw
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item}: {part!r} is not a section")
+            if not isinstance(node, dict):  # (load_config names the files that gave it so)
+                raise _NotASectionError(f"--set {item}: {part!r} is not a section", given=f"{part}: {node!r}")
         node[parts[-1]] = value
     return raw
 
@@ -354,8 +362,13 @@ def load_config(
     raw: dict = {}
     for path in map(Path, paths):  # each layer's old key names moved first, so that a later layer's win
         raw = _merge(raw, upgrade(_read_yaml(path), schema))
-    apply_overrides(raw, list(overrides or []), schema)
     where = " + ".join(str(p) for p in paths)
+    try:
+        apply_overrides(raw, list(overrides or []), schema)
+    except _NotASectionError as err:
+        if not where:
+            raise
+        raise ConfigError(f"{err}: {where} gives {err.given}, where a section of keys belongs") from None
     try:
         return from_dict(raw, schema)
     except ConfigError as err:

@@ -91,13 +91,21 @@ def read_report(path: Path | str, checkpoint: Path | str | None = None, step: in
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
         raise ValueError(f"{path}: not an fgdm evaluate report.json ({type(err).__name__}: {err})") from None
     scored = report.get("meta", {}).get("checkpoint")
-    if checkpoint is not None and (scored is None or Path(scored).resolve() != Path(checkpoint).resolve()):
+    if checkpoint is not None and (scored is None or not _same_file(scored, checkpoint)):
         warnings.warn(f"{path} scored {scored or 'no model'}, not {checkpoint}: its table describes that one",
                       stacklevel=2)  # fmt: skip
     elif checkpoint is not None and step is not None and (at := scored_step(report)) not in (None, step):
         warnings.warn(f"{path} scored {Path(checkpoint).name} at step {at}, and it is at step {step} now: its "
                       "table describes the earlier weights (fgdm evaluate them again)", stacklevel=2)  # fmt: skip
     return report
+
+
+def _same_file(recorded: str, path: Path | str) -> bool:
+    """Whether ``recorded``, a path a report wrote as ``fgdm evaluate`` was given it (relative to where it ran), is
+    ``path``: the same file, or a relative path that ``path`` ends in (the report read from another directory)."""
+    full, parts = Path(path).resolve(), Path(recorded).parts
+    relative = not Path(recorded).is_absolute() and ".." not in parts
+    return Path(recorded).resolve() == full or (relative and full.parts[-len(parts) :] == parts)
 
 
 def scored_step(report: dict) -> int | None:
