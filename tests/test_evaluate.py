@@ -216,6 +216,17 @@ def test_report_paths_keep_a_dotted_name_and_cards_say_what_they_are(tmp_path):
     # DGS's glosses hold $ (which double quotes leave to the shell) and quotes: the command pastes as written
     card = model_card("m", cfg, 10, 40, example="ICH1 $INDEX1* WIE'S")
     assert """--gloss 'ICH1 $INDEX1* WIE'"'"'S' --out""" in card
+    assert "8.333 frames per second" in card and "at batch 8," in card and "Focal 1 layer, General" in card
+    cfg["training"]["devices"], cfg["model"]["focal"]["enabled"] = 4, False  # batch_size is per process
+    card = model_card("m", cfg, 10, 40)
+    assert "at batch 32 (8 per process × 4)," in card and "General 1 layer, no Focal;" in card
+    report = {"sequences": 2, "rows": [{"system": "FGDM", **dict.fromkeys(["bleu1", "bleu4", "rouge_l", "wer", "fid",
+              "finger_ratio", "handshape", "diversity"], 1.0), "dtw_mje": {"all": 1.0, "body": 1.0, "hands": 1.0}}],
+              "definitions": {"WER": "word error rate"}, "meta": {"split": "dev", "steps": 10, "length": "gt",
+              "precision": "bf16", "seed": 3, "backtranslator_step": 900}}  # fmt: skip
+    card = model_card("m", cfg, 10, 40, report)
+    assert "sampled with steps 10, length gt, precision bf16, seed 3, scored by a back-translator trained on " in card
+    assert "ground truth, step 900 (`fgdm evaluate`)" in card and "- WER: word error rate" in card
 
 
 def test_evaluate_refuses_one_sequence_and_warns_of_two_languages(trained, backtranslator, tmp_path, capsys):

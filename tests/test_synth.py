@@ -217,3 +217,11 @@ def test_a_size_for_a_split_the_glosses_lack_is_refused_not_ignored(tmp_path):
     with pytest.raises(ValueError, match=r"train: 5 sentences asked for, but .*x.dev.corpus.csv has no train split"):
         make_synth(tmp_path / "out", sizes={"train": 5}, glosses=csv, lazy=True)
     assert make_synth(tmp_path / "out", sizes={"dev": 1}, glosses=csv, lazy=True)["splits"] == ["dev"]
+
+
+def test_translations_read_as_german():
+    """No "und und" where a joining "und" met the intro's own "und nun ...", and comparatives with their umlaut."""
+    texts = [t for split, n in (("train", 1000), ("dev", 100), ("test", 100)) for t in SynthCorpus(n, split).texts()]
+    assert not [t for t in texts if "und und" in t]
+    assert not [t for t in texts if " kalter" in t or " warmer" in t]
+    assert any("etwas kälter" in t for t in texts) and any("etwas wärmer" in t for t in texts)

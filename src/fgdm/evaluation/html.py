@@ -110,7 +110,8 @@ def write_html(report: dict, path: Path | str, examples: Sequence[Example] = (),
                    "</figure>" for e in examples)  # fmt: skip
     found = run_logs(meta.get("checkpoint"))
     series = read_curves(found) if found else {}
-    charts = "".join(svg_chart(series[key], label) for key, label in CURVES if key in series)
+    # the log's step is the 0-based index of the step in progress; the charts count steps trained, as the meta's step
+    charts = "".join(svg_chart([(x + 1, y) for x, y in series[key]], label) for key, label in CURVES if key in series)
     body = (f"<h1>fgdm evaluation — {html.escape(str(meta.get('split', '')))} split, {report['sequences']} sequences"
             f"</h1><ul>{facts}</ul><h2>Scores</h2><table><tr><th>system</th>{head}</tr>{rows}</table>"
             f"<p>{html.escape(reading_note(report))}</p>" + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")

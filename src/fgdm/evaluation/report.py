@@ -108,6 +108,22 @@ def _same_file(recorded: str, path: Path | str) -> bool:
     return Path(recorded).resolve() == full or (relative and full.parts[-len(parts) :] == parts)
 
 
+def _batch(training: dict) -> str:
+    """The batch a card states: ``batch_size`` is per process, so several make a larger one."""
+    devices, nodes, per = training.get("devices", 1), training.get("num_nodes", 1), training["batch_size"]
+    if devices == 1 and nodes == 1:
+        return f"{per}"
+    known = isinstance(devices, int) and devices > 0  # (auto, -1 or a list of devices: counted when it ran)
+    return f"{per * devices * nodes} ({per} per process × {devices * nodes})" if known else f"{per} per process"
+
+
+def _stages(model: dict) -> str:
+    """The stages a card names: the Focal stage only where it is on (the General-only ablation has none)."""
+    general = f"General {_layers(model['general']['layers'])}"
+    focal = model["focal"]
+    return f"Focal {_layers(focal['layers'])}, {general}" if focal.get("enabled", True) else f"{general}, no Focal"
+
+
 def scored_step(report: dict) -> int | None:
     """The training step of the model a report scored: its meta's, or read from its row (reports before fgdm
     recorded it); None where it scored no model."""
@@ -197,22 +213,25 @@ def model_card(
     lines = [f"# {name}", "",
              "FGDM (Focal–General Diffusion Model, CVPR 2026) as fgdm implements it: glosses → 3D skeleton sequences "
              "in the PT 50-joint layout (neck at the origin, shoulders 0.334 apart), "
-             f"{25 / d['skip_frames']:g} frames per second.", "",
+             f"{25 / d['skip_frames']:.4g} frames per second.", "",
              "## Training", "",
              f"- data: {data}; {vocab_size - 4} glosses in the vocabulary",
-             f"- steps: {step} at batch {t['batch_size']}, learning rate {t['lr']} (warm-up {t['warmup_steps']}), "
+             f"- steps: {step} at batch {_batch(t)}, learning rate {t['lr']} (warm-up {t['warmup_steps']}), "
              f"{'no EMA' if t['ema_decay'] is None else 'EMA ' + str(t['ema_decay'])}, seed {t['seed']}",
-             f"- model: width {cfg['model']['width']}, Focal {_layers(cfg['model']['focal']['layers'])}, General "
-             f"{_layers(cfg['model']['general']['layers'])}; {cfg['diffusion']['sampling_steps']} DDIM steps",
+             f"- model: width {cfg['model']['width']}, {_stages(cfg['model'])}; "
+             f"{cfg['diffusion']['sampling_steps']} DDIM steps",
              "- the full resolved config is in config.json"]  # fmt: skip
     if how:
         lines += [f"- how: {how}"]
     if report:
         meta = report.get("meta", {})
+        how_sampled = ", ".join(f"{k} {meta[k]}" for k in ("steps", "length", "precision", "seed") if k in meta)
+        scorer = f", step {meta['backtranslator_step']}" if "backtranslator_step" in meta else ""
         lines += ["", "## What it scores", "",
-                  f"On the {meta.get('split', 'test')} split ({report['sequences']} sequences), with a back-translator "
-                  "trained on ground truth (`fgdm evaluate`; each metric is defined in its report):", "",
-                  markdown_table(report)]  # fmt: skip
+                  f"On the {meta.get('split', 'test')} split ({report['sequences']} sequences), sampled with "
+                  f"{how_sampled or 'the config'}, scored by a back-translator trained on ground truth{scorer} "
+                  "(`fgdm evaluate`):", "", markdown_table(report), "",
+                  *(f"- {name}: {text}" for name, text in report.get("definitions", {}).items())]  # fmt: skip
     # quoted for the shell as needed: real glosses may hold $ (DGS's $INDEX1), which double quotes would expand
     use = f"fgdm generate --checkpoint THIS_DIRECTORY --gloss {shlex.quote(example or 'MORGEN NORD REGEN')} --out a.gif"
     lines += ["", "## Use", "", "```bash", use, "```"]

@@ -91,7 +91,7 @@ class WeatherGrammar:
         words: list[str] = []
         for k in range(n_clauses):
             g, w = fns[int(rng.choice(len(fns), p=np.array(probs) / sum(probs)))](rng)
-            if k and rng.random() < 0.3:
+            if k and rng.random() < 0.3 and w[:1] != ["und"]:  # (the intro's "und nun ..." is joined already)
                 g, w = ["UND", *g], ["und", *w]
             glosses += g
             words += w
@@ -175,7 +175,8 @@ class WeatherGrammar:
         )
         if rng.random() < 0.5:
             return [*t_g, "WETTER", a_g], [*t_w.split(), "wird", "das", "wetter", a_w]
-        return [*t_g, "MEHR", a_g], [*t_w.split(), "wird", "es", "etwas", a_w + "er"]
+        more = {"kalt": "kälter", "warm": "wärmer"}.get(a_w, a_w + "er")  # the comparative, umlaut and all
+        return [*t_g, "MEHR", a_g], [*t_w.split(), "wird", "es", "etwas", more]
 
     def _intro(self, rng: np.random.Generator) -> tuple[list[str], list[str]]:
         d_g, d_w = self._pick(rng, _WEEKDAYS)
