@@ -184,19 +184,24 @@ def generator_rows(
         if (skip := loaded.cfg.data.skip_frames) != skip_frames:
             raise InputError(f"{path}: trained at skip_frames {skip}, the references at --skip-frames "
                              f"{skip_frames}: give --skip-frames {skip}")  # fmt: skip
-    for path, loaded in zip(checkpoints, generators, strict=True):
-        run = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+    runs = [path.parent.parent.name if path.parent.name == "checkpoints" else path.stem for path in checkpoints]
+    labels = [f"{r}, step {loaded.step}" for r, loaded in zip(runs, generators, strict=True)]
+    if len(set(labels)) < len(labels):  # one's rows would replace the other's
+        twice = next(label for label in labels if labels.count(label) > 1)
+        raise InputError(f"two checkpoints read as {twice!r} (a run's name and step label its rows): give each run "
+                         "its own directory name")  # fmt: skip
+    for label_of_run, loaded in zip(labels, generators, strict=True):
         for seed in seeds:
             generated = generate_for(loaded, samples, steps=5, eta=1.0, seed=seed)
             by_seed[seed].append(generated)
-            label = f"{run}, step {loaded.step}, seed {seed}"
+            label = f"{label_of_run}, seed {seed}"
             rows |= {f"{label}: {k}": v for k, v in decomposition(generated, refs, mean).items()}
             rows[f"{label}: from another sentence's glosses"] = generate_for(
                 loaded, swapped, steps=5, eta=1.0, seed=seed
             )
             notes.append(_figures(label, generated, refs))
         if ensemble and len(seeds) > 1:
-            label = f"{run}, step {loaded.step}: mean of its samples with the {len(seeds)} seeds"
+            label = f"{label_of_run}: mean of its samples with the {len(seeds)} seeds"
             rows[label] = _averaged([by_seed[seed][-1] for seed in seeds])
             notes.append(_figures(label, rows[label], refs))
     if ensemble:

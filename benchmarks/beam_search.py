@@ -107,7 +107,7 @@ def main() -> None:
         hyps.append((name, path))
     torch.set_num_threads(1)
     bt = load_backtranslator(args.backtranslator, "cpu")
-    rows = []
+    rows, scored = [], set()  # scored: the --hyp systems read for some split
     for split in args.split:
         corpus = PTCorpus.read(args.data, split, bt.cfg.data.skip_frames)
         refs = [reference_text(t) for t in corpus.texts()]
@@ -126,6 +126,7 @@ def main() -> None:
             for said in got.notes(25 / bt.cfg.data.skip_frames):
                 print(f"--hyp {name}={path}: {said}", file=sys.stderr)
             systems.append((name, got.poses))
+            scored.add(name)
         for name, poses in systems:
             for k in args.beams:
                 for search in ("fgdm", "pooled"):
@@ -136,6 +137,10 @@ def main() -> None:
                                  "mean_words": round(float(np.mean([len(h.split()) for h in hyp])), 2),
                                  "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
                     print(json.dumps(rows[-1]), flush=True)
+    unread = [f"{name}={path}" for name, path in hyps if name not in scored]
+    if unread:  # the table's command would name a system it has no row of
+        raise InputError(f"--hyp {', '.join(unread)}: files of none of the splits {', '.join(args.split)}; nothing "
+                         "written")  # fmt: skip
     head = "| split (sentences) | system | beam | search | BLEU-4 | ROUGE-L | words per translation | seconds |"
     hyp_args = "".join(f" --hyp {name}=DIR" for name, _ in hyps)
     command = f"python benchmarks/beam_search.py BT_CKPT DATA_DIR --split {' '.join(args.split)} --beams " + " ".join(

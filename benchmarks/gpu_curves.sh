@@ -20,6 +20,16 @@ if [ $# -lt 3 ] || [ $# -gt 4 ] || [[ $1 == -* ]] || ! [[ $3 =~ ^[1-9][0-9]*$ ]]
     exit 2
 fi
 CARRY=$1 OUT=$2 MINUTES=$3 MODE=${4:-}
+NEED=(synth-bt.ckpt)
+[ "$MODE" != candidates ] && NEED+=(phoenix14t-annotations dgs-pt)
+for item in "${NEED[@]}"; do  # before any device time goes to curves that would wait for what is not there
+    [ -e "$CARRY/$item" ] || { echo "gpu_curves.sh: error: $CARRY/$item not found (CARRY holds ${NEED[*]})" >&2; exit 2; }
+done
+# Ctrl-C or a TERM stops every run it started: its background jobs ignore the terminal's Ctrl-C, and each one's
+# children are in process groups of their own
+stop() { trap - INT TERM; echo "[gpu] interrupted: stopping its runs" >&2; kill_tree $$; exit 130; }
+kill_tree() { local child; for child in $(pgrep -P "$1"); do kill_tree "$child"; done; [ "$1" = $$ ] || kill "$1" 2> /dev/null; }
+trap stop INT TERM
 TINY=""
 [ "$MODE" = tiny ] && TINY=1
 export PYTHONPATH=src OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} PYTHONWARNINGS=ignore
@@ -41,13 +51,17 @@ if [ -n "$TINY" ]; then
     AT=2,4 AT_END=4 BT_PHOENIX=4 BT_DGS=4
 fi
 
-echo "[gpu] data"
-fgdm synth --out "$W/synth" "${SYNTH_SIZES[@]}" --seed 0 --workers 6 --quiet > "$OUT/logs/synth.json" &
+echo "[gpu] data (made afresh: an earlier run's, a tiny one's say, is replaced)"
+fgdm synth --out "$W/synth" "${SYNTH_SIZES[@]}" --seed 0 --workers 6 --overwrite --quiet > "$OUT/logs/synth.json" &
+made=($!)
 if [ "$MODE" != candidates ]; then
-    fgdm synth --out "$W/phoenix" --glosses "$CARRY/phoenix14t-annotations" "${PHOENIX_CAP[@]}" --workers 10 --quiet \
-        > "$OUT/logs/phoenix.json" &
+    fgdm synth --out "$W/phoenix" --glosses "$CARRY/phoenix14t-annotations" "${PHOENIX_CAP[@]}" --workers 10 \
+        --overwrite --quiet > "$OUT/logs/phoenix.json" &
+    made+=($!)
 fi
-wait
+for job in "${made[@]}"; do
+    wait "$job" || { echo "gpu_curves.sh: error: making the data failed (its error above)" >&2; exit 1; }
+done
 nvidia-smi --query-gpu=name,memory.used --format=csv > "$OUT/logs/gpu.txt" 2>&1
 
 # curve NAME DATA BT AT MINUTES [learning_curve.py options …]
@@ -55,7 +69,7 @@ curve() {
     local name=$1 data=$2 bt=$3 at=$4 minutes=$5
     shift 5
     python benchmarks/learning_curve.py run "$name" --data "$data" --bt "$bt" --at "$at" --max-minutes "$minutes" \
-        --work "$W" --results "$OUT" --quiet "$@" > "$OUT/logs/$name.log" 2>&1 &
+        --work "$W" --results "$OUT" --overwrite --quiet "$@" > "$OUT/logs/$name.log" 2>&1 &  # (this run's own)
 }
 
 if [ "$MODE" = candidates ]; then

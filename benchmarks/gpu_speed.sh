@@ -33,6 +33,11 @@ if [ $# -lt 1 ] || [ $# -gt 2 ] || [[ $1 == -* ]] || [[ ${2:-tiny} != tiny ]] ||
     exit 2
 fi
 OUT=$1 MODE=${2:-} PART=${PART:-all}
+# Ctrl-C or a TERM stops the step running and every run it started: each step runs under timeout, whose process
+# group is its own (the terminal's Ctrl-C does not reach it), and the loss curves run as background jobs
+stop() { trap - INT TERM; echo "[gpu_speed] interrupted: stopping its runs" >&2; kill_tree $$; exit 130; }
+kill_tree() { local child; for child in $(pgrep -P "$1"); do kill_tree "$child"; done; [ "$1" = $$ ] || kill "$1" 2> /dev/null; }
+trap stop INT TERM
 export PYTHONPATH=src PYTHONWARNINGS=ignore
 mkdir -p "$OUT/logs"
 : > "$OUT/skipped.txt"
@@ -86,7 +91,8 @@ speed() {  # NAME WANT LEAST speed.py-options…
     shift 3
     echo "[gpu_speed] $name (cut at $limit s)"
     timeout "$limit" python benchmarks/speed.py --device "$DEV" "$@" "${GPU_PATH[@]}" > "$OUT/$name.json" \
-        2> "$OUT/logs/$name.err" || echo "[gpu_speed] $name failed or was cut"
+        2> "$OUT/logs/$name.err" &
+    wait $! || echo "[gpu_speed] $name failed or was cut"  # (waited for in the background: Ctrl-C stops it at once)
     summarize
 }
 synth_data() {  # the demo's data, made once per run directory
@@ -98,7 +104,8 @@ synth_data() {  # the demo's data, made once per run directory
 fit() {
     timeout "$2" python -m fgdm.cli train configs/synth.yaml --set data.path="$W/synth" \
         --set training.output_dir="$W/$1" --set training.max_minutes="$3" --overwrite --quiet "${@:4}" \
-        "${GPU_PATH[@]}" > "$OUT/logs/$1.log" 2>&1
+        "${GPU_PATH[@]}" > "$OUT/logs/$1.log" 2>&1 &
+    wait $!
 }
 # train NAME WANT LEAST MINUTES fgdm-train-options…: one timed fit, its minutes cut to what the budget leaves, so
 # that its rate is reported

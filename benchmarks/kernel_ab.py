@@ -51,7 +51,10 @@ def library(source: Path) -> ctypes.CDLL:
     compiler = build.find_compiler()
     if compiler is None:
         raise InputError("no C compiler found (set CC or install gcc)")
-    return build.declare(ctypes.CDLL(str(build.build(compiler, "native", source_file=source))))
+    try:  # an old version's source that does not compile, or lacks the kernel's functions, is bad input here
+        return build.declare(ctypes.CDLL(str(build.build(compiler, "native", source_file=source))))
+    except (RuntimeError, AttributeError) as err:
+        raise InputError(f"{source}: not a kernel source this benchmark can load ({err})") from None
 
 
 MODELS: list[torch.nn.Module] = []  # every model built, so that a side can set how their norms run

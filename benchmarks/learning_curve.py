@@ -216,6 +216,11 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"{out}: the curve exists; --resume extends it, --overwrite starts it afresh")
     quiet_lightning(args.quiet)  # as fgdm train: Lightning's notes that say nothing here left out (--quiet: all)
     work = Path(args.work).resolve()
+    checkpoints = work / args.name / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")) and not (args.resume or args.overwrite):
+        raise InputError(f"{checkpoints.parent}: a curve's training run is there (its points may be in another "
+                         "--results); --resume extends it, --overwrite starts it afresh, or choose another NAME or "
+                         "--work")  # fmt: skip
     at = args.at
     configs = args.config or [str(ROOT / "configs" / "synth.yaml")]
     overrides = [

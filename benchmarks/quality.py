@@ -204,6 +204,8 @@ def collect(args: argparse.Namespace) -> None:
     # every curve, and the rows already here, scored by one back-translator: checked before anything is written
     known = (ref_path, json.loads(ref_path.read_text())["rows"]) if ref_path.is_file() else None
     for path, doc in docs.items():
+        if not isinstance(doc, dict) or not {"name", "points", "reference"} <= doc.keys():
+            raise InputError(f"{path}: not a learning curve (benchmarks/learning_curve.py run writes them)")
         row, _, seed = doc["name"].removeprefix(f"{args.dataset}-").rpartition("-s")
         if row not in LABELS or not seed.isdigit() or not doc["points"]:
             rows = ", ".join(LABELS)
@@ -220,6 +222,18 @@ def collect(args: argparse.Namespace) -> None:
     named = [f"{row}-seed{seed}" + (f"-step{p['step']}" if args.at else "") for row, seed, points in chosen.values()
              for p in points]  # fmt: skip
     refuse_existing([results / f"{name}.json" for name in named], args.overwrite, "--results")  # committed ones too
+    # the same row, seed and budget under another name (collected with --at, or without) would be counted twice
+    wanted = {(row, int(seed), p["step"]) for row, seed, points in chosen.values() for p in points}
+
+    def budget(f: Path) -> tuple:
+        doc = json.loads(f.read_text())
+        return doc.get("row"), doc.get("seed"), doc.get("steps")
+
+    twins = [f for f in results.glob("*-seed*.json") if f.stem not in named and budget(f) in wanted]
+    if twins and not args.overwrite:
+        raise InputError(f"{', '.join(map(str, twins))}: the same row, seed and budget already (--overwrite)")
+    for twin in twins:
+        twin.unlink()
     for path, doc in docs.items():
         row, seed, points = chosen[path]
         for point in points:

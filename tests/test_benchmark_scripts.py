@@ -3,6 +3,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,7 @@ def _run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["gpu_speed.sh", "--help"], 2, "usage: [PART=all|main|compile] bash benchmarks/gpu_speed.sh OUT [tiny]"),
         (["gpu_speed.sh", "out", "huge"], 2, "usage:"),
         (["gpu_curves.sh", "carry", "out", "ten"], 2, "usage: bash benchmarks/gpu_curves.sh CARRY OUT MINUTES"),
+        (["gpu_curves.sh", "carry", "out", "5"], 2, "carry/synth-bt.ckpt not found (CARRY holds synth-bt.ckpt "),
     ],
 )
 def test_what_no_one_can_mean_is_refused_in_one_line(tmp_path, argv, status, said):
@@ -200,3 +202,32 @@ def test_the_gpu_summary_names_the_function_a_graph_break_skipped(monkeypatch):
         "fgdm/model/compiled.py:57 (_ctc)",
         "fgdm/model/scg.py:98",
     ]
+
+
+def test_benchmarks_refuse_what_would_lose_or_misstate_results(tmp_path, trained):
+    """A curve's run that another --results holds, a JSON that is no curve, a kernel source that does not build,
+    two checkpoints whose rows would share a label: each refused in one line, before any work."""
+    (data := tmp_path / "data").mkdir()
+    (tmp_path / "w" / "t1" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "w" / "t1" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    done = _run(str(ROOT / "benchmarks" / "learning_curve.py"), "run", "t1", "--data", str(data), "--bt", "bt.ckpt",
+                "--work", str(tmp_path / "w"), "--results", str(tmp_path / "r"))  # fmt: skip
+    assert done.returncode == 1 and "t1: a curve's training run is there" in done.stderr, done.stderr
+    (curve := tmp_path / "sampling.json").write_text('{"rows": []}')
+    done = _run(str(ROOT / "benchmarks" / "quality.py"), "collect", "phoenix-synth", str(curve), "--results",
+                str(tmp_path / "q"))  # fmt: skip
+    assert done.returncode == 1 and "sampling.json: not a learning curve" in done.stderr, done.stderr
+    (source := tmp_path / "old.c").write_text("int x = ;\n")
+    done = _run(str(ROOT / "benchmarks" / "kernel_ab.py"), str(source), "--repeats", "1")
+    assert done.returncode == 1 and "old.c: not a kernel source this benchmark can load" in done.stderr, done.stderr
+    for copy in ("c1", "c2"):
+        (tmp_path / copy).mkdir()
+        shutil.copy(trained / "checkpoints" / "last.ckpt", tmp_path / copy / "last.ckpt")
+    from fgdm.cli import main
+
+    assert main(["synth", "--out", str(data), "--num-train", "4", "--num-dev", "2", "--num-test", "2", "--quiet",
+                 "--overwrite"]) == 0  # fmt: skip
+    done = _run(str(ROOT / "benchmarks" / "baselines.py"), str(data), "--split", "dev", "--skip-frames", "3",
+                "--results", str(tmp_path / "b"), "--checkpoint", str(tmp_path / "c1" / "last.ckpt"),
+                str(tmp_path / "c2" / "last.ckpt"))  # fmt: skip
+    assert done.returncode == 1 and "two checkpoints read as 'last, step 20'" in done.stderr, done.stderr
