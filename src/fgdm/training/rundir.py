@@ -138,10 +138,10 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
             raise FileNotFoundError(f"{last}: nothing to resume (no last checkpoint in training.output_dir)")
         ckpt = read_checkpoint(last)
         stored = ckpt["hyper_parameters"]
-        kinds = ["a generator's", "a back-translator's"]  # (a back-translator stores its text vocabulary too)
+        kinds = ["a generator", "a back-translator"]  # (a back-translator stores its text vocabulary too)
         was, now = int("text_vocab" in stored), int(schema is BackTranslatorConfig)
         if was != now:
-            raise ValueError(f"{last}: {kinds[was]} checkpoint, and this command trains {kinds[now][:-2]}: give it "
+            raise ValueError(f"{last}: {kinds[was]}'s checkpoint, and this command trains {kinds[now]}: give it "
                              "another training.output_dir")  # fmt: skip
         changed = changed_settings(stored["config"], config, schema)
         if changed:
