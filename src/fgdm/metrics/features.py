@@ -33,6 +33,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         if not np.isfinite(covmean).all():  # near-singular product: regularise as the reference FID code does
             eps = np.eye(a.shape[1]) * 1e-6
             covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    said = [w for w in said if issubclass(w.category, linalg.LinAlgWarning)]  # (the only kind sqrtm gives)
     if said:
         warnings.warn(f"FID of {len(a)} and {len(b)} sequences of {a.shape[1]} features: {said[-1].message} (more "
                       "sequences make it reliable)", stacklevel=2)  # fmt: skip
