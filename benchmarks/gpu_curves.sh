@@ -25,11 +25,7 @@ NEED=(synth-bt.ckpt)
 for item in "${NEED[@]}"; do  # before any device time goes to curves that would wait for what is not there
     [ -e "$CARRY/$item" ] || { echo "gpu_curves.sh: error: $CARRY/$item not found (CARRY holds ${NEED[*]})" >&2; exit 2; }
 done
-# Ctrl-C or a TERM stops every run it started: its background jobs ignore the terminal's Ctrl-C, and each one's
-# children are in process groups of their own
-stop() { trap - INT TERM; echo "[gpu] interrupted: stopping its runs" >&2; kill_tree $$; exit 130; }
-kill_tree() { local child; for child in $(pgrep -P "$1"); do kill_tree "$child"; done; [ "$1" = $$ ] || kill "$1" 2> /dev/null; }
-trap stop INT TERM
+STOP_NAME=gpu; source "$(dirname "${BASH_SOURCE[0]}")/stop_runs.sh"  # Ctrl-C stops every run it started
 TINY=""
 [ "$MODE" = tiny ] && TINY=1
 export PYTHONPATH=src OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} PYTHONWARNINGS=ignore

@@ -33,11 +33,7 @@ if [ $# -lt 1 ] || [ $# -gt 2 ] || [[ $1 == -* ]] || [[ ${2:-tiny} != tiny ]] ||
     exit 2
 fi
 OUT=$1 MODE=${2:-} PART=${PART:-all}
-# Ctrl-C or a TERM stops the step running and every run it started: each step runs under timeout, whose process
-# group is its own (the terminal's Ctrl-C does not reach it), and the loss curves run as background jobs
-stop() { trap - INT TERM; echo "[gpu_speed] interrupted: stopping its runs" >&2; kill_tree $$; exit 130; }
-kill_tree() { local child; for child in $(pgrep -P "$1"); do kill_tree "$child"; done; [ "$1" = $$ ] || kill "$1" 2> /dev/null; }
-trap stop INT TERM
+STOP_NAME=gpu_speed; source "$(dirname "${BASH_SOURCE[0]}")/stop_runs.sh"  # Ctrl-C stops every run it started
 export PYTHONPATH=src PYTHONWARNINGS=ignore
 mkdir -p "$OUT/logs"
 : > "$OUT/skipped.txt"

@@ -108,7 +108,7 @@ def test_evaluate_names_a_file_given_as_hypotheses(bt_run, tmp_path, capsys):
     argv = ["evaluate", "--backtranslator", str(bt_run / "checkpoints" / "last.ckpt"), "--hyp", str(hyp), "--out",
             str(tmp_path / "rep")]  # fmt: skip
     assert main(argv) == 1
-    assert "poses.npy: hypothesis directory a file: --hyp gives a directory of the system's poses" in (
+    assert "poses.npy: hypothesis directory a file: give the folder of the system's poses (--hyp)" in (
         capsys.readouterr().err
     )
 
@@ -129,7 +129,8 @@ def test_export_refuses_a_report_that_scored_no_model_and_reads_a_report_written
     capsys.readouterr()
     ckpt = str(trained / "checkpoints" / "last.ckpt")
     assert main(["export", ckpt, "--out", str(tmp_path / "exp"), "--report", str(tmp_path / "ceiling.json")]) == 1
-    assert "ceiling.json scored no model (evaluate without --checkpoint): the card's table" in capsys.readouterr().err
+    said = "ceiling.json scored no model (evaluate without --checkpoint): its table would describe none"
+    assert said in capsys.readouterr().err
     assert not (tmp_path / "exp").exists()
     # a report records the checkpoint as evaluate was given it, relative to where it ran
     assert _same_file("run1/checkpoints/last.ckpt", tmp_path / "audit" / "run1" / "checkpoints" / "last.ckpt")

@@ -113,7 +113,7 @@ def test_import_names_an_id_in_two_splits_with_both_lines_and_a_file_given_as_th
     err = capsys.readouterr().err
     assert "a.dev.csv:2: the id 'clip0' is in the train split too (" in err and "a.train.csv:3)" in err
     assert main(["data", "import", str(tmp_path / "v" / "clip0.pose"), "--glosses", str(tmp_path), "--out", out]) == 1
-    assert "clip0.pose: directory of .pose files a file: give the directory" in capsys.readouterr().err
+    assert "clip0.pose: directory of .pose files a file: give the folder of the .pose files" in capsys.readouterr().err
 
 
 def test_compressed_csvs_in_a_folder_are_named_with_the_command(tmp_path):

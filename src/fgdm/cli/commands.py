@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from fgdm.cli.refusals import refuse_existing, refuse_nonempty, refuse_unwritable
-from fgdm.data.pt import DataFormatError
+from fgdm.data.pt import DataFormatError, not_a_folder
 
 
 def print_json(value) -> None:
@@ -148,9 +148,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise DataFormatError(args.data, None, "data directory not found (--data: keep, embedded or a directory)")
     loaded = load_for_sampling(args.checkpoint)
     report = read_report(args.report, args.checkpoint, loaded.step) if args.report else None  # before any writing
-    if report is not None and report.get("meta", {}).get("checkpoint") is None:
-        raise ValueError(f"--report {args.report} scored no model (evaluate without --checkpoint): the card's table "
-                         "would describe none; give the report of fgdm evaluate --checkpoint CKPT")  # fmt: skip
     if args.data != "keep":  # the data the card and generate --split will take for its training data
         from fgdm.data.sources import known_glosses
 
@@ -172,9 +169,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     refuse_unwritable(paths[0])
     refuse_existing(list(paths), args.overwrite)
     for hyp in args.hyp or []:  # before sampling, which may take long
-        if not Path(hyp).is_dir():
-            what = "a file: --hyp gives a directory of the system's poses" if Path(hyp).is_file() else "not found"
-            raise DataFormatError(hyp, None, f"hypothesis directory {what} (--hyp)")
+        if problem := not_a_folder(Path(hyp), "the system's poses"):
+            raise DataFormatError(hyp, None, f"hypothesis directory {problem} (--hyp)")
     report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
                       args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet,
                       examples=3, precision=args.precision, compile=args.compile)  # fmt: skip

@@ -50,13 +50,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 0
     if out.suffix or (out.exists() and not out.is_dir()):
         raise ValueError(f"{out}: with --split the output is a directory (PT files), not a file")
-    from fgdm.data.sources import build_corpus, open_corpus  # the synthetic signer's modules: only for a split
+    from fgdm.data.sources import MANIFEST, VOCAB, build_corpus, open_corpus  # (the synthetic signer: a split's)
 
     data = args.data or loaded.cfg.data.path  # the data the checkpoint was trained on unless --data
     if data is not None and out.is_dir() and out.resolve() == Path(data).resolve():
         raise ValueError(f"{out} is the data directory: writing there would overwrite the data's own "
                          f"{args.split}.skels; choose another --out")  # fmt: skip
-    marks = ["src_vocab.txt", "synth.json", *(["train.skels"] if args.split != "train" else [])]  # of a data set
+    marks = [VOCAB, MANIFEST, *(["train.skels"] if args.split != "train" else [])]  # a data set's files
     if mark := next((m for m in marks if (out / m).exists()), None):
         raise ValueError(f"{out} holds a data set ({mark}): generated poses never replace a data set's splits; "
                          "choose another --out")  # fmt: skip

@@ -19,7 +19,15 @@ import numpy as np
 
 from fgdm.data.holistic import resample
 from fgdm.data.io import FPS, load_npy, read_frame_rate, read_pose_details
-from fgdm.data.pt import DataFormatError, hidden, parse_skels_line, read_split, sequence_names, text_lines
+from fgdm.data.pt import (
+    DataFormatError,
+    hidden,
+    not_a_folder,
+    parse_skels_line,
+    read_split,
+    sequence_names,
+    text_lines,
+)
 from fgdm.skeleton import CONVENTION, PT50, Skeleton, convention_problem
 
 
@@ -126,9 +134,8 @@ def read_hypotheses(
     split's ``.gloss`` where it has one: the sequences that differ are in the notes (:meth:`Hypotheses.notes`).
     """
     path = Path(path)
-    if not path.is_dir():
-        what = "a file: give the directory of the system's poses" if path.is_file() else "not found"
-        raise DataFormatError(path, None, f"hypothesis directory {what}")
+    if problem := not_a_folder(path, "the system's poses"):
+        raise DataFormatError(path, None, f"hypothesis directory {problem}")
     recorded = functools.cache(lambda folder: (folder / f"{split}.fps").is_file())  # {split}.fps in this folder
     given = read_frame_rate(path, split, source_fps)
     found: dict[str, tuple[np.ndarray, float]] = {}

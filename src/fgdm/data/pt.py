@@ -106,6 +106,13 @@ def refuse_repeats(path: Path | str, numbered: Sequence[tuple[int, str]], what: 
             raise DataFormatError(path, line, f"the {what} {value!r} again (first on line {first[value]})")
 
 
+def not_a_folder(path: Path, expected: str) -> str | None:
+    """What ``path`` is where a folder was expected (``expected``: what it should hold), or None."""
+    if path.is_dir():
+        return None
+    return f"a file: give the folder of {expected}" if path.exists() else "not found"
+
+
 def not_a_file(path: Path) -> str | None:
     """What ``path`` is where a file was expected (a folder, a broken symbolic link), or None."""
     if path.is_dir():

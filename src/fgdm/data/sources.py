@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fgdm.config import SYNTH_SPLIT_SIZES, DataConfig
 from fgdm.data.corpus import Corpus, PTCorpus, Subsampled
-from fgdm.data.pt import DataFormatError, available_splits, hidden, text_lines
+from fgdm.data.pt import DataFormatError, available_splits, hidden, not_a_folder, text_lines
 from fgdm.data.synth.corpus import SynthCorpus, read_phoenix_csv
 from fgdm.data.vocab import Vocabulary
 from fgdm.encoding import decompress
@@ -26,6 +26,7 @@ from fgdm.encoding import decompress
 SPLITS = ("train", "dev", "test")
 
 MANIFEST = "synth.json"
+VOCAB = "src_vocab.txt"  # a data set's gloss vocabulary, beside its splits
 INCOMPLETE = ".fgdm-incomplete"  # in a data directory while fgdm synth or data import writes it
 _DATA_FILES = (".skels", ".gloss", ".text", ".files", ".fps")
 
@@ -63,7 +64,7 @@ def _data_set_files(out: Path, staging: Path) -> list[Path]:
         return (stem, dot + suffix) if dot + suffix in _DATA_FILES else ("", "")
 
     splits = {split_file(p.name)[0] for p in [*out.glob("*.skels"), *staging.iterdir()]} - {""}
-    whole = ("src_vocab.txt", MANIFEST)
+    whole = (VOCAB, MANIFEST)
     return [p for p in out.iterdir() if p.is_file() and (p.name in whole or split_file(p.name)[0] in splits)]
 
 
@@ -322,7 +323,7 @@ def make_synth(
             manifest.save(new)
         if "train" in manifest.splits():
             train = manifest.corpus("train", new) if lazy else PTCorpus.read(new, "train")
-            Vocabulary.from_corpus(train.gloss_sequences()).save(new / "src_vocab.txt")
+            Vocabulary.from_corpus(train.gloss_sequences()).save(new / VOCAB)
     elapsed = time.perf_counter() - t0
     summary: dict = {"out": str(out), "splits": manifest.splits(), "lazy": lazy, "seed": seed}
     if csv_files:  # which CSV each split's glosses came from (a directory can hold several)
@@ -351,9 +352,8 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
     from fgdm.data.pt import PTSplit, write_split
 
     poses, out = Path(poses), Path(out)
-    if not poses.is_dir():
-        what = "a file: give the directory that holds the .pose files" if poses.is_file() else "not found"
-        raise DataFormatError(poses, None, f"directory of .pose files {what}")
+    if problem := not_a_folder(poses, "the .pose files"):
+        raise DataFormatError(poses, None, f"directory of .pose files {problem}")
     files: dict[str, Path] = {}  # by name in Unicode's composed form, as the CSV's ids are read (a Mac's are not)
     for path in sorted(poses.rglob("*")):  # .pose in any case; not hidden files (a Mac's ._clip.pose)
         if path.suffix.lower() != ".pose" or hidden(path, poses) or not path.is_file():
@@ -396,5 +396,5 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
         used = {row.name for rows in splits.values() for row in rows}
         report["unused_pose_files"] = sorted(str(p) for name, p in files.items() if name not in used)
         if "train" in splits:
-            Vocabulary.from_corpus(list(r.glosses) for r in splits["train"]).save(new / "src_vocab.txt")
+            Vocabulary.from_corpus(list(r.glosses) for r in splits["train"]).save(new / VOCAB)
     return report

@@ -79,8 +79,9 @@ def report_paths(out: Path | str) -> tuple[Path, Path, Path]:
 
 def read_report(path: Path | str, checkpoint: Path | str | None = None, step: int | None = None) -> dict:
     """An ``fgdm evaluate`` report.json, checked to be one (its table can be drawn): errors name the file.
-    ``checkpoint``: the model the report should have scored, and ``step`` its training step; a warning where it
-    names another model (or none) or scored this file at another step (a training that went on since)."""
+    ``checkpoint``: the model the report should have scored, and ``step`` its training step; refused where it scored
+    no model (its table would describe none), a warning where it names another model or scored this file at another
+    step (a training that went on since)."""
     path = Path(path)
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -91,8 +92,11 @@ def read_report(path: Path | str, checkpoint: Path | str | None = None, step: in
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
         raise ValueError(f"{path}: not an fgdm evaluate report.json ({type(err).__name__}: {err})") from None
     scored = report.get("meta", {}).get("checkpoint")
-    if checkpoint is not None and (scored is None or not _same_file(scored, checkpoint)):
-        warnings.warn(f"{path} scored {scored or 'no model'}, not {checkpoint}: its table describes that one",
+    if checkpoint is not None and scored is None:
+        raise ValueError(f"{path} scored no model (evaluate without --checkpoint): its table would describe none; "
+                         "give the report of fgdm evaluate --checkpoint CKPT")  # fmt: skip
+    if checkpoint is not None and not _same_file(scored, checkpoint):
+        warnings.warn(f"{path} scored {scored}, not {checkpoint}: its table describes that one",
                       stacklevel=2)  # fmt: skip
     elif checkpoint is not None and step is not None and (at := scored_step(report)) not in (None, step):
         warnings.warn(f"{path} scored {Path(checkpoint).name} at step {at}, and it is at step {step} now: its "
