@@ -145,3 +145,10 @@ def test_render_refuses_a_folder_as_its_output_before_rendering_and_points_a_ske
     assert "x.gif is a directory: --out names the animation's file" in capsys.readouterr().err
     assert main(["render", str(data / "test.skels"), "--out", str(tmp_path / "y.gif")]) == 1
     assert "a PT split's sequences are read from their directory" in capsys.readouterr().err
+
+
+def test_more_sentences_asked_of_a_csv_than_it_has_rows_are_said(tmp_path):
+    csv = _csv(tmp_path, "id|signer|annotation|translation\nc0|S1|REGEN|x\nc1|S1|NORD|y\n", "t.train.csv")
+    with pytest.warns(UserWarning, match=r"train: 5 sentences asked for, but .*t.train.csv has 2 rows: all taken"):
+        assert main(["synth", "--out", str(tmp_path / "d"), "--glosses", str(csv), "--num-train", "5", "--quiet"]) == 0
+    assert (tmp_path / "d" / "train.gloss").read_text(encoding="utf-8").splitlines() == ["REGEN", "NORD"]

@@ -118,3 +118,17 @@ def test_each_process_of_a_data_parallel_run_trains_on_its_own_share():
                                        strategy=SimpleNamespace(root_device=torch.device("cpu")))  # fmt: skip
         shares.append([int(i) for batch in data.train_dataloader() for i in batch.index])
     assert len(shares[0]) == len(shares[1]) == 8 and sorted(shares[0] + shares[1]) == list(range(16))
+
+
+def test_a_skip_that_leaves_no_signing_is_warned_of():
+    import warnings
+
+    import pytest
+
+    from fgdm.training.data import PoseDataModule
+
+    with pytest.warns(UserWarning, match=r"data.skip_frames 1000 leaves the training sequences 1 frame long"):
+        PoseDataModule(DataConfig(synth_train=4, synth_dev=2, skip_frames=1000), TrainingConfig(), eval_batch_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the tests' and the demo's rates say nothing
+        PoseDataModule(DataConfig(synth_train=4, synth_dev=2, skip_frames=3), TrainingConfig(), eval_batch_size=2)

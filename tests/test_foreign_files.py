@@ -174,6 +174,9 @@ def test_score_names_blank_lines_at_a_files_end(tmp_path):
     (tmp_path / "r.txt").write_text("ein Satz\nnoch einer\n")
     with pytest.raises(ValueError, match=r"h.txt has 3 lines but .*r.txt has 2; the last 1 line\(s\) of .*h.txt are"):
         score_text_files(tmp_path / "h.txt", tmp_path / "r.txt")
+    (tmp_path / "h.txt").write_text("ein Satz\n")
+    with pytest.raises(ValueError, match=r"h.txt has 1 line but .*r.txt has 2$"):
+        score_text_files(tmp_path / "h.txt", tmp_path / "r.txt")
 
 
 def test_a_result_goes_out_escaped_where_the_output_cannot_show_its_names(tmp_path, monkeypatch):

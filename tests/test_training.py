@@ -562,6 +562,34 @@ def test_a_sampling_copy_leaves_the_training_random_stream_alone():
         assert torch.equal(a, b)
 
 
+def test_an_export_as_the_embedded_language_checks_that_the_written_data_was_it(trained, synth_dir, tmp_path):
+    """Data written by fgdm synth is recorded as the embedded language only where it is the language the config
+    names (its seed and sizes, which the card states and generate --split takes): not seed 3's 24 sentences."""
+    import dataclasses
+
+    from fgdm.data.sources import make_synth
+    from fgdm.sampling import export, load_for_sampling
+
+    loaded = load_for_sampling(trained / "checkpoints" / "last.ckpt")  # tiny.yaml: seed 0, 32/8/8 sentences
+
+    def trained_on(path):
+        return dataclasses.replace(loaded, cfg=dataclasses.replace(loaded.cfg, data=dataclasses.replace(
+            loaded.cfg.data, path=str(path))))  # fmt: skip
+
+    with pytest.raises(ValueError, match=r"data: embedded, but .*'s train split \(24 sentences\) is not the embedded "
+                       r"language's of the run's config \(seed 0, 32 train sentences"):  # fmt: skip
+        export(trained_on(synth_dir), tmp_path / "a", data=None)
+    make_synth(tmp_path / "lazy", 1, {"train": 32, "dev": 8, "test": 8}, lazy=True)  # another seed's language
+    with pytest.raises(ValueError, match=r"lazy's train split \(32 sentences\) is not"):
+        export(trained_on(tmp_path / "lazy"), tmp_path / "a", data=None)
+    assert not (tmp_path / "a").exists()
+    make_synth(tmp_path / "same", 0, {"train": 32, "dev": 8, "test": 8})
+    export(trained_on(tmp_path / "same"), tmp_path / "b", data=None)
+    assert load_for_sampling(tmp_path / "b").cfg.data.path is None
+    with pytest.warns(UserWarning, match=r"gone, the run's data, is gone: that it was the embedded language of seed 0"):
+        export(trained_on(tmp_path / "gone"), tmp_path / "c", data=None)
+
+
 def test_loading_a_checkpoint_for_sampling_leaves_the_random_stream_alone(trained):
     """A run that loads a checkpoint mid-way (a learning curve, a notebook) draws the same noise after it."""
     from fgdm.sampling import load_for_sampling

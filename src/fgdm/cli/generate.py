@@ -46,7 +46,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
             save_sequence(out, pose, fps=loaded.fps)
         hint = f"; a .npy holds no rate: fgdm render --fps {loaded.fps:g}" if out.suffix.lower() == ".npy" else ""
-        print(f"wrote {out} ({len(pose)} frames at {loaded.fps:g} fps{hint})")
+        print(f"wrote {out} ({len(pose)} frame{'s' * (len(pose) != 1)} at {loaded.fps:g} fps{hint})")
         return 0
     if out.suffix or (out.exists() and not out.is_dir()):
         raise ValueError(f"{out}: with --split the output is a directory (PT files), not a file")

@@ -222,7 +222,8 @@ def _read_pt(path: Path, split: str, num_joints: int) -> tuple[list[str], list[n
                                              ".gloss and .text may be left out)"))  # fmt: skip
     lines = text_lines(skels)
     if len(lines) != len(names):
-        raise DataFormatError(path, None, f"{skels.name} has {len(lines)} lines but {files.name} has {len(names)}")
+        raise DataFormatError(path, None, f"{skels.name} has {len(lines)} line{'s' * (len(lines) != 1)} but "
+                                          f"{files.name} has {len(names)}")  # fmt: skip
     return names, [parse_skels_line(line, skels, i, num_joints) for i, line in enumerate(lines, start=1)], None
 
 

@@ -11,7 +11,9 @@ import contextlib
 import json
 import re
 import shutil
+import time
 import unicodedata
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -132,9 +134,7 @@ class SynthManifest:
             if not csv.exists():
                 raise DataFormatError(base / MANIFEST, None, f"its {split} split's CSV {csv} is not found: moved? "
                                       "(make the manifest again with fgdm synth --lazy --glosses ...)")  # fmt: skip
-            rows = read_phoenix_csv(csv)
-            cap = self.sizes.get(split)
-            rows = rows[:cap] if cap is not None else rows
+            rows = read_phoenix_csv(csv)[: self.sizes.get(split)]  # the first rows a size keeps, else all
             return SynthCorpus(0, split, seed=self.seed, rows=rows, frames_cache=base / f".frames-{split}.npz")
         if split not in self.sizes:
             raise ValueError(f"split {split!r} not in the manifest; splits are {self.splits()}")
@@ -173,10 +173,9 @@ def open_corpus(directory: Path | str, split: str, skip_frames: int = 1, advice:
     if (directory / MANIFEST).is_file():
         corpus: Corpus = SynthManifest.load(directory).corpus(split, directory)
         return Subsampled(corpus, skip_frames) if skip_frames > 1 else corpus
-    if not (directory / f"{split}.skels").is_file():
-        present = available_splits(directory)
-        if present:  # a PT directory without this split (dgs-pt has no test split): name the ones it has
-            raise DataFormatError(directory, None, f"no {split} split here (it has {', '.join(present)}): {advice}")
+    # a PT directory without this split (dgs-pt has no test split): name the ones it has
+    if not (directory / f"{split}.skels").is_file() and (present := available_splits(directory)):
+        raise DataFormatError(directory, None, f"no {split} split here (it has {', '.join(present)}): {advice}")
     return PTCorpus.read(directory, split, skip_frames=skip_frames)
 
 
@@ -296,8 +295,6 @@ def make_synth(
     (a PHOENIX-style CSV or a directory of them) the CSV rows are rendered instead, all of them unless
     ``sizes`` caps a split. Returns a summary.
     """
-    import time
-
     from fgdm.data.synth.corpus import write_pt
 
     out = Path(out)
@@ -316,6 +313,9 @@ def make_synth(
     with _writing_data(out) as new:  # (a manifest left by an earlier lazy run, which would shadow the files, goes)
         for split in manifest.splits():
             corpus = manifest.corpus(split, new)
+            if len(corpus) < chosen.get(split, 0):  # a CSV of fewer rows than asked for: all of them, and said
+                warnings.warn(f"{split}: {chosen[split]} sentences asked for, but {csv_files[split]} has "
+                              f"{len(corpus)} rows: all taken", stacklevel=2)  # fmt: skip
             if not lazy:
                 write_pt(corpus, new, progress=progress, workers=workers)
                 rendered += len(corpus)

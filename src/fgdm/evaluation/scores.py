@@ -78,7 +78,7 @@ def score_text_files(hyp_path: Path | str, ref_path: Path | str, tokenize: bool 
         longer, extra = (hyp_path, hyp[len(ref) :]) if len(hyp) > len(ref) else (ref_path, ref[len(hyp) :])
         blank = not any(line.strip() for line in extra)
         hint = f"; the last {len(extra)} line(s) of {longer} are blank: remove them" if blank else ""
-        raise ValueError(f"{hyp_path} has {len(hyp)} lines but {ref_path} has {len(ref)}{hint}")
+        raise ValueError(f"{hyp_path} has {len(hyp)} line{'s' * (len(hyp) != 1)} but {ref_path} has {len(ref)}{hint}")
     empty = next((i for i, line in enumerate(ref, 1) if not line.strip()), None)
     if empty is not None:
         raise DataFormatError(paths[1], empty, "an empty reference: every line needs the sentence to score against")

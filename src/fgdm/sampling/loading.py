@@ -6,6 +6,7 @@ config, vocabulary, model card) or the weights shipped with fgdm (:func:`pretrai
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import threading
@@ -19,7 +20,7 @@ from torch import nn
 
 from fgdm.checkpoint import read_checkpoint, run_checkpoints, state_mismatch, substate
 from fgdm.choices import COMPILE_MODES, PRECISIONS
-from fgdm.config import Config, from_dict
+from fgdm.config import Config, DataConfig, from_dict
 from fgdm.data.vocab import Vocabulary
 from fgdm.model import FGDM, build_model
 from fgdm.runtime import one_thread_after_fork, resolve_device, signals_held
@@ -268,7 +269,6 @@ def export(
     data: ``"keep"`` it, or a directory (recorded absolute), or None for the embedded synthetic language
     (``data.path: null``). The run's output directory is not recorded.
     """
-    import dataclasses
     import json
 
     from safetensors.torch import save_file
@@ -282,6 +282,9 @@ def export(
     if data != "keep":
         if data is not None and not Path(data).is_dir():  # ("embedded" is the command line's word for None)
             raise ValueError(f'data: {data}: no directory (give "keep", a data directory, or None: embedded)')
+        if data is None and cfg.data.path is not None and (problem := _not_embedded(cfg.data)):
+            raise ValueError(f"data: embedded, but {problem}: the exported config would name another language's "
+                             'sentences (keep the data: "keep", --data keep)')  # fmt: skip
         path = str(Path(data).resolve()) if data is not None else None  # read later, from elsewhere
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=path))
     cfg = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, output_dir="runs/fgdm"))
@@ -309,6 +312,32 @@ def export(
         for path in tmp.values():
             path.unlink(missing_ok=True)
     return cfg
+
+
+def _not_embedded(data: DataConfig) -> str | None:
+    """Why ``data.path``, data written to files, is not the embedded language that ``data`` describes (its seed and
+    split sizes, which an export recording the data as embedded keeps), or None: every split it has holds that
+    language's sentences, or the data is gone (then unchecked, with a warning)."""
+    from fgdm.data.pt import text_lines
+    from fgdm.data.sources import MANIFEST, SPLITS, build_corpus, data_splits, open_corpus
+
+    path = Path(data.path or "")
+    if not path.is_dir():
+        warnings.warn(f"{path}, the run's data, is gone: that it was the embedded language of seed "
+                      f"{data.synth_seed} (data.synth_seed) is not checked", stacklevel=3)  # fmt: skip
+        return None
+    embedded = dataclasses.replace(data, path=None, skip_frames=1)
+    for split in [s for s in data_splits(path) if s in SPLITS]:
+        if (path / MANIFEST).is_file():
+            have = open_corpus(path, split).gloss_sequences()
+        else:  # the glosses alone, without the poses
+            have = [line.split() for line in text_lines(path / f"{split}.gloss")]
+        want = build_corpus(embedded, split).gloss_sequences()
+        if [tuple(g) for g in have] != [tuple(g) for g in want]:
+            return (f"{path}'s {split} split ({len(have)} sentences) is not the embedded language's of the run's "
+                    f"config (seed {data.synth_seed}, {len(want)} {split} sentences: data.synth_seed, "
+                    f"data.synth_{split})")  # fmt: skip
+    return None
 
 
 def refuse_run_directory(out: Path) -> None:

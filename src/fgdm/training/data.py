@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Iterator
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
@@ -15,6 +16,8 @@ from fgdm.data.corpus import Cached, Corpus
 from fgdm.data.dataset import BucketBatchSampler, Collate, PoseDataset
 from fgdm.data.sources import build_corpus, build_vocab
 from fgdm.data.vocab import Vocabulary
+
+SHORTEST_SIGNING = 8  # frames: a median training sequence shorter than this after data.skip_frames is warned of
 
 
 class EpochBatches(Sampler[list[int]]):
@@ -57,6 +60,12 @@ class PoseDataModule(L.LightningDataModule):
                 raise ValueError(f"the {split} split of {where} has no sequences: training needs train and dev data")
         self.vocab = vocab or build_vocab(data, self.corpora["train"])
         self.datasets: dict[str, PoseDataset] = {}
+        if data.skip_frames > 1:  # 1000 would train on 1-frame "sentences", and nothing else would say so
+            median = int(np.median(self.corpora["train"].frame_counts()))
+            if median < SHORTEST_SIGNING:
+                warnings.warn(f"data.skip_frames {data.skip_frames} leaves the training sequences {median} frame"
+                              f"{'s' * (median != 1)} long at the median: too few for signing to be learnt or "
+                              f"read (PT data's 25 fps take 1 or 2)", stacklevel=2)  # fmt: skip
 
     def corpus(self, split: str) -> Corpus:
         """The split's corpus, built once and cached: what the pose statistics read before training is what the
