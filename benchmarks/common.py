@@ -15,6 +15,14 @@ from fgdm.cli import describe
 from fgdm.cli.arguments import count, nonnegative, number, positive, positive_int, probability  # noqa: F401
 from fgdm.cli.refusals import refuse_existing, refuse_unwritable  # noqa: F401
 
+ROOT = Path(__file__).resolve().parents[1]  # the project: its configs/ are the scripts' defaults
+
+
+def shipped(config: str) -> str:
+    """``config`` as given where it is found from here, else the project's file of that name: the default
+    ``configs/paper.yaml`` of a script run from another directory is the project's."""
+    return str(ROOT / config) if not Path(config).exists() and (ROOT / config).is_file() else config
+
 
 class InputError(ValueError):
     """An argument or an input that a benchmark script refuses."""

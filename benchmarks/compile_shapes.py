@@ -24,7 +24,7 @@ import time
 from collections import Counter
 
 import torch
-from common import run  # a sibling module
+from common import run, shipped  # a sibling module
 
 from fgdm.config import load_config
 from fgdm.model import build_model
@@ -74,7 +74,7 @@ def main() -> None:
     recompilations = _Recompilations()
     logging.getLogger("torch._dynamo").addHandler(recompilations)
     torch.manual_seed(0)
-    model = build_model(load_config(["configs/synth.yaml"], PROXY), 40).to(device)
+    model = build_model(load_config([shipped("configs/synth.yaml")], PROXY), 40).to(device)
     loss = compiled_loss(model.loss_of_draws, args.mode)
     print(f"{len(shapes)} batches on {device}; the first compiles the loss (on a 2-core CPU, minutes)", flush=True)
     ran, error = [], None

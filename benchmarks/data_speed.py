@@ -24,7 +24,7 @@ import argparse
 import json
 import time
 
-from common import count, run  # a sibling module
+from common import count, run, shipped  # a sibling module
 
 from fgdm.config import load_config
 from fgdm.data.sources import build_corpus
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
     ap.add_argument("--load", type=count, default=200, metavar="N", help="samples loaded alone (0: none)")
     args = ap.parse_args()
-    cfg = load_config(args.config, args.set)
+    cfg = load_config(shipped(args.config), args.set)
     times: dict[str, float] = {}
     clock = time.perf_counter()
 

@@ -35,6 +35,10 @@ fi
 OUT=$1 MODE=${2:-} PART=${PART:-all}
 STOP_NAME=gpu_speed; source "$(dirname "${BASH_SOURCE[0]}")/stop_runs.sh"  # Ctrl-C stops every run it started
 export PYTHONPATH=src PYTHONWARNINGS=ignore
+if [ -d "$OUT" ] && [ ! -d "$OUT/logs" ] && [ -n "$(ls -A "$OUT")" ]; then  # a folder of something else
+    echo "gpu_speed: $OUT holds files and is no earlier run's (no logs/): give a new or empty folder" >&2
+    exit 2
+fi
 mkdir -p "$OUT/logs"
 : > "$OUT/skipped.txt"
 START=$(date +%s)

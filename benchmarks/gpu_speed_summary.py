@@ -35,6 +35,12 @@ def _ms(seconds: float | None) -> str:
     return "–" if seconds is None else f"{1000 * seconds:.1f}"
 
 
+def _machine_rows(out: Path) -> list[str]:
+    """Where the figures were measured: the machine each speed.py run names (CPU, threads, torch, GPU)."""
+    names = sorted({d["machine"] for p in sorted(out.glob("*.json")) if (d := _json(p)) and d.get("machine")})
+    return [f"Measured on {' and '.join(names)}."] if names else []
+
+
 def _speed_rows(out: Path) -> list[str]:
     rows = ["| run | B × S | train step 32 / bf16-mixed (ms) | 5-step sampling 32 / bf16 (ms) | peak GPU (MB) |",
             "|---|---|---|---|---|"]  # fmt: skip
@@ -175,7 +181,8 @@ def main() -> None:
         _train_rows(out, "train-compiled", "The same with training.compile: true"),
         _train_rows(out, "train-compiled-graphs", "The same with training.compile: reduce-overhead (CUDA graphs)"),
     ]
-    sections = [_speed_rows(out), _train_rows(out), _loss_rows(out), *compiled, _compile_rows(out), host]
+    sections = [_machine_rows(out), _speed_rows(out), _train_rows(out), _loss_rows(out), *compiled,
+                _compile_rows(out), host]  # fmt: skip
     print("\n\n".join(["# GPU speed", *("\n".join(rows) for rows in [*sections, _skipped_rows(out)] if rows)]))
 
 

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from common import InputError, positive_int, run  # a sibling module
+from common import InputError, positive_int, run, shipped  # a sibling module
 
 from fgdm.config import load_config
 from fgdm.model import build_model, kernels
@@ -82,7 +82,7 @@ def trained_like(model: torch.nn.Module) -> torch.nn.Module:
 
 def model_for(config: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    MODELS.append(trained_like(build_model(load_config([config]), 1089)))
+    MODELS.append(trained_like(build_model(load_config([shipped(config)]), 1089)))
     return MODELS[-1]
 
 

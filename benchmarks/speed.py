@@ -36,7 +36,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from common import machine, number, positive_int, refuse_existing, refuse_unwritable, run  # a sibling module
+from common import machine, number, positive_int, refuse_existing, refuse_unwritable, run, shipped  # a sibling module
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -183,7 +183,7 @@ def main() -> None:
     torch.manual_seed(0)
     device = resolve_device(args.device)
     overrides = args.set + ([f"model.focal.kernel={args.kernel}"] if args.kernel else [])
-    cfg = load_config(args.config, overrides)
+    cfg = load_config([shipped(c) for c in args.config], overrides)
     if device.type == "cuda":  # float32 matmuls and convolutions in TF32 where the config says so, as fgdm train
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.training.tf32
     model = build_model(cfg, args.vocab_size).to(device)

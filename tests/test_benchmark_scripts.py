@@ -231,3 +231,16 @@ def test_benchmarks_refuse_what_would_lose_or_misstate_results(tmp_path, trained
                 "--results", str(tmp_path / "b"), "--checkpoint", str(tmp_path / "c1" / "last.ckpt"),
                 str(tmp_path / "c2" / "last.ckpt"))  # fmt: skip
     assert done.returncode == 1 and "two checkpoints read as 'last, step 20'" in done.stderr, done.stderr
+
+
+def test_the_gpu_script_keeps_a_folder_of_something_else_and_its_summary_names_the_machine(tmp_path):
+    (tmp_path / "notes.md").write_text("mine\n")
+    done = _run(str(ROOT / "benchmarks" / "gpu_speed.sh"), str(tmp_path), "tiny")
+    assert done.returncode == 2 and "holds files and is no earlier run's (no logs/)" in done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.md"]
+    (tmp_path / "logs").mkdir()  # an earlier run's folder, as the device's second command (PART=compile) finds it
+    figures = {"batch": 1, "frames": 125, "train_step_s": 0.01, "sample_s": 0.005, "machine": "EPYC, 16 threads, H200"}
+    (tmp_path / "live.json").write_text(json.dumps(figures))
+    done = _run(str(ROOT / "benchmarks" / "gpu_speed_summary.py"), str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "Measured on EPYC, 16 threads, H200." in done.stdout and "| live | 1 × 125 | 10.0 / – | 5.0 / – |" in done.stdout
