@@ -47,6 +47,7 @@ def test_loading_the_backtranslator_leaves_the_random_stream_alone(backtranslato
 
 def test_tokenisation_splits_punctuation_and_lowercases():
     assert tokenize_text("Na ja, ich bin Gehörloser.") == ["na", "ja", ",", "ich", "bin", "gehörloser", "."]
+    assert tokenize_text("Es wird ka\u0308lter.") == ["es", "wird", "kälter", "."]  # a combining diaeresis: NFC
 
 
 def test_beam_search_returns_the_greedy_path_with_beam_1_and_stops_at_eos():
@@ -72,11 +73,14 @@ def test_beam_search_returns_the_greedy_path_with_beam_1_and_stops_at_eos():
     assert all(len(t) <= 6 for t in model.translate(memory, mmask, beam=3))
 
 
-def test_ctc_greedy_collapses_repeats_and_blanks():
-    lp = torch.full((1, 6, 4), -10.0)
-    for t, c in enumerate([0, 2, 2, 0, 2, 3]):
+def test_ctc_greedy_collapses_repeats_and_blanks_and_never_chooses_a_special_token():
+    lp = torch.full((1, 6, 8), -10.0)
+    for t, c in enumerate([0, 6, 6, 0, 6, 7]):  # class c is gloss id c - 1
         lp[0, t, c] = 0.0
-    assert BackTranslator.ctc_greedy(lp, torch.ones(1, 6, dtype=torch.bool)) == [[1, 1, 2]]
+    assert BackTranslator.ctc_greedy(lp, torch.ones(1, 6, dtype=torch.bool)) == [[5, 5, 6]]
+    lp[0, 3, 1 + Vocabulary.eos_index] = 1.0  # </s>, never a target, would end the sentence once decoded
+    lp[0, 3, 1 + Vocabulary.unk_index] = 0.5  # <unk> is one: the next best
+    assert BackTranslator.ctc_greedy(lp, torch.ones(1, 6, dtype=torch.bool)) == [[5, 0, 5, 6]]
 
 
 def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, backtranslator, tmp_path, capsys):

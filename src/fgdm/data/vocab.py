@@ -80,8 +80,9 @@ def _singular(what: str) -> str:
 
 
 def tokenize_text(text: str) -> list[str]:
-    """Lower-cased words and punctuation marks as separate tokens (the BLEU/ROUGE tokenisation)."""
-    return _TOKEN.findall(text.lower())
+    """Lower-cased words and punctuation marks as separate tokens (the BLEU/ROUGE tokenisation), in Unicode's
+    composed form (NFC: "kälter" typed with a combining diaeresis is the same word)."""
+    return _TOKEN.findall(unicodedata.normalize("NFC", text).lower())
 
 
 class UnknownTokenWarning(UserWarning):

@@ -20,10 +20,13 @@ DEFINITIONS = {
     "DTW-MJE": "dynamic time warping with an L1 frame cost (summed over the joints' coordinates), the path "
     "total divided by the reference length, averaged over sequences; 'all' = 50 joints, 'body' = joints "
     "0–7, 'hands' = joints 8–49, each with its own alignment. The warping hides tempo: a sequence played at half "
-    "speed scores as the original",
+    "speed scores as the original. Every frame counts (Progressive Transformers' code drops each sequence's last "
+    "frame and divides by the length less one: its figures differ slightly)",
     "FID": "Fréchet distance between Gaussians fitted to the back-translator's pose-encoder features "
     "(mean over time, one vector per sequence) of the ground-truth and of the system's test sequences; it "
-    "grows as the number of sequences falls (the report's 'sequences'): compare FIDs at one number only. Unpaired, "
+    "grows as the number of sequences falls (the report's 'sequences'): compare FIDs at one number only; with "
+    "fewer sequences than features (the back-translator's width) the covariances are rank-deficient and it is "
+    "biased upward, and another network's features (the paper's) give another scale. Unpaired, "
     "as diversity and the finger ratio are: the right poses for the wrong sentences score as well as ground truth "
     "here (the back-translation and DTW columns pair each sequence with its reference)",
     "diversity": "mean Euclidean distance between the encoder features of 300 random pairs of distinct sequences",

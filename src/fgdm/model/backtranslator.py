@@ -91,8 +91,10 @@ class BackTranslator(nn.Module):
     # -- decoding -----------------------------------------------------------------------------
     @staticmethod
     def ctc_greedy(log_probs: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
-        """Best-path CTC decoding: argmax, collapse repeats, drop blanks → gloss ids."""
-        best = log_probs.argmax(-1).cpu()
+        """Best-path CTC decoding: argmax, collapse repeats, drop blanks → gloss ids. ``<pad>``, ``<s>`` and ``</s>``
+        are never targets, so never chosen: decoded, ``</s>`` would end a sentence there and drop what follows."""
+        never = [1 + i for i in (Vocabulary.pad_index, Vocabulary.bos_index, Vocabulary.eos_index)]
+        best = log_probs.index_fill(-1, torch.tensor(never, device=log_probs.device), float("-inf")).argmax(-1).cpu()
         out = []
         for b, n in enumerate(mask.sum(1).tolist()):
             seq, prev = [], -1
