@@ -144,3 +144,38 @@ def test_a_set_below_a_key_a_config_file_gives_a_value_names_the_file(tmp_path):
     (cfg := tmp_path / "c.yaml").write_text("data:\nmodel:\n  width: 16\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"--set data.path=x: 'data' is not a section: .*c.yaml gives data: None, "):
         load_config(cfg, ["data.path=x"])
+
+
+def test_a_new_run_never_replaces_an_exported_models_files(trained, tmp_path, capsys):
+    out = tmp_path / "model"
+    assert main(["export", str(trained / "checkpoints" / "last.ckpt"), "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["train", "configs/tiny.yaml", "--set", f"training.output_dir={out}", "--quiet"]) == 1
+    said = capsys.readouterr().err
+    assert "holds config.json and no checkpoint (an exported model's?" in said and "--overwrite" in said
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the export loads as it did
+
+
+def test_a_resume_refuses_what_would_change_its_weights_or_its_end_and_says_a_moved_schedule(tmp_path, capsys):
+    import torch
+
+    run = ["train", "configs/tiny.yaml", "--set", f"training.output_dir={tmp_path}", "--set", "training.val_every=2",
+           "--set", "training.schedule=cosine", "--set", "training.min_lr=0", "--quiet"]  # fmt: skip
+    assert main([*run, "--set", "training.max_steps=2"]) == 0
+    assert main([*run, "--set", "training.max_steps=4", "--set", "training.precision=bf16-true", "--resume"]) == 1
+    assert "training.precision 32-true → bf16-true would turn the run's weights from float32 to bfloat16" in (
+        capsys.readouterr().err)  # fmt: skip
+    with pytest.warns(UserWarning, match=r"max_steps 2 → 4 moves step 2's rate to another curve"):
+        assert main([*run, "--set", "training.max_steps=4", "--resume"]) == 0
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=False)  # as a plateau schedule leaves a run it ended: its rate below min_lr
+    ckpt["hyper_parameters"]["config"]["training"] |= {"schedule": "plateau", "min_lr": 1e-4}
+    ckpt["optimizer_states"][0]["param_groups"][0]["lr"] = 5e-5
+    torch.save(ckpt, last)
+    plateau = [*run[:-5], "--set", "training.max_steps=6", "--quiet"]
+    capsys.readouterr()
+    assert main([*plateau, "--resume"]) == 1
+    assert "its learning rate fell to 5e-05, below training.min_lr 0.0001, which ended the run" in (
+        capsys.readouterr().err)  # fmt: skip
+    assert main([*plateau, "--set", "training.min_lr=1e-5", "--resume"]) == 0  # lowered, it goes on

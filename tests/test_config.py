@@ -106,6 +106,13 @@ def test_keys_of_older_versions_move_to_their_new_section():
     assert bt.training.lr == 0.002
 
 
+@pytest.mark.parametrize("setting", ["training.ema_decay=0.999", "training.unk_rate=0.5", "training.compile=true"])
+def test_the_generators_training_settings_are_refused_for_the_backtranslator(setting):
+    """It has no EMA, gloss dropout or compiled loss: recorded in its config, they would say what never ran."""
+    with pytest.raises(ConfigError, match=rf"{setting.split('=')[0]}: a setting of the generator's training"):
+        load_config("configs/backtranslator.yaml", [setting], schema=BackTranslatorConfig)
+
+
 def test_an_old_checkpoint_still_loads_for_sampling(trained, tmp_path):
     import torch
 

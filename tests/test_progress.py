@@ -36,3 +36,14 @@ def test_no_bar_when_asked_for_none(tmp_path, capsys):
     train(cfg, progress=False)
     captured = capsys.readouterr()
     assert not _bar_states(captured.err) and "validate" not in captured.err
+
+
+def test_the_training_bar_shows_four_significant_digits_not_three_padded(monkeypatch):
+    from lightning.pytorch.callbacks import TQDMProgressBar
+    from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+
+    from fgdm.training.progress import StepBar
+
+    monkeypatch.setattr(TQDMProgressBar, "get_metrics", lambda *_: {"dev/dtw": 23.958, "dev/wer": 96.15, "v_num": 0})
+    shown = StepBar().get_metrics(None, None)
+    assert {k: Tqdm.format_num(v) for k, v in shown.items()} == {"dev/dtw": "23.96", "dev/wer": "96.15"}

@@ -65,8 +65,8 @@ def test_resume_continues_the_step_count(trained, tmp_path, capsys):
     # no validation between steps 20 and 25: the dev score is the last one before the resume (step 20's, not null,
     # and not the best, step 10's, where that was better)
     rows = list(csv.DictReader((run / "logs" / "version_0" / "metrics.csv").open()))
-    last = [float(r["dev/dtw"]) for r in rows if r.get("dev/dtw")][-1]
-    assert result["dev_dtw"] == pytest.approx(last)
+    scores = [float(r["dev/dtw"]) for r in rows if r.get("dev/dtw")]
+    assert result["dev_dtw"] == pytest.approx(scores[-1]) and result["best_dev_dtw"] == pytest.approx(min(scores))
     assert [p.parent.name for p in run_logs(run / "checkpoints" / "last.ckpt")] == ["version_0", "version_1"]
 
 

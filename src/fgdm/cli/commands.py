@@ -106,7 +106,8 @@ def print_result(result) -> None:
         best = str(result.best_checkpoint) if result.best_checkpoint else None
         print_json({"output_dir": str(result.output_dir), "last_checkpoint": str(result.last_checkpoint),
                     "best_checkpoint": best, "steps": result.steps,
-                    result.monitor.replace("/", "_"): result.monitored,
+                    result.monitor.replace("/", "_"): result.monitored,  # the last validation's; best.ckpt's:
+                    "best_" + result.monitor.replace("/", "_"): result.best_monitored,
                     "steps_per_second": round(result.steps_per_second, 2),
                     "late_steps_per_second": round(result.late_steps_per_second, 2),
                     "median_steps_per_second": round(result.median_steps_per_second, 2),

@@ -109,7 +109,9 @@ class TrainingConfig:
     unk_rate: float = 0.0
     val_every: int = 1000  # steps between validations (dev DTW-MJE of sampled sequences; best.ckpt by it)
     val_batches: int | None = None  # dev batches (of testing.batch_size) per validation, over all processes; null: all
-    log_every: int = 50  # steps between rows of the CSV log (loss terms, learning rate)
+    # steps between rows of the CSV log (loss terms, learning rate). Its step column is Lightning's, the steps done
+    # before the row's: step 10's training row and the validation after it read 9 (report.html adds the 1)
+    log_every: int = 50
     devices: int | str = 1  # Lightning's: how many (or which) devices, -1 or auto for all
     num_nodes: int = 1  # machines, for multi-node data-parallel training
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"  # auto: a GPU when present
@@ -163,6 +165,10 @@ class TrainingConfig:
             raise ConfigError(f"training.weight_decay: must be ≥ 0, got {self.weight_decay}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ConfigError(f"training.ema_decay: must be between 0 and 1 (or null), got {self.ema_decay}")
+        if self.ema_decay is not None and self.precision == "bf16-true":  # (0.999: 95 % of it unchanged after 30 steps)
+            raise ConfigError("training.ema_decay: under bf16-true the average is held in bfloat16 too, whose 8-bit "
+                              "mantissa rounds each step's small update away, so it barely moves; bf16-mixed keeps "
+                              "float32 weights", also=("training.precision",))  # fmt: skip
         if self.schedule == "plateau" and self.lr < self.min_lr:
             raise ConfigError(f"training.min_lr: the plateau schedule stops training once the rate falls below it, "
                               f"so it must not exceed lr = {self.lr}, got {self.min_lr}",
@@ -271,6 +277,10 @@ class BackTranslatorConfig:
         for key in ("dropout", "label_smoothing"):
             if not 0 <= getattr(m, key) < 1:
                 raise ConfigError(f"model.{key}: must be in [0, 1), got {getattr(m, key)}")
+        for key in ("ema_decay", "unk_rate", "compile"):  # the generator's: never silently recorded and ignored
+            if getattr(self.training, key) != getattr(TrainingConfig, key):
+                raise ConfigError(f"training.{key}: a setting of the generator's training; the back-translator trains "
+                                  f"without it (got {getattr(self.training, key)!r})")  # fmt: skip
 
 
 @dataclass(frozen=True)

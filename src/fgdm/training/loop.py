@@ -216,7 +216,8 @@ class TrainResult:
     steps: int
     monitor: str  # the dev metric that picks the best checkpoint (dev/dtw for FGDM, dev/wer for the back-translator)
     monitored: float | None  # its last value
-    sequences: int  # trained on, by all processes
+    best_monitored: float | None  # its best value, best.ckpt's (None: no validation)
+    sequences: int  # trained on by this command, by all processes (not those of the run it resumed)
     sequences_per_second: float  # of all processes, over the training steps' time
     steps_per_second: float  # of the fit loop, end to end (validation, EMA, logging, checkpoints included)
     late_steps_per_second: float  # the same over the fit loop's last half of the steps: after warm-up and compiling
@@ -353,6 +354,7 @@ def fit(
         steps=trainer.global_step,
         monitor=monitor,
         monitored=float(value) if value is not None else None,
+        best_monitored=float(best.best_model_score) if best.best_model_score is not None else None,
         sequences=throughput.sequences,
         sequences_per_second=throughput.sequences / max(throughput.seconds, 1e-9),
         steps_per_second=throughput.fit_steps / max(throughput.fit_seconds, 1e-9),

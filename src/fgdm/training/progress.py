@@ -57,6 +57,8 @@ class StepBar(TQDMProgressBar):
             self.train_progress_bar.set_postfix(self.get_metrics(trainer, module))
 
     def get_metrics(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Any]:
+        """Lightning's, each number to 4 significant digits as a string: Lightning's own 3, padded with zeros, showed
+        a dev DTW of 23.958 as 24.00 and a WER of 96.15 as 96.20."""
         shown = super().get_metrics(trainer, module)
         shown.pop("v_num", None)
-        return shown
+        return {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in shown.items()}

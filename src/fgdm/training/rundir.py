@@ -27,13 +27,16 @@ from fgdm.training.ranks import is_worker
 
 # Keys a resumed run may change: how it runs, not what it learns. The ASGCN kernel and its frame chunks compute the
 # same equations; testing.length and the back-translator's decoding settings only shape sampling after training.
+# training.min_lr, lowered, lets a run its plateau schedule ended go on; a precision of another weight type is
+# refused (WEIGHT_TYPE), and a cosine schedule's change of horizon is warned of (claim).
 RESUMABLE = {
     "training.max_steps", "training.max_minutes", "training.val_every", "training.val_batches", "training.log_every",
     "training.devices", "training.num_nodes", "training.accelerator", "training.strategy", "training.precision",
-    "training.num_workers", "training.tf32", "training.compile", "training.output_dir", "data.path", "data.vocab",
-    "testing.batch_size", "testing.length", "testing.fixed_length", "model.focal.kernel", "model.focal.chunk_frames",
-    "model.beam", "model.length_penalty", "model.max_output_length",
+    "training.num_workers", "training.tf32", "training.compile", "training.output_dir", "training.min_lr",
+    "data.path", "data.vocab", "testing.batch_size", "testing.length", "testing.fixed_length", "model.focal.kernel",
+    "model.focal.chunk_frames", "model.beam", "model.length_penalty", "model.max_output_length",
 }  # fmt: skip
+WEIGHT_TYPE = {"bf16-true": "bfloat16", "64-true": "float64"}  # the weights' type by training.precision; else float32
 LOCK = ".lock"
 
 
@@ -148,6 +151,12 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
             raise ValueError(f"{last}: a resumed run keeps the model and optimiser it was trained with, but "
                              f"{'; '.join(changed)}. Drop the change, or start a new run (--overwrite or "
                              f"another training.output_dir)")  # fmt: skip
+        was, now = (c.get("training", {}).get("precision", "32-true") for c in (stored["config"], config))
+        if WEIGHT_TYPE.get(was, "float32") != WEIGHT_TYPE.get(now, "float32"):  # mixed ones keep float32 weights
+            raise ValueError(f"{last}: training.precision {was} → {now} would turn the run's weights from "
+                             f"{WEIGHT_TYPE.get(was, 'float32')} to {WEIGHT_TYPE.get(now, 'float32')} for good; "
+                             "resume at a precision of the same weights (32-true, bf16-mixed and 16-mixed keep "
+                             "float32 ones)")  # fmt: skip
         was, now = (c.get("data", {}).get("path") for c in (stored["config"], config))
         if was != now:  # allowed (data moved), but never unsaid: config.json will name the new data only
             warnings.warn(f"{last} was trained on {was or 'the embedded synthetic language'} and goes on with "
@@ -156,6 +165,16 @@ def claim(output_dir: str, config: dict, schema: type, resume: bool, overwrite: 
         if step >= wanted:
             raise ValueError(f"{last} is at step {step} already: training.max_steps {wanted} leaves nothing to train; "
                              "raise it to go on")  # fmt: skip
+        t, old = config["training"], stored["config"].get("training", {})
+        rates = [g["lr"] for state in ckpt.get("optimizer_states", []) for g in state.get("param_groups", [])]
+        if t["schedule"] == "plateau" and step >= t["warmup_steps"] and rates and max(rates) < t["min_lr"]:
+            raise ValueError(f"{last}: its learning rate fell to {max(rates):.3g}, below training.min_lr "
+                             f"{t['min_lr']:g}, which ended the run; lower min_lr to go on")  # fmt: skip
+        moved = [f"{k} {old.get(k)} → {t[k]}" for k in ("max_steps", "min_lr") if old.get(k, t[k]) != t[k]]
+        if t["schedule"] == "cosine" and moved:  # allowed (a longer run), but said: the rate jumps at the resume
+            warnings.warn(f"{last}: the cosine schedule runs from lr to min_lr over max_steps, so "
+                          f"{' and '.join(moved)} moves step {step}'s rate to another curve: the run follows "
+                          "neither", stacklevel=3)  # fmt: skip
         spent = ckpt.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {}).get("train", 0.0) / 60
         if (budget := config["training"].get("max_minutes")) is not None and spent >= budget:
             raise ValueError(f"{last} has trained {spent:.2f} minutes already: training.max_minutes {budget:g} leaves "
@@ -194,6 +213,10 @@ def _claimed(out: Path, stored: dict | None, resume: bool, overwrite: bool) -> I
                 how += " (a copy of best.ckpt named last.ckpt goes on from that validation)" if best.is_file() else ""
             raise ValueError(f"{out} holds checkpoints ({names}): {how}, --overwrite starts afresh there, or choose "
                              "another training.output_dir")  # fmt: skip
+        if not (resume or overwrite) and (theirs := [name for name in RUN_FILES if (out / name).exists()]):
+            raise ValueError(f"{out} holds {', '.join(theirs)} and no checkpoint (an exported model's? a run killed "
+                             "before its first?): a new run would replace them; --overwrite does, or choose another "
+                             "training.output_dir")  # fmt: skip
         # --overwrite: the old run (checkpoints, config, vocabulary, logs) steps aside, and goes once the new run
         # has written a checkpoint of its own (drop_replaced); a run that fails before (bad data, no GPU) puts it
         # back whole
