@@ -130,6 +130,16 @@ def test_evaluate_writes_a_report_with_ceiling_model_and_baseline_rows(trained, 
     assert meta["unknown_to_backtranslator_percent"]["glosses"] == round(unknown, 2) and 10 < unknown < 50
     assert len(meta["notes"]) == 1 and "reference glosses" in meta["notes"][0]
     assert "it cannot read them back" in meta["notes"][0]
+    # every sentence's back-translation is kept, in the references' order, and scores as the row says
+    from fgdm.evaluation.scores import text_metrics
+    from fgdm.metrics import wer
+
+    assert report["references"]["names"] == [test[i].name for i in range(5)]
+    for row in (gt, model, mean):
+        bt_out = row["back_translations"]
+        assert len(bt_out["glosses"]) == len(bt_out["texts"]) == 5
+        assert round(wer(bt_out["glosses"], report["references"]["glosses"]).wer, 2) == row["wer"]
+        assert round(text_metrics(bt_out["texts"], report["references"]["texts"])["bleu4"], 2) == row["bleu4"]
     hyps = read_split(hyp, "test").poses
     expected = dtw_mje_parts(hyps, refs)
     assert model["dtw_mje"] == {k: round(v, 4) for k, v in expected.items()}

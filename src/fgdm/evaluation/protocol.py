@@ -156,8 +156,9 @@ class Evaluator:
     def score(self, system: System, translated: Translation | None = None, examples: bool = True) -> dict:
         """One report row for ``system``."""
         row = score_system(self.bt, self.ref, system, self.batch_size, self.progress, translated)
-        if not examples:
+        if not examples:  # (a learning curve's point: its scores alone)
             row.pop("examples")
+            row.pop("back_translations")
         return row
 
     def ground_truth(self) -> System:
@@ -181,7 +182,9 @@ class Evaluator:
         """Every system under one protocol, ground truth first."""
         rows = [self.score(self.ground_truth(), self.ref.translated)]
         rows += [self.score(system) for system in systems]
-        return {"sequences": len(self.samples), "definitions": DEFINITIONS, "rows": rows}
+        # the references as scored (texts tokenised and lower-cased), in the order of each row's back_translations
+        references = {"names": [s.name for s in self.samples], "glosses": self.ref.gloss, "texts": self.ref.text}
+        return {"sequences": len(self.samples), "definitions": DEFINITIONS, "rows": rows, "references": references}
 
 
 def _language(data) -> str:

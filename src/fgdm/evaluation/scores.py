@@ -145,4 +145,6 @@ def score_system(
             {"reference": ref.text[i], "translation": texts[i], "glosses": glosses[i]}
             for i in range(min(3, len(ref.samples)))
         ],
+        # every sentence's, in the references' order (the report's "references"): to score again with other tools
+        "back_translations": {"glosses": list(glosses), "texts": list(texts)},
     }
