@@ -46,6 +46,9 @@ def test_a_typed_sentence_encodes_and_an_unknown_gloss_is_warned_of_with_the_clo
     with pytest.warns(UnknownTokenWarning, match=r"^1 of 3 glosses is not .*NORDD \(1\); did you mean NORD for NORDD"):
         ids = v.encode_sentence("MORGEN NORDD REGEN")
     assert ids[1] == v.unk_index and ids[0] == v.index("MORGEN")
+    assert "SUED" in v  # PHOENIX's glosses, as the embedded language's, spell umlauts out
+    with pytest.warns(UnknownTokenWarning, match=r"did you mean SUED for SÜD"):
+        v.encode_sentence("MORGEN SÜD")
     with pytest.warns(UnknownTokenWarning, match=r"^1 of 2 glosses is not"):  # what names the input, not the kind
         v.encode_sentence("MORGEN NORDD", "--gloss")
     with pytest.raises(ValueError, match=r"^--gloss: <s> is a vocabulary's own token, not a gloss$"):

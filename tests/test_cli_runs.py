@@ -179,3 +179,16 @@ def test_a_resume_refuses_what_would_change_its_weights_or_its_end_and_says_a_mo
     assert "its learning rate fell to 5e-05, below training.min_lr 0.0001, which ended the run" in (
         capsys.readouterr().err)  # fmt: skip
     assert main([*plateau, "--set", "training.min_lr=1e-5", "--resume"]) == 0  # lowered, it goes on
+
+
+def test_poses_generate_wrote_are_not_read_as_25_fps_data_and_thinned_again(trained, tmp_path, capsys):
+    ckpt = str(trained / "checkpoints" / "last.ckpt")  # tiny.yaml: skip_frames 3, so its poses are at 8.33 fps
+    assert main(["generate", "--checkpoint", ckpt, "--split", "test", "--limit", "2", "--out", str(tmp_path / "g"),
+                 "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", ckpt, "--split", "test", "--data", str(tmp_path / "g"), "--out",
+                 str(tmp_path / "again"), "--quiet"]) == 1  # fmt: skip
+    said = capsys.readouterr().err
+    assert "test.fps: the test split was sampled at 8.33333 fps (fgdm generate's poses)" in said
+    assert "skip_frames 3 would thin it again" in said and not (tmp_path / "again").exists()
+    assert main(["render", str(tmp_path / "g"), "--out", str(tmp_path / "g.gif")]) == 0  # at its own rate

@@ -192,3 +192,22 @@ def test_a_result_goes_out_escaped_where_the_output_cannot_show_its_names(tmp_pa
     print_json({"out": "Grüße"})
     out.flush()
     assert json.loads(out.buffer.getvalue()) == {"out": "Grüße"} and b"\\u00fc" in out.buffer.getvalue()
+    out.reconfigure(errors="backslashreplace")  # as fgdm's main sets it: still JSON's escapes, not Python's \xfc
+    print_json({"out": "Grüße"})
+    out.flush()
+    assert json.loads(out.buffer.getvalue().split(b"}", 1)[1]) == {"out": "Grüße"}
+
+
+def test_a_file_written_under_an_ascii_output_is_said_escaped_not_an_error(tmp_path):
+    """PYTHONIOENCODING=ascii: the command's line naming the file it wrote came after the work, as an error (exit 1,
+    and the file there)."""
+    import os
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "a.npy", np.zeros((2, 50, 3), np.float32))
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([sys.executable, "-m", "fgdm.cli", "render", "a.npy", "--out", "grüße.gif"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, encoding="ascii", errors="replace")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "wrote gr\\xfc\\xdfe.gif" in done.stdout and (tmp_path / "grüße.gif").is_file()

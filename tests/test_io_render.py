@@ -21,9 +21,15 @@ def test_an_exported_pose_file_follows_pose_formats_holistic_conventions(tmp_pat
     from pose_format import Pose
     from pose_format.utils.generic import detect_known_pose_format, pose_normalization_info
 
+    from fgdm.data import holistic
+
     path = save_pose(tmp_path / "a.pose", pose, fps=12.5)
     p = Pose.read(path.read_bytes())
-    assert [c.name for c in p.header.components] == ["POSE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS"]
+    names = ["POSE_LANDMARKS", "FACE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS", "POSE_WORLD_LANDMARKS"]
+    assert [c.name for c in p.header.components] == names  # video_to_pose's
+    # the components pose-format's usual preprocessing asks for by name (the face is there, empty)
+    p.get_components(["POSE_LANDMARKS", "FACE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS"])
+    assert not p.body.confidence[:, :, holistic.start("FACE_LANDMARKS") : holistic.start("LEFT_HAND_LANDMARKS")].any()
     assert detect_known_pose_format(p) == "holistic" and p.body.fps == 12.5  # the fps it was sampled at
     assert pose_normalization_info(p.header) is not None  # pose-format finds the shoulders by name
     assert (p.header.dimensions.width, p.header.dimensions.height) == (1000, 1000)
@@ -67,6 +73,41 @@ def test_animations_have_one_frame_per_pose_and_side_by_side_panels(tmp_path, po
     assert single.shape[0] == 30 and double.shape[0] == 30
     assert double.shape[2] == 2 * single.shape[2]
     assert single.std() > 1  # something was drawn
+
+
+def test_an_mp4_ffmpeg_left_short_is_refused_and_the_old_file_kept(tmp_path, pose, monkeypatch):
+    """A full disk: ffmpeg says so on its own output only, and imageio writes on; the frames are counted."""
+    import imageio_ffmpeg
+
+    path = save_animation(tmp_path / "a.mp4", pose[:5])
+    before = path.read_bytes()
+    count = imageio_ffmpeg.count_frames_and_secs
+    monkeypatch.setattr(imageio_ffmpeg, "count_frames_and_secs", lambda p: (count(p)[0] - 1, 0.0))
+    with pytest.raises(OSError, match=r"ffmpeg wrote 29 of its 30 frames \(a full disk\?\)") as err:
+        save_animation(path, pose)
+    assert err.value.filename == str(path) and path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["a.mp4"]  # no temporary left
+
+
+def test_a_name_near_the_file_systems_limit_is_written_and_errors_name_the_file_once(tmp_path, pose):
+    name = "x" * 245 + ".gif"  # 249 bytes: its temporary, with the process and thread, was longer than 255
+    assert save_animation(tmp_path / name, pose[:3]).is_file()
+    from fgdm.runtime import replacing
+
+    (tmp_path / "d.txt").mkdir()
+    with pytest.raises(OSError) as err, replacing(tmp_path / "d.txt") as tmp:  # the rename over a folder fails
+        tmp.write_text("x")
+    assert err.value.filename == str(tmp_path / "d.txt") and "->" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.txt", name]
+
+
+def test_one_title_as_a_string_and_poses_as_lists_are_taken(tmp_path, pose):
+    from fgdm.render import save_comparison
+
+    one = iio.imread(save_animation(tmp_path / "a.gif", pose[:3], "MORGEN NORD REGEN"))  # (was 17 titles for 1)
+    assert one.shape[0] == 3
+    gif, sheet = save_comparison(tmp_path / "c.gif", pose[:4].tolist(), pose[:4].tolist())  # (the sheet failed)
+    assert gif.is_file() and sheet.is_file()
 
 
 def _refs(n: int) -> list[np.ndarray]:
@@ -303,10 +344,11 @@ def test_an_animation_rate_out_of_range_is_refused_before_writing(tmp_path):
 
 def test_a_pose_file_is_not_written_at_a_rate_no_reader_takes(tmp_path):
     pose = SynthCorpus(1, "test", seed=0)[0].pose[:5]
-    for fps in (0.0, -25.0, float("nan")):
-        with pytest.raises(ValueError, match="frames per second > 0"):
+    for fps in (0.0, -25.0, float("nan"), 0.5, 2000.0):  # the last two: rates fgdm's reader refuses as no recording's
+        with pytest.raises(ValueError, match=r"a \.pose file is read at 1 to 1000 frames per second"):
             save_pose(tmp_path / "a.pose", pose, fps=fps)
     assert not (tmp_path / "a.pose").exists()
+    assert len(load_any(save_pose(tmp_path / "a.pose", pose, fps=1.0))) == 5  # the slowest: read back
 
 
 def test_titles_draw_umlauts_not_boxes():
@@ -460,12 +502,15 @@ def test_what_reading_pose_hypotheses_changed_is_counted(tmp_path):
     refs = [corpus[i].pose[:20] for i in range(4)]
     names = ["s0", "s1", "s2", "s3"]
     hyp = tmp_path / "h"
+    from fgdm.data import holistic
+
+    left, right = holistic.start("LEFT_HAND_LANDMARKS"), holistic.start("RIGHT_HAND_LANDMARKS")
 
     def no_left_hand(conf):
-        conf[:, 33:54] = 0  # LEFT_HAND_LANDMARKS, never seen
+        conf[:, left : left + 21] = 0  # never seen
 
     def gaps(conf):
-        conf[3:6, 33 + 21 + 8] = 0  # the right index fingertip missed in three frames
+        conf[3:6, right + 8] = 0  # the right index fingertip missed in three frames
 
     _fgdm_pose(hyp / "s0.pose", refs[0], no_left_hand)
     save_pose(hyp / "s1.pose", refs[1] * 0.2)  # a model's early, shrunken output: off fgdm's canvas

@@ -328,6 +328,8 @@ BAD_REQUESTS = [  # (generate_poses' keyword arguments over a valid request of t
     ({"eta": float("nan")}, "eta: must be in [0, 1], got nan"),
     ({"eta": -0.5}, "eta: must be in [0, 1], got -0.5"),
     ({"eta": 1.5}, "eta: must be in [0, 1], got 1.5"),
+    ({"eta": "0.5"}, "eta: a number in [0, 1], got '0.5'"),
+    ({"eta": True}, "eta: a number in [0, 1], got True"),
     ({"seed": -1}, "seed: a whole number from 0 to 2**63 - 1, or one per sequence (2), got -1"),
     ({"seed": [1]}, "or one per sequence (2), got [1]"),
     ({"seed": 0.5}, "seed: a whole number from 0 to 2**63 - 1, or one per sequence (2), got 0.5"),
@@ -366,3 +368,13 @@ def test_length_modes_and_devices_refuse_what_they_cannot_mean():
     assert resolve_device("CPU") == torch.device("cpu")
     with pytest.raises(ValueError, match="device 7: use auto, cpu, cuda, cuda:N or mps"):
         resolve_device(7)  # type: ignore[arg-type]
+
+
+def test_every_seed_and_position_has_its_own_stream():
+    """NumPy's SeedSequence reads seed s + 2³²·k at position 0 as seed s at position k: a timestamp in milliseconds
+    drew another seed's noise. Seeds below 2³² keep their streams (the golden poses above)."""
+    from fgdm.sampling import sequence_seed
+
+    pairs = [(s + 2**32 * k, i) for s in (0, 5, 2**32 - 1) for k in (0, 1, 3, 2**31) for i in (0, 1, 3, 2**31)]
+    assert len({sequence_seed(seed, i) for seed, i in pairs}) == len(pairs)
+    assert sequence_seed(2**64 + 7, 2) == sequence_seed(7, 2)  # a seed is taken modulo 2⁶⁴, as before

@@ -326,8 +326,10 @@ def test_generate_renders_animations_and_generated_vs_true_sheets(trained, tmp_p
     out = tmp_path / "gen"
     assert main(["generate", "--checkpoint", ckpt, "--split", "test", "--limit", "2", "--render", "1",
                  "--out", str(out), "--quiet"]) == 0  # fmt: skip
-    rendered = json.loads(capsys.readouterr().out)["rendered"]
-    assert [Path(p).name for p in rendered] == ["test_0000.gif", "test_0000.png"]
+    said = json.loads(capsys.readouterr().out)
+    assert [Path(p).name for p in said["rendered"]] == ["test_0000.gif", "test_0000.png"]
+    assert {k: said[k] for k in ("checkpoint", "step", "seed", "steps", "length", "precision")} == {
+        "checkpoint": ckpt, "step": 20, "seed": 0, "steps": 5, "length": "gt", "precision": "32"}  # fmt: skip
     from PIL import Image
 
     sheet = Image.open(out / "test_0000.png")
@@ -358,7 +360,7 @@ def test_generation_is_finite_seeded_and_exports_pose(trained, tmp_path, capsys)
     assert main(["generate", "--checkpoint", ckpt, "--gloss", "REGEN NORD", "--length", "17", "--out", str(out)]) == 0
     pose = Pose.read(out.read_bytes())
     # sampled at the model's frame rate: 25 fps with every third frame kept (configs/tiny.yaml)
-    assert pose.body.data.shape == (17, 1, 75, 3) and pose.body.fps == pytest.approx(25 / 3)  # Holistic points
+    assert pose.body.data.shape == (17, 1, 576, 3) and pose.body.fps == pytest.approx(25 / 3)  # Holistic points
     assert main(["generate", "--checkpoint", ckpt, "--gloss", "REGEN", "--length", "predicted",
                  "--out", str(tmp_path / "p.npy")]) == 0  # fmt: skip
     assert np.load(tmp_path / "p.npy").shape[1:] == (50, 3)
@@ -652,9 +654,14 @@ def test_export_checks_its_report_before_writing_anything(trained, tmp_path, cap
         # the same file, scored before its training went on: by the report's meta, or (older reports) its row
         report = {"sequences": 8, "rows": [row | {"system": row_name}], "meta": {"checkpoint": ckpt, **meta}}
         (tmp_path / "r.json").write_text(json.dumps(report))
-        with pytest.warns(UserWarning, match=f"scored last.ckpt at step {step + 100}, and it is at step {step} now"):
-            assert main(["export", ckpt, "--out", str(tmp_path / "g"), "--report", str(tmp_path / "r.json"),
-                         "--overwrite"]) == 0  # fmt: skip
+        assert main(["export", ckpt, "--out", str(tmp_path / "g"), "--report", str(tmp_path / "r.json"),
+                     "--overwrite"]) == 1  # fmt: skip
+        said = capsys.readouterr().err
+        assert f"scored last.ckpt at step {step + 100}, and {ckpt} is at step {step}: its table describes other" in said
+        assert not (tmp_path / "g").exists()
+    (tmp_path / "r.json").write_text(json.dumps(report | {"meta": {"checkpoint": str(tmp_path / "other.ckpt")}}))
+    assert main(["export", ckpt, "--out", str(tmp_path / "g"), "--report", str(tmp_path / "r.json")]) == 1
+    assert "scored other.ckpt at step" in capsys.readouterr().err  # another file at another step: refused too
     report["rows"][0]["system"] = f"FGDM (last.ckpt, step {step})"
     (tmp_path / "r.json").write_text(json.dumps(report))
     with warnings.catch_warnings():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 
 import torch
 
@@ -133,6 +133,8 @@ class Diffusion:
                 batch, or one per sequence with the sequences' ``lengths`` (:func:`draw_noise`).
         """
         eta = self.cfg.eta if eta is None else eta
+        if not isinstance(eta, Real) or isinstance(eta, bool):  # ("0.5" compared as a string: a TypeError)
+            raise ValueError(f"eta: a number in [0, 1], got {eta!r}")
         if not 0.0 <= eta <= 1.0:  # as diffusion.eta (NaN fails too): beyond 1 the noise would outgrow the step
             raise ValueError(f"eta: must be in [0, 1], got {eta}")
         keep = mask[..., None, None].to(dtype) if mask is not None else 1.0

@@ -135,6 +135,8 @@ class Renderer:
         shorter sequences hold their last pose. ``indices``: only these frames (default all, 0 … max S_k - 1)."""
         if not sequences:
             raise ValueError("nothing to render")
+        if isinstance(titles, str):  # one sequence's title, not its characters as titles
+            titles = [titles]
         titles = list(titles) if titles is not None else [None] * len(sequences)
         if len(titles) != len(sequences):
             raise ValueError(f"{len(titles)} titles for {len(sequences)} sequences")
@@ -187,7 +189,7 @@ def _as_sequences(sequences) -> list[np.ndarray]:  # one (S, J, 3) sequence or s
 def save_animation(
     path: Path | str,
     sequences: np.ndarray | Sequence[np.ndarray],
-    titles: Sequence[str] | None = None,
+    titles: str | Sequence[str] | None = None,
     fps: float = 25,
     renderer: Renderer | None = None,
     progress: bool | None = None,
@@ -234,19 +236,49 @@ def save_animation(
         if suffix == ".gif":
             write_gif(tmp, bar, durations)
         else:
-            import imageio.v3 as iio
-
-            with iio.imopen(tmp, "w", plugin="FFMPEG") as file:
-                writer = file.legacy_get_writer(fps=fps, codec="libx264", macro_block_size=8)
-                try:
-                    for frame in bar:
-                        writer.append_data(frame)
-                except BaseException:  # imageio leaves the writer open on an error: ffmpeg would write on later
-                    with contextlib.suppress(Exception):
-                        writer.close()
-                    raise
-                writer.close()
+            write_mp4(tmp, bar, fps, len(keep))
     return path
+
+
+def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float, count: int) -> None:
+    """H.264 through imageio's ffmpeg; refused, naming ``path``, where ffmpeg did not write all ``count`` frames
+    (a full disk: it says so on its own output only, and leaves a file no player reads)."""
+    import errno
+
+    import imageio.v3 as iio
+    import imageio_ffmpeg
+
+    path.touch()  # a folder not writable is named by Python here, not by ffmpeg's broken pipe
+    with iio.imopen(path, "w", plugin="FFMPEG") as file:
+        writer = file.legacy_get_writer(fps=fps, codec="libx264", macro_block_size=8)
+        try:
+            for frame in frames:  # (drawing's own errors go as they are)
+                with _ffmpeg_failure(path):
+                    writer.append_data(frame)
+        except BaseException:  # imageio leaves the writer open on an error: ffmpeg would write on later
+            with contextlib.suppress(Exception):
+                writer.close()
+            raise
+        with _ffmpeg_failure(path):
+            writer.close()
+    with _ffmpeg_failure(path):
+        written = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+    if written != count:
+        raise OSError(errno.EIO, f"ffmpeg wrote {written} of its {count} frames (a full disk?)", str(path))
+
+
+@contextlib.contextmanager
+def _ffmpeg_failure(path: Path) -> Iterator[None]:
+    """ffmpeg's failures (imageio's: its command and output in one long message) as one line naming ``path``."""
+    import errno
+
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, OSError) and err.errno is not None:
+            raise
+        said = (str(err).splitlines() or [type(err).__name__])[0]
+        raise OSError(errno.EIO, f"ffmpeg could not write it (a full disk?): {said}", str(path)) from err
 
 
 def active_hand(sequence: np.ndarray, skeleton: Skeleton = PT50) -> range:
@@ -317,7 +349,7 @@ def save_comparison(
     progress: bool | None = None,
 ) -> tuple[Path, Path]:
     """A generated-vs-true GIF at ``path`` and, beside it, a PNG contact sheet with hand close-ups."""
-    path = Path(path)
+    path, generated, truth = Path(path), np.asarray(generated, np.float32), np.asarray(truth, np.float32)
     gif = save_animation(path, [generated, truth], ["generated", "ground truth"], fps=fps, progress=progress)
     sheet = save_contact_sheet(
         path.with_suffix(".png"),

@@ -89,7 +89,8 @@ def replacing(path: Path | str) -> Iterator[Path]:
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{threading.get_native_id()}.tmp{path.suffix}")  # per thread
+    # per thread; the stem cut short, so that a name near the file system's 255 bytes still has a temporary
+    tmp = path.with_name(f".{path.stem[:64]}.{os.getpid()}-{threading.get_native_id()}.tmp{path.suffix}")
     try:
         if path.is_file() and not os.access(path, os.W_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
@@ -98,11 +99,12 @@ def replacing(path: Path | str) -> Iterator[Path]:
             shutil.copymode(path, tmp)
         tmp.replace(path)
     except OSError as err:  # named as the user named it, not as the hidden temporary
-        if err.filename in (str(tmp), tmp):
-            err.filename, err.filename2 = str(path), None
+        if err.filename in (str(tmp), tmp) and err.errno is not None:
+            raise type(err)(err.errno, err.strerror, str(path)) from err  # (one name: no "tmp -> path")
         raise
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (an error removing it must not hide the error that stopped the write)
+            tmp.unlink(missing_ok=True)
 
 
 class Terminated(KeyboardInterrupt):

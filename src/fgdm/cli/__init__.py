@@ -10,6 +10,7 @@ its last checkpoint first). ``--debug`` prints the failure's traceback too.
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import sys
@@ -61,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning
     drop_noise_warnings()
     keep_freed_memory()  # large tensors reuse freed pages instead of faulting fresh ones in (fgdm.runtime)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # an ASCII pipe: "wrote x_\xe4.gif" rather than an error once written
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = parse(argv)
     try:
         with sigterm_raises():  # a SIGTERM stops as a Ctrl-C does (143); training notes both during its fit
@@ -77,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(err, "reported", False):  # training says where its last checkpoint is, in one line
             print(f"fgdm: {'interrupted' if status == INTERRUPTED else 'terminated'}", file=sys.stderr)
         return status
-    except (ValueError, KeyError, OSError, RuntimeError, ArithmeticError) as err:  # incl. DataFormatError, ConfigError
+    # incl. DataFormatError, ConfigError; ImportError: a dependency installed without its own (imageio's ffmpeg)
+    except (ValueError, KeyError, OSError, RuntimeError, ArithmeticError, ImportError) as err:
         if args.debug:
             traceback.print_exc()
         print(f"fgdm: error: {describe(err)}", file=sys.stderr)

@@ -15,10 +15,12 @@ from fgdm.data.pt import DataFormatError, not_a_folder
 
 def print_json(value) -> None:
     """A command's result on stdout, as indented JSON; names in any script as they are (not \\u00fc)."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
     try:
-        print(json.dumps(value, indent=2, ensure_ascii=False))
-    except UnicodeEncodeError:  # a terminal or pipe that cannot show them (PYTHONIOENCODING=ascii, a cp1252 console)
-        print(json.dumps(value, indent=2))
+        text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):  # a terminal or pipe that cannot show them (PYTHONIOENCODING=ascii, a
+        text = json.dumps(value, indent=2)  # cp1252 console): JSON's escapes (main's backslashreplace is not JSON)
+    print(text)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -67,7 +69,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                 )
             sample = corpus[args.index]
             sequences.append(sample.pose)
-            titles.append(f"{spec.name}: {' '.join(sample.glosses)}"[:60])
+            titles.append(f"{spec.resolve().name}: {' '.join(sample.glosses)}"[:60])  # (".": the folder's name)
             rates.append((str(spec), FPS if (spec / MANIFEST).is_file() else read_frame_rate(spec, args.split, FPS)))
         elif not spec.exists():
             raise DataFormatError(spec, None, "file not found")

@@ -71,8 +71,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     # the whole split, not --limit's few: a small corpus's dev split may hold half its glosses unseen in training
     loaded.vocab.require_mostly_known(corpus.gloss_sequences(), where, limit=0.9)
     samples = [corpus[i] for i in range(len(corpus) if args.limit is None else min(args.limit, len(corpus)))]
-    poses = generate_for(loaded, samples, args.length or LengthMode.from_config(loaded.cfg), steps=args.steps,
-                         seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)  # fmt: skip
+    length = args.length or LengthMode.from_config(loaded.cfg)
+    poses = generate_for(loaded, samples, length, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
+                         progress=not args.quiet)  # fmt: skip
     write_split(out, args.split, PTSplit(poses=poses, glosses=[list(s.glosses) for s in samples],
                                          texts=[s.text for s in samples], names=[s.name for s in samples]))  # fmt: skip
     write_frame_rate(out, args.split, loaded.fps)
@@ -86,5 +87,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         paths = save_comparison(out / f"{args.split}_{i:04d}.gif", poses[i], samples[i].pose,
                                 " ".join(samples[i].glosses), loaded.fps, False if args.quiet else None)  # fmt: skip
         rendered += [str(p) for p in paths]
-    print_json({"out": str(out), "split": args.split, "sequences": len(samples), "rendered": rendered})
+    # how they were sampled: the poses depend on every one of these
+    how = {"checkpoint": str(args.checkpoint or "the shipped weights"), "step": loaded.step, "seed": args.seed,
+           "steps": len(loaded.model.diffusion.sampling_timesteps(args.steps)), "length": str(length),
+           "precision": loaded.precision, "fps": loaded.fps}  # fmt: skip
+    print_json({"out": str(out), "split": args.split, "sequences": len(samples), **how, "rendered": rendered})
     return 0

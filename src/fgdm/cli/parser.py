@@ -45,8 +45,8 @@ def _sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed, default=0, help="sampling seed (default 0)")
     p.add_argument("--batch-size", type=positive_int, default=32,
                    help="sequences sampled at once (default 32). Each sequence's poses depend on --seed, its "
-                   "position, --device and --precision, and on the batch size by float rounding only; evaluate's "
-                   "report records them")  # fmt: skip
+                   "position, --device and --precision, and on the batch size by float rounding only (about 1e-6 in "
+                   "float32, a few 1e-3 in bf16); evaluate's report records them")  # fmt: skip
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N sequences of the split")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", choices=PRECISIONS, default="32",

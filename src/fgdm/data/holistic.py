@@ -90,28 +90,43 @@ def on_canvas(data: np.ndarray, conf: np.ndarray, names: dict[str, int]) -> bool
     return bool(width == 0 or (offset <= 0.5 and 0.25 <= width <= 4.0))
 
 
+# Holistic's five components in video_to_pose's order, as pose-format's tools ask for them by name: the face
+# (MediaPipe's 468-point mesh, its points named by index) and the body in world coordinates are written empty
+# (confidence 0): fgdm has no face, and its poses are on the canvas only
+FACE468 = tuple(str(i) for i in range(468))
+LAYOUT = (("POSE_LANDMARKS", BODY33), ("FACE_LANDMARKS", FACE468), ("LEFT_HAND_LANDMARKS", HAND21),
+          ("RIGHT_HAND_LANDMARKS", HAND21), ("POSE_WORLD_LANDMARKS", BODY33))  # fmt: skip
+
+
+def start(component: str) -> int:
+    """The index of ``component``'s first point in the files fgdm writes (:data:`LAYOUT`)."""
+    names = [name for name, _ in LAYOUT]
+    return sum(len(points) for _, points in LAYOUT[: names.index(component)])
+
+
 def components():
-    """Holistic's components as pose-format header components (body, left hand, right hand)."""
+    """:data:`LAYOUT` as pose-format header components."""
     from pose_format.pose_header import PoseHeaderComponent
 
-    grey, hand = [(160, 160, 160)], [(220, 90, 60)]
-    return [PoseHeaderComponent("POSE_LANDMARKS", list(BODY33), BODY_LIMBS, grey, "XYZC"),
-            PoseHeaderComponent("LEFT_HAND_LANDMARKS", list(HAND21), HAND_LIMBS, hand, "XYZC"),
-            PoseHeaderComponent("RIGHT_HAND_LANDMARKS", list(HAND21), HAND_LIMBS, hand, "XYZC")]  # fmt: skip
+    limbs = {"POSE_LANDMARKS": BODY_LIMBS, "POSE_WORLD_LANDMARKS": BODY_LIMBS, "FACE_LANDMARKS": []}
+    grey = {"POSE_LANDMARKS": (160, 160, 160), "POSE_WORLD_LANDMARKS": (160, 160, 160), "FACE_LANDMARKS": (200,) * 3}
+    return [PoseHeaderComponent(name, list(points), limbs.get(name, HAND_LIMBS), [grey.get(name, (220, 90, 60))],
+                                "XYZC") for name, points in LAYOUT]  # fmt: skip
 
 
 def to_holistic(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(S, 50, 3) PT → Holistic data (S, 1, 75, 3) in pixels and confidence (S, 1, 75): 1 on the points PT
-    has (nose, shoulders, elbows, wrists, hands), 0 on the rest (eyes, hips, legs: not drawn)."""
-    S = len(pose)
+    """(S, 50, 3) PT → Holistic data (S, 1, 576, 3) in pixels and confidence (S, 1, 576) (:data:`LAYOUT`): 1 on the
+    points PT has (nose, shoulders, elbows, wrists, hands), 0 on the rest (eyes, hips, legs, face, world)."""
+    S, total = len(pose), sum(len(points) for _, points in LAYOUT)
     px = pt_to_pixels(pose.astype(np.float64))
-    data = np.zeros((S, 75, 3))
-    conf = np.zeros((S, 75))
+    data = np.zeros((S, total, 3))
+    conf = np.zeros((S, total))
     for joint, name in BODY_POINTS.items():
         data[:, BODY33.index(name)] = px[:, joint]
         conf[:, BODY33.index(name)] = 1.0
-    data[:, 33:54], data[:, 54:75] = px[:, PT50.part("left_hand")], px[:, PT50.part("right_hand")]
-    conf[:, 33:] = 1.0
+    for side in ("left", "right"):
+        at = start(f"{side.upper()}_HAND_LANDMARKS")
+        data[:, at : at + 21], conf[:, at : at + 21] = px[:, PT50.part(f"{side}_hand")], 1.0
     return data[:, None].astype(np.float32), conf[:, None].astype(np.float32)
 
 

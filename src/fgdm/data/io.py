@@ -43,8 +43,9 @@ def _write_pose(f: BinaryIO, pose: np.ndarray, skeleton: Skeleton, where: str, f
 
     if skeleton is not PT50:
         raise ValueError("the .pose export maps the PT 50-joint skeleton onto Holistic's points")
-    if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"{where}: frame rate {fps} (frames per second > 0), which no reader would take")
+    low, high = RECORDED_FPS  # as read: a file fgdm writes, fgdm reads
+    if not (math.isfinite(fps) and low <= fps <= high):
+        raise ValueError(f"{where}: frame rate {fps:g}; a .pose file is read at {low:g} to {high:g} frames per second")
     data, conf = holistic.to_holistic(_check(pose, skeleton, where))
     size = holistic.CANVAS
     header = PoseHeader(0.2, PoseHeaderDimensions(size, size, size), holistic.components())

@@ -287,6 +287,13 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
     if skip_frames < 1:
         raise ValueError(f"skip_frames must be ≥ 1, got {skip_frames}")
     directory = Path(directory)
+    if skip_frames > 1 and (directory / f"{split}.fps").is_file():  # fgdm generate's: poses at the model's rate
+        from fgdm.data.io import read_frame_rate
+
+        if (rate := read_frame_rate(directory, split)) != 25.0:
+            raise DataFormatError(directory / f"{split}.fps", None, f"the {split} split was sampled at {rate:g} fps "
+                                  f"(fgdm generate's poses), not recorded at PT's 25: skip_frames {skip_frames} would "
+                                  "thin it again; evaluate --hyp scores such poses, render plays them")  # fmt: skip
     paths = {s: directory / f"{split}.{s}" for s in SUFFIXES}
     lines = {s: text_lines(p, tokens=s != "text") for s, p in paths.items()}
     counts = {s: len(v) for s, v in lines.items()}

@@ -260,12 +260,17 @@ class Vocabulary:
 
 def closest(unknown: Counter[str], known: Sequence[str]) -> str:
     """'NORD for NORDD, …': the closest known token to each of the ten most frequent unknown ones that has one
-    (difflib's ratio ≥ 0.75, of the token as written or in upper case); empty if none has."""
+    (difflib's ratio ≥ 0.75, of the token as written, in upper case, or spelt as PHOENIX's glosses spell umlauts:
+    SUED for SÜD); empty if none has."""
     found = []
     for token, _ in unknown.most_common(10):
-        match = _closest_one(token, known) or _closest_one(token.upper(), known)
+        spelt = token.upper().translate(_UMLAUTS)
+        match = _closest_one(token, known) or _closest_one(token.upper(), known) or _closest_one(spelt, known)
         found += [f"{match} for {token}"] if match else []
     return ", ".join(found)
+
+
+_UMLAUTS = str.maketrans({"Ä": "AE", "Ö": "OE", "Ü": "UE", "ß": "SS", "ẞ": "SS"})
 
 
 def _closest_one(token: str, known: Sequence[str], cutoff: float = 0.75) -> str | None:

@@ -21,6 +21,7 @@ from itertools import chain
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fgdm.choices import LengthMode
 from fgdm.data.corpus import Corpus, Sample
@@ -32,6 +33,7 @@ from fgdm.evaluation.html import Example
 from fgdm.evaluation.report import DEFINITIONS
 from fgdm.evaluation.scores import Reference, System, Translation, score_system
 from fgdm.sampling import generate_for, load_for_sampling
+from fgdm.version import __version__
 
 # % of the reference glosses or text words outside the back-translator's vocabularies that it warns of (a test
 # split of the corpus it was trained on has a few %), and beyond which it asks whether it is another language's
@@ -232,6 +234,10 @@ def evaluate(
     length = LengthMode.parse(length) if length is not None and not isinstance(length, LengthMode) else length
     hypotheses = [hypotheses] if isinstance(hypotheses, (str, os.PathLike)) else list(hypotheses)  # one folder
     ev = Evaluator.open(backtranslator, data, split, limit, device, batch_size, progress)
+    unused = [k for k, v, plain in (("length", length, None), ("steps", steps, None), ("seed", seed, 0),
+              ("precision", precision, "32"), ("compile", compile, False)) if v != plain]  # fmt: skip
+    if checkpoint is None and unused:  # they shape sampling, and nothing is sampled: never silently ignored
+        warnings.warn(f"{', '.join(unused)}: no checkpoint is sampled, so they change nothing", stacklevel=2)
     if checkpoint is None and not hypotheses:  # a ceiling check, or a call that forgot its model: said once the
         # arguments are known to be good (an error then comes alone), before the long work
         warnings.warn("no checkpoint and no hypotheses (--checkpoint, --hyp): the report scores no model, only the "
@@ -281,5 +287,6 @@ def evaluate(
                       "backtranslator_step": ev.bt.step, "backtranslator_weights": ev.bt.weights, "fps": fps,
                       "data": str(data) if data is not None else str(ev.bt.cfg.data.path or "the embedded language"),
                       "device": device_used, "hypotheses": [str(h) for h in hypotheses],
+                      "versions": {"fgdm": __version__, "torch": torch.__version__},  # sampled poses depend on them
                       "unknown_to_backtranslator_percent": ev.unknown, "notes": list(ev.notes)}  # fmt: skip
     return report

@@ -83,8 +83,8 @@ def report_paths(out: Path | str) -> tuple[Path, Path, Path]:
 def read_report(path: Path | str, checkpoint: Path | str | None = None, step: int | None = None) -> dict:
     """An ``fgdm evaluate`` report.json, checked to be one (its table can be drawn): errors name the file.
     ``checkpoint``: the model the report should have scored, and ``step`` its training step; refused where it scored
-    no model (its table would describe none), a warning where it names another model or scored this file at another
-    step (a training that went on since)."""
+    no model (its table would describe none) or a model at another step (another run's, or this file before its
+    training went on), a warning where it names another file at that step or no step (a copy?)."""
     path = Path(path)
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -98,12 +98,12 @@ def read_report(path: Path | str, checkpoint: Path | str | None = None, step: in
     if checkpoint is not None and scored is None:
         raise ValueError(f"{path} scored no model (evaluate without --checkpoint): its table would describe none; "
                          "give the report of fgdm evaluate --checkpoint CKPT")  # fmt: skip
-    if checkpoint is not None and not _same_file(scored, checkpoint):
+    if checkpoint is not None and step is not None and (at := scored_step(report)) not in (None, step):
+        raise ValueError(f"{path} scored {Path(scored).name} at step {at}, and {checkpoint} is at step {step}: its "
+                         "table describes other weights (fgdm evaluate these again)")  # fmt: skip
+    if checkpoint is not None and not _same_file(scored, checkpoint):  # a copy, say: the step (if known) matched
         warnings.warn(f"{path} scored {scored}, not {checkpoint}: its table describes that one",
                       stacklevel=2)  # fmt: skip
-    elif checkpoint is not None and step is not None and (at := scored_step(report)) not in (None, step):
-        warnings.warn(f"{path} scored {Path(checkpoint).name} at step {at}, and it is at step {step} now: its "
-                      "table describes the earlier weights (fgdm evaluate them again)", stacklevel=2)  # fmt: skip
     return report
 
 
@@ -166,7 +166,7 @@ def write_report(report: dict, out: Path | str) -> tuple[Path, Path, Path]:
 # What the Markdown report lists of its meta, in this order (the HTML page lists all of it); "notes" follow the table.
 META_KEYS = ("checkpoint", "step", "backtranslator", "backtranslator_step", "backtranslator_weights", "data", "fps",
              "length", "steps", "eta", "seed", "batch_size", "device", "precision", "compile", "hypotheses",
-             "unknown_to_backtranslator_percent")  # fmt: skip
+             "unknown_to_backtranslator_percent", "versions")  # fmt: skip
 
 
 def meta_text(value) -> str:
@@ -238,6 +238,8 @@ def model_card(
                   f"On the {meta.get('split', 'test')} split ({report['sequences']} sequences), sampled with "
                   f"{how_sampled or 'the config'}, scored by a back-translator trained on ground truth{scorer} "
                   "(`fgdm evaluate`):", "", markdown_table(report), "",
+                  *(["The report's notes:", "", *(f"- {note}" for note in meta["notes"]), ""] if meta.get("notes")
+                    else []),
                   *(f"- {name}: {text}" for name, text in report.get("definitions", {}).items())]  # fmt: skip
     # quoted for the shell as needed: real glosses may hold $ (DGS's $INDEX1), which double quotes would expand
     use = f"fgdm generate --checkpoint THIS_DIRECTORY --gloss {shlex.quote(example or 'MORGEN NORD REGEN')} --out a.gif"

@@ -164,7 +164,7 @@ def generate_poses(
         x0 = x0.float().cpu().numpy()
         out += [x0[b, :count].copy() for b, count in enumerate(n.tolist())]  # not views keeping the batch alive
     if too_long:
-        advice = "; sample one sentence at a time" if frames is None and len(glosses) > 1 else ""
+        advice = "; give it sentence by sentence" if frames is None else ""  # (a batch changes no one's length)
         warnings.warn(f"{len(too_long)} sequence(s) longer than {LONG:g} × the longest the model was trained on "
                       f"({longest} frames), e.g. {name(too_long[0])} ({len(out[too_long[0]])} frames): it never "
                       f"learnt to sign so long, and its motion fades{advice}",
@@ -174,8 +174,12 @@ def generate_poses(
 
 def sequence_seed(seed: int, index: int) -> int:
     """The seed of sequence ``index``'s random generator in a sampling run seeded with ``seed``: distinct streams
-    for every (seed, index) pair (NumPy's ``SeedSequence`` mixes them)."""
-    return int(np.random.SeedSequence([seed % 2**64, index]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    for every (seed, index) pair (NumPy's ``SeedSequence`` mixes them). A seed of 2³² or more is given as its two
+    32-bit words and a mark: NumPy reads [s + 2³²·k, 0] as the words [s, k, 0], which it pads to [s, k], sequence
+    k's of seed s, so two seeds drew the same noise. Seeds below 2³² keep the streams they always had."""
+    seed %= 2**64
+    entropy = [seed, index] if seed < 2**32 else [seed & 0xFFFFFFFF, seed >> 32, index, 1]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def generate_for(

@@ -6,6 +6,7 @@ config, vocabulary, model card) or the weights shipped with fgdm (:func:`pretrai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import os
@@ -271,7 +272,7 @@ def export(
     """
     import json
 
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from fgdm.config import to_dict
     from fgdm.version import __version__
@@ -291,12 +292,14 @@ def export(
     tensors = {f"denoiser.{k}": v for k, v in loaded.model.denoiser.state_dict().items()}
     tensors |= {f"normalizer.{k}": v for k, v in loaded.model.normalizer.state_dict().items()}
     tensors = {k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in tensors.items()}
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     names = [WEIGHTS, CONFIG, VOCAB, *([CARD] if card is not None else [])]
     tmp = {name: out / f".{name}.{os.getpid()}.tmp" for name in names}
     try:
-        save_file(tensors, tmp[WEIGHTS],
-                  metadata={"format": "fgdm inference", "fgdm": __version__, "step": str(loaded.step)})  # fmt: skip
+        metadata = {"format": "fgdm inference", "fgdm": __version__, "step": str(loaded.step)}
+        tmp[WEIGHTS].write_bytes(save(tensors, metadata=metadata))  # (save_file's errors are no OSError: a full
+        # disk was a traceback)
         mask = os.umask(0o22)  # safetensors writes its file readable by its owner only; the others as umask says
         os.umask(mask)
         tmp[WEIGHTS].chmod(0o666 & ~mask)
@@ -308,9 +311,18 @@ def export(
         with signals_held():
             for name, path in tmp.items():
                 path.replace(out / name)
+    except OSError as err:  # named as the file it was writing (a write's own error names none: the folder)
+        ours = [out / name for name, path in tmp.items() if err.filename in (str(path), path)]
+        target = ours[0] if ours else out if err.filename is None else None
+        if target is not None and err.errno is not None:
+            raise type(err)(err.errno, err.strerror, str(target)) from err
+        raise
     finally:
         for path in tmp.values():
             path.unlink(missing_ok=True)
+        if made:  # a folder made for a write that failed goes again
+            with contextlib.suppress(OSError):
+                out.rmdir()
     return cfg
 
 
