@@ -288,9 +288,9 @@ def read_split(directory: Path | str, split: str, skip_frames: int = 1, num_join
         raise ValueError(f"skip_frames must be ≥ 1, got {skip_frames}")
     directory = Path(directory)
     if skip_frames > 1 and (directory / f"{split}.fps").is_file():  # fgdm generate's: poses at the model's rate
-        from fgdm.data.io import read_frame_rate
+        from fgdm.data.io import FPS, read_frame_rate
 
-        if (rate := read_frame_rate(directory, split)) != 25.0:
+        if (rate := read_frame_rate(directory, split)) != FPS:
             raise DataFormatError(directory / f"{split}.fps", None, f"the {split} split was sampled at {rate:g} fps "
                                   f"(fgdm generate's poses), not recorded at PT's 25: skip_frames {skip_frames} would "
                                   "thin it again; evaluate --hyp scores such poses, render plays them")  # fmt: skip

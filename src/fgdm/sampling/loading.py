@@ -297,12 +297,10 @@ def export(
     names = [WEIGHTS, CONFIG, VOCAB, *([CARD] if card is not None else [])]
     tmp = {name: out / f".{name}.{os.getpid()}.tmp" for name in names}
     try:
+        # written by Python, not safetensors' save_file: its errors were no OSError (a full disk gave a traceback),
+        # and it made the file readable by its owner only
         metadata = {"format": "fgdm inference", "fgdm": __version__, "step": str(loaded.step)}
-        tmp[WEIGHTS].write_bytes(save(tensors, metadata=metadata))  # (save_file's errors are no OSError: a full
-        # disk was a traceback)
-        mask = os.umask(0o22)  # safetensors writes its file readable by its owner only; the others as umask says
-        os.umask(mask)
-        tmp[WEIGHTS].chmod(0o666 & ~mask)
+        tmp[WEIGHTS].write_bytes(save(tensors, metadata=metadata))
         meta = {"fgdm": __version__, "step": loaded.step, "config": to_dict(cfg)}
         tmp[CONFIG].write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         loaded.vocab.save(tmp[VOCAB])
