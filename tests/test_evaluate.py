@@ -250,6 +250,18 @@ def test_report_paths_keep_a_dotted_name_and_cards_say_what_they_are(tmp_path):
     )
 
 
+def test_sequences_sampled_longer_than_the_model_learnt_are_in_the_reports_notes(trained, backtranslator, tmp_path):
+    from fgdm import LongSequenceWarning
+
+    args = ["evaluate", "--backtranslator", str(backtranslator), "--checkpoint", str(trained / "checkpoints" /
+            "last.ckpt"), "--split", "test", "--limit", "2", "--length", "200", "--out", str(tmp_path / "r"),
+            "--quiet"]  # fmt: skip
+    with pytest.warns(LongSequenceWarning, match=r"^sampling: 2 sequence\(s\) longer than 1.5 × the longest"):
+        assert main(args) == 0
+    notes = json.loads((tmp_path / "r.json").read_text())["meta"]["notes"]
+    assert [n for n in notes if n.startswith("sampling: 2 sequence(s) longer than")]
+
+
 def test_evaluate_refuses_one_sequence_and_warns_of_two_languages(trained, backtranslator, tmp_path, capsys):
     from fgdm.config import DataConfig
     from fgdm.evaluation.protocol import _language

@@ -32,7 +32,7 @@ from fgdm.evaluation.backtranslation import LoadedBackTranslator, load_backtrans
 from fgdm.evaluation.html import Example
 from fgdm.evaluation.report import DEFINITIONS
 from fgdm.evaluation.scores import Reference, System, Translation, score_system
-from fgdm.sampling import generate_for, load_for_sampling
+from fgdm.sampling import LongSequenceWarning, generate_for, load_for_sampling
 from fgdm.version import __version__
 
 # % of the reference glosses or text words outside the back-translator's vocabularies that it warns of (a test
@@ -110,9 +110,9 @@ class Evaluator:
         """The ground truth back-translated, on first use: after the hypotheses are read, whose errors come first."""
         return Reference.build(self.bt, self.samples, self.batch_size, self.progress)
 
-    def note(self, message: str) -> None:
+    def note(self, message: str, category: type[Warning] = UserWarning) -> None:
         """Warns of ``message`` and keeps it for the report's notes."""
-        warnings.warn(message, stacklevel=3)
+        warnings.warn(message, category, stacklevel=3)
         self.notes.append(message)
 
     @classmethod
@@ -267,8 +267,15 @@ def evaluate(
                              f"back-translator was trained at {ev.skip_frames}: they must match")  # fmt: skip
         where = f"the {split} split of " + (str(data) if data is not None else "the back-translator's data")
         loaded.vocab.require_mostly_known((s.glosses for s in ev.samples), where, limit=0.9)  # as fgdm generate
-        poses = generate_for(loaded, ev.samples, length, steps=steps, seed=seed, batch_size=batch_size,
-                             progress=progress)  # fmt: skip
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", LongSequenceWarning)
+            poses = generate_for(loaded, ev.samples, length, steps=steps, seed=seed, batch_size=batch_size,
+                                 progress=progress)  # fmt: skip
+        for w in said:  # sequences longer than it learnt: the report's notes say so too, as of --hyp's oddities
+            if issubclass(w.category, LongSequenceWarning):
+                ev.note(f"sampling: {w.message}", LongSequenceWarning)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         diffusion = loaded.model.diffusion
         sampling = {"steps": len(diffusion.sampling_timesteps(steps)), "eta": diffusion.cfg.eta,
                     "precision": loaded.precision, "compile": loaded.compile}  # fmt: skip
