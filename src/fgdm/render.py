@@ -9,6 +9,7 @@ file behind. The PT convention mirrors x against the image; we un-mirror it so t
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import importlib.util
 import math
@@ -243,8 +244,6 @@ def save_animation(
 def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float, count: int) -> None:
     """H.264 through imageio's ffmpeg; refused, naming ``path``, where ffmpeg did not write all ``count`` frames
     (a full disk: it says so on its own output only, and leaves a file no player reads)."""
-    import errno
-
     import imageio.v3 as iio
     import imageio_ffmpeg
 
@@ -270,8 +269,6 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float, count: int) 
 @contextlib.contextmanager
 def _ffmpeg_failure(path: Path) -> Iterator[None]:
     """ffmpeg's failures (imageio's: its command and output in one long message) as one line naming ``path``."""
-    import errno
-
     try:
         yield
     except (OSError, RuntimeError) as err:

@@ -89,7 +89,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         rendered += [str(p) for p in paths]
     # how they were sampled: the poses depend on every one of these
     how = {"checkpoint": str(args.checkpoint or "the shipped weights"), "step": loaded.step, "seed": args.seed,
-           "steps": len(loaded.model.diffusion.sampling_timesteps(args.steps)), "length": str(length),
-           "precision": loaded.precision, "fps": loaded.fps}  # fmt: skip
+           **loaded.sampling(args.steps), "length": str(length), "fps": loaded.fps}  # fmt: skip
     print_json({"out": str(out), "split": args.split, "sequences": len(samples), **how, "rendered": rendered})
     return 0

@@ -65,9 +65,8 @@ def _data_set_files(out: Path, staging: Path) -> list[Path]:
         stem, dot, suffix = name.removesuffix(".tmp").rpartition(".")
         return (stem, dot + suffix) if dot + suffix in _DATA_FILES else ("", "")
 
-    splits = {split_file(p.name)[0] for p in [*out.glob("*.skels"), *staging.iterdir()]} - {""}
-    whole = (VOCAB, MANIFEST)
-    return [p for p in out.iterdir() if p.is_file() and (p.name in whole or split_file(p.name)[0] in splits)]
+    ours = {split_file(p.name)[0] for p in [*out.glob("*.skels"), *staging.iterdir()]} - {""}
+    return [p for p in out.iterdir() if p.is_file() and (p.name in (VOCAB, MANIFEST) or split_file(p.name)[0] in ours)]
 
 
 @dataclass
@@ -104,8 +103,7 @@ class SynthManifest:
         if not isinstance(raw, dict):
             raise DataFormatError(path, None, f"invalid synthetic manifest: a JSON object, not {raw!r:.40}")
         known = [f.name for f in fields(cls)]
-        unknown = sorted(set(raw) - set(known))
-        if unknown:
+        if unknown := sorted(set(raw) - set(known)):
             raise DataFormatError(path, None, f"invalid synthetic manifest: unknown key(s) {', '.join(unknown)} "
                                   f"(the keys are {', '.join(known)})")  # fmt: skip
         seed, sizes, csv = raw.get("seed", 0), raw.get("sizes", {}), raw.get("csv", {})
@@ -192,15 +190,18 @@ def build_corpus(data: DataConfig, split: str, advice: str = "--split chooses on
 
 
 def known_glosses(data: DataConfig) -> list[Sequence[str]]:
-    """The gloss sequences of the data's training split, else of every split it has, read without poses (a PT
-    directory's ``.gloss`` files alone): what a model trained on the data knows."""
+    """The gloss sequences, without poses, of the data's train split, else of all its splits: what its model knows."""
     splits = ["train"] if data.path is None else data_splits(data.path)
     if not splits:
         raise DataFormatError(data.path, None, "no splits found (expected {split}.skels files or synth.json)")
-    chosen = ["train"] if "train" in splits else splits
+    return [g for split in (["train"] if "train" in splits else splits) for g in gloss_sequences(data, split)]
+
+
+def gloss_sequences(data: DataConfig, split: str) -> list[Sequence[str]]:
+    """One split's gloss sequences, read without poses (a PT directory's ``.gloss`` file alone)."""
     if data.path is None or (Path(data.path) / MANIFEST).is_file():
-        return [g for split in chosen for g in build_corpus(data, split).gloss_sequences()]
-    return [line.split() for split in chosen for line in text_lines(Path(data.path) / f"{split}.gloss")]
+        return build_corpus(data, split).gloss_sequences()
+    return [line.split() for line in text_lines(Path(data.path) / f"{split}.gloss")]
 
 
 def build_vocab(data: DataConfig, train: Corpus) -> Vocabulary:
@@ -321,9 +322,8 @@ def make_synth(
                 rendered += len(corpus)
         if lazy:
             manifest.save(new)
-        if "train" in manifest.splits():
-            train = manifest.corpus("train", new) if lazy else PTCorpus.read(new, "train")
-            Vocabulary.from_corpus(train.gloss_sequences()).save(new / VOCAB)
+        if "train" in manifest.splits():  # (its glosses alone: no poses read back)
+            Vocabulary.from_corpus(gloss_sequences(DataConfig(path=str(new)), "train")).save(new / VOCAB)
     elapsed = time.perf_counter() - t0
     summary: dict = {"out": str(out), "splits": manifest.splits(), "lazy": lazy, "seed": seed}
     if csv_files:  # which CSV each split's glosses came from (a directory can hold several)

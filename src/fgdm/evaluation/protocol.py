@@ -276,9 +276,7 @@ def evaluate(
                 ev.note(f"sampling: {w.message}", LongSequenceWarning)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        diffusion = loaded.model.diffusion
-        sampling = {"steps": len(diffusion.sampling_timesteps(steps)), "eta": diffusion.cfg.eta,
-                    "precision": loaded.precision, "compile": loaded.compile}  # fmt: skip
+        sampling = loaded.sampling(steps)
         device_used = str(next(loaded.model.parameters()).device)
         systems.append(System(f"FGDM ({Path(checkpoint).name}, step {loaded.step})", poses))
         shown = [

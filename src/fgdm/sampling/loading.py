@@ -66,6 +66,12 @@ class LoadedModel:
         """Frames per second of what it generates (PT data is 25 fps; ``data.skip_frames`` divides it)."""
         return 25.0 / self.cfg.data.skip_frames
 
+    def sampling(self, steps: int | None = None) -> dict:
+        """How it samples with ``steps`` (None: the config's), as evaluate's report and generate's JSON record it."""
+        diffusion = self.model.diffusion
+        return {"steps": len(diffusion.sampling_timesteps(steps)), "eta": diffusion.cfg.eta,
+                "precision": self.precision, "compile": self.compile}  # fmt: skip
+
 
 PRETRAINED = "synth"  # the weights shipped in fgdm/pretrained/ (fgdm generate's default)
 WEIGHTS, CONFIG, VOCAB, CARD = "model.safetensors", "config.json", "vocab.txt", "README.md"
@@ -328,8 +334,7 @@ def _not_embedded(data: DataConfig) -> str | None:
     """Why ``data.path``, data written to files, is not the embedded language that ``data`` describes (its seed and
     split sizes, which an export recording the data as embedded keeps), or None: every split it has holds that
     language's sentences, or the data is gone (then unchecked, with a warning)."""
-    from fgdm.data.pt import text_lines
-    from fgdm.data.sources import MANIFEST, SPLITS, build_corpus, data_splits, open_corpus
+    from fgdm.data.sources import SPLITS, data_splits, gloss_sequences
 
     path = Path(data.path or "")
     if not path.is_dir():
@@ -338,11 +343,7 @@ def _not_embedded(data: DataConfig) -> str | None:
         return None
     embedded = dataclasses.replace(data, path=None, skip_frames=1)
     for split in [s for s in data_splits(path) if s in SPLITS]:
-        if (path / MANIFEST).is_file():
-            have = open_corpus(path, split).gloss_sequences()
-        else:  # the glosses alone, without the poses
-            have = [line.split() for line in text_lines(path / f"{split}.gloss")]
-        want = build_corpus(embedded, split).gloss_sequences()
+        have, want = gloss_sequences(data, split), gloss_sequences(embedded, split)
         if [tuple(g) for g in have] != [tuple(g) for g in want]:
             return (f"{path}'s {split} split ({len(have)} sentences) is not the embedded language's of the run's "
                     f"config (seed {data.synth_seed}, {len(want)} {split} sentences: data.synth_seed, "
