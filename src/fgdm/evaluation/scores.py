@@ -85,7 +85,7 @@ def score_text_files(hyp_path: Path | str, ref_path: Path | str, tokenize: bool 
     text = ([hypothesis_text(line) for line in hyp], [reference_text(line) for line in ref]) if tokenize else (hyp, ref)
     w = wer(hyp, ref)  # the glosses' WER: tokens as written
     return {**{k: round(v, 4) for k, v in text_metrics(*text).items()}, "wer": round(w.wer, 4),
-            "wer_counts": w.as_dict(), "wer_tokens": "as written", "sentences": len(hyp),
+            "wer_counts": w.counts(), "wer_tokens": "as written", "sentences": len(hyp),
             "tokenized": tokenize}  # fmt: skip
 
 
@@ -135,7 +135,7 @@ def score_system(
         "system": system.name,
         **{k: round(v, 2) for k, v in text_metrics(texts, ref.text).items()},
         "wer": round(w.wer, 2),
-        "wer_counts": {"sub": w.substitutions, "del": w.deletions, "ins": w.insertions, "ref": w.reference_words},
+        "wer_counts": w.counts(),
         "dtw_mje": {k: round(v, 4) for k, v in dtw_mje_parts(system.poses, refs).items()},
         "fid": round(frechet_distance(ref.features, feats), 4),
         "finger_ratio": round(finger_length_ratio(system.poses, refs), 4),

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -68,8 +68,9 @@ class WERResult:
     insertions: int
     reference_words: int
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def counts(self) -> dict[str, int]:
+        """The edits and the reference's length, as reports and ``fgdm score`` write them."""
+        return {"sub": self.substitutions, "del": self.deletions, "ins": self.insertions, "ref": self.reference_words}
 
 
 def edit_counts(hypothesis: Sequence[str], reference: Sequence[str]) -> tuple[int, int, int]:
