@@ -358,6 +358,12 @@ CASES = [
         ("--render: only with --split",),
     ),
     Case(
+        "--gloss with --batch-size",
+        lambda c: _gen(c, "--batch-size", "4", "--out", str(c.tmp / "a.npy")),
+        1,
+        ("--batch-size: only with --split",),
+    ),
+    Case(
         "glosses in lower case",
         lambda c: ["generate", "--checkpoint", c.ckpt, "--gloss", "regen nord", "--out", str(c.tmp / "a.npy")],
         1,

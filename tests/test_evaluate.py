@@ -100,6 +100,7 @@ def test_the_evaluators_dev_wer_never_counts_unk_as_recognising_a_gloss_it_does_
     assert module._val["gloss_ref"] == ["HAUS SONNE"] and module._val["gloss_hyp"] == ["HAUS <unk>"]
     assert wer(module._val["gloss_hyp"], module._val["gloss_ref"]).wer == 50.0
 
+
 def test_ctc_greedy_collapses_repeats_and_blanks_and_never_chooses_a_special_token():
     lp = torch.full((1, 6, 8), -10.0)
     for t, c in enumerate([0, 6, 6, 0, 6, 7]):  # class c is gloss id c - 1

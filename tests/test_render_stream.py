@@ -2,6 +2,7 @@
 within their panels."""
 
 import tracemalloc
+import warnings
 
 import imageio.v3 as iio
 import numpy as np
@@ -173,3 +174,20 @@ def test_a_long_title_stays_in_its_panel(pose):
     band = frame[:20].astype(int)  # the titles' rows; the head is drawn lower
     assert (np.abs(band[:, :140] - BACKGROUND).sum(-1) > 60).any()  # the first title is drawn
     assert (band[:, 154:] == BACKGROUND).all()  # and ends before the next panel (which has none)
+
+
+def test_letters_the_title_font_lacks_are_warned_of(monkeypatch):
+    from PIL import ImageFont
+
+    assert render.missing_glyphs("SÜD über") == ""  # DejaVu Sans, as on the test machines (matplotlib has it)
+    render.fit_title.cache_clear()
+    monkeypatch.setattr(render, "title_font", lambda size=11: ImageFont.load_default(size=size))  # no DejaVu
+    try:
+        assert render.missing_glyphs("SÜD über NORD") == "Üü"
+        with pytest.warns(UserWarning, match=r"'SÜD über': the title font has no Ü ü, drawn as boxes"):
+            render.fit_title("SÜD über", 148)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            render.fit_title("NORD", 148)
+    finally:
+        render.fit_title.cache_clear()

@@ -59,10 +59,28 @@ def title_font(size: int = 11) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default()
 
 
+def missing_glyphs(text: str) -> str:
+    """The letters of ``text`` that :func:`title_font` has no glyph for (it would draw them as boxes)."""
+    font = title_font()
+    if not isinstance(font, ImageFont.FreeTypeFont):  # Pillow's bitmap font: ASCII only
+        return "".join(dict.fromkeys(c for c in text if not c.isascii()))
+
+    def drawn(c: str) -> tuple[tuple[int, int], bytes]:
+        mask = font.getmask(c)
+        return mask.size, bytes(mask)
+
+    box = drawn("\uffff")  # a non-character: the font's "no glyph" box
+    return "".join(dict.fromkeys(c for c in text if not c.isspace() and drawn(c) == box))
+
+
 @functools.lru_cache(maxsize=256)
 def fit_title(text: str, width: int) -> str:
-    """``text`` as it fits ``width`` pixels in :func:`title_font`: whole, else cut short with an ellipsis."""
+    """``text`` as it fits ``width`` pixels in :func:`title_font`: whole, else cut short with an ellipsis. Letters
+    the font lacks are warned of once per title (without DejaVu Sans, Pillow's font lacks umlauts)."""
     font = title_font()
+    if missing := missing_glyphs(text):
+        warnings.warn(f"title {text!r}: the title font has no {' '.join(missing)}, drawn as boxes; DejaVu Sans "
+                      "draws them (Debian's fonts-dejavu-core, or pip install matplotlib)", stacklevel=3)  # fmt: skip
     if font.getlength(text) <= width:
         return text
     while text and font.getlength(text + "…") > width:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import math
 
+BATCH_SIZE = 32  # sequences sampled (generate --split) or back-translated (evaluate) at once, unless --batch-size
+
 
 def number(convert, within, expected: str):
     """An argparse type: ``convert(text)`` where ``within`` holds of it, else "expected ``expected``"."""

@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from fgdm.cli.arguments import BATCH_SIZE
 from fgdm.cli.refusals import refuse_existing, refuse_nonempty, refuse_unwritable
 from fgdm.data.pt import DataFormatError, not_a_folder
 
@@ -175,7 +176,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if problem := not_a_folder(Path(hyp), "the system's poses"):
             raise DataFormatError(hyp, None, f"hypothesis directory {problem} (--hyp)")
     report = evaluate(args.backtranslator, args.checkpoint, args.data, args.split, args.length, args.hyp or [],
-                      args.steps, args.seed, args.limit, args.batch_size, args.device, not args.quiet,
+                      args.steps, args.seed, args.limit, args.batch_size or BATCH_SIZE, args.device, not args.quiet,
                       examples=3, precision=args.precision, compile=args.compile)  # fmt: skip
     paths = write_report(report, args.out)
     print(markdown_table(report))

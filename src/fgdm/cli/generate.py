@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fgdm.cli.arguments import BATCH_SIZE
 from fgdm.cli.commands import print_json
 from fgdm.cli.refusals import refuse_existing, refuse_unwritable
 from fgdm.data.pt import DataFormatError
@@ -21,7 +22,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     refuse_unwritable(out)
     if args.gloss is not None:
-        split_only = [f"--{k}" for k, v in (("data", args.data), ("limit", args.limit), ("render", args.render)) if v]
+        given = {"data": args.data, "limit": args.limit, "render": args.render, "batch-size": args.batch_size}
+        split_only = [f"--{k}" for k, v in given.items() if v]
         if split_only:
             raise ValueError(f"{' and '.join(split_only)}: only with --split (--gloss samples one sentence)")
         tokens = gloss_tokens(args.gloss)
@@ -72,8 +74,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     loaded.vocab.require_mostly_known(corpus.gloss_sequences(), where, limit=0.9)
     samples = [corpus[i] for i in range(len(corpus) if args.limit is None else min(args.limit, len(corpus)))]
     length = args.length or LengthMode.from_config(loaded.cfg)
-    poses = generate_for(loaded, samples, length, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
-                         progress=not args.quiet)  # fmt: skip
+    poses = generate_for(loaded, samples, length, steps=args.steps, seed=args.seed,
+                         batch_size=args.batch_size or BATCH_SIZE, progress=not args.quiet)  # fmt: skip
     write_split(out, args.split, PTSplit(poses=poses, glosses=[list(s.glosses) for s in samples],
                                          texts=[s.text for s in samples], names=[s.name for s in samples]))  # fmt: skip
     write_frame_rate(out, args.split, loaded.fps)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fgdm.choices import COMPILE_MODES, MAX_FRAMES, PRECISIONS, LengthMode
 from fgdm.cli import commands, generate
-from fgdm.cli.arguments import count, positive_int, positive_rate, seed
+from fgdm.cli.arguments import BATCH_SIZE, count, positive_int, positive_rate, seed
 from fgdm.version import __version__
 
 
@@ -43,10 +43,10 @@ def _sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=positive_int, default=None,
                    help="DDIM sampling steps, at most diffusion.timesteps (default: the config's, 5)")  # fmt: skip
     p.add_argument("--seed", type=seed, default=0, help="sampling seed (default 0)")
-    p.add_argument("--batch-size", type=positive_int, default=32,
-                   help="sequences sampled at once (default 32). Each sequence's poses depend on --seed, its "
-                   "position, --device and --precision, and on the batch size by float rounding only (about 1e-6 in "
-                   "float32, a few 1e-3 in bf16); evaluate's report records them")  # fmt: skip
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help=f"sequences sampled at once (default {BATCH_SIZE}). Each sequence's poses depend on --seed, "
+                   "its position, --device and --precision, and on the batch size by float rounding only (about 1e-6 "
+                   "in float32, a few 1e-3 in bf16); evaluate's report records them")  # fmt: skip
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N sequences of the split")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", choices=PRECISIONS, default="32",
