@@ -171,7 +171,8 @@ def _csv(path, *rows):
 def test_a_phoenix14t_annotation_folder_gives_each_split_its_own_csv(tmp_path, capsys):
     """PHOENIX14T's annotations/manual holds a complex annotation of train beside the plain one (and sorts first);
     macOS leaves ._ files beside copies. Each split gets its .split. file, and the summary names it."""
-    from fgdm.data.sources import csv_splits, open_corpus
+    from fgdm.data.csvs import csv_splits
+    from fgdm.data.sources import open_corpus
 
     manual = tmp_path / "annotations" / "manual"
     plain = _csv(manual / "PHOENIX-2014-T.train.corpus.csv", ("a", "MORGEN REGEN"), ("b", "NORD SONNE"))
@@ -195,8 +196,8 @@ def test_a_phoenix14t_annotation_folder_gives_each_split_its_own_csv(tmp_path, c
 
 
 def test_a_csv_folder_that_leaves_a_split_in_doubt_is_refused_naming_the_files(tmp_path, capsys):
+    from fgdm.data.csvs import csv_splits
     from fgdm.data.pt import DataFormatError
-    from fgdm.data.sources import csv_splits
 
     two = tmp_path / "two"
     _csv(two / "phoenix_train.csv", ("a", "REGEN"))
@@ -255,8 +256,8 @@ def test_a_manifest_is_read_back_exactly_as_saved(tmp_path):
 
 def test_a_csv_whose_name_holds_its_split_inside_a_word_is_still_that_split(tmp_path):
     """devset.csv, trainval.csv: a split named inside a word counts where no file names it more clearly."""
+    from fgdm.data.csvs import csv_splits
     from fgdm.data.pt import DataFormatError
-    from fgdm.data.sources import csv_splits
 
     for name in ("train.csv", "devset.csv", "testset.csv", "contest_notes.txt"):
         (tmp_path / name).write_text("id|signer|annotation|translation\n", encoding="utf-8")

@@ -5,8 +5,9 @@ import os
 import pytest
 
 from fgdm.cli import main
+from fgdm.data.csvs import read_phoenix_csv
 from fgdm.data.pt import DataFormatError
-from fgdm.data.synth.corpus import SynthCorpus, read_phoenix_csv
+from fgdm.data.synth.corpus import SynthCorpus
 from test_import import write_holistic
 
 SMALL = ["--num-train", "2", "--num-dev", "1", "--num-test", "1", "--quiet"]
@@ -117,7 +118,7 @@ def test_import_names_an_id_in_two_splits_with_both_lines_and_a_file_given_as_th
 
 
 def test_compressed_csvs_in_a_folder_are_named_with_the_command(tmp_path):
-    from fgdm.data.sources import csv_splits
+    from fgdm.data.csvs import csv_splits
 
     (tmp_path / "train.csv.gz").write_bytes(b"\x1f\x8b\x08\0")
     with pytest.raises(DataFormatError, match=r"train.csv.gz: gzip-compressed, decompress \(gunzip -k train.csv.gz\)"):

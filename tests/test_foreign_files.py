@@ -118,7 +118,7 @@ def test_a_config_in_another_encoding_names_its_line(tmp_path):
 
 
 def test_a_csv_header_in_other_case_reads_and_a_quoted_one_is_named(tmp_path):
-    from fgdm.data.synth.corpus import read_phoenix_csv
+    from fgdm.data.csvs import read_phoenix_csv
 
     csv = tmp_path / "x.csv"
     csv.write_text("Name|Speaker|Orth|Translation\na|s|A B|ein Satz\n")

@@ -231,7 +231,7 @@ def test_an_empty_translation_is_refused_and_names_are_taken_without_surrounding
 
 
 def test_a_csv_of_reserved_tokens_or_empty_translations_is_refused_with_its_line(tmp_path):
-    from fgdm.data.synth.corpus import read_phoenix_csv
+    from fgdm.data.csvs import read_phoenix_csv
 
     head = "name|video|start|end|speaker|orth|translation\n"
     (tmp_path / "a.csv").write_text(head + "s0|v|-1|-1|S1|REGEN NORD|es regnet\ns1|v|-1|-1|S1|DRUCK <unk> TIEF|tief\n")
@@ -315,7 +315,7 @@ def test_a_character_that_splits_or_makes_a_gloss_unseen_is_refused_with_its_lin
     """MILD+ZERO WIDTH SPACE would be a gloss of its own, MILD+NO-BREAK SPACE+REGEN two glosses: every file of
     glosses or names (.gloss, .files, a vocabulary, a CSV's ids and annotations) refuses such characters, naming
     where."""
-    from fgdm.data.synth.corpus import read_phoenix_csv
+    from fgdm.data.csvs import read_phoenix_csv
 
     d = _copy_split(synth_dir, tmp_path / "d")
     glosses = (d / "dev.gloss").read_text(encoding="utf-8").split("\n")
@@ -337,7 +337,7 @@ def test_a_character_that_splits_or_makes_a_gloss_unseen_is_refused_with_its_lin
 def test_free_text_keeps_a_no_break_space_which_its_tokeniser_reads_as_a_space(synth_dir, tmp_path):
     """Translations are tokenised into words apart from the glosses (a no-break space is a space there): .text
     files, a CSV's translations and other columns, and fgdm score's files are read with it."""
-    from fgdm.data.synth.corpus import read_phoenix_csv
+    from fgdm.data.csvs import read_phoenix_csv
     from fgdm.evaluation.scores import score_text_files
 
     d = _copy_split(synth_dir, tmp_path / "d")

@@ -3,9 +3,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from fgdm.data.csvs import read_phoenix_csv
 from fgdm.data.pt import DataFormatError
 from fgdm.data.stats import mean_speed
-from fgdm.data.synth.corpus import SynthCorpus, read_phoenix_csv
+from fgdm.data.synth.corpus import SynthCorpus
 from fgdm.data.synth.lexicon import HANDSHAPES, Handedness, Lexicon
 from fgdm.data.synth.signer import SignAnimator, Signer
 from fgdm.skeleton import PT50

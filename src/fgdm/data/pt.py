@@ -27,6 +27,7 @@ from fgdm.runtime import signals_held
 from fgdm.skeleton import CONVENTION, PT50
 
 SUFFIXES: tuple[str, ...] = ("skels", "gloss", "text", "files")
+SPLITS = ("train", "dev", "test")  # the usual splits, in their order (a data set may have others)
 DECIMALS = 5
 # Coordinates beyond this are corrupt data, not poses (PT poses span about ±1; a body is 0.334 shoulders wide):
 # such values would turn training into NaN silently.
@@ -390,5 +391,4 @@ def available_splits(directory: Path | str) -> list[str]:
         if not packed.name.startswith(".") and packed.name.removesuffix(".skels.gz") not in found:
             warnings.warn(f"{packed}: gzip-compressed, so not read as a split: decompress it "
                           f"({decompress(packed.name)})", stacklevel=2)  # fmt: skip
-    order = {"train": 0, "dev": 1, "test": 2}
-    return sorted(found, key=lambda s: (order.get(s, 3), s))
+    return sorted(found, key=lambda s: (SPLITS.index(s) if s in SPLITS else 3, s))

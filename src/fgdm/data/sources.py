@@ -1,15 +1,14 @@
 """Where data comes from: a PT directory, a synthetic manifest rendered on the fly, or the embedded language.
 
 :func:`build_corpus` and :func:`build_vocab` turn a config's ``data`` section into a corpus and its
-gloss vocabulary; :func:`open_corpus` opens one split of a directory; :func:`csv_splits` finds the
-PHOENIX-style CSVs that ``fgdm synth --glosses`` renders.
+gloss vocabulary; :func:`open_corpus` opens one split of a directory; :func:`make_synth` and
+:func:`import_holistic` write one (``fgdm synth``, ``fgdm data import``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
 import time
 import unicodedata
@@ -20,12 +19,10 @@ from pathlib import Path
 
 from fgdm.config import SYNTH_SPLIT_SIZES, DataConfig
 from fgdm.data.corpus import Corpus, PTCorpus, Subsampled
-from fgdm.data.pt import DataFormatError, available_splits, hidden, not_a_folder, text_lines
-from fgdm.data.synth.corpus import SynthCorpus, read_phoenix_csv
+from fgdm.data.csvs import csv_splits, read_phoenix_csv
+from fgdm.data.pt import SPLITS, DataFormatError, available_splits, hidden, not_a_folder, text_lines
+from fgdm.data.synth.corpus import SynthCorpus
 from fgdm.data.vocab import Vocabulary
-from fgdm.encoding import decompress
-
-SPLITS = ("train", "dev", "test")
 
 MANIFEST = "synth.json"
 VOCAB = "src_vocab.txt"  # a data set's gloss vocabulary, beside its splits
@@ -209,75 +206,6 @@ def build_vocab(data: DataConfig, train: Corpus) -> Vocabulary:
     if data.vocab is not None:
         return Vocabulary.from_file(data.vocab)
     return Vocabulary.from_corpus(train.gloss_sequences())
-
-
-def csv_splits(path: Path | str) -> dict[str, Path]:
-    """PHOENIX-style CSVs per split: one file, or a directory of them.
-
-    A file's split is the one its name names as a component (below), else train. In a directory (hidden files,
-    such as macOS's ``._*``, aside) a split's CSV is the one file whose name has the split as a dot-separated
-    component (``PHOENIX-2014-T.train.corpus.csv``, ``test.csv``), else the one that has it delimited otherwise
-    (``phoenix_dev.csv``): PHOENIX14T's ``annotations/manual`` gives train its ``.train.`` file, not
-    ``.train-complex-annotation.``, and ``test.csv`` beats ``extra_test_set.csv``. Two candidates for a split,
-    or a file named for two splits, are refused (a file passed itself is read as one split).
-    """
-    p = Path(path)
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".csv" and not f.name.startswith(".")
-                       and f.is_file())  # fmt: skip
-        found: dict[str, Path] = {}
-        for split in SPLITS:
-            named = _naming(files, split)
-            if len(named) > 1:
-                raise DataFormatError(p, None, f"{len(named)} CSVs could be the {split} split: "
-                                      f"{', '.join(f.name for f in named)}; keep one of them here (move or rename "
-                                      f"the others: the split as a dot-separated part of the name, as in "
-                                      f"{split}.csv, beats phoenix_{split}.csv, which beats {split}set.csv), since "
-                                      "one CSV passed itself is read as one split alone")  # fmt: skip
-            found |= {split: named[0]} if named else {}
-        for file in sorted(set(found.values())):
-            _split_of(file)  # (refuses a name that names two splits)
-        if not found:
-            within = sorted({f.parent.name + "/" for f in p.glob("*/*.csv") if not f.name.startswith(".")})
-            hint = f"; its subfolder(s) {', '.join(within)} hold CSVs" if within else ""
-            packed = sorted(f.name for f in p.glob("*.csv.gz") if not f.name.startswith("."))
-            have = f" (it has {', '.join(f.name for f in files[:5])})" if files else ""
-            have += f"; {', '.join(packed)}: gzip-compressed, decompress ({decompress(packed[0])})" if packed else ""
-            raise DataFormatError(p, None, f"no CSV here names a split train, dev or test, as in "
-                                  f"PHOENIX-2014-T.train.corpus.csv{have}{hint}")  # fmt: skip
-        return found
-    if not p.is_file():
-        raise DataFormatError(p, None, "gloss CSV not found")
-    return {_split_of(p) or "train": p}
-
-
-def _split_of(file: Path) -> str | None:
-    """The split ``file``'s name names (as :func:`_naming` reads names, the closest reading first), None if none;
-    refuses two read alike (``train_test.csv``)."""
-    tiers = {s: t for s in SPLITS if (t := _tier(file.name, s)) is not None}
-    named = [s for s, t in tiers.items() if t == min(tiers.values())]
-    if len(named) > 1:
-        raise DataFormatError(file, None, f"the file name names the splits {' and '.join(named)}: rename it "
-                              "to name one (e.g. phoenix.dev.csv)")  # fmt: skip
-    return named[0] if named else None
-
-
-def _naming(files: list[Path], split: str) -> list[Path]:
-    """The files whose name has ``split`` as a dot-separated component; if none, as one otherwise delimited
-    (``phoenix_dev.csv``); if none, anywhere in it (``devset.csv``, ``trainval.csv``)."""
-    tiers = {f: t for f in files if (t := _tier(f.name, split)) is not None}
-    return [f for f, t in tiers.items() if t == min(tiers.values())]
-
-
-def _tier(name: str, split: str) -> int | None:
-    """How closely a file name names a split: 0 as a dot-separated component, 1 otherwise delimited, 2 inside a
-    word, None not at all."""
-    name = name.lower()
-    if split in name.split("."):
-        return 0
-    if re.search(rf"(?<![a-z0-9]){split}(?![a-z0-9])", name):
-        return 1
-    return 2 if split in name else None
 
 
 def make_synth(

@@ -7,105 +7,23 @@ reproduced alone. :func:`write_pt` writes PT files when files are wanted.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from fgdm.data.corpus import Sample
-from fgdm.data.pt import DataFormatError, PTSplit, refuse_repeats, text_lines, write_split
+from fgdm.data.csvs import CSVRow, read_phoenix_csv
+from fgdm.data.pt import PTSplit, write_split
 from fgdm.data.synth.grammar import Sentence, WeatherGrammar
 from fgdm.data.synth.lexicon import Lexicon, stable_rng
 from fgdm.data.synth.signer import SignAnimator, Signer
-from fgdm.data.vocab import odd_character, odd_character_problem, token_problem
 
 NUM_SIGNERS = 9  # as PHOENIX14T
 RENDERER_VERSION = 3  # raise when rendering changes what a sentence looks like (invalidates frame caches)
-
-
-@dataclass(frozen=True)
-class CSVRow:
-    """One PHOENIX-style annotation row."""
-
-    name: str
-    signer: str
-    glosses: tuple[str, ...]
-    text: str
-    line: int = 0  # its 1-based line in the file (0: not from a file)
-
-
-def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
-    """Reads ``id|signer|annotation|translation`` rows (PHOENIX14T's ``*.corpus.csv``).
-
-    The header names the columns (extra columns are allowed); each row has as many fields as the header, and ids
-    are unique. Errors name the file and line.
-    """
-    path = Path(path)
-    rows: list[CSVRow] = []
-    lines: list[tuple[int, str]] = []  # each row's line and id
-    # one row a line (QUOTE_NONE: no field spans lines), so the reader's rows keep the file's line numbers
-    reader = csv.reader(text_lines(path, "file not found", tokens=False), delimiter="|", quoting=csv.QUOTE_NONE)
-    header = next(reader, None)
-    need = ("name", "signer", "orth", "translation")
-    aliases = {"id": "name", "annotation": "orth", "speaker": "signer"}
-    if header is None:
-        raise DataFormatError(path, 1, "empty file (expected a header id|signer|annotation|translation)")
-    if not "".join(header).strip():
-        raise DataFormatError(path, 1, "a blank line: the header id|signer|annotation|translation is the first line")
-    cols = [aliases.get(h.strip().lower(), h.strip().lower()) for h in header]  # Name|Speaker|Orth|Translation too
-    missing = [c for c in need if c not in cols]
-    names = {v: k for k, v in aliases.items() if k != "speaker"}  # the names the header may use (PHOENIX14T's)
-    if missing:
-        other = next((sep for sep in ",;\t" if len(header) == 1 and sep in header[0]), None)  # another separator
-        quoted = all(map(_quoted, header))
-        problem = (f"its columns are separated by {other!r}, not '|'" if other else
-                   "its fields are in double quotes (a spreadsheet's export?), which this format has none of: "
-                   "remove them" if quoted else f"it lacks {', '.join(names.get(c, c) for c in missing)}")  # fmt: skip
-        raise DataFormatError(path, 1, f"header {'|'.join(header)!r}: {problem} (expected id|signer|annotation|"
-                              "translation, separated by '|')")  # fmt: skip
-    idx = {c: cols.index(c) for c in need}
-    for lineno, fields in enumerate(reader, start=2):
-        if not "".join(fields).strip():  # a blank line, spaces only included
-            continue
-        if len(fields) != len(cols):  # more: a '|' inside a field, which this format cannot hold
-            raise DataFormatError(path, lineno, f"{len(fields)} fields, the header has {len(cols)}")
-        for column in ("name", "orth"):  # glosses and ids: a no-break space would split one unseen (free text may)
-            if _quoted(fields[idx[column]]):  # the quotes would stay in the id, the first and the last gloss
-                raise DataFormatError(path, lineno, f"{header[idx[column]].strip()} {fields[idx[column]].strip()}: "
-                                      "in double quotes (a spreadsheet's export?), which this format has none of: "
-                                      "remove them")  # fmt: skip
-            at = odd_character(fields[idx[column]])
-            if at is not None:
-                raise DataFormatError(path, lineno, f"{header[idx[column]].strip()}: "
-                                      f"{odd_character_problem(fields[idx[column]], at)}")  # fmt: skip
-        glosses = tuple(fields[idx["orth"]].split())
-        if not glosses:
-            raise DataFormatError(path, lineno, "empty annotation (no glosses)")
-        problem = next(filter(None, map(token_problem, glosses)), None)  # a vocabulary's own token (<pad>, ...)
-        if problem:
-            raise DataFormatError(path, lineno, problem)
-        if not fields[idx["translation"]].strip():
-            raise DataFormatError(path, lineno, "empty translation")
-        name = fields[idx["name"]].strip()
-        if not name:
-            raise DataFormatError(path, lineno, "empty id")
-        lines.append((lineno, name))
-        rows.append(CSVRow(name, fields[idx["signer"]], glosses, fields[idx["translation"]].strip(), lineno))
-    if not rows:
-        raise DataFormatError(path, None, "no rows after the header")
-    refuse_repeats(path, lines, "id")
-    return rows
-
-
-def _quoted(field: str) -> bool:
-    """A CSV field in double quotes, as a spreadsheet's export writes them."""
-    field = field.strip()
-    return len(field) > 1 and field[0] == field[-1] == '"'
 
 
 class SynthCorpus:
