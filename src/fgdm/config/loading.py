@@ -17,11 +17,13 @@ import math
 import re
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from fgdm.config.moved import MOVED, upgrade
 from fgdm.config.schema import Config, ConfigError
 from fgdm.encoding import not_utf8, whole_file_problem
 
@@ -97,43 +99,6 @@ def _build(cls: type, raw: dict, prefix: str = "") -> Any:
             raise ConfigError(f"unknown key {where!r}; valid keys here: {', '.join(names)}")
     kwargs = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in raw.items()}
     return cls(**kwargs)
-
-
-# Keys that moved, old → new: configs and checkpoints written by fgdm 0.2 and earlier still load.
-MOVED = {
-    "training.joint_loss_space": "loss.joint_space", "training.hand_weight": "loss.hand_weight",
-    "training.bone_weight": "loss.bone_weight", "training.bone_mode": "loss.bone_mode",
-    "training.length_weight": "loss.length_weight", "model.scg.weight": "loss.scg_weight",
-}  # fmt: skip
-
-
-def upgrade(raw: dict, schema: type = Config) -> dict:
-    """A copy of a nested config dictionary with moved keys (:data:`MOVED`) in their new place.
-
-    A schema without the new section (the back-translator's) drops them: they never applied to it.
-    """
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    if isinstance(out.get("model"), dict) and isinstance(out["model"].get("scg"), dict):
-        out["model"]["scg"] = dict(out["model"]["scg"])
-    sections = {f.name for f in dataclasses.fields(schema)}
-    for old, new in MOVED.items():
-        *path, key = old.split(".")
-        node = out
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or key not in node:
-            continue
-        value = node.pop(key)
-        section, new_key = new.split(".")
-        if section not in sections:
-            continue
-        target = out.setdefault(section, {})
-        if not isinstance(target, dict):
-            continue  # _build reports the bad section
-        if new_key in target:
-            raise ConfigError(f"{old} (the old name of {new}) and {new} are both set: keep {new}")
-        target[new_key] = value
-    return out
 
 
 def from_dict(raw: dict | None, schema: type = Config) -> Any:
@@ -227,6 +192,7 @@ def apply_overrides(raw: dict, overrides: list[str], schema: type = Config) -> d
     gives (``data.path=$DATA``), and null is written ``null``.
     """
     sections = {f.name for f in dataclasses.fields(schema)}
+    given: dict[str, str] = {}  # key → the --set that gave it
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
@@ -238,6 +204,8 @@ def apply_overrides(raw: dict, overrides: list[str], schema: type = Config) -> d
             raise ConfigError(
                 f"--set {item}: an empty value (an unset shell variable?); write {key}=null if you mean null"
             )
+        if (earlier := given.setdefault(key, item)) != item:
+            warnings.warn(f"--set {earlier}, then --set {item}: {key} given twice, the last taken", stacklevel=2)
         parts = key.split(".")
         try:
             value = _parse_value(text, _hint_at(schema, parts))
@@ -333,6 +301,8 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}: invalid YAML ({err})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config is a mapping of sections")
+    if not raw:  # (a file saved empty by mistake would train on the defaults, unsaid)
+        warnings.warn(f"{path}: no settings (empty, or comments only): every key keeps its value", stacklevel=3)
     return raw
 
 

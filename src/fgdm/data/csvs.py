@@ -54,6 +54,8 @@ def read_phoenix_csv(path: Path | str) -> list[CSVRow]:
                    "remove them" if quoted else f"it lacks {', '.join(names.get(c, c) for c in missing)}")  # fmt: skip
         raise DataFormatError(path, 1, f"header {'|'.join(header)!r}: {problem} (expected id|signer|annotation|"
                               "translation, separated by '|')")  # fmt: skip
+    if twice := next((c for c in need if cols.count(c) > 1), None):  # which one is meant cannot be told
+        raise DataFormatError(path, 1, f"header {'|'.join(header)!r}: the column {names.get(twice, twice)} twice")
     idx = {c: cols.index(c) for c in need}
     for lineno, fields in enumerate(reader, start=2):
         if not "".join(fields).strip():  # a blank line, spaces only included

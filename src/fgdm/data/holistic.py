@@ -146,6 +146,7 @@ class Imported:
     interpolated: int  # joint values filled between frames that had them
     absent: int  # joint values of joints missing in every frame, put at their anchor
     normalised: bool = False  # moved and scaled as PT data (not read back exactly from fgdm's canvas)
+    unseen: tuple[str, ...] = ()  # what was missing in every frame ("left hand", "head", "right elbow")
 
 
 def _fill(values: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, int]:
@@ -189,16 +190,20 @@ def from_holistic(data: np.ndarray, conf: np.ndarray, names: dict[str, int], wid
         raise ValueError("no frame shows both shoulders: the sequence cannot be placed (neck) or scaled")
     px[:, 1] = (px[:, rs] + px[:, ls]) / 2  # the neck
     span = _span(px) if not exact or not ok[:, 0].any() else 0.0  # to scale, or to place a head never seen
+    unseen = []
     for joint in BODY_POINTS:  # never seen: above the neck
         if not ok[:, joint].any():
             px[:, joint] = px[:, 1] - [0.0, 0.5 * span, 0.0]
             absent += S
+            unseen.append(PT50.names[joint].replace("_", " "))
     for side in ("left", "right"):
         hand = PT50.part(f"{side}_hand")
         if mediapipe:  # the hand's own wrist (its depth 0 by MediaPipe's convention where never seen) at the arm's
             root = _fill(px[:, hand.start, 2:], ok[:, hand.start])[0][:, 0]
             px[:, hand, 2] += (px[:, WRIST[side], 2] - root)[:, None]
         fill(hand)
+        if not ok[:, hand].any():
+            unseen.append(f"{side} hand")
         for joint in hand:  # never seen: at the body wrist
             if not ok[:, joint].any():
                 px[:, joint] = px[:, WRIST[side]]
@@ -208,7 +213,7 @@ def from_holistic(data: np.ndarray, conf: np.ndarray, names: dict[str, int], wid
     else:
         scale = SHOULDER_WIDTH / span
         pose = (px - px[:, 1:2]) * scale * _mirror()
-    return Imported(pose.astype(np.float32), fps, interpolated, absent, normalised=not exact)
+    return Imported(pose.astype(np.float32), fps, interpolated, absent, normalised=not exact, unseen=tuple(unseen))
 
 
 def _span(px: np.ndarray) -> float:

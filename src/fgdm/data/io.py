@@ -77,13 +77,15 @@ def read_pose_details(path: Path | str, skeleton: Skeleton = PT50):
         raise ValueError("only the PT 50-joint skeleton is read from .pose files")
     path = Path(path)
     try:
-        p = Pose.read(path.read_bytes())
+        if not (raw := path.read_bytes()):
+            raise DataFormatError(path, None, "an empty file (0 bytes), not a .pose file")
+        p = Pose.read(raw)
         points = [f"{c.name}/{pt}" for c in p.header.components for pt in c.points]
         names = {name: i for i, name in enumerate(points)}
         data, fps = np.asarray(p.body.data.filled(0.0)), float(p.body.fps)
         conf = np.asarray(p.body.confidence)
         dims = p.header.dimensions
-    except OSError:
+    except (OSError, DataFormatError):
         raise
     except Exception as err:  # pose-format raises whatever its parser meets in a damaged file
         raise DataFormatError(path, None, f"not a readable .pose file ({type(err).__name__}: {err})") from None

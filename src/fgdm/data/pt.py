@@ -387,6 +387,10 @@ def available_splits(directory: Path | str) -> list[str]:
     for split in found:
         if problem := not_a_file(Path(directory) / f"{split}.skels"):
             raise DataFormatError(Path(directory) / f"{split}.skels", None, problem)
+    lone = sorted(p.name for p in Path(directory).glob("*") if p.suffix[1:] in SUFFIXES and p.stem not in found
+                  and p.stem in SPLITS)  # fmt: skip
+    if lone:  # a split's files but its poses: said, not taken for no split
+        warnings.warn(f"{directory}: {', '.join(lone)} without a .skels beside them: no such split read", stacklevel=2)
     for packed in sorted(Path(directory).glob("*.skels.gz")):  # not read: said, so that no split goes missing unseen
         if not packed.name.startswith(".") and packed.name.removesuffix(".skels.gz") not in found:
             warnings.warn(f"{packed}: gzip-compressed, so not read as a split: decompress it "

@@ -93,10 +93,12 @@ class SynthManifest:
         """Reads ``synth.json`` strictly: a key it does not know (``sedd``) or a value that is not a whole number
         (``2.7``, ``"3"``, ``true``) is refused, naming the file, never read as a default or rounded."""
         path = Path(directory) / MANIFEST
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DataFormatError(path, None, f"invalid synthetic manifest: {err}") from None
+        try:  # (read as every text file: a byte-order mark and CRLF taken, other encodings named, by line)
+            raw = json.loads("\n".join(text_lines(path, "file not found", tokens=False)))
+        except json.JSONDecodeError as err:
+            raise DataFormatError(
+                path, err.lineno, f"invalid synthetic manifest: {err.msg} (column {err.colno})"
+            ) from None
         if not isinstance(raw, dict):
             raise DataFormatError(path, None, f"invalid synthetic manifest: a JSON object, not {raw!r:.40}")
         known = [f.name for f in fields(cls)]
@@ -105,10 +107,12 @@ class SynthManifest:
                                   f"(the keys are {', '.join(known)})")  # fmt: skip
         seed, sizes, csv = raw.get("seed", 0), raw.get("sizes", {}), raw.get("csv", {})
         problem = None
-        if not _whole(seed) or seed < 0:
-            problem = f"seed is {seed!r}, not a whole number ≥ 0"
+        if not _whole(seed) or not 0 <= seed < 2**63:
+            problem = f"seed is {seed!r}, not a whole number from 0 to 2**63 - 1"
         elif not isinstance(sizes, dict) or not isinstance(csv, dict):
             problem = f"sizes and csv map splits to values, got {sizes!r:.40} and {csv!r:.40}"
+        elif bad := next((k for k in [*sizes, *csv] if split_name_problem(k)), None):
+            problem = f"split {bad!r}: {split_name_problem(bad)}"
         elif any(not _whole(n) for n in sizes.values()):
             problem = f"sizes are whole numbers, got {sizes}"
         elif any(n < 0 for n in sizes.values()):
@@ -140,9 +144,26 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)  # (JSON true is a bool, not a count or seed)
 
 
+def split_name_problem(split: str) -> str | None:
+    """Why ``split`` cannot name a split (its files are ``{split}.skels`` and so on beside the others), or None."""
+    if not split or split.strip() != split or split.startswith(".") or any(c in split for c in "/\\:"):
+        return "a split's name is a plain word, as train, dev or test (its files are {split}.skels, ...)"
+    return None
+
+
+def is_manifest(directory: Path) -> bool:
+    """Whether ``directory`` holds a synthetic manifest; refused beside PT split files, whose data it would hide."""
+    if not (directory / MANIFEST).is_file():
+        return False
+    if skels := sorted(p.name for p in directory.glob("*.skels") if not p.name.startswith(".")):
+        why = f"a synthetic manifest beside PT split files ({', '.join(skels)}): a data directory holds one data set"
+        raise DataFormatError(directory / MANIFEST, None, f"{why}; move one of them out")
+    return True
+
+
 def data_splits(directory: Path | str) -> list[str]:
     directory = Path(directory)
-    if (directory / MANIFEST).is_file():
+    if is_manifest(directory):
         return SynthManifest.load(directory).splits()
     return available_splits(directory)
 
@@ -162,10 +183,12 @@ def open_corpus(directory: Path | str, split: str, skip_frames: int = 1, advice:
     """The corpus of ``split`` in ``directory``: a synthetic manifest if present, else PT files. ``advice``: what
     the error of a PT directory without the split says to do."""
     directory = require_data_directory(directory)
+    if problem := split_name_problem(split):
+        raise ValueError(f"split {split!r}: {problem}")
     if (directory / INCOMPLETE).exists():
         raise DataFormatError(directory, None, "incomplete: an fgdm synth or data import writing it was interrupted "
                               "(or is still running); run it again with --overwrite")  # fmt: skip
-    if (directory / MANIFEST).is_file():
+    if is_manifest(directory):
         corpus: Corpus = SynthManifest.load(directory).corpus(split, directory)
         return Subsampled(corpus, skip_frames) if skip_frames > 1 else corpus
     # a PT directory without this split (dgs-pt has no test split): name the ones it has
@@ -196,7 +219,7 @@ def known_glosses(data: DataConfig) -> list[Sequence[str]]:
 
 def gloss_sequences(data: DataConfig, split: str) -> list[Sequence[str]]:
     """One split's gloss sequences, read without poses (a PT directory's ``.gloss`` file alone)."""
-    if data.path is None or (Path(data.path) / MANIFEST).is_file():
+    if data.path is None or is_manifest(Path(data.path)):
         return build_corpus(data, split).gloss_sequences()
     return [line.split() for line in text_lines(Path(data.path) / f"{split}.gloss")]
 
@@ -269,14 +292,14 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
     Each CSV row names its ``.pose`` file (``{id}.pose`` anywhere below ``poses``); every row needs one, and an id
     is in one split only. Poses are normalised as PT data (:mod:`fgdm.data.holistic`) and brought to PT's 25 fps
     by linear interpolation over time where recorded at another rate. The returned report counts, per split, the
-    sequences, frames, source frame rates, sequences resampled and the joint values interpolated or absent, and
-    lists the .pose files no row uses. A synthetic manifest left in ``out`` by ``fgdm synth --lazy`` is removed:
-    it would shadow the files written.
+    sequences, frames, source frame rates, sequences resampled, the joint values interpolated or absent and the
+    files never showing a hand or a body point (each warned of, named), and lists the .pose files no row uses. A
+    synthetic manifest left in ``out`` by ``fgdm synth --lazy`` is removed: it would shadow the files written.
     """
     from tqdm.auto import tqdm
 
     from fgdm.data.holistic import resample
-    from fgdm.data.io import FPS, read_pose_report
+    from fgdm.data.io import FPS, read_pose_details
     from fgdm.data.pt import PTSplit, write_split
 
     poses, out = Path(poses), Path(out)
@@ -305,13 +328,20 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
     with _writing_data(out) as new:  # (a lazy synth's manifest, which would shadow the files written here, goes)
         for split, rows in splits.items():
             seqs, rates, filled, absent, resampled, source_frames = [], set(), 0, 0, 0, 0
+            unseen: dict[str, list[str]] = {}  # part never seen → the files
             for row in tqdm(rows, desc=f"import {split}", disable=not progress):
-                pose, fps, n_filled, n_absent = read_pose_report(files[row.name])
-                seqs.append(resample(pose, fps, FPS))
-                resampled += seqs[-1] is not pose
-                source_frames += len(pose)
-                rates.add(fps)
-                filled, absent = filled + n_filled, absent + n_absent
+                got = read_pose_details(files[row.name])
+                seqs.append(resample(got.pose, got.fps, FPS))
+                resampled += seqs[-1] is not got.pose
+                source_frames += len(got.pose)
+                rates.add(round(got.fps, 3))  # (a float32's 29.969999 is 29.97)
+                filled, absent = filled + got.interpolated, absent + got.absent
+                for part in got.unseen:
+                    unseen.setdefault(part, []).append(files[row.name].name)
+            for part, names in unseen.items():  # a hand never seen teaches a hand without fingers: said, by file
+                warnings.warn(f"{split}: {len(names)} of {len(rows)} .pose files never show the {part} (placed at "
+                              f"{'its wrist' if part.endswith('hand') else 'above the neck'}): "
+                              f"{', '.join(names[:5])}{', ...' * (len(names) > 5)}", stacklevel=2)  # fmt: skip
             write_split(new, split, PTSplit(poses=seqs, glosses=[list(r.glosses) for r in rows],
                                             texts=[r.text for r in rows], names=[r.name for r in rows]))  # fmt: skip
             values = source_frames * 49  # joint values read (the neck is derived, never missing)
@@ -319,6 +349,7 @@ def import_holistic(poses: Path | str, glosses: Path | str, out: Path | str, pro
                 "sequences": len(rows), "frames": sum(len(p) for p in seqs), "fps": sorted(rates),
                 f"resampled_to_{FPS:g}_fps": resampled,
                 "interpolated_joint_values": filled, "absent_joint_values": absent,
+                "never_seen": {part: len(names) for part, names in unseen.items()},
                 "filled_percent": round(100 * (filled + absent) / max(values, 1), 2),
             }  # fmt: skip
         used = {row.name for rows in splits.values() for row in rows}

@@ -31,10 +31,13 @@ def corpus_statistics(corpus: Corpus, skeleton: Skeleton = PT50, progress: bool 
     ls, rs, neck = names.index("left_shoulder"), names.index("right_shoulder"), skeleton.root
     vocab: set[str] = set()
     odd: list[str] = []  # sequences out of the PT convention, each with its problem
+    short: list[str] = []  # sequences of fewer frames than glosses: no signing fits them
     for i in tqdm(range(n), desc=f"check {name}".strip(), disable=not progress):
         s = corpus[i]
         if problem := convention_problem(s.pose, skeleton):
             odd.append(f"{s.name}: {problem}")
+        if len(s.pose) < len(s.glosses):
+            short.append(f"{s.name}: {len(s.pose)} frame{'s' * (len(s.pose) != 1)}, {len(s.glosses)} glosses")
         frames.append(len(s.pose))
         glosses.append(len(s.glosses))
         vocab.update(s.glosses)
@@ -68,6 +71,7 @@ def corpus_statistics(corpus: Corpus, skeleton: Skeleton = PT50, progress: bool 
         "shoulder_width": {"mean": round(float(sw.mean()), 5), "std": round(float(sw.std()), 5)},
         "neck_max_abs": round(neck_max, 6),
         "out_of_convention": {"sequences": len(odd), "example": odd[0]} if odd else None,
+        "fewer_frames_than_glosses": {"sequences": len(short), "example": short[0]} if short else None,
     }
 
 
@@ -76,7 +80,7 @@ def check_directory(directory: Path | str, splits: Sequence[str] | None = None, 
     """Reads every split of a data directory (or the given ones), which validates each file, and returns
     their statistics, the gloss vocabulary's size and, per split, the gloss types unseen in train."""
     from fgdm.data.pt import DataFormatError
-    from fgdm.data.sources import data_splits, open_corpus, require_data_directory
+    from fgdm.data.sources import MANIFEST, data_splits, is_manifest, open_corpus, require_data_directory
 
     directory = require_data_directory(directory)
     splits = list(splits or data_splits(directory))
@@ -87,7 +91,8 @@ def check_directory(directory: Path | str, splits: Sequence[str] | None = None, 
     for split in splits:
         corpus = open_corpus(directory, split, skip_frames=skip_frames)
         if len(corpus) == 0:
-            raise DataFormatError(directory / f"{split}.skels", None, f"the {split} split has no sequences")
+            where = directory / (MANIFEST if is_manifest(directory) else f"{split}.skels")
+            raise DataFormatError(where, None, f"the {split} split has no sequences")
         report["splits"][split] = corpus_statistics(corpus, progress=progress, name=split)
         glosses = {g for seq in corpus.gloss_sequences() for g in seq}
         if split == "train":
@@ -104,7 +109,48 @@ def check_directory(directory: Path | str, splits: Sequence[str] | None = None, 
             n, are = out["sequences"], "is" if out["sequences"] == 1 else "are"
             warnings.warn(f"{directory}: {n} of the {split} split's {stats['sequences']} sequences {are} not in the PT "
                           f"convention ({CONVENTION}), e.g. {out['example']}", stacklevel=2)  # fmt: skip
+        if short := stats["fewer_frames_than_glosses"]:
+            n, have = short["sequences"], "has" if short["sequences"] == 1 else "have"
+            warnings.warn(f"{directory}: {n} of the {split} split's {stats['sequences']} sequences {have} fewer frames "
+                          f"than glosses (no signing fits them), e.g. {short['example']}", stacklevel=2)  # fmt: skip
+        if problem := thinned(stats["frames"]["median"], skip_frames, f"--skip-frames {skip_frames}", split):
+            warnings.warn(f"{directory}: {problem}", stacklevel=2)
+    for problem in [] if is_manifest(directory) else shared_recordings(directory, splits):
+        warnings.warn(problem, stacklevel=2)
     return report
+
+
+SHORTEST_SIGNING = 8  # frames: a median sequence shorter than this after skip_frames is warned of
+
+
+def thinned(median: float, skip_frames: int, setting: str, split: str = "training") -> str | None:
+    """What is wrong where ``skip_frames`` (``setting``) leaves a split's sequences ``median`` frames long at the
+    median: too short for signing (1000 would make 1-frame "sentences", and nothing else would say so); or None."""
+    if skip_frames == 1 or median >= SHORTEST_SIGNING:
+        return None
+    return (f"{setting} leaves the {split} sequences {median:g} frame{'s' * (median != 1)} long at the median: too "
+            "few for signing to be learnt or read (PT data's 25 fps take 1 or 2)")  # fmt: skip
+
+
+def shared_recordings(directory: Path | str, splits: Sequence[str]) -> list[str]:
+    """For each pair of a PT directory's splits that share sequence names (``.files``; one recording in two splits,
+    whose scores it would flatter), what to say: how many, and the first with both lines."""
+    from fgdm.data.pt import sequence_names, text_lines
+
+    first: dict[str, tuple[str, int]] = {}  # name → (split, line) where first seen
+    said = []
+    for split in splits:
+        path = Path(directory) / f"{split}.files"
+        shared: dict[str, list[tuple[int, str, int]]] = {}  # earlier split → (line, name, its line)
+        for line, name in enumerate(sequence_names(path, text_lines(path)) if path.is_file() else [], start=1):
+            other, at = first.setdefault(name, (split, line))
+            if other != split:
+                shared.setdefault(other, []).append((line, name, at))
+        for other, rows in shared.items():
+            line, name, at = rows[0]
+            said.append(f"{path}:{line}: {name!r} is also {Path(directory) / f'{other}.files'}:{at}, one recording in "
+                        f"two splits ({len(rows)} name{'s' * (len(rows) != 1)} of {split} in {other})")  # fmt: skip
+    return said
 
 
 FLAT_POSES = (

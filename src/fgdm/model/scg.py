@@ -7,6 +7,9 @@ weighted per sample by w(t) = exp(−α t / T). Training only: never built or ru
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -142,3 +145,9 @@ class SCGBranch(nn.Module):
     def output_length(frames: int | torch.Tensor) -> int | torch.Tensor:
         """S' = ⌈⌈S/2⌉/2⌉ = ⌈S/4⌉ after the two ceil-mode poolings, for a count or a tensor of counts."""
         return -(-frames // 4)
+
+    @staticmethod
+    def alignable(frames: int, glosses: Sequence[str]) -> bool:
+        """Whether CTC can align ``glosses`` to a ``frames``-frame sequence's S' steps: one a gloss, and a blank
+        between two alike. Where it cannot, the sample's L_SCG is 0 (``zero_infinity``), and teaches nothing."""
+        return SCGBranch.output_length(frames) >= len(glosses) + sum(a == b for a, b in itertools.pairwise(glosses))

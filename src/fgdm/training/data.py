@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -14,10 +15,9 @@ from torch.utils.data import DataLoader, Sampler
 from fgdm.config import DataConfig, TrainingConfig
 from fgdm.data.corpus import Cached, Corpus
 from fgdm.data.dataset import BucketBatchSampler, Collate, PoseDataset
-from fgdm.data.sources import build_corpus, build_vocab
+from fgdm.data.sources import build_corpus, build_vocab, is_manifest
+from fgdm.data.stats import shared_recordings, thinned
 from fgdm.data.vocab import Vocabulary
-
-SHORTEST_SIGNING = 8  # frames: a median training sequence shorter than this after data.skip_frames is warned of
 
 
 class EpochBatches(Sampler[list[int]]):
@@ -60,12 +60,12 @@ class PoseDataModule(L.LightningDataModule):
                 raise ValueError(f"the {split} split of {where} has no sequences: training needs train and dev data")
         self.vocab = vocab or build_vocab(data, self.corpora["train"])
         self.datasets: dict[str, PoseDataset] = {}
-        if data.skip_frames > 1:  # 1000 would train on 1-frame "sentences", and nothing else would say so
-            median = int(np.median(self.corpora["train"].frame_counts()))
-            if median < SHORTEST_SIGNING:
-                warnings.warn(f"data.skip_frames {data.skip_frames} leaves the training sequences {median} frame"
-                              f"{'s' * (median != 1)} long at the median: too few for signing to be learnt or "
-                              f"read (PT data's 25 fps take 1 or 2)", stacklevel=2)  # fmt: skip
+        median = float(np.median(self.corpora["train"].frame_counts())) if data.skip_frames > 1 else np.inf
+        if problem := thinned(median, data.skip_frames, f"data.skip_frames {data.skip_frames}"):
+            warnings.warn(problem, stacklevel=2)
+        if data.path is not None and not is_manifest(Path(data.path)):  # (synthetic names are the split's own)
+            for problem in shared_recordings(data.path, ["train", "dev"]):
+                warnings.warn(f"{problem}: training would validate on what it trains on", stacklevel=2)
 
     def corpus(self, split: str) -> Corpus:
         """The split's corpus, built once and cached: what the pose statistics read before training is what the

@@ -23,6 +23,7 @@ from fgdm.data.stats import warn_unconventional
 from fgdm.data.vocab import UnknownTokenWarning, Vocabulary
 from fgdm.metrics.dtw import dtw_mje
 from fgdm.model import FGDM, build_model
+from fgdm.model.scg import SCGBranch
 from fgdm.sampling import LoadedModel, build_for_sampling
 from fgdm.training.compiling import compiled_loss
 from fgdm.training.data import PoseDataModule
@@ -151,6 +152,8 @@ def train(
                                         why=f"{why} (it would train on <unk>)")  # fmt: skip
         module = LitFGDM(config, data.vocab.itos)
         suggest_gloss_dropout(data.dataset("dev"), cfg.training.unk_rate)
+        if cfg.model.scg.enabled and cfg.loss.scg_weight > 0:
+            warn_unalignable(data.corpora["train"])
         if cfg.data.path is not None and not stored:  # the embedded language is in the convention, and z moves
             warn_unconventional(pose_sample(data.corpora["train"], limit=50), f"{cfg.data.path} (train)",
                                 cfg.diffusion.standardise)  # fmt: skip
@@ -158,6 +161,19 @@ def train(
             module.model.normalizer.fit(pose_sample(data.corpora["train"]))
         module.model.normalizer.longest.fill_(int(data.dataset("train").frame_counts().max()))
         return fit(module, data, cfg.training, config, "dev/dtw", resume, progress, callbacks)
+
+
+def warn_unalignable(train: Corpus) -> None:
+    """Warns of training sequences too short for their glosses under SCG's CTC (:meth:`SCGBranch.alignable`):
+    their semantic loss would be 0, unsaid."""
+    frames, glosses = train.frame_counts(), train.gloss_sequences()
+    bad = [i for i, (n, g) in enumerate(zip(frames.tolist(), glosses, strict=True)) if not SCGBranch.alignable(n, g)]
+    if bad:
+        first = train[bad[0]]
+        warnings.warn(f"{len(bad)} of the {len(frames)} training sequences are too short for their glosses under "
+                      "SCG's CTC (⌈frames / 4⌉ steps: one a gloss, a blank between two alike), so their semantic loss "
+                      f"is 0; e.g. {first.name}: {frames[bad[0]]} frames, {len(first.glosses)} glosses",
+                      stacklevel=2)  # fmt: skip
 
 
 def suggest_gloss_dropout(dev: PoseDataset, unk_rate: float, share: float = 0.05) -> None:
