@@ -6,9 +6,11 @@ The public API (imported on first use, so ``import fgdm`` stays light):
     loaded = load_for_sampling("runs/synth/checkpoints/best.ckpt")
     (pose,) = generate_poses(loaded, [loaded.vocab.encode_sentence("MORGEN NORD REGEN")], frames=None)
 
-- :func:`fgdm.sampling.load_for_sampling`, :func:`fgdm.sampling.generate_poses`: inference;
+- :func:`fgdm.sampling.load_for_sampling`, :func:`fgdm.sampling.generate_poses`, :func:`fgdm.sampling.generate_for`
+  (one sequence per corpus sample), :class:`fgdm.choices.LengthMode`: inference;
 - :func:`fgdm.evaluation.protocol.evaluate`: the evaluation protocol (back-translation, DTW, FID);
 - :func:`fgdm.data.io.save_sequence`: one sequence to ``.npy`` or ``.pose``;
+- :func:`fgdm.config.load_config`: a config from YAML files and ``key=value`` overrides;
 - :class:`fgdm.data.vocab.UnknownTokenWarning`, :class:`fgdm.sampling.LongSequenceWarning`: the warnings a service
   may route or filter by category.
 """

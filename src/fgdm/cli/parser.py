@@ -44,9 +44,9 @@ def _sampling(p: argparse.ArgumentParser) -> None:
                    help="DDIM sampling steps, at most diffusion.timesteps (default: the config's, 5)")  # fmt: skip
     p.add_argument("--seed", type=seed, default=0, help="sampling seed (default 0)")
     p.add_argument("--batch-size", type=positive_int, default=None,
-                   help=f"sequences sampled at once (default {BATCH_SIZE}). Each sequence's poses depend on --seed, "
-                   "its position, --device and --precision, and on the batch size by float rounding only (about 1e-6 "
-                   "in float32, a few 1e-3 in bf16); evaluate's report records them")  # fmt: skip
+                   help=f"sequences sampled at once (with --split; default {BATCH_SIZE}). Each sequence's poses depend "
+                   "on --seed, its position, --device and --precision, and on the batch size by float rounding only "
+                   "(about 1e-6 in float32, a few 1e-3 in bf16); evaluate's report records them")  # fmt: skip
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N sequences of the split")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--precision", choices=PRECISIONS, default="32",
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--render",
         type=count,
         default=0,
-        help="also render the first N as generated-vs-truth GIFs and PNG contact sheets",
+        help="with --split, also render the first N as generated-vs-truth GIFs and PNG contact sheets",
     )
     p.add_argument("--no-ema", action="store_true", help="sample with the raw weights even if EMA weights exist")
     p.add_argument("--out", required=True, help="a .npy/.pose/.gif/.mp4 file (--gloss) or a directory (--split)")
